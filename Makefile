@@ -1,0 +1,53 @@
+# The CRM's front door. Needs only Python 3.11+ and make: the first run installs uv into .tools/
+# and every dependency (pinned by uv.lock) into .venv/.
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+PYTEST_ARGS ?=
+
+.PHONY: up test install lint format migrate distributed bench clean check-python
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
+
+$(UV): | check-python
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml)
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+## Run the whole CRM on the embedded default: http://127.0.0.1:8000 (docs at /docs).
+up: install
+	$(VENV)/bin/crm up
+
+## Run the tests (unit, service, integration on Postgres + RabbitMQ, end-to-end).
+test: install
+	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+migrate: install
+	$(VENV)/bin/crm migrate all
+
+## One process per service on the local Postgres and RabbitMQ (see README).
+distributed: install
+	$(VENV)/bin/python -m crm_gateway.distributed
+
+bench: install
+	$(VENV)/bin/python bench/slice.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

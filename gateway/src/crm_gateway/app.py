@@ -1,0 +1,127 @@
+"""The gateway: identity, routing to the services and one OpenAPI document."""
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from crm_common.app import Runtime, create_service_app
+from crm_common.events.bus import Bus
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.types import ASGIApp
+
+from crm_gateway import openapi
+from crm_gateway.identity import service as identity
+from crm_gateway.identity.api import router as identity_router
+from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
+from crm_gateway.proxy import HttpUpstream
+from crm_gateway.routing import Dispatcher
+from crm_gateway.settings import SERVICES, GatewaySettings
+
+log = logging.getLogger("crm.gateway")
+
+DESCRIPTION = """The CRM platform's public API: customers and leads, the sales pipeline, activities,
+support tickets and marketing campaigns.
+
+Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) and send the access token as
+`Authorization: Bearer <token>`. Errors are RFC 9457 problem documents with a stable `code`."""
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    local_services: Mapping[str, FastAPI] | None = None,
+    bus: Bus | None = None,
+) -> FastAPI:
+    """`local_services`: service apps running in this process (embedded default); every other
+    service is reached at its `CRM_GATEWAY_<SERVICE>_URL`."""
+    settings = settings or GatewaySettings()
+    local_services = dict(local_services or {})
+    private_pem, public_pem = load_or_create_keypair(settings.private_key_path(), settings.public_key_path())
+    settings.jwt_public_key = public_pem
+
+    remote: dict[str, HttpUpstream] = {}
+    for name in SERVICES:
+        if name in local_services:
+            continue
+        url = settings.upstream_url(name)
+        if url:
+            remote[name] = HttpUpstream(
+                url, timeout=settings.upstream_timeout_seconds, max_body_bytes=settings.max_body_bytes
+            )
+        else:
+            log.warning("service %s has no upstream (set CRM_GATEWAY_%s_URL)", name, name.upper())
+
+    async def startup(runtime: Runtime) -> None:
+        for upstream in remote.values():
+            await upstream.start()
+        async with runtime.db.transaction() as session:
+            generated = await identity.bootstrap_admin(
+                session, email=settings.admin_email, password=settings.admin_password
+            )
+        if generated:
+            # Printed once, on the first start only: it is not stored anywhere in clear.
+            print(
+                f"\n  CRM admin created: {settings.admin_email} / {generated}\n"
+                "  (set CRM_ADMIN_PASSWORD to choose it; this is shown only once)\n",
+                file=sys.stdout,
+                flush=True,
+            )
+
+    async def shutdown(runtime: Runtime) -> None:
+        for upstream in remote.values():
+            await upstream.close()
+
+    app = create_service_app(
+        settings,
+        title="CRM API",
+        description=DESCRIPTION,
+        routers=[identity_router],
+        migrations=Path(__file__).parent / "migrations",
+        bus=bus,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.token_issuer = TokenIssuer(
+        private_pem,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+
+    sources: dict[str, Callable[[], Awaitable[dict]]] = {}
+    for name, service_app in local_services.items():
+        sources[name] = _local_openapi(service_app)
+    for name, upstream in remote.items():
+        sources[name] = _remote_openapi(upstream)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(openapi.merge(app.openapi(), await openapi.service_documents(sources)))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="CRM API")
+
+    upstreams: dict[str, ASGIApp] = {**local_services, **remote}
+    app.mount("/", Dispatcher(upstreams))
+    return app
+
+
+def _local_openapi(service_app: FastAPI) -> Callable[[], Awaitable[dict]]:
+    async def fetch() -> dict:
+        return service_app.openapi()
+
+    return fetch
+
+
+def _remote_openapi(upstream: HttpUpstream) -> Callable[[], Awaitable[dict]]:
+    async def fetch() -> dict:
+        return await upstream.get_json("/openapi.json")
+
+    return fetch

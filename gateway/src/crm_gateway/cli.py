@@ -1,0 +1,99 @@
+"""`crm`: run the platform.
+
+crm up                      the whole CRM in one process (embedded default)
+crm serve <service>         one service (or the gateway) as its own process (distributed mode)
+crm migrate <service>|all   bring databases to the latest schema
+crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
+"""
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+from crm_common.db import Database
+from crm_common.migrations import make_revision, migrate
+from crm_common.observability import configure_logging
+
+NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign")
+
+
+def _modules(name: str):
+    if name == "gateway":
+        from crm_gateway.settings import GatewaySettings
+
+        return importlib.import_module("crm_gateway.app"), GatewaySettings, "crm_gateway"
+    package = f"{name}_svc"
+    settings = importlib.import_module(f"{package}.settings").Settings
+    return importlib.import_module(f"{package}.app"), settings, package
+
+
+def _migrations_dir(package: str) -> Path:
+    return Path(importlib.import_module(package).__file__).parent / "migrations"
+
+
+def _database(settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(settings.resolved_database_url(), schema=settings.schema_name)
+
+
+async def _migrate(names: list[str]) -> None:
+    for name in names:
+        _, settings_cls, package = _modules(name)
+        db = _database(settings_cls())
+        try:
+            await migrate(db, _migrations_dir(package))
+            print(f"{name}: migrated")
+        finally:
+            await db.dispose()
+
+
+async def _makemigrations(name: str, message: str) -> None:
+    _, settings_cls, package = _modules(name)
+    db = _database(settings_cls())
+    try:
+        await make_revision(db, _migrations_dir(package), message)
+    finally:
+        await db.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="crm", description="Run the CRM platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run every service and the gateway in one process (embedded default)")
+    up.add_argument("--host", default=os.environ.get("CRM_HOST", "127.0.0.1"))
+    up.add_argument("--port", type=int, default=int(os.environ.get("CRM_PORT", "8000")))
+    serve = sub.add_parser("serve", help="run one service or the gateway (distributed mode)")
+    serve.add_argument("service", choices=NAMES)
+    serve.add_argument("--host", default=os.environ.get("CRM_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("CRM_PORT", "8000")))
+    mig = sub.add_parser("migrate", help="migrate databases to the latest schema")
+    mig.add_argument("service", choices=(*NAMES, "all"))
+    mk = sub.add_parser("makemigrations", help="autogenerate a migration from model changes")
+    mk.add_argument("service", choices=NAMES)
+    mk.add_argument("-m", "--message", required=True)
+    args = parser.parse_args(argv)
+
+    log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
+    configure_logging(log_level, json_logs=os.environ.get("CRM_LOG_JSON", "true").lower() != "false")
+
+    if args.command == "migrate":
+        asyncio.run(_migrate(list(NAMES) if args.service == "all" else [args.service]))
+    elif args.command == "makemigrations":
+        asyncio.run(_makemigrations(args.service, args.message))
+    elif args.command == "up":
+        from crm_gateway.embedded import create_embedded_app
+
+        app = create_embedded_app()
+        print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    elif args.command == "serve":
+        module, _, _ = _modules(args.service)
+        uvicorn.run(module.create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Users: bootstrap admin and password authentication."""
+
+import asyncio
+import logging
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_gateway.identity.models import User
+
+log = logging.getLogger("crm.gateway.identity")
+hasher = PasswordHasher()
+# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = hasher.hash(secrets.token_hex(16))
+
+
+async def hash_password(password: str) -> str:
+    # argon2 is deliberately slow; keep it off the event loop.
+    return await asyncio.to_thread(hasher.hash, password)
+
+
+async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | None) -> str | None:
+    """On first start (no users yet) create the admin. Returns the password if it was generated."""
+    if (await session.execute(select(func.count()).select_from(User))).scalar_one() > 0:
+        return None
+    generated = None
+    if not password:
+        password = generated = secrets.token_urlsafe(18)
+    session.add(
+        User(
+            email=email,
+            full_name="Administrator",
+            password_hash=await hash_password(password),
+            roles=["admin"],
+        )
+    )
+    await session.flush()
+    return generated
+
+
+async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:
+    user = (
+        await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    ).scalar_one_or_none()
+    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    try:
+        await asyncio.to_thread(hasher.verify, stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.is_active:
+        return None
+    return user

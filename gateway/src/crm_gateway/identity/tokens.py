@@ -1,0 +1,62 @@
+"""The gateway's signing key (Ed25519) and the access tokens it issues."""
+
+import logging
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+from crm_common.auth import ALGORITHM, permissions_for
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+log = logging.getLogger("crm.gateway.tokens")
+
+
+def load_or_create_keypair(private_path: Path, public_path: Path) -> tuple[str, str]:
+    """The private key from its file, created (mode 0600) with its public half on first start."""
+    if private_path.exists():
+        private_pem = private_path.read_bytes()
+        key = serialization.load_pem_private_key(private_pem, password=None)
+    else:
+        key = Ed25519PrivateKey.generate()
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        private_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private_pem)
+        log.info("generated a new token signing key at %s", private_path)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if not public_path.exists() or public_path.read_bytes() != public_pem:
+        public_path.parent.mkdir(parents=True, exist_ok=True)
+        public_path.write_bytes(public_pem)
+    return private_pem.decode(), public_pem.decode()
+
+
+class TokenIssuer:
+    def __init__(self, private_pem: str, *, issuer: str, audience: str, ttl_seconds: int):
+        self.private_pem = private_pem
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, *, user_id: uuid.UUID, email: str, name: str, roles: list[str]) -> str:
+        now = datetime.now(UTC)
+        claims = {
+            "sub": str(user_id),
+            "email": email,
+            "name": name,
+            "roles": roles,
+            "perms": sorted(permissions_for(roles)),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + timedelta(seconds=self.ttl_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM)

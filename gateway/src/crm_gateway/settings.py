@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from crm_common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+SERVICES = ("customer", "pipeline", "activity", "ticket", "campaign")
+
+
+class GatewaySettings(ServiceSettings):
+    """Env prefix `CRM_GATEWAY_`, falling back to `CRM_` for platform-wide values."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_GATEWAY_", extra="ignore")
+    service_name = "gateway"
+
+    db_schema: str | None = "identity"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    admin_email: str = "admin@example.com"
+    # Unset on first start: one is generated and printed once.
+    admin_password: str | None = None
+    jwt_private_key_file: Path | None = None
+    access_token_ttl_seconds: int = 900
+
+    # Distributed mode: where each service answers. Unset: the service runs in this process.
+    customer_url: str | None = None
+    pipeline_url: str | None = None
+    activity_url: str | None = None
+    ticket_url: str | None = None
+    campaign_url: str | None = None
+    upstream_timeout_seconds: float = 10.0
+    max_body_bytes: int = 2 * 1024 * 1024
+
+    def upstream_url(self, service: str) -> str | None:
+        return getattr(self, f"{service}_url")
+
+    def private_key_path(self) -> Path:
+        return self.jwt_private_key_file or self.data_dir / "jwt-private.pem"
+
+    def public_key_path(self) -> Path:
+        return self.jwt_public_key_file or self.data_dir / "jwt-public.pem"

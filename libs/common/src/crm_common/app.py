@@ -1,0 +1,175 @@
+"""What every service app has: database, bus, outbox relay, event consumer, auth, problem
+responses, request ids, health and metrics. A service's `create_app` passes its own routers,
+migrations and event handlers."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.auth import TokenVerifier
+from crm_common.db import Database
+from crm_common.errors import install_problem_handlers
+from crm_common.events.bus import Bus
+from crm_common.events.catalogue import SUBSCRIPTIONS
+from crm_common.events.inbox import EventHandler, idempotent_dispatcher
+from crm_common.events.memory_bus import MemoryBus
+from crm_common.events.rabbitmq_bus import RabbitBus
+from crm_common.events.relay import OutboxRelay, backoff
+from crm_common.migrations import migrate
+from crm_common.observability import health_router, install_observability
+from crm_common.settings import ServiceSettings
+
+log = logging.getLogger("crm.app")
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    db: Database
+    bus: Bus
+    relay: OutboxRelay
+    bus_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+def make_bus(settings: ServiceSettings) -> Bus:
+    if settings.amqp_url:
+        return RabbitBus(
+            settings.amqp_url,
+            namespace=settings.events_namespace,
+            delivery_limit=settings.event_delivery_limit,
+            prefetch=settings.event_prefetch,
+            connection_name=f"crm-{settings.service_name}",
+        )
+    return MemoryBus(delivery_limit=settings.event_delivery_limit)
+
+
+async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], owned: bool) -> None:
+    """Start the bus, declare the platform's queues and start consuming; retried while the broker is
+    away, so a service starts (and takes writes into its outbox) without it."""
+    settings, bus = runtime.settings, runtime.bus
+    attempt = 0
+    while True:
+        try:
+            if owned:
+                await bus.start()
+            for consumer, keys in SUBSCRIPTIONS.items():
+                await bus.declare(consumer, keys)
+            if handlers:
+                keys = SUBSCRIPTIONS.get(settings.service_name, ())
+                missing = set(handlers) - set(keys)
+                if missing:
+                    raise RuntimeError(
+                        f"handlers for {sorted(missing)} are not in the subscription catalogue"
+                    )
+                dispatch = idempotent_dispatcher(runtime.db, settings.service_name, handlers)
+                await bus.consume(settings.service_name, keys, dispatch)
+            runtime.bus_connected.set()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            attempt += 1
+            log.warning("%s: broker not reachable yet (%s); retrying", settings.service_name, exc)
+            if owned:
+                await bus.close()
+            await asyncio.sleep(backoff(attempt, cap=5))
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response is sent (scope="function"), so a
+    failed commit is an error response, never a success that did not happen."""
+    async with request.app.state.runtime.db.transaction() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    migrations: Path,
+    handlers: Mapping[str, EventHandler] | None = None,
+    bus: Bus | None = None,
+    openapi_tags: list[dict] | None = None,
+    on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
+    **fastapi_options,
+) -> FastAPI:
+    """`bus` is passed in when several services share one in-process bus (the embedded default).
+    `on_startup` runs once the database is migrated, before the app takes requests."""
+    handlers = handlers or {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        db = Database(
+            settings.resolved_database_url(), schema=settings.schema_name, pool_size=settings.db_pool_size
+        )
+        if settings.migrate_on_start:
+            await migrate(db, migrations)
+        owned = bus is None
+        the_bus = bus if bus is not None else make_bus(settings)
+        relay = OutboxRelay(
+            db,
+            the_bus,
+            service=settings.service_name,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval,
+            publish_timeout=settings.relay_publish_timeout,
+        )
+        runtime = Runtime(settings=settings, db=db, bus=the_bus, relay=relay)
+        db.outbox_listeners.append(relay.wake)
+        app.state.runtime = runtime
+        runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, handlers, owned)))
+        runtime.tasks.append(asyncio.create_task(relay.run()))
+        try:
+            if on_startup is not None:
+                await on_startup(runtime)
+            yield
+        finally:
+            if on_shutdown is not None:
+                await on_shutdown(runtime)
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            if owned:
+                await the_bus.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_tags=openapi_tags,
+        **fastapi_options,
+    )
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(
+        settings.public_key_pem, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    install_problem_handlers(app)
+    install_observability(app, settings.service_name)
+
+    async def ready_checks() -> dict[str, bool]:
+        runtime: Runtime = app.state.runtime
+        return {
+            "database": await runtime.db.ping(),
+            "broker": runtime.bus_connected.is_set() and await runtime.bus.is_ready(),
+        }
+
+    app.include_router(health_router(ready_checks))
+    for router in routers:
+        app.include_router(router)
+    return app

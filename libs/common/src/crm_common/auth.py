@@ -1,0 +1,124 @@
+"""Access tokens: the gateway signs them (Ed25519), every service verifies them itself.
+
+Only EdDSA is accepted, so `alg=none` or an HMAC token forged with the public key is refused.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crm_common.errors import ProblemError
+
+ALGORITHM = "EdDSA"
+
+PERMISSIONS = (
+    "customer_access",
+    "sales_access",
+    "activity_access",
+    "support_access",
+    "marketing_access",
+    "admin",
+)
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset(PERMISSIONS),
+    "sales_manager": frozenset({"customer_access", "sales_access", "activity_access", "marketing_access"}),
+    "sales_rep": frozenset({"customer_access", "sales_access", "activity_access"}),
+    "support_agent": frozenset({"customer_access", "support_access", "activity_access"}),
+    "marketer": frozenset({"customer_access", "marketing_access", "activity_access"}),
+    "read_only": frozenset({"customer_access", "activity_access"}),
+}
+
+
+def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
+    perms: set[str] = set()
+    for role in roles:
+        perms |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(perms)
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: uuid.UUID
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions or "admin" in self.permissions
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "UNAUTHORIZED", detail, headers={"WWW-Authenticate": 'Bearer realm="crm"'})
+
+
+class TokenVerifier:
+    """Verifies access tokens with the gateway's public key, loaded lazily so a service may start
+    before the gateway has written its key."""
+
+    def __init__(self, load_key: Callable[[], str | None], *, issuer: str, audience: str):
+        self._load_key = load_key
+        self._key: str | None = None
+        self.issuer = issuer
+        self.audience = audience
+
+    @property
+    def has_key(self) -> bool:
+        if self._key is None:
+            self._key = self._load_key()
+        return self._key is not None
+
+    def verify(self, token: str) -> Principal:
+        if not self.has_key:
+            raise ProblemError(503, "AUTH_UNAVAILABLE", "The token verification key is not configured yet.")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+            return Principal(
+                id=uuid.UUID(claims["sub"]),
+                email=claims.get("email", ""),
+                name=claims.get("name", ""),
+                roles=tuple(claims.get("roles", ())),
+                permissions=frozenset(claims.get("perms", ())),
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("The access token has expired.") from None
+        except (jwt.InvalidTokenError, ValueError, KeyError):
+            raise _unauthorized("The access token is not valid.") from None
+
+
+_bearer = HTTPBearer(
+    auto_error=False, description="Access token from `POST /api/v1/auth/token`, or an API key."
+)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("An access token is required (Authorization: Bearer ...).")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return verifier.verify(credentials.credentials)
+
+
+def require(permission: str):
+    """Dependency: the caller, who must hold `permission` (admins hold all)."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.can(permission):
+            raise ProblemError(403, "FORBIDDEN", f"This operation needs the `{permission}` permission.")
+        return principal
+
+    return check

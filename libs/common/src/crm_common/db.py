@@ -1,0 +1,121 @@
+"""Engine factory with the dialect switch, and the one way to run a transaction.
+
+SQLite (embedded default): one file per service, WAL, foreign keys on, a busy timeout, and every
+transaction opened with BEGIN IMMEDIATE so two writers queue instead of failing on lock upgrade.
+Postgres: the service's own schema first on the search_path, so models carry no schema name.
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+AFTER_COMMIT = "crm_after_commit"
+# Session.info key: the Database callback that tells outbox relays new events were committed.
+OUTBOX_WRITTEN = "crm_outbox_written"
+
+
+def async_url(url: str) -> str:
+    """Accept the plain URLs operators write and pick the async driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": schema, "application_name": f"crm-{schema}"}},
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see the "begin" hook).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
+    if is_sqlite(engine):
+        return
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+
+class Database:
+    """A service's engine and session factory.
+
+    `transaction()` is the only way code writes: one session, one commit, rollback on any error,
+    then the callbacks registered on the session (the outbox relay's wake-up) once it committed.
+    """
+
+    def __init__(self, url: str, *, schema: str, pool_size: int = 10):
+        self.schema = schema
+        self.engine = create_engine(url, schema=schema, pool_size=pool_size)
+        self.outbox_listeners: list[Callable[[], None]] = []
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={OUTBOX_WRITTEN: self._outbox_committed}
+        )
+
+    def _outbox_committed(self) -> None:
+        for listener in self.outbox_listeners:
+            listener()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.engine)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            for callback in session.info.pop(AFTER_COMMIT, ()):
+                callback()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    callbacks = session.info.setdefault(AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)

@@ -1,0 +1,170 @@
+"""RFC 9457 problem details, the only error shape the API speaks.
+
+Every error carries a stable machine `code`; validation errors list the fields at fault. FastAPI's
+own 422 shape and Starlette's plain-text errors never reach a client.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crm_common.observability import current_request_id
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("crm.errors")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `addresses.0.city`.")
+    message: str
+    code: str = Field(description="Machine code of the rule that failed, e.g. `missing`, `string_too_short`.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str = Field(description="Stable machine-readable error code, e.g. `CUSTOMER_EMAIL_EXISTS`.")
+    errors: list[FieldError] | None = None
+    requestId: str | None = None
+
+
+class ProblemError(Exception):
+    """Raise from anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        super().__init__(detail or code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra or {}
+
+
+def not_found(what: str, ident: object) -> ProblemError:
+    return ProblemError(404, f"{what.upper()}_NOT_FOUND", f"{what.capitalize()} {ident} does not exist.")
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    code: str,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=title or HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=str(request.url.path) if request is not None else None,
+        code=code,
+        errors=errors,
+        requestId=current_request_id(),
+    ).model_dump(exclude_none=True)
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_path(loc: tuple) -> str:
+    # Drop the "body"/"query"/... prefix FastAPI adds; keep the path a client recognises.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    return [
+        FieldError(
+            field=_field_path(tuple(e.get("loc", ()))),
+            message=e.get("msg", "invalid"),
+            code=e.get("type", "invalid"),
+        )
+        for e in exc.errors()
+    ]
+
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    412: "PRECONDITION_FAILED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError):
+        return problem_response(
+            request,
+            exc.status,
+            exc.code,
+            exc.detail,
+            title=exc.title,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return problem_response(
+            request,
+            422,
+            "VALIDATION_ERROR",
+            "The request is not valid; see `errors`.",
+            errors=validation_errors(exc),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "INTERNAL_ERROR", "An unexpected error occurred.")
+
+
+# Documented on operations, so generated SDKs know the error shape.
+def problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        s: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": HTTPStatus(s).phrase}
+        for s in statuses
+    }

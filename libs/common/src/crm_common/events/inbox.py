@@ -1,0 +1,47 @@
+"""The inbox: a handler's effects and the record that it saw the event commit together, so a
+redelivered event changes nothing."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import Database
+from crm_common.events.envelope import CloudEvent
+from crm_common.events.tables import inbox
+from crm_common.observability import reset_request_id, set_request_id
+
+EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
+    """Record the event as processed by `consumer`; False if it already was."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(inbox)
+        .values(consumer=consumer, event_id=event.id, event_type=event.type, processed_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    )
+    result = await session.execute(stmt)
+    return result.rowcount == 1
+
+
+def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, EventHandler]):
+    """One bus handler for a service: routes by routing key, exactly-once effects via the inbox.
+
+    An exception rolls everything back (inbox row included) and propagates, so the bus retries."""
+
+    async def dispatch(event: CloudEvent) -> None:
+        handler = handlers.get(event.routing_key)
+        if handler is None:
+            return
+        token = set_request_id(event.correlationid)
+        try:
+            async with db.transaction() as session:
+                if await claim(session, consumer, event):
+                    await handler(session, event)
+        finally:
+            reset_request_id(token)
+
+    return dispatch

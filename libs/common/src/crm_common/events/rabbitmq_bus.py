@@ -1,0 +1,171 @@
+"""RabbitMQ bus on aio-pika.
+
+Topology: one durable topic exchange `crm.events`; per consuming service a durable quorum queue
+`<service>.events` with an explicit delivery limit, dead-lettering through the direct exchange
+`crm.events.dlx` into `<service>.events.dlq`. Messages are persistent; publishes are mandatory and
+confirmed, so an unroutable or refused message raises instead of vanishing. A robust connection
+re-creates channels, queues and consumers after the broker comes back.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.exceptions import PublishError
+
+from crm_common.events.bus import Handler, UnroutableError
+from crm_common.events.envelope import CONTENT_TYPE, CloudEvent
+from crm_common.observability import reset_request_id, set_request_id
+
+log = logging.getLogger("crm.events.rabbitmq")
+
+
+class RabbitBus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "",
+        delivery_limit: int = 5,
+        prefetch: int = 100,
+        connection_name: str = "crm",
+    ):
+        self.url = url
+        self.exchange_name = f"{namespace}crm.events"
+        self.dlx_name = f"{namespace}crm.events.dlx"
+        self.namespace = namespace
+        self.delivery_limit = delivery_limit
+        self.prefetch = prefetch
+        self.connection_name = connection_name
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel = None
+        self._exchange = None
+        self._declared: set[str] = set()
+
+    def queue_name(self, consumer: str) -> str:
+        return f"{self.namespace}{consumer}.events"
+
+    def dead_letter_queue_name(self, consumer: str) -> str:
+        return f"{self.queue_name(consumer)}.dlq"
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": self.connection_name}
+        )
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await self._publish_channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        await self._publish_channel.declare_exchange(
+            self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def is_ready(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._connection.connected.is_set()
+        )
+
+    async def publish(self, events: Sequence[CloudEvent], *, timeout: float) -> list[BaseException | None]:
+        # Pipelined: every message is on the wire before the first confirm is awaited.
+        results = await asyncio.gather(
+            *(self._publish_one(e, timeout) for e in events), return_exceptions=True
+        )
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    async def _publish_one(self, event: CloudEvent, timeout: float) -> None:
+        if self._exchange is None:
+            raise ConnectionError("bus not started")
+        message = aio_pika.Message(
+            event.to_json(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(event.id),
+            type=event.type,
+            correlation_id=event.correlationid,
+            timestamp=event.time,
+        )
+        try:
+            await self._exchange.publish(
+                message, routing_key=event.routing_key, mandatory=True, timeout=timeout
+            )
+        except PublishError as exc:
+            raise UnroutableError(event.routing_key) from exc
+
+    async def declare(self, consumer: str, routing_keys: Sequence[str]) -> None:
+        if self._connection is None:
+            raise ConnectionError("bus not started")
+        channel = await self._connection.channel()
+        try:
+            await self._declare_on(channel, consumer, routing_keys)
+        finally:
+            await channel.close()
+
+    async def _declare_on(self, channel, consumer: str, routing_keys: Sequence[str]):
+        exchange = await channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dlx = await channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
+        dlq = await channel.declare_queue(
+            self.dead_letter_queue_name(consumer), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dlq.bind(dlx, routing_key=consumer)
+        queue = await channel.declare_queue(
+            self.queue_name(consumer),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": self.dlx_name,
+                "x-dead-letter-routing-key": consumer,
+            },
+        )
+        for key in routing_keys:
+            await queue.bind(exchange, routing_key=key)
+        return queue
+
+    async def consume(self, consumer: str, routing_keys: Sequence[str], handler: Handler) -> None:
+        if self._connection is None:
+            raise ConnectionError("bus not started")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await self._declare_on(channel, consumer, routing_keys)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                event = CloudEvent.from_json(message.body)
+            except Exception:
+                log.error("unreadable message %s on %s: dead-lettering", message.message_id, queue.name)
+                await message.reject(requeue=False)
+                return
+            token = set_request_id(event.correlationid)
+            try:
+                await handler(event)
+            except Exception:
+                deliveries = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+                log.warning(
+                    "handler %s failed on %s %s (delivery %d of %d)",
+                    consumer,
+                    event.type,
+                    event.id,
+                    deliveries,
+                    self.delivery_limit + 1,
+                    exc_info=True,
+                )
+                # Back off before handing it back, so a passing fault gets time to pass.
+                await asyncio.sleep(min(0.1 * 2 ** (deliveries - 1), 5.0))
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
+            finally:
+                reset_request_id(token)
+
+        await queue.consume(on_message)

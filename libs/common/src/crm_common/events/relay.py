@@ -1,0 +1,152 @@
+"""The outbox relay: publishes committed events, marks them sent, never drops one.
+
+Batches are published pipelined and confirmed within a deadline. A row that fails stays PENDING
+with an exponential backoff. On Postgres the batch is claimed with FOR UPDATE SKIP LOCKED and held
+until its outcome is recorded, so two relay instances never publish the same row. SQLite (embedded
+default) has one process per file, so it reads, publishes and records in separate short transactions.
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import Database
+from crm_common.events.bus import Bus, UnroutableError
+from crm_common.events.envelope import CloudEvent
+from crm_common.events.tables import outbox
+
+log = logging.getLogger("crm.events.relay")
+RELAYED = Counter("crm_outbox_relayed_total", "Outbox rows handled by the relay", ["service", "outcome"])
+
+
+class BusUnavailable(Exception):
+    pass
+
+
+def backoff(attempts: int, cap: float = 60.0) -> float:
+    return min(cap, 0.5 * 2 ** max(attempts - 1, 0))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        service: str,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        publish_timeout: float = 5.0,
+    ):
+        self.db = db
+        self.bus = bus
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.publish_timeout = publish_timeout
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                handled = await self.publish_batch()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except BusUnavailable as exc:
+                failures += 1
+                log.warning("relay waiting for the broker: %s", exc)
+                handled = 0
+                await asyncio.sleep(backoff(failures, cap=5))
+            except Exception:
+                failures += 1
+                log.warning("relay batch failed", exc_info=True)
+                handled = 0
+                await asyncio.sleep(backoff(failures, cap=5))
+            if handled >= self.batch_size:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def publish_batch(self) -> int:
+        """Publish one batch of due rows; returns how many rows it handled.
+
+        Raises BusUnavailable, recording nothing, when the broker is away: rows are not charged an
+        attempt for an outage, so they all go out as soon as it ends."""
+        if not await self.bus.is_ready():
+            raise BusUnavailable("broker connection is down")
+        if self.db.is_sqlite:
+            async with self.db.transaction() as session:
+                rows = await self._claim(session, lock=False)
+            if not rows:
+                return 0
+            results = await self._publish(rows)
+            async with self.db.transaction() as session:
+                await self._record(session, rows, results)
+            return len(rows)
+        async with self.db.transaction() as session:
+            rows = await self._claim(session, lock=True)
+            if rows:
+                await self._record(session, rows, await self._publish(rows))
+            return len(rows)
+
+    async def _claim(self, session: AsyncSession, *, lock: bool):
+        now = datetime.now(UTC)
+        query = (
+            select(outbox.c.position, outbox.c.payload, outbox.c.attempts)
+            .where(outbox.c.state == "PENDING")
+            .where(or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now))
+            .order_by(outbox.c.position)
+            .limit(self.batch_size)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return (await session.execute(query)).all()
+
+    async def _publish(self, rows) -> list[BaseException | None]:
+        events = [CloudEvent.model_validate(row.payload) for row in rows]
+        try:
+            async with asyncio.timeout(self.publish_timeout + 1):
+                results = await self.bus.publish(events, timeout=self.publish_timeout)
+        except Exception as exc:
+            results = [exc] * len(rows)
+        if any(r is not None for r in results) and not await self.bus.is_ready():
+            raise BusUnavailable("broker connection lost while publishing")
+        return results
+
+    async def _record(self, session: AsyncSession, rows, results) -> None:
+        now = datetime.now(UTC)
+        sent = [row.position for row, error in zip(rows, results, strict=True) if error is None]
+        if sent:
+            await session.execute(
+                update(outbox).where(outbox.c.position.in_(sent)).values(state="PUBLISHED", published_at=now)
+            )
+            RELAYED.labels(self.service, "published").inc(len(sent))
+        for row, error in zip(rows, results, strict=True):
+            if error is None:
+                continue
+            if isinstance(error, UnroutableError):
+                # No queue is bound for it: nobody subscribes. Kept (not deleted) so it can be replayed.
+                log.warning("event at outbox position %s is unroutable (%s)", row.position, error)
+                values = {"state": "UNROUTED", "published_at": now, "last_error": f"unroutable: {error}"}
+                RELAYED.labels(self.service, "unrouted").inc()
+            else:
+                attempts = row.attempts + 1
+                values = {
+                    "attempts": attempts,
+                    "next_attempt_at": now + timedelta(seconds=backoff(attempts)),
+                    "last_error": repr(error)[:1000],
+                }
+                RELAYED.labels(self.service, "failed").inc()
+            await session.execute(update(outbox).where(outbox.c.position == row.position).values(**values))

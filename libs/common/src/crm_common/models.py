@@ -1,0 +1,77 @@
+"""Column helpers that keep one model portable across SQLite and Postgres."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+# JSONB on Postgres (indexable, compact), JSON text on SQLite.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator):
+    """Timestamps are stored and returned in UTC, time-zone aware, on both dialects (SQLite keeps
+    no offset, so without this it would hand back naive datetimes)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: timestamps must carry a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_registry() -> registry:
+    """Each service keeps its tables in its own registry/metadata; in the embedded default all
+    services share one process and must not see each other's tables."""
+    return registry()
+
+
+def id_field() -> Any:
+    return Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid())
+
+
+def timestamp_field(*, nullable: bool = False, index: bool = False) -> Any:
+    kwargs: dict[str, Any] = {"sa_type": UtcDateTime(), "nullable": nullable, "index": index}
+    if not nullable:
+        kwargs["default_factory"] = utcnow
+    else:
+        kwargs["default"] = None
+    return Field(**kwargs)
+
+
+def money_field(default: Decimal | None = None, *, nullable: bool = True) -> Any:
+    return Field(default=default, sa_type=sa.Numeric(18, 2), nullable=nullable)
+
+
+def json_field(factory=dict) -> Any:
+    return Field(default_factory=factory, sa_type=JSONType, nullable=False)
+
+
+__all__ = [
+    "Field",
+    "SQLModel",
+    "id_field",
+    "json_field",
+    "money_field",
+    "new_registry",
+    "timestamp_field",
+    "utcnow",
+]

@@ -1,0 +1,138 @@
+"""Request ids, structured logs, Prometheus metrics and the health endpoints."""
+
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+REQUEST_ID_HEADER = "x-request-id"
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(value: str | None):
+    return _request_id.set(value)
+
+
+def reset_request_id(token) -> None:
+    _request_id.reset(token)
+
+
+HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests served", ["service", "method", "status"])
+HTTP_LATENCY = Histogram(
+    "crm_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (cheaper than BaseHTTPMiddleware): takes or makes the request id, echoes it on
+    the response, and counts the request."""
+
+    def __init__(self, app, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")[:128]
+                break
+        request_id = incoming or uuid.uuid4().hex
+        token = _request_id.set(request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(self.service, method, str(status_holder["status"])).inc()
+            HTTP_LATENCY.labels(self.service, method).observe(time.perf_counter() - started)
+            _request_id.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = current_request_id()
+        if request_id:
+            entry["requestId"] = request_id
+        for key in ("service", "event_id", "event_type"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def health_router(ready_checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", operation_id="health_alive", summary="The process is alive")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        operation_id="health_ready",
+        summary="Database and broker are reachable",
+        responses={503: {"description": "A dependency is unreachable"}},
+    )
+    async def readyz(response: Response) -> dict:
+        checks = await ready_checks()
+        ok = all(checks.values())
+        response.status_code = 200 if ok else 503
+        return {"status": "ok" if ok else "unavailable", "checks": checks}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_observability(app: FastAPI, service: str) -> None:
+    app.add_middleware(RequestContextMiddleware, service=service)

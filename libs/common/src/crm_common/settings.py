@@ -1,0 +1,67 @@
+"""Settings shared by every service.
+
+Each service subclasses `ServiceSettings` with its own env prefix (`CRM_CUSTOMER_`, ...). A value not
+set under the service's prefix falls back to the platform-wide `CRM_` prefix, so one `CRM_AMQP_URL`
+serves every process while `CRM_CUSTOMER_DATABASE_URL` can still point one service elsewhere.
+"""
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    service_name: ClassVar[str] = "service"
+
+    # Where SQLite files, generated keys and the like live in the embedded default.
+    data_dir: Path = Path("data")
+    # Unset: a SQLite file `<data_dir>/<service>.db`. Postgres: `postgresql://user@host/db`.
+    database_url: str | None = None
+    # Postgres schema owned by this service; defaults to the service name.
+    db_schema: str | None = None
+    db_pool_size: int = 10
+    # Unset: the in-process bus (embedded default). Set: RabbitMQ.
+    amqp_url: str | None = None
+    # Prefix for the exchange and queue names, so tests (or tenants) can share one broker.
+    events_namespace: str = ""
+    # How many times a consumer sees a failing event before it is dead-lettered.
+    event_delivery_limit: int = 5
+    event_prefetch: int = 100
+    relay_batch_size: int = 200
+    relay_poll_interval: float = 1.0
+    relay_publish_timeout: float = 5.0
+    migrate_on_start: bool = True
+
+    # PEM public key (or a file holding it) that verifies the gateway's access tokens.
+    jwt_public_key: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "crm-gateway"
+    jwt_audience: str = "crm"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        platform_env = EnvSettingsSource(settings_cls, env_prefix="CRM_")
+        return (init_settings, env_settings, platform_env, dotenv_settings, file_secret_settings)
+
+    @property
+    def schema_name(self) -> str:
+        return self.db_schema or self.service_name
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}"
+
+    def public_key_pem(self) -> str | None:
+        if self.jwt_public_key:
+            return self.jwt_public_key
+        path = self.jwt_public_key_file or self.data_dir / "jwt-public.pem"
+        return path.read_text() if path.exists() else None

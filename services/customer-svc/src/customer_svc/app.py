@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from crm_common.app import create_service_app
+from crm_common.events.bus import Bus
+from fastapi import FastAPI
+
+from customer_svc.api import router
+from customer_svc.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> FastAPI:
+    return create_service_app(
+        settings or Settings(),
+        title="CRM customer service",
+        description="Customers and leads: create, search, convert, merge, assign, segment.",
+        routers=[router],
+        migrations=Path(__file__).parent / "migrations",
+        bus=bus,
+    )
