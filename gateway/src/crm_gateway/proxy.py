@@ -5,7 +5,6 @@ so the gateway forwards with aiohttp. API bodies are small JSON documents, read 
 body is capped.
 """
 
-
 import aiohttp
 from crm_common.errors import problem_response
 from starlette.requests import Request

@@ -2,6 +2,7 @@
 
 import uuid
 
+from crm_common.contracts.customer import CustomerCreated
 from crm_common.events.envelope import CloudEvent
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,16 +13,15 @@ SYSTEM_USER_ID = uuid.UUID(int=0)
 
 
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
-    data = event.data
-    kind = str(data.get("type", "INDIVIDUAL")).lower()
+    data = CustomerCreated.model_validate(event.data)
     await service.record_system_note(
         session,
         source_event_id=event.id,
         subject="Customer created",
-        description=f"New {kind} customer created: {data.get('fullName', '')}",
+        description=f"New {data.type.lower()} customer created: {data.full_name}",
         at=event.time,
-        owner_id=uuid.UUID(data["createdBy"]) if data.get("createdBy") else SYSTEM_USER_ID,
-        customer_id=uuid.UUID(data["customerId"]),
+        owner_id=data.created_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
     )
 
 

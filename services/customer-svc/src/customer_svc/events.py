@@ -1,7 +1,7 @@
-"""Events customer-svc publishes. Payloads are camelCase, like the API."""
+"""Events customer-svc publishes (contracts in crm_common.contracts.customer)."""
 
-from crm_common.events.envelope import CloudEvent, new_event
-from crm_common.observability import current_request_id
+from crm_common.contracts.customer import CustomerCreated
+from crm_common.events.envelope import CloudEvent, event_from
 
 from customer_svc.models import Customer
 
@@ -9,22 +9,16 @@ SERVICE = "customer"
 
 
 def customer_created(customer: Customer) -> CloudEvent:
-    return new_event(
-        "customer.created",
-        service=SERVICE,
-        subject=customer.id,
-        sequence=customer.version,
-        correlation_id=current_request_id(),
-        data={
-            "customerId": str(customer.id),
-            "customerNumber": customer.customer_number,
-            "type": customer.type,
-            "fullName": customer.full_name,
-            "email": customer.email,
-            "status": customer.status,
-            "source": customer.source,
-            "sourceCampaignId": str(customer.source_campaign_id) if customer.source_campaign_id else None,
-            "assignedToId": str(customer.assigned_to_id) if customer.assigned_to_id else None,
-            "createdBy": str(customer.created_by_id) if customer.created_by_id else None,
-        },
+    payload = CustomerCreated(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        type=customer.type,
+        full_name=customer.full_name,
+        email=customer.email,
+        status=customer.status,
+        source=customer.source,
+        source_campaign_id=customer.source_campaign_id,
+        assigned_to_id=customer.assigned_to_id,
+        created_by=customer.created_by_id,
     )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)

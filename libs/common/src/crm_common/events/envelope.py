@@ -8,9 +8,14 @@ monotonic: the aggregate's version after the change), so consumers can ignore st
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crm_common.observability import current_request_id
+
+if TYPE_CHECKING:
+    from crm_common.contracts.base import EventData
 
 CONTENT_TYPE = "application/cloudevents+json"
 TYPE_PREFIX = "crm."
@@ -76,4 +81,19 @@ def new_event(
         dataschema=f"urn:crm:events:{routing_key}:v{schema_version}",
         correlationid=correlation_id,
         sequence=sequence,
+    )
+
+
+def event_from(
+    payload: "EventData", *, service: str, subject: object, sequence: int | None = None
+) -> CloudEvent:
+    """An event from a contract payload, correlated with the request being served."""
+    return new_event(
+        payload.event_type,
+        service=service,
+        subject=subject,
+        data=payload.dump(),
+        sequence=sequence,
+        correlation_id=current_request_id(),
+        schema_version=payload.version,
     )

@@ -1,0 +1,188 @@
+"""Pytest plugin shared by every test suite: real databases, a real broker, tokens and app clients.
+
+Postgres and RabbitMQ are found from CRM_TEST_DATABASE_URL / CRM_TEST_AMQP_URL, else the local
+defaults, else testcontainers when a Docker engine answers; otherwise the tests that need them
+skip with the reason, and with CRM_REQUIRE_SERVICES=1 (CI) that skip is a failure.
+"""
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from crm_common.auth import ALGORITHM, permissions_for
+from crm_common.db import async_url
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _unavailable(what: str) -> None:
+    reason = f"{what} is not reachable (set CRM_TEST_{what.upper()}_URL, run it locally, or start Docker)"
+    if os.environ.get("CRM_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"CRM_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A Postgres server URL (sync form, e.g. postgresql://postgres@127.0.0.1:5432/postgres)."""
+    url = os.environ.get("CRM_TEST_DATABASE_URL", DEFAULT_PG)
+    if _reachable(url, 5432):
+        return url
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+        return container.get_connection_url()
+    _unavailable("database")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    url = os.environ.get("CRM_TEST_AMQP_URL", DEFAULT_AMQP)
+    if _reachable(url, 5672):
+        return url
+    if _docker_answers():
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.13-management-alpine")
+        container.start()
+        params = container.get_connection_params()
+        return f"amqp://guest:guest@{params.host}:{params.port}/"
+    _unavailable("amqp")
+
+
+@pytest.fixture
+async def pg_schema(postgres_url) -> AsyncIterator[str]:
+    """A fresh, uniquely named schema, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    engine = create_async_engine(async_url(postgres_url))
+    async with engine.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path) -> tuple[str, str]:
+    """(database_url, schema) for each backend: tests using it run on SQLite and on Postgres."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}", "main"
+    return request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema")
+
+
+@pytest.fixture
+def events_namespace() -> str:
+    """A unique exchange/queue name prefix so tests never see each other's messages."""
+    return f"test-{uuid.uuid4().hex[:10]}."
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> tuple[str, str]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@pytest.fixture(scope="session")
+def make_token(signing_key) -> Callable[..., str]:
+    """make_token(roles=["admin"], user_id=..., expires_in=900, **claims) -> bearer token."""
+
+    def make(roles=("admin",), *, user_id: uuid.UUID | None = None, expires_in: int = 900, **claims) -> str:
+        now = datetime.now(UTC)
+        body = {
+            "sub": str(user_id or uuid.uuid4()),
+            "email": "tester@example.com",
+            "name": "Tester",
+            "roles": list(roles),
+            "perms": sorted(permissions_for(list(roles))),
+            "iss": "crm-gateway",
+            "aud": "crm",
+            "iat": now,
+            "exp": now + timedelta(seconds=expires_in),
+            **claims,
+        }
+        return jwt.encode(body, signing_key[0], algorithm=ALGORITHM)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def auth_headers(make_token) -> Callable[..., dict[str, str]]:
+    def headers(*roles: str, **kwargs) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(roles or ('admin',), **kwargs)}"}
+
+    return headers
+
+
+# --- app clients ----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def running(app) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (migrations, relay, consumers) and give an HTTP client to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+async def eventually(check: Callable, *, timeout: float = 10.0, interval: float = 0.05):
+    """Await `check()` until it returns a truthy value; the last value (or error) if time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        if asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(interval)
