@@ -31,6 +31,7 @@ class RabbitBus:
         delivery_limit: int = 5,
         prefetch: int = 100,
         connection_name: str = "crm",
+        reconnect_interval: float = 1.0,
     ):
         self.url = url
         self.exchange_name = f"{namespace}crm.events"
@@ -39,6 +40,7 @@ class RabbitBus:
         self.delivery_limit = delivery_limit
         self.prefetch = prefetch
         self.connection_name = connection_name
+        self.reconnect_interval = reconnect_interval
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel = None
         self._exchange = None
@@ -52,7 +54,9 @@ class RabbitBus:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.connection_name}
+            self.url,
+            client_properties={"connection_name": self.connection_name},
+            reconnect_interval=self.reconnect_interval,
         )
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await self._publish_channel.declare_exchange(

@@ -1,0 +1,166 @@
+"""Outbox writer and relay on SQLite and Postgres, with an in-process bus."""
+
+import asyncio
+import uuid
+
+import pytest
+from crm_common.events.bus import UnroutableError
+from crm_common.events.envelope import new_event
+from crm_common.events.memory_bus import MemoryBus
+from crm_common.events.outbox import add_events
+from crm_common.events.relay import BusUnavailable, OutboxRelay
+from crm_common.events.tables import outbox
+from sqlalchemy import select
+
+
+def event(n: int = 0, key: str = "customer.created"):
+    return new_event(key, service="test", subject=uuid.uuid4(), data={"n": n})
+
+
+async def rows(db):
+    async with db.transaction() as s:
+        return (await s.execute(select(outbox).order_by(outbox.c.position))).all()
+
+
+class RecordingBus:
+    """Confirms everything, remembers what it published; can be told to fail or be 'down'."""
+
+    def __init__(self, delay: float = 0.0):
+        self.published: list[uuid.UUID] = []
+        self.delay = delay
+        self.ready = True
+        self.fail_ids: set[uuid.UUID] = set()
+
+    async def is_ready(self):
+        return self.ready
+
+    async def publish(self, events, *, timeout):
+        await asyncio.sleep(self.delay)
+        out = []
+        for e in events:
+            if e.id in self.fail_ids:
+                out.append(RuntimeError("nacked"))
+            else:
+                self.published.append(e.id)
+                out.append(None)
+        return out
+
+
+async def test_events_commit_with_the_transaction_and_vanish_with_a_rollback(db):
+    kept, lost = event(1), event(2)
+    async with db.transaction() as s:
+        await add_events(s, kept)
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as s:
+            await add_events(s, lost)
+            raise RuntimeError("the state change failed")
+    found = await rows(db)
+    assert [r.event_id for r in found] == [kept.id]
+    assert found[0].state == "PENDING"
+    assert found[0].payload["type"] == "crm.customer.created"
+
+
+async def test_relay_publishes_every_committed_event_once_in_order(db):
+    bus = RecordingBus()
+    relay = OutboxRelay(db, bus, service="test", batch_size=7)
+    events = [event(i) for i in range(20)]
+    for e in events:
+        async with db.transaction() as s:
+            await add_events(s, e)
+    while await relay.publish_batch():
+        pass
+    assert bus.published == [e.id for e in events]
+    assert {r.state for r in await rows(db)} == {"PUBLISHED"}
+    assert await relay.publish_batch() == 0
+
+
+async def test_a_refused_event_stays_pending_with_backoff_and_others_go_out(db):
+    bus = RecordingBus()
+    relay = OutboxRelay(db, bus, service="test")
+    bad, good = event(1), event(2)
+    bus.fail_ids.add(bad.id)
+    async with db.transaction() as s:
+        await add_events(s, bad, good)
+    await relay.publish_batch()
+    by_id = {r.event_id: r for r in await rows(db)}
+    assert by_id[good.id].state == "PUBLISHED"
+    assert by_id[bad.id].state == "PENDING"
+    assert by_id[bad.id].attempts == 1
+    assert by_id[bad.id].next_attempt_at is not None
+    assert "nacked" in by_id[bad.id].last_error
+    # Not due yet: the next batch leaves it alone.
+    assert await relay.publish_batch() == 0
+
+
+async def test_while_the_broker_is_away_nothing_is_charged_an_attempt(db):
+    bus = RecordingBus()
+    bus.ready = False
+    relay = OutboxRelay(db, bus, service="test")
+    async with db.transaction() as s:
+        await add_events(s, event())
+    with pytest.raises(BusUnavailable):
+        await relay.publish_batch()
+    (row,) = await rows(db)
+    assert (row.state, row.attempts) == ("PENDING", 0)
+    bus.ready = True
+    assert await relay.publish_batch() == 1
+
+
+async def test_unroutable_events_are_kept_as_unrouted(db):
+    bus = MemoryBus()
+    relay = OutboxRelay(db, bus, service="test")
+    async with db.transaction() as s:
+        await add_events(s, event(key="nobody.listens"))
+    await relay.publish_batch()
+    (row,) = await rows(db)
+    assert row.state == "UNROUTED"
+    assert "unroutable" in row.last_error
+
+
+async def test_relay_wakes_up_on_commit_instead_of_waiting_for_its_poll(db):
+    bus = MemoryBus()
+    seen = asyncio.Event()
+
+    async def handler(e):
+        seen.set()
+
+    await bus.consume("watcher", ["customer.*"], handler)
+    relay = OutboxRelay(db, bus, service="test", poll_interval=30)
+    db.outbox_listeners.append(relay.wake)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.05)
+        async with db.transaction() as s:
+            await add_events(s, event())
+        await asyncio.wait_for(seen.wait(), 2)
+    finally:
+        task.cancel()
+        await bus.close()
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_two_relays_never_publish_the_same_row(db):
+    async with db.transaction() as s:
+        await add_events(s, *[event(i) for i in range(300)])
+    bus = RecordingBus(delay=0.01)
+    relays = [OutboxRelay(db, bus, service="test", batch_size=20) for _ in range(2)]
+
+    async def drain(relay):
+        while await relay.publish_batch():
+            pass
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    assert len(bus.published) == 300
+    assert len(set(bus.published)) == 300
+
+
+async def test_add_events_with_nothing_writes_nothing(db):
+    async with db.transaction() as s:
+        await add_events(s)
+    assert await rows(db) == []
+
+
+async def test_unroutable_error_is_what_the_memory_bus_raises():
+    bus = MemoryBus()
+    (result,) = await bus.publish([event(key="nobody.listens")], timeout=1)
+    assert isinstance(result, UnroutableError)

@@ -1,0 +1,110 @@
+"""Every error a client can see is an RFC 9457 problem document with a stable code."""
+
+import httpx
+from crm_common.errors import ProblemError, install_problem_handlers
+from crm_common.observability import install_observability
+from crm_common.pagination import PageParams, page_params
+from crm_common.schemas import StrictApiModel
+from fastapi import Depends, FastAPI
+from pydantic import Field
+
+
+class Thing(StrictApiModel):
+    display_name: str = Field(min_length=1)
+    count: int
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_observability(app, "test")
+
+    @app.post("/things")
+    async def create(thing: Thing) -> Thing:
+        return thing
+
+    @app.get("/conflict")
+    async def conflict():
+        raise ProblemError(409, "THING_EXISTS", "A thing with that name exists.")
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("secret internals")
+
+    @app.get("/pages")
+    async def pages(params: PageParams = Depends(page_params)):
+        return {"page": params.page}
+
+    return app
+
+
+def client() -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=make_app(), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def test_problem_error_becomes_problem_json_with_code():
+    async with client() as c:
+        r = await c.get("/conflict", headers={"X-Request-ID": "abc123"})
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "THING_EXISTS"
+    assert body["title"] == "Conflict"
+    assert body["status"] == 409
+    assert body["detail"] == "A thing with that name exists."
+    assert body["instance"] == "/conflict"
+    assert body["requestId"] == "abc123"
+    assert r.headers["x-request-id"] == "abc123"
+
+
+async def test_validation_errors_list_fields_in_camel_case_without_fastapi_shape():
+    async with client() as c:
+        r = await c.post("/things", json={"displayName": "", "count": "many", "extra": 1})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert "detail" in body and not isinstance(body["detail"], list)
+    fields = {e["field"] for e in body["errors"]}
+    assert fields == {"displayName", "count", "extra"}
+    assert all(e["message"] and e["code"] for e in body["errors"])
+
+
+async def test_malformed_json_is_a_422_problem():
+    async with client() as c:
+        r = await c.post("/things", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_query_parameter_limits_are_problems():
+    async with client() as c:
+        r = await c.get("/pages", params={"pageSize": 500})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "pageSize"
+
+
+async def test_unknown_route_and_method_are_problems():
+    async with client() as c:
+        missing = await c.get("/nope")
+        wrong_method = await c.delete("/things")
+    assert (missing.status_code, missing.json()["code"]) == (404, "NOT_FOUND")
+    assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "METHOD_NOT_ALLOWED")
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_unexpected_errors_are_500_problems_that_leak_nothing():
+    async with client() as c:
+        r = await c.get("/boom")
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "INTERNAL_ERROR"
+    assert "secret" not in r.text
+
+
+async def test_a_request_id_is_made_when_the_client_sends_none():
+    async with client() as c:
+        r = await c.get("/conflict")
+    assert len(r.headers["x-request-id"]) >= 16
+    assert r.json()["requestId"] == r.headers["x-request-id"]
