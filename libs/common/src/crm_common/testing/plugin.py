@@ -167,6 +167,9 @@ def auth_headers(make_token) -> Callable[..., dict[str, str]]:
 async def running(app) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan (migrations, relay, consumers) and give an HTTP client to it."""
     async with app.router.lifespan_context(app):
+        runtime = getattr(app.state, "runtime", None)
+        if runtime is not None:
+            await asyncio.wait_for(runtime.bus_connected.wait(), 10)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

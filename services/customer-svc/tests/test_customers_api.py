@@ -1,0 +1,253 @@
+"""The customer API as a client sees it, on SQLite and on Postgres."""
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from crm_common.events.tables import outbox
+from customer_svc.models import Customer
+from sqlalchemy import func, select
+
+ADA = {
+    "firstName": "Ada",
+    "lastName": "Lovelace",
+    "email": "ada@example.com",
+    "phone": "+44 20 1234",
+    "tags": ["vip", "math"],
+    "customFields": {"segment": "enterprise"},
+    "addresses": [
+        {"type": "HOME", "city": "London", "country": "UK", "isPrimary": True},
+        {"type": "BILLING", "city": "Oxford"},
+    ],
+}
+
+
+async def count_rows(client, table=Customer) -> int:
+    async with client.app.state.runtime.db.transaction() as s:
+        return (await s.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def outbox_payloads(client) -> list[dict]:
+    async with client.app.state.runtime.db.transaction() as s:
+        return [r.payload for r in (await s.execute(select(outbox).order_by(outbox.c.position))).all()]
+
+
+async def test_create_returns_the_customer_in_camel_case(client, auth_headers):
+    user = uuid.uuid4()
+    r = await client.post("/api/v1/customers", json=ADA, headers=auth_headers("sales_rep", user_id=user))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    year = datetime.now(UTC).year
+    assert re.fullmatch(rf"CUST-{year}-\d{{6}}", body["customerNumber"])
+    assert body["fullName"] == "Ada Lovelace"
+    assert body["type"] == "INDIVIDUAL"
+    assert body["status"] == "LEAD"
+    assert body["priority"] == "MEDIUM"
+    assert body["assignedToId"] == str(user)  # defaults to the caller
+    assert body["totalValue"] == "0.00" and body["lifetimeValue"] == "0.00"
+    assert body["tags"] == ["vip", "math"]
+    assert body["customFields"] == {"segment": "enterprise"}
+    assert {a["city"] for a in body["addresses"]} == {"London", "Oxford"}
+    assert [a["isPrimary"] for a in body["addresses"] if a["city"] == "London"] == [True]
+    assert body["version"] == 1
+    assert body["createdAt"].endswith("Z") or body["createdAt"].endswith("+00:00")
+    assert r.headers["location"] == f"/api/v1/customers/{body['id']}"
+    assert r.headers["etag"] == 'W/"1"'
+
+    got = await client.get(f"/api/v1/customers/{body['id']}", headers=auth_headers("read_only"))
+    assert got.status_code == 200
+    assert got.json() == body
+
+
+async def test_create_writes_customer_created_to_the_outbox(client, auth_headers):
+    user = uuid.uuid4()
+    r = await client.post(
+        "/api/v1/customers",
+        json={"type": "COMPANY", "companyName": "Acme Ltd", "email": "hq@acme.example"},
+        headers={**auth_headers("sales_rep", user_id=user), "X-Request-ID": "req-42"},
+    )
+    assert r.status_code == 201
+    (event,) = await outbox_payloads(client)
+    assert event["type"] == "crm.customer.created"
+    assert event["source"] == "/crm/customer"
+    assert event["subject"] == r.json()["id"]
+    assert event["sequence"] == 1
+    assert event["correlationid"] == "req-42"
+    assert event["data"]["customerNumber"] == r.json()["customerNumber"]
+    assert event["data"]["fullName"] == "Acme Ltd"
+    assert event["data"]["type"] == "COMPANY"
+    assert event["data"]["createdBy"] == str(user)
+
+
+async def test_email_is_unique_case_insensitively_and_nothing_is_half_written(client, auth_headers):
+    assert (await client.post("/api/v1/customers", json=ADA, headers=auth_headers())).status_code == 201
+    again = {**ADA, "email": "ADA@Example.COM", "firstName": "Other"}
+    r = await client.post("/api/v1/customers", json=again, headers=auth_headers())
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "CUSTOMER_EMAIL_EXISTS"
+    assert r.json()["errors"][0]["field"] == "email"
+    assert await count_rows(client) == 1
+    assert len(await outbox_payloads(client)) == 1
+
+
+async def test_concurrent_creates_with_one_email_exactly_one_wins(client, auth_headers):
+    headers = auth_headers()
+    bodies = [{**ADA, "email": "RACE@example.com" if i % 2 else "race@example.com"} for i in range(8)]
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/customers", json=b, headers=headers) for b in bodies)
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 7, [r.text for r in responses if r.status_code not in (201, 409)]
+    assert await count_rows(client) == 1
+    assert len(await outbox_payloads(client)) == 1
+
+
+async def test_fifty_concurrent_creates_get_fifty_consecutive_numbers(client, auth_headers):
+    headers = auth_headers()
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/customers", json={"lastName": f"N{i}", "email": f"n{i}@example.com"}, headers=headers
+            )
+            for i in range(50)
+        )
+    )
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
+    numbers = sorted(int(r.json()["customerNumber"].rsplit("-", 1)[1]) for r in responses)
+    assert numbers == list(range(1, 51))
+
+
+async def test_a_failed_create_gives_its_number_back(client, auth_headers):
+    headers = auth_headers()
+    first = await client.post("/api/v1/customers", json=ADA, headers=headers)
+    await client.post("/api/v1/customers", json=ADA, headers=headers)  # 409
+    second = await client.post("/api/v1/customers", json={**ADA, "email": "b@example.com"}, headers=headers)
+    n1 = int(first.json()["customerNumber"][-6:])
+    assert int(second.json()["customerNumber"][-6:]) == n1 + 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "x@example.com"}, "body"),  # an individual needs a name
+        (
+            {"type": "COMPANY", "firstName": "A", "email": "x@example.com"},
+            "body",
+        ),  # a company needs companyName
+        ({"firstName": "A", "email": "not-an-email"}, "email"),
+        ({"firstName": "A"}, "email"),
+        ({"firstName": "A", "email": "x@example.com", "status": "WHALE"}, "status"),
+        ({"firstName": "A", "email": "x@example.com", "type": "ROBOT"}, "type"),
+        ({"firstName": "A", "email": "x@example.com", "unknownField": 1}, "unknownField"),
+        ({"firstName": "A", "email": "x@example.com", "annualRevenue": "-5"}, "annualRevenue"),
+        ({"firstName": "A", "email": "x@example.com", "employeeCount": -1}, "employeeCount"),
+        (
+            {
+                "firstName": "A",
+                "email": "x@example.com",
+                "addresses": [{"isPrimary": True}, {"isPrimary": True}],
+            },
+            "body",
+        ),
+        ({"firstName": "A", "email": "x@example.com", "addresses": [{"type": "MOON"}]}, "addresses.0.type"),
+        ({"firstName": "A", "email": "x@example.com", "status": "INACTIVE"}, "body"),
+    ],
+)
+async def test_bad_input_is_a_422_problem_and_writes_nothing(client, auth_headers, body, field):
+    r = await client.post("/api/v1/customers", json=body, headers=auth_headers())
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["code"] == "VALIDATION_ERROR"
+    assert field in {e["field"] for e in problem["errors"]}
+    assert await count_rows(client) == 0
+    assert await outbox_payloads(client) == []
+
+
+async def test_list_pages_sorts_filters_and_searches(client, auth_headers):
+    headers = auth_headers()
+    people = [
+        ("Zed", "LEAD", "HIGH"),
+        ("Amy", "CUSTOMER", "LOW"),
+        ("Bob", "LEAD", "LOW"),
+        ("Cy", "PROSPECT", "LOW"),
+    ]
+    for name, status, priority in people:
+        r = await client.post(
+            "/api/v1/customers",
+            json={"firstName": name, "email": f"{name}@example.com", "status": status, "priority": priority},
+            headers=headers,
+        )
+        assert r.status_code == 201
+    page = (
+        await client.get("/api/v1/customers", params={"pageSize": 2, "sort": "fullName"}, headers=headers)
+    ).json()
+    assert page["total"] == 4 and page["page"] == 1 and page["pageSize"] == 2
+    assert [c["fullName"] for c in page["items"]] == ["Amy", "Bob"]
+    page2 = (
+        await client.get(
+            "/api/v1/customers", params={"page": 2, "pageSize": 2, "sort": "fullName"}, headers=headers
+        )
+    ).json()
+    assert [c["fullName"] for c in page2["items"]] == ["Cy", "Zed"]
+    desc = (await client.get("/api/v1/customers", params={"sort": "-fullName"}, headers=headers)).json()
+    assert desc["items"][0]["fullName"] == "Zed"
+    leads = (await client.get("/api/v1/customers", params={"status": "LEAD"}, headers=headers)).json()
+    assert {c["fullName"] for c in leads["items"]} == {"Zed", "Bob"}
+    two = (
+        await client.get(
+            "/api/v1/customers", params=[("status", "LEAD"), ("status", "PROSPECT")], headers=headers
+        )
+    ).json()
+    assert two["total"] == 3
+    low_leads = (
+        await client.get("/api/v1/customers", params={"status": "LEAD", "priority": "LOW"}, headers=headers)
+    ).json()
+    assert [c["fullName"] for c in low_leads["items"]] == ["Bob"]
+    found = (await client.get("/api/v1/customers", params={"q": "AMY@EXAMPLE"}, headers=headers)).json()
+    assert [c["fullName"] for c in found["items"]] == ["Amy"]
+    by_number = (
+        await client.get(
+            "/api/v1/customers", params={"q": found["items"][0]["customerNumber"]}, headers=headers
+        )
+    ).json()
+    assert by_number["total"] == 1
+
+
+async def test_list_rejects_unknown_sort_fields_and_filter_values(client, auth_headers):
+    headers = auth_headers()
+    bad_sort = await client.get("/api/v1/customers", params={"sort": "password"}, headers=headers)
+    assert bad_sort.status_code == 422 and bad_sort.json()["code"] == "INVALID_SORT"
+    bad_status = await client.get("/api/v1/customers", params={"status": "WHALE"}, headers=headers)
+    assert bad_status.status_code == 422 and bad_status.json()["errors"][0]["field"].startswith("status")
+    too_big = await client.get("/api/v1/customers", params={"pageSize": 201}, headers=headers)
+    assert too_big.status_code == 422
+
+
+async def test_unknown_customer_is_404(client, auth_headers):
+    r = await client.get(f"/api/v1/customers/{uuid.uuid4()}", headers=auth_headers())
+    assert r.status_code == 404 and r.json()["code"] == "CUSTOMER_NOT_FOUND"
+    bad_id = await client.get("/api/v1/customers/not-a-uuid", headers=auth_headers())
+    assert bad_id.status_code == 422
+
+
+async def test_access_needs_a_token_with_customer_access(client, auth_headers, make_token):
+    assert (await client.get("/api/v1/customers")).status_code == 401
+    assert (await client.post("/api/v1/customers", json=ADA)).status_code == 401
+    no_perm = await client.post("/api/v1/customers", json=ADA, headers=auth_headers("nobody"))
+    assert no_perm.status_code == 403
+    expired = await client.get(
+        "/api/v1/customers", headers={"Authorization": f"Bearer {make_token(expires_in=-1)}"}
+    )
+    assert expired.status_code == 401
+    assert await count_rows(client) == 0
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+    metrics = await client.get("/metrics")
+    assert "crm_http_requests_total" in metrics.text
