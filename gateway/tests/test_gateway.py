@@ -132,3 +132,12 @@ async def test_the_admin_is_created_once(tmp_path):
         # The first start's admin stays; settings do not overwrite an existing user.
         assert (await token(client, "admin@example.com")).status_code == 200
         assert (await token(client, "admin@example.com", "a different one")).status_code == 400
+
+
+async def test_the_event_catalogue_is_served_and_docs_asyncapi_is_current(gateway):
+    import json
+    from pathlib import Path
+
+    served = (await gateway.get("/asyncapi.json")).json()
+    checked_in = json.loads((Path(__file__).parents[2] / "docs" / "asyncapi.json").read_text())
+    assert served == checked_in, "docs/asyncapi.json is stale: regenerate it with `crm asyncapi > docs/asyncapi.json`"

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from crm_common.app import Runtime, create_service_app
+from crm_common.contracts import catalogue
 from crm_common.events.bus import Bus
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -103,6 +104,10 @@ def create_app(
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document() -> JSONResponse:
         return JSONResponse(openapi.merge(app.openapi(), await openapi.service_documents(sources)))
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_document() -> JSONResponse:
+        return JSONResponse(catalogue.asyncapi_document())
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

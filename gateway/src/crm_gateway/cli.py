@@ -9,6 +9,7 @@ crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
 import argparse
 import asyncio
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -75,7 +76,13 @@ def main(argv: list[str] | None = None) -> None:
     mk = sub.add_parser("makemigrations", help="autogenerate a migration from model changes")
     mk.add_argument("service", choices=NAMES)
     mk.add_argument("-m", "--message", required=True)
+    sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI 3.0 document")
     args = parser.parse_args(argv)
+    if args.command == "asyncapi":
+        from crm_common.contracts.catalogue import asyncapi_document
+
+        print(json.dumps(asyncapi_document(), indent=2))
+        return
 
     log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
     configure_logging(log_level, json_logs=os.environ.get("CRM_LOG_JSON", "true").lower() != "false")

@@ -1,0 +1,90 @@
+"""The event catalogue: every event the platform publishes, as JSON Schema and as AsyncAPI 3.0."""
+
+from crm_common.contracts.base import EventData
+from crm_common.contracts.customer import CustomerCreated
+from crm_common.events.catalogue import SUBSCRIPTIONS
+
+EVENTS: tuple[type[EventData], ...] = (CustomerCreated,)
+
+_ENVELOPE_DOC = (
+    "CloudEvents 1.0 in structured JSON mode (content type application/cloudevents+json). "
+    "Routing key on the `crm.events` topic exchange = `type` without the `crm.` prefix."
+)
+
+
+def by_routing_key() -> dict[str, type[EventData]]:
+    return {e.event_type: e for e in EVENTS}
+
+
+def json_schema(event: type[EventData]) -> dict:
+    schema = event.model_json_schema(by_alias=True)
+    schema["$id"] = f"urn:crm:events:{event.event_type}:v{event.version}"
+    schema["title"] = f"{event.event_type} v{event.version}"
+    return schema
+
+
+def _envelope_schema(event: type[EventData]) -> dict:
+    return {
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "time", "data"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {"type": "string", "format": "uuid"},
+            "source": {"type": "string", "examples": [f"/crm/{event.event_type.split('.')[0]}"]},
+            "type": {"const": f"crm.{event.event_type}"},
+            "subject": {"type": "string", "description": "Id of the aggregate the event is about."},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "dataschema": {"const": f"urn:crm:events:{event.event_type}:v{event.version}"},
+            "correlationid": {"type": "string", "description": "Request id of the API call that caused it."},
+            "sequence": {"type": "integer", "description": "Per-aggregate, monotonic (aggregate version)."},
+            "data": json_schema(event),
+        },
+    }
+
+
+def asyncapi_document() -> dict:
+    channels, operations, messages = {}, {}, {}
+    for event in EVENTS:
+        key = event.event_type
+        name = key.replace(".", "_")
+        messages[name] = {
+            "name": f"crm.{key}",
+            "title": key,
+            "summary": (event.__doc__ or "").strip() or None,
+            "contentType": "application/cloudevents+json",
+            "payload": _envelope_schema(event),
+        }
+        channels[name] = {
+            "address": key,
+            "description": f"Routing key `{key}` on the `crm.events` topic exchange.",
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {"name": "crm.events", "type": "topic", "durable": True},
+                }
+            },
+        }
+        operations[f"publish_{name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": f"Published by {key.split('.')[0]}-svc.",
+        }
+        for consumer, keys in SUBSCRIPTIONS.items():
+            if key in keys:
+                operations[f"{consumer}_receives_{name}"] = {
+                    "action": "receive",
+                    "channel": {"$ref": f"#/channels/{name}"},
+                    "summary": f"Consumed by {consumer}-svc from queue `{consumer}.events`.",
+                }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "CRM domain events", "version": "1.0.0", "description": _ENVELOPE_DOC},
+        "defaultContentType": "application/cloudevents+json",
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": {k: {k2: v2 for k2, v2 in v.items() if v2 is not None} for k, v in messages.items()}
+        },
+    }

@@ -1,0 +1,43 @@
+"""The event catalogue is complete and its documents are well formed."""
+
+import uuid
+
+import pytest
+from crm_common.contracts.catalogue import EVENTS, asyncapi_document, by_routing_key, json_schema
+from crm_common.contracts.customer import CustomerCreated
+from crm_common.events.catalogue import SUBSCRIPTIONS
+
+
+def test_every_subscribed_event_has_a_contract():
+    known = set(by_routing_key())
+    for consumer, keys in SUBSCRIPTIONS.items():
+        assert set(keys) <= known, f"{consumer} subscribes to events without a contract"
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.event_type)
+def test_json_schema_is_camel_case_and_versioned(event):
+    schema = json_schema(event)
+    assert schema["$id"] == f"urn:crm:events:{event.event_type}:v{event.version}"
+    assert all("_" not in name for name in schema["properties"])
+
+
+def test_asyncapi_lists_publishers_and_consumers():
+    doc = asyncapi_document()
+    assert doc["asyncapi"] == "3.0.0"
+    assert doc["channels"]["customer_created"]["address"] == "customer.created"
+    assert "activity_receives_customer_created" in doc["operations"]
+    payload = doc["components"]["messages"]["customer_created"]["payload"]
+    assert payload["properties"]["type"] == {"const": "crm.customer.created"}
+
+
+def test_consumers_tolerate_fields_they_do_not_know():
+    data = CustomerCreated(
+        customer_id=uuid.uuid4(),
+        customer_number="CUST-2026-000001",
+        type="INDIVIDUAL",
+        full_name="A",
+        email="a@x.example",
+        status="LEAD",
+    ).dump()
+    parsed = CustomerCreated.model_validate({**data, "addedLater": True})
+    assert parsed.customer_number == "CUST-2026-000001"
