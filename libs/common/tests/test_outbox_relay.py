@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from crm_common.events.bus import UnroutableError
@@ -164,3 +165,26 @@ async def test_unroutable_error_is_what_the_memory_bus_raises():
     bus = MemoryBus()
     (result,) = await bus.publish([event(key="nobody.listens")], timeout=1)
     assert isinstance(result, UnroutableError)
+
+
+async def test_purge_deletes_only_old_published_rows(db):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    bus = RecordingBus()
+    relay = OutboxRelay(db, bus, service="test", retention=timedelta(hours=1))
+    old, recent, pending = event(1), event(2), event(3)
+    async with db.transaction() as s:
+        await add_events(s, old, recent)
+    await relay.publish_batch()
+    async with db.transaction() as s:
+        await add_events(s, pending)
+        await s.execute(
+            update(outbox)
+            .where(outbox.c.event_id == old.id)
+            .values(published_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+    bus.ready = False  # so `pending` stays pending
+    assert await relay.purge() == 1
+    assert {r.event_id for r in await rows(db)} == {recent.id, pending.id}

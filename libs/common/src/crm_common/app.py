@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -127,6 +128,7 @@ def create_service_app(
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval,
             publish_timeout=settings.relay_publish_timeout,
+            retention=timedelta(hours=settings.outbox_retention_hours),
         )
         runtime = Runtime(settings=settings, db=db, bus=the_bus, relay=relay)
         db.outbox_listeners.append(relay.wake)

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 200
     relay_poll_interval: float = 1.0
     relay_publish_timeout: float = 5.0
+    # Published outbox rows are kept this long (for audit and replay), then purged.
+    outbox_retention_hours: int = 168
     migrate_on_start: bool = True
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.

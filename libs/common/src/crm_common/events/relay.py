@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database
@@ -41,6 +41,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
+        retention: timedelta = timedelta(days=7),
     ):
         self.db = db
         self.bus = bus
@@ -48,7 +49,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
+        self.retention = retention
         self._wake = asyncio.Event()
+        self._next_purge = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -74,10 +77,30 @@ class OutboxRelay:
                 await asyncio.sleep(backoff(failures, cap=5))
             if handled >= self.batch_size:
                 continue
+            await self._purge_now_and_then()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             except TimeoutError:
                 pass
+
+    async def _purge_now_and_then(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_purge:
+            return
+        self._next_purge = loop.time() + 600
+        try:
+            await self.purge()
+        except Exception:
+            log.warning("outbox purge failed", exc_info=True)
+
+    async def purge(self) -> int:
+        """Delete rows published longer ago than the retention; pending and unrouted rows stay."""
+        cutoff = datetime.now(UTC) - self.retention
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(outbox).where(outbox.c.state == "PUBLISHED").where(outbox.c.published_at < cutoff)
+            )
+        return result.rowcount
 
     async def publish_batch(self) -> int:
         """Publish one batch of due rows; returns how many rows it handled.
