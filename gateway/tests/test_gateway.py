@@ -140,4 +140,6 @@ async def test_the_event_catalogue_is_served_and_docs_asyncapi_is_current(gatewa
 
     served = (await gateway.get("/asyncapi.json")).json()
     checked_in = json.loads((Path(__file__).parents[2] / "docs" / "asyncapi.json").read_text())
-    assert served == checked_in, "docs/asyncapi.json is stale: regenerate it with `crm asyncapi > docs/asyncapi.json`"
+    assert served == checked_in, (
+        "docs/asyncapi.json is stale: regenerate it with `crm asyncapi > docs/asyncapi.json`"
+    )

@@ -55,6 +55,7 @@ def run_distributed(
     log_dir = log_dir or data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
+    logs = []
     try:
         # The gateway first: it writes the token key pair the services verify with.
         for name, port in [("gateway", gateway_port), *ports.items()]:
@@ -94,6 +95,9 @@ def run_distributed(
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in logs:
+            log.close()
 
 
 def main() -> None:

@@ -5,8 +5,6 @@ from collections.abc import Awaitable, Callable, Mapping
 
 log = logging.getLogger("crm.gateway.openapi")
 
-HIDDEN_PATHS = {"/healthz", "/readyz", "/metrics"}
-
 
 def merge(gateway_doc: dict, service_docs: Mapping[str, dict]) -> dict:
     doc = {**gateway_doc, "paths": dict(gateway_doc.get("paths", {}))}
@@ -14,8 +12,6 @@ def merge(gateway_doc: dict, service_docs: Mapping[str, dict]) -> dict:
     tags = {t["name"]: t for t in doc.get("tags", [])}
     for service, sdoc in service_docs.items():
         for path, item in sdoc.get("paths", {}).items():
-            if path in HIDDEN_PATHS:
-                continue
             if path in doc["paths"]:
                 log.warning("path %s of %s is already served; keeping the first", path, service)
                 continue

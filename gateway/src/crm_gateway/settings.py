@@ -13,8 +13,6 @@ class GatewaySettings(ServiceSettings):
     service_name = "gateway"
 
     db_schema: str | None = "identity"
-    host: str = "127.0.0.1"
-    port: int = 8000
 
     admin_email: str = "admin@example.com"
     # Unset on first start: one is generated and printed once.

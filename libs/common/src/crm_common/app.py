@@ -73,6 +73,8 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
                 dispatch = idempotent_dispatcher(runtime.db, settings.service_name, handlers)
                 await bus.consume(settings.service_name, keys, dispatch)
             runtime.bus_connected.set()
+            # The relay starts once there is a broker to publish to.
+            runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
             return
         except asyncio.CancelledError:
             raise
@@ -134,7 +136,6 @@ def create_service_app(
         db.outbox_listeners.append(relay.wake)
         app.state.runtime = runtime
         runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, handlers, owned)))
-        runtime.tasks.append(asyncio.create_task(relay.run()))
         try:
             if on_startup is not None:
                 await on_startup(runtime)
@@ -142,9 +143,10 @@ def create_service_app(
         finally:
             if on_shutdown is not None:
                 await on_shutdown(runtime)
-            for task in runtime.tasks:
+            tasks = list(runtime.tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
                 await the_bus.close()
             await db.dispose()

@@ -69,7 +69,11 @@ async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
     if is_sqlite(engine):
         return
     async with engine.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        # Look first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+        # exists, which a service's own role (owner of its schema only) does not have.
+        found = await conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema})
+        if found.first() is None:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
 
 
 class Database:

@@ -111,16 +111,12 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 def health_router(ready_checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", operation_id="health_alive", summary="The process is alive")
+    # Operational endpoints: not part of the public API document.
+    @router.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @router.get(
-        "/readyz",
-        operation_id="health_ready",
-        summary="Database and broker are reachable",
-        responses={503: {"description": "A dependency is unreachable"}},
-    )
+    @router.get("/readyz", include_in_schema=False)
     async def readyz(response: Response) -> dict:
         checks = await ready_checks()
         ok = all(checks.values())

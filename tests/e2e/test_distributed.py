@@ -1,0 +1,221 @@
+"""End to end in distributed mode: one process per service plus the gateway (`crm serve <name>`, as
+docker-compose runs them) on a fresh Postgres database and a namespaced set of RabbitMQ exchanges and
+queues, all removed again afterwards."""
+
+import asyncio
+import json
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+from aio_pika.exceptions import AMQPError
+from crm_common.events.catalogue import SUBSCRIPTIONS
+from crm_common.events.rabbitmq_bus import RabbitBus
+from crm_gateway.distributed import run_distributed
+from crm_gateway.settings import SERVICES
+from sqlalchemy.engine import make_url
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "e2e-Secret-pass-1"
+NOTE_TIMEOUT = 15.0
+
+
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive free ports, below the kernel's ephemeral range so outgoing
+    connections do not take them while the processes start."""
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _plain_url(url: str, database: str | None = None) -> str:
+    """postgresql://... (no driver suffix) for asyncpg and for `crm serve`, optionally another db."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def pg_database(postgres_url) -> AsyncIterator[str]:
+    """A fresh, uniquely named Postgres database (URL), dropped afterwards even if still in use."""
+    name = f"crm_e2e_{uuid.uuid4().hex[:12]}"
+    server = _plain_url(postgres_url)
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield _plain_url(postgres_url, name)
+    finally:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def _delete_topology(amqp_url: str, namespace: str) -> None:
+    names = RabbitBus(amqp_url, namespace=namespace)
+    queues = [q for c in SUBSCRIPTIONS for q in (names.queue_name(c), names.dead_letter_queue_name(c))]
+    exchanges = [names.exchange_name, names.dlx_name]
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for kind, name in [*(("queue", q) for q in queues), *(("exchange", e) for e in exchanges)]:
+            # A failed delete closes its channel: one channel per delete.
+            channel = await connection.channel()
+            try:
+                if kind == "queue":
+                    await channel.queue_delete(name)
+                else:
+                    await channel.exchange_delete(name)
+            except AMQPError:
+                pass
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+
+
+@pytest.fixture
+async def broker_namespace(amqp_url, events_namespace) -> AsyncIterator[str]:
+    """The test's exchange/queue name prefix; everything declared under it is deleted afterwards."""
+    yield events_namespace
+    await _delete_topology(amqp_url, events_namespace)
+
+
+@dataclass
+class Platform:
+    gateway: str
+    services: dict[str, str]
+    namespace: str
+
+
+@pytest.fixture
+def platform(pg_database, amqp_url, broker_namespace, tmp_path) -> Iterator[Platform]:
+    """Every service and the gateway as processes. Declared after the database and the broker
+    namespace, so it is torn down (processes stopped) before they are removed."""
+    base = free_port_block(1 + len(SERVICES))
+    with run_distributed(
+        database_url=pg_database,
+        amqp_url=amqp_url,
+        data_dir=tmp_path / "data",
+        gateway_port=base,
+        service_base_port=base + 1,
+        events_namespace=broker_namespace,
+        extra_env={"CRM_ADMIN_EMAIL": ADMIN_EMAIL, "CRM_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        startup_timeout=45,
+    ) as gateway:
+        # run_distributed numbers the services from service_base_port in SERVICES order.
+        services = {name: f"http://127.0.0.1:{base + 1 + i}" for i, name in enumerate(SERVICES)}
+        yield Platform(gateway, services, broker_namespace)
+
+
+async def customer_notes(client: httpx.AsyncClient, customer_id: str) -> list[dict]:
+    resp = await client.get("/api/v1/activities", params={"customerId": customer_id})
+    assert resp.status_code == 200, resp.text
+    return [a for a in resp.json()["items"] if a["subject"] == "Customer created"]
+
+
+async def test_first_slice_across_processes(platform: Platform, amqp_url):
+    async with httpx.AsyncClient(timeout=10) as direct:
+        for name, url in platform.services.items():
+            ready = await direct.get(url + "/readyz")
+            assert ready.status_code == 200, (name, ready.text)
+            assert ready.json()["checks"] == {"database": True, "broker": True}, name
+        assert (await direct.get(platform.gateway + "/readyz")).status_code == 200
+
+    # An outside subscriber, as another system would bind one to the platform's exchange.
+    names = RabbitBus(amqp_url, namespace=platform.namespace)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, httpx.AsyncClient(base_url=platform.gateway, timeout=10) as client:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(names.exchange_name, ensure=True)
+        subscriber = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await subscriber.bind(exchange, routing_key="customer.created")
+
+        resp = await client.post(
+            "/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        assert resp.status_code == 200, resp.text
+        client.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+        me = await client.get("/api/v1/me")
+        assert me.status_code == 200, me.text
+
+        # A bad request is a problem document from the service, passed through unchanged.
+        invalid = await client.post("/api/v1/customers", json={"firstName": "Grace"})
+        assert invalid.status_code == 422, invalid.text
+        assert invalid.headers["content-type"].startswith("application/problem+json")
+        assert invalid.json()["code"] == "VALIDATION_ERROR"
+
+        request_id = f"e2e-{uuid.uuid4().hex}"
+        created = await client.post(
+            "/api/v1/customers",
+            json={"firstName": "Grace", "lastName": "Hopper", "email": "grace@example.com"},
+            headers={"X-Request-ID": request_id},
+        )
+        assert created.status_code == 201, created.text
+        assert created.headers["x-request-id"] == request_id
+        customer = created.json()
+
+        # The event on the broker: a CloudEvent correlated with the request the gateway passed on.
+        message = None
+        for _ in range(int(NOTE_TIMEOUT / 0.05)):
+            message = await subscriber.get(no_ack=True, fail=False)
+            if message is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert message is not None, "no customer.created event reached the exchange"
+        assert message.content_type == "application/cloudevents+json"
+        event = json.loads(message.body)
+        assert event["type"] == "crm.customer.created"
+        assert event["source"] == "/crm/customer"
+        assert event["subject"] == customer["id"]
+        assert event["correlationid"] == request_id
+        assert event["data"]["customerId"] == customer["id"]
+
+        # activity-svc consumed it from its own queue: exactly one system note.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NOTE_TIMEOUT
+        while not (notes := await customer_notes(client, customer["id"])):
+            assert loop.time() < deadline, f"no 'Customer created' note after {NOTE_TIMEOUT}s"
+            await asyncio.sleep(0.05)
+        # The same email again is a conflict: no second customer, event or note follows from it.
+        duplicate = await client.post(
+            "/api/v1/customers",
+            json={"firstName": "Grace", "lastName": "H.", "email": "GRACE@example.com"},
+        )
+        assert duplicate.status_code == 409, duplicate.text
+        assert duplicate.headers["content-type"].startswith("application/problem+json")
+        assert duplicate.json()["code"] == "CUSTOMER_EMAIL_EXISTS"
+
+        await asyncio.sleep(0.3)  # give a duplicate delivery the chance to show up
+        notes = await customer_notes(client, customer["id"])
+        assert len(notes) == 1, notes
+        assert notes[0]["type"] == "NOTE"
+        assert notes[0]["system"] is True
+        assert notes[0]["ownerId"] == me.json()["id"]
+        assert notes[0]["sourceEventId"] == event["id"]
+        assert (await client.get("/api/v1/activities")).json()["total"] == 1
+        assert (await client.get("/api/v1/customers")).json()["total"] == 1
+        assert await subscriber.get(no_ack=True, fail=False) is None

@@ -1,0 +1,264 @@
+"""End to end on the embedded default, the way a newcomer runs it: `crm up` as a real process on a
+fresh data folder, driven over HTTP through the gateway, stopped with SIGTERM and started again."""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "e2e-Secret-pass-1"
+STARTUP_TIMEOUT = 30.0
+NOTE_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range, so no outgoing connection takes it in the
+    seconds before `crm up` binds it (and binds it again after the restart)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+@dataclass
+class Crm:
+    """One `crm up` process."""
+
+    process: subprocess.Popen
+    base_url: str
+    stdout_path: Path
+    stderr_path: Path
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def logs(self, lines: int = 40) -> str:
+        tail = self.stderr_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- stdout ---\n{self.stdout()}\n--- stderr (last {lines} lines) ---\n" + "\n".join(tail)
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"`crm up` exited with {self.process.returncode}\n{self.logs()}", pytrace=False)
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"`crm up` not healthy after {timeout}s\n{self.logs()}", pytrace=False)
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, as a service manager would; fails the test unless it shuts down gracefully."""
+        assert self.process.poll() is None, f"`crm up` died early\n{self.logs()}"
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            pytest.fail(f"`crm up` ignored SIGTERM for {timeout}s\n{self.logs()}", pytrace=False)
+        # uvicorn finishes the lifespan, then re-raises the signal: exit 0 or "killed by SIGTERM".
+        assert self.process.returncode in (0, -signal.SIGTERM), self.logs()
+        assert "Application shutdown complete" in self.stderr_path.read_text(), self.logs()
+
+
+@pytest.fixture
+def crm_up(tmp_path) -> Iterator[Callable[..., Crm]]:
+    """start(data_dir, port, **env) runs `python -m crm_gateway.cli up` and waits until it is healthy.
+    Every process started is stopped at teardown, whatever the test did."""
+    started: list[Crm] = []
+
+    def start(data_dir: Path, port: int, **env: str) -> Crm:
+        # A newcomer's shell: no CRM_* settings left over from the environment running the tests.
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+        clean |= {"CRM_DATA_DIR": str(data_dir), "CRM_PORT": str(port), "PYTHONUNBUFFERED": "1", **env}
+        n = len(started) + 1
+        stdout_path, stderr_path = tmp_path / f"crm-up-{n}.out", tmp_path / f"crm-up-{n}.err"
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "crm_gateway.cli", "up"],
+                env=clean,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        crm = Crm(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
+        started.append(crm)
+        crm.wait_healthy()
+        return crm
+
+    yield start
+    for crm in started:
+        if crm.process.poll() is None:
+            crm.process.kill()
+            crm.process.wait(timeout=10)
+
+
+def token(client: httpx.Client, password: str, email: str = ADMIN_EMAIL) -> str:
+    resp = client.post("/api/v1/auth/token", data={"username": email, "password": password})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["token_type"].lower() == "bearer"
+    assert body["expires_in"] > 0
+    return body["access_token"]
+
+
+def customer_notes(client: httpx.Client, customer_id: str) -> list[dict]:
+    resp = client.get("/api/v1/activities", params={"customerId": customer_id})
+    assert resp.status_code == 200, resp.text
+    return [a for a in resp.json()["items"] if a["subject"] == "Customer created"]
+
+
+def wait_for_note(client: httpx.Client, customer_id: str) -> list[dict]:
+    deadline = time.monotonic() + NOTE_TIMEOUT
+    while not (notes := customer_notes(client, customer_id)):
+        assert time.monotonic() < deadline, f"no 'Customer created' note after {NOTE_TIMEOUT}s"
+        time.sleep(0.05)
+    return notes
+
+
+def assert_problem(resp: httpx.Response, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body = resp.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["title"]
+    return body
+
+
+def test_first_slice_survives_a_restart(crm_up, tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    env = {"CRM_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    crm = crm_up(data_dir, port, **env)
+    assert f"http://127.0.0.1:{port}" in crm.stdout()
+    # The password was chosen: nothing is generated, so nothing is printed.
+    assert ADMIN_PASSWORD not in crm.stdout() and "admin created" not in crm.stdout()
+
+    with httpx.Client(base_url=crm.base_url, timeout=10) as anonymous:
+        ready = anonymous.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert anonymous.get("/docs").status_code == 200
+        doc = anonymous.get("/openapi.json")
+        assert doc.status_code == 200
+        paths = doc.json()["paths"]
+        for path in ("/api/v1/auth/token", "/api/v1/customers", "/api/v1/activities"):
+            assert path in paths, sorted(paths)
+        assert "post" in paths["/api/v1/customers"] and "get" in paths["/api/v1/activities"]
+
+        # Bad requests are problem documents, never a 500 or FastAPI's own shape.
+        assert_problem(anonymous.get("/api/v1/customers"), 401, "UNAUTHORIZED")
+        wrong = anonymous.post("/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": "nope"})
+        assert_problem(wrong, 400, "INVALID_CREDENTIALS")
+        access = token(anonymous, ADMIN_PASSWORD)
+
+    headers = {"Authorization": f"Bearer {access}"}
+    with httpx.Client(base_url=crm.base_url, headers=headers, timeout=10) as client:
+        me = client.get("/api/v1/me")
+        assert me.status_code == 200, me.text
+        admin_id = me.json()["id"]
+
+        invalid = client.post("/api/v1/customers", json={"firstName": "Ada"})
+        problem = assert_problem(invalid, 422, "VALIDATION_ERROR")
+        assert "email" in [e["field"] for e in problem["errors"]]
+
+        created = client.post(
+            "/api/v1/customers",
+            json={"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"},
+            headers={"X-Request-ID": "e2e-embedded-create"},
+        )
+        assert created.status_code == 201, created.text
+        assert created.headers["x-request-id"] == "e2e-embedded-create"
+        customer = created.json()
+        assert customer["fullName"] == "Ada Lovelace"
+        assert customer["status"] == "LEAD"
+        assert created.headers["location"] == f"/api/v1/customers/{customer['id']}"
+        # Nothing was half-written by the rejected request before it.
+        listed = client.get("/api/v1/customers").json()
+        assert listed["total"] == 1 and listed["items"][0]["id"] == customer["id"]
+
+        wait_for_note(client, customer["id"])
+        time.sleep(0.3)  # give a duplicate delivery the chance to show up
+        notes = customer_notes(client, customer["id"])
+        assert len(notes) == 1, notes
+        note = notes[0]
+        assert note["type"] == "NOTE"
+        assert note["system"] is True
+        assert note["status"] == "COMPLETED"
+        assert note["customerId"] == customer["id"]
+        assert note["ownerId"] == admin_id
+        assert "Ada Lovelace" in note["description"]
+
+    crm.stop()
+
+    # Same data folder: everything is still there, the admin is not re-created, the signing key is
+    # the same (a token from before the restart still works), and the event is not handled again.
+    again = crm_up(data_dir, port, **env)
+    assert "admin created" not in again.stdout()
+    with httpx.Client(base_url=again.base_url, headers=headers, timeout=10) as client:
+        resp = client.get(f"/api/v1/customers/{customer['id']}")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["customerNumber"] == customer["customerNumber"]
+        time.sleep(0.3)
+        after = customer_notes(client, customer["id"])
+        assert [n["id"] for n in after] == [note["id"]]
+        assert client.get("/api/v1/activities").json()["total"] == 1
+
+        # The sequence carries on: customer numbers are not handed out twice after a restart.
+        second = client.post(
+            "/api/v1/customers",
+            json={"companyName": "Analytical Engines", "type": "COMPANY", "email": "info@engines.example"},
+        )
+        assert second.status_code == 201, second.text
+        assert second.json()["customerNumber"] != customer["customerNumber"]
+        assert len(wait_for_note(client, second.json()["id"])) == 1
+
+
+def test_generated_admin_password_is_printed_once_and_works(crm_up, tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    crm = crm_up(data_dir, port)
+    lines = [line for line in crm.stdout().splitlines() if "admin created" in line]
+    assert len(lines) == 1, crm.stdout()
+    # "  CRM admin created: admin@example.com / <password>"
+    email, _, password = lines[0].split(":", 1)[1].strip().partition(" / ")
+    assert email == ADMIN_EMAIL
+    assert len(password) >= 16 and " " not in password
+
+    with httpx.Client(base_url=crm.base_url, timeout=10) as client:
+        access = token(client, password)
+        me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {access}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["email"] == ADMIN_EMAIL
+        assert "admin" in me.json()["roles"]
+        wrong = client.post("/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": password + "x"})
+        body = assert_problem(wrong, 400, "INVALID_CREDENTIALS")
+        assert body["error"] == "invalid_grant"
+
+    crm.stop()
+    # Shown only once: the second start neither prints nor replaces it.
+    again = crm_up(data_dir, port)
+    assert "admin created" not in again.stdout()
+    assert password not in again.stdout()
+    with httpx.Client(base_url=again.base_url, timeout=10) as client:
+        token(client, password)
