@@ -30,15 +30,15 @@ async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | 
     generated = None
     if not password:
         password = generated = secrets.token_urlsafe(18)
-    session.add(
-        User(
-            email=email,
-            full_name="Administrator",
-            password_hash=await hash_password(password),
-            roles=["admin"],
-        )
+    admin = User(
+        email=email, full_name="Administrator", password_hash=await hash_password(password), roles=["admin"]
     )
-    await session.flush()
+    try:
+        # Two replicas starting on an empty database race here; the unique email index decides.
+        async with session.begin_nested():
+            session.add(admin)
+    except IntegrityError:
+        return None
     return generated
 
 
