@@ -143,3 +143,22 @@ async def test_the_event_catalogue_is_served_and_docs_asyncapi_is_current(gatewa
     assert served == checked_in, (
         "docs/asyncapi.json is stale: regenerate it with `crm asyncapi > docs/asyncapi.json`"
     )
+
+
+async def test_services_learn_the_admin_from_the_user_created_event(gateway):
+    from crm_common import directory
+
+    access = (await token(gateway)).json()["access_token"]
+    me = (await gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {access}"})).json()
+    services = gateway._transport.app.state.services
+
+    async def known_everywhere():
+        for app in services.values():
+            async with app.state.runtime.db.transaction() as s:
+                if await directory.user_names(s, [uuid.UUID(me["id"])]) != {
+                    uuid.UUID(me["id"]): "Administrator"
+                }:
+                    return False
+        return True
+
+    assert await eventually(known_everywhere, timeout=5)

@@ -4,6 +4,7 @@ An upstream is either a service app in this process (embedded default: a direct 
 network hop) or a remote service reached over HTTP (distributed mode). Callers cannot tell.
 """
 
+import re
 from collections.abc import Mapping
 
 from crm_common.errors import problem_response
@@ -27,8 +28,13 @@ ROUTES: tuple[tuple[str, str], ...] = (
 )
 _ORDERED = sorted(ROUTES, key=lambda r: len(r[0]), reverse=True)
 
+# Timelines live in activity-svc though their paths sit under other resources.
+_TIMELINE = re.compile(r"^/api/v1/(customers|opportunities|tickets)/[^/]+/timeline$")
+
 
 def service_for(path: str) -> str | None:
+    if _TIMELINE.match(path):
+        return "activity"
     for prefix, service in _ORDERED:
         if path == prefix or path.startswith(prefix + "/"):
             return service

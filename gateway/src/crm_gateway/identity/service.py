@@ -6,10 +6,12 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from crm_common.events.outbox import add_events
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_gateway.identity.events import user_event
 from crm_gateway.identity.models import User
 
 log = logging.getLogger("crm.gateway.identity")
@@ -37,6 +39,8 @@ async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | 
         # Two replicas starting on an empty database race here; the unique email index decides.
         async with session.begin_nested():
             session.add(admin)
+            await session.flush()
+            await add_events(session, user_event(admin, created=True))
     except IntegrityError:
         return None
     return generated

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common import directory
 from crm_common.auth import TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
@@ -111,8 +112,11 @@ def create_service_app(
     **fastapi_options,
 ) -> FastAPI:
     """`bus` is passed in when several services share one in-process bus (the embedded default).
-    `on_startup` runs once the database is migrated, before the app takes requests."""
-    handlers = handlers or {}
+    `on_startup` runs once the database is migrated, before the app takes requests. Services (not the
+    gateway, which is its source) keep the user and team directory from the gateway's events."""
+    handlers = dict(handlers or {})
+    if settings.service_name in SUBSCRIPTIONS:
+        handlers = {**directory.HANDLERS, **handlers}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -12,12 +12,14 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, text
 
+from crm_common import directory
 from crm_common.db import Database, ensure_schema
 from crm_common.events import tables as event_tables
 
 
-def run_env(metadata: MetaData) -> None:
-    """Body of a service's env.py."""
+def run_env(metadata: MetaData, *, with_directory: bool = True) -> None:
+    """Body of a service's env.py. The outbox/inbox (and, in services, the user directory) tables
+    come from crm_common; listing them keeps autogenerate from proposing to drop them."""
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("run migrations with `crm migrate <service>`, which supplies the connection")
@@ -25,7 +27,7 @@ def run_env(metadata: MetaData) -> None:
     sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
-        target_metadata=[metadata, event_tables.metadata],
+        target_metadata=[metadata, event_tables.metadata, *([directory.metadata] if with_directory else [])],
         render_as_batch=sqlite,
         version_table_schema=None if sqlite else schema,
         compare_type=True,

@@ -1,10 +1,22 @@
 """The event catalogue: every event the platform publishes, as JSON Schema and as AsyncAPI 3.0."""
 
+from crm_common.contracts import activity, campaign, customer, identity, pipeline, ticket
 from crm_common.contracts.base import EventData
-from crm_common.contracts.customer import CustomerCreated
 from crm_common.events.catalogue import SUBSCRIPTIONS
 
-EVENTS: tuple[type[EventData], ...] = (CustomerCreated,)
+_MODULES = (identity, customer, pipeline, activity, ticket, campaign)
+
+
+def _events_of(module) -> list[type[EventData]]:
+    found = []
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, EventData) and "event_type" in value.__dict__:
+            found.append(value)
+    return found
+
+
+# Every payload class with its own `event_type`, from every producing context's module.
+EVENTS: tuple[type[EventData], ...] = tuple(e for m in _MODULES for e in _events_of(m))
 
 _ENVELOPE_DOC = (
     "CloudEvents 1.0 in structured JSON mode (content type application/cloudevents+json). "
@@ -43,6 +55,11 @@ def _envelope_schema(event: type[EventData]) -> dict:
     }
 
 
+def _publisher(event: type[EventData]) -> str:
+    context = event.__module__.rsplit(".", 1)[-1]
+    return "the gateway" if context == "identity" else f"{context}-svc"
+
+
 def asyncapi_document() -> dict:
     channels, operations, messages = {}, {}, {}
     for event in EVENTS:
@@ -69,7 +86,7 @@ def asyncapi_document() -> dict:
         operations[f"publish_{name}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{name}"},
-            "summary": f"Published by {key.split('.')[0]}-svc.",
+            "summary": f"Published by {_publisher(event)}.",
         }
         for consumer, keys in SUBSCRIPTIONS.items():
             if key in keys:

@@ -1,0 +1,21 @@
+"""Events the gateway publishes about users and teams (contracts in crm_common.contracts.identity)."""
+
+from crm_common.contracts.identity import UserCreated, UserUpdated
+from crm_common.events.envelope import CloudEvent, event_from
+
+from crm_gateway.identity.models import User
+
+SERVICE = "gateway"
+
+
+def user_event(user: User, *, created: bool) -> CloudEvent:
+    payload_cls = UserCreated if created else UserUpdated
+    payload = payload_cls(
+        user_id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        roles=list(user.roles),
+        is_active=user.is_active,
+        time_zone=user.time_zone,
+    )
+    return event_from(payload, service=SERVICE, subject=user.id, sequence=user.version)

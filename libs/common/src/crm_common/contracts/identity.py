@@ -1,0 +1,42 @@
+"""Events published by the gateway about users and teams; services keep a directory from them."""
+
+import uuid
+from typing import ClassVar
+
+from crm_common.contracts.base import EventData
+
+
+class UserData(EventData):
+    """The whole user as it is now (state transfer): a consumer can upsert it as it comes."""
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    roles: list[str]
+    is_active: bool
+    time_zone: str = "UTC"
+
+
+class UserCreated(UserData):
+    event_type: ClassVar[str] = "user.created"
+
+
+class UserUpdated(UserData):
+    event_type: ClassVar[str] = "user.updated"
+
+
+class TeamData(EventData):
+    team_id: uuid.UUID
+    name: str
+    type: str
+    manager_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] = []
+    is_active: bool = True
+
+
+class TeamCreated(TeamData):
+    event_type: ClassVar[str] = "team.created"
+
+
+class TeamUpdated(TeamData):
+    event_type: ClassVar[str] = "team.updated"

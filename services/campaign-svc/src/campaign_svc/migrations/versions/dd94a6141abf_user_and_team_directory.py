@@ -1,0 +1,23 @@
+"""user and team directory
+
+Revision ID: dd94a6141abf
+Revises: a21bf62aef78
+Create Date: 2026-11-25 15:00:00
+"""
+
+from collections.abc import Sequence
+
+from crm_common.directory import create_directory_tables_v1, drop_directory_tables_v1
+
+revision: str = "dd94a6141abf"
+down_revision: str | None = "a21bf62aef78"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    create_directory_tables_v1()
+
+
+def downgrade() -> None:
+    drop_directory_tables_v1()

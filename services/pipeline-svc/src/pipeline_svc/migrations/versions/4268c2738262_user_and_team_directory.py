@@ -1,0 +1,23 @@
+"""user and team directory
+
+Revision ID: 4268c2738262
+Revises: b313ae2b60d9
+Create Date: 2026-11-25 15:00:00
+"""
+
+from collections.abc import Sequence
+
+from crm_common.directory import create_directory_tables_v1, drop_directory_tables_v1
+
+revision: str = "4268c2738262"
+down_revision: str | None = "b313ae2b60d9"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    create_directory_tables_v1()
+
+
+def downgrade() -> None:
+    drop_directory_tables_v1()
