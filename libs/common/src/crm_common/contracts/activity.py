@@ -1,1 +1,21 @@
-"""Events published by activity-svc (payload models; add each with the change that first publishes it)."""
+"""Events published by activity-svc."""
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from crm_common.contracts.base import EventData
+
+
+class ActivityCompleted(EventData):
+    event_type: ClassVar[str] = "activity.completed"
+
+    activity_id: uuid.UUID
+    type: str
+    subject: str
+    owner_id: uuid.UUID
+    completed_at: datetime
+    customer_id: uuid.UUID | None = None
+    opportunity_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    outcome: str | None = None

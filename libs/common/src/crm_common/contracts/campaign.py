@@ -1,1 +1,45 @@
-"""Events published by campaign-svc (payload models; add each with the change that first publishes it)."""
+"""Events published by campaign-svc."""
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from crm_common.contracts.base import EventData
+
+
+class CampaignEvent(EventData):
+    campaign_id: uuid.UUID
+    name: str
+    type: str
+    status: str
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+
+class CampaignActivated(CampaignEvent):
+    event_type: ClassVar[str] = "campaign.activated"
+
+
+class CampaignCompleted(CampaignEvent):
+    event_type: ClassVar[str] = "campaign.completed"
+
+
+class CampaignTargetAdded(EventData):
+    """A customer became a member (target) of a campaign."""
+
+    event_type: ClassVar[str] = "campaign.target_added"
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    customer_id: uuid.UUID
+
+
+class CampaignMemberConverted(EventData):
+    """A campaign member's opportunity was won inside the attribution window."""
+
+    event_type: ClassVar[str] = "campaign.member_converted"
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    customer_id: uuid.UUID
+    opportunity_id: uuid.UUID

@@ -1,7 +1,9 @@
 """Events published by customer-svc."""
 
 import uuid
-from typing import ClassVar
+from datetime import date
+from decimal import Decimal
+from typing import Any, ClassVar
 
 from crm_common.contracts.base import EventData
 
@@ -20,3 +22,69 @@ class CustomerCreated(EventData):
     source_campaign_id: uuid.UUID | None = None
     assigned_to_id: uuid.UUID | None = None
     created_by: uuid.UUID | None = None
+
+
+class CustomerUpdated(EventData):
+    """Fields changed by an update; `changes` maps each changed camelCase field to its new value."""
+
+    event_type: ClassVar[str] = "customer.updated"
+
+    customer_id: uuid.UUID
+    customer_number: str
+    full_name: str
+    status: str
+    changes: dict[str, Any]
+    updated_by: uuid.UUID | None = None
+
+
+class OpportunityDraft(EventData):
+    """The opportunity a conversion asks pipeline-svc to create, with the id assigned up front."""
+
+    opportunity_id: uuid.UUID
+    title: str
+    description: str | None = None
+    amount: Decimal | None = None
+    currency: str = "USD"
+    expected_close_date: date | None = None
+    stage_id: uuid.UUID | None = None
+    probability: int | None = None
+    owner_id: uuid.UUID | None = None
+
+
+class CustomerConverted(EventData):
+    event_type: ClassVar[str] = "customer.converted"
+
+    customer_id: uuid.UUID
+    customer_number: str
+    full_name: str
+    previous_status: str
+    status: str
+    converted_by: uuid.UUID | None = None
+    opportunity: OpportunityDraft | None = None
+
+
+class CustomerMerged(EventData):
+    """The secondary customer was merged into the primary: re-point everything of the secondary."""
+
+    event_type: ClassVar[str] = "customer.merged"
+
+    primary_customer_id: uuid.UUID
+    secondary_customer_id: uuid.UUID
+    primary_customer_number: str
+    secondary_customer_number: str
+    primary_full_name: str
+    secondary_full_name: str
+    merged_by: uuid.UUID | None = None
+
+
+class CustomerAssigned(EventData):
+    event_type: ClassVar[str] = "customer.assigned"
+
+    customer_id: uuid.UUID
+    customer_number: str
+    full_name: str
+    assigned_to_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+    previous_assigned_to_id: uuid.UUID | None = None
+    previous_team_id: uuid.UUID | None = None
+    assigned_by: uuid.UUID | None = None

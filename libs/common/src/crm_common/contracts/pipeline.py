@@ -1,1 +1,76 @@
-"""Events published by pipeline-svc (payload models; add each with the change that first publishes it)."""
+"""Events published by pipeline-svc.
+
+Every opportunity event carries the opportunity's current state (customer, status, amount,
+currency) and the envelope's `sequence` is its version, so a consumer keeping totals can upsert
+the newest state it has seen in any delivery order.
+"""
+
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from crm_common.contracts.base import EventData
+
+
+class OpportunityState(EventData):
+    opportunity_id: uuid.UUID
+    customer_id: uuid.UUID
+    title: str
+    status: str  # OPEN / WON / LOST / CANCELLED
+    amount: Decimal
+    currency: str
+    probability: int
+    stage_id: uuid.UUID
+    stage_name: str
+    owner_id: uuid.UUID
+    expected_close_date: date | None = None
+
+
+class OpportunityCreated(OpportunityState):
+    event_type: ClassVar[str] = "opportunity.created"
+
+    created_by: uuid.UUID | None = None
+
+
+class OpportunityUpdated(OpportunityState):
+    event_type: ClassVar[str] = "opportunity.updated"
+
+    changes: dict[str, Any] = {}
+    updated_by: uuid.UUID | None = None
+
+
+class OpportunityStageChanged(OpportunityState):
+    event_type: ClassVar[str] = "opportunity.stage_changed"
+
+    from_stage_id: uuid.UUID
+    from_stage_name: str
+    changed_by: uuid.UUID | None = None
+
+
+class OpportunityWon(OpportunityState):
+    event_type: ClassVar[str] = "opportunity.won"
+
+    close_date: date
+    won_by: uuid.UUID | None = None
+
+
+class OpportunityLost(OpportunityState):
+    event_type: ClassVar[str] = "opportunity.lost"
+
+    close_date: date
+    reason: str
+    lost_by: uuid.UUID | None = None
+
+
+class InvoiceCreated(EventData):
+    event_type: ClassVar[str] = "invoice.created"
+
+    invoice_id: uuid.UUID
+    invoice_number: str
+    customer_id: uuid.UUID
+    opportunity_id: uuid.UUID | None = None
+    total: Decimal
+    currency: str
+    status: str
+    due_date: date | None = None

@@ -1,1 +1,75 @@
-"""Events published by ticket-svc (payload models; add each with the change that first publishes it)."""
+"""Events published by ticket-svc."""
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from crm_common.contracts.base import EventData
+
+
+class TicketEvent(EventData):
+    ticket_id: uuid.UUID
+    ticket_number: str
+    subject: str
+    customer_id: uuid.UUID
+    status: str
+    priority: str
+
+
+class TicketCreated(TicketEvent):
+    event_type: ClassVar[str] = "ticket.created"
+
+    type: str
+    assigned_to_id: uuid.UUID | None = None
+    created_by: uuid.UUID | None = None
+
+
+class TicketStatusChanged(TicketEvent):
+    event_type: ClassVar[str] = "ticket.status_changed"
+
+    from_status: str
+    changed_by: uuid.UUID | None = None
+
+
+class TicketEscalated(TicketEvent):
+    event_type: ClassVar[str] = "ticket.escalated"
+
+    escalation_level: int
+    reason: str
+    automatic: bool = False
+    escalated_by: uuid.UUID | None = None
+
+
+class TicketResolved(TicketEvent):
+    event_type: ClassVar[str] = "ticket.resolved"
+
+    resolution: str
+    resolved_at: datetime
+    resolved_by: uuid.UUID | None = None
+
+
+class TicketClosed(TicketEvent):
+    event_type: ClassVar[str] = "ticket.closed"
+
+    closed_at: datetime
+    closed_by: uuid.UUID | None = None
+
+
+class TicketReopened(TicketEvent):
+    event_type: ClassVar[str] = "ticket.reopened"
+
+    reason: str
+
+
+class TicketCommunicationAdded(EventData):
+    """A message on a ticket; customer-svc moves the customer's lastContactDate from it."""
+
+    event_type: ClassVar[str] = "ticket.communication_added"
+
+    ticket_id: uuid.UUID
+    communication_id: uuid.UUID
+    customer_id: uuid.UUID
+    direction: str  # INBOUND / OUTBOUND
+    channel: str
+    internal: bool
+    at: datetime
