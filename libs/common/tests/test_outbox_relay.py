@@ -188,3 +188,23 @@ async def test_purge_deletes_only_old_published_rows(db):
     bus.ready = False  # so `pending` stays pending
     assert await relay.purge() == 1
     assert {r.event_id for r in await rows(db)} == {recent.id, pending.id}
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_sqlite_readers_do_not_block_a_writer(db):
+    """Read-only transactions take no write lock, so a writer is not held up behind a slow read."""
+    reading = asyncio.Event()
+
+    async def slow_reader():
+        async with db.transaction(read_only=True) as s:
+            await s.execute(select(outbox))
+            reading.set()
+            await asyncio.sleep(0.5)
+
+    reader = asyncio.create_task(slow_reader())
+    await reading.wait()
+    started = asyncio.get_running_loop().time()
+    async with db.transaction() as s:
+        await add_events(s, event())
+    assert asyncio.get_running_loop().time() - started < 0.25
+    await reader

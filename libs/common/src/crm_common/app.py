@@ -90,7 +90,8 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent (scope="function"), so a
     failed commit is an error response, never a success that did not happen."""
-    async with request.app.state.runtime.db.transaction() as session:
+    read_only = request.method in ("GET", "HEAD")
+    async with request.app.state.runtime.db.transaction(read_only=read_only) as session:
         yield session
 
 

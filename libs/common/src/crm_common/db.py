@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 AFTER_COMMIT = "crm_after_commit"
+# Execution option marking a transaction that only reads.
+READ_ONLY = "crm_read_only"
 # Session.info key: the Database callback that tells outbox relays new events were committed.
 OUTBOX_WRITTEN = "crm_outbox_written"
 
@@ -40,8 +42,10 @@ def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        # A small overflow: connections beyond the pool are opened and closed per use, which costs
+        # more than waiting briefly for a pooled one. Consumers stay within the pool (prefetch).
+        max_overflow=max(2, pool_size // 2),
+        pool_recycle=1800,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"crm-{schema}"}},
     )
 
@@ -62,7 +66,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlock on lock upgrade); readers do not, so
+        # WAL lets them run beside a writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
@@ -100,9 +106,11 @@ class Database:
         return is_sqlite(self.engine)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             async with session.begin():
+                if read_only:
+                    await session.connection(execution_options={READ_ONLY: True})
                 yield session
             for callback in session.info.pop(AFTER_COMMIT, ()):
                 callback()

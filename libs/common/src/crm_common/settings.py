@@ -29,7 +29,9 @@ class ServiceSettings(BaseSettings):
     events_namespace: str = ""
     # How many times a consumer sees a failing event before it is dead-lettered.
     event_delivery_limit: int = 5
-    event_prefetch: int = 100
+    # Unacknowledged events a consumer holds, i.e. handlers running at once: kept below the
+    # database pool so handlers never wait on (or churn) connections.
+    event_prefetch: int = 8
     relay_batch_size: int = 200
     relay_poll_interval: float = 1.0
     relay_publish_timeout: float = 5.0
