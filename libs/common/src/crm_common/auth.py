@@ -104,7 +104,8 @@ _bearer = HTTPBearer(
 )
 
 
-def current_principal(
+# async although they do no I/O: FastAPI runs sync dependencies in a thread pool, which costs more.
+async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -116,7 +117,7 @@ def current_principal(
 def require(permission: str):
     """Dependency: the caller, who must hold `permission` (admins hold all)."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.can(permission):
             raise ProblemError(403, "FORBIDDEN", f"This operation needs the `{permission}` permission.")
         return principal

@@ -12,7 +12,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, text
 
-from crm_common import directory
+from crm_common import directory, idempotency
 from crm_common.db import Database, ensure_schema
 from crm_common.events import tables as event_tables
 
@@ -27,7 +27,12 @@ def run_env(metadata: MetaData, *, with_directory: bool = True) -> None:
     sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
-        target_metadata=[metadata, event_tables.metadata, *([directory.metadata] if with_directory else [])],
+        target_metadata=[
+            metadata,
+            event_tables.metadata,
+            idempotency.metadata,
+            *([directory.metadata] if with_directory else []),
+        ],
         render_as_batch=sqlite,
         version_table_schema=None if sqlite else schema,
         compare_type=True,

@@ -21,7 +21,7 @@ class PageParams(BaseModel):
     sort: str | None
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, description="1-based page number.")] = 1,
     page_size: Annotated[
         int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="Items per page.")

@@ -1,20 +1,69 @@
-"""Handlers for the events activity-svc consumes. Each runs inside the inbox transaction."""
+"""Events activity-svc publishes, and the handlers for the events it consumes.
 
-import uuid
+Each handler runs inside the inbox transaction (one note per event id, never two). Notes are
+independent of each other and dated by the event, so any delivery order gives the same timeline;
+the customer read model applies names by the event's `sequence` and merges whatever came first.
+Subjects and descriptions follow the seed's wording where the seed has one.
+"""
 
-from crm_common.contracts.customer import CustomerCreated
-from crm_common.events.envelope import CloudEvent
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from crm_common import directory
+from crm_common.contracts.activity import ActivityCompleted
+from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
+from crm_common.contracts.customer import (
+    CustomerAssigned,
+    CustomerConverted,
+    CustomerCreated,
+    CustomerMerged,
+    CustomerUpdated,
+)
+from crm_common.contracts.pipeline import (
+    OpportunityCreated,
+    OpportunityLost,
+    OpportunityStageChanged,
+    OpportunityWon,
+)
+from crm_common.contracts.ticket import TicketClosed, TicketCreated, TicketEscalated, TicketResolved
+from crm_common.events.envelope import CloudEvent, event_from
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activity_svc import service
+from activity_svc.models import Activity
+from activity_svc.service import notes
+from activity_svc.service.common import SYSTEM_USER_ID
 
-# A system note needs an owner; events from integrations may carry no acting user.
-SYSTEM_USER_ID = uuid.UUID(int=0)
+SERVICE = "activity"
+
+
+def activity_completed(activity: Activity) -> CloudEvent:
+    payload = ActivityCompleted(
+        activity_id=activity.id,
+        type=activity.type,
+        subject=activity.subject,
+        owner_id=activity.owner_id,
+        completed_at=activity.completed_at,
+        customer_id=activity.customer_id,
+        opportunity_id=activity.opportunity_id,
+        ticket_id=activity.ticket_id,
+        outcome=activity.outcome,
+    )
+    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version)
+
+
+# --- customers --------------------------------------------------------------------------------------
 
 
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
     data = CustomerCreated.model_validate(event.data)
-    await service.record_system_note(
+    await notes.remember_customer(
+        session,
+        data.customer_id,
+        customer_number=data.customer_number,
+        full_name=data.full_name,
+        sequence=event.sequence,
+    )
+    await notes.record_system_note(
         session,
         source_event_id=event.id,
         subject="Customer created",
@@ -25,6 +74,278 @@ async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
     )
 
 
+async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
+    # No note (the seed records none for edits); the name on feed rows follows the customer.
+    data = CustomerUpdated.model_validate(event.data)
+    await notes.remember_customer(
+        session,
+        data.customer_id,
+        customer_number=data.customer_number,
+        full_name=data.full_name,
+        sequence=event.sequence,
+    )
+
+
+async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerConverted.model_validate(event.data)
+    await notes.remember_customer(
+        session,
+        data.customer_id,
+        customer_number=data.customer_number,
+        full_name=data.full_name,
+        sequence=event.sequence,
+    )
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Lead converted to customer",
+        description=f"Lead {data.full_name} has been converted to a customer",
+        at=event.time,
+        owner_id=data.converted_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+    )
+
+
+async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerMerged.model_validate(event.data)
+    await notes.remember_customer(
+        session,
+        data.primary_customer_id,
+        customer_number=data.primary_customer_number,
+        full_name=data.primary_full_name,
+        sequence=event.sequence,
+    )
+    await notes.merge_customers(
+        session,
+        primary_id=data.primary_customer_id,
+        secondary_id=data.secondary_customer_id,
+        secondary_number=data.secondary_customer_number,
+        secondary_name=data.secondary_full_name,
+    )
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Customer merge completed",
+        description=(
+            f"Customer {data.secondary_full_name} ({data.secondary_customer_number}) merged into "
+            f"{data.primary_full_name} ({data.primary_customer_number})"
+        ),
+        at=_aware(getattr(data, "merged_at", None), event.time),
+        owner_id=data.merged_by or SYSTEM_USER_ID,
+        customer_id=data.primary_customer_id,
+    )
+
+
+async def _team_name(session: AsyncSession, team_id) -> str | None:
+    return (
+        await session.execute(sa.select(directory.teams.c.name).where(directory.teams.c.id == team_id))
+    ).scalar_one_or_none()
+
+
+async def on_customer_assigned(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerAssigned.model_validate(event.data)
+    await notes.remember_customer(
+        session,
+        data.customer_id,
+        customer_number=data.customer_number,
+        full_name=data.full_name,
+        sequence=event.sequence,
+    )
+    if data.assigned_to_id is not None:
+        names = await directory.user_names(session, [data.assigned_to_id])
+        who = names.get(data.assigned_to_id, f"user {data.assigned_to_id}")
+    else:
+        who = "nobody"
+    description = f"Customer {data.full_name} assigned to {who}"
+    if data.team_id is not None:
+        team = await _team_name(session, data.team_id) or str(data.team_id)
+        description += f" (team {team})"
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Customer assigned",
+        description=description,
+        at=event.time,
+        owner_id=data.assigned_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+    )
+
+
+# --- opportunities ----------------------------------------------------------------------------------
+
+
+async def on_opportunity_created(session: AsyncSession, event: CloudEvent) -> None:
+    data = OpportunityCreated.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Opportunity created",
+        description=f"New opportunity created: {data.title} - {data.amount} {data.currency}",
+        at=event.time,
+        owner_id=data.created_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        opportunity_id=data.opportunity_id,
+    )
+
+
+async def on_opportunity_stage_changed(session: AsyncSession, event: CloudEvent) -> None:
+    data = OpportunityStageChanged.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Stage updated",
+        description=f'Opportunity moved from "{data.from_stage_name}" to "{data.stage_name}"',
+        at=event.time,
+        owner_id=data.changed_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        opportunity_id=data.opportunity_id,
+    )
+
+
+async def on_opportunity_won(session: AsyncSession, event: CloudEvent) -> None:
+    data = OpportunityWon.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Opportunity won",
+        description=f"Opportunity won! Amount: {data.amount} {data.currency}",
+        outcome=f"Won: {data.amount} {data.currency}",
+        at=event.time,
+        owner_id=data.won_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        opportunity_id=data.opportunity_id,
+    )
+
+
+async def on_opportunity_lost(session: AsyncSession, event: CloudEvent) -> None:
+    data = OpportunityLost.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Opportunity lost",
+        description=f"Opportunity lost: {data.reason}",
+        outcome=f"Lost: {data.reason}",
+        at=event.time,
+        owner_id=data.lost_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        opportunity_id=data.opportunity_id,
+    )
+
+
+# --- tickets ----------------------------------------------------------------------------------------
+
+
+async def on_ticket_created(session: AsyncSession, event: CloudEvent) -> None:
+    data = TicketCreated.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Ticket created",
+        description=f"Ticket {data.ticket_number} created: {data.subject}",
+        at=event.time,
+        owner_id=data.created_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        ticket_id=data.ticket_id,
+    )
+
+
+async def on_ticket_escalated(session: AsyncSession, event: CloudEvent) -> None:
+    data = TicketEscalated.model_validate(event.data)
+    how = " automatically" if data.automatic else ""
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Ticket escalated",
+        description=(
+            f"Ticket {data.ticket_number} escalated{how} to level {data.escalation_level}: {data.reason}"
+        ),
+        at=event.time,
+        owner_id=data.escalated_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        ticket_id=data.ticket_id,
+    )
+
+
+async def on_ticket_resolved(session: AsyncSession, event: CloudEvent) -> None:
+    data = TicketResolved.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Ticket resolved",
+        description=f"Ticket {data.ticket_number} resolved: {data.resolution}",
+        outcome=f"Resolved: {data.resolution}",
+        at=_aware(data.resolved_at, event.time),
+        owner_id=data.resolved_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        ticket_id=data.ticket_id,
+    )
+
+
+async def on_ticket_closed(session: AsyncSession, event: CloudEvent) -> None:
+    data = TicketClosed.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Ticket closed",
+        description=f"Ticket {data.ticket_number} closed",
+        at=_aware(data.closed_at, event.time),
+        owner_id=data.closed_by or SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        ticket_id=data.ticket_id,
+    )
+
+
+def _aware(moment: datetime | None, fallback: datetime) -> datetime:
+    """A payload time with no zone is taken as UTC (the platform's convention); none at all, the event's."""
+    if not isinstance(moment, datetime):
+        return fallback
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# --- campaigns --------------------------------------------------------------------------------------
+
+
+async def on_campaign_target_added(session: AsyncSession, event: CloudEvent) -> None:
+    data = CampaignTargetAdded.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Added to campaign",
+        description=f"Customer added to campaign: {data.campaign_name}",
+        at=event.time,
+        owner_id=SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+    )
+
+
+async def on_campaign_member_converted(session: AsyncSession, event: CloudEvent) -> None:
+    data = CampaignMemberConverted.model_validate(event.data)
+    await notes.record_system_note(
+        session,
+        source_event_id=event.id,
+        subject="Campaign conversion",
+        description=f"Opportunity won from campaign: {data.campaign_name}",
+        at=event.time,
+        owner_id=SYSTEM_USER_ID,
+        customer_id=data.customer_id,
+        opportunity_id=data.opportunity_id,
+    )
+
+
 HANDLERS = {
     "customer.created": on_customer_created,
+    "customer.updated": on_customer_updated,
+    "customer.converted": on_customer_converted,
+    "customer.merged": on_customer_merged,
+    "customer.assigned": on_customer_assigned,
+    "opportunity.created": on_opportunity_created,
+    "opportunity.stage_changed": on_opportunity_stage_changed,
+    "opportunity.won": on_opportunity_won,
+    "opportunity.lost": on_opportunity_lost,
+    "ticket.created": on_ticket_created,
+    "ticket.escalated": on_ticket_escalated,
+    "ticket.resolved": on_ticket_resolved,
+    "ticket.closed": on_ticket_closed,
+    "campaign.target_added": on_campaign_target_added,
+    "campaign.member_converted": on_campaign_member_converted,
 }

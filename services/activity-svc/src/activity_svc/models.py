@@ -1,11 +1,20 @@
-"""Activity tables (the seed's Activity and ActivityParticipant), no schema name baked in."""
+"""Activity tables (the seed's Activity and ActivityParticipant) and the small read model of
+customers activity-svc keeps from customer events; no schema name baked in."""
 
 import uuid
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from crm_common.models import Field, SQLModel, id_field, json_field, new_registry, timestamp_field
+from crm_common.models import (
+    Field,
+    SQLModel,
+    UtcDateTime,
+    id_field,
+    json_field,
+    new_registry,
+    timestamp_field,
+)
 
 registry = new_registry()
 
@@ -34,6 +43,9 @@ class ActivityStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+OPEN_STATUSES = (ActivityStatus.PLANNED, ActivityStatus.IN_PROGRESS)
+
+
 class ActivityPriority(StrEnum):
     LOW = "LOW"
     NORMAL = "NORMAL"
@@ -41,24 +53,37 @@ class ActivityPriority(StrEnum):
     URGENT = "URGENT"
 
 
+# Mapped as the ORM's version counter: every UPDATE carries `WHERE version = :seen`, so a write that
+# raced past the If-Match check still fails (StaleDataError -> 412).
+_version_column = sa.Column("version", sa.Integer(), nullable=False)
+
+
 class Activity(Base, table=True):
     __tablename__ = "activities"
-    __table_args__ = (sa.Index("ix_activities_customer_start", "customer_id", "start_date"),)
+    __table_args__ = (
+        # Timelines: newest first by startDate, id as the tie-breaker, per customer/opportunity/ticket.
+        sa.Index("ix_activities_customer_timeline", "customer_id", "start_date", "id"),
+        sa.Index("ix_activities_opportunity_timeline", "opportunity_id", "start_date", "id"),
+        sa.Index("ix_activities_ticket_timeline", "ticket_id", "start_date", "id"),
+        # ActivityAgenda: one owner's activities by date.
+        sa.Index("ix_activities_owner_start", "owner_id", "start_date"),
+    )
+    __mapper_args__ = {"version_id_col": _version_column}
 
     id: uuid.UUID = id_field()
     type: str = Field(sa_type=sa.String(16), nullable=False, index=True)
     subject: str = Field(sa_type=sa.String(300), nullable=False)
     description: str | None = Field(default=None, sa_type=sa.Text())
-    customer_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
-    opportunity_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
-    ticket_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
+    customer_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    opportunity_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    ticket_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     start_date: datetime = timestamp_field(index=True)
     end_date: datetime | None = timestamp_field(nullable=True)
     duration: int | None = None
     is_all_day: bool = Field(default=False, nullable=False)
     status: str = Field(default=ActivityStatus.PLANNED, sa_type=sa.String(16), nullable=False, index=True)
     priority: str = Field(default=ActivityPriority.NORMAL, sa_type=sa.String(16), nullable=False)
-    owner_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False)
     outcome: str | None = Field(default=None, sa_type=sa.String(500))
     next_steps: str | None = Field(default=None, sa_type=sa.Text())
     follow_up_date: datetime | None = timestamp_field(nullable=True)
@@ -69,9 +94,13 @@ class Activity(Base, table=True):
     system: bool = Field(default=False, nullable=False)
     # The event a system note was recorded from: one note per event, never two.
     source_event_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), unique=True)
+    # When the activity was completed (set by the transition to COMPLETED).
+    completed_at: datetime | None = timestamp_field(nullable=True)
+    # The activity whose completion created this follow-up TASK.
+    follow_up_of_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = timestamp_field()
-    version: int = Field(default=1, nullable=False)
+    version: int = Field(default=1, sa_column=_version_column)
 
 
 class ActivityParticipant(Base, table=True):
@@ -81,3 +110,19 @@ class ActivityParticipant(Base, table=True):
         sa_type=sa.Uuid(), foreign_key="activities.id", ondelete="CASCADE", primary_key=True
     )
     user_id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True, index=True)
+
+
+class CustomerRef(Base, table=True):
+    """What activity-svc knows of a customer, from customer-svc's events: its name and number for
+    feed rows, and where it was merged to, so late events about a merged customer land on the
+    primary. `version` is the newest customer event sequence applied to the names (-1: a placeholder
+    for a customer only seen on an activity so far)."""
+
+    __tablename__ = "customer_refs"
+
+    id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True)
+    customer_number: str | None = Field(default=None, sa_type=sa.String(32))
+    full_name: str | None = Field(default=None, sa_type=sa.String(300))
+    merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
+    version: int = Field(default=0, nullable=False)
+    updated_at: datetime = Field(sa_type=UtcDateTime(), nullable=False)

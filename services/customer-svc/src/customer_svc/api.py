@@ -1,20 +1,62 @@
 """HTTP routes of customer-svc: translate requests to service calls and back."""
 
 import uuid
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require
-from crm_common.errors import problem_doc
+from crm_common.concurrency import etag
+from crm_common.errors import FieldError, ProblemError, problem_doc
 from crm_common.pagination import PageParams, page_params
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from customer_svc import service
 from customer_svc.models import CustomerStatus, CustomerType, Priority
-from customer_svc.schemas import CustomerCreate, CustomerPage, CustomerRead
+from customer_svc.schemas import (
+    AssignRequest,
+    ConvertRequest,
+    ConvertResult,
+    CustomerCreate,
+    CustomerPage,
+    CustomerRead,
+    CustomerUpdate,
+    ImportResult,
+    MergeRequest,
+    MergeResult,
+    OpportunityDraftRead,
+    SegmentFilter,
+    SegmentPreview,
+    Tag,
+)
+from customer_svc.service import actions, customers, exporter, importer, merge, segments
+from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
 CustomerAccess = Annotated[Principal, Depends(require("customer_access"))]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
+]
+
+
+def list_filter(
+    q: Annotated[
+        str | None, Query(max_length=200, description="Substring of number, name, email or company.")
+    ] = None,
+    status: Annotated[list[CustomerStatus], Query(description="Any of.")] = [],
+    type: Annotated[list[CustomerType], Query(description="Any of.")] = [],
+    priority: Annotated[list[Priority], Query(description="Any of.")] = [],
+    assigned_to_id: Annotated[list[uuid.UUID], Query(alias="assignedToId", description="Any of.")] = [],
+    team_id: Annotated[list[uuid.UUID], Query(alias="teamId", description="Any of.")] = [],
+    tags: Annotated[list[Tag], Query(description="Customers with any of these tags.")] = [],
+) -> tuple[str | None, SegmentFilter]:
+    """The list view's search and filters (also used by the export)."""
+    return q, SegmentFilter(
+        status=status, type=type, priority=priority, assigned_to_id=assigned_to_id, team_id=team_id, tags=tags
+    )
+
+
+ListFilter = Annotated[tuple[str | None, SegmentFilter], Depends(list_filter)]
 
 
 @router.post(
@@ -27,10 +69,10 @@ CustomerAccess = Annotated[Principal, Depends(require("customer_access"))]
 async def create_customer(
     body: CustomerCreate, session: SessionDep, user: CustomerAccess, response: Response
 ) -> CustomerRead:
-    customer = await service.create_customer(session, data=body, actor_id=user.id)
+    customer = await customers.create_customer(session, data=body, actor_id=user.id)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
-    response.headers["ETag"] = f'W/"{customer.version}"'
-    return CustomerRead.model_validate(customer)
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)
 
 
 @router.get(
@@ -40,30 +82,146 @@ async def list_customers(
     session: SessionDep,
     user: CustomerAccess,
     params: Annotated[PageParams, Depends(page_params)],
-    q: Annotated[
-        str | None, Query(max_length=200, description="Search name, email, company, number.")
-    ] = None,
-    status: Annotated[list[CustomerStatus], Query()] = [],
-    type: Annotated[CustomerType | None, Query()] = None,
-    priority: Annotated[list[Priority], Query()] = [],
-    assigned_to_id: Annotated[uuid.UUID | None, Query(alias="assignedToId")] = None,
-    team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
+    filters: ListFilter,
 ) -> CustomerPage:
-    items, total = await service.list_customers(
-        session,
-        params=params,
-        q=q,
-        status=status,
-        type_=type,
-        priority=priority,
-        assigned_to_id=assigned_to_id,
-        team_id=team_id,
-    )
+    q, f = filters
+    items, total = await customers.list_customers(session, params=params, q=q, f=f)
     return CustomerPage(
-        items=[CustomerRead.model_validate(c) for c in items],
+        items=await customers.to_read(session, items),
         total=total,
         page=params.page,
         pageSize=params.page_size,
+    )
+
+
+@router.post(
+    "/merge",
+    operation_id="customers_merge",
+    summary="Merge a duplicate customer into another",
+    description="One transaction: the primary's fields follow `mergeRules` (`primary` is the default; "
+    "`secondary` and `latest` take the secondary's value when it is set; `combine` unites tags and joins "
+    "notes), custom fields are merged with the primary winning conflicts, addresses and opportunity "
+    "totals move to the primary, and the secondary becomes INACTIVE with `mergedIntoId` and a note. "
+    "Other services re-point their records on `customer.merged`.",
+    responses=problem_doc(404, 409, 422),
+)
+async def merge_customers(body: MergeRequest, session: SessionDep, user: CustomerAccess) -> MergeResult:
+    primary, secondary = await merge.merge_customers(session, data=body, actor_id=user.id)
+    primary_read, secondary_read = await customers.to_read(session, [primary, secondary])
+    return MergeResult(customer=primary_read, merged_customer=secondary_read)
+
+
+@router.post(
+    "/segments/preview",
+    operation_id="segments_preview",
+    summary="Evaluate an ad hoc segment filter: a page of customers and their count",
+    description="The same filter a saved segment holds, evaluated without saving it. Merged customers "
+    "never match.",
+    responses=problem_doc(422),
+)
+async def preview_segment(
+    body: SegmentPreview,
+    session: SessionDep,
+    user: CustomerAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+) -> CustomerPage:
+    items, total = await segments.evaluate(session, f=body.filter, params=params)
+    return CustomerPage(
+        items=await customers.to_read(session, items),
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+    )
+
+
+_CONTENT_TYPES = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "application/x-ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "application/json-lines": "jsonl",
+}
+
+
+@router.post(
+    "/import",
+    operation_id="customers_import",
+    summary="Import customers from CSV or JSON lines (upsert by email)",
+    description="Send the file as the request body (`Content-Type: text/csv` or `application/x-ndjson`, "
+    "or `?format=`). Rows match existing customers by email (case-insensitive): a match is updated with "
+    "the non-empty cells, a new email creates a customer. Bad rows are reported with their line number "
+    "and skipped; valid rows are kept (committed in batches as the file streams in). `dryRun=true` "
+    "validates and counts without writing. CSV: a header line of camelCase columns (the export's "
+    "columns; its read-only ones are ignored), `tags` separated by `;`, `customFields` as a JSON object.",
+    responses=problem_doc(413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def import_customers(
+    request: Request,
+    user: CustomerAccess,
+    dry_run: Annotated[bool, Query(alias="dryRun", description="Validate and count; write nothing.")] = False,
+    format: Annotated[
+        Literal["csv", "jsonl"] | None, Query(description="Overrides the content type.")
+    ] = None,
+) -> ImportResult:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    fmt = format or _CONTENT_TYPES.get(content_type)
+    if fmt is None:
+        raise ProblemError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"Send text/csv or application/x-ndjson (or ?format=csv|jsonl), not {content_type or 'nothing'}.",
+        )
+    try:
+        report = await importer.run_import(
+            request.app.state.runtime.db, request.stream(), fmt=fmt, dry_run=dry_run, actor_id=user.id
+        )
+    except importer.BadHeader as exc:
+        raise ProblemError(
+            422,
+            exc.code,
+            exc.message,
+            errors=[FieldError(field="header", message=exc.message, code=exc.code.lower())],
+            extra={"columns": exc.columns} if exc.columns else None,
+        ) from None
+    return report.result()
+
+
+@router.get(
+    "/export",
+    operation_id="customers_export",
+    summary="Export customers as CSV",
+    description="The list's search, filters and sort; every matching customer (no paging), streamed. "
+    "Merged customers are left out unless `includeMerged=true`.",
+    responses={
+        **problem_doc(422),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, UTF-8."},
+    },
+    response_class=StreamingResponse,
+)
+async def export_customers(
+    request: Request,
+    user: CustomerAccess,
+    filters: ListFilter,
+    sort: Annotated[str | None, Query(description="As in the list, e.g. `-createdAt`.")] = None,
+    include_merged: Annotated[bool, Query(alias="includeMerged")] = False,
+) -> StreamingResponse:
+    sort_clauses(sort)  # a bad sort is a 422 now, not a broken stream later
+    q, f = filters
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        exporter.export_csv(request.app.state.runtime.db, q=q, f=f, sort=sort, include_merged=include_merged),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="customers-{stamp}.csv"'},
     )
 
 
@@ -73,6 +231,79 @@ async def list_customers(
 async def get_customer(
     customer_id: uuid.UUID, session: SessionDep, user: CustomerAccess, response: Response
 ) -> CustomerRead:
-    customer = await service.get_customer(session, customer_id)
-    response.headers["ETag"] = f'W/"{customer.version}"'
-    return CustomerRead.model_validate(customer)
+    customer = await customers.get_customer(session, customer_id)
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)
+
+
+@router.patch(
+    "/{customer_id}",
+    operation_id="customers_update",
+    summary="Update some fields of a customer",
+    description="Only the fields sent change; `null` clears an optional field. Needs the version read "
+    "(`If-Match` or `version`): 412 when the customer changed since, 428 when neither is sent.",
+    responses=problem_doc(404, 409, 412, 422, 428),
+)
+async def update_customer(
+    customer_id: uuid.UUID,
+    body: CustomerUpdate,
+    session: SessionDep,
+    user: CustomerAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CustomerRead:
+    customer = await customers.update_customer(
+        session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
+    )
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)
+
+
+@router.post(
+    "/{customer_id}/convert",
+    operation_id="customers_convert",
+    summary="Convert a lead (or prospect) into a customer",
+    description="Only a LEAD or PROSPECT converts (409 `CUSTOMER_NOT_CONVERTIBLE` otherwise). An optional "
+    "opportunity draft gets its id here: the response already carries it, and pipeline-svc creates the "
+    "opportunity from the `customer.converted` event with that id. `If-Match`/`version` are optional.",
+    responses=problem_doc(404, 409, 412, 422),
+)
+async def convert_customer(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    user: CustomerAccess,
+    response: Response,
+    body: ConvertRequest = ConvertRequest(),
+    if_match: IfMatch = None,
+) -> ConvertResult:
+    customer, draft = await actions.convert_customer(
+        session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
+    )
+    response.headers["ETag"] = etag(customer.version)
+    return ConvertResult(
+        customer=await customers.to_read_one(session, customer),
+        opportunity=OpportunityDraftRead.model_validate(draft) if draft else None,
+    )
+
+
+@router.post(
+    "/{customer_id}/assign",
+    operation_id="customers_assign",
+    summary="Assign a customer to a user and/or a team",
+    description="The user and the team must exist and be active (422 `UNKNOWN_USER` / `UNKNOWN_TEAM`); "
+    "`null` clears one. `If-Match`/`version` are optional.",
+    responses=problem_doc(404, 409, 412, 422),
+)
+async def assign_customer(
+    customer_id: uuid.UUID,
+    body: AssignRequest,
+    session: SessionDep,
+    user: CustomerAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CustomerRead:
+    customer = await actions.assign_customer(
+        session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
+    )
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)

@@ -2,18 +2,25 @@ from pathlib import Path
 
 from crm_common.app import create_service_app
 from crm_common.events.bus import Bus
+from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
 from customer_svc.api import router
+from customer_svc.api_segments import router as segments_router
+from customer_svc.handlers import HANDLERS
 from customer_svc.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         settings or Settings(),
         title="CRM customer service",
-        description="Customers and leads: create, search, convert, merge, assign, segment.",
-        routers=[router],
+        description="Customers and leads: create, search, convert, merge, assign, segment, import, export.",
+        routers=[router, segments_router],
         migrations=Path(__file__).parent / "migrations",
+        handlers=HANDLERS,
         bus=bus,
     )
+    # `Idempotency-Key` on POST/PATCH: a retried write happens once.
+    app.add_middleware(IdempotencyMiddleware)
+    return app

@@ -1,6 +1,17 @@
 """Events customer-svc publishes (contracts in crm_common.contracts.customer)."""
 
-from crm_common.contracts.customer import CustomerCreated
+import uuid
+from datetime import datetime
+from typing import Any
+
+from crm_common.contracts.customer import (
+    CustomerAssigned,
+    CustomerConverted,
+    CustomerCreated,
+    CustomerMerged,
+    CustomerUpdated,
+    OpportunityDraft,
+)
 from crm_common.events.envelope import CloudEvent, event_from
 
 from customer_svc.models import Customer
@@ -20,5 +31,74 @@ def customer_created(customer: Customer) -> CloudEvent:
         source_campaign_id=customer.source_campaign_id,
         assigned_to_id=customer.assigned_to_id,
         created_by=customer.created_by_id,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_updated(customer: Customer, changes: dict[str, Any], actor_id: uuid.UUID | None) -> CloudEvent:
+    payload = CustomerUpdated(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        full_name=customer.full_name,
+        status=customer.status,
+        changes=changes,
+        updated_by=actor_id,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_converted(
+    customer: Customer, previous_status: str, actor_id: uuid.UUID, draft: OpportunityDraft | None
+) -> CloudEvent:
+    payload = CustomerConverted(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        full_name=customer.full_name,
+        previous_status=previous_status,
+        status=customer.status,
+        converted_by=actor_id,
+        opportunity=draft,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_merged(
+    primary: Customer,
+    secondary: Customer,
+    *,
+    changes: dict[str, Any],
+    actor_id: uuid.UUID,
+    at: datetime,
+) -> CloudEvent:
+    payload = CustomerMerged(
+        primary_customer_id=primary.id,
+        secondary_customer_id=secondary.id,
+        primary_customer_number=primary.customer_number,
+        secondary_customer_number=secondary.customer_number,
+        primary_full_name=primary.full_name,
+        secondary_full_name=secondary.full_name,
+        merged_by=actor_id,
+        primary_changes=changes,
+        merged_at=at,
+    )
+    return event_from(payload, service=SERVICE, subject=primary.id, sequence=primary.version)
+
+
+def customer_assigned(
+    customer: Customer,
+    *,
+    previous_assigned_to_id: uuid.UUID | None,
+    previous_team_id: uuid.UUID | None,
+    actor_id: uuid.UUID,
+) -> CloudEvent:
+    payload = CustomerAssigned(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        full_name=customer.full_name,
+        assigned_to_id=customer.assigned_to_id,
+        team_id=customer.team_id,
+        previous_assigned_to_id=previous_assigned_to_id,
+        previous_team_id=previous_team_id,
+        assigned_by=actor_id,
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)

@@ -54,13 +54,39 @@ class AddressType(StrEnum):
     OTHER = "OTHER"
 
 
+# Mapped as the ORM's version counter: every UPDATE carries `WHERE version = :seen` and bumps it, so
+# a write that raced past the If-Match check still fails (StaleDataError -> 412).
+_customer_version = sa.Column("version", sa.Integer(), nullable=False)
+
+# Substring search (`q`) runs over number, name, email and company joined in one expression, with a
+# trigram GIN index on Postgres (service/query.py search_text; created by the migration, as are the
+# other Postgres-only GIN indexes on tags and custom_fields).
+
+
 class Customer(Base, table=True):
     __tablename__ = "customers"
     __table_args__ = (
         # Case-insensitive uniqueness enforced by the database, not by a racy check-then-insert.
-        sa.Index("uq_customers_email_lower", sa.func.lower(sa.text("email")), unique=True),
+        # A customer merged into another is a tombstone: its email no longer blocks anyone.
+        sa.Index(
+            "uq_customers_email_lower",
+            sa.func.lower(sa.text("email")),
+            unique=True,
+            postgresql_where=sa.text("merged_into_id IS NULL"),
+            sqlite_where=sa.text("merged_into_id IS NULL"),
+        ),
         sa.Index("ix_customers_full_name", "full_name"),
+        # Sorts of the customer list view (each with the id as tie-breaker is not needed: the
+        # default order appends createdAt, id).
+        sa.Index("ix_customers_email", "email"),
+        sa.Index("ix_customers_type", "type"),
+        sa.Index("ix_customers_total_value", "total_value"),
+        sa.Index("ix_customers_last_contact_date", "last_contact_date"),
+        sa.Index("ix_customers_status_created_at", "status", "created_at"),
+        sa.Index("ix_customers_team_id", "team_id"),
+        sa.Index("ix_customers_merged_into_id", "merged_into_id"),
     )
+    __mapper_args__ = {"version_id_col": _customer_version}
 
     id: uuid.UUID = id_field()
     customer_number: str = Field(sa_type=sa.String(32), unique=True, nullable=False)
@@ -77,15 +103,19 @@ class Customer(Base, table=True):
     phone: str | None = Field(default=None, sa_type=sa.String(50))
     mobile: str | None = Field(default=None, sa_type=sa.String(50))
     website: str | None = Field(default=None, sa_type=sa.String(500))
-    status: str = Field(default=CustomerStatus.LEAD, sa_type=sa.String(16), nullable=False, index=True)
+    status: str = Field(default=CustomerStatus.LEAD, sa_type=sa.String(16), nullable=False)
     priority: str = Field(default=Priority.MEDIUM, sa_type=sa.String(16), nullable=False)
     source: str | None = Field(default=None, sa_type=sa.String(100))
     source_campaign_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
     tags: list[str] = json_field(list)
     assigned_to_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
     team_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
-    total_value: Decimal = money_field(Decimal("0"), nullable=False)
-    lifetime_value: Decimal = money_field(Decimal("0"), nullable=False)
+    # Open (totalValue) and won (lifetimeValue) opportunities in `value_currency`; every currency
+    # the customer deals in is in `value_totals` ([{currency, totalValue, lifetimeValue}]).
+    total_value: Decimal = money_field(Decimal("0.00"), nullable=False)
+    lifetime_value: Decimal = money_field(Decimal("0.00"), nullable=False)
+    value_currency: str = Field(default="USD", sa_type=sa.String(3), nullable=False)
+    value_totals: list[dict] = json_field(list)
     last_contact_date: datetime | None = timestamp_field(nullable=True)
     next_contact_date: datetime | None = timestamp_field(nullable=True)
     custom_fields: dict = json_field(dict)
@@ -94,7 +124,7 @@ class Customer(Base, table=True):
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = timestamp_field()
-    version: int = Field(default=1, nullable=False)
+    version: int = Field(default=None, sa_column=_customer_version)
 
     addresses: list["CustomerAddress"] = Relationship(
         sa_relationship_kwargs={"lazy": "raise", "cascade": "all, delete-orphan", "passive_deletes": True}
@@ -124,3 +154,39 @@ class CustomerNumberCounter(Base, table=True):
 
     year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     last_value: int = Field(default=0, nullable=False)
+
+
+class CustomerOpportunity(Base, table=True):
+    """The newest state seen of each opportunity (from pipeline-svc's `opportunity.*` events), keyed
+    by opportunity id with its version (the event's `sequence`): the customer's totals are always
+    recomputed from these rows, so redelivery and any delivery order give the same result."""
+
+    __tablename__ = "customer_opportunities"
+
+    opportunity_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid())
+    customer_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)
+    status: str = Field(sa_type=sa.String(16), nullable=False)
+    amount: Decimal = money_field(Decimal("0"), nullable=False)
+    currency: str = Field(sa_type=sa.String(3), nullable=False)
+    version: int = Field(nullable=False)
+    updated_at: datetime = timestamp_field()
+
+
+_segment_version = sa.Column("version", sa.Integer(), nullable=False)
+
+
+class Segment(Base, table=True):
+    """A saved customer filter, evaluated on demand (campaigns take their targets from it)."""
+
+    __tablename__ = "segments"
+    __table_args__ = (sa.Index("uq_segments_name_lower", sa.func.lower(sa.text("name")), unique=True),)
+    __mapper_args__ = {"version_id_col": _segment_version}
+
+    id: uuid.UUID = id_field()
+    name: str = Field(sa_type=sa.String(200), nullable=False)
+    description: str | None = Field(default=None, sa_type=sa.Text())
+    filter: dict = json_field(dict)
+    created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_segment_version)

@@ -1,7 +1,7 @@
 """Events published by customer-svc."""
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -75,6 +75,9 @@ class CustomerMerged(EventData):
     primary_full_name: str
     secondary_full_name: str
     merged_by: uuid.UUID | None = None
+    # Fields of the primary the merge changed (camelCase -> new value), like customer.updated's.
+    primary_changes: dict[str, Any] = {}
+    merged_at: datetime | None = None
 
 
 class CustomerAssigned(EventData):

@@ -1,0 +1,522 @@
+"""Benchmark of customer-svc on Postgres: list with search + filter, get by id, create throughput,
+import of a large CSV; side by side with bare asyncpg queries doing the same reads (the baseline).
+
+    .venv/bin/python bench/customer_bench.py [--customers 200000] [--import-rows 100000]
+
+What a run does, on a fresh database `crm_custbench_<hex>` (dropped afterwards):
+1. starts customer-svc as it runs in the distributed mode (`crm serve customer`, its own process,
+   uvicorn, Postgres schema `customer`, in-process bus), which migrates the schema;
+2. seeds `--customers` customers with COPY (names, emails, companies, statuses, tags, assignees from
+   a directory of 50 users, totals, last-contact dates), then ANALYZE;
+3. measures, from this process over HTTP (aiohttp, keep-alive):
+   - list: `GET /api/v1/customers?q=<a surname>&status=LEAD&pageSize=25` one request at a time
+     (p50/p99), plus search only, filter only (status + tag) and a sort by assignee name;
+   - get by id: one at a time (p50/p99);
+   - create: `--creates` POSTs at `--concurrency` (throughput and p50/p99);
+   - import: `--import-rows` new customers as one streamed CSV (elapsed, rows/s);
+4. the baseline: the list's two SQL statements (count + page) and the get by id run with asyncpg
+   directly on the same database, one at a time, so the service's own overhead shows.
+See bench/README_customer.md.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+FIRST = (
+    "Ada Alan Grace Linus Barbara Edsger Donald Margaret Ken Dennis Frances John Radia Tim Guido Bjarne "
+    "Anita Sophie Karen Hedy Niklaus Leslie Yukihiro Jean Carl Rosa Mary Omar Ines Priya Chen Wei Aiko "
+    "Lars Nora Pablo Lucia Mateo Elena Ivan Olga Kofi Amara Sven Freya Ravi Meera Tomas Zofia"
+).split()
+LAST = (
+    "Lovelace Turing Hopper Torvalds Liskov Dijkstra Knuth Hamilton Thompson Ritchie Allen Backus Perlman "
+    "Berners Rossum Stroustrup Borg Wilson Jones Lamarr Wirth Lamport Matsumoto Sammet Hewitt Franklin "
+    "Cartwright Haddad Moreno Patel Zhang Wang Tanaka Lindqvist Berg Garcia Fernandez Lopez Romero Petrov "
+    "Ivanova Mensah Okafor Nilsson Johansson Sharma Iyer Novak Kowalski Schmidt Fischer Weber Meyer Wagner "
+    "Becker Schulz Hoffmann Koch Richter Klein Wolf Neumann Schwarz Zimmermann Braun Hofmann Hartmann Lange "
+    "Schmitt Werner Krause Meier Lehmann Huber Mayer Hermann Walter Kaiser Fuchs Peters Lang Scholz Jung "
+    "Keller Vogel Roth Beck Lorenz Baumann Franke Albrecht Ludwig Winter Simon Kraus Vogt Stein Otto Sommer"
+).split()
+WORDS = (
+    "Acme Global Blue Nordic Apex Vertex Summit Quantum Pixel Orbit Harbor Cedar Falcon Iron Silver".split()
+)
+INDUSTRIES = ["Retail", "Software", "Finance", "Health", "Energy", "Logistics", "Media", "Education"]
+TAGS = ["vip", "eu", "us", "apac", "newsletter", "partner", "churn-risk", "enterprise", "smb", "trial"]
+STATUSES = ["LEAD"] * 4 + ["PROSPECT"] * 2 + ["CUSTOMER"] * 3 + ["INACTIVE"]
+PRIORITIES = ["LOW", "MEDIUM", "MEDIUM", "HIGH", "CRITICAL"]
+
+
+def log(msg: str) -> None:
+    print(f"[customer-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+def summary(samples: list[float]) -> dict:
+    return {
+        "n": len(samples),
+        "p50_ms": round(percentile(samples, 50) * 1000, 2),
+        "p99_ms": round(percentile(samples, 99) * 1000, 2),
+        "max_ms": round(max(samples) * 1000, 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+# --- seeding ----------------------------------------------------------------------------------------
+
+
+def customer_row(i: int, rng: random.Random, users: list[uuid.UUID], year: int, now: datetime) -> dict:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    company = rng.random() < 0.3
+    company_name = (
+        f"{rng.choice(WORDS)} {last} {rng.choice(['Ltd', 'GmbH', 'Inc', 'AB'])}" if company else None
+    )
+    created = now - timedelta(seconds=(200_000_000 - i * 997) % 94_000_000)
+    contact = created + timedelta(days=rng.randint(1, 300)) if rng.random() < 0.6 else None
+    total = Decimal(rng.randint(0, 50_000)) if rng.random() < 0.5 else Decimal(0)
+    return {
+        "id": uuid.uuid4(),
+        "customer_number": f"CUST-{year}-{i:06d}",
+        "type": "COMPANY" if company else "INDIVIDUAL",
+        "first_name": None if company else first,
+        "last_name": None if company else last,
+        "full_name": company_name if company else f"{first} {last}",
+        "title": None,
+        "company_name": company_name,
+        "industry": rng.choice(INDUSTRIES),
+        "employee_count": rng.randint(1, 5000) if company else None,
+        "annual_revenue": None,
+        "email": f"{first}.{last}.{i}@{rng.choice(WORDS).lower()}.example".lower(),
+        "phone": f"+1 555 {rng.randint(1000000, 9999999)}",
+        "mobile": None,
+        "website": None,
+        "status": rng.choice(STATUSES),
+        "priority": rng.choice(PRIORITIES),
+        "source": rng.choice(["Web", "Fair", "Referral", "Ads"]),
+        "source_campaign_id": None,
+        "tags": json.dumps(rng.sample(TAGS, rng.randint(0, 3))),
+        "assigned_to_id": rng.choice(users),
+        "team_id": None,
+        "total_value": total,
+        "lifetime_value": Decimal(0),
+        "value_currency": "USD",
+        "value_totals": json.dumps(
+            [{"currency": "USD", "totalValue": f"{total:.2f}", "lifetimeValue": "0.00"}] if total else []
+        ),
+        "last_contact_date": contact,
+        "next_contact_date": None,
+        "custom_fields": json.dumps({"segment": rng.choice(["a", "b", "c"])}),
+        "notes": None,
+        "merged_into_id": None,
+        "created_by_id": users[0],
+        "created_at": created,
+        "updated_at": created,
+        "version": 1,
+    }
+
+
+async def seed(pg_url: str, count: int, rng: random.Random) -> dict:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("SET search_path = customer")
+        now = datetime.now(UTC)
+        users = [uuid.uuid4() for _ in range(50)]
+        await conn.copy_records_to_table(
+            "directory_users",
+            schema_name="customer",
+            records=[
+                (
+                    u,
+                    f"user{n}@crm.example",
+                    f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                    "[]",
+                    True,
+                    "UTC",
+                    1,
+                    now,
+                )
+                for n, u in enumerate(users)
+            ],
+            columns=["id", "email", "full_name", "roles", "is_active", "time_zone", "version", "updated_at"],
+        )
+        columns = [
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'customer' AND table_name = 'customers' ORDER BY ordinal_position"
+            )
+        ]
+        ids, surnames = [], []
+        chunk = 20_000
+        for start in range(1, count + 1, chunk):
+            rows = [
+                customer_row(i, rng, users, now.year, now)
+                for i in range(start, min(start + chunk, count + 1))
+            ]
+            ids += [r["id"] for r in rows]
+            surnames += [r["last_name"] for r in rows if r["last_name"]]
+            await conn.copy_records_to_table(
+                "customers",
+                schema_name="customer",
+                records=[tuple(r[c] for c in columns) for r in rows],
+                columns=columns,
+            )
+            log(f"  seeded {min(start + chunk - 1, count)}/{count}")
+        await conn.execute(
+            "INSERT INTO customer_number_counters (year, last_value) VALUES ($1, $2) "
+            "ON CONFLICT (year) DO UPDATE SET last_value = excluded.last_value",
+            now.year,
+            count,
+        )
+        await conn.execute("ANALYZE")
+        return {"ids": ids, "users": users, "surnames": sorted(set(surnames))}
+    finally:
+        await conn.close()
+
+
+# --- the service process -------------------------------------------------------------------------------
+
+
+class Service:
+    def __init__(self, db_url: str, public_key: str, data_dir: str):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "CRM_CUSTOMER_DATABASE_URL": db_url,
+            "CRM_CUSTOMER_DB_SCHEMA": "customer",
+            "CRM_JWT_PUBLIC_KEY": public_key,
+            "CRM_DATA_DIR": data_dir,
+            "CRM_LOG_LEVEL": "WARNING",
+            "CRM_CUSTOMER_DB_POOL_SIZE": "10",
+        }
+        env.pop("CRM_AMQP_URL", None)
+        self.proc = subprocess.Popen(
+            [str(REPO / ".venv/bin/crm"), "serve", "customer", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(data_dir) / "service.log", "w"),
+            start_new_session=True,
+        )
+
+    async def ready(self, session: aiohttp.ClientSession, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("customer-svc exited during start-up (see its log)")
+            try:
+                async with session.get(f"{self.base}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise TimeoutError("customer-svc did not become ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+# --- measurements ---------------------------------------------------------------------------------------
+
+
+async def timed_gets(session, url_params: list[tuple[str, dict]], headers) -> tuple[list[float], list[int]]:
+    samples, totals = [], []
+    for url, params in url_params:
+        started = time.perf_counter()
+        async with session.get(url, params=params, headers=headers) as r:
+            body = await r.read()
+            if r.status != 200:
+                raise RuntimeError(f"GET {url} {params}: {r.status} {body[:300]!r}")
+        samples.append(time.perf_counter() - started)
+        if url.endswith("/customers"):
+            totals.append(json.loads(body)["total"])
+    return samples, totals
+
+
+async def creates(session, base: str, headers, count: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    failures = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+    run = secrets.token_hex(3)
+
+    async def worker():
+        nonlocal failures
+        while not queue.empty():
+            i = queue.get_nowait()
+            body = {
+                "firstName": "Bench",
+                "lastName": f"Create{i}",
+                "email": f"bench.{run}.{i}@create.example",
+                "tags": ["bench"],
+            }
+            started = time.perf_counter()
+            async with session.post(f"{base}/api/v1/customers", json=body, headers=headers) as r:
+                await r.read()
+                failures += r.status != 201
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        **summary(latencies),
+        "concurrency": concurrency,
+        "per_second": round(count / elapsed, 1),
+        "failures": failures,
+    }
+
+
+async def import_csv(session, base: str, headers, rows: int) -> dict:
+    run = secrets.token_hex(3)
+    rng = random.Random(7)
+
+    async def body():
+        yield b"email,firstName,lastName,status,priority,tags,industry,phone\n"
+        batch = []
+        for i in range(rows):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            batch.append(
+                f"imp.{run}.{i}@import.example,{first},{last},{rng.choice(['LEAD', 'PROSPECT', 'CUSTOMER'])},"
+                f"{rng.choice(PRIORITIES)},{';'.join(rng.sample(TAGS, 2))},{rng.choice(INDUSTRIES)},+1 555 {i:07d}\n"
+            )
+            if len(batch) == 2000:
+                yield "".join(batch).encode()
+                batch = []
+        if batch:
+            yield "".join(batch).encode()
+
+    started = time.perf_counter()
+    async with session.post(
+        f"{base}/api/v1/customers/import",
+        data=body(),
+        headers={**headers, "Content-Type": "text/csv"},
+        timeout=aiohttp.ClientTimeout(total=900),
+    ) as r:
+        report = await r.json()
+        if r.status != 200:
+            raise RuntimeError(f"import: {r.status} {report}")
+    elapsed = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "seconds": round(elapsed, 2),
+        "rows_per_second": round(rows / elapsed),
+        "created": report["created"],
+        "failed": report["failed"],
+    }
+
+
+# The service's search expression (customer_svc.service.query.search_text) and its default order.
+SEARCH = "lower(customer_number || chr(31) || full_name || chr(31) || email || chr(31) || coalesce(company_name, ''))"
+BASELINE_COUNT = f"SELECT count(*) FROM customers WHERE {SEARCH} LIKE $1 AND status = $2"
+BASELINE_PAGE = f"SELECT * FROM customers WHERE {SEARCH} LIKE $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 25"
+
+
+async def baseline(pg_url: str, terms: list[str], ids: list[uuid.UUID]) -> dict:
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": "customer"})
+    try:
+        count, page = await conn.prepare(BASELINE_COUNT), await conn.prepare(BASELINE_PAGE)
+        get = await conn.prepare("SELECT * FROM customers WHERE id = $1")
+        list_samples, get_samples = [], []
+        for term in terms:
+            started = time.perf_counter()
+            await count.fetchval(f"%{term}%", "LEAD")
+            await page.fetch(f"%{term}%", "LEAD")
+            list_samples.append(time.perf_counter() - started)
+        for customer_id in ids:
+            started = time.perf_counter()
+            await get.fetchrow(customer_id)
+            get_samples.append(time.perf_counter() - started)
+        plan = await conn.fetch(
+            "EXPLAIN " + BASELINE_COUNT.replace("$1", f"'%{terms[0]}%'").replace("$2", "'LEAD'")
+        )
+        return {"list": summary(list_samples), "get": summary(get_samples), "plan": [r[0] for r in plan]}
+    finally:
+        await conn.close()
+
+
+async def main(args: argparse.Namespace) -> dict:
+    rng = random.Random(args.seed)
+    name = f"crm_custbench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(args.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = with_database(args.database_url, name)
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    user = uuid.uuid4()
+    now = datetime.now(UTC)
+    token = jwt.encode(
+        {
+            "sub": str(user),
+            "roles": ["admin"],
+            "perms": ["admin", "customer_access"],
+            "iss": "crm-gateway",
+            "aud": "crm",
+            "iat": now,
+            "exp": now + timedelta(hours=2),
+            "email": "bench@example.com",
+            "name": "Bench",
+        },
+        key,
+        algorithm="EdDSA",
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    results: dict = {"customers": args.customers, "started": now.isoformat(), "database": name}
+    with tempfile.TemporaryDirectory() as data_dir:
+        service = Service(db_url, public.decode(), data_dir)
+        try:
+            connector = aiohttp.TCPConnector(limit=max(args.concurrency, 4) * 2)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                await service.ready(session)
+                log(f"customer-svc up on {service.base}; seeding {args.customers} customers into {name}")
+                t0 = time.perf_counter()
+                data = await seed(db_url, args.customers, rng)
+                results["seed_seconds"] = round(time.perf_counter() - t0, 1)
+                terms = [rng.choice(data["surnames"]).lower() for _ in range(args.list_requests)]
+                url = f"{service.base}/api/v1/customers"
+                # Warm the service's connections and plans.
+                await timed_gets(session, [(url, {"q": t, "status": "LEAD"}) for t in terms[:20]], headers)
+                log("list: search + filter")
+                s, totals = await timed_gets(
+                    session, [(url, {"q": t, "status": "LEAD", "pageSize": 25}) for t in terms], headers
+                )
+                results["list_search_filter"] = {**summary(s), "avg_total": round(sum(totals) / len(totals))}
+                s, totals = await timed_gets(
+                    session, [(url, {"q": t}) for t in terms[: args.list_requests // 2]], headers
+                )
+                results["list_search"] = {**summary(s), "avg_total": round(sum(totals) / len(totals))}
+                filters = [
+                    (url, {"status": rng.choice(STATUSES), "tags": rng.choice(TAGS)})
+                    for _ in range(args.list_requests // 2)
+                ]
+                s, totals = await timed_gets(session, filters, headers)
+                results["list_filter_status_tag"] = {
+                    **summary(s),
+                    "avg_total": round(sum(totals) / len(totals)),
+                }
+                sorts = [
+                    (url, {"status": "CUSTOMER", "sort": "assignedToName"})
+                    for _ in range(args.list_requests // 4)
+                ]
+                s, _ = await timed_gets(session, sorts, headers)
+                results["list_sort_assignee_name"] = summary(s)
+                log("get by id")
+                ids = rng.sample(data["ids"], args.get_requests)
+                s, _ = await timed_gets(session, [(f"{url}/{i}", {}) for i in ids], headers)
+                results["get_by_id"] = summary(s)
+                log(f"create x{args.creates} at concurrency {args.concurrency}")
+                results["create"] = await creates(
+                    session, service.base, headers, args.creates, args.concurrency
+                )
+                log(f"import of {args.import_rows} rows")
+                results["import"] = await import_csv(session, service.base, headers, args.import_rows)
+            log("baseline: the same reads with bare asyncpg")
+            results["baseline"] = await baseline(db_url, terms, ids)
+        finally:
+            service.stop()
+            if args.keep:
+                log(f"kept database {name}")
+            else:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    return results
+
+
+def report(r: dict) -> str:
+    rows = [
+        ("list: search + status filter (service)", r["list_search_filter"]),
+        ("list: same two queries, bare asyncpg (baseline)", r["baseline"]["list"]),
+        ("list: search only", r["list_search"]),
+        ("list: status + tag filter", r["list_filter_status_tag"]),
+        ("list: status filter, sort by assignee name", r["list_sort_assignee_name"]),
+        ("get by id (service)", r["get_by_id"]),
+        ("get by id, bare asyncpg (baseline)", r["baseline"]["get"]),
+        ("create", r["create"]),
+    ]
+    out = [f"customer-svc on Postgres, {r['customers']:,} customers (seeded in {r['seed_seconds']} s)", ""]
+    out.append(f"{'':52} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  extra")
+    for label, s in rows:
+        extra = []
+        if "avg_total" in s:
+            extra.append(f"avg matches {s['avg_total']}")
+        if "per_second" in s:
+            extra.append(f"{s['per_second']}/s at concurrency {s['concurrency']}, failures {s['failures']}")
+        out.append(
+            f"{label:52} {s['n']:>6} {s['p50_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}  {', '.join(extra)}"
+        )
+    i = r["import"]
+    out += [
+        "",
+        f"import: {i['rows']:,} rows in {i['seconds']} s ({i['rows_per_second']:,} rows/s), created {i['created']:,}, failed {i['failed']}",
+    ]
+    out += [
+        "",
+        "plan of the baseline's count (search + filter):",
+        *("  " + line for line in r["baseline"]["plan"]),
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=os.environ.get("CRM_TEST_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--import-rows", type=int, default=100_000)
+    parser.add_argument("--list-requests", type=int, default=400)
+    parser.add_argument("--get-requests", type=int, default=1000)
+    parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    arguments = parser.parse_args()
+    figures = asyncio.run(main(arguments))
+    print(report(figures))
+    if arguments.json:
+        arguments.json.write_text(json.dumps(figures, indent=2))

@@ -1,0 +1,335 @@
+"""Activities written by people: create, read, update, delete, status transitions, completion
+(publishing `activity.completed`) and follow-up tasks."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from crm_common.concurrency import check_version
+from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.events.outbox import add_events
+from crm_common.pagination import PageParams, order_by
+from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activity_svc import events
+from activity_svc.models import (
+    Activity,
+    ActivityParticipant,
+    ActivityStatus,
+    ActivityType,
+)
+from activity_svc.schemas import ActivityCancel, ActivityComplete, ActivityCreate, ActivityUpdate
+from activity_svc.service.common import require_known_users, resolve_customer
+
+# Forward only: PLANNED -> IN_PROGRESS -> COMPLETED (a planned activity may be completed directly),
+# and any open state -> CANCELLED. COMPLETED and CANCELLED are final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    ActivityStatus.PLANNED: frozenset(
+        {ActivityStatus.IN_PROGRESS, ActivityStatus.COMPLETED, ActivityStatus.CANCELLED}
+    ),
+    ActivityStatus.IN_PROGRESS: frozenset({ActivityStatus.COMPLETED, ActivityStatus.CANCELLED}),
+    ActivityStatus.COMPLETED: frozenset(),
+    ActivityStatus.CANCELLED: frozenset(),
+}
+INITIAL_STATUSES = frozenset({ActivityStatus.PLANNED, ActivityStatus.IN_PROGRESS, ActivityStatus.COMPLETED})
+
+SORTABLE = {
+    "startDate": Activity.start_date,
+    "endDate": Activity.end_date,
+    "createdAt": Activity.created_at,
+    "updatedAt": Activity.updated_at,
+    "priority": Activity.priority,
+    "status": Activity.status,
+    "type": Activity.type,
+    "subject": Activity.subject,
+}
+DEFAULT_ORDER = [Activity.start_date.desc(), Activity.id.desc()]
+
+
+def _invalid(code: str, field: str, message: str, status: int = 422) -> ProblemError:
+    return ProblemError(
+        status, code, message, errors=[FieldError(field=field, message=message, code=code.lower())]
+    )
+
+
+def _minutes(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds() // 60)
+
+
+def schedule(
+    start: datetime, end: datetime | None, duration: int | None
+) -> tuple[datetime | None, int | None]:
+    """(endDate, duration) from what the client gave: the end wins and the duration is derived from
+    it (a different duration is refused); with a duration only, the end is derived."""
+    if end is not None:
+        if end < start:
+            raise _invalid("END_BEFORE_START", "endDate", "endDate must not be before startDate.")
+        derived = _minutes(start, end)
+        if duration is not None and duration != derived:
+            raise _invalid(
+                "DURATION_MISMATCH",
+                "duration",
+                f"duration {duration} does not match startDate..endDate ({derived} minutes).",
+            )
+        return end, derived
+    if duration is not None:
+        return start + timedelta(minutes=duration), duration
+    return None, None
+
+
+async def _set_participants(session: AsyncSession, activity_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> None:
+    await session.execute(delete(ActivityParticipant).where(ActivityParticipant.activity_id == activity_id))
+    for user_id in dict.fromkeys(ids):
+        session.add(ActivityParticipant(activity_id=activity_id, user_id=user_id))
+
+
+async def _check_owner(session: AsyncSession, owner_id: uuid.UUID, actor_id: uuid.UUID) -> None:
+    # The caller is known (their token says so); anyone else must be in the directory.
+    if owner_id != actor_id:
+        await require_known_users(session, [owner_id], field="ownerId")
+
+
+async def create_activity(
+    session: AsyncSession, *, data: ActivityCreate, actor_id: uuid.UUID
+) -> tuple[Activity, Activity | None]:
+    """The new activity and, when it is created COMPLETED with a followUpDate, its follow-up task."""
+    if data.status not in INITIAL_STATUSES:
+        raise _invalid(
+            "INVALID_INITIAL_STATUS", "status", "A new activity is PLANNED, IN_PROGRESS or COMPLETED."
+        )
+    end, duration = schedule(data.start_date, data.end_date, data.duration)
+    owner_id = data.owner_id or actor_id
+    await _check_owner(session, owner_id, actor_id)
+    await require_known_users(session, data.participant_ids, field="participantIds")
+    now = datetime.now(UTC)
+    fields = data.model_dump(exclude={"participant_ids", "end_date", "duration", "owner_id", "customer_id"})
+    activity = Activity(
+        **fields,
+        end_date=end,
+        duration=duration,
+        owner_id=owner_id,
+        customer_id=await resolve_customer(session, data.customer_id),
+        created_at=now,
+        updated_at=now,
+    )
+    if activity.status == ActivityStatus.COMPLETED:
+        activity.completed_at = now
+    session.add(activity)
+    await session.flush()
+    await _set_participants(session, activity.id, data.participant_ids)
+    follow_up = None
+    if activity.status == ActivityStatus.COMPLETED:
+        follow_up = await _after_completion(session, activity, now=now)
+    await session.flush()
+    return activity, follow_up
+
+
+async def get_activity(session: AsyncSession, activity_id: uuid.UUID) -> Activity:
+    activity = await session.get(Activity, activity_id, populate_existing=True)
+    if activity is None:
+        raise not_found("activity", activity_id)
+    return activity
+
+
+async def _editable(
+    session: AsyncSession,
+    activity_id: uuid.UUID,
+    *,
+    if_match: str | None,
+    version: int | None,
+    required: bool,
+) -> Activity:
+    activity = await get_activity(session, activity_id)
+    if activity.system:
+        raise ProblemError(
+            409,
+            "SYSTEM_ACTIVITY_READ_ONLY",
+            "System notes are the record of business events and cannot be changed or deleted.",
+        )
+    if required or if_match is not None or version is not None:
+        check_version(activity.version, if_match=if_match, body_version=version)
+    return activity
+
+
+def _check_transition(activity: Activity, target: str) -> None:
+    if target not in TRANSITIONS[activity.status]:
+        raise ProblemError(
+            409,
+            "INVALID_STATUS_TRANSITION",
+            f"An activity cannot go from {activity.status} to {target}.",
+            extra={"currentStatus": activity.status, "allowed": sorted(TRANSITIONS[activity.status])},
+        )
+
+
+async def _completed(session: AsyncSession, activity: Activity, *, now: datetime) -> Activity | None:
+    """What completing does: stamp it, publish `activity.completed`, and create the follow-up TASK
+    when a followUpDate is set."""
+    activity.status = ActivityStatus.COMPLETED
+    activity.completed_at = now
+    activity.updated_at = now
+    return await _after_completion(session, activity, now=now)
+
+
+async def _after_completion(session: AsyncSession, activity: Activity, *, now: datetime) -> Activity | None:
+    await session.flush()  # the version the event carries as its sequence
+    await add_events(session, events.activity_completed(activity))
+    if activity.follow_up_date is None:
+        return None
+    follow_up = Activity(
+        type=ActivityType.TASK,
+        subject=f"Follow up: {activity.subject}"[:300],
+        description=activity.next_steps,
+        customer_id=activity.customer_id,
+        opportunity_id=activity.opportunity_id,
+        ticket_id=activity.ticket_id,
+        start_date=activity.follow_up_date,
+        status=ActivityStatus.PLANNED,
+        priority=activity.priority,
+        owner_id=activity.owner_id,
+        follow_up_of_id=activity.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(follow_up)
+    await session.flush()
+    return follow_up
+
+
+async def update_activity(
+    session: AsyncSession,
+    activity_id: uuid.UUID,
+    *,
+    data: ActivityUpdate,
+    if_match: str | None,
+    actor_id: uuid.UUID,
+) -> tuple[Activity, Activity | None]:
+    activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=True)
+    fields = data.model_dump(exclude_unset=True, exclude={"version"})
+    now = datetime.now(UTC)
+
+    # Scheduling: an explicit end wins; a new duration moves the end; a new start alone keeps the
+    # duration and moves the end with it; clearing the end clears the duration.
+    start = fields.get("start_date", activity.start_date)
+    if "end_date" in fields:
+        end, duration = fields["end_date"], fields.get("duration")
+    elif "duration" in fields:
+        end, duration = None, fields["duration"]
+    elif "start_date" in fields and activity.duration is not None:
+        end, duration = None, activity.duration
+    else:
+        end, duration = activity.end_date, None
+    activity.end_date, activity.duration = schedule(start, end, duration)
+    activity.start_date = start
+
+    if "owner_id" in fields and fields["owner_id"] != activity.owner_id:
+        await _check_owner(session, fields["owner_id"], actor_id)
+    if "participant_ids" in fields:
+        await require_known_users(session, fields["participant_ids"], field="participantIds")
+        await _set_participants(session, activity.id, fields["participant_ids"])
+    if "customer_id" in fields:
+        fields["customer_id"] = await resolve_customer(session, fields["customer_id"])
+
+    target = fields.pop("status", activity.status)
+    for name, value in fields.items():
+        if name not in ("start_date", "end_date", "duration", "participant_ids"):
+            setattr(activity, name, value)
+    activity.updated_at = now
+    follow_up = None
+    if target != activity.status:
+        _check_transition(activity, target)
+        if target == ActivityStatus.COMPLETED:
+            follow_up = await _completed(session, activity, now=now)
+        else:
+            activity.status = target
+    await session.flush()
+    return activity, follow_up
+
+
+async def start_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None) -> Activity:
+    activity = await _editable(session, activity_id, if_match=if_match, version=None, required=False)
+    _check_transition(activity, ActivityStatus.IN_PROGRESS)
+    activity.status = ActivityStatus.IN_PROGRESS
+    activity.updated_at = datetime.now(UTC)
+    await session.flush()
+    return activity
+
+
+async def complete_activity(
+    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityComplete, if_match: str | None
+) -> tuple[Activity, Activity | None]:
+    activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=False)
+    _check_transition(activity, ActivityStatus.COMPLETED)
+    fields = data.model_dump(exclude_unset=True, exclude={"version"})
+    for name, value in fields.items():
+        setattr(activity, name, value)
+    follow_up = await _completed(session, activity, now=datetime.now(UTC))
+    return activity, follow_up
+
+
+async def cancel_activity(
+    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityCancel, if_match: str | None
+) -> Activity:
+    activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=False)
+    _check_transition(activity, ActivityStatus.CANCELLED)
+    activity.status = ActivityStatus.CANCELLED
+    if data.reason is not None:
+        activity.outcome = data.reason
+    activity.updated_at = datetime.now(UTC)
+    await session.flush()
+    return activity
+
+
+async def delete_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None) -> None:
+    activity = await _editable(session, activity_id, if_match=if_match, version=None, required=False)
+    await session.delete(activity)
+    await session.flush()
+
+
+def list_query(
+    *,
+    params: PageParams,
+    customer_id: uuid.UUID | None = None,
+    opportunity_id: uuid.UUID | None = None,
+    ticket_id: uuid.UUID | None = None,
+    owner_id: uuid.UUID | None = None,
+    participant_id: uuid.UUID | None = None,
+    types: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    priorities: Sequence[str] = (),
+    system: bool | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    follow_up_of_id: uuid.UUID | None = None,
+) -> tuple[Select, list]:
+    """The query and order of an activity list (run by `views.page_of`)."""
+    query = select(Activity)
+    if customer_id:
+        query = query.where(Activity.customer_id == customer_id)
+    if opportunity_id:
+        query = query.where(Activity.opportunity_id == opportunity_id)
+    if ticket_id:
+        query = query.where(Activity.ticket_id == ticket_id)
+    if owner_id:
+        query = query.where(Activity.owner_id == owner_id)
+    if participant_id:
+        query = query.where(
+            exists().where(
+                ActivityParticipant.activity_id == Activity.id, ActivityParticipant.user_id == participant_id
+            )
+        )
+    if types:
+        query = query.where(Activity.type.in_(types))
+    if statuses:
+        query = query.where(Activity.status.in_(statuses))
+    if priorities:
+        query = query.where(Activity.priority.in_(priorities))
+    if system is not None:
+        query = query.where(Activity.system.is_(system))
+    if start_from:
+        query = query.where(Activity.start_date >= start_from)
+    if start_to:
+        query = query.where(Activity.start_date < start_to)
+    if follow_up_of_id:
+        query = query.where(Activity.follow_up_of_id == follow_up_of_id)
+    return query, order_by(params.sort, SORTABLE, DEFAULT_ORDER)

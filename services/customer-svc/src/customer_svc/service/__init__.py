@@ -1,0 +1,1 @@
+"""Customer domain logic: plain async functions that take a session (one module per topic)."""

@@ -1,0 +1,237 @@
+"""Customers: numbers, create, read, update, list."""
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_common import directory
+from crm_common.concurrency import check_version
+from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.events.outbox import add_events
+from crm_common.pagination import PageParams, paginate
+from pydantic.alias_generators import to_camel
+from pydantic_core import to_jsonable_python
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from customer_svc import events
+from customer_svc.models import Customer, CustomerAddress, CustomerNumberCounter, CustomerType
+from customer_svc.schemas import CustomerCreate, CustomerRead, CustomerUpdate, SegmentFilter
+from customer_svc.service.query import customer_select
+
+
+async def next_customer_numbers(session: AsyncSession, year: int, count: int = 1) -> list[str]:
+    """`count` consecutive CUST-YYYY-NNNNNN numbers from a per-year counter row, incremented under its
+    row lock (Postgres) or the write lock (SQLite): concurrent creates get distinct, consecutive
+    numbers; a rolled-back create gives its numbers back."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(CustomerNumberCounter)
+        .values(year=year, last_value=0)
+        .on_conflict_do_nothing(index_elements=["year"])
+    )
+    last = (
+        await session.execute(
+            update(CustomerNumberCounter)
+            .where(CustomerNumberCounter.year == year)
+            .values(last_value=CustomerNumberCounter.last_value + count)
+            .returning(CustomerNumberCounter.last_value)
+        )
+    ).scalar_one()
+    return [f"CUST-{year}-{n:06d}" for n in range(last - count + 1, last + 1)]
+
+
+async def next_customer_number(session: AsyncSession, year: int) -> str:
+    return (await next_customer_numbers(session, year, 1))[0]
+
+
+def full_name_of(type_: str, first: str | None, last: str | None, company: str | None) -> str:
+    if type_ == CustomerType.COMPANY:
+        return company or ""
+    return " ".join(p for p in (first, last) if p)
+
+
+def name_errors(type_: str, first: str | None, last: str | None, company: str | None) -> list[FieldError]:
+    if type_ == CustomerType.INDIVIDUAL and not (first or last):
+        return [
+            FieldError(field="firstName", message="an individual needs firstName or lastName", code="missing")
+        ]
+    if type_ == CustomerType.COMPANY and not company:
+        return [FieldError(field="companyName", message="a company needs companyName", code="missing")]
+    return []
+
+
+async def email_taken(session: AsyncSession, email: str, *, other_than: uuid.UUID | None = None) -> bool:
+    query = select(Customer.id).where(
+        func.lower(Customer.email) == email.lower(), Customer.merged_into_id.is_(None)
+    )
+    if other_than is not None:
+        query = query.where(Customer.id != other_than)
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+def email_exists(email: str) -> ProblemError:
+    return ProblemError(
+        409,
+        "CUSTOMER_EMAIL_EXISTS",
+        f"A customer with the email {email} already exists.",
+        errors=[FieldError(field="email", message="already used by another customer", code="unique")],
+    )
+
+
+def is_email_conflict(exc: IntegrityError) -> bool:
+    return "uq_customers_email_lower" in str(exc.orig)
+
+
+def merged_error(customer: Customer) -> ProblemError:
+    return ProblemError(
+        409,
+        "CUSTOMER_MERGED",
+        f"Customer {customer.customer_number} was merged into {customer.merged_into_id}; change that one.",
+        extra={"mergedIntoId": str(customer.merged_into_id)},
+    )
+
+
+def jsonable(value: Any) -> Any:
+    return to_jsonable_python(value)
+
+
+async def create_customer(session: AsyncSession, *, data: CustomerCreate, actor_id: uuid.UUID) -> Customer:
+    # A fast, friendly answer for the common case; the unique index below settles races.
+    if await email_taken(session, data.email):
+        raise email_exists(data.email)
+    now = datetime.now(UTC)
+    fields = data.model_dump(exclude={"addresses"})
+    customer = Customer(
+        **fields,
+        customer_number=await next_customer_number(session, now.year),
+        full_name=full_name_of(data.type, data.first_name, data.last_name, data.company_name),
+        created_by_id=actor_id,
+        created_at=now,
+        updated_at=now,
+    )
+    if customer.assigned_to_id is None:
+        customer.assigned_to_id = actor_id
+    # Built whole in memory (addresses included), so nothing is read back while the number counter's
+    # row lock is held: it is held until commit, and every other create waits for it.
+    customer.addresses = [CustomerAddress(customer_id=customer.id, **a.model_dump()) for a in data.addresses]
+    session.add(customer)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if is_email_conflict(exc):
+            raise email_exists(data.email) from None
+        raise
+    await add_events(session, events.customer_created(customer))
+    return customer
+
+
+async def get_customer(
+    session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
+) -> Customer:
+    query = (
+        select(Customer)
+        .where(Customer.id == customer_id)
+        .options(selectinload(Customer.addresses))
+        .execution_options(populate_existing=True)
+    )
+    if for_update:
+        query = query.with_for_update(of=Customer)
+    customer = (await session.execute(query)).scalar_one_or_none()
+    if customer is None:
+        raise not_found("customer", customer_id)
+    return customer
+
+
+def _address_key(a) -> tuple:
+    """Comparable (no None against str) and the same for a stored address and a request's."""
+    values = (a.type, a.street, a.city, a.state, a.zip_code, a.country)
+    return (*("" if v is None else str(v) for v in values), bool(a.is_primary))
+
+
+async def update_customer(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    data: CustomerUpdate,
+    if_match: str | None,
+    actor_id: uuid.UUID,
+) -> Customer:
+    """A partial update: only the fields sent change; fullName follows the name fields; the UPDATE
+    carries the version read (a racing write is a 412)."""
+    customer = await get_customer(session, customer_id)
+    check_version(customer.version, if_match=if_match, body_version=data.version)
+    if customer.merged_into_id is not None:
+        raise merged_error(customer)
+    sent = data.changes()
+    new_addresses = sent.pop("addresses", None)
+
+    names = [sent.get(n, getattr(customer, n)) for n in ("type", "first_name", "last_name", "company_name")]
+    if errors := name_errors(*names):
+        raise ProblemError(422, "VALIDATION_ERROR", errors[0].message, errors=errors)
+    if "email" in sent and sent["email"].lower() != customer.email.lower():
+        if await email_taken(session, sent["email"], other_than=customer.id):
+            raise email_exists(sent["email"])
+
+    changes: dict[str, Any] = {}
+    for name, value in sent.items():
+        if getattr(customer, name) != value:
+            setattr(customer, name, value)
+            changes[to_camel(name)] = jsonable(value)
+    full_name = full_name_of(*names)
+    if full_name != customer.full_name:
+        customer.full_name = full_name
+        changes["fullName"] = full_name
+    if new_addresses is not None:
+        before = sorted(_address_key(a) for a in customer.addresses)
+        after = sorted(_address_key(a) for a in new_addresses)
+        if before != after:
+            customer.addresses = [
+                CustomerAddress(customer_id=customer.id, **a.model_dump()) for a in new_addresses
+            ]
+            changes["addresses"] = [jsonable(a.model_dump(by_alias=True)) for a in new_addresses]
+    if not changes:
+        return customer
+    customer.updated_at = datetime.now(UTC)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if is_email_conflict(exc):
+            raise email_exists(customer.email) from None
+        raise
+    await add_events(session, events.customer_updated(customer, changes, actor_id))
+    return await get_customer(session, customer.id)
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    params: PageParams,
+    q: str | None = None,
+    f: SegmentFilter | None = None,
+    exclude_merged: bool = False,
+) -> tuple[list[Customer], int]:
+    query = customer_select(session, q=q, f=f, sort=params.sort, exclude_merged=exclude_merged).options(
+        selectinload(Customer.addresses)
+    )
+    return await paginate(session, query, params)
+
+
+async def to_read(session: AsyncSession, customers: Iterable[Customer]) -> list[CustomerRead]:
+    """API rows, each with its assignee's name from the user directory."""
+    customers = list(customers)
+    names = await directory.user_names(session, (c.assigned_to_id for c in customers))
+    out = []
+    for c in customers:
+        row = CustomerRead.model_validate(c)
+        row.assigned_to_name = names.get(c.assigned_to_id) if c.assigned_to_id else None
+        out.append(row)
+    return out
+
+
+async def to_read_one(session: AsyncSession, customer: Customer) -> CustomerRead:
+    return (await to_read(session, [customer]))[0]

@@ -1,0 +1,193 @@
+"""Building customer queries: text search, the filters shared by the list, the export and segments,
+and the list view's sorts. The dialect switch for JSON conditions lives here, in one place."""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from crm_common import directory
+from crm_common.errors import FieldError, ProblemError
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customer_svc.models import Customer
+from customer_svc.schemas import SegmentFilter
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_text(session: AsyncSession) -> sa.ColumnElement[str]:
+    """The text `q` searches: number, name, email and company, lower-cased, joined by a control
+    character no query contains (so a match never spans two fields). On Postgres one trigram GIN
+    index is built on exactly this expression (see the migration); there are no per-column trigram
+    indexes, which the planner would also pick for `lower(email) = ...` and make those slow."""
+    sep = sa.literal_column("chr(31)" if _is_postgres(session) else "char(31)")
+    empty = sa.literal_column("''")
+    c = Customer
+    return sa.func.lower(
+        c.customer_number + sep + c.full_name + sep + c.email + sep + sa.func.coalesce(c.company_name, empty)
+    )
+
+
+def search_condition(session: AsyncSession, q: str) -> sa.ColumnElement[bool]:
+    """`q`: a case-insensitive substring of the number, name, email or company."""
+    pattern = f"%{_escape_like(q.strip().lower())}%"
+    return search_text(session).like(pattern, escape="\\")
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def _tags_any(session: AsyncSession, tags: Sequence[str]) -> sa.ColumnElement[bool]:
+    if _is_postgres(session):
+        return Customer.tags.op("?|")(postgresql.array(list(tags), type_=sa.Text))
+    each = sa.func.json_each(Customer.tags).table_valued("value")
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value.in_(list(tags))))
+
+
+def _tags_all(session: AsyncSession, tags: Sequence[str]) -> sa.ColumnElement[bool]:
+    if _is_postgres(session):
+        return Customer.tags.op("?&")(postgresql.array(list(tags), type_=sa.Text))
+    return sa.and_(*(_tags_any(session, [t]) for t in tags))
+
+
+def _custom_fields_equal(session: AsyncSession, wanted: dict) -> sa.ColumnElement[bool]:
+    if _is_postgres(session):
+        # One containment test, served by the jsonb_path_ops GIN index.
+        return Customer.custom_fields.op("@>")(sa.bindparam(None, wanted, type_=postgresql.JSONB))
+    conditions = []
+    for key, value in wanted.items():
+        path = f'$."{key}"'
+        extracted = sa.func.json_extract(Customer.custom_fields, path)
+        kind = sa.func.json_type(Customer.custom_fields, path)
+        if isinstance(value, bool):
+            conditions.append(kind == ("true" if value else "false"))
+        elif isinstance(value, int | float):
+            conditions.append(sa.and_(kind.in_(("integer", "real")), extracted == value))
+        else:
+            conditions.append(sa.and_(kind == "text", extracted == value))
+    return sa.and_(*conditions)
+
+
+def filter_conditions(session: AsyncSession, f: SegmentFilter) -> list[sa.ColumnElement[bool]]:
+    c = Customer
+    where: list[sa.ColumnElement[bool]] = []
+    if f.status:
+        where.append(c.status.in_(f.status))
+    if f.type:
+        where.append(c.type.in_(f.type))
+    if f.priority:
+        where.append(c.priority.in_(f.priority))
+    if f.industry:
+        where.append(sa.func.lower(c.industry).in_([i.lower() for i in f.industry]))
+    if f.source:
+        where.append(sa.func.lower(c.source).in_([s.lower() for s in f.source]))
+    if f.tags:
+        where.append(_tags_any(session, f.tags))
+    if f.tags_all:
+        where.append(_tags_all(session, f.tags_all))
+    if f.assigned_to_id:
+        where.append(c.assigned_to_id.in_(f.assigned_to_id))
+    if f.team_id:
+        where.append(c.team_id.in_(f.team_id))
+    if f.value_currency:
+        where.append(c.value_currency == f.value_currency)
+    if f.total_value_min is not None:
+        where.append(c.total_value >= f.total_value_min)
+    if f.total_value_max is not None:
+        where.append(c.total_value <= f.total_value_max)
+    if f.lifetime_value_min is not None:
+        where.append(c.lifetime_value >= f.lifetime_value_min)
+    if f.lifetime_value_max is not None:
+        where.append(c.lifetime_value <= f.lifetime_value_max)
+    if f.last_contact_from is not None:
+        where.append(c.last_contact_date >= f.last_contact_from)
+    if f.last_contact_to is not None:
+        where.append(c.last_contact_date <= f.last_contact_to)
+    if f.created_from is not None:
+        where.append(c.created_at >= f.created_from)
+    if f.created_to is not None:
+        where.append(c.created_at <= f.created_to)
+    if f.custom_fields:
+        where.append(_custom_fields_equal(session, f.custom_fields))
+    return where
+
+
+# Lifecycle order for status, severity order for priority (not alphabetical).
+_STATUS_RANK = sa.case(
+    {"LEAD": 1, "PROSPECT": 2, "CUSTOMER": 3, "INACTIVE": 4}, value=Customer.status, else_=5
+)
+_PRIORITY_RANK = sa.case({"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}, value=Customer.priority, else_=5)
+ASSIGNEE_NAME = directory.users.c.full_name
+
+# Every column of the seed's customer-list view, plus a few more. `assignedTo.name` is accepted as
+# the seed spells it.
+SORTABLE: dict[str, sa.ColumnElement] = {
+    "customerNumber": Customer.customer_number,
+    "fullName": Customer.full_name,
+    "type": Customer.type,
+    "status": _STATUS_RANK,
+    "email": Customer.email,
+    "assignedToName": ASSIGNEE_NAME,
+    "assignedTo.name": ASSIGNEE_NAME,
+    "totalValue": Customer.total_value,
+    "lastContactDate": Customer.last_contact_date,
+    "createdAt": Customer.created_at,
+    "updatedAt": Customer.updated_at,
+    "priority": _PRIORITY_RANK,
+    "lifetimeValue": Customer.lifetime_value,
+    "companyName": Customer.company_name,
+    "nextContactDate": Customer.next_contact_date,
+}
+# Nulls sort last in both directions, on both dialects.
+_NULLABLE = {"assignedToName", "assignedTo.name", "lastContactDate", "companyName", "nextContactDate"}
+DEFAULT_ORDER = [Customer.created_at.desc(), Customer.id.desc()]
+
+
+def sort_clauses(sort: str | None) -> tuple[list, bool]:
+    """ORDER BY clauses for `?sort=` and whether they need the assignee's name joined."""
+    if not sort:
+        return list(DEFAULT_ORDER), False
+    clauses, needs_names = [], False
+    for part in (p.strip() for p in sort.split(",")):
+        if not part:
+            continue
+        name = part.lstrip("-+")
+        column = SORTABLE.get(name)
+        if column is None:
+            allowed = ", ".join(k for k in SORTABLE if k != "assignedTo.name")
+            raise ProblemError(
+                422,
+                "INVALID_SORT",
+                f"Cannot sort by `{name}`; allowed: {allowed}.",
+                errors=[FieldError(field="sort", message=f"unknown sort field {name}", code="invalid_sort")],
+            )
+        clause = column.desc() if part.startswith("-") else column.asc()
+        if name in _NULLABLE:
+            clause = clause.nulls_last()
+        needs_names |= column is ASSIGNEE_NAME
+        clauses.append(clause)
+    return clauses + DEFAULT_ORDER, needs_names
+
+
+def customer_select(
+    session: AsyncSession,
+    *,
+    q: str | None = None,
+    f: SegmentFilter | None = None,
+    sort: str | None = None,
+    exclude_merged: bool = False,
+) -> sa.Select:
+    order, needs_names = sort_clauses(sort)
+    query = sa.select(Customer)
+    if needs_names:
+        query = query.outerjoin(directory.users, directory.users.c.id == Customer.assigned_to_id)
+    if q and q.strip():
+        query = query.where(search_condition(session, q))
+    if f is not None:
+        query = query.where(*filter_conditions(session, f))
+    if exclude_merged:
+        query = query.where(Customer.merged_into_id.is_(None))
+    return query.order_by(*order)

@@ -1,0 +1,176 @@
+"""The customer-list view: search, filters (incl. tags), every column sortable, assignee names."""
+
+import uuid
+
+import pytest
+from crm_common.contracts.activity import ActivityCompleted
+from crm_common.events.envelope import event_from
+
+from .conftest import add_team, add_user, create, deliver, opportunity_event
+
+
+async def names(client, headers, **params) -> list[str]:
+    r = await client.get("/api/v1/customers", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    return [c["fullName"] for c in r.json()["items"]]
+
+
+def contact(customer_id, at):
+    payload = ActivityCompleted(
+        activity_id=uuid.uuid4(),
+        type="CALL",
+        subject="Call",
+        owner_id=uuid.uuid4(),
+        completed_at=at,
+        customer_id=customer_id,
+    )
+    return event_from(payload, service="activity", subject=payload.activity_id, sequence=2)
+
+
+@pytest.fixture
+async def people(client, auth_headers):
+    """Four customers differing in every sortable column."""
+    headers = auth_headers()
+    zoe = await add_user(client, "Zoe Zimmer")
+    abe = await add_user(client, "Abe Adams")
+    team = await add_team(client, "EMEA")
+    specs = [
+        # name, type, status, email, assignee
+        ("Bob", "INDIVIDUAL", "CUSTOMER", "d@example.com", zoe, ["vip"]),
+        ("Acme", "COMPANY", "LEAD", "c@example.com", abe, ["vip", "eu"]),
+        ("Cy", "INDIVIDUAL", "PROSPECT", "a@example.com", None, []),
+        ("Dee", "COMPANY", "INACTIVE", "b@example.com", abe, ["eu"]),
+    ]
+    made = {}
+    for name, type_, status, email, assignee, tags in specs:
+        body = {
+            "type": type_,
+            "email": email,
+            "tags": tags,
+            "status": "LEAD" if status == "INACTIVE" else status,
+        }
+        body["companyName" if type_ == "COMPANY" else "firstName"] = name
+        c = await create(client, headers, **body)
+        if status == "INACTIVE":
+            await client.patch(
+                f"/api/v1/customers/{c['id']}",
+                json={"status": "INACTIVE"},
+                headers={**headers, "If-Match": "*"},
+            )
+        if assignee:
+            await client.post(
+                f"/api/v1/customers/{c['id']}/assign", json={"assignedToId": str(assignee)}, headers=headers
+            )
+        else:
+            await client.post(
+                f"/api/v1/customers/{c['id']}/assign", json={"assignedToId": None}, headers=headers
+            )
+        made[name] = c
+    await client.post(
+        f"/api/v1/customers/{made['Bob']['id']}/assign", json={"teamId": str(team)}, headers=headers
+    )
+    await deliver(
+        client,
+        opportunity_event(made["Bob"]["id"], amount="10.00"),
+        opportunity_event(made["Acme"]["id"], amount="300.00"),
+        opportunity_event(made["Dee"]["id"], amount="20.00"),
+        contact(made["Cy"]["id"], "2030-01-02T00:00:00Z"),
+        contact(made["Bob"]["id"], "2030-01-01T00:00:00Z"),
+    )
+    return {"headers": headers, "zoe": zoe, "abe": abe, "team": team, **made}
+
+
+SORTS = [
+    ("customerNumber", ["Bob", "Acme", "Cy", "Dee"]),
+    ("-customerNumber", ["Dee", "Cy", "Acme", "Bob"]),
+    ("fullName", ["Acme", "Bob", "Cy", "Dee"]),
+    ("-fullName", ["Dee", "Cy", "Bob", "Acme"]),
+    ("type,fullName", ["Acme", "Dee", "Bob", "Cy"]),
+    ("status", ["Acme", "Cy", "Bob", "Dee"]),  # lifecycle order: LEAD, PROSPECT, CUSTOMER, INACTIVE
+    ("-status", ["Dee", "Bob", "Cy", "Acme"]),
+    ("email", ["Cy", "Dee", "Acme", "Bob"]),
+    ("assignedToName,fullName", ["Acme", "Dee", "Bob", "Cy"]),  # no assignee last
+    ("-assignedToName,fullName", ["Bob", "Acme", "Dee", "Cy"]),  # ... in both directions
+    ("assignedTo.name,fullName", ["Acme", "Dee", "Bob", "Cy"]),  # as the seed spells it
+    ("totalValue", ["Cy", "Bob", "Dee", "Acme"]),
+    ("-totalValue", ["Acme", "Dee", "Bob", "Cy"]),
+    ("lastContactDate,fullName", ["Bob", "Cy", "Acme", "Dee"]),  # never contacted last
+    ("-lastContactDate,fullName", ["Cy", "Bob", "Acme", "Dee"]),
+    ("createdAt", ["Bob", "Acme", "Cy", "Dee"]),
+    ("-createdAt", ["Dee", "Cy", "Acme", "Bob"]),
+    (None, ["Dee", "Cy", "Acme", "Bob"]),  # default: newest first
+]
+
+
+async def test_every_column_of_the_list_view_sorts(client, people):
+    for sort, expected in SORTS:
+        params = {"sort": sort} if sort else {}
+        assert await names(client, people["headers"], **params) == expected, sort
+
+
+async def test_rows_carry_the_assignee_name(client, people):
+    page = (
+        await client.get("/api/v1/customers", params={"sort": "fullName"}, headers=people["headers"])
+    ).json()
+    assert [(c["fullName"], c["assignedToName"]) for c in page["items"]] == [
+        ("Acme", "Abe Adams"),
+        ("Bob", "Zoe Zimmer"),
+        ("Cy", None),
+        ("Dee", "Abe Adams"),
+    ]
+
+
+async def test_filters(client, people):
+    h = people["headers"]
+    assert await names(client, h, tags="eu", sort="fullName") == ["Acme", "Dee"]
+    both = await client.get(
+        "/api/v1/customers", params=[("tags", "eu"), ("tags", "vip"), ("sort", "fullName")], headers=h
+    )
+    assert [c["fullName"] for c in both.json()["items"]] == ["Acme", "Bob", "Dee"]  # any of
+    assert await names(client, h, tags="nope") == []
+    assert await names(client, h, type="COMPANY", sort="fullName") == ["Acme", "Dee"]
+    assert await names(client, h, assignedToId=str(people["abe"]), sort="fullName") == ["Acme", "Dee"]
+    assert await names(client, h, teamId=str(people["team"])) == ["Bob"]
+    assert await names(client, h, tags="eu", status="LEAD") == ["Acme"]
+
+
+async def test_search_is_a_case_insensitive_substring_of_number_name_email_company(client, people):
+    h = people["headers"]
+    assert await names(client, h, q="ACM") == ["Acme"]
+    assert await names(client, h, q="b@EXAMPLE") == ["Dee"]
+    assert await names(client, h, q=people["Cy"]["customerNumber"].lower()) == ["Cy"]
+    assert await names(client, h, q="cme", type="COMPANY") == ["Acme"]
+    # LIKE wildcards in q are literal characters.
+    assert await names(client, h, q="%") == []
+    assert await names(client, h, q="_") == []
+    assert await names(client, h, q="  ") == ["Dee", "Cy", "Acme", "Bob"]  # blank: no search
+
+
+async def test_bad_list_parameters_are_422(client, auth_headers):
+    h = auth_headers()
+    for params in (
+        {"sort": "assignedTo"},
+        {"sort": "fullName,password"},
+        {"type": "ROBOT"},
+        {"priority": "URGENT"},
+        {"assignedToId": "bob"},
+        {"teamId": "x"},
+        {"page": 0},
+        {"pageSize": 0},
+        {"pageSize": 201},
+        {"q": "x" * 201},
+        {"tags": ""},
+    ):
+        r = await client.get("/api/v1/customers", params=params, headers=h)
+        assert r.status_code == 422, (params, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_paging_defaults_to_25(client, auth_headers):
+    h = auth_headers()
+    for i in range(27):
+        await create(client, h, lastName=f"P{i:02d}")
+    page = (await client.get("/api/v1/customers", headers=h)).json()
+    assert page["pageSize"] == 25 and len(page["items"]) == 25 and page["total"] == 27
+    last = (await client.get("/api/v1/customers", params={"page": 2}, headers=h)).json()
+    assert len(last["items"]) == 2
