@@ -1,8 +1,8 @@
 """HTTP upstream for the distributed mode, on aiohttp.
 
 Measured on this machine kind, an httpx hop kept ~0.2 of the backend's throughput and aiohttp ~0.8,
-so the gateway forwards with aiohttp. API bodies are small JSON documents, read whole; the request
-body is capped.
+so the gateway forwards with aiohttp. Ordinary request bodies are read whole under a size cap;
+bulk endpoints (import/export) stream both ways under a larger one. Responses stream back.
 """
 
 import aiohttp
@@ -28,34 +28,53 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    chunks, size = [], 0
+# Bulk endpoints: large bodies, long processing; everything else is held to the normal limits.
+BULK_PATHS = ("/api/v1/customers/import", "/api/v1/customers/export")
+
+
+async def stream_body(receive: Receive, limit: int):
+    """The request body as it arrives, refusing to pass more than `limit` bytes on."""
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
-        chunks.append(chunk)
+        if chunk:
+            yield chunk
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    return b"".join([chunk async for chunk in stream_body(receive, limit)])
 
 
 class HttpUpstream:
-    def __init__(self, base_url: str, *, timeout: float, max_body_bytes: int):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        max_body_bytes: int,
+        bulk_timeout: float = 600.0,
+        max_bulk_body_bytes: int = 1024**3,
+    ):
         self.base_url = base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 3))
+        # A deadline on connecting and on every wait for the service, not on the whole exchange,
+        # so a long streamed export is fine while a service that stops answering is not.
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 3), sock_read=timeout)
+        self.bulk_timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 3), sock_read=bulk_timeout)
         self.max_body_bytes = max_body_bytes
+        self.max_bulk_body_bytes = max_bulk_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, timeout=self.timeout
-        )
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -63,22 +82,15 @@ class HttpUpstream:
 
     async def get_json(self, path: str) -> dict:
         assert self._session is not None
-        async with self._session.get(self.base_url + path) as resp:
+        async with self._session.get(self.base_url + path, timeout=self.timeout) as resp:
             resp.raise_for_status()
             return await resp.json()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self._session is not None
         request = Request(scope)
-        try:
-            body = await read_body(receive, self.max_body_bytes)
-        except BodyTooLarge:
-            return await problem_response(
-                request,
-                413,
-                "PAYLOAD_TOO_LARGE",
-                f"Request bodies are limited to {self.max_body_bytes} bytes.",
-            )(scope, receive, send)
+        bulk = scope["path"] in BULK_PATHS
+        limit = self.max_bulk_body_bytes if bulk else self.max_body_bytes
         headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in HOP_BY_HOP
         ]
@@ -90,20 +102,42 @@ class HttpUpstream:
             + scope["path"]
             + (("?" + scope["query_string"].decode()) if scope["query_string"] else "")
         )
+        declared = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
+        if declared is not None and declared > limit:
+            return await _failure(request, BodyTooLarge(), limit)(scope, receive, send)
+        started = False
         try:
+            # Small bodies go as one piece; bulk ones are streamed on as they arrive.
+            data = stream_body(receive, limit) if bulk else (await read_body(receive, limit)) or None
             async with self._session.request(
-                scope["method"], url, headers=headers, data=body or None, allow_redirects=False
+                scope["method"],
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=self.bulk_timeout if bulk else self.timeout,
             ) as resp:
-                out_headers = [(k, v) for k, v in resp.raw_headers if k.lower() not in HOP_BY_HOP]
-                payload = await resp.read()
-                out_headers.append((b"content-length", str(len(payload)).encode()))
+                out_headers = [
+                    (k, v)
+                    for k, v in resp.raw_headers
+                    if k.lower() not in HOP_BY_HOP or k.lower() == b"content-length"
+                ]
                 await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
-                await send({"type": "http.response.body", "body": payload})
-        except TimeoutError:
-            await problem_response(request, 504, "UPSTREAM_TIMEOUT", "The service did not answer in time.")(
-                scope, receive, send
-            )
-        except aiohttp.ClientError:
-            await problem_response(request, 502, "UPSTREAM_UNAVAILABLE", "The service is not reachable.")(
-                scope, receive, send
-            )
+                started = True
+                async for chunk in resp.content.iter_chunked(65536):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except (BodyTooLarge, TimeoutError, aiohttp.ClientError) as exc:
+            if started:  # mid-body there is nothing sensible left to send: the client sees a cut
+                raise
+            await _failure(request, exc, limit)(scope, receive, send)
+
+
+def _failure(request: Request, exc: Exception, limit: int):
+    if isinstance(exc, BodyTooLarge):
+        return problem_response(
+            request, 413, "PAYLOAD_TOO_LARGE", f"Request bodies to this path are limited to {limit} bytes."
+        )
+    if isinstance(exc, TimeoutError):
+        return problem_response(request, 504, "UPSTREAM_TIMEOUT", "The service did not answer in time.")
+    return problem_response(request, 502, "UPSTREAM_UNAVAILABLE", "The service is not reachable.")
