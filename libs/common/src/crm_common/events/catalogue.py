@@ -45,5 +45,11 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "campaign.member_converted",
     ),
     "ticket": (*DIRECTORY_EVENTS, "customer.created", "customer.updated", "customer.merged"),
-    "campaign": (*DIRECTORY_EVENTS,),
+    "campaign": (
+        *DIRECTORY_EVENTS,
+        "customer.created",
+        "customer.updated",
+        "customer.merged",
+        "opportunity.won",
+    ),
 }

@@ -1,0 +1,347 @@
+"""HTTP routes of campaign-svc: translate requests to service calls and back."""
+
+import uuid
+from typing import Annotated, Literal
+
+from crm_common.app import SessionDep
+from crm_common.auth import Principal, require
+from crm_common.concurrency import etag
+from crm_common.errors import ProblemError, problem_doc
+from crm_common.pagination import PageParams, order_by, page_params, paginate
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy import select
+
+from campaign_svc.models import CampaignStatus, CampaignTarget, CampaignType, KnownCustomer, MemberStatus
+from campaign_svc.schemas import (
+    CampaignCreate,
+    CampaignMetrics,
+    CampaignPage,
+    CampaignRead,
+    CampaignUpdate,
+    InteractionBatch,
+    InteractionResult,
+    TargetPage,
+    TargetRead,
+    TargetsAdd,
+    TargetsAddResult,
+    TargetsFromSegment,
+    TransitionRequest,
+)
+from campaign_svc.service import attribution, campaigns, members, segments, tracking
+from campaign_svc.settings import Settings
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=problem_doc(401, 403))
+MarketingAccess = Annotated[Principal, Depends(require("marketing_access"))]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
+]
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.campaign_settings
+
+
+def read(campaign) -> CampaignRead:
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="campaigns_create",
+    summary="Create a campaign",
+    responses=problem_doc(422),
+)
+async def create_campaign(
+    body: CampaignCreate, session: SessionDep, user: MarketingAccess, response: Response
+) -> CampaignRead:
+    campaign = await campaigns.create_campaign(session, data=body, actor_id=user.id)
+    response.headers["Location"] = f"/api/v1/campaigns/{campaign.id}"
+    response.headers["ETag"] = etag(campaign.version)
+    return read(campaign)
+
+
+@router.get("", operation_id="campaigns_list", summary="List campaigns", responses=problem_doc(422))
+async def list_campaigns(
+    session: SessionDep,
+    user: MarketingAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+    q: Annotated[str | None, Query(max_length=200, description="Substring of the name.")] = None,
+    status: Annotated[list[CampaignStatus], Query(description="Any of.")] = [],
+    type: Annotated[list[CampaignType], Query(description="Any of.")] = [],
+    owner_id: Annotated[list[uuid.UUID], Query(alias="ownerId", description="Any of.")] = [],
+) -> CampaignPage:
+    items, total = await campaigns.list_campaigns(
+        session, params=params, q=q, status=status, type_=type, owner_id=owner_id
+    )
+    return CampaignPage(
+        items=[read(c) for c in items], total=total, page=params.page, pageSize=params.page_size
+    )
+
+
+@router.get(
+    "/{campaign_id}", operation_id="campaigns_get", summary="Get a campaign", responses=problem_doc(404)
+)
+async def get_campaign(
+    campaign_id: uuid.UUID, session: SessionDep, user: MarketingAccess, response: Response
+) -> CampaignRead:
+    campaign = await campaigns.get_campaign(session, campaign_id)
+    response.headers["ETag"] = etag(campaign.version)
+    return read(campaign)
+
+
+@router.patch(
+    "/{campaign_id}",
+    operation_id="campaigns_update",
+    summary="Edit a campaign's fields",
+    description="Send the version you read (If-Match or `version`). Status changes go through the actions.",
+    responses=problem_doc(404, 409, 412, 422, 428),
+)
+async def update_campaign(
+    campaign_id: uuid.UUID,
+    body: CampaignUpdate,
+    session: SessionDep,
+    user: MarketingAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CampaignRead:
+    campaign = await campaigns.update_campaign(session, campaign_id, data=body, if_match=if_match)
+    response.headers["ETag"] = etag(campaign.version)
+    return read(campaign)
+
+
+@router.delete(
+    "/{campaign_id}",
+    status_code=204,
+    operation_id="campaigns_delete",
+    summary="Delete a PLANNING or CANCELLED campaign",
+    responses=problem_doc(404, 409, 412),
+)
+async def delete_campaign(
+    campaign_id: uuid.UUID, session: SessionDep, user: MarketingAccess, if_match: IfMatch = None
+) -> Response:
+    await campaigns.delete_campaign(session, campaign_id, if_match=if_match)
+    return Response(status_code=204)
+
+
+def _transition_route(action: str, summary: str):
+    async def endpoint(
+        campaign_id: uuid.UUID,
+        session: SessionDep,
+        user: MarketingAccess,
+        response: Response,
+        body: TransitionRequest | None = None,
+        if_match: IfMatch = None,
+    ) -> CampaignRead:
+        campaign = await campaigns.transition(
+            session, campaign_id, action, if_match=if_match, body_version=body.version if body else None
+        )
+        response.headers["ETag"] = etag(campaign.version)
+        return read(campaign)
+
+    router.add_api_route(
+        f"/{{campaign_id}}/{action}",
+        endpoint,
+        methods=["POST"],
+        operation_id=f"campaigns_{action}",
+        summary=summary,
+        description="Version optional (If-Match or `version`); when sent, a stale one is a 412.",
+        responses=problem_doc(404, 409, 412),
+        response_model=CampaignRead,
+    )
+
+
+_transition_route("activate", "Start (PLANNING) or resume (PAUSED) a campaign: ACTIVE")
+_transition_route("pause", "Pause an ACTIVE campaign")
+_transition_route("complete", "Complete an ACTIVE or PAUSED campaign")
+_transition_route("cancel", "Cancel a campaign that is not COMPLETED or CANCELLED")
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{campaign_id}/targets",
+    operation_id="campaign_targets_add",
+    summary="Add customers to a campaign by id",
+    description="Duplicates are reported as `alreadyTargets`; unknown and INACTIVE customers are refused per "
+    "item (`refused`), the others are added. Merged customers stand for the customer they were merged into.",
+    responses=problem_doc(404, 409, 422),
+)
+async def add_targets(
+    campaign_id: uuid.UUID, body: TargetsAdd, session: SessionDep, user: MarketingAccess, request: Request
+) -> TargetsAddResult:
+    limit = settings_of(request).target_batch_limit
+    if len(body.customer_ids) > limit:
+        raise ProblemError(
+            422,
+            "TARGET_BATCH_TOO_LARGE",
+            f"At most {limit} customer ids per request.",
+            extra={"limit": limit},
+        )
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    added, already, refused = await members.add_targets(session, campaign, body.customer_ids)
+    campaign = await campaigns.get_campaign(session, campaign_id)
+    return TargetsAddResult(
+        added=added, already_targets=already, refused=refused, target_count=campaign.target_count
+    )
+
+
+@router.post(
+    "/{campaign_id}/targets/from-segment",
+    operation_id="campaign_targets_add_segment",
+    summary="Add every customer of a saved customer segment",
+    description="customer-svc evaluates the segment (with your token); INACTIVE customers are refused, "
+    "existing targets reported. 503 `CUSTOMER_SERVICE_UNAVAILABLE` when customer-svc cannot answer: "
+    "nothing is written.",
+    responses=problem_doc(404, 409, 422, 503),
+)
+async def add_targets_from_segment(
+    campaign_id: uuid.UUID,
+    body: TargetsFromSegment,
+    session: SessionDep,
+    user: MarketingAccess,
+    request: Request,
+) -> TargetsAddResult:
+    settings = settings_of(request)
+    campaign = await campaigns.get_campaign(session, campaign_id)
+    if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+        raise members.closed(campaign)
+    found = await segments.segment_customers(
+        base_url=settings.resolved_customer_url,
+        segment_id=body.segment_id,
+        authorization=request.headers.get("Authorization"),
+        limit=settings.segment_target_limit,
+        timeout=settings.customer_timeout,
+        transport=request.app.state.customer_transport,
+    )
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    await members.remember_customers(session, found)
+    added, already, refused = await members.add_targets(
+        session, campaign, list(found), statuses={cid: status for cid, (_, status) in found.items()}
+    )
+    campaign = await campaigns.get_campaign(session, campaign_id)
+    return TargetsAddResult(
+        added=added, already_targets=already, refused=refused, target_count=campaign.target_count
+    )
+
+
+TARGET_SORTS = {
+    "addedAt": CampaignTarget.added_at,
+    "status": CampaignTarget.status,
+    "lastInteractionAt": CampaignTarget.last_interaction_at,
+}
+
+
+@router.get(
+    "/{campaign_id}/targets",
+    operation_id="campaign_targets_list",
+    summary="List a campaign's members with their status",
+    responses=problem_doc(404, 422),
+)
+async def list_targets(
+    campaign_id: uuid.UUID,
+    session: SessionDep,
+    user: MarketingAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+    status: Annotated[list[MemberStatus], Query(description="Any of.")] = [],
+) -> TargetPage:
+    await campaigns.get_campaign(session, campaign_id)
+    query = select(CampaignTarget).where(CampaignTarget.campaign_id == campaign_id)
+    if status:
+        query = query.where(CampaignTarget.status.in_(status))
+    query = query.order_by(
+        *order_by(params.sort, TARGET_SORTS, [CampaignTarget.added_at, CampaignTarget.customer_id])
+    )
+    rows, total = await paginate(session, query, params)
+    names = {}
+    if rows:
+        names = dict(
+            (
+                await session.execute(
+                    select(KnownCustomer.id, KnownCustomer.full_name).where(
+                        KnownCustomer.id.in_([r.customer_id for r in rows])
+                    )
+                )
+            ).all()
+        )
+    items = [
+        TargetRead.model_validate(r).model_copy(update={"customer_name": names.get(r.customer_id)})
+        for r in rows
+    ]
+    return TargetPage(items=items, total=total, page=params.page, pageSize=params.page_size)
+
+
+@router.delete(
+    "/{campaign_id}/targets/{customer_id}",
+    status_code=204,
+    operation_id="campaign_targets_remove",
+    summary="Remove a customer from a campaign",
+    responses=problem_doc(404, 409),
+)
+async def remove_target(
+    campaign_id: uuid.UUID, customer_id: uuid.UUID, session: SessionDep, user: MarketingAccess
+) -> Response:
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    await members.remove_target(session, campaign, customer_id)
+    return Response(status_code=204)
+
+
+# --- tracking and metrics --------------------------------------------------------------------------
+
+
+@router.post(
+    "/{campaign_id}/interactions",
+    operation_id="campaign_interactions_record",
+    summary="Record a batch of interactions from a sending platform",
+    description="All or nothing: any bad item (not a target, unknown kind, time outside the campaign) is a "
+    "422 `INVALID_INTERACTIONS` listing every bad item as `interactions.<n>.<field>`. An `externalId` already "
+    "recorded for this campaign (or repeated in the batch) counts as a duplicate and changes nothing. Member "
+    "status only moves forward; counters are recounted from the members.",
+    responses=problem_doc(404, 409, 422),
+)
+async def record_interactions(
+    campaign_id: uuid.UUID,
+    body: InteractionBatch,
+    session: SessionDep,
+    user: MarketingAccess,
+    request: Request,
+) -> InteractionResult:
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    recorded, duplicates, changed = await tracking.record_interactions(
+        session, campaign, body.interactions, limit=settings_of(request).interaction_batch_limit
+    )
+    campaign = await campaigns.get_campaign(session, campaign_id)
+    return InteractionResult(
+        received=len(body.interactions),
+        recorded=recorded,
+        duplicates=duplicates,
+        status_changes=changed,
+        campaign=read(campaign),
+    )
+
+
+@router.get(
+    "/{campaign_id}/metrics",
+    operation_id="campaigns_metrics",
+    summary="Funnel, leads, cost per lead, attributed revenue and ROI",
+    responses=problem_doc(404, 422),
+)
+async def campaign_metrics(
+    campaign_id: uuid.UUID,
+    session: SessionDep,
+    user: MarketingAccess,
+    request: Request,
+    attribution_model: Annotated[
+        Literal["FIRST_TOUCH", "LAST_TOUCH"] | None,
+        Query(alias="attributionModel", description="Defaults to the service setting (FIRST_TOUCH)."),
+    ] = None,
+) -> CampaignMetrics:
+    settings = settings_of(request)
+    campaign = await campaigns.get_campaign(session, campaign_id)
+    model = attribution_model or settings.attribution_model.upper()
+    if model not in attribution.MODELS:
+        model = "FIRST_TOUCH"
+    return await attribution.metrics(
+        session, campaign, model=model, window_days=settings.attribution_window_days
+    )

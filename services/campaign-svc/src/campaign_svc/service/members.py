@@ -1,0 +1,361 @@
+"""The local customer read model, targets (members), leads, and re-pointing on customer.merged."""
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common.errors import ProblemError
+from crm_common.events.envelope import CloudEvent
+from crm_common.events.outbox import add_events
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from campaign_svc import events
+from campaign_svc.models import (
+    Campaign,
+    CampaignConversion,
+    CampaignInteraction,
+    CampaignLead,
+    CampaignStatus,
+    CampaignTarget,
+    KnownCustomer,
+)
+from campaign_svc.schemas import TargetRefused
+from campaign_svc.service.tracking import COUNTER_OF, STEP_FIELDS, add_to_counters, recount, status_of
+
+COUNTED = tuple(COUNTER_OF)
+
+INACTIVE = "INACTIVE"
+CHUNK = 500
+
+
+def insert_for(session: AsyncSession):
+    return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
+
+
+def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --- read model ------------------------------------------------------------------------------------
+
+
+async def _upsert_customer(session: AsyncSession, customer_id: uuid.UUID, sequence: int, **values) -> None:
+    """Insert the customer, or update it when this event is newer than what we hold."""
+    insert = insert_for(session)
+    await session.execute(
+        insert(KnownCustomer)
+        .values(id=customer_id, sequence=sequence, **values)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    await session.execute(
+        sa.update(KnownCustomer)
+        .where(KnownCustomer.id == customer_id, KnownCustomer.sequence < sequence)
+        .values(sequence=sequence, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def surviving(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
+    """Follow merges to the customer that now stands for `customer_id`."""
+    seen, current = {customer_id}, customer_id
+    while True:
+        merged_into = (
+            await session.execute(sa.select(KnownCustomer.merged_into_id).where(KnownCustomer.id == current))
+        ).scalar_one_or_none()
+        if merged_into is None or merged_into in seen:
+            return current
+        seen.add(merged_into)
+        current = merged_into
+
+
+async def add_lead(
+    session: AsyncSession, campaign_id: uuid.UUID, customer_id: uuid.UUID, at: datetime
+) -> None:
+    exists = (await session.execute(sa.select(Campaign.id).where(Campaign.id == campaign_id))).first()
+    if exists is None:
+        return  # not a campaign of ours: nothing to count
+    customer_id = await surviving(session, customer_id)
+    await session.execute(
+        insert_for(session)(CampaignLead)
+        .values(id=uuid.uuid4(), campaign_id=campaign_id, customer_id=customer_id, created_at=at)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id"])
+    )
+
+
+async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerCreated.model_validate(event.data)
+    await _upsert_customer(
+        session,
+        data.customer_id,
+        event.sequence or 1,
+        full_name=data.full_name,
+        status=data.status,
+        source_campaign_id=data.source_campaign_id,
+        created_at=event.time,
+    )
+    if data.source_campaign_id is not None:
+        await add_lead(session, data.source_campaign_id, data.customer_id, event.time)
+
+
+async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerUpdated.model_validate(event.data)
+    values = {"full_name": data.full_name, "status": data.status}
+    source = data.changes.get("sourceCampaignId")
+    if source:
+        values["source_campaign_id"] = uuid.UUID(str(source))
+    await _upsert_customer(session, data.customer_id, event.sequence or 1, **values)
+    if source:
+        await add_lead(session, uuid.UUID(str(source)), data.customer_id, event.time)
+
+
+async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerMerged.model_validate(event.data)
+    primary, secondary = data.primary_customer_id, data.secondary_customer_id
+    insert = insert_for(session)
+    for cid, name in ((primary, data.primary_full_name), (secondary, data.secondary_full_name)):
+        await session.execute(
+            insert(KnownCustomer)
+            .values(id=cid, full_name=name, sequence=0)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    await session.execute(
+        sa.update(KnownCustomer)
+        .where(KnownCustomer.id == secondary)
+        .values(merged_into_id=primary, status=INACTIVE)
+        .execution_options(synchronize_session=False)
+    )
+    await repoint(session, secondary, primary)
+
+
+async def repoint(session: AsyncSession, secondary: uuid.UUID, primary: uuid.UUID) -> None:
+    """Targets, leads, interactions and conversions of `secondary` move to `primary`; where both were
+    members of a campaign the rows are merged (each step keeps its earliest time, so the furthest
+    status wins)."""
+    affected: set[uuid.UUID] = set()
+    # Lock the campaigns the secondary belongs to first (id order), as interaction batches do.
+    campaign_ids = set(
+        (
+            await session.execute(
+                sa.select(CampaignTarget.campaign_id).where(CampaignTarget.customer_id == secondary)
+            )
+        ).scalars()
+    )
+    if campaign_ids:
+        await session.execute(
+            sa.select(Campaign.id)
+            .where(Campaign.id.in_(campaign_ids))
+            .order_by(Campaign.id)
+            .with_for_update()
+        )
+    rows = (
+        (
+            await session.execute(
+                sa.select(CampaignTarget).where(CampaignTarget.customer_id.in_((secondary, primary)))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    by_campaign: dict[uuid.UUID, dict[uuid.UUID, CampaignTarget]] = {}
+    for row in rows:
+        by_campaign.setdefault(row.campaign_id, {})[row.customer_id] = row
+    for campaign_id, pair in by_campaign.items():
+        old = pair.get(secondary)
+        if old is None:
+            continue
+        affected.add(campaign_id)
+        keep = pair.get(primary)
+        if keep is None:
+            old.customer_id = primary
+            continue
+        for field in (*STEP_FIELDS, "converted_at"):
+            values = [v for v in (getattr(keep, field), getattr(old, field)) if v is not None]
+            setattr(keep, field, min(values) if values else None)
+        keep.added_at = min(keep.added_at, old.added_at)
+        lasts = [v for v in (keep.last_interaction_at, old.last_interaction_at) if v is not None]
+        keep.last_interaction_at = max(lasts) if lasts else None
+        keep.status = status_of(keep)
+        keep.updated_at = datetime.now(UTC)
+        await session.delete(old)
+    await session.flush()
+    # Leads: the primary's row wins a duplicate (the earlier time is kept).
+    leads = (
+        (
+            await session.execute(
+                sa.select(CampaignLead).where(CampaignLead.customer_id.in_((secondary, primary)))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    lead_pairs: dict[uuid.UUID, dict[uuid.UUID, CampaignLead]] = {}
+    for lead in leads:
+        lead_pairs.setdefault(lead.campaign_id, {})[lead.customer_id] = lead
+    for pair in lead_pairs.values():
+        old = pair.get(secondary)
+        if old is None:
+            continue
+        keep = pair.get(primary)
+        if keep is None:
+            old.customer_id = primary
+        else:
+            keep.created_at = min(keep.created_at, old.created_at)
+            await session.delete(old)
+    await session.flush()
+    for table in (CampaignInteraction, CampaignConversion):
+        await session.execute(
+            sa.update(table)
+            .where(table.customer_id == secondary)
+            .values(customer_id=primary)
+            .execution_options(synchronize_session=False)
+        )
+    for campaign_id in sorted(affected):
+        await recount(session, campaign_id)
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+def closed(campaign: Campaign) -> ProblemError:
+    return ProblemError(
+        409, "CAMPAIGN_CLOSED", f"Campaign is {campaign.status}: its targets can no longer change."
+    )
+
+
+async def add_targets(
+    session: AsyncSession,
+    campaign: Campaign,
+    customer_ids: list[uuid.UUID],
+    *,
+    statuses: dict[uuid.UUID, str] | None = None,
+) -> tuple[list[uuid.UUID], list[uuid.UUID], list[TargetRefused]]:
+    """Add members; refused: unknown (not yet seen here) or INACTIVE customers. `statuses` (from a
+    segment evaluated by customer-svc) stand in for the read model where given. The caller holds the
+    campaign's row lock."""
+    if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+        raise closed(campaign)
+    wanted = list(dict.fromkeys(customer_ids))
+    known: dict[uuid.UUID, KnownCustomer] = {}
+    for part in chunks(wanted):
+        for row in (
+            await session.execute(sa.select(KnownCustomer).where(KnownCustomer.id.in_(part)))
+        ).scalars():
+            known[row.id] = row
+    refused: list[TargetRefused] = []
+    resolved: list[uuid.UUID] = []
+    for cid in wanted:
+        row = known.get(cid)
+        status = (statuses or {}).get(cid) or (row.status if row else None)
+        if row is None and (statuses is None or cid not in statuses):
+            refused.append(
+                TargetRefused(customer_id=cid, code="UNKNOWN_CUSTOMER", message="no such customer")
+            )
+            continue
+        if row is not None and row.merged_into_id is not None:
+            survivor = await surviving(session, cid)
+            srow = await session.get(KnownCustomer, survivor)
+            if srow is None or srow.status == INACTIVE:
+                refused.append(
+                    TargetRefused(
+                        customer_id=cid, code="CUSTOMER_INACTIVE", message="merged into an inactive customer"
+                    )
+                )
+                continue
+            resolved.append(survivor)
+            continue
+        if status == INACTIVE:
+            refused.append(
+                TargetRefused(customer_id=cid, code="CUSTOMER_INACTIVE", message="customer is INACTIVE")
+            )
+            continue
+        resolved.append(cid)
+    resolved = list(dict.fromkeys(resolved))
+    existing: set[uuid.UUID] = set()
+    for part in chunks(resolved):
+        existing.update(
+            (
+                await session.execute(
+                    sa.select(CampaignTarget.customer_id).where(
+                        CampaignTarget.campaign_id == campaign.id, CampaignTarget.customer_id.in_(part)
+                    )
+                )
+            ).scalars()
+        )
+    added = [cid for cid in resolved if cid not in existing]
+    already = [cid for cid in resolved if cid in existing]
+    now = datetime.now(UTC)
+    for part in chunks(added, 1000):
+        await session.execute(
+            sa.insert(CampaignTarget),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "campaign_id": campaign.id,
+                    "customer_id": cid,
+                    "status": "TARGETED",
+                    "added_at": now,
+                    "updated_at": now,
+                }
+                for cid in part
+            ],
+        )
+    if added:
+        await add_events(session, *(events.target_added(campaign, cid) for cid in added))
+        await session.execute(
+            sa.update(Campaign)
+            .where(Campaign.id == campaign.id)
+            .values(target_count=Campaign.target_count + len(added))
+            .execution_options(synchronize_session=False)
+        )
+    return added, already, refused
+
+
+async def remember_customers(
+    session: AsyncSession, rows: dict[uuid.UUID, tuple[str | None, str | None]]
+) -> None:
+    """Customers seen in a segment evaluation but not yet in the read model (their created event may
+    still be on its way): recorded with sequence 0, so any event overrides them."""
+    insert = insert_for(session)
+    items = list(rows.items())
+    for part in chunks(items):
+        await session.execute(
+            insert(KnownCustomer)
+            .values(
+                [
+                    {"id": cid, "full_name": name, "status": status, "sequence": 0}
+                    for cid, (name, status) in part
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+
+
+async def remove_target(session: AsyncSession, campaign: Campaign, customer_id: uuid.UUID) -> None:
+    if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+        raise closed(campaign)
+    customer_id = await surviving(session, customer_id)
+    t = CampaignTarget.__table__
+    removed = (
+        await session.execute(
+            sa.delete(t)
+            .where(t.c.campaign_id == campaign.id, t.c.customer_id == customer_id)
+            .returning(*(t.c[f] for f in COUNTED))
+        )
+    ).first()
+    if removed is None:
+        raise ProblemError(
+            404, "TARGET_NOT_FOUND", f"Customer {customer_id} is not a target of this campaign."
+        )
+    # The counters lose what this member had reached (the campaign's row lock is held).
+    reached = {f: -1 for f in COUNTED if removed._mapping[f] is not None}
+    await add_to_counters(session, campaign.id, reached)
+    await session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign.id)
+        .values(target_count=Campaign.target_count - 1)
+        .execution_options(synchronize_session=False)
+    )

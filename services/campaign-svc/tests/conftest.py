@@ -1,0 +1,187 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from campaign_svc.app import create_app
+from campaign_svc.handlers import handlers
+from campaign_svc.settings import Settings
+from crm_common import directory
+from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common.contracts.identity import UserCreated
+from crm_common.events.envelope import event_from, new_event
+from crm_common.events.inbox import idempotent_dispatcher
+from crm_common.events.memory_bus import MemoryBus
+from crm_common.events.tables import outbox
+from crm_common.testing.plugin import running
+from sqlalchemy import func, select
+
+
+@pytest.fixture
+async def bus():
+    bus = MemoryBus()
+    yield bus
+    await bus.close()
+
+
+def make_settings(database, signing_key, tmp_path, **extra) -> Settings:
+    url, schema = database
+    return Settings(
+        database_url=url, db_schema=schema, jwt_public_key=signing_key[1], data_dir=tmp_path, **extra
+    )
+
+
+@pytest.fixture
+def settings_extra() -> dict:
+    return {}
+
+
+@pytest.fixture
+async def client(database, signing_key, tmp_path, bus, settings_extra):
+    settings = make_settings(database, signing_key, tmp_path, **settings_extra)
+    app = create_app(settings, bus=bus)
+    async with running(app) as client:
+        client.app = app
+        client.settings = settings
+        client.is_postgres = not database[0].startswith("sqlite")
+        yield client
+
+
+@pytest.fixture
+def headers(auth_headers):
+    return auth_headers("marketer", user_id=uuid.uuid4())
+
+
+async def count_rows(client, table) -> int:
+    async with client.app.state.runtime.db.transaction() as s:
+        return (await s.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def outbox_payloads(client, routing_key: str | None = None) -> list[dict]:
+    async with client.app.state.runtime.db.transaction() as s:
+        query = select(outbox).order_by(outbox.c.position)
+        if routing_key:
+            query = query.where(outbox.c.routing_key == routing_key)
+        return [r.payload for r in (await s.execute(query)).all()]
+
+
+async def deliver(client, *events) -> None:
+    """Hand events to campaign-svc exactly as its bus consumer does (inbox + handlers)."""
+    dispatch = idempotent_dispatcher(
+        client.app.state.runtime.db, "campaign", {**directory.HANDLERS, **handlers(client.settings)}
+    )
+    for event in events:
+        await dispatch(event)
+
+
+async def add_user(client, user_id=None) -> uuid.UUID:
+    user_id = user_id or uuid.uuid4()
+    payload = UserCreated(
+        user_id=user_id,
+        email=f"{user_id.hex[:8]}@crm.example",
+        full_name="Ada",
+        roles=["marketer"],
+        is_active=True,
+    )
+    await deliver(client, event_from(payload, service="gateway", subject=user_id, sequence=1))
+    return user_id
+
+
+def customer_created(customer_id=None, *, status="LEAD", source_campaign_id=None, name="Jo Doe", at=None):
+    customer_id = customer_id or uuid.uuid4()
+    payload = CustomerCreated(
+        customer_id=customer_id,
+        customer_number="CUST-2026-000001",
+        type="INDIVIDUAL",
+        full_name=name,
+        email=f"{customer_id.hex[:8]}@example.com",
+        status=status,
+        source_campaign_id=source_campaign_id,
+    )
+    event = event_from(payload, service="customer", subject=customer_id, sequence=1)
+    if at is not None:
+        event = event.model_copy(update={"time": at})
+    return event
+
+
+def customer_updated(customer_id, *, status, sequence=2, changes=None):
+    payload = CustomerUpdated(
+        customer_id=customer_id,
+        customer_number="CUST-2026-000001",
+        full_name="Jo Doe",
+        status=status,
+        changes=changes or {"status": status},
+    )
+    return event_from(payload, service="customer", subject=customer_id, sequence=sequence)
+
+
+def customer_merged(primary, secondary):
+    payload = CustomerMerged(
+        primary_customer_id=primary,
+        secondary_customer_id=secondary,
+        primary_customer_number="CUST-1",
+        secondary_customer_number="CUST-2",
+        primary_full_name="Primary",
+        secondary_full_name="Secondary",
+    )
+    return event_from(payload, service="customer", subject=primary, sequence=5)
+
+
+def opportunity_won(
+    customer_id, *, amount="1000.00", currency="USD", opportunity_id=None, at=None, sequence=3
+):
+    opportunity_id = opportunity_id or uuid.uuid4()
+    data = {
+        "opportunityId": str(opportunity_id),
+        "customerId": str(customer_id),
+        "title": "Deal",
+        "status": "WON",
+        "amount": amount,
+        "currency": currency,
+        "probability": 100,
+        "stageId": str(uuid.uuid4()),
+        "stageName": "Won",
+        "ownerId": str(uuid.uuid4()),
+        "closeDate": "2030-01-01",
+    }
+    event = new_event(
+        "opportunity.won", service="pipeline", subject=opportunity_id, data=data, sequence=sequence
+    )
+    if at is not None:
+        event = event.model_copy(update={"time": at})
+    return event
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat()
+
+
+NOW = datetime.now(UTC)
+
+
+async def create_campaign(client, headers, **body) -> dict:
+    body.setdefault("name", "Spring launch")
+    body.setdefault("type", "EMAIL")
+    r = await client.post("/api/v1/campaigns", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def active_campaign(client, headers, *, start=None, **body) -> dict:
+    start = start or NOW - timedelta(days=1)
+    c = await create_campaign(client, headers, startDate=iso(start), **body)
+    r = await client.post(f"/api/v1/campaigns/{c['id']}/activate", headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def with_targets(client, headers, campaign_id, n=3) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(n)]
+    await deliver(client, *(customer_created(i) for i in ids))
+    r = await client.post(
+        f"/api/v1/campaigns/{campaign_id}/targets",
+        json={"customerIds": [str(i) for i in ids]},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    assert len(r.json()["added"]) == n
+    return ids
