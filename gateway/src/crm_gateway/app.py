@@ -11,15 +11,22 @@ from crm_common.events.bus import Bus
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from crm_gateway import openapi
+from crm_gateway.actions.api import router as actions_router
+from crm_gateway.dashboard.api import router as dashboard_router
+from crm_gateway.frontdoor import FrontDoor
 from crm_gateway.identity import service as identity
+from crm_gateway.identity.admin_api import key_router, team_router, user_router
 from crm_gateway.identity.api import router as identity_router
 from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
+from crm_gateway.internal import ServiceClient
 from crm_gateway.proxy import HttpUpstream
 from crm_gateway.routing import Dispatcher
 from crm_gateway.settings import SERVICES, GatewaySettings
+from crm_gateway.views.api import router as views_router
 
 log = logging.getLogger("crm.gateway")
 
@@ -72,6 +79,7 @@ def create_app(
             )
 
     async def shutdown(runtime: Runtime) -> None:
+        await service_client.close()
         for upstream in remote.values():
             await upstream.close()
 
@@ -79,7 +87,15 @@ def create_app(
         settings,
         title="CRM API",
         description=DESCRIPTION,
-        routers=[identity_router],
+        routers=[
+            identity_router,
+            user_router,
+            team_router,
+            key_router,
+            dashboard_router,
+            views_router,
+            actions_router,
+        ],
         migrations=Path(__file__).parent / "migrations",
         bus=bus,
         on_startup=startup,
@@ -88,6 +104,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    service_client = ServiceClient(local_services, remote)
+    app.state.service_client = service_client
     app.state.token_issuer = TokenIssuer(
         private_pem,
         issuer=settings.jwt_issuer,
@@ -114,7 +132,22 @@ def create_app(
         return get_swagger_ui_html(openapi_url="/openapi.json", title="CRM API")
 
     upstreams: dict[str, ASGIApp] = {**local_services, **remote}
-    app.mount("/", Dispatcher(upstreams))
+    dispatcher = Dispatcher(upstreams)
+    app.mount("/", dispatcher)
+    # Innermost (after the request-id middleware), so its problems carry the request id.
+    app.user_middleware.append(
+        Middleware(
+            FrontDoor,
+            gateway=app,
+            dispatcher=dispatcher,
+            max_body_bytes=settings.max_body_bytes,
+            max_bulk_body_bytes=settings.max_bulk_body_bytes,
+            rate_limit=settings.rate_limit_requests,
+            rate_window_seconds=settings.rate_limit_window_seconds,
+            rate_limit_enabled=settings.rate_limit_enabled,
+            key_cache_seconds=settings.api_key_cache_seconds,
+        )
+    )
     return app
 
 

@@ -1,43 +1,48 @@
 """The embedded default: every service and the gateway in one process, one SQLite file per service,
 events on the in-process bus through the same outbox and inbox tables."""
 
+import importlib
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import activity_svc.app
-import activity_svc.settings
-import campaign_svc.app
-import campaign_svc.settings
-import customer_svc.app
-import customer_svc.settings
-import pipeline_svc.app
-import pipeline_svc.settings
-import ticket_svc.app
-import ticket_svc.settings
 from crm_common.events.memory_bus import MemoryBus
 from fastapi import FastAPI
 
 from crm_gateway.app import create_app as gateway_app
-from crm_gateway.settings import GatewaySettings
-
-SERVICES = {
-    "customer": (customer_svc.app.create_app, customer_svc.settings.Settings),
-    "pipeline": (pipeline_svc.app.create_app, pipeline_svc.settings.Settings),
-    "activity": (activity_svc.app.create_app, activity_svc.settings.Settings),
-    "ticket": (ticket_svc.app.create_app, ticket_svc.settings.Settings),
-    "campaign": (campaign_svc.app.create_app, campaign_svc.settings.Settings),
-}
+from crm_gateway.settings import SERVICES, GatewaySettings
 
 
-def create_embedded_app(settings: GatewaySettings | None = None) -> FastAPI:
+class _SubsetBus(MemoryBus):
+    """With only some services running, queues of the absent ones are not declared: on the
+    in-process bus a declared queue nobody consumes would hold every publish until its timeout."""
+
+    def __init__(self, consumers: set[str], **kwargs):
+        super().__init__(**kwargs)
+        self.consumers = consumers
+
+    async def declare(self, consumer: str, routing_keys) -> None:
+        if consumer in self.consumers:
+            await super().declare(consumer, routing_keys)
+
+
+def _service_factory(name: str):
+    """Imported on use, so a process (or a test) running some services needs only those."""
+    app_module = importlib.import_module(f"{name}_svc.app")
+    settings_module = importlib.import_module(f"{name}_svc.settings")
+    return app_module.create_app, settings_module.Settings
+
+
+def create_embedded_app(
+    settings: GatewaySettings | None = None, *, only: tuple[str, ...] | None = None
+) -> FastAPI:
+    """`only`: run just these services in the process (tests); the others answer 404."""
     settings = settings or GatewaySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    bus = MemoryBus(delivery_limit=settings.event_delivery_limit)
-    services = {
-        name: create(
-            settings_cls(data_dir=settings.data_dir, jwt_public_key_file=settings.public_key_path()), bus=bus
-        )
-        for name, (create, settings_cls) in SERVICES.items()
-    }
+    bus = (
+        MemoryBus(delivery_limit=settings.event_delivery_limit)
+        if only is None
+        else _SubsetBus(set(only), delivery_limit=settings.event_delivery_limit)
+    )
+    services = {name: _build(name, settings, bus) for name in SERVICES if only is None or name in only}
     gateway = gateway_app(settings, local_services=services, bus=bus)
 
     # Mounted apps get no lifespan of their own: the gateway's runs theirs, and closes the bus last.
@@ -55,3 +60,10 @@ def create_embedded_app(settings: GatewaySettings | None = None) -> FastAPI:
     gateway.router.lifespan_context = lifespan
     gateway.state.services = services
     return gateway
+
+
+def _build(name: str, settings: GatewaySettings, bus: MemoryBus) -> FastAPI:
+    create, settings_cls = _service_factory(name)
+    return create(
+        settings_cls(data_dir=settings.data_dir, jwt_public_key_file=settings.public_key_path()), bus=bus
+    )

@@ -28,6 +28,18 @@ class GatewaySettings(ServiceSettings):
     campaign_url: str | None = None
     upstream_timeout_seconds: float = 10.0
     max_body_bytes: int = 2 * 1024 * 1024
+    # Import/export endpoints take bigger bodies.
+    max_bulk_body_bytes: int = 1024**3
+
+    # Per credential (token subject, API key, else client address), counted per gateway process.
+    rate_limit_enabled: bool = True
+    rate_limit_requests: int = 1200
+    rate_limit_window_seconds: int = 60
+    # How long one gateway process trusts an API key lookup (revocation elsewhere takes this long).
+    api_key_cache_seconds: float = 5.0
+
+    # Time budget of each dashboard widget (its service calls together).
+    dashboard_widget_timeout_seconds: float = 2.0
 
     def upstream_url(self, service: str) -> str | None:
         return getattr(self, f"{service}_url")

@@ -1,9 +1,11 @@
 """Events the gateway publishes about users and teams (contracts in crm_common.contracts.identity)."""
 
-from crm_common.contracts.identity import UserCreated, UserUpdated
+import uuid
+
+from crm_common.contracts.identity import TeamCreated, TeamUpdated, UserCreated, UserUpdated
 from crm_common.events.envelope import CloudEvent, event_from
 
-from crm_gateway.identity.models import User
+from crm_gateway.identity.models import Team, User
 
 SERVICE = "gateway"
 
@@ -19,3 +21,16 @@ def user_event(user: User, *, created: bool) -> CloudEvent:
         time_zone=user.time_zone,
     )
     return event_from(payload, service=SERVICE, subject=user.id, sequence=user.version)
+
+
+def team_event(team: Team, member_ids: list[uuid.UUID], *, created: bool) -> CloudEvent:
+    payload_cls = TeamCreated if created else TeamUpdated
+    payload = payload_cls(
+        team_id=team.id,
+        name=team.name,
+        type=team.type,
+        manager_id=team.manager_id,
+        member_ids=sorted(member_ids),
+        is_active=team.is_active,
+    )
+    return event_from(payload, service=SERVICE, subject=team.id, sequence=team.version)

@@ -15,10 +15,16 @@ class Base(SQLModel, registry=registry):
 
 metadata = Base.metadata
 
+TEAM_TYPES = ("SALES", "MARKETING", "SUPPORT", "MANAGEMENT")
+
+_user_version = sa.Column("version", sa.Integer(), nullable=False)
+
 
 class User(Base, table=True):
     __tablename__ = "users"
     __table_args__ = (sa.Index("uq_users_email_lower", sa.func.lower(sa.text("email")), unique=True),)
+    # The UPDATE carries `WHERE version = :seen`, so a write racing past the If-Match check is a 412.
+    __mapper_args__ = {"version_id_col": _user_version}
 
     id: uuid.UUID = id_field()
     email: str = Field(sa_type=sa.String(320), nullable=False)
@@ -29,4 +35,55 @@ class User(Base, table=True):
     time_zone: str = Field(default="UTC", sa_type=sa.String(64), nullable=False)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
-    version: int = Field(default=1, nullable=False)
+    version: int = Field(default=None, sa_column=_user_version)
+
+
+_team_version = sa.Column("version", sa.Integer(), nullable=False)
+
+
+class Team(Base, table=True):
+    __tablename__ = "teams"
+    __table_args__ = (
+        sa.Index("uq_teams_name_lower", sa.func.lower(sa.text("name")), unique=True),
+        sa.Index("ix_teams_type", "type"),
+        sa.Index("ix_teams_manager_id", "manager_id"),
+        sa.Index("ix_teams_is_active", "is_active"),
+    )
+    __mapper_args__ = {"version_id_col": _team_version}
+
+    id: uuid.UUID = id_field()
+    name: str = Field(sa_type=sa.String(200), nullable=False)
+    description: str | None = Field(default=None, sa_type=sa.String(2000))
+    type: str = Field(sa_type=sa.String(16), nullable=False)
+    manager_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), foreign_key="users.id")
+    is_active: bool = Field(default=True, nullable=False)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_team_version)
+
+
+class TeamMember(Base, table=True):
+    """The seed's TeamMember (many-to-many between teams and users)."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (sa.Index("ix_team_members_user_id", "user_id"),)
+
+    team_id: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="teams.id", primary_key=True)
+    user_id: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="users.id", primary_key=True)
+
+
+class ApiKey(Base, table=True):
+    """An integration credential. Only the SHA-256 of the secret is kept (see docs/api/gateway.md)."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = id_field()
+    name: str = Field(sa_type=sa.String(200), nullable=False)
+    # The first characters of the key, shown in lists so a person can tell keys apart.
+    prefix: str = Field(sa_type=sa.String(16), nullable=False)
+    key_hash: str = Field(sa_type=sa.String(64), nullable=False, unique=True)
+    permissions: list[str] = json_field(list)
+    created_by: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="users.id", nullable=False)
+    created_at: datetime = timestamp_field()
+    expires_at: datetime | None = timestamp_field(nullable=True)
+    revoked_at: datetime | None = timestamp_field(nullable=True)

@@ -60,3 +60,19 @@ class TokenIssuer:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM)
+
+    def issue_claims(self, claims: dict, *, ttl_seconds: int, not_after: datetime | None = None) -> str:
+        """A token with these claims (used for API keys: a short life, never past the key's expiry)."""
+        now = datetime.now(UTC)
+        exp = now + timedelta(seconds=ttl_seconds)
+        if not_after is not None and not_after < exp:
+            exp = not_after
+        full = {
+            **claims,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": exp,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(full, self.private_pem, algorithm=ALGORITHM)

@@ -1,0 +1,222 @@
+"""The seed's CRM dashboard, composed concurrently from the services' own endpoints.
+
+Each widget has a time budget; a widget whose service is slow, down or refuses the caller is
+marked `unavailable` (or `forbidden`) with a reason, and the dashboard still answers 200.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from crm_gateway.internal import ServiceClient, ServiceResponse, ServiceUnavailable
+
+log = logging.getLogger("crm.gateway.dashboard")
+CENTS = Decimal("0.01")
+
+
+class WidgetRefused(Exception):
+    def __init__(self, status: int, body: Any):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def _ok(r: ServiceResponse) -> Any:
+    if r.status >= 400:
+        raise WidgetRefused(r.status, r.body)
+    return r.body
+
+
+async def _widget(name: str, fetch: Callable[[], Awaitable[Any]], budget: float) -> dict:
+    # asyncio.wait, not wait_for: on timeout the widget answers at once and its call is cancelled
+    # in the background (wait_for would wait for the cancellation to finish).
+    task = asyncio.ensure_future(fetch())
+    done, _ = await asyncio.wait({task}, timeout=budget)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_consume)
+        return {"status": "unavailable", "reason": f"no answer within {budget:.2g} s", "data": None}
+    try:
+        data = task.result()
+    except ServiceUnavailable as exc:
+        return {"status": "unavailable", "reason": str(exc), "data": None}
+    except WidgetRefused as exc:
+        if exc.status in (401, 403):
+            return {
+                "status": "forbidden",
+                "reason": "the caller lacks the permission for this widget",
+                "data": None,
+            }
+        return {"status": "unavailable", "reason": f"the service answered {exc.status}", "data": None}
+    except Exception as exc:  # a widget never breaks the dashboard
+        log.exception("dashboard widget %s failed", name)
+        return {"status": "unavailable", "reason": type(exc).__name__, "data": None}
+    return {"status": "ok", "data": data}
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(CENTS, rounding=ROUND_HALF_UP))
+
+
+def funnel_from_board(board: dict) -> dict:
+    """Per stage: count, amount and weighted amount (amount x stage probability), per currency."""
+    stages = []
+    for column in board["columns"]:
+        totals = []
+        for t in column["summary"]["totals"]:
+            amount = Decimal(t["totalAmount"])
+            totals.append(
+                {
+                    "currency": t["currency"],
+                    "count": t["count"],
+                    "amount": _money(amount),
+                    "weightedAmount": _money(amount * column["probability"] / 100),
+                }
+            )
+        stages.append(
+            {
+                "stageId": column["stageId"],
+                "label": column["label"],
+                "color": column.get("color"),
+                "probability": column["probability"],
+                "isWon": column["isWon"],
+                "isLost": column["isLost"],
+                "count": column["summary"]["count"],
+                "totals": totals,
+            }
+        )
+    return {"stages": stages}
+
+
+def _sales_from_board(board: dict) -> dict:
+    revenue: dict[str, Decimal] = {}
+    open_count = 0
+    for column in board["columns"]:
+        if column["isWon"]:
+            for t in column["summary"]["totals"]:
+                revenue[t["currency"]] = revenue.get(t["currency"], Decimal(0)) + Decimal(t["totalAmount"])
+        elif not column["isLost"]:
+            open_count += column["summary"]["count"]
+    return {
+        "totalRevenue": [{"currency": c, "amount": _money(a)} for c, a in sorted(revenue.items())],
+        "openOpportunities": open_count,
+    }
+
+
+async def build(client: ServiceClient, *, authorization: str | None, budget: float) -> dict:
+    auth = {"authorization": authorization}
+    board_task: asyncio.Task | None = None
+
+    def board() -> Awaitable[dict]:
+        nonlocal board_task
+        if board_task is None:  # one board call feeds two widgets
+            board_task = asyncio.ensure_future(
+                client.get("pipeline", "/api/v1/opportunities/board", params={"cardsPerColumn": 1}, **auth)
+            )
+        return board_task
+
+    async def count(status: str) -> int:
+        r = _ok(
+            await client.get(
+                "customer", "/api/v1/customers", params={"status": status, "pageSize": 1}, **auth
+            )
+        )
+        return r["total"]
+
+    async def conversion() -> dict:
+        leads, prospects, customers = await asyncio.gather(
+            count("LEAD"), count("PROSPECT"), count("CUSTOMER")
+        )
+        pool = leads + prospects + customers
+        rate = (
+            (Decimal(customers) * 100 / pool).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+            if pool
+            else None
+        )
+        return {
+            "leads": leads,
+            "prospects": prospects,
+            "customers": customers,
+            "conversionRate": rate and str(rate),
+        }
+
+    async def sales_metrics() -> dict:
+        pipeline, conv = await asyncio.gather(
+            # Its parts get most of the budget, so the widget can still answer with what it has.
+            _widget("salesMetrics.pipeline", lambda: _board_json(board()), budget * 0.9),
+            _widget("salesMetrics.conversion", conversion, budget * 0.9),
+        )
+        if pipeline["status"] != "ok" and conv["status"] != "ok":
+            raise ServiceUnavailable(f"{pipeline['reason']}; {conv['reason']}")
+        data: dict[str, Any] = {"totalRevenue": None, "openOpportunities": None, "conversionRate": None}
+        missing = []
+        if pipeline["status"] == "ok":
+            data |= _sales_from_board(pipeline["data"])
+        else:
+            missing += ["totalRevenue", "openOpportunities"]
+        if conv["status"] == "ok":
+            data["conversionRate"] = conv["data"]["conversionRate"]
+            data["conversion"] = conv["data"]
+        else:
+            missing.append("conversionRate")
+        data["unavailable"] = missing
+        return data
+
+    async def funnel() -> dict:
+        return funnel_from_board(await _board_json(board()))
+
+    async def recent() -> dict:
+        body = _ok(await client.get("activity", "/api/v1/activities/feed", params={"limit": 10}, **auth))
+        return {"items": body["items"], "timeZone": body.get("timeZone")}
+
+    async def top_customers() -> dict:
+        body = _ok(
+            await client.get(
+                "customer",
+                "/api/v1/customers",
+                params={"sort": "-lifetimeValue", "pageSize": 5, "status": "CUSTOMER"},
+                **auth,
+            )
+        )
+        return {
+            "items": [
+                {
+                    "id": c["id"],
+                    "customerNumber": c.get("customerNumber"),
+                    "fullName": c.get("fullName"),
+                    "lifetimeValue": c.get("lifetimeValue"),
+                    "currency": c.get("valueCurrency"),
+                    "assignedToId": c.get("assignedToId"),
+                    "assignedToName": c.get("assignedToName"),
+                }
+                for c in body["items"]
+            ]
+        }
+
+    names = ("salesMetrics", "pipelineFunnel", "recentActivities", "topCustomers")
+    results = await asyncio.gather(
+        _widget("salesMetrics", sales_metrics, budget),
+        _widget("pipelineFunnel", funnel, budget),
+        _widget("recentActivities", recent, budget),
+        _widget("topCustomers", top_customers, budget),
+    )
+    if board_task is not None and not board_task.done():
+        board_task.cancel()
+    widgets = dict(zip(names, results, strict=True))
+    sales = widgets["salesMetrics"]
+    if sales["status"] == "ok" and sales["data"]["unavailable"]:
+        sales["status"] = "partial"
+    return {"generatedAt": datetime.now(UTC).isoformat(), "widgets": widgets}
+
+
+def _consume(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _board_json(pending: Awaitable[ServiceResponse]) -> dict:
+    # shield: the shared board call outlives one waiter's timeout so the other can still use it
+    return _ok(await asyncio.shield(pending))

@@ -1,0 +1,251 @@
+"""The gateway's front door, one pure-ASGI middleware in front of every route (its own and the
+services'): request body size limit, API keys swapped for short-lived access tokens, and a rate
+limit per credential. `/healthz`, `/readyz` and `/metrics` pass untouched.
+
+Rate limits are counted in memory, per gateway process: with N gateway replicas a credential
+gets up to N times the limit. That is the documented trade-off for not needing a shared store.
+"""
+
+import math
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import jwt
+from crm_common.errors import ProblemError, problem_response
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crm_gateway.identity import apikeys
+from crm_gateway.proxy import BULK_PATHS
+from crm_gateway.routing import service_for
+
+EXEMPT = ("/healthz", "/readyz", "/metrics")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class Window:
+    start: float
+    count: int
+
+
+class RateLimiter:
+    """Fixed window per key: `limit` requests per `window` seconds."""
+
+    def __init__(self, limit: int, window: float, *, max_keys: int = 100_000):
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._windows: dict[str, Window] = {}
+
+    def hit(self, key: str, now: float | None = None) -> tuple[bool, int, float]:
+        """(allowed, remaining, seconds until the window resets)."""
+        now = time.monotonic() if now is None else now
+        w = self._windows.get(key)
+        if w is None or now - w.start >= self.window:
+            if len(self._windows) >= self.max_keys:
+                self._sweep(now)
+            w = self._windows[key] = Window(now, 0)
+        reset = max(0.0, self.window - (now - w.start))
+        if w.count >= self.limit:
+            return False, 0, reset
+        w.count += 1
+        return True, self.limit - w.count, reset
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, w in self._windows.items() if now - w.start >= self.window]:
+            del self._windows[key]
+        while len(self._windows) >= self.max_keys:  # still full of live windows: drop the oldest
+            del self._windows[next(iter(self._windows))]
+
+
+class _Lru(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class FrontDoor:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        gateway,  # the gateway FastAPI app: state.runtime, state.token_issuer, state.token_verifier
+        dispatcher: ASGIApp | None = None,
+        max_body_bytes: int,
+        max_bulk_body_bytes: int,
+        rate_limit: int,
+        rate_window_seconds: float,
+        rate_limit_enabled: bool = True,
+        key_cache_seconds: float = 5.0,
+    ):
+        self.app = app
+        self.gateway = gateway
+        gateway.state.front_door = self
+        # Service paths go straight to the dispatcher, skipping the gateway's own route table.
+        self.dispatcher = dispatcher
+        self.max_body_bytes = max_body_bytes
+        self.max_bulk_body_bytes = max_bulk_body_bytes
+        self.limiter = RateLimiter(rate_limit, rate_window_seconds) if rate_limit_enabled else None
+        self.policy = f"{rate_limit};w={int(rate_window_seconds)}".encode()
+        self.key_cache_seconds = key_cache_seconds
+        # secret hash -> (cached until, minted token or None, key id); verified JWT -> (subject, exp)
+        self._keys: _Lru = _Lru(10_000)
+        self._tokens: _Lru = _Lru(50_000)
+
+    def forget_key(self, key_id: uuid.UUID) -> None:
+        """Called on revocation so this process refuses the key at once."""
+        for h in [h for h, entry in self._keys.items() if entry[2] == key_id]:
+            del self._keys[h]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        limit = self.max_bulk_body_bytes if scope["path"] in BULK_PATHS else self.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _too_large(request, limit)(scope, receive, send)
+
+        try:
+            scope, credential = await self._credential(scope, request)
+        except ProblemError as exc:
+            return await problem_response(request, exc.status, exc.code, exc.detail, headers=exc.headers)(
+                scope, receive, send
+            )
+
+        extra_headers: list[tuple[bytes, bytes]] = []
+        if self.limiter is not None:
+            allowed, remaining, reset = self.limiter.hit(credential)
+            reset_s = str(math.ceil(reset)).encode()
+            extra_headers = [
+                (b"ratelimit-limit", str(self.limiter.limit).encode()),
+                (b"ratelimit-remaining", str(remaining).encode()),
+                (b"ratelimit-reset", reset_s),
+                (b"ratelimit-policy", self.policy),
+            ]
+            if not allowed:
+                response = problem_response(
+                    request,
+                    429,
+                    "RATE_LIMITED",
+                    f"Too many requests for this credential; retry in {reset_s.decode()} s.",
+                    headers={"Retry-After": reset_s.decode()},
+                )
+                response.raw_headers.extend(extra_headers)
+                return await response(scope, receive, send)
+
+        received = 0
+        overflow = False
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, overflow
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    overflow = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if overflow:  # whatever the app answers to a body it could not finish reading: 413
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                if extra_headers:
+                    message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
+            await send(message)
+
+        target = self.dispatcher if self.dispatcher is not None and service_for(scope["path"]) else self.app
+        try:
+            await target(scope, counted_receive, guarded_send)
+        except BodyTooLarge:
+            pass
+        if overflow and not started:
+            await _too_large(request, limit)(scope, receive, send)
+
+    async def _credential(self, scope: Scope, request: Request) -> tuple[Scope, str]:
+        """The rate-limit key, and the scope with an API key swapped for an access token."""
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            client = scope.get("client")
+            return scope, f"ip:{client[0] if client else '-'}"
+        if apikeys.looks_like_key(value):
+            token, key_id = await self._swap(value)
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            headers.append((b"authorization", b"Bearer " + token.encode()))
+            return {**scope, "headers": headers}, f"key:{key_id}"
+        cached = self._tokens.get(value)
+        now = time.time()
+        if cached is not None and cached[1] > now:
+            return scope, f"sub:{cached[0]}"
+        try:
+            principal = self.gateway.state.token_verifier.verify(value)
+        except ProblemError:
+            # Not ours to refuse here: the route (or the service) answers 401. Count it by address.
+            client = scope.get("client")
+            return scope, f"ip:{client[0] if client else '-'}"
+        exp = jwt.decode(value, options={"verify_signature": False}).get("exp", now)
+        self._tokens.put(value, (principal.id, exp))
+        return scope, f"sub:{principal.id}"
+
+    async def _swap(self, secret: str) -> tuple[str, uuid.UUID]:
+        digest = apikeys.hash_key(secret)
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and cached[0] > now:
+            if cached[1] is None:
+                raise _bad_key()
+            return cached[1], cached[2]
+        async with self.gateway.state.runtime.db.transaction(read_only=True) as session:
+            identity = await apikeys.resolve(session, secret)
+        if identity is None:
+            self._keys.put(digest, (now + self.key_cache_seconds, None, None))
+            raise _bad_key()
+        issuer = self.gateway.state.token_issuer
+        ttl = max(int(self.key_cache_seconds) * 4, 60)
+        token = issuer.issue_claims(
+            {
+                "sub": str(identity.user_id),
+                "email": identity.email,
+                "name": f"API key {identity.name}",
+                "roles": [],
+                "perms": identity.permissions,
+                "akid": str(identity.key_id),
+            },
+            ttl_seconds=ttl,
+            not_after=identity.expires_at,
+        )
+        self._keys.put(digest, (now + self.key_cache_seconds, token, identity.key_id))
+        return token, identity.key_id
+
+
+def _bad_key() -> ProblemError:
+    return ProblemError(
+        401,
+        "UNAUTHORIZED",
+        "The API key is not valid (unknown, revoked or expired).",
+        headers={"WWW-Authenticate": 'Bearer realm="crm"'},
+    )
+
+
+def _too_large(request: Request, limit: int):
+    return problem_response(
+        request, 413, "PAYLOAD_TOO_LARGE", f"Request bodies to this path are limited to {limit} bytes."
+    )

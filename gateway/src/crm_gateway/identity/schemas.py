@@ -1,0 +1,118 @@
+"""Request and response models for users, teams and API keys."""
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from crm_common.auth import PERMISSIONS, ROLE_PERMISSIONS
+from crm_common.schemas import ApiModel, StrictApiModel
+from pydantic import EmailStr, Field
+
+Role = Literal[tuple(ROLE_PERMISSIONS)]  # type: ignore[valid-type]
+Permission = Literal[PERMISSIONS]  # type: ignore[valid-type]
+TeamType = Literal["SALES", "MARKETING", "SUPPORT", "MANAGEMENT"]
+
+
+class UserCreate(StrictApiModel):
+    email: EmailStr
+    full_name: str = Field(min_length=1, max_length=200)
+    password: str | None = Field(
+        default=None, min_length=8, max_length=256, description="Unset: the user cannot sign in yet."
+    )
+    roles: list[Role] = Field(min_length=1)
+    time_zone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Paris.")
+    is_active: bool = True
+
+
+class UserUpdate(StrictApiModel):
+    email: EmailStr | None = None
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+    roles: list[Role] | None = Field(default=None, min_length=1)
+    time_zone: str | None = None
+    is_active: bool | None = None
+    version: int | None = Field(default=None, description="The version you read (or send If-Match).")
+
+
+class UserRead(ApiModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    roles: list[str]
+    permissions: list[str]
+    time_zone: str
+    is_active: bool
+    team_ids: list[uuid.UUID] = []
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class UserPage(ApiModel):
+    items: list[UserRead]
+    total: int
+    page: int
+    page_size: int
+
+
+class TeamCreate(StrictApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    type: TeamType
+    manager_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] = []
+    is_active: bool = True
+
+
+class TeamUpdate(StrictApiModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    type: TeamType | None = None
+    manager_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] | None = Field(default=None, description="Replaces the members.")
+    is_active: bool | None = None
+    version: int | None = Field(default=None, description="The version you read (or send If-Match).")
+
+
+class TeamRead(ApiModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    type: str
+    manager_id: uuid.UUID | None
+    manager_name: str | None = None
+    member_ids: list[uuid.UUID]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TeamPage(ApiModel):
+    items: list[TeamRead]
+    total: int
+    page: int
+    page_size: int
+
+
+class ApiKeyCreate(StrictApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    permissions: list[Permission] = Field(
+        min_length=1, description="A subset of the creating admin's permissions."
+    )
+    expires_at: datetime | None = Field(default=None, description="Optional; RFC 3339 with an offset.")
+
+
+class ApiKeyRead(ApiModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    permissions: list[str]
+    created_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret. Shown this once: only its hash is stored.")

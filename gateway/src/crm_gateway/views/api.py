@@ -1,0 +1,176 @@
+"""The seed's view definitions (`crm-dashboard`, `customer-list`, `sales-pipeline`) and their data.
+
+The definitions are the seed's, converted once to JSON (seed_views.json); their data comes from the
+services' list, board and dashboard endpoints, called with the caller's token.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from crm_common.auth import Principal, current_principal
+from crm_common.errors import ProblemError, problem_doc
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from crm_gateway.dashboard import service as dashboard
+from crm_gateway.internal import ServiceClient, ServiceUnavailable
+
+VIEWS: dict[str, dict] = {
+    v["id"]: v for v in json.loads((Path(__file__).parent / "seed_views.json").read_text(encoding="utf-8"))
+}
+
+router = APIRouter(prefix="/api/v1/views", tags=["views"])
+Caller = Annotated[Principal, Depends(current_principal)]
+
+# customer-list columns -> the customer read model's fields
+CUSTOMER_COLUMNS = {
+    "customerNumber": "customerNumber",
+    "fullName": "fullName",
+    "type": "type",
+    "status": "status",
+    "email": "email",
+    "assignedTo.name": "assignedToName",
+    "totalValue": "totalValue",
+    "lastContactDate": "lastContactDate",
+    "createdAt": "createdAt",
+}
+
+
+def _view(view_id: str) -> dict:
+    view = VIEWS.get(view_id)
+    if view is None:
+        raise ProblemError(404, "VIEW_NOT_FOUND", f"There is no view {view_id}; see GET /api/v1/views.")
+    return view
+
+
+@router.get(
+    "", operation_id="views_list", summary="The views a front end can render", responses=problem_doc(401)
+)
+async def list_views(_: Caller) -> list[dict[str, Any]]:
+    return [
+        {k: v.get(k) for k in ("id", "name", "displayName", "type", "entityType")} for v in VIEWS.values()
+    ]
+
+
+@router.get(
+    "/{view_id}",
+    operation_id="views_get",
+    summary="A view definition: layout, widgets, columns, filters, actions, card fields",
+    responses=problem_doc(401, 404),
+)
+async def get_view(view_id: str, _: Caller) -> dict[str, Any]:
+    return _view(view_id)
+
+
+def _passthrough(status: int, body: Any) -> JSONResponse:
+    """A service's 4xx (its problem document) goes back to the caller as it is."""
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+@router.get(
+    "/{view_id}/data",
+    operation_id="views_data",
+    summary="The rows, cards or widgets of a view",
+    description="`customer-list`: `page`, `pageSize`, `sort` (default `-createdAt`), `q`, `status`, `type`, "
+    "`assignedTo` (repeatable) -> `{items, total, page, pageSize}` with one entry per column. "
+    "`sales-pipeline`: `ownerId`, `teamId`, `customerId`, `cardsPerColumn` -> columns per stage with cards "
+    "and per-currency summaries (count, totalAmount, avgAmount). `crm-dashboard`: the dashboard's widgets.",
+    responses=problem_doc(401, 403, 404, 422, 503),
+)
+async def view_data(
+    view_id: str,
+    request: Request,
+    _: Caller,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=200)] = None,
+    sort: str | None = None,
+    q: str | None = None,
+    status: Annotated[list[str], Query()] = [],
+    type: Annotated[list[str], Query()] = [],
+    assigned_to: Annotated[list[str], Query(alias="assignedTo")] = [],
+    owner_id: Annotated[str | None, Query(alias="ownerId")] = None,
+    team_id: Annotated[str | None, Query(alias="teamId")] = None,
+    customer_id: Annotated[str | None, Query(alias="customerId")] = None,
+    cards_per_column: Annotated[int, Query(alias="cardsPerColumn", ge=1, le=200)] = 50,
+):
+    view = _view(view_id)
+    client: ServiceClient = request.app.state.service_client
+    auth = request.headers.get("authorization")
+    settings = request.app.state.settings
+    try:
+        if view_id == "crm-dashboard":
+            body = await dashboard.build(
+                client, authorization=auth, budget=settings.dashboard_widget_timeout_seconds
+            )
+            return {"view": view_id, **body}
+        if view_id == "customer-list":
+            default_sort = ",".join(
+                ("-" if s["direction"] == "desc" else "") + s["field"] for s in view["config"]["defaultSort"]
+            )
+            params: list[tuple[str, Any]] = [
+                ("page", page),
+                ("pageSize", page_size or view["config"].get("pageSize", 25)),
+                ("sort", sort or default_sort),
+            ]
+            if q:
+                params.append(("q", q))
+            params += [("status", s) for s in status] + [("type", t) for t in type]
+            params += [("assignedToId", a) for a in assigned_to]
+            r = await client.get("customer", "/api/v1/customers", params=params, authorization=auth)
+            if r.status >= 400:
+                return _passthrough(r.status, r.body)
+            rows = [
+                {
+                    "id": c["id"],
+                    **{col: c.get(field) for col, field in CUSTOMER_COLUMNS.items()},
+                    "valueCurrency": c.get("valueCurrency"),
+                }
+                for c in r.body["items"]
+            ]
+            return {
+                "view": view_id,
+                "items": rows,
+                "total": r.body["total"],
+                "page": r.body["page"],
+                "pageSize": r.body["pageSize"],
+            }
+        # sales-pipeline
+        params = {"cardsPerColumn": cards_per_column}
+        for name, value in (("ownerId", owner_id), ("teamId", team_id), ("customerId", customer_id)):
+            if value:
+                params[name] = value
+        r = await client.get("pipeline", "/api/v1/opportunities/board", params=params, authorization=auth)
+        if r.status >= 400:
+            return _passthrough(r.status, r.body)
+        columns = [
+            {
+                "stageId": col["stageId"],
+                "label": col["label"],
+                "color": col.get("color"),
+                "sortOrder": col["sortOrder"],
+                "summary": col["summary"],
+                "hasMore": col["hasMore"],
+                "cards": [
+                    {
+                        "id": card["id"],
+                        "title": card["title"],
+                        "customer.fullName": card.get("customerName"),
+                        "amount": card["amount"],
+                        "currency": card["currency"],
+                        "probability": card["probability"],
+                        "expectedCloseDate": card.get("expectedCloseDate"),
+                        "owner.name": card.get("ownerName"),
+                        "customerId": card["customerId"],
+                        "ownerId": card["ownerId"],
+                    }
+                    for card in col["cards"]
+                ],
+            }
+            for col in r.body["columns"]
+        ]
+        return {"view": view_id, "columns": columns}
+    except ServiceUnavailable as exc:
+        raise ProblemError(
+            503, "SERVICE_UNAVAILABLE", f"The data of this view is not reachable: {exc}."
+        ) from None

@@ -1,0 +1,153 @@
+"""The dashboard, composed from customer-, pipeline- and activity-svc, and how it degrades."""
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from crm_common.testing.plugin import eventually, running
+from crm_gateway.embedded import create_embedded_app
+from crm_gateway.settings import GatewaySettings
+
+from .conftest import ADMIN, PASSWORD, login
+
+SERVICES = ("customer", "pipeline", "activity")
+
+
+def settings_for(tmp_path, **over) -> GatewaySettings:
+    return GatewaySettings(data_dir=tmp_path, admin_password=PASSWORD, admin_email=ADMIN, **over)
+
+
+@pytest.fixture
+async def gateway(tmp_path):
+    app = create_embedded_app(settings_for(tmp_path, dashboard_widget_timeout_seconds=1.0), only=SERVICES)
+    async with running(app) as client:
+        yield client
+
+
+async def seed(gw, admin):
+    customer = (
+        await gw.post(
+            "/api/v1/customers",
+            json={
+                "firstName": "Grace",
+                "lastName": "Hopper",
+                "email": "g@navy.example",
+                "status": "CUSTOMER",
+            },
+            headers=admin,
+        )
+    ).json()
+    lead = await gw.post(
+        "/api/v1/customers",
+        json={"firstName": "Lee", "lastName": "Ad", "email": "l@example.com"},
+        headers=admin,
+    )
+    assert lead.status_code == 201
+
+    async def opportunity(title, amount, currency):
+        r = await gw.post(
+            "/api/v1/opportunities",
+            json={"title": title, "customerId": customer["id"], "amount": amount, "currency": currency},
+            headers=admin,
+        )
+        return r if r.status_code == 201 else None
+
+    assert await eventually(lambda: opportunity("Big deal", "1000.00", "USD"), timeout=5)
+    assert await opportunity("Euro deal", "500.00", "EUR")
+    assert await opportunity("Second", "250.50", "USD")
+    return customer
+
+
+async def test_the_dashboard_has_every_widget_with_per_currency_money(gateway):
+    gw = gateway
+    admin = await login(gw)
+    customer = await seed(gw, admin)
+
+    async def has_feed():
+        r = (await gw.get("/api/v1/dashboard", headers=admin)).json()
+        return r if r["widgets"]["recentActivities"]["data"]["items"] else None
+
+    body = await eventually(has_feed, timeout=5)
+    w = body["widgets"]
+    assert {k: v["status"] for k, v in w.items()} == {
+        "salesMetrics": "ok",
+        "pipelineFunnel": "ok",
+        "recentActivities": "ok",
+        "topCustomers": "ok",
+    }, w
+    sales = w["salesMetrics"]["data"]
+    assert sales["openOpportunities"] == 3
+    assert sales["totalRevenue"] == []
+    assert sales["conversionRate"] == "50.0"  # one CUSTOMER of a LEAD and a CUSTOMER
+    first = w["pipelineFunnel"]["data"]["stages"][0]
+    assert first["count"] == 3
+    totals = {t["currency"]: t for t in first["totals"]}
+    assert totals["USD"]["amount"] == "1250.50" and totals["EUR"]["amount"] == "500.00"
+    expected = f"{(1250.50 * first['probability'] / 100):.2f}"
+    assert totals["USD"]["weightedAmount"] == expected
+    items = w["recentActivities"]["data"]["items"]
+    assert len(items) <= 10 and any(i.get("customerName") == "Grace Hopper" for i in items)
+    top = w["topCustomers"]["data"]["items"]
+    assert [c["id"] for c in top] == [customer["id"]]  # the seed: status CUSTOMER only
+    assert {c["assignedToName"] for c in top} == {"Administrator"}
+
+
+async def test_a_caller_without_sales_access_sees_those_widgets_as_forbidden(gateway):
+    gw = gateway
+    admin = await login(gw)
+    r = await gw.post(
+        "/api/v1/users",
+        json={"email": "ro@example.com", "fullName": "Reader", "password": PASSWORD, "roles": ["read_only"]},
+        headers=admin,
+    )
+    assert r.status_code == 201
+    body = (await gw.get("/api/v1/dashboard", headers=await login(gw, "ro@example.com"))).json()
+    statuses = {k: v["status"] for k, v in body["widgets"].items()}
+    assert statuses["pipelineFunnel"] == "forbidden"
+    assert statuses["salesMetrics"] == "partial"
+    assert body["widgets"]["salesMetrics"]["data"]["unavailable"] == ["totalRevenue", "openOpportunities"]
+    assert statuses["recentActivities"] == "ok" and statuses["topCustomers"] == "ok"
+    assert (await gw.get("/api/v1/dashboard")).status_code == 401
+
+
+async def test_a_slow_service_is_an_unavailable_widget_within_the_budget(tmp_path):
+    app = create_embedded_app(settings_for(tmp_path, dashboard_widget_timeout_seconds=0.8), only=SERVICES)
+    async with running(app) as gw:
+        admin = await login(gw)
+        # Warm the services up first: on a loaded machine their first calls alone can take the budget.
+        await gw.get("/api/v1/dashboard", headers=admin)
+
+        async def stuck(scope, receive, send):
+            await asyncio.sleep(10)
+
+        client = app.state.service_client
+        client._local["pipeline"] = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stuck), base_url="http://p"
+        )
+        started = time.perf_counter()
+        r = await gw.get("/api/v1/dashboard", headers=admin)
+        elapsed = time.perf_counter() - started
+    assert r.status_code == 200, r.text
+    statuses = {k: v["status"] for k, v in r.json()["widgets"].items()}
+    assert statuses == {
+        "salesMetrics": "partial",
+        "pipelineFunnel": "unavailable",
+        "recentActivities": "ok",
+        "topCustomers": "ok",
+    }
+    assert "0.8" in r.json()["widgets"]["pipelineFunnel"]["reason"]
+    assert elapsed < 3.0  # the stuck service would take 10 s
+
+
+async def test_a_missing_service_is_an_unavailable_widget(tmp_path):
+    app = create_embedded_app(settings_for(tmp_path), only=("customer",))
+    async with running(app) as gw:
+        body = (await gw.get("/api/v1/dashboard", headers=await login(gw))).json()
+    statuses = {k: v["status"] for k, v in body["widgets"].items()}
+    assert statuses == {
+        "salesMetrics": "partial",
+        "pipelineFunnel": "unavailable",
+        "recentActivities": "unavailable",
+        "topCustomers": "ok",
+    }

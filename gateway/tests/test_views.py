@@ -1,0 +1,79 @@
+"""The seed's views as JSON, and their data from the services."""
+
+import pytest
+from crm_common.testing.plugin import running
+from crm_gateway.embedded import create_embedded_app
+
+from .conftest import PASSWORD, login
+from .test_dashboard import SERVICES, seed, settings_for
+
+
+@pytest.fixture
+async def gateway(tmp_path):
+    async with running(create_embedded_app(settings_for(tmp_path), only=SERVICES)) as client:
+        yield client
+
+
+async def test_the_seed_views_are_served(gateway):
+    gw = gateway
+    admin = await login(gw)
+    listed = (await gw.get("/api/v1/views", headers=admin)).json()
+    assert [v["id"] for v in listed] == ["crm-dashboard", "customer-list", "sales-pipeline"]
+    dash = (await gw.get("/api/v1/views/crm-dashboard", headers=admin)).json()
+    assert dash["config"]["layout"] == {"type": "grid", "columns": 12, "rows": "auto"}
+    assert [w["id"] for w in dash["config"]["widgets"]] == [
+        "sales-metrics",
+        "sales-pipeline",
+        "recent-activities",
+        "top-customers",
+    ]
+    table = (await gw.get("/api/v1/views/customer-list", headers=admin)).json()
+    assert table["config"]["columns"][0]["name"] == "customerNumber" and table["config"]["pageSize"] == 25
+    assert {a["name"] for a in table["config"]["rowActions"]} == {"view", "edit", "convert"}
+    kanban = (await gw.get("/api/v1/views/sales-pipeline", headers=admin)).json()
+    assert kanban["config"]["summaryFields"] == ["count", "totalAmount", "avgAmount"]
+    missing = await gw.get("/api/v1/views/nope", headers=admin)
+    assert missing.status_code == 404 and missing.json()["code"] == "VIEW_NOT_FOUND"
+    assert (await gw.get("/api/v1/views")).status_code == 401
+
+
+async def test_view_data_for_each_view(gateway):
+    gw = gateway
+    admin = await login(gw)
+    customer = await seed(gw, admin)
+    rows = (await gw.get("/api/v1/views/customer-list/data", headers=admin)).json()
+    assert rows["total"] == 2 and rows["pageSize"] == 25
+    assert rows["items"][0]["fullName"] == "Lee Ad"  # default sort: newest first
+    assert rows["items"][0]["assignedTo.name"] == "Administrator"
+    filtered = (
+        await gw.get(
+            "/api/v1/views/customer-list/data",
+            params={"status": "CUSTOMER", "sort": "fullName"},
+            headers=admin,
+        )
+    ).json()
+    assert [r["id"] for r in filtered["items"]] == [customer["id"]]
+    bad_sort = await gw.get("/api/v1/views/customer-list/data", params={"sort": "shoeSize"}, headers=admin)
+    assert bad_sort.status_code == 422 and bad_sort.json()["code"] == "INVALID_SORT"
+
+    board = (await gw.get("/api/v1/views/sales-pipeline/data", headers=admin)).json()
+    cards = [c for col in board["columns"] for c in col["cards"]]
+    assert len(cards) == 3 and {c["customer.fullName"] for c in cards} == {"Grace Hopper"}
+    assert {c["owner.name"] for c in cards} == {"Administrator"}
+
+    dash = (await gw.get("/api/v1/views/crm-dashboard/data", headers=admin)).json()
+    assert dash["view"] == "crm-dashboard" and dash["widgets"]["pipelineFunnel"]["status"] == "ok"
+
+
+async def test_view_data_respects_the_callers_permissions(gateway):
+    gw = gateway
+    admin = await login(gw)
+    await gw.post(
+        "/api/v1/users",
+        json={"email": "ro@example.com", "fullName": "Reader", "password": PASSWORD, "roles": ["read_only"]},
+        headers=admin,
+    )
+    reader = await login(gw, "ro@example.com")
+    r = await gw.get("/api/v1/views/sales-pipeline/data", headers=reader)
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+    assert (await gw.get("/api/v1/views/customer-list/data", headers=reader)).status_code == 200
