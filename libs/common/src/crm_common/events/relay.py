@@ -78,8 +78,11 @@ class OutboxRelay:
             if handled >= self.batch_size:
                 continue
             await self._purge_now_and_then()
+            # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that coincides with a
+            # wake-up, and the relay would outlive its service's shutdown.
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
