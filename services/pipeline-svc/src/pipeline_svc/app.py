@@ -2,17 +2,24 @@ from pathlib import Path
 
 from crm_common.app import create_service_app
 from crm_common.events.bus import Bus
+from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
+from pipeline_svc.api import ROUTERS
+from pipeline_svc.handlers import HANDLERS
 from pipeline_svc.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         settings or Settings(),
         title="CRM pipeline service",
         description="Stages, opportunities, products, invoices, forecast and the pipeline board.",
-        routers=[],
+        routers=ROUTERS,
         migrations=Path(__file__).parent / "migrations",
+        handlers=HANDLERS,
         bus=bus,
     )
+    # `Idempotency-Key` on POST/PATCH/DELETE: a retried write (a create, a win) happens once.
+    app.add_middleware(IdempotencyMiddleware)
+    return app

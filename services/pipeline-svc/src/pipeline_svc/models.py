@@ -1,7 +1,23 @@
-"""pipeline-svc tables. The domain tables arrive with the pipeline issue; until then the service owns only its
-outbox and inbox (created by its first migration)."""
+"""pipeline-svc tables: the seed's OpportunityStage, Opportunity, Product and OpportunityProduct, plus
+Invoice (with its lines), the invoice number counter, and the small read model of customers kept from
+customer-svc's events. No schema name baked in."""
 
-from crm_common.models import SQLModel, new_registry
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+import sqlalchemy as sa
+from crm_common.models import (
+    Field,
+    SQLModel,
+    id_field,
+    json_field,
+    money_field,
+    new_registry,
+    timestamp_field,
+)
+from sqlmodel import Relationship
 
 registry = new_registry()
 
@@ -11,3 +27,255 @@ class Base(SQLModel, registry=registry):
 
 
 metadata = Base.metadata
+
+
+def _version_column() -> sa.Column:
+    """Mapped as the SQLAlchemy `version_id_col`: every UPDATE carries `WHERE version = :seen` and
+    bumps it, so a write racing past the If-Match check still fails (StaleDataError -> 412)."""
+    return sa.Column("version", sa.Integer(), nullable=False)
+
+
+class OpportunityStatus(StrEnum):
+    OPEN = "OPEN"
+    WON = "WON"
+    LOST = "LOST"
+    CANCELLED = "CANCELLED"
+
+
+class ProductStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    DISCONTINUED = "DISCONTINUED"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "DRAFT"
+    ISSUED = "ISSUED"
+    PAID = "PAID"
+    VOID = "VOID"
+
+
+_stage_version = _version_column()
+
+
+class OpportunityStage(Base, table=True):
+    __tablename__ = "opportunity_stages"
+    __table_args__ = (
+        sa.Index("uq_opportunity_stages_name_lower", sa.func.lower(sa.text("name")), unique=True),
+    )
+    __mapper_args__ = {"version_id_col": _stage_version}
+
+    id: uuid.UUID = id_field()
+    name: str = Field(sa_type=sa.String(100), nullable=False)
+    description: str | None = Field(default=None, sa_type=sa.String(500))
+    probability: int = Field(default=0, nullable=False)
+    sort_order: int = Field(nullable=False, index=True)
+    color: str | None = Field(default=None, sa_type=sa.String(32))
+    is_active: bool = Field(default=True, nullable=False, index=True)
+    is_won: bool = Field(default=False, nullable=False)
+    is_lost: bool = Field(default=False, nullable=False)
+    requirements: list[str] = json_field(list)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_stage_version)
+
+
+_opportunity_version = _version_column()
+
+
+class Opportunity(Base, table=True):
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        # The forecast (open opportunities closing in a period, by owner, team or all) and the board (the
+        # first cards of each stage, soonest close first, and per-currency sums per stage) read these. On
+        # Postgres the INCLUDE columns let both be answered from the index alone (index-only scans).
+        sa.Index(
+            "ix_opportunities_owner_status_close",
+            "owner_id",
+            "status",
+            "expected_close_date",
+            postgresql_include=["currency", "stage_id", "amount", "probability"],
+        ),
+        sa.Index(
+            "ix_opportunities_status_close",
+            "status",
+            "expected_close_date",
+            postgresql_include=["currency", "stage_id", "amount", "probability", "team_id"],
+        ),
+        sa.Index(
+            "ix_opportunities_owner_stage_close",
+            "owner_id",
+            "stage_id",
+            "expected_close_date",
+            postgresql_include=["currency", "amount"],
+        ),
+        sa.Index(
+            "ix_opportunities_team_stage_close",
+            "team_id",
+            "stage_id",
+            "expected_close_date",
+            postgresql_include=["currency", "amount"],
+        ),
+        sa.Index(
+            "ix_opportunities_stage_close",
+            "stage_id",
+            "expected_close_date",
+            postgresql_include=["currency", "amount"],
+        ),
+    )
+    __mapper_args__ = {"version_id_col": _opportunity_version}
+
+    id: uuid.UUID = id_field()
+    title: str = Field(sa_type=sa.String(300), nullable=False)
+    description: str | None = Field(default=None, sa_type=sa.Text())
+    customer_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)
+    amount: Decimal = money_field(Decimal("0"), nullable=False)
+    # True once a client set the amount by hand: line item changes then leave it alone.
+    amount_manual: bool = Field(default=False, nullable=False)
+    currency: str = Field(default="USD", sa_type=sa.String(3), nullable=False)
+    probability: int = Field(default=0, nullable=False)
+    expected_close_date: date | None = Field(default=None, sa_type=sa.Date())
+    actual_close_date: date | None = Field(default=None, sa_type=sa.Date())
+    stage_id: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="opportunity_stages.id", nullable=False)
+    status: str = Field(default=OpportunityStatus.OPEN, sa_type=sa.String(16), nullable=False)
+    lost_reason: str | None = Field(default=None, sa_type=sa.String(500))
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False)
+    team_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    competitors: list = json_field(list)
+    custom_fields: dict = json_field(dict)
+    created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    created_at: datetime = timestamp_field(index=True)
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_opportunity_version)
+
+    line_items: list["OpportunityProduct"] = Relationship(
+        sa_relationship_kwargs={
+            "lazy": "raise",
+            "cascade": "all, delete-orphan",
+            "passive_deletes": True,
+            "order_by": "OpportunityProduct.created_at",
+        }
+    )
+
+
+_product_version = _version_column()
+
+
+class Product(Base, table=True):
+    __tablename__ = "products"
+    __table_args__ = (sa.Index("uq_products_code_lower", sa.func.lower(sa.text("code")), unique=True),)
+    __mapper_args__ = {"version_id_col": _product_version}
+
+    id: uuid.UUID = id_field()
+    name: str = Field(sa_type=sa.String(200), nullable=False, index=True)
+    code: str = Field(sa_type=sa.String(64), nullable=False)
+    description: str | None = Field(default=None, sa_type=sa.Text())
+    category: str | None = Field(default=None, sa_type=sa.String(100), index=True)
+    price: Decimal = money_field(nullable=False)
+    cost: Decimal | None = money_field()
+    currency: str = Field(default="USD", sa_type=sa.String(3), nullable=False)
+    status: str = Field(default=ProductStatus.ACTIVE, sa_type=sa.String(16), nullable=False, index=True)
+    custom_fields: dict = json_field(dict)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_product_version)
+
+
+class OpportunityProduct(Base, table=True):
+    """A line item: one row per (opportunity, product). Its money is in the opportunity's currency."""
+
+    __tablename__ = "opportunity_products"
+    __table_args__ = (sa.UniqueConstraint("opportunity_id", "product_id", name="uq_opportunity_products"),)
+
+    id: uuid.UUID = id_field()
+    opportunity_id: uuid.UUID = Field(
+        sa_type=sa.Uuid(), foreign_key="opportunities.id", ondelete="CASCADE", nullable=False
+    )
+    product_id: uuid.UUID = Field(
+        sa_type=sa.Uuid(), foreign_key="products.id", ondelete="RESTRICT", nullable=False, index=True
+    )
+    description: str | None = Field(default=None, sa_type=sa.String(500))
+    quantity: Decimal = Field(sa_type=sa.Numeric(12, 2), nullable=False)
+    unit_price: Decimal = money_field(nullable=False)
+    # Percent off, 0-100.
+    discount: Decimal = Field(default=Decimal("0"), sa_type=sa.Numeric(5, 2), nullable=False)
+    line_total: Decimal = money_field(nullable=False)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+    product: Product = Relationship(sa_relationship_kwargs={"lazy": "raise"})
+
+
+_invoice_version = _version_column()
+
+
+class Invoice(Base, table=True):
+    __tablename__ = "invoices"
+    __mapper_args__ = {"version_id_col": _invoice_version}
+
+    id: uuid.UUID = id_field()
+    invoice_number: str = Field(sa_type=sa.String(32), unique=True, nullable=False)
+    customer_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)
+    opportunity_id: uuid.UUID | None = Field(
+        default=None, sa_type=sa.Uuid(), foreign_key="opportunities.id", index=True
+    )
+    status: str = Field(default=InvoiceStatus.DRAFT, sa_type=sa.String(16), nullable=False, index=True)
+    currency: str = Field(sa_type=sa.String(3), nullable=False)
+    total: Decimal = money_field(nullable=False)
+    issue_date: date | None = Field(default=None, sa_type=sa.Date())
+    due_date: date | None = Field(default=None, sa_type=sa.Date())
+    paid_date: date | None = Field(default=None, sa_type=sa.Date())
+    notes: str | None = Field(default=None, sa_type=sa.Text())
+    created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    created_at: datetime = timestamp_field(index=True)
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_invoice_version)
+
+    lines: list["InvoiceLine"] = Relationship(
+        sa_relationship_kwargs={
+            "lazy": "raise",
+            "cascade": "all, delete-orphan",
+            "passive_deletes": True,
+            "order_by": "InvoiceLine.position",
+        }
+    )
+
+
+class InvoiceLine(Base, table=True):
+    __tablename__ = "invoice_lines"
+
+    id: uuid.UUID = id_field()
+    invoice_id: uuid.UUID = Field(
+        sa_type=sa.Uuid(), foreign_key="invoices.id", ondelete="CASCADE", nullable=False, index=True
+    )
+    position: int = Field(nullable=False)
+    product_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    description: str = Field(sa_type=sa.String(500), nullable=False)
+    quantity: Decimal = Field(sa_type=sa.Numeric(12, 2), nullable=False)
+    unit_price: Decimal = money_field(nullable=False)
+    discount: Decimal = Field(default=Decimal("0"), sa_type=sa.Numeric(5, 2), nullable=False)
+    line_total: Decimal = money_field(nullable=False)
+
+
+class InvoiceNumberCounter(Base, table=True):
+    """One row per year; incremented under a row lock, so numbers are consecutive and never reused."""
+
+    __tablename__ = "invoice_number_counters"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_value: int = Field(default=0, nullable=False)
+
+
+class KnownCustomer(Base, table=True):
+    """The customers pipeline-svc knows of, from customer-svc's events: for existence checks on the
+    write path and for names on board cards. `version` is the newest customer event applied."""
+
+    __tablename__ = "customers"
+
+    id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True)
+    customer_number: str = Field(sa_type=sa.String(32), nullable=False)
+    full_name: str = Field(sa_type=sa.String(300), nullable=False)
+    status: str = Field(sa_type=sa.String(16), nullable=False)
+    merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    version: int = Field(default=0, nullable=False)
+    updated_at: datetime = timestamp_field()

@@ -1,0 +1,14 @@
+from typing import Annotated
+
+from crm_common.auth import Principal, require
+from fastapi import Depends, Header
+
+SalesAccess = Annotated[Principal, Depends(require("sales_access"))]
+# Configuring the pipeline (its stages) is an administrator's job.
+AdminAccess = Annotated[Principal, Depends(require("admin"))]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match", description='The ETag you read, e.g. `W/"3"`; 412 when the resource changed since.'
+    ),
+]

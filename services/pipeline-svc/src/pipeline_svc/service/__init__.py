@@ -1,0 +1,1 @@
+"""pipeline-svc domain logic: plain async functions that take a session, one module per topic."""

@@ -1,0 +1,34 @@
+"""Helpers shared by the pipeline's domain modules."""
+
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+from crm_common.concurrency import check_version
+from crm_common.errors import FieldError, ProblemError
+
+CENT = Decimal("0.01")
+HUNDRED = Decimal("100")
+# Events from integrations may carry no acting user; records they create are owned by this id.
+SYSTEM_USER_ID = uuid.UUID(int=0)
+
+
+def cents(value: Decimal) -> Decimal:
+    """Money is rounded to the cent, half up."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def line_total(quantity: Decimal, unit_price: Decimal, discount: Decimal) -> Decimal:
+    return cents(Decimal(quantity) * Decimal(unit_price) * (HUNDRED - Decimal(discount)) / HUNDRED)
+
+
+def check_optional_version(current: int, *, if_match: str | None, body_version: int | None) -> None:
+    """Actions are guarded by the state machine; a client that sends a version still gets 412 if stale."""
+    if if_match is None and body_version is None:
+        return
+    check_version(current, if_match=if_match, body_version=body_version)
+
+
+def unprocessable(code: str, detail: str, *, field: str, message: str, rule: str, **extra) -> ProblemError:
+    return ProblemError(
+        422, code, detail, errors=[FieldError(field=field, message=message, code=rule)], extra=extra or None
+    )

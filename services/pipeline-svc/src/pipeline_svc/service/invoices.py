@@ -1,0 +1,262 @@
+"""Invoices: INV-YYYY-NNNNNN, DRAFT -> ISSUED -> PAID, or VOID. A won opportunity gets a DRAFT."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from crm_common.errors import ProblemError, not_found
+from crm_common.events.envelope import CloudEvent
+from crm_common.events.outbox import add_events
+from crm_common.pagination import PageParams, order_by, paginate
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from pipeline_svc import events
+from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
+from pipeline_svc.schemas import InvoiceCreate
+from pipeline_svc.service.common import cents, check_optional_version, line_total, unprocessable
+from pipeline_svc.service.customers import require_customer
+
+# A won opportunity's draft invoice is due this many days after the close date.
+PAYMENT_TERMS_DAYS = 30
+
+SORTABLE = {
+    "createdAt": Invoice.created_at,
+    "invoiceNumber": Invoice.invoice_number,
+    "dueDate": Invoice.due_date,
+    "total": Invoice.total,
+    "status": Invoice.status,
+}
+
+# Which statuses each action moves an invoice from, and to.
+TRANSITIONS = {
+    "issue": ({InvoiceStatus.DRAFT}, InvoiceStatus.ISSUED),
+    "pay": ({InvoiceStatus.ISSUED}, InvoiceStatus.PAID),
+    "void": ({InvoiceStatus.DRAFT, InvoiceStatus.ISSUED}, InvoiceStatus.VOID),
+}
+
+
+async def next_invoice_number(session: AsyncSession, year: int) -> str:
+    """INV-YYYY-NNNNNN from a per-year counter row, created or incremented by one upsert that holds its
+    row lock (Postgres) or the write lock (SQLite) until commit: concurrent creates get distinct,
+    consecutive numbers; a rolled-back create gives its number back."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(InvoiceNumberCounter).values(year=year, last_value=1)
+    value = (
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["year"], set_={"last_value": InvoiceNumberCounter.last_value + 1}
+            ).returning(InvoiceNumberCounter.last_value)
+        )
+    ).scalar_one()
+    return f"INV-{year}-{value:06d}"
+
+
+async def insert_invoice(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    opportunity_id: uuid.UUID | None,
+    currency: str,
+    lines: Sequence[dict],
+    due_date: date | None,
+    notes: str | None,
+    actor_id: uuid.UUID | None,
+    with_events: Sequence[CloudEvent] = (),
+) -> Invoice:
+    """A DRAFT invoice and its `invoice.created` event (written with `with_events`, in one insert). `lines`: description, product_id, quantity,
+    unit_price, discount (line_total is computed here)."""
+    now = datetime.now(UTC)
+    invoice = Invoice(
+        invoice_number="",
+        customer_id=customer_id,
+        opportunity_id=opportunity_id,
+        status=InvoiceStatus.DRAFT,
+        currency=currency,
+        total=Decimal("0"),
+        due_date=due_date,
+        notes=notes,
+        created_by_id=actor_id,
+        created_at=now,
+        updated_at=now,
+    )
+    total = Decimal("0")
+    for position, line in enumerate(lines, start=1):
+        item = InvoiceLine(
+            position=position,
+            product_id=line.get("product_id"),
+            description=line["description"],
+            quantity=cents(line["quantity"]),
+            unit_price=cents(line["unit_price"]),
+            discount=cents(line.get("discount", Decimal("0"))),
+            line_total=line.get("line_total")
+            or line_total(line["quantity"], line["unit_price"], line.get("discount", Decimal("0"))),
+        )
+        total += item.line_total
+        invoice.lines.append(item)
+    invoice.total = cents(total)
+    # Last, just before the insert: the counter row stays locked until the transaction commits.
+    invoice.invoice_number = await next_invoice_number(session, now.year)
+    session.add(invoice)
+    await session.flush()
+    await add_events(session, *with_events, events.invoice_created(invoice))
+    return invoice
+
+
+async def invoice_for_won(
+    session: AsyncSession,
+    opportunity: Opportunity,
+    *,
+    actor_id: uuid.UUID | None,
+    with_events: Sequence[CloudEvent] = (),
+) -> Invoice:
+    """The DRAFT invoice of a won opportunity: its line items, plus an adjustment line when the amount
+    was set by hand to something else than their sum (so the invoice total is the amount won), or one
+    line for the whole amount when it has no line items."""
+    lines: list[dict] = [
+        {
+            "description": item.description or item.product.name,
+            "product_id": item.product_id,
+            "quantity": item.quantity,
+            "unit_price": item.unit_price,
+            "discount": item.discount,
+            "line_total": item.line_total,
+        }
+        for item in opportunity.line_items
+    ]
+    covered = cents(sum((line["line_total"] for line in lines), Decimal("0")))
+    if not lines:
+        lines.append(
+            {"description": opportunity.title, "quantity": Decimal("1"), "unit_price": opportunity.amount}
+        )
+    elif covered != opportunity.amount:
+        difference = opportunity.amount - covered
+        lines.append(
+            {
+                "description": "Adjustment to the agreed amount",
+                "quantity": Decimal("1") if difference >= 0 else Decimal("-1"),
+                "unit_price": abs(difference),
+                "line_total": difference,
+            }
+        )
+    close = opportunity.actual_close_date or datetime.now(UTC).date()
+    return await insert_invoice(
+        session,
+        customer_id=opportunity.customer_id,
+        opportunity_id=opportunity.id,
+        currency=opportunity.currency,
+        lines=lines,
+        due_date=close + timedelta(days=PAYMENT_TERMS_DAYS),
+        notes=None,
+        actor_id=actor_id,
+        with_events=with_events,
+    )
+
+
+async def create_invoice(session: AsyncSession, *, data: InvoiceCreate, actor_id: uuid.UUID) -> Invoice:
+    await require_customer(session, data.customer_id, field="customerId")
+    if data.opportunity_id is not None:
+        opportunity = await session.get(Opportunity, data.opportunity_id)
+        if opportunity is None:
+            raise unprocessable(
+                "UNKNOWN_OPPORTUNITY",
+                f"Opportunity {data.opportunity_id} does not exist.",
+                field="opportunityId",
+                message="unknown opportunity",
+                rule="unknown_opportunity",
+            )
+        if opportunity.customer_id != data.customer_id:
+            raise unprocessable(
+                "OPPORTUNITY_CUSTOMER_MISMATCH",
+                "The opportunity belongs to another customer.",
+                field="opportunityId",
+                message="belongs to another customer",
+                rule="customer_mismatch",
+            )
+        if opportunity.currency != data.currency:
+            raise unprocessable(
+                "CURRENCY_MISMATCH",
+                f"The opportunity is in {opportunity.currency}; its invoices must be too.",
+                field="currency",
+                message=f"must be {opportunity.currency}",
+                rule="currency_mismatch",
+            )
+    invoice = await insert_invoice(
+        session,
+        customer_id=data.customer_id,
+        opportunity_id=data.opportunity_id,
+        currency=data.currency,
+        lines=[line.model_dump() for line in data.lines],
+        due_date=data.due_date,
+        notes=data.notes,
+        actor_id=actor_id,
+    )
+    return await get_invoice(session, invoice.id)
+
+
+async def get_invoice(session: AsyncSession, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
+    query = (
+        select(Invoice)
+        .where(Invoice.id == invoice_id)
+        .options(selectinload(Invoice.lines))
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update(of=Invoice)
+    invoice = (await session.execute(query)).scalar_one_or_none()
+    if invoice is None:
+        raise not_found("invoice", invoice_id)
+    return invoice
+
+
+async def list_invoices(
+    session: AsyncSession,
+    *,
+    params: PageParams,
+    customer_id: uuid.UUID | None = None,
+    opportunity_id: uuid.UUID | None = None,
+    status: Sequence[str] = (),
+) -> tuple[list[Invoice], int]:
+    query = select(Invoice).options(selectinload(Invoice.lines))
+    if customer_id:
+        query = query.where(Invoice.customer_id == customer_id)
+    if opportunity_id:
+        query = query.where(Invoice.opportunity_id == opportunity_id)
+    if status:
+        query = query.where(Invoice.status.in_(status))
+    query = query.order_by(*order_by(params.sort, SORTABLE, [Invoice.created_at.desc(), Invoice.id]))
+    return await paginate(session, query, params)
+
+
+async def transition_invoice(
+    session: AsyncSession,
+    *,
+    invoice_id: uuid.UUID,
+    action: str,
+    if_match: str | None,
+    body_version: int | None,
+) -> Invoice:
+    invoice = await get_invoice(session, invoice_id, lock=True)
+    check_optional_version(invoice.version, if_match=if_match, body_version=body_version)
+    sources, target = TRANSITIONS[action]
+    if invoice.status not in sources:
+        raise ProblemError(
+            409,
+            "INVALID_INVOICE_TRANSITION",
+            f"Invoice {invoice.invoice_number} is {invoice.status}; `{action}` needs "
+            f"{' or '.join(sorted(sources))}.",
+        )
+    today = datetime.now(UTC).date()
+    invoice.status = target
+    if target == InvoiceStatus.ISSUED:
+        invoice.issue_date = today
+        if invoice.due_date is None:
+            invoice.due_date = today + timedelta(days=PAYMENT_TERMS_DAYS)
+    elif target == InvoiceStatus.PAID:
+        invoice.paid_date = today
+    invoice.updated_at = datetime.now(UTC)
+    await session.flush()
+    return invoice
