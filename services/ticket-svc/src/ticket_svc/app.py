@@ -1,18 +1,67 @@
+import asyncio
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
-from crm_common.app import create_service_app
+from crm_common.app import Runtime, create_service_app
 from crm_common.events.bus import Bus
+from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
+from ticket_svc.api import policy_router, router
+from ticket_svc.events import HANDLERS
+from ticket_svc.scheduler import run_scheduler
 from ticket_svc.settings import Settings
+
+log = logging.getLogger("crm.ticket")
+
+
+async def stop_background_tasks(runtime: Runtime) -> None:
+    """Cancel the background tasks (outbox relay, scheduler) until they are done, before crm_common
+    gathers them. One cancel is not always enough on Python 3.11: `asyncio.wait_for` (the relay's
+    wait for a wake-up) swallows a cancellation that arrives in the tick its awaitable completes,
+    and the relay then loops on, so the app would never finish stopping."""
+    pending = {t for t in runtime.tasks if not t.done()}
+    for _ in range(100):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    log.error("background tasks still running at shutdown: %s", pending)
 
 
 def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> FastAPI:
-    return create_service_app(
-        settings or Settings(),
+    settings = settings or Settings()
+
+    async def start_scheduler(runtime: Runtime) -> None:
+        if settings.escalation_enabled:
+            task = run_scheduler(
+                runtime.db,
+                clock=lambda: app.state.clock(),
+                interval=settings.escalation_interval_seconds,
+                batch_size=settings.escalation_batch_size,
+            )
+            # Cancelled with the other background tasks when the app stops.
+            runtime.tasks.append(asyncio.create_task(task, name="ticket-escalation-scheduler"))
+
+    app = create_service_app(
+        settings,
         title="CRM ticket service",
         description="Support tickets with SLA, escalation, communications and satisfaction.",
-        routers=[],
+        routers=[router, policy_router],
         migrations=Path(__file__).parent / "migrations",
+        handlers=HANDLERS,
         bus=bus,
+        on_startup=start_scheduler,
+        on_shutdown=stop_background_tasks,
+        openapi_tags=[
+            {"name": "tickets", "description": "Support tickets, their communications and metrics."},
+            {"name": "sla-policies", "description": "SLA targets, business hours and pause statuses."},
+        ],
     )
+    # `Idempotency-Key` on POST/PATCH: a retried write (a ticket, a message) happens once.
+    app.add_middleware(IdempotencyMiddleware)
+    # The time the service works with; tests set their own.
+    app.state.clock = lambda: datetime.now(UTC)
+    return app

@@ -1,0 +1,381 @@
+"""HTTP routes of ticket-svc: translate requests to service calls and back."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from crm_common.app import SessionDep
+from crm_common.auth import Principal, require
+from crm_common.concurrency import etag
+from crm_common.errors import problem_doc
+from crm_common.pagination import PageParams, page_params
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime
+
+from ticket_svc.models import CommunicationDirection, TicketPriority, TicketStatus, TicketType
+from ticket_svc.schemas import (
+    SlaPolicyCreate,
+    SlaPolicyPage,
+    SlaPolicyRead,
+    SlaPolicyUpdate,
+    TicketCommunicationCreate,
+    TicketCommunicationPage,
+    TicketCommunicationRead,
+    TicketCreate,
+    TicketEscalation,
+    TicketMetricsReport,
+    TicketPage,
+    TicketRead,
+    TicketSatisfactionIn,
+    TicketStatusChange,
+    TicketUpdate,
+)
+from ticket_svc.service import communications, metrics, policies, tickets, workflow
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], responses=problem_doc(401, 403))
+policy_router = APIRouter(
+    prefix="/api/v1/sla-policies", tags=["sla-policies"], responses=problem_doc(401, 403)
+)
+
+SupportAccess = Annotated[Principal, Depends(require("support_access"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="The ETag you read; a stale one is a 412.")
+]
+
+
+def current_time(request: Request) -> datetime:
+    """The service's clock (tests replace `app.state.clock`)."""
+    return request.app.state.clock()
+
+
+Now = Annotated[datetime, Depends(current_time)]
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+async def _ticket_response(session, ticket, now: datetime, response: Response) -> TicketRead:
+    response.headers["ETag"] = etag(ticket.version)
+    return await tickets.read_model(session, ticket, now)
+
+
+# --- tickets --------------------------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="tickets_create",
+    summary="Open a ticket for a customer",
+    responses=problem_doc(422),
+)
+async def create_ticket(
+    body: TicketCreate, session: SessionDep, user: SupportAccess, now: Now, response: Response
+) -> TicketRead:
+    ticket, read = await tickets.create_ticket(session, data=body, actor_id=user.id, now=now)
+    response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
+    response.headers["ETag"] = etag(ticket.version)
+    return read
+
+
+@router.get("", operation_id="tickets_list", summary="List and search tickets", responses=problem_doc(422))
+async def list_tickets(
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    params: Annotated[PageParams, Depends(page_params)],
+    q: Annotated[str | None, Query(max_length=200, description="Search ticket number and subject.")] = None,
+    status: Annotated[list[TicketStatus], Query()] = [],
+    priority: Annotated[list[TicketPriority], Query()] = [],
+    type: Annotated[list[TicketType], Query()] = [],
+    assigned_to_id: Annotated[uuid.UUID | None, Query(alias="assignedToId")] = None,
+    unassigned: Annotated[
+        bool | None, Query(description="Only tickets without (true) / with (false) an assignee.")
+    ] = None,
+    team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
+    customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
+    breached: Annotated[
+        bool | None,
+        Query(description="Tickets with (true) / without (false) an SLA breach, recorded or overdue now."),
+    ] = None,
+    tag: Annotated[list[str], Query(description="Any of these tags.")] = [],
+    created_from: Annotated[AwareDatetime | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(alias="createdTo")] = None,
+) -> TicketPage:
+    items, total = await tickets.list_tickets(
+        session,
+        params=params,
+        now=now,
+        q=q,
+        status=status,
+        priority=priority,
+        type_=type,
+        assigned_to_id=assigned_to_id,
+        unassigned=unassigned,
+        team_id=team_id,
+        customer_id=customer_id,
+        breached=breached,
+        tags=tag,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    return TicketPage(
+        items=await tickets.read_models(session, items, now),
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+    )
+
+
+@router.get(
+    "/metrics",
+    operation_id="tickets_metrics",
+    summary="Ticket metrics: volumes, SLA breach rate, response and resolution times, CSAT",
+    responses=problem_doc(422),
+)
+async def ticket_metrics(
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    created_from: Annotated[
+        AwareDatetime | None, Query(alias="from", description="Tickets created at or after this instant.")
+    ] = None,
+    created_to: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Tickets created before this instant.")
+    ] = None,
+    team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
+    assigned_to_id: Annotated[uuid.UUID | None, Query(alias="assignedToId")] = None,
+    group_by: Annotated[
+        Literal["team", "day", "week", "month"] | None,
+        Query(
+            alias="groupBy", description="Also break the figures down by team or by creation period (UTC)."
+        ),
+    ] = None,
+) -> TicketMetricsReport:
+    return await metrics.ticket_metrics(
+        session,
+        now=now,
+        created_from=created_from,
+        created_to=created_to,
+        team_id=team_id,
+        assigned_to_id=assigned_to_id,
+        group_by=group_by,
+    )
+
+
+@router.get("/{ticket_id}", operation_id="tickets_get", summary="Get a ticket", responses=problem_doc(404))
+async def get_ticket(
+    ticket_id: uuid.UUID, session: SessionDep, user: SupportAccess, now: Now, response: Response
+) -> TicketRead:
+    return await _ticket_response(session, await tickets.get_ticket(session, ticket_id), now, response)
+
+
+@router.patch(
+    "/{ticket_id}",
+    operation_id="tickets_update",
+    summary="Edit a ticket's fields (If-Match or version required)",
+    responses=problem_doc(404, 412, 422, 428),
+)
+async def update_ticket(
+    ticket_id: uuid.UUID,
+    body: TicketUpdate,
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketRead:
+    ticket = await tickets.update_ticket(session, ticket_id=ticket_id, data=body, if_match=if_match, now=now)
+    return await _ticket_response(session, ticket, now, response)
+
+
+@router.post(
+    "/{ticket_id}/status",
+    operation_id="tickets_change_status",
+    summary="Move a ticket to another status (resolve, close, reopen, pend...)",
+    responses=problem_doc(404, 412, 422),
+)
+async def change_status(
+    ticket_id: uuid.UUID,
+    body: TicketStatusChange,
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketRead:
+    ticket = await workflow.change_status(
+        session, ticket_id=ticket_id, data=body, if_match=if_match, actor_id=user.id, now=now
+    )
+    return await _ticket_response(session, ticket, now, response)
+
+
+@router.post(
+    "/{ticket_id}/escalate",
+    operation_id="tickets_escalate",
+    summary="Escalate a ticket: one level up, status ESCALATED",
+    responses=problem_doc(404, 412, 422),
+)
+async def escalate(
+    ticket_id: uuid.UUID,
+    body: TicketEscalation,
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketRead:
+    ticket = await workflow.escalate(
+        session,
+        ticket_id=ticket_id,
+        reason=body.reason,
+        body_version=body.version,
+        if_match=if_match,
+        actor_id=user.id,
+        now=now,
+    )
+    return await _ticket_response(session, ticket, now, response)
+
+
+@router.post(
+    "/{ticket_id}/satisfaction",
+    operation_id="tickets_rate_satisfaction",
+    summary="Record the customer's satisfaction rating (1-5) of a resolved or closed ticket",
+    responses=problem_doc(404, 409, 422),
+)
+async def rate_satisfaction(
+    ticket_id: uuid.UUID,
+    body: TicketSatisfactionIn,
+    request: Request,
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    response: Response,
+) -> TicketRead:
+    window = timedelta(hours=_settings(request).satisfaction_change_window_hours)
+    ticket = await workflow.rate_satisfaction(
+        session, ticket_id=ticket_id, data=body, now=now, change_window=window
+    )
+    return await _ticket_response(session, ticket, now, response)
+
+
+@router.post(
+    "/{ticket_id}/communications",
+    status_code=201,
+    operation_id="ticket_communications_create",
+    summary="Add a message or an internal note to a ticket",
+    responses=problem_doc(404, 422),
+)
+async def add_communication(
+    ticket_id: uuid.UUID,
+    body: TicketCommunicationCreate,
+    request: Request,
+    session: SessionDep,
+    user: SupportAccess,
+    now: Now,
+    response: Response,
+) -> TicketCommunicationRead:
+    window = timedelta(hours=_settings(request).reopen_window_hours)
+    communication = await communications.add_communication(
+        session, ticket_id=ticket_id, data=body, actor_id=user.id, now=now, reopen_window=window
+    )
+    response.headers["Location"] = f"/api/v1/tickets/{ticket_id}/communications"
+    return TicketCommunicationRead.model_validate(communication)
+
+
+@router.get(
+    "/{ticket_id}/communications",
+    operation_id="ticket_communications_list",
+    summary="A ticket's communications, oldest first",
+    responses=problem_doc(404, 422),
+)
+async def list_communications(
+    ticket_id: uuid.UUID,
+    session: SessionDep,
+    user: SupportAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+    internal: Annotated[
+        bool | None, Query(description="Only internal notes (true) or only messages (false).")
+    ] = None,
+    direction: Annotated[list[CommunicationDirection], Query()] = [],
+) -> TicketCommunicationPage:
+    items, total = await communications.list_communications(
+        session, ticket_id=ticket_id, params=params, internal=internal, direction=direction
+    )
+    return TicketCommunicationPage(
+        items=[TicketCommunicationRead.model_validate(c) for c in items],
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+    )
+
+
+# --- SLA policies ---------------------------------------------------------------------------------
+
+
+@policy_router.post(
+    "",
+    status_code=201,
+    operation_id="sla_policies_create",
+    summary="Create an SLA policy",
+    responses=problem_doc(422),
+)
+async def create_policy(
+    body: SlaPolicyCreate, session: SessionDep, user: Admin, now: Now, response: Response
+) -> SlaPolicyRead:
+    policy = await policies.create_policy(session, data=body, actor_id=user.id, now=now)
+    response.headers["Location"] = f"/api/v1/sla-policies/{policy.id}"
+    response.headers["ETag"] = etag(policy.version)
+    return SlaPolicyRead.model_validate(policy)
+
+
+@policy_router.get(
+    "", operation_id="sla_policies_list", summary="List SLA policies", responses=problem_doc(422)
+)
+async def list_policies(
+    session: SessionDep,
+    user: SupportAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+    is_active: Annotated[bool | None, Query(alias="isActive")] = None,
+    team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
+) -> SlaPolicyPage:
+    items, total = await policies.list_policies(session, params=params, is_active=is_active, team_id=team_id)
+    return SlaPolicyPage(
+        items=[SlaPolicyRead.model_validate(p) for p in items],
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+    )
+
+
+@policy_router.get(
+    "/{policy_id}", operation_id="sla_policies_get", summary="Get an SLA policy", responses=problem_doc(404)
+)
+async def get_policy(
+    policy_id: uuid.UUID, session: SessionDep, user: SupportAccess, response: Response
+) -> SlaPolicyRead:
+    policy = await policies.get_policy(session, policy_id)
+    response.headers["ETag"] = etag(policy.version)
+    return SlaPolicyRead.model_validate(policy)
+
+
+@policy_router.patch(
+    "/{policy_id}",
+    operation_id="sla_policies_update",
+    summary="Change an SLA policy (new tickets run on the new terms; If-Match or version required)",
+    responses=problem_doc(404, 412, 422, 428),
+)
+async def update_policy(
+    policy_id: uuid.UUID,
+    body: SlaPolicyUpdate,
+    session: SessionDep,
+    user: Admin,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SlaPolicyRead:
+    policy = await policies.update_policy(session, policy_id=policy_id, data=body, if_match=if_match, now=now)
+    response.headers["ETag"] = etag(policy.version)
+    return SlaPolicyRead.model_validate(policy)

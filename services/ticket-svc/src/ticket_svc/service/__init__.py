@@ -1,0 +1,1 @@
+"""Ticket domain logic: plain async functions that take a session, one module per topic."""

@@ -1,0 +1,262 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from crm_common.contracts.customer import CustomerCreated
+from crm_common.contracts.identity import TeamCreated, UserCreated
+from crm_common.events.catalogue import SUBSCRIPTIONS
+from crm_common.events.envelope import new_event
+from crm_common.events.memory_bus import MemoryBus
+from crm_common.events.tables import outbox
+from crm_common.testing.plugin import running
+from sqlalchemy import func, select
+from ticket_svc.app import create_app
+from ticket_svc.settings import Settings
+
+# A Monday, 09:00 UTC.
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+OFFICE_HOURS = [{"day": d, "start": "09:00", "end": "17:00"} for d in ("MON", "TUE", "WED", "THU", "FRI")]
+
+
+class Clock:
+    """The app's clock in tests: time stands still until a test moves it."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, *args) -> datetime:
+        self.now = datetime(*args, tzinfo=UTC) if not isinstance(args[0], datetime) else args[0]
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(START)
+
+
+@pytest.fixture
+async def bus():
+    """The in-process bus with every other service's queue drained by a no-op consumer, so a
+    publish returns once ticket-svc (subscribed by the catalogue, as in production) handled it."""
+    bus = MemoryBus(retry_delay=0.01)
+
+    async def elsewhere(event) -> None:
+        return None
+
+    for consumer, keys in SUBSCRIPTIONS.items():
+        if consumer != "ticket":
+            await bus.consume(consumer, keys, elsewhere)
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+def settings(database, signing_key, tmp_path) -> Settings:
+    url, schema = database
+    return Settings(
+        database_url=url,
+        db_schema=schema,
+        jwt_public_key=signing_key[1],
+        data_dir=tmp_path,
+        escalation_enabled=False,
+        relay_poll_interval=0.05,
+    )
+
+
+@pytest.fixture
+async def client(settings, bus, clock):
+    app = create_app(settings, bus=bus)
+    app.state.clock = clock
+    async with running(app) as client:
+        client.app = app
+        client.db = app.state.runtime.db
+        yield client
+
+
+# --- feeding the local read models ---------------------------------------------------------------
+
+
+async def publish(bus: MemoryBus, *events) -> None:
+    """Deliver events to ticket-svc's handlers; returns once they are handled."""
+    assert await bus.publish(list(events), timeout=10) == [None] * len(events)
+
+
+def customer_created_event(
+    customer_id=None, *, name="Acme Ltd", number="CUST-2026-000001", sequence=1, **extra
+):
+    payload = CustomerCreated(
+        customer_id=customer_id or uuid.uuid4(),
+        customer_number=number,
+        type="COMPANY",
+        full_name=name,
+        email="hq@acme.example",
+        status="CUSTOMER",
+        **extra,
+    )
+    return new_event(
+        "customer.created",
+        service="customer",
+        subject=payload.customer_id,
+        data=payload.dump(),
+        sequence=sequence,
+    )
+
+
+@pytest.fixture
+def add_customer(bus):
+    async def add(name="Acme Ltd", number=None, **extra) -> uuid.UUID:
+        event = customer_created_event(
+            name=name, number=number or f"CUST-2026-{uuid.uuid4().int % 10**6:06d}", **extra
+        )
+        await publish(bus, event)
+        return uuid.UUID(event.data["customerId"])
+
+    return add
+
+
+@pytest.fixture
+def add_user(bus):
+    async def add(name="Sam Agent", *, active=True) -> uuid.UUID:
+        user_id = uuid.uuid4()
+        payload = UserCreated(
+            user_id=user_id,
+            email=f"{user_id.hex[:8]}@example.com",
+            full_name=name,
+            roles=["support_agent"],
+            is_active=active,
+        )
+        await publish(
+            bus,
+            new_event("user.created", service="gateway", subject=user_id, data=payload.dump(), sequence=1),
+        )
+        return user_id
+
+    return add
+
+
+@pytest.fixture
+def add_team(bus):
+    async def add(name="Support EMEA") -> uuid.UUID:
+        team_id = uuid.uuid4()
+        payload = TeamCreated(team_id=team_id, name=name, type="SUPPORT")
+        await publish(
+            bus,
+            new_event("team.created", service="gateway", subject=team_id, data=payload.dump(), sequence=1),
+        )
+        return team_id
+
+    return add
+
+
+# --- API helpers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def agent_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def agent(auth_headers, agent_id):
+    """Headers of a support agent (support_access)."""
+    return auth_headers("support_agent", user_id=agent_id)
+
+
+@pytest.fixture
+def admin(auth_headers):
+    return auth_headers("admin")
+
+
+@pytest.fixture
+def new_ticket(client, agent, add_customer):
+    async def create(**fields) -> dict:
+        if "customerId" not in fields:
+            fields["customerId"] = str(await add_customer())
+        body = {"subject": "Printer on fire", "description": "It is on fire.", "type": "PROBLEM", **fields}
+        r = await client.post("/api/v1/tickets", json=body, headers=agent)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    return create
+
+
+@pytest.fixture
+def new_policy(client, admin):
+    async def create(**fields) -> dict:
+        body = {
+            "name": "Standard",
+            "timeZone": "UTC",
+            "businessHours": OFFICE_HOURS,
+            "targets": [
+                {"priority": "LOW", "firstResponseMinutes": 480, "resolutionMinutes": 4800},
+                {"priority": "NORMAL", "firstResponseMinutes": 240, "resolutionMinutes": 2400},
+                {"priority": "HIGH", "firstResponseMinutes": 60, "resolutionMinutes": 960},
+                {"priority": "URGENT", "firstResponseMinutes": 30, "resolutionMinutes": 240},
+            ],
+            **fields,
+        }
+        r = await client.post("/api/v1/sla-policies", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    return create
+
+
+class Api:
+    """Short hands for the calls most tests make, asserting they succeed."""
+
+    def __init__(self, client, headers):
+        self.client = client
+        self.headers = headers
+
+    async def status(self, ticket, to, **body) -> dict:
+        r = await self.client.post(
+            f"/api/v1/tickets/{ticket['id']}/status", json={"status": to, **body}, headers=self.headers
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def communicate(self, ticket, direction="OUTBOUND", channel="EMAIL", **body) -> dict:
+        r = await self.client.post(
+            f"/api/v1/tickets/{ticket['id']}/communications",
+            json={"direction": direction, "channel": channel, "body": "Hello", **body},
+            headers=self.headers,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def escalate(self, ticket, reason="Customer is a VIP") -> dict:
+        r = await self.client.post(
+            f"/api/v1/tickets/{ticket['id']}/escalate", json={"reason": reason}, headers=self.headers
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def get(self, ticket) -> dict:
+        r = await self.client.get(f"/api/v1/tickets/{ticket['id']}", headers=self.headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def events(self, routing_key: str | None = None) -> list[dict]:
+        async with self.client.db.transaction() as s:
+            query = select(outbox).order_by(outbox.c.position)
+            if routing_key:
+                query = query.where(outbox.c.routing_key == routing_key)
+            return [r.payload for r in (await s.execute(query)).all()]
+
+    async def count(self, table) -> int:
+        async with self.client.db.transaction() as s:
+            return (await s.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+@pytest.fixture
+def api(client, agent) -> Api:
+    return Api(client, agent)
