@@ -79,6 +79,7 @@ async def test_create_writes_customer_created_to_the_outbox(client, auth_headers
     assert event["data"]["fullName"] == "Acme Ltd"
     assert event["data"]["type"] == "COMPANY"
     assert event["data"]["createdBy"] == str(user)
+    assert event["data"]["priority"] == "MEDIUM"
 
 
 async def test_email_is_unique_case_insensitively_and_nothing_is_half_written(client, auth_headers):

@@ -31,6 +31,7 @@ def customer_created(customer: Customer) -> CloudEvent:
         source_campaign_id=customer.source_campaign_id,
         assigned_to_id=customer.assigned_to_id,
         created_by=customer.created_by_id,
+        priority=customer.priority,
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
 

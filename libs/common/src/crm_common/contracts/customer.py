@@ -22,6 +22,8 @@ class CustomerCreated(EventData):
     source_campaign_id: uuid.UUID | None = None
     assigned_to_id: uuid.UUID | None = None
     created_by: uuid.UUID | None = None
+    # LOW / MEDIUM / HIGH / CRITICAL: ticket-svc picks SLA policies by it.
+    priority: str | None = None
 
 
 class CustomerUpdated(EventData):
