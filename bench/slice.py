@@ -528,8 +528,14 @@ class ModeResult:
         return round(self.crm.rps / self.baseline.rps, 3) if self.baseline.rps else None
 
 
+# One client drives all the load, so the gateway's per-credential rate limit is off: this measures
+# capacity, not the limit.
+UNLIMITED = {"CRM_GATEWAY_RATE_LIMIT_ENABLED": "false"}
+
+
 def server_env(args: argparse.Namespace, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env.update(UNLIMITED)
     env.update(values)
     for item in args.server_env:
         key, _, value = item.partition("=")
@@ -655,6 +661,7 @@ def run_distributed_mode(args: argparse.Namespace, data_dir: Path, password: str
                 service_base_port=service_base,
                 events_namespace=namespace,
                 extra_env={
+                    **UNLIMITED,
                     "CRM_ADMIN_PASSWORD": password,
                     **dict(kv.partition("=")[::2] for kv in args.server_env),
                 },
