@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
+from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, StrictApiModel
 from pydantic import (
@@ -21,7 +22,6 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from customer_svc.currencies import ISO_4217
 from customer_svc.models import AddressType, CustomerStatus, CustomerType, Priority
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -5,13 +5,13 @@ import logging
 from datetime import UTC, datetime
 
 from crm_common.contracts.customer import CustomerConverted, CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common.currencies import ISO_4217
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc import events
-from pipeline_svc.currencies import ISO_4217
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage
 from pipeline_svc.service import customers
 from pipeline_svc.service.common import SYSTEM_USER_ID

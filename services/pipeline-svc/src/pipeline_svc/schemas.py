@@ -6,11 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, StrictApiModel
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
-from pipeline_svc.currencies import ISO_4217
 from pipeline_svc.models import InvoiceStatus, OpportunityStatus, ProductStatus
 
 
