@@ -11,19 +11,6 @@ from crm_gateway.app import create_app as gateway_app
 from crm_gateway.settings import SERVICES, GatewaySettings
 
 
-class _SubsetBus(MemoryBus):
-    """With only some services running, queues of the absent ones are not declared: on the
-    in-process bus a declared queue nobody consumes would hold every publish until its timeout."""
-
-    def __init__(self, consumers: set[str], **kwargs):
-        super().__init__(**kwargs)
-        self.consumers = consumers
-
-    async def declare(self, consumer: str, routing_keys) -> None:
-        if consumer in self.consumers:
-            await super().declare(consumer, routing_keys)
-
-
 def _service_factory(name: str):
     """Imported on use, so a process (or a test) running some services needs only those."""
     app_module = importlib.import_module(f"{name}_svc.app")
@@ -37,11 +24,7 @@ def create_embedded_app(
     """`only`: run just these services in the process (tests); the others answer 404."""
     settings = settings or GatewaySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    bus = (
-        MemoryBus(delivery_limit=settings.event_delivery_limit)
-        if only is None
-        else _SubsetBus(set(only), delivery_limit=settings.event_delivery_limit)
-    )
+    bus = MemoryBus(delivery_limit=settings.event_delivery_limit, consumers=set(only) if only else None)
     services = {name: _build(name, settings, bus) for name in SERVICES if only is None or name in only}
     gateway = gateway_app(settings, local_services=services, bus=bus)
 

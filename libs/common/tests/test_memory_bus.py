@@ -85,3 +85,21 @@ async def test_a_declared_queue_holds_events_until_its_consumer_starts():
     await bus.consume("late", ["customer.created"], handler)
     await asyncio.wait_for(got.wait(), 1)
     await bus.close()
+
+
+async def test_queues_of_services_this_process_does_not_run_are_not_declared():
+    bus = MemoryBus(consumers={"mine"})
+    await bus.declare("elsewhere", ["customer.created"])
+    handled = []
+
+    async def handler(e):
+        handled.append(e.id)
+
+    await bus.consume("mine", ["customer.created"], handler)
+    e = event()
+    # Returns at once: it does not wait for a consumer that will never run here.
+    assert await bus.publish([e], timeout=0.5) == [None]
+    assert handled == [e.id]
+    (result,) = await bus.publish([event("ticket.created")], timeout=0.5)
+    assert isinstance(result, UnroutableError)
+    await bus.close()

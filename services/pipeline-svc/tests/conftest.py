@@ -1,14 +1,12 @@
-import asyncio
 import uuid
 
 import pytest
 from crm_common.contracts.customer import CustomerCreated
 from crm_common.contracts.identity import TeamCreated, UserCreated
-from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.envelope import event_from
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.tables import outbox
-from crm_common.testing.plugin import eventually, running
+from crm_common.testing.plugin import running
 from pipeline_svc.app import create_app
 from pipeline_svc.settings import Settings
 from sqlalchemy import func, select
@@ -16,29 +14,9 @@ from sqlalchemy import func, select
 
 @pytest.fixture
 async def bus():
-    bus = MemoryBus()
+    bus = MemoryBus(consumers={"pipeline"})
     yield bus
     await bus.close()
-
-
-async def _ignore(event) -> None:
-    return None
-
-
-async def _relay_idle(app) -> None:
-    """Let the outbox relay publish what the test wrote before the app shuts down. Cancelling the relay
-    just as a commit wakes it can be swallowed by asyncio.wait_for on Python 3.11, and the shutdown
-    then waits for it forever (see the report); an idle relay is cancelled cleanly."""
-
-    async def drained() -> bool:
-        async with app.state.runtime.db.transaction() as s:
-            pending = await s.execute(
-                select(func.count()).select_from(outbox).where(outbox.c.state == "PENDING")
-            )
-            return pending.scalar_one() == 0
-
-    await eventually(drained, timeout=10)
-    await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -47,15 +25,9 @@ async def client(database, signing_key, tmp_path, bus):
     settings = Settings(database_url=url, db_schema=schema, jwt_public_key=signing_key[1], data_dir=tmp_path)
     app = create_app(settings, bus=bus)
     async with running(app) as client:
-        # The app declares every consumer's queue of the platform; in this test only pipeline-svc runs,
-        # so drain the others, or publishing would wait for consumers that never come.
-        for consumer, keys in SUBSCRIPTIONS.items():
-            if consumer != "pipeline":
-                await bus.consume(consumer, keys, _ignore)
         client.app = app
         client.bus = bus
         yield client
-        await _relay_idle(app)
 
 
 async def publish(bus: MemoryBus, *events) -> None:

@@ -26,7 +26,17 @@ class _Subscriber:
 
 
 class MemoryBus:
-    def __init__(self, *, delivery_limit: int = 5, workers: int = 4, retry_delay: float = 0.05):
+    def __init__(
+        self,
+        *,
+        delivery_limit: int = 5,
+        workers: int = 4,
+        retry_delay: float = 0.05,
+        consumers: set[str] | None = None,
+    ):
+        """`consumers`: the services this process runs (None: all). Queues of the others are not
+        declared: in process, a queue nobody will consume would hold every publish to its timeout."""
+        self.consumers = consumers
         self.delivery_limit = delivery_limit
         self.worker_count = workers
         self.retry_delay = retry_delay
@@ -47,6 +57,8 @@ class MemoryBus:
         return True
 
     async def declare(self, consumer: str, routing_keys: Sequence[str]) -> None:
+        if self.consumers is not None and consumer not in self.consumers:
+            return
         sub = self._subscribers.setdefault(consumer, _Subscriber(consumer, tuple(routing_keys)))
         sub.routing_keys = tuple(dict.fromkeys((*sub.routing_keys, *routing_keys)))
 
