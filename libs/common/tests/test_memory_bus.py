@@ -103,3 +103,17 @@ async def test_queues_of_services_this_process_does_not_run_are_not_declared():
     (result,) = await bus.publish([event("ticket.created")], timeout=0.5)
     assert isinstance(result, UnroutableError)
     await bus.close()
+
+
+async def test_a_lone_service_without_a_broker_hosts_only_its_own_queue():
+    from crm_common.app import make_bus
+    from crm_common.settings import ServiceSettings
+
+    class Settings(ServiceSettings):
+        service_name = "customer"
+
+    bus = make_bus(Settings(amqp_url=None))
+    await bus.declare("activity", ["customer.created"])
+    (result,) = await bus.publish([event()], timeout=0.5)
+    # Not a publish hanging on activity-svc's queue: nobody here consumes it, and the relay says so.
+    assert isinstance(result, UnroutableError)

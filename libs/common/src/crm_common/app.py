@@ -50,7 +50,9 @@ def make_bus(settings: ServiceSettings) -> Bus:
             prefetch=settings.event_prefetch,
             connection_name=f"crm-{settings.service_name}",
         )
-    return MemoryBus(delivery_limit=settings.event_delivery_limit)
+    # A lone service without a broker: only its own queue lives here. Declaring the other services'
+    # queues would make every publish wait for consumers that are not in this process, forever.
+    return MemoryBus(delivery_limit=settings.event_delivery_limit, consumers={settings.service_name})
 
 
 async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], owned: bool) -> None:
