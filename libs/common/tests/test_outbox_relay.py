@@ -208,3 +208,16 @@ async def test_sqlite_readers_do_not_block_a_writer(db):
         await add_events(s, event())
     assert asyncio.get_running_loop().time() - started < 0.25
     await reader
+
+
+async def test_the_relay_stops_when_cancelled_in_the_tick_it_is_woken(db):
+    """A cancellation arriving with a wake-up must not be swallowed (asyncio.wait_for on 3.11 did),
+    or a service would never finish shutting down."""
+    for _ in range(20):
+        relay = OutboxRelay(db, RecordingBus(), service="test", poll_interval=30)
+        task = asyncio.create_task(relay.run())
+        await asyncio.sleep(0.01)
+        relay.wake()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done, "the relay ignored its cancellation"

@@ -16,21 +16,6 @@ from ticket_svc.settings import Settings
 log = logging.getLogger("crm.ticket")
 
 
-async def stop_background_tasks(runtime: Runtime) -> None:
-    """Cancel the background tasks (outbox relay, scheduler) until they are done, before crm_common
-    gathers them. One cancel is not always enough on Python 3.11: `asyncio.wait_for` (the relay's
-    wait for a wake-up) swallows a cancellation that arrives in the tick its awaitable completes,
-    and the relay then loops on, so the app would never finish stopping."""
-    pending = {t for t in runtime.tasks if not t.done()}
-    for _ in range(100):
-        if not pending:
-            return
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-    log.error("background tasks still running at shutdown: %s", pending)
-
-
 def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -54,7 +39,6 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         handlers=HANDLERS,
         bus=bus,
         on_startup=start_scheduler,
-        on_shutdown=stop_background_tasks,
         openapi_tags=[
             {"name": "tickets", "description": "Support tickets, their communications and metrics."},
             {"name": "sla-policies", "description": "SLA targets, business hours and pause statuses."},
