@@ -62,7 +62,7 @@ async def seed(gw, admin):
 async def test_the_dashboard_has_every_widget_with_per_currency_money(gateway):
     gw = gateway
     admin = await login(gw)
-    customer = await seed(gw, admin)
+    await seed(gw, admin)
 
     async def has_feed():
         r = (await gw.get("/api/v1/dashboard", headers=admin)).json()
@@ -88,9 +88,64 @@ async def test_the_dashboard_has_every_widget_with_per_currency_money(gateway):
     assert totals["USD"]["weightedAmount"] == expected
     items = w["recentActivities"]["data"]["items"]
     assert len(items) <= 10 and any(i.get("customerName") == "Grace Hopper" for i in items)
-    top = w["topCustomers"]["data"]["items"]
-    assert [c["id"] for c in top] == [customer["id"]]  # the seed: status CUSTOMER only
-    assert {c["assignedToName"] for c in top} == {"Administrator"}
+    # No deal won yet: nobody has a lifetime value to rank.
+    assert w["topCustomers"]["data"] == {"currencies": []}
+
+
+async def test_top_customers_are_ranked_per_currency(gateway):
+    gw = gateway
+    admin = await login(gw)
+    grace = await seed(gw, admin)
+    alan = (
+        await gw.post(
+            "/api/v1/customers",
+            json={"firstName": "Alan", "lastName": "Turing", "email": "a@bletchley.example"},
+            headers=admin,
+        )
+    ).json()
+
+    async def won(customer, amount, currency):
+        async def create():
+            r = await gw.post(
+                "/api/v1/opportunities",
+                json={"title": "Won", "customerId": customer["id"], "amount": amount, "currency": currency},
+                headers=admin,
+            )
+            return r if r.status_code == 201 else None
+
+        # pipeline-svc knows a customer once customer.created reached it
+        r = await eventually(create, timeout=5)
+        assert r, "pipeline-svc never learnt of the customer"
+        r = await gw.post(f"/api/v1/opportunities/{r.json()['id']}/win", json={}, headers=admin)
+        assert r.status_code == 200, r.text
+
+    await won(grace, "300.00", "USD")
+    await won(grace, "40.00", "EUR")
+    await won(alan, "90000.00", "JPY")
+    await won(alan, "100.00", "USD")
+
+    def ranking(body):
+        return {
+            g["currency"]: [(c["fullName"], c["lifetimeValue"]) for c in g["items"]]
+            for g in body["widgets"]["topCustomers"]["data"]["currencies"]
+        }
+
+    async def all_ranked():
+        body = (await gw.get("/api/v1/dashboard", headers=admin)).json()
+        return body if len(ranking(body)) == 3 and len(ranking(body)["USD"]) == 2 else None
+
+    body = await eventually(all_ranked, timeout=5)
+    assert body, "the wins never reached customer-svc"
+    # 90000 JPY is not "more" than 300 USD: each currency is its own ranking.
+    assert ranking(body) == {
+        "EUR": [("Grace Hopper", "40.00")],
+        "JPY": [("Alan Turing", "90000.00")],
+        "USD": [("Grace Hopper", "300.00"), ("Alan Turing", "100.00")],
+    }
+    usd = body["widgets"]["topCustomers"]["data"]["currencies"][2]["items"]
+    assert {c["assignedToName"] for c in usd} == {"Administrator"}
+    revenue = {t["currency"]: t["amount"] for t in body["widgets"]["salesMetrics"]["data"]["totalRevenue"]}
+    assert revenue == {"EUR": "40.00", "JPY": "90000.00", "USD": "400.00"}
 
 
 async def test_a_caller_without_sales_access_sees_those_widgets_as_forbidden(gateway):

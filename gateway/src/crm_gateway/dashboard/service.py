@@ -173,26 +173,33 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
         return {"items": body["items"], "timeZone": body.get("timeZone")}
 
     async def top_customers() -> dict:
+        # One ranking per currency: lifetime values in different currencies are not comparable.
         body = _ok(
             await client.get(
                 "customer",
-                "/api/v1/customers",
-                params={"sort": "-lifetimeValue", "pageSize": 5, "status": "CUSTOMER"},
+                "/api/v1/customers/ranking",
+                params={"measure": "lifetimeValue", "limit": 5, "status": "CUSTOMER"},
                 **auth,
             )
         )
         return {
-            "items": [
+            "currencies": [
                 {
-                    "id": c["id"],
-                    "customerNumber": c.get("customerNumber"),
-                    "fullName": c.get("fullName"),
-                    "lifetimeValue": c.get("lifetimeValue"),
-                    "currency": c.get("valueCurrency"),
-                    "assignedToId": c.get("assignedToId"),
-                    "assignedToName": c.get("assignedToName"),
+                    "currency": group["currency"],
+                    "items": [
+                        {
+                            "id": item["customer"]["id"],
+                            "customerNumber": item["customer"]["customerNumber"],
+                            "fullName": item["customer"]["fullName"],
+                            "lifetimeValue": item["value"],
+                            "assignedToId": item["customer"]["assignedToId"],
+                            "assignedToName": item["customer"]["assignedToName"],
+                            "lastContactDate": item["customer"]["lastContactDate"],
+                        }
+                        for item in group["items"]
+                    ],
                 }
-                for c in body["items"]
+                for group in body["currencies"]
             ]
         }
 

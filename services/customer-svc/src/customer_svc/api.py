@@ -17,19 +17,23 @@ from customer_svc.schemas import (
     AssignRequest,
     ConvertRequest,
     ConvertResult,
+    Currency,
+    CurrencyRanking,
     CustomerCreate,
     CustomerPage,
+    CustomerRanking,
     CustomerRead,
     CustomerUpdate,
     ImportResult,
     MergeRequest,
     MergeResult,
     OpportunityDraftRead,
+    RankedCustomer,
     SegmentFilter,
     SegmentPreview,
     Tag,
 )
-from customer_svc.service import actions, customers, exporter, importer, merge, segments
+from customer_svc.service import actions, customers, exporter, importer, merge, ranking, segments
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
@@ -222,6 +226,42 @@ async def export_customers(
         exporter.export_csv(request.app.state.runtime.db, q=q, f=f, sort=sort, include_merged=include_merged),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="customers-{stamp}.csv"'},
+    )
+
+
+@router.get(
+    "/ranking",
+    operation_id="customers_ranking",
+    summary="Top customers by value, per currency",
+    description="The customers with the highest won (`lifetimeValue`) or open (`totalValue`) value, "
+    "ranked separately in each currency they deal in (amounts in different currencies are never "
+    "compared). Customers with no value in a currency are not in its ranking; merged ones never are.",
+    responses=problem_doc(422),
+)
+async def rank_customers(
+    session: SessionDep,
+    user: CustomerAccess,
+    measure: Annotated[ranking.Measure, Query()] = "lifetimeValue",
+    limit: Annotated[int, Query(ge=1, le=100, description="Customers per currency.")] = 5,
+    status: Annotated[list[CustomerStatus], Query(description="Any of; all when absent.")] = [],
+    currency: Annotated[
+        list[Currency], Query(max_length=20, description="Only these currencies; all when absent.")
+    ] = [],
+) -> CustomerRanking:
+    groups = await ranking.top_by_value(
+        session, measure=measure, limit=limit, statuses=status, currencies=list(dict.fromkeys(currency))
+    )
+    rows = await customers.to_read(session, (c for _, items in groups for c, _ in items))
+    by_id = {r.id: r for r in rows}
+    return CustomerRanking(
+        measure=measure,
+        currencies=[
+            CurrencyRanking(
+                currency=code,
+                items=[RankedCustomer(value=value, customer=by_id[c.id]) for c, value in items],
+            )
+            for code, items in groups
+        ],
     )
 
 

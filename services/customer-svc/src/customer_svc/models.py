@@ -172,6 +172,37 @@ class CustomerOpportunity(Base, table=True):
     updated_at: datetime = timestamp_field()
 
 
+class CustomerValueTotal(Base, table=True):
+    """The customer's open and won sums in one currency, one row per currency it deals in (the same
+    figures as `customers.value_totals`, kept as rows so customers can be ranked per currency with
+    an index: amounts in different currencies are never compared)."""
+
+    __tablename__ = "customer_value_totals"
+    __table_args__ = (
+        sa.Index(
+            "ix_customer_value_totals_won",
+            "currency",
+            sa.text("lifetime_value DESC"),
+            postgresql_where=sa.text("lifetime_value > 0"),
+            sqlite_where=sa.text("lifetime_value > 0"),
+        ),
+        sa.Index(
+            "ix_customer_value_totals_open",
+            "currency",
+            sa.text("total_value DESC"),
+            postgresql_where=sa.text("total_value > 0"),
+            sqlite_where=sa.text("total_value > 0"),
+        ),
+    )
+
+    customer_id: uuid.UUID = Field(
+        sa_type=sa.Uuid(), foreign_key="customers.id", ondelete="CASCADE", primary_key=True
+    )
+    currency: str = Field(sa_type=sa.String(3), primary_key=True)
+    total_value: Decimal = money_field(Decimal("0.00"), nullable=False)
+    lifetime_value: Decimal = money_field(Decimal("0.00"), nullable=False)
+
+
 _segment_version = sa.Column("version", sa.Integer(), nullable=False)
 
 

@@ -235,6 +235,21 @@ class CustomerRead(ApiModel):
 CustomerPage = Page[CustomerRead]
 
 
+class RankedCustomer(ApiModel):
+    value: Decimal = Field(description="The ranked measure, in the group's currency.")
+    customer: CustomerRead
+
+
+class CurrencyRanking(ApiModel):
+    currency: str
+    items: list[RankedCustomer] = Field(description="Highest value first.")
+
+
+class CustomerRanking(ApiModel):
+    measure: str = Field(description="`lifetimeValue` (won) or `totalValue` (open).")
+    currencies: list[CurrencyRanking] = Field(description="One ranking per currency, by currency code.")
+
+
 # --- actions -----------------------------------------------------------------------------------
 
 

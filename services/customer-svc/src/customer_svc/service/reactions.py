@@ -19,7 +19,7 @@ from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc import events
-from customer_svc.models import Customer, CustomerOpportunity, CustomerStatus
+from customer_svc.models import Customer, CustomerOpportunity, CustomerStatus, CustomerValueTotal
 from customer_svc.service.customers import get_customer
 
 # totalValue/lifetimeValue are one number each; they are expressed in this currency unless the
@@ -71,6 +71,15 @@ async def recompute_totals(session: AsyncSession, customer_id: uuid.UUID) -> Non
         )
         .execution_options(synchronize_session=False)
     )
+    await session.execute(sa.delete(CustomerValueTotal).where(CustomerValueTotal.customer_id == customer_id))
+    if sums:
+        await session.execute(
+            sa.insert(CustomerValueTotal),
+            [
+                {"customer_id": customer_id, "currency": c, "total_value": o, "lifetime_value": w}
+                for c, (o, w) in sorted(sums.items())
+            ],
+        )
 
 
 async def surviving_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:

@@ -1,0 +1,50 @@
+"""Customers ranked by open (totalValue) or won (lifetimeValue) value, one ranking per currency:
+amounts in different currencies are never compared, and the platform keeps no exchange rates."""
+
+from decimal import Decimal
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from customer_svc.models import Customer, CustomerValueTotal
+
+Measure = Literal["lifetimeValue", "totalValue"]
+MEASURES = {"lifetimeValue": CustomerValueTotal.lifetime_value, "totalValue": CustomerValueTotal.total_value}
+
+
+async def currencies_with_value(session: AsyncSession, measure: Measure) -> list[str]:
+    column = MEASURES[measure]
+    query = sa.select(CustomerValueTotal.currency).where(column > 0).distinct()
+    return sorted((await session.execute(query)).scalars())
+
+
+async def top_by_value(
+    session: AsyncSession,
+    *,
+    measure: Measure,
+    limit: int,
+    statuses: list[str],
+    currencies: list[str],
+) -> list[tuple[str, list[tuple[Customer, Decimal]]]]:
+    """Per currency (the ones asked for, else every currency some customer has value in), the
+    `limit` customers with the highest value in it, highest first. Zero values are not ranked."""
+    column = MEASURES[measure]
+    groups = []
+    for currency in currencies or await currencies_with_value(session, measure):
+        # `column > 0` matches the partial index on (currency, value DESC): an index walk per currency.
+        query = (
+            sa.select(Customer, column)
+            .join(CustomerValueTotal, CustomerValueTotal.customer_id == Customer.id)
+            .where(CustomerValueTotal.currency == currency, column > 0, Customer.merged_into_id.is_(None))
+            .order_by(column.desc(), Customer.id)
+            .limit(limit)
+            .options(selectinload(Customer.addresses))
+        )
+        if statuses:
+            query = query.where(Customer.status.in_(statuses))
+        rows = (await session.execute(query)).all()
+        if rows or currencies:  # a currency asked for is answered even when nobody qualifies
+            groups.append((currency, [(customer, value) for customer, value in rows]))
+    return groups
