@@ -42,6 +42,7 @@ import asyncpg
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from customer_svc.service.reactions import value_currency_of
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -108,9 +109,21 @@ def customer_row(i: int, rng: random.Random, users: list[uuid.UUID], year: int, 
     )
     created = now - timedelta(seconds=(200_000_000 - i * 997) % 94_000_000)
     contact = created + timedelta(days=rng.randint(1, 300)) if rng.random() < 0.6 else None
-    total = Decimal(rng.randint(0, 50_000)) if rng.random() < 0.5 else Decimal(0)
+    # Open value in USD for half of them; won value for a third, in USD (70%), EUR (20%) or GBP.
+    sums: dict[str, list[Decimal]] = {}
+    if rng.random() < 0.5:
+        sums["USD"] = [Decimal(rng.randint(1, 50_000)), Decimal(0)]
+    if rng.random() < 0.3:
+        r = rng.random()
+        won_in = "USD" if r < 0.7 else "EUR" if r < 0.9 else "GBP"
+        sums.setdefault(won_in, [Decimal(0), Decimal(0)])[1] = Decimal(rng.randint(1, 500_000))
+    currency = value_currency_of(list(sums))
+    total, won = sums.get(currency, [Decimal(0), Decimal(0)])
+    status = "CUSTOMER" if won else rng.choice(STATUSES)
+    row_id = uuid.uuid4()
     return {
-        "id": uuid.uuid4(),
+        "value_rows": [(row_id, c, o, w) for c, (o, w) in sums.items()],
+        "id": row_id,
         "customer_number": f"CUST-{year}-{i:06d}",
         "type": "COMPANY" if company else "INDIVIDUAL",
         "first_name": None if company else first,
@@ -125,7 +138,7 @@ def customer_row(i: int, rng: random.Random, users: list[uuid.UUID], year: int, 
         "phone": f"+1 555 {rng.randint(1000000, 9999999)}",
         "mobile": None,
         "website": None,
-        "status": rng.choice(STATUSES),
+        "status": status,
         "priority": rng.choice(PRIORITIES),
         "source": rng.choice(["Web", "Fair", "Referral", "Ads"]),
         "source_campaign_id": None,
@@ -133,10 +146,13 @@ def customer_row(i: int, rng: random.Random, users: list[uuid.UUID], year: int, 
         "assigned_to_id": rng.choice(users),
         "team_id": None,
         "total_value": total,
-        "lifetime_value": Decimal(0),
-        "value_currency": "USD",
+        "lifetime_value": won,
+        "value_currency": currency,
         "value_totals": json.dumps(
-            [{"currency": "USD", "totalValue": f"{total:.2f}", "lifetimeValue": "0.00"}] if total else []
+            [
+                {"currency": c, "totalValue": f"{o:.2f}", "lifetimeValue": f"{w:.2f}"}
+                for c, (o, w) in sorted(sums.items())
+            ]
         ),
         "last_contact_date": contact,
         "next_contact_date": None,
@@ -195,6 +211,12 @@ async def seed(pg_url: str, count: int, rng: random.Random) -> dict:
                 schema_name="customer",
                 records=[tuple(r[c] for c in columns) for r in rows],
                 columns=columns,
+            )
+            await conn.copy_records_to_table(
+                "customer_value_totals",
+                schema_name="customer",
+                records=[v for r in rows for v in r["value_rows"]],
+                columns=["customer_id", "currency", "total_value", "lifetime_value"],
             )
             log(f"  seeded {min(start + chunk - 1, count)}/{count}")
         await conn.execute(
@@ -444,6 +466,13 @@ async def main(args: argparse.Namespace) -> dict:
                 ]
                 s, _ = await timed_gets(session, sorts, headers)
                 results["list_sort_assignee_name"] = summary(s)
+                log("ranking: top 5 customers by lifetime value, per currency")
+                rank = [
+                    (f"{url}/ranking", {"status": "CUSTOMER", "limit": 5})
+                    for _ in range(args.list_requests // 2)
+                ]
+                s, _ = await timed_gets(session, rank, headers)
+                results["ranking_top5"] = summary(s)
                 log("get by id")
                 ids = rng.sample(data["ids"], args.get_requests)
                 s, _ = await timed_gets(session, [(f"{url}/{i}", {}) for i in ids], headers)
@@ -473,6 +502,7 @@ def report(r: dict) -> str:
         ("list: search only", r["list_search"]),
         ("list: status + tag filter", r["list_filter_status_tag"]),
         ("list: status filter, sort by assignee name", r["list_sort_assignee_name"]),
+        ("ranking: top 5 by lifetimeValue per currency", r["ranking_top5"]),
         ("get by id (service)", r["get_by_id"]),
         ("get by id, bare asyncpg (baseline)", r["baseline"]["get"]),
         ("create", r["create"]),
