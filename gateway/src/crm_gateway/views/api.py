@@ -10,8 +10,10 @@ from typing import Annotated, Any
 
 from crm_common.auth import Principal, current_principal
 from crm_common.errors import ProblemError, problem_doc
+from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field, RootModel
 
 from crm_gateway.dashboard import service as dashboard
 from crm_gateway.internal import ServiceClient, ServiceUnavailable
@@ -37,6 +39,26 @@ CUSTOMER_COLUMNS = {
 }
 
 
+# Named schemas, so generated SDKs get classes called View and ViewData rather than ones named after
+# the operation.
+class ViewSummary(ApiModel):
+    id: str
+    name: str
+    display_name: str
+    type: str = Field(description="`dashboard`, `table` or `kanban`.")
+    entity_type: str | None = None
+
+
+class View(ViewSummary):
+    config: dict[str, Any] = Field(
+        description="The seed's definition: layout, widgets, columns, filters, actions, card fields."
+    )
+
+
+class ViewData(RootModel[dict[str, Any]]):
+    """`{view, ...}`: the shape depends on the view (see the operation's description)."""
+
+
 def _view(view_id: str) -> dict:
     view = VIEWS.get(view_id)
     if view is None:
@@ -47,10 +69,8 @@ def _view(view_id: str) -> dict:
 @router.get(
     "", operation_id="views_list", summary="The views a front end can render", responses=problem_doc(401)
 )
-async def list_views(_: Caller) -> list[dict[str, Any]]:
-    return [
-        {k: v.get(k) for k in ("id", "name", "displayName", "type", "entityType")} for v in VIEWS.values()
-    ]
+async def list_views(_: Caller) -> list[ViewSummary]:
+    return [ViewSummary.model_validate(v) for v in VIEWS.values()]
 
 
 @router.get(
@@ -59,8 +79,8 @@ async def list_views(_: Caller) -> list[dict[str, Any]]:
     summary="A view definition: layout, widgets, columns, filters, actions, card fields",
     responses=problem_doc(401, 404),
 )
-async def get_view(view_id: str, _: Caller) -> dict[str, Any]:
-    return _view(view_id)
+async def get_view(view_id: str, _: Caller) -> View:
+    return View.model_validate(_view(view_id))
 
 
 def _passthrough(status: int, body: Any) -> JSONResponse:
@@ -76,7 +96,8 @@ def _passthrough(status: int, body: Any) -> JSONResponse:
     "`assignedTo` (repeatable) -> `{items, total, page, pageSize}` with one entry per column. "
     "`sales-pipeline`: `ownerId`, `teamId`, `customerId`, `cardsPerColumn` -> columns per stage with cards "
     "and per-currency summaries (count, totalAmount, avgAmount). `crm-dashboard`: the dashboard's widgets.",
-    responses=problem_doc(401, 403, 404, 422, 503),
+    # Documented only: the body is built as plain JSON and sent as it is.
+    responses={200: {"model": ViewData}, **problem_doc(401, 403, 404, 422, 503)},
 )
 async def view_data(
     view_id: str,
