@@ -24,58 +24,14 @@ import asyncio
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import aiohttp
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-async def delete_broker_objects(amqp_url: str, namespace: str) -> None:
-    import aio_pika
-    from crm_common.events.catalogue import SUBSCRIPTIONS
-
-    queues = [f"{namespace}{c}.events{suffix}" for c in SUBSCRIPTIONS for suffix in ("", ".dlq")]
-    exchanges = [f"{namespace}crm.events", f"{namespace}crm.events.dlx"]
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for kind, name in [("queue", q) for q in queues] + [("exchange", e) for e in exchanges]:
-            channel = await connection.channel()
-            try:
-                await (channel.queue_delete(name) if kind == "queue" else channel.exchange_delete(name))
-            except Exception:
-                pass
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+from _support import crm_processes, delete_broker_objects, free_port, pct
 
 
 async def latency(session, base, headers, ids, n) -> list[float]:
@@ -215,38 +171,11 @@ def main() -> None:
         "CRM_GATEWAY_RATE_LIMIT_REQUESTS": str(10**9),
         "CRM_LOG_LEVEL": "WARNING",
     }
-    procs = []
+    ports = {"gateway": gw_port, "customer": cust_port, "pipeline": pipe_port, "activity": act_port}
     try:
-        for name, port in (
-            ("gateway", gw_port),
-            ("customer", cust_port),
-            ("pipeline", pipe_port),
-            ("activity", act_port),
-        ):
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "crm_gateway.cli", "serve", name, "--port", str(port)],
-                    env=env,
-                    stdout=open(data / f"{name}.log", "ab"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-            deadline = time.monotonic() + 60
-            while not ready(f"http://127.0.0.1:{port}/readyz"):
-                if procs[-1].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start; see {data / name}.log")
-                time.sleep(0.2)
-        asyncio.run(run(args, f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{cust_port}"))
+        with crm_processes(ports, env, data):
+            asyncio.run(run(args, f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{cust_port}"))
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
         asyncio.run(delete_broker_objects(args.amqp_url, namespace))
         shutil.rmtree(data, ignore_errors=True)
 
