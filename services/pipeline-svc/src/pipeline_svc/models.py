@@ -80,6 +80,25 @@ class OpportunityStage(Base, table=True):
     version: int = Field(default=None, sa_column=_stage_version)
 
 
+class StageTotal(Base, table=True):
+    """How many opportunities each stage holds and their amount, per currency, kept by database
+    triggers on `opportunities` (migration 2e40278a31c1) whatever writes them: the unfiltered board and
+    the dashboard read these few rows instead of summing every opportunity (0.2 s at a million).
+    A (stage, currency) is spread over several `slot` rows and each write adds to a random one, so
+    concurrent writers in one stage rarely wait for each other; readers add the slots up. Amounts are
+    whole cents, exact on SQLite too."""
+
+    __tablename__ = "stage_totals"
+
+    stage_id: uuid.UUID = Field(
+        sa_type=sa.Uuid(), foreign_key="opportunity_stages.id", ondelete="CASCADE", primary_key=True
+    )
+    currency: str = Field(sa_type=sa.String(3), primary_key=True)
+    slot: int = Field(sa_type=sa.SmallInteger(), primary_key=True)
+    opportunities: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    amount_cents: int = Field(sa_type=sa.BigInteger(), nullable=False)
+
+
 _opportunity_version = _version_column()
 
 

@@ -2,7 +2,8 @@
 with its label and colour, the first cards of each column (soonest expected close first), and a
 summary per column (count, and totalAmount/avgAmount per currency).
 
-Three queries whatever the number of columns: the active stages, the per-stage and per-currency sums,
+Three queries whatever the number of columns: the active stages, the per-stage and per-currency sums
+(unfiltered: from `stage_totals`; for an owner, team or customer: summed from their opportunities),
 and the cards with their customer and owner names. On Postgres the cards come from a LATERAL subquery
 per stage (each reads the first N entries of its index range); SQLite numbers the rows per stage with a
 window function instead."""
@@ -15,7 +16,7 @@ from crm_common.directory import users
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pipeline_svc.models import KnownCustomer, Opportunity, OpportunityStage
+from pipeline_svc.models import KnownCustomer, Opportunity, OpportunityStage, StageTotal
 from pipeline_svc.service.common import cents
 from pipeline_svc.service.stages import active_stages
 
@@ -77,6 +78,48 @@ def _cards_statement(dialect: str, stage_ids: list[uuid.UUID], filters: list, li
     )
 
 
+Summaries = dict[uuid.UUID, list[tuple[str, int, Decimal]]]
+
+
+async def _summaries(session: AsyncSession, stage_ids: list[uuid.UUID]) -> Summaries:
+    """Count and amount per stage and currency, from the totals the triggers keep (a few rows)."""
+    rows = await session.execute(
+        select(
+            StageTotal.stage_id,
+            StageTotal.currency,
+            func.sum(StageTotal.opportunities).label("n"),
+            func.sum(StageTotal.amount_cents).label("cents"),
+        )
+        .where(StageTotal.stage_id.in_(stage_ids))
+        .group_by(StageTotal.stage_id, StageTotal.currency)
+        .having(func.sum(StageTotal.opportunities) > 0)
+    )
+    summaries: Summaries = {}
+    for row in rows:
+        summaries.setdefault(row.stage_id, []).append(
+            (row.currency, int(row.n), Decimal(int(row.cents)).scaleb(-2))
+        )
+    return summaries
+
+
+async def _summaries_filtered(session: AsyncSession, stage_ids: list[uuid.UUID], filters: list) -> Summaries:
+    """The same for one owner, team or customer: summed from their opportunities (an index range)."""
+    rows = await session.execute(
+        select(
+            Opportunity.stage_id,
+            Opportunity.currency,
+            func.count().label("n"),
+            func.sum(Opportunity.amount).label("total"),
+        )
+        .where(Opportunity.stage_id.in_(stage_ids), *filters)
+        .group_by(Opportunity.stage_id, Opportunity.currency)
+    )
+    summaries: Summaries = {}
+    for row in rows:
+        summaries.setdefault(row.stage_id, []).append((row.currency, row.n, _decimal(row.total)))
+    return summaries
+
+
 async def board(
     session: AsyncSession,
     *,
@@ -97,19 +140,9 @@ async def board(
         filters.append(Opportunity.customer_id == customer_id)
     stage_ids = [s.id for s in stages]
 
-    summary_rows = await session.execute(
-        select(
-            Opportunity.stage_id,
-            Opportunity.currency,
-            func.count().label("n"),
-            func.sum(Opportunity.amount).label("total"),
-        )
-        .where(Opportunity.stage_id.in_(stage_ids), *filters)
-        .group_by(Opportunity.stage_id, Opportunity.currency)
+    summaries = await (
+        _summaries_filtered(session, stage_ids, filters) if filters else _summaries(session, stage_ids)
     )
-    summaries: dict[uuid.UUID, list[tuple[str, int, Decimal]]] = {}
-    for row in summary_rows:
-        summaries.setdefault(row.stage_id, []).append((row.currency, row.n, _decimal(row.total)))
 
     cards_by_stage: dict[uuid.UUID, list] = {}
     with_cards = [s for s in stage_ids if s in summaries]
