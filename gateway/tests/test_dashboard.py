@@ -206,3 +206,32 @@ async def test_a_missing_service_is_an_unavailable_widget(tmp_path):
         "recentActivities": "unavailable",
         "topCustomers": "ok",
     }
+
+
+async def test_an_answer_in_an_unknown_shape_makes_only_that_widget_unavailable(tmp_path):
+    app = create_embedded_app(settings_for(tmp_path), only=SERVICES)
+    async with running(app) as gw:
+        admin = await login(gw)
+
+        async def odd_feed(scope, receive, send):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"items": [{"id": "not-an-activity"}]}'})
+
+        app.state.service_client._local["activity"] = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=odd_feed), base_url="http://a"
+        )
+        r = await gw.get("/api/v1/dashboard", headers=admin)
+    assert r.status_code == 200, r.text
+    widgets = r.json()["widgets"]
+    assert widgets["recentActivities"] == {
+        "status": "unavailable",
+        "reason": "ValidationError",
+        "data": None,
+    }
+    assert widgets["pipelineFunnel"]["status"] == "ok" and widgets["topCustomers"]["status"] == "ok"

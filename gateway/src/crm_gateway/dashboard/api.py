@@ -1,34 +1,15 @@
 """`GET /api/v1/dashboard`: the seed's CRM dashboard."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from crm_common.auth import Principal, current_principal
 from crm_common.errors import problem_doc
-from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Request
-from pydantic import Field
 
 from crm_gateway.dashboard import service
+from crm_gateway.dashboard.schemas import Dashboard
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
-
-
-class Widget(ApiModel):
-    status: str = Field(description="`ok`, `partial`, `unavailable` (service slow or down) or `forbidden`.")
-    reason: str | None = None
-    data: Any = None
-
-
-class DashboardWidgets(ApiModel):
-    sales_metrics: Widget
-    pipeline_funnel: Widget
-    recent_activities: Widget
-    top_customers: Widget
-
-
-class Dashboard(ApiModel):
-    generated_at: str
-    widgets: DashboardWidgets
 
 
 @router.get(

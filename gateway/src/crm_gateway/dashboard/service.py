@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pydantic import BaseModel
+
+from crm_gateway.dashboard import schemas
 from crm_gateway.internal import ServiceClient, ServiceResponse, ServiceUnavailable
 
 log = logging.getLogger("crm.gateway.dashboard")
@@ -30,7 +33,9 @@ def _ok(r: ServiceResponse) -> Any:
     return r.body
 
 
-async def _widget(name: str, fetch: Callable[[], Awaitable[Any]], budget: float) -> dict:
+async def _widget(
+    name: str, fetch: Callable[[], Awaitable[Any]], budget: float, model: type[BaseModel] | None = None
+) -> dict:
     # asyncio.wait, not wait_for: on timeout the widget answers at once and its call is cancelled
     # in the background (wait_for would wait for the cancellation to finish).
     task = asyncio.ensure_future(fetch())
@@ -41,6 +46,10 @@ async def _widget(name: str, fetch: Callable[[], Awaitable[Any]], budget: float)
         return {"status": "unavailable", "reason": f"no answer within {budget:.2g} s", "data": None}
     try:
         data = task.result()
+        if model is not None:
+            # A service answering in a shape the gateway does not know makes one widget unavailable,
+            # not the dashboard a 500.
+            data = model.model_validate(data).model_dump(mode="json", by_alias=True)
     except ServiceUnavailable as exc:
         return {"status": "unavailable", "reason": str(exc), "data": None}
     except WidgetRefused as exc:
@@ -205,10 +214,10 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
 
     names = ("salesMetrics", "pipelineFunnel", "recentActivities", "topCustomers")
     results = await asyncio.gather(
-        _widget("salesMetrics", sales_metrics, budget),
-        _widget("pipelineFunnel", funnel, budget),
-        _widget("recentActivities", recent, budget),
-        _widget("topCustomers", top_customers, budget),
+        _widget("salesMetrics", sales_metrics, budget, schemas.SalesMetrics),
+        _widget("pipelineFunnel", funnel, budget, schemas.PipelineFunnel),
+        _widget("recentActivities", recent, budget, schemas.RecentActivities),
+        _widget("topCustomers", top_customers, budget, schemas.TopCustomers),
     )
     if board_task is not None and not board_task.done():
         board_task.cancel()
