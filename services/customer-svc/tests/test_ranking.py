@@ -128,24 +128,14 @@ async def test_the_migration_ranks_customers_who_had_values_before_it(client, bo
     from pathlib import Path
 
     import customer_svc
-    from alembic import command
-    from alembic.config import Config
-    from crm_common.migrations import migrate
+    from crm_common.migrations import downgrade, migrate
 
     h, _ = book
     before = (await client.get(RANKING, headers=h)).json()
     db = client.app.state.runtime.db
     script_location = Path(customer_svc.__file__).parent / "migrations"
 
-    def downgrade(connection):
-        config = Config()
-        config.set_main_option("script_location", str(script_location))
-        config.attributes["connection"] = connection
-        config.attributes["schema"] = db.schema
-        command.downgrade(config, "8d31f521dff9")
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(downgrade)
+    await downgrade(db, script_location, "8d31f521dff9")
     await migrate(db, script_location)
     assert (await client.get(RANKING, headers=h)).json() == before
     assert before["currencies"]

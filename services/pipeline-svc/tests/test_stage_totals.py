@@ -131,9 +131,7 @@ async def test_the_migration_counts_opportunities_that_existed_before_it(
     from pathlib import Path
 
     import pipeline_svc
-    from alembic import command
-    from alembic.config import Config
-    from crm_common.migrations import migrate
+    from crm_common.migrations import downgrade, migrate
 
     h = auth_headers("sales_rep")
     await new_opportunity(amount="10.00", currency="USD")
@@ -142,15 +140,7 @@ async def test_the_migration_counts_opportunities_that_existed_before_it(
     db = client.app.state.runtime.db
     script_location = Path(pipeline_svc.__file__).parent / "migrations"
 
-    def downgrade(connection):
-        config = Config()
-        config.set_main_option("script_location", str(script_location))
-        config.attributes["connection"] = connection
-        config.attributes["schema"] = db.schema
-        command.downgrade(config, "5a7c1e9d3b20")
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(downgrade)
+    await downgrade(db, script_location, "5a7c1e9d3b20")
     await migrate(db, script_location)
     assert await board_summaries(client, h) == before == await summed_from_rows(client)
     await new_opportunity(amount="1.00", currency="USD")  # and the triggers are back

@@ -41,12 +41,16 @@ def run_env(metadata: MetaData, *, with_directory: bool = True) -> None:
         context.run_migrations()
 
 
-def _upgrade(connection, script_location: Path, schema: str, revision: str) -> None:
+def _config(connection, script_location: Path, schema: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["connection"] = connection
     config.attributes["schema"] = schema
-    command.upgrade(config, revision)
+    return config
+
+
+def _upgrade(connection, script_location: Path, schema: str, revision: str) -> None:
+    command.upgrade(_config(connection, script_location, schema), revision)
 
 
 async def migrate(db: Database, script_location: Path, revision: str = "head") -> None:
@@ -59,12 +63,18 @@ async def migrate(db: Database, script_location: Path, revision: str = "head") -
         await conn.run_sync(_upgrade, script_location, db.schema, revision)
 
 
+def _downgrade(connection, script_location: Path, schema: str, revision: str) -> None:
+    command.downgrade(_config(connection, script_location, schema), revision)
+
+
+async def downgrade(db: Database, script_location: Path, revision: str) -> None:
+    """Back to `revision` (tests of data migrations: downgrade, then migrate again)."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_downgrade, script_location, db.schema, revision)
+
+
 def _revision(connection, script_location: Path, schema: str, message: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(script_location))
-    config.attributes["connection"] = connection
-    config.attributes["schema"] = schema
-    command.revision(config, message=message, autogenerate=True)
+    command.revision(_config(connection, script_location, schema), message=message, autogenerate=True)
 
 
 async def make_revision(db: Database, script_location: Path, message: str) -> None:
