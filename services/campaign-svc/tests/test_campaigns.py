@@ -19,6 +19,8 @@ async def test_create_read_list_update(client, headers):
         channels=["email"],
     )
     assert c["status"] == "PLANNING" and c["budget"] == "1000.00" and c["actualCost"] == "250.50"
+    # Amounts are answered with two places whatever the places sent, as in the other services.
+    assert c["expectedRevenue"] == "5000.00"
     assert c["version"] == 1 and c["sentCount"] == 0 and c["currency"] == "USD"
     r = await client.get(f"/api/v1/campaigns/{c['id']}", headers=headers)
     assert r.status_code == 200 and r.headers["ETag"] == 'W/"1"'

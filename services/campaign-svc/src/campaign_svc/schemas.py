@@ -6,12 +6,11 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, StrictApiModel
+from crm_common.schemas import ApiModel, Money, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from campaign_svc.models import CampaignStatus, CampaignType, InteractionKind, MemberStatus
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, StrictApiModel
+from crm_common.schemas import ApiModel, Money, StrictApiModel
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -32,11 +32,6 @@ Tags = Annotated[list[Tag], Field(max_length=100)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
 Website = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Notes = Annotated[str, StringConstraints(max_length=20000)]
-CENT = Decimal("0.01")
-# Exact, non-negative, two decimals in JSON ("1250.00").
-Money = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=2), AfterValidator(lambda d: d.quantize(CENT))
-]
 
 
 def _iso_4217(code: str) -> str:

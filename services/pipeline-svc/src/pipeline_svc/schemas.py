@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, StrictApiModel
+from crm_common.schemas import ApiModel, Money, StrictApiModel, decimal_string
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
 from pipeline_svc.models import InvoiceStatus, OpportunityStatus, ProductStatus
@@ -28,22 +28,9 @@ Currency = Annotated[
 ]
 
 
-def _two_places(value: Decimal) -> Decimal:
-    # "100" and "100.00" are the same amount: answer it the same way everywhere.
-    return value.quantize(Decimal("0.01"))
-
-
-Money = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_two_places)
-]
-Quantity = Annotated[
-    Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False), AfterValidator(_two_places)
-]
-Discount = Annotated[
-    Decimal,
-    Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False, description="Percent off."),
-    AfterValidator(_two_places),
-]
+# Sized like their NUMERIC(12, 2) and NUMERIC(5, 2) columns.
+Quantity = decimal_string(max_digits=12, gt=0, example="1.00", description="Greater than 0.")
+Discount = decimal_string(max_digits=5, ge=0, le=100, example="10.00", description="Percent off, 0 to 100.")
 Probability = Annotated[int, Field(ge=0, le=100)]
 
 
@@ -268,11 +255,11 @@ class OpportunityWinRequest(StrictApiModel):
 
 class OpportunityLineItemCreate(StrictApiModel):
     product_id: uuid.UUID
-    quantity: Quantity = Decimal("1")
+    quantity: Quantity = Decimal("1.00")
     unit_price: Money | None = Field(
         default=None, description="In the opportunity's currency; defaults to the product's price."
     )
-    discount: Discount = Decimal("0")
+    discount: Discount = Decimal("0.00")
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
@@ -342,9 +329,9 @@ class OpportunityWinResult(ApiModel):
 class InvoiceLineIn(StrictApiModel):
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     product_id: uuid.UUID | None = None
-    quantity: Quantity = Decimal("1")
+    quantity: Quantity = Decimal("1.00")
     unit_price: Money
-    discount: Discount = Decimal("0")
+    discount: Discount = Decimal("0.00")
 
 
 class InvoiceCreate(StrictApiModel):
