@@ -23,81 +23,53 @@ Prints a table and writes bench/results/activity-<UTC time>.json (unless --no-js
 
 import argparse
 import asyncio
-import hashlib
 import json
-import math
 import os
 import platform
 import random
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.parse
-import urllib.request
 import uuid
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import aio_pika
 import aiohttp
 import asyncpg
-import jwt
+from _support import (
+    DEFAULT_AMQP,
+    DEFAULT_PG,
+    HOST,
+    cpu_sample,
+    cpu_used,
+    crm_service,
+    delete_broker_objects,
+    free_port,
+    latency_stats,
+    logger,
+    md5_uuid,
+    migrate,
+    scratch_database,
+    scratch_dir,
+    service_env,
+    signing_keys,
+    token,
+    write_results,
+)
 from activity_svc.settings import Settings as ActivitySettings
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from crm_common.contracts import campaign, customer, pipeline, ticket
+from crm_common.events.catalogue import SUBSCRIPTIONS
+from crm_common.events.envelope import event_from
+from crm_common.events.rabbitmq_bus import RabbitBus
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-from crm_common.auth import permissions_for  # noqa: E402
-from crm_common.contracts import campaign, customer, pipeline, ticket  # noqa: E402
-from crm_common.db import Database  # noqa: E402
-from crm_common.events.catalogue import SUBSCRIPTIONS  # noqa: E402
-from crm_common.events.envelope import event_from  # noqa: E402
-from crm_common.events.rabbitmq_bus import RabbitBus  # noqa: E402
-from crm_common.migrations import migrate  # noqa: E402
-
-HOST = "127.0.0.1"
 SCHEMA = "activity"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-MIGRATIONS = REPO / "services/activity-svc/src/activity_svc/migrations"
+
+log = logger("activity-bench")
 
 
-def log(msg: str) -> None:
-    print(f"[activity-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def ms(v: float | None) -> float | None:
-    return None if v is None else round(v * 1000, 2)
-
-
-def latency_stats(values: list[float]) -> dict:
-    return {
-        "n": len(values),
-        "p50_ms": ms(percentile(values, 50)),
-        "p95_ms": ms(percentile(values, 95)),
-        "p99_ms": ms(percentile(values, 99)),
-        "max_ms": ms(max(values) if values else None),
-    }
-
-
-def md5_uuid(text: str) -> uuid.UUID:
-    """The same id Postgres computes with md5(text)::uuid."""
-    return uuid.UUID(hashlib.md5(text.encode()).hexdigest())
+def timeline_stats(seconds: list[float]) -> dict:
+    return latency_stats(seconds, (50, 95, 99))
 
 
 def customer_id(i: int) -> uuid.UUID:
@@ -105,37 +77,6 @@ def customer_id(i: int) -> uuid.UUID:
 
 
 HOT_CUSTOMER = md5_uuid("customer-hot")
-
-
-# --- CPU accounting (Linux /proc) --------------------------------------------------------------------
-
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_sample(pid: int | None) -> tuple[float, float, float] | None:
-    """(process CPU s, machine busy CPU s, machine total CPU s) so far; None off Linux."""
-    try:
-        proc = 0.0
-        if pid is not None:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rfind(")") + 2 :].split()
-            proc = (int(fields[11]) + int(fields[12])) / TICKS
-        ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-        return proc, (sum(ticks) - ticks[3] - ticks[4]) / TICKS, sum(ticks) / TICKS
-    except OSError:
-        return None
-
-
-def cpu_used(before, after, wall: float) -> dict | None:
-    """Cores used by the service and by the whole machine over a phase (1.0 = one core busy)."""
-    if before is None or after is None or wall <= 0:
-        return None
-    machine = (after[1] - before[1]) / (after[2] - before[2]) * (os.cpu_count() or 1)
-    return {
-        "service_cores": round((after[0] - before[0]) / wall, 2),
-        "machine_cores_busy": round(machine, 2),
-        "machine_cores": os.cpu_count(),
-    }
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -440,19 +381,6 @@ async def baseline_consumer(url: str, amqp_url: str, namespace: str, queue: str,
     return time.perf_counter() - t0
 
 
-async def cleanup_broker(amqp_url: str, namespace: str, consumers: list[str]) -> None:
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        channel = await connection.channel()
-        for consumer in consumers:
-            for name in (f"{namespace}{consumer}.events", f"{namespace}{consumer}.events.dlq"):
-                await channel.queue_delete(name)
-        for name in (f"{namespace}crm.events", f"{namespace}crm.events.dlx"):
-            await channel.exchange_delete(name)
-    finally:
-        await connection.close()
-
-
 async def dead_letters(amqp_url: str, namespace: str) -> int:
     connection = await aio_pika.connect_robust(amqp_url)
     try:
@@ -461,68 +389,6 @@ async def dead_letters(amqp_url: str, namespace: str) -> int:
         return q.declaration_result.message_count
     finally:
         await connection.close()
-
-
-# --- service process ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
-@contextmanager
-def service(env: dict, port: int, log_file: Path, timeout: float = 60):
-    argv = [sys.executable, "-m", "crm_gateway.cli", "serve", "activity", "--host", HOST, "--port", str(port)]
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _ready(f"http://{HOST}:{port}/readyz"):
-            if proc.poll() is not None:
-                raise RuntimeError(f"activity-svc exited with {proc.returncode}; see {log_file}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"activity-svc not ready after {timeout}s; see {log_file}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def token(private_pem: str) -> str:
-    now = datetime.now(UTC)
-    return jwt.encode(
-        {
-            "sub": str(uuid.uuid4()),
-            "email": "bench@example.com",
-            "name": "Bench",
-            "roles": ["sales_rep"],
-            "perms": sorted(permissions_for(["sales_rep"])),
-            "iss": "crm-gateway",
-            "aud": "crm",
-            "iat": now,
-            "exp": now + timedelta(hours=2),
-        },
-        private_pem,
-        algorithm="EdDSA",
-    )
 
 
 # --- timeline ---------------------------------------------------------------------------------------
@@ -575,106 +441,73 @@ async def run(args) -> dict:
     tag = secrets.token_hex(4)
     db_name = f"crm_actbench_{tag}"
     namespace = f"actbench-{tag}."
-    server = urllib.parse.urlsplit(args.database_url)
-    url = urllib.parse.urlunsplit(server._replace(path=f"/{db_name}"))
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    work = Path(tempfile.mkdtemp(prefix="actbench-"))
     result: dict = {"args": vars(args), "database": db_name, "started": datetime.now(UTC).isoformat()}
-    broker_used = False
-    failed = True
-    try:
-        log(f"database {db_name}: migrating")
-        db = Database(url, schema=SCHEMA)
-        await migrate(db, MIGRATIONS)
-        await db.dispose()
-        log(f"loading {args.activities:,} activities over {args.customers:,} customers (+{args.hot:,} hot)")
-        result["load"] = await load(url, args)
-        log(f"loaded: {result['load']}")
-
-        key = Ed25519PrivateKey.generate()
-        private = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        public = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-        env.update(
-            CRM_ACTIVITY_DATABASE_URL=url,
-            CRM_ACTIVITY_DB_SCHEMA=SCHEMA,
-            CRM_JWT_PUBLIC_KEY=public,
-            CRM_DATA_DIR=str(work),
-            CRM_LOG_LEVEL="WARNING",
-        )
-        port = free_port()
-
-        if args.events:
-            broker_used = True
-            env.update(CRM_AMQP_URL=args.amqp_url, CRM_EVENTS_NAMESPACE=namespace)
-            events = backlog(args.events, args.customers)
-            log(f"publishing a backlog of {len(events):,} events")
-            publish_s = await publish_backlog(args.amqp_url, namespace, events, "baseline")
-            log(f"published in {publish_s:.1f}s; starting activity-svc")
-            t_start = time.perf_counter()
-            with service(env, port, work / "activity.log") as proc:
-                ready_s = time.perf_counter() - t_start
-                before = cpu_sample(proc.pid)
-                drain_s, samples = await wait_drained(url, "activity", len(events), args.drain_timeout)
-                cpu = cpu_used(before, cpu_sample(proc.pid), drain_s)
-                notes = await asyncpg_fetchval(
-                    url,
-                    f"SELECT count(*) FROM {SCHEMA}.activities WHERE system AND created_at > now() - interval '1 day'",
-                )
-                dlq = await dead_letters(args.amqp_url, namespace)
-                log(
-                    f"activity-svc drained {len(events):,} events in {drain_s:.1f}s after ready ({ready_s:.1f}s)"
-                )
-                result["ingest"] = {
-                    "events": len(events),
-                    "publish_s": round(publish_s, 1),
-                    "ready_s": round(ready_s, 2),
-                    "drain_s": round(drain_s, 2),
-                    # Events recorded between readiness and the end, over that time.
-                    "already_at_ready": samples[0][1],
-                    "rate_per_s": round((len(events) - samples[0][1]) / drain_s, 1),
-                    "steady_rate_per_s": steady_rate(samples, len(events)),
-                    "notes_recorded": notes,
-                    "dead_letters": dlq,
-                    "cpu": cpu,
-                }
-                if not args.no_baseline:
-                    log("baseline consumer on the same backlog")
-                    base_s = await baseline_consumer(
-                        url, args.amqp_url, namespace, "baseline", len(events), args.drain_timeout
-                    )
-                    result["ingest"]["baseline_s"] = round(base_s, 2)
-                    result["ingest"]["baseline_rate_per_s"] = round(len(events) / base_s, 1)
-                result["timeline"] = await timelines(args, url, port, private, proc.pid)
-        else:
-            with service(env, port, work / "activity.log") as proc:
-                result["timeline"] = await timelines(args, url, port, private, proc.pid)
-        failed = False
-    finally:
-        if broker_used:
+    async with scratch_database(args.database_url, db_name, keep=args.keep, log=log) as url:
+        with scratch_dir("actbench-", keep=args.keep, log=log) as work:
             try:
-                await cleanup_broker(args.amqp_url, namespace, [*SUBSCRIPTIONS, "baseline"])
-            except Exception as exc:
-                log(f"broker cleanup failed: {exc!r}")
-        if args.keep:
-            log(f"kept database {db_name} and {work}")
-        elif failed:
-            log(f"kept {work} (activity-svc log) after the failure")
-        else:
-            admin = await asyncpg.connect(args.database_url)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            await admin.close()
-            if not failed:
-                shutil.rmtree(work, ignore_errors=True)
+                await measure(args, url, work, namespace, result)
+            finally:
+                if args.events:
+                    await delete_broker_objects(args.amqp_url, namespace, log, extra_consumers=["baseline"])
     return result
+
+
+async def measure(args, url: str, work: Path, namespace: str, result: dict) -> None:
+    log(f"database {result['database']}: migrating")
+    await migrate(url, SCHEMA)
+    log(f"loading {args.activities:,} activities over {args.customers:,} customers (+{args.hot:,} hot)")
+    result["load"] = await load(url, args)
+    log(f"loaded: {result['load']}")
+
+    private, public = signing_keys()
+    env = service_env(SCHEMA, database_url=url, public_key=public, data_dir=work)
+    port = free_port()
+    log_file = work / "activity.log"
+    # Polled often: the drain is timed from the moment the service is ready.
+    poll = 0.05
+
+    if not args.events:
+        with crm_service(SCHEMA, port, env=env, log_file=log_file, poll=poll) as proc:
+            result["timeline"] = await timelines(args, url, port, private, proc.pid)
+        return
+    env.update(CRM_AMQP_URL=args.amqp_url, CRM_EVENTS_NAMESPACE=namespace)
+    events = backlog(args.events, args.customers)
+    log(f"publishing a backlog of {len(events):,} events")
+    publish_s = await publish_backlog(args.amqp_url, namespace, events, "baseline")
+    log(f"published in {publish_s:.1f}s; starting activity-svc")
+    t_start = time.perf_counter()
+    with crm_service(SCHEMA, port, env=env, log_file=log_file, poll=poll) as proc:
+        ready_s = time.perf_counter() - t_start
+        before = cpu_sample(proc.pid)
+        drain_s, samples = await wait_drained(url, "activity", len(events), args.drain_timeout)
+        cpu = cpu_used(before, cpu_sample(proc.pid), drain_s, "service")
+        notes = await asyncpg_fetchval(
+            url,
+            f"SELECT count(*) FROM {SCHEMA}.activities WHERE system AND created_at > now() - interval '1 day'",
+        )
+        dlq = await dead_letters(args.amqp_url, namespace)
+        log(f"activity-svc drained {len(events):,} events in {drain_s:.1f}s after ready ({ready_s:.1f}s)")
+        result["ingest"] = {
+            "events": len(events),
+            "publish_s": round(publish_s, 1),
+            "ready_s": round(ready_s, 2),
+            "drain_s": round(drain_s, 2),
+            # Events recorded between readiness and the end, over that time.
+            "already_at_ready": samples[0][1],
+            "rate_per_s": round((len(events) - samples[0][1]) / drain_s, 1),
+            "steady_rate_per_s": steady_rate(samples, len(events)),
+            "notes_recorded": notes,
+            "dead_letters": dlq,
+            "cpu": cpu,
+        }
+        if not args.no_baseline:
+            log("baseline consumer on the same backlog")
+            base_s = await baseline_consumer(
+                url, args.amqp_url, namespace, "baseline", len(events), args.drain_timeout
+            )
+            result["ingest"]["baseline_s"] = round(base_s, 2)
+            result["ingest"]["baseline_rate_per_s"] = round(len(events) / base_s, 1)
+        result["timeline"] = await timelines(args, url, port, private, proc.pid)
 
 
 async def asyncpg_fetchval(url: str, sql: str):
@@ -689,19 +522,19 @@ async def timelines(args, url: str, port: int, private: str, pid: int) -> dict:
     rnd = random.Random(11)
     n = args.warmup + args.requests
     ids = [customer_id(rnd.randrange(args.customers)) for _ in range(n)]
-    bearer = token(private)
+    bearer = token(private, "sales_rep")
     log(f"timeline: {args.requests:,} requests (+{args.warmup} warm-up), one at a time")
     before, t0 = cpu_sample(pid), time.perf_counter()
-    out = {"service": latency_stats(await http_timelines(port, bearer, ids, args.warmup))}
-    out["service"]["cpu"] = cpu_used(before, cpu_sample(pid), time.perf_counter() - t0)
+    out = {"service": timeline_stats(await http_timelines(port, bearer, ids, args.warmup))}
+    out["service"]["cpu"] = cpu_used(before, cpu_sample(pid), time.perf_counter() - t0, "service")
     if args.hot:
         hot = [HOT_CUSTOMER] * (args.warmup // 4 + args.hot_requests)
-        out["service_hot"] = latency_stats(await http_timelines(port, bearer, hot, args.warmup // 4))
+        out["service_hot"] = timeline_stats(await http_timelines(port, bearer, hot, args.warmup // 4))
     if not args.no_baseline:
-        out["baseline_sql"] = latency_stats(await sql_timelines(url, ids, args.warmup))
+        out["baseline_sql"] = timeline_stats(await sql_timelines(url, ids, args.warmup))
         if args.hot:
             hot = [HOT_CUSTOMER] * (args.warmup // 4 + args.hot_requests)
-            out["baseline_sql_hot"] = latency_stats(await sql_timelines(url, hot, args.warmup // 4))
+            out["baseline_sql_hot"] = timeline_stats(await sql_timelines(url, hot, args.warmup // 4))
     return out
 
 
@@ -760,10 +593,7 @@ def main() -> None:
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     report(result)
     if not args.no_json:
-        out = HERE / "results" / f"activity-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
-        print(f"\nwritten {out.relative_to(REPO)}")
+        print(f"\nwritten {write_results(result, 'activity-')}")
 
 
 if __name__ == "__main__":

@@ -21,74 +21,32 @@ the service's own cost, not the network's.
 
 import argparse
 import asyncio
-import hashlib
-import math
 import random
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import jwt
+from _support import DEFAULT_PG, logger, md5_uuid, percentile, signing_keys, token
 from campaign_svc.app import create_app
 from campaign_svc.settings import Settings
-from crm_common.auth import ALGORITHM, permissions_for
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.testing.plugin import running
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KINDS = ["SENT", "DELIVERED", "OPENED", "CLICKED", "RESPONDED", "BOUNCED", "UNSUBSCRIBED"]
 WEIGHTS = [30, 30, 20, 10, 4, 4, 2]
 
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+log = logger("bench")
 
 
 def customer_id(i: int) -> uuid.UUID:
-    return uuid.UUID(hashlib.md5(f"c{i}".encode()).hexdigest())
-
-
-def keys() -> tuple[str, str]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-def token(private: str) -> str:
-    now = datetime.now(UTC)
-    body = {
-        "sub": str(uuid.uuid4()),
-        "email": "bench@example.com",
-        "name": "Bench",
-        "roles": ["marketer"],
-        "perms": sorted(permissions_for(["marketer"])),
-        "iss": "crm-gateway",
-        "aud": "crm",
-        "iat": now,
-        "exp": now + timedelta(hours=2),
-    }
-    return jwt.encode(body, private, algorithm=ALGORITHM)
+    return md5_uuid(f"c{i}")
 
 
 async def main(args) -> None:
     schema = f"campaign_bench_{uuid.uuid4().hex[:8]}"
-    private, public = keys()
-    headers = {"Authorization": f"Bearer {token(private)}"}
+    private, public = signing_keys()
+    headers = {"Authorization": f"Bearer {token(private, 'marketer')}"}
     settings = Settings(
         database_url=args.database_url, db_schema=schema, jwt_public_key=public, log_level="WARNING"
     )
@@ -233,5 +191,5 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--database-url", default=DEFAULT_PG)
     asyncio.run(main(parser.parse_args()))

@@ -22,14 +22,9 @@ See bench/README_customer.md.
 import argparse
 import asyncio
 import json
-import math
 import os
 import random
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,13 +34,19 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from _support import (
+    DEFAULT_PG,
+    crm_service,
+    free_port,
+    latency_stats,
+    logger,
+    scratch_database,
+    service_env,
+    signing_keys,
+    token,
+)
 from customer_svc.service.reactions import value_currency_of
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 FIRST = (
     "Ada Alan Grace Linus Barbara Edsger Donald Margaret Ken Dennis Frances John Radia Tim Guido Bjarne "
     "Anita Sophie Karen Hedy Niklaus Leslie Yukihiro Jean Carl Rosa Mary Omar Ines Priya Chen Wei Aiko "
@@ -69,33 +70,7 @@ STATUSES = ["LEAD"] * 4 + ["PROSPECT"] * 2 + ["CUSTOMER"] * 3 + ["INACTIVE"]
 PRIORITIES = ["LOW", "MEDIUM", "MEDIUM", "HIGH", "CRITICAL"]
 
 
-def log(msg: str) -> None:
-    print(f"[customer-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def summary(samples: list[float]) -> dict:
-    return {
-        "n": len(samples),
-        "p50_ms": round(percentile(samples, 50) * 1000, 2),
-        "p99_ms": round(percentile(samples, 99) * 1000, 2),
-        "max_ms": round(max(samples) * 1000, 2),
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
+log = logger("customer-bench")
 
 
 # --- seeding ----------------------------------------------------------------------------------------
@@ -231,54 +206,6 @@ async def seed(pg_url: str, count: int, rng: random.Random) -> dict:
         await conn.close()
 
 
-# --- the service process -------------------------------------------------------------------------------
-
-
-class Service:
-    def __init__(self, db_url: str, public_key: str, data_dir: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "CRM_CUSTOMER_DATABASE_URL": db_url,
-            "CRM_CUSTOMER_DB_SCHEMA": "customer",
-            "CRM_JWT_PUBLIC_KEY": public_key,
-            "CRM_DATA_DIR": data_dir,
-            "CRM_LOG_LEVEL": "WARNING",
-            "CRM_CUSTOMER_DB_POOL_SIZE": "10",
-        }
-        env.pop("CRM_AMQP_URL", None)
-        self.proc = subprocess.Popen(
-            [str(REPO / ".venv/bin/crm"), "serve", "customer", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(data_dir) / "service.log", "w"),
-            start_new_session=True,
-        )
-
-    async def ready(self, session: aiohttp.ClientSession, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("customer-svc exited during start-up (see its log)")
-            try:
-                async with session.get(f"{self.base}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise TimeoutError("customer-svc did not become ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
 # --- measurements ---------------------------------------------------------------------------------------
 
 
@@ -324,7 +251,7 @@ async def creates(session, base: str, headers, count: int, concurrency: int) -> 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {
-        **summary(latencies),
+        **latency_stats(latencies),
         "concurrency": concurrency,
         "per_second": round(count / elapsed, 1),
         "failures": failures,
@@ -394,7 +321,11 @@ async def baseline(pg_url: str, terms: list[str], ids: list[uuid.UUID]) -> dict:
         plan = await conn.fetch(
             "EXPLAIN " + BASELINE_COUNT.replace("$1", f"'%{terms[0]}%'").replace("$2", "'LEAD'")
         )
-        return {"list": summary(list_samples), "get": summary(get_samples), "plan": [r[0] for r in plan]}
+        return {
+            "list": latency_stats(list_samples),
+            "get": latency_stats(get_samples),
+            "plan": [r[0] for r in plan],
+        }
     finally:
         await conn.close()
 
@@ -402,96 +333,82 @@ async def baseline(pg_url: str, terms: list[str], ids: list[uuid.UUID]) -> dict:
 async def main(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     name = f"crm_custbench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = with_database(args.database_url, name)
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    user = uuid.uuid4()
-    now = datetime.now(UTC)
-    token = jwt.encode(
-        {
-            "sub": str(user),
-            "roles": ["admin"],
-            "perms": ["admin", "customer_access"],
-            "iss": "crm-gateway",
-            "aud": "crm",
-            "iat": now,
-            "exp": now + timedelta(hours=2),
-            "email": "bench@example.com",
-            "name": "Bench",
-        },
-        key,
-        algorithm="EdDSA",
-    )
-    headers = {"Authorization": f"Bearer {token}"}
-    results: dict = {"customers": args.customers, "started": now.isoformat(), "database": name}
-    with tempfile.TemporaryDirectory() as data_dir:
-        service = Service(db_url, public.decode(), data_dir)
-        try:
-            connector = aiohttp.TCPConnector(limit=max(args.concurrency, 4) * 2)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                await service.ready(session)
-                log(f"customer-svc up on {service.base}; seeding {args.customers} customers into {name}")
-                t0 = time.perf_counter()
-                data = await seed(db_url, args.customers, rng)
-                results["seed_seconds"] = round(time.perf_counter() - t0, 1)
-                terms = [rng.choice(data["surnames"]).lower() for _ in range(args.list_requests)]
-                url = f"{service.base}/api/v1/customers"
-                # Warm the service's connections and plans.
-                await timed_gets(session, [(url, {"q": t, "status": "LEAD"}) for t in terms[:20]], headers)
-                log("list: search + filter")
-                s, totals = await timed_gets(
-                    session, [(url, {"q": t, "status": "LEAD", "pageSize": 25}) for t in terms], headers
-                )
-                results["list_search_filter"] = {**summary(s), "avg_total": round(sum(totals) / len(totals))}
-                s, totals = await timed_gets(
-                    session, [(url, {"q": t}) for t in terms[: args.list_requests // 2]], headers
-                )
-                results["list_search"] = {**summary(s), "avg_total": round(sum(totals) / len(totals))}
-                filters = [
-                    (url, {"status": rng.choice(STATUSES), "tags": rng.choice(TAGS)})
-                    for _ in range(args.list_requests // 2)
-                ]
-                s, totals = await timed_gets(session, filters, headers)
-                results["list_filter_status_tag"] = {
-                    **summary(s),
-                    "avg_total": round(sum(totals) / len(totals)),
-                }
-                sorts = [
-                    (url, {"status": "CUSTOMER", "sort": "assignedToName"})
-                    for _ in range(args.list_requests // 4)
-                ]
-                s, _ = await timed_gets(session, sorts, headers)
-                results["list_sort_assignee_name"] = summary(s)
-                log("ranking: top 5 customers by lifetime value, per currency")
-                rank = [
-                    (f"{url}/ranking", {"status": "CUSTOMER", "limit": 5})
-                    for _ in range(args.list_requests // 2)
-                ]
-                s, _ = await timed_gets(session, rank, headers)
-                results["ranking_top5"] = summary(s)
-                log("get by id")
-                ids = rng.sample(data["ids"], args.get_requests)
-                s, _ = await timed_gets(session, [(f"{url}/{i}", {}) for i in ids], headers)
-                results["get_by_id"] = summary(s)
-                log(f"create x{args.creates} at concurrency {args.concurrency}")
-                results["create"] = await creates(
-                    session, service.base, headers, args.creates, args.concurrency
-                )
-                log(f"import of {args.import_rows} rows")
-                results["import"] = await import_csv(session, service.base, headers, args.import_rows)
-            log("baseline: the same reads with bare asyncpg")
-            results["baseline"] = await baseline(db_url, terms, ids)
-        finally:
-            service.stop()
-            if args.keep:
-                log(f"kept database {name}")
-            else:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+    private_key, public_key = signing_keys()
+    headers = {"Authorization": f"Bearer {token(private_key, 'admin')}"}
+    results: dict = {"customers": args.customers, "started": datetime.now(UTC).isoformat(), "database": name}
+    async with scratch_database(args.database_url, name, keep=args.keep, log=log) as db_url:
+        with tempfile.TemporaryDirectory() as data_dir:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            # No CRM_AMQP_URL: the service runs on its in-process bus.
+            env = service_env(
+                "customer",
+                database_url=db_url,
+                public_key=public_key,
+                data_dir=Path(data_dir),
+                CRM_CUSTOMER_DB_POOL_SIZE="10",
+            )
+            # customer-svc migrates its schema as it starts.
+            with crm_service("customer", port, env=env, log_file=Path(data_dir) / "service.log"):
+                connector = aiohttp.TCPConnector(limit=max(args.concurrency, 4) * 2)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    log(f"customer-svc up on {base}; seeding {args.customers} customers into {name}")
+                    t0 = time.perf_counter()
+                    data = await seed(db_url, args.customers, rng)
+                    results["seed_seconds"] = round(time.perf_counter() - t0, 1)
+                    terms = [rng.choice(data["surnames"]).lower() for _ in range(args.list_requests)]
+                    url = f"{base}/api/v1/customers"
+                    # Warm the service's connections and plans.
+                    await timed_gets(
+                        session, [(url, {"q": t, "status": "LEAD"}) for t in terms[:20]], headers
+                    )
+                    log("list: search + filter")
+                    s, totals = await timed_gets(
+                        session, [(url, {"q": t, "status": "LEAD", "pageSize": 25}) for t in terms], headers
+                    )
+                    results["list_search_filter"] = {
+                        **latency_stats(s),
+                        "avg_total": round(sum(totals) / len(totals)),
+                    }
+                    s, totals = await timed_gets(
+                        session, [(url, {"q": t}) for t in terms[: args.list_requests // 2]], headers
+                    )
+                    results["list_search"] = {
+                        **latency_stats(s),
+                        "avg_total": round(sum(totals) / len(totals)),
+                    }
+                    filters = [
+                        (url, {"status": rng.choice(STATUSES), "tags": rng.choice(TAGS)})
+                        for _ in range(args.list_requests // 2)
+                    ]
+                    s, totals = await timed_gets(session, filters, headers)
+                    results["list_filter_status_tag"] = {
+                        **latency_stats(s),
+                        "avg_total": round(sum(totals) / len(totals)),
+                    }
+                    sorts = [
+                        (url, {"status": "CUSTOMER", "sort": "assignedToName"})
+                        for _ in range(args.list_requests // 4)
+                    ]
+                    s, _ = await timed_gets(session, sorts, headers)
+                    results["list_sort_assignee_name"] = latency_stats(s)
+                    log("ranking: top 5 customers by lifetime value, per currency")
+                    rank = [
+                        (f"{url}/ranking", {"status": "CUSTOMER", "limit": 5})
+                        for _ in range(args.list_requests // 2)
+                    ]
+                    s, _ = await timed_gets(session, rank, headers)
+                    results["ranking_top5"] = latency_stats(s)
+                    log("get by id")
+                    ids = rng.sample(data["ids"], args.get_requests)
+                    s, _ = await timed_gets(session, [(f"{url}/{i}", {}) for i in ids], headers)
+                    results["get_by_id"] = latency_stats(s)
+                    log(f"create x{args.creates} at concurrency {args.concurrency}")
+                    results["create"] = await creates(session, base, headers, args.creates, args.concurrency)
+                    log(f"import of {args.import_rows} rows")
+                    results["import"] = await import_csv(session, base, headers, args.import_rows)
+                log("baseline: the same reads with bare asyncpg")
+                results["baseline"] = await baseline(db_url, terms, ids)
     return results
 
 

@@ -23,32 +23,35 @@ import asyncio
 import os
 import random
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import activity_bench
 import aiohttp
-import asyncpg
 import customer_bench
 import pipeline_bench
-from _support import crm_processes, delete_broker_objects, free_port, pct
+from _support import (
+    DEFAULT_AMQP,
+    DEFAULT_PG,
+    HOST,
+    create_database,
+    crm_env,
+    crm_processes,
+    delete_broker_objects,
+    drop_database,
+    free_port,
+    logger,
+    login,
+    percentile,
+    scratch_dir,
+    throughput,
+    with_database,
+)
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-def log(msg: str) -> None:
-    print(f"[dashboard-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def with_database(url: str, name: str) -> str:
-    return url.rsplit("/", 1)[0] + "/" + name
+log = logger("dashboard-bench")
 
 
 async def load(db_url: str, args) -> dict:
@@ -84,35 +87,16 @@ async def timed(session, url: str, headers: dict, n: int, params: dict | None = 
     return samples, body
 
 
-async def throughput(session, url: str, headers: dict, concurrency: int, seconds: float) -> float:
-    deadline, count = time.perf_counter() + seconds, 0
-
-    async def worker():
-        nonlocal count
-        while time.perf_counter() < deadline:
-            async with session.get(url, headers=headers) as r:
-                await r.read()
-                count += r.status == 200
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return count / (time.perf_counter() - started)
-
-
 async def measure(args, base: dict[str, str]) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency * 2)) as session:
-        async with session.post(
-            f"{base['gateway']}/api/v1/auth/token",
-            data={"username": "admin@example.com", "password": args.password},
-        ) as r:
-            headers = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+        headers = {"Authorization": f"Bearer {await login(session, base['gateway'], args.password)}"}
         dashboard = f"{base['gateway']}/api/v1/dashboard"
         await timed(session, dashboard, headers, 20)  # warm connections, pools and plans
         samples, body = await timed(session, dashboard, headers, args.requests)
         statuses = {k: v["status"] for k, v in body["widgets"].items()}
         if set(statuses.values()) != {"ok"}:
             raise RuntimeError(f"a widget is not ok: {body['widgets']}")
-        per_second = await throughput(session, dashboard, headers, args.concurrency, args.seconds)
+        per_second = await throughput(session, lambda: dashboard, headers, args.concurrency, args.seconds)
         sources = [
             (
                 "pipeline board (salesMetrics, funnel)",
@@ -144,9 +128,11 @@ async def measure(args, base: dict[str, str]) -> None:
         f"{args.activities:,} activities; {args.requests} sequential requests"
     )
     print(f"{'':44}{'p50 ms':>9}{'p99 ms':>9}")
-    print(f"{'dashboard through the gateway':44}{pct(samples, 0.5):>9.1f}{pct(samples, 0.99):>9.1f}")
+    print(
+        f"{'dashboard through the gateway':44}{percentile(samples, 50):>9.1f}{percentile(samples, 99):>9.1f}"
+    )
     for label, s in direct:
-        print(f"{'  ' + label:44}{pct(s, 0.5):>9.1f}{pct(s, 0.99):>9.1f}")
+        print(f"{'  ' + label:44}{percentile(s, 50):>9.1f}{percentile(s, 99):>9.1f}")
     print(f"dashboards/s at concurrency {args.concurrency}: {per_second:.1f}")
     print(f"widgets: {statuses}; topCustomers currencies: {[g['currency'] for g in top]}")
 
@@ -166,43 +152,32 @@ def main() -> None:
     args.password = "bench-" + uuid.uuid4().hex
     name = f"crm_dashbench_{secrets.token_hex(4)}"
     db_url = with_database(args.database_url, name)
-    data = Path(tempfile.mkdtemp(prefix="crm-dashbench-"))
     namespace = f"bench-dashboard-{uuid.uuid4().hex[:8]}."
     ports = {n: free_port() for n in ("gateway", "customer", "pipeline", "activity")}
-    env = {
-        **os.environ,
-        "CRM_DATA_DIR": str(data),
-        "CRM_DATABASE_URL": db_url,
-        "CRM_AMQP_URL": args.amqp_url,
-        "CRM_EVENTS_NAMESPACE": namespace,
-        "CRM_GATEWAY_ADMIN_PASSWORD": args.password,
-        **{f"CRM_GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{port}" for n, port in ports.items()},
-        "CRM_GATEWAY_RATE_LIMIT_ENABLED": "false",
-        "CRM_LOG_LEVEL": "WARNING",
-    }
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(args.database_url)
+    with scratch_dir("crm-dashbench-", keep=False, log=log) as data:
+        env = crm_env(
+            ports,
+            data_dir=data,
+            amqp_url=args.amqp_url,
+            namespace=namespace,
+            admin_password=args.password,
+            CRM_DATABASE_URL=db_url,
+            CRM_GATEWAY_RATE_LIMIT_ENABLED="false",
+        )
+        asyncio.run(create_database(args.database_url, name))
         try:
-            await conn.execute(statement)
+            subprocess.run([sys.executable, "-m", "crm_gateway.cli", "migrate", "all"], env=env, check=True)
+            log(f"loading into {name}")
+            seconds = asyncio.run(load(db_url, args))
+            log(f"loaded in {seconds} s")
+            with crm_processes(ports, env, data):
+                asyncio.run(measure(args, {n: f"http://{HOST}:{port}" for n, port in ports.items()}))
         finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        subprocess.run([sys.executable, "-m", "crm_gateway.cli", "migrate", "all"], env=env, check=True)
-        log(f"loading into {name}")
-        seconds = asyncio.run(load(db_url, args))
-        log(f"loaded in {seconds} s")
-        with crm_processes(ports, env, data):
-            asyncio.run(measure(args, {n: f"http://127.0.0.1:{port}" for n, port in ports.items()}))
-    finally:
-        asyncio.run(delete_broker_objects(args.amqp_url, namespace))
-        if args.keep:
-            log(f"kept database {name}")
-        else:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        shutil.rmtree(data, ignore_errors=True)
+            asyncio.run(delete_broker_objects(args.amqp_url, namespace, log))
+            if args.keep:
+                log(f"kept database {name}")
+            else:
+                asyncio.run(drop_database(args.database_url, name, log))
 
 
 if __name__ == "__main__":

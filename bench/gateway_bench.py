@@ -23,15 +23,26 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import aiohttp
-from _support import crm_processes, delete_broker_objects, free_port, pct
+from _support import (
+    DEFAULT_AMQP,
+    HOST,
+    crm_env,
+    crm_processes,
+    delete_broker_objects,
+    free_port,
+    logger,
+    login,
+    percentile,
+    scratch_dir,
+    throughput,
+)
+
+log = logger("gateway-bench")
 
 
 async def latency(session, base, headers, ids, n) -> list[float]:
@@ -46,31 +57,10 @@ async def latency(session, base, headers, ids, n) -> list[float]:
     return out
 
 
-async def throughput(session, base, headers, ids, concurrency, seconds) -> float:
-    deadline = time.perf_counter() + seconds
-    count = 0
-
-    async def worker():
-        nonlocal count
-        while time.perf_counter() < deadline:
-            async with session.get(f"{base}/api/v1/customers/{random.choice(ids)}", headers=headers) as r:
-                await r.read()
-                if r.status == 200:
-                    count += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return count / (time.perf_counter() - started)
-
-
 async def run(args, gateway: str, direct: str) -> None:
     connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(
-            f"{gateway}/api/v1/auth/token", data={"username": "admin@example.com", "password": args.password}
-        ) as r:
-            token = (await r.json())["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {await login(session, gateway, args.password)}"}
         ids = []
         deadline = time.monotonic() + 30
         while len(ids) < args.customers:
@@ -95,7 +85,11 @@ async def run(args, gateway: str, direct: str) -> None:
                 lat[name] += await latency(session, base, headers, ids, args.requests // args.rounds)
                 thr[name].append(
                     await throughput(
-                        session, base, headers, ids, args.concurrency, args.seconds / args.rounds
+                        session,
+                        lambda base=base: f"{base}/api/v1/customers/{random.choice(ids)}",
+                        headers,
+                        args.concurrency,
+                        args.seconds / args.rounds,
                     )
                 )
         # The dashboard: opportunities on the customers (pipeline-svc learns them from events first).
@@ -128,9 +122,10 @@ async def run(args, gateway: str, direct: str) -> None:
     print(f"{'path':<10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     for name in ("direct", "gateway"):
         print(
-            f"{name:<10}{pct(lat[name], 0.5):>10.2f}{pct(lat[name], 0.99):>10.2f}{statistics.mean(thr[name]):>10.0f}"
+            f"{name:<10}{percentile(lat[name], 50):>10.2f}{percentile(lat[name], 99):>10.2f}"
+            f"{statistics.mean(thr[name]):>10.0f}"
         )
-    overhead = pct(lat["gateway"], 0.5) - pct(lat["direct"], 0.5)
+    overhead = percentile(lat["gateway"], 50) - percentile(lat["direct"], 50)
     ratio = statistics.mean(thr["gateway"]) / statistics.mean(thr["direct"])
     print(
         f"gateway overhead at p50: {overhead:.2f} ms (target < 1.5 ms); "
@@ -138,7 +133,7 @@ async def run(args, gateway: str, direct: str) -> None:
     )
     print(
         f"\nGET /api/v1/dashboard ({args.customers} customers, {args.opportunities} opportunities, "
-        f"{args.dashboards} sequential): p50 {pct(dash, 0.5):.1f} ms, p99 {pct(dash, 0.99):.1f} ms; "
+        f"{args.dashboards} sequential): p50 {percentile(dash, 50):.1f} ms, p99 {percentile(dash, 99):.1f} ms; "
         f"widgets {statuses}"
     )
 
@@ -152,32 +147,28 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--opportunities", type=int, default=300)
     p.add_argument("--dashboards", type=int, default=200)
-    p.add_argument("--amqp-url", default=os.environ.get("CRM_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    p.add_argument("--amqp-url", default=os.environ.get("CRM_AMQP_URL", DEFAULT_AMQP))
     args = p.parse_args()
     args.password = "bench-" + uuid.uuid4().hex
-    data = Path(tempfile.mkdtemp(prefix="crm-gwbench-"))
     namespace = f"bench-gateway-{uuid.uuid4().hex[:8]}."
-    gw_port, cust_port, pipe_port, act_port = free_port(), free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "CRM_DATA_DIR": str(data),
-        "CRM_AMQP_URL": args.amqp_url,
-        "CRM_EVENTS_NAMESPACE": namespace,
-        "CRM_GATEWAY_ADMIN_PASSWORD": args.password,
-        "CRM_GATEWAY_CUSTOMER_URL": f"http://127.0.0.1:{cust_port}",
-        "CRM_GATEWAY_PIPELINE_URL": f"http://127.0.0.1:{pipe_port}",
-        "CRM_GATEWAY_ACTIVITY_URL": f"http://127.0.0.1:{act_port}",
-        # Counted (so its cost is in the figures) but never reached.
-        "CRM_GATEWAY_RATE_LIMIT_REQUESTS": str(10**9),
-        "CRM_LOG_LEVEL": "WARNING",
-    }
-    ports = {"gateway": gw_port, "customer": cust_port, "pipeline": pipe_port, "activity": act_port}
-    try:
-        with crm_processes(ports, env, data):
-            asyncio.run(run(args, f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{cust_port}"))
-    finally:
-        asyncio.run(delete_broker_objects(args.amqp_url, namespace))
-        shutil.rmtree(data, ignore_errors=True)
+    ports = {name: free_port() for name in ("gateway", "customer", "pipeline", "activity")}
+    with scratch_dir("crm-gwbench-", keep=False, log=log) as data:
+        env = crm_env(
+            ports,
+            data_dir=data,
+            amqp_url=args.amqp_url,
+            namespace=namespace,
+            admin_password=args.password,
+            # Counted (so its cost is in the figures) but never reached.
+            CRM_GATEWAY_RATE_LIMIT_REQUESTS=str(10**9),
+        )
+        try:
+            with crm_processes(ports, env, data):
+                asyncio.run(
+                    run(args, f"http://{HOST}:{ports['gateway']}", f"http://{HOST}:{ports['customer']}")
+                )
+        finally:
+            asyncio.run(delete_broker_objects(args.amqp_url, namespace, log))
 
 
 if __name__ == "__main__":

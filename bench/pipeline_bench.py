@@ -29,72 +29,43 @@ import json
 import os
 import random
 import secrets
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-HOST = "127.0.0.1"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+import aiohttp
+import asyncpg
+from _support import (
+    DEFAULT_AMQP,
+    DEFAULT_PG,
+    HOST,
+    create_database,
+    crm_service,
+    delete_broker_objects,
+    drop_database,
+    free_port,
+    logger,
+    migrate,
+    ms,
+    percentile,
+    run_async,
+    scratch_dir,
+    service_env,
+    signing_keys,
+    token,
+    with_database,
+    write_results,
+)
+
 SCHEMA = "pipeline"
 
-
-def log(msg: str) -> None:
-    print(f"[pipeline-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
+log = logger("pipeline-bench")
 
 
 # --- database -------------------------------------------------------------------------------------
-
-
-def with_database(url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def admin_sql(url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def migrate(database_url: str) -> None:
-    import pipeline_svc
-    from crm_common.db import Database
-    from crm_common.migrations import migrate as run_migrations
-
-    db = Database(database_url, schema=SCHEMA)
-    try:
-        await run_migrations(db, Path(pipeline_svc.__file__).parent / "migrations")
-    finally:
-        await db.dispose()
 
 
 SEED_CHUNK = """
@@ -141,8 +112,6 @@ class Seeded:
 
 
 async def seed(database_url: str, args: argparse.Namespace) -> Seeded:
-    import asyncpg
-
     started = time.perf_counter()
     conn = await asyncpg.connect(database_url, server_settings={"search_path": SCHEMA})
     try:
@@ -211,46 +180,7 @@ async def seed(database_url: str, args: argparse.Namespace) -> Seeded:
     return Seeded(owners, teams, len(customers), args.opportunities, time.perf_counter() - started)
 
 
-# --- server ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
-@contextmanager
-def server_process(argv: list[str], *, env: dict, log_file: Path, ready_url: str, timeout: float = 60):
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _ready(ready_url):
-            if proc.poll() is not None:
-                raise RuntimeError(f"pipeline-svc exited with {proc.returncode}; see {log_file}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{ready_url} not ready after {timeout}s; see {log_file}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+# --- broker -----------------------------------------------------------------------------------------
 
 
 def amqp_reachable(url: str) -> bool:
@@ -262,68 +192,6 @@ def amqp_reachable(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-async def delete_broker_objects(amqp_url: str, namespace: str) -> list[str]:
-    import aio_pika
-    from crm_common.events.catalogue import SUBSCRIPTIONS
-
-    queues = [f"{namespace}{c}.events{suffix}" for c in SUBSCRIPTIONS for suffix in ("", ".dlq")]
-    exchanges = [f"{namespace}crm.events", f"{namespace}crm.events.dlx"]
-    problems = []
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for kind, name in [("queue", q) for q in queues] + [("exchange", e) for e in exchanges]:
-            channel = await connection.channel()
-            try:
-                if kind == "queue":
-                    await channel.queue_delete(name)
-                else:
-                    await channel.exchange_delete(name)
-            except Exception as exc:
-                problems.append(f"{kind} {name}: {exc}")
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-    return problems
-
-
-def signing_keys() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-def token(private_key: str, user_id: uuid.UUID) -> str:
-    import jwt
-    from crm_common.auth import permissions_for
-
-    now = datetime.now(UTC)
-    return jwt.encode(
-        {
-            "sub": str(user_id),
-            "email": "bench@example.com",
-            "name": "Bench",
-            "roles": ["sales_manager"],
-            "perms": sorted(permissions_for(["sales_manager"])),
-            "iss": "crm-gateway",
-            "aud": "crm",
-            "iat": now,
-            "exp": now + timedelta(hours=2),
-        },
-        private_key,
-        algorithm="EdDSA",
-    )
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -418,11 +286,8 @@ def quarter(today: date) -> tuple[date, date]:
 async def measure(
     base: str, database_url: str, seeded: Seeded, args: argparse.Namespace, private_key: str
 ) -> list[Result]:
-    import aiohttp
-    import asyncpg
-
     rng = random.Random(7)
-    headers = {"Authorization": f"Bearer {token(private_key, seeded.owners[0])}"}
+    headers = {"Authorization": f"Bearer {token(private_key, 'sales_manager', seeded.owners[0])}"}
     pool = await asyncpg.create_pool(
         database_url,
         min_size=2,
@@ -648,73 +513,46 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import uvloop
-
     tag = secrets.token_hex(4)
     db_name = f"crm_pipebench_{tag}"
     database_url = with_database(args.database_url, db_name)
     namespace = f"bench-pipeline-{tag}."
     broker = amqp_reachable(args.amqp_url)
     started = datetime.now(UTC)
-    data_dir = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     private_key, public_key = signing_keys()
     results: list[Result] = []
     seeded = None
     log(f"creating database {db_name}")
-    asyncio.run(admin_sql(args.database_url, f'CREATE DATABASE "{db_name}"'))
+    asyncio.run(create_database(args.database_url, db_name))
     try:
-        asyncio.run(migrate(database_url))
+        asyncio.run(migrate(database_url, SCHEMA))
         log(
             f"seeding {args.opportunities:,} opportunities, {args.customers:,} customers, {args.owners} owners"
         )
         seeded = asyncio.run(seed(database_url, args))
         log(f"seeded in {seeded.seconds:.0f}s")
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-        env.update(
-            CRM_PIPELINE_DATABASE_URL=database_url,
-            CRM_PIPELINE_DB_SCHEMA=SCHEMA,
-            CRM_JWT_PUBLIC_KEY=public_key,
-            CRM_DATA_DIR=str(data_dir),
-            CRM_LOG_LEVEL="WARNING",
-            CRM_PIPELINE_DB_POOL_SIZE="10",
-        )
-        if broker:
-            env.update(CRM_AMQP_URL=args.amqp_url, CRM_EVENTS_NAMESPACE=namespace)
-        argv_server = [
-            sys.executable,
-            "-m",
-            "crm_gateway.cli",
-            "serve",
-            "pipeline",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-        ]
-        log(f"starting pipeline-svc on {port} ({'RabbitMQ' if broker else 'in-process bus'})")
-        with server_process(
-            argv_server, env=env, log_file=data_dir / "pipeline.log", ready_url=f"http://{HOST}:{port}/readyz"
-        ):
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                results = runner.run(
-                    measure(f"http://{HOST}:{port}", database_url, seeded, args, private_key)
-                )
+        with scratch_dir("pipeline-bench-", keep=args.keep_db, log=log) as data_dir:
+            env = service_env(
+                SCHEMA,
+                database_url=database_url,
+                public_key=public_key,
+                data_dir=data_dir,
+                CRM_PIPELINE_DB_POOL_SIZE="10",
+            )
+            if broker:
+                env.update(CRM_AMQP_URL=args.amqp_url, CRM_EVENTS_NAMESPACE=namespace)
+            log(f"starting pipeline-svc on {port} ({'RabbitMQ' if broker else 'in-process bus'})")
+            with crm_service(SCHEMA, port, env=env, log_file=data_dir / "pipeline.log"):
+                results = run_async(measure(f"http://{HOST}:{port}", database_url, seeded, args, private_key))
     finally:
         if args.keep_db:
             log(f"keeping database {db_name}")
         else:
             log(f"dropping database {db_name}")
-            try:
-                asyncio.run(admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-            except Exception as exc:
-                log(f"could not drop {db_name}: {exc}")
+            asyncio.run(drop_database(args.database_url, db_name, log))
         if broker:
-            try:
-                for problem in asyncio.run(delete_broker_objects(args.amqp_url, namespace)):
-                    log(f"could not delete {problem}")
-            except Exception as exc:
-                log(f"could not clean the broker: {exc}")
+            asyncio.run(delete_broker_objects(args.amqp_url, namespace, log))
     print()
     print(
         f"pipeline-svc on Postgres, {args.opportunities:,} opportunities ({args.owners} owners, {args.teams} teams, "
@@ -723,21 +561,14 @@ def main(argv=None) -> int:
     )
     print(table(results))
     if not args.no_json:
-        out = HERE / "results" / f"pipeline-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(
-            json.dumps(
-                {
-                    "started": started.isoformat(),
-                    "args": vars(args),
-                    "seed_seconds": seeded.seconds if seeded else None,
-                    "broker": "rabbitmq" if broker else "memory",
-                    "results": [asdict(r) for r in results],
-                },
-                indent=2,
-            )
-        )
-        print(f"\nwritten to {out.relative_to(REPO)}")
+        document = {
+            "started": started.isoformat(),
+            "args": vars(args),
+            "seed_seconds": seeded.seconds if seeded else None,
+            "broker": "rabbitmq" if broker else "memory",
+            "results": [asdict(r) for r in results],
+        }
+        print(f"\nwritten to {write_results(document, 'pipeline-', started)}")
     return 1 if any(r.errors for r in results) else 0
 
 

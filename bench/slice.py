@@ -18,49 +18,47 @@ import math
 import os
 import platform
 import secrets
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import asyncpg
+from _support import (
+    CLOCK_TICKS,
+    DEFAULT_AMQP,
+    DEFAULT_PG,
+    HERE,
+    HOST,
+    REPO,
+    clean_env,
+    create_database,
+    delete_broker_objects,
+    drop_database,
+    free_port,
+    logger,
+    login,
+    machine_cpu_seconds,
+    ms,
+    percentile,
+    run_async,
+    scratch_dir,
+    server_process,
+    write_results,
+)
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-HOST = "127.0.0.1"
-ADMIN_EMAIL = "admin@example.com"
 NOTE_SUBJECT = "Customer created"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("bench")
 
 
 # --- statistics -----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p in 0..100) of unsorted values; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
 
 
 def lag_ms(value: float | None, timeout: float) -> float | str | None:
@@ -71,8 +69,6 @@ def lag_ms(value: float | None, timeout: float) -> float | str | None:
 
 
 # --- CPU accounting from /proc (Linux) ------------------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _label(pid: int, ppid: int, comm: str, cmdline: list[str]) -> str | None:
@@ -124,15 +120,15 @@ def cpu_snapshot() -> dict:
             # connections) are charged to the postmaster. Not for this script, which reaps servers.
             ticks += int(rest[13]) + int(rest[14])
         groups[label] = groups.get(label, 0.0) + ticks / CLOCK_TICKS
-    machine_busy = machine_total = forks = None
-    for line in (proc / "stat").read_text().splitlines():
-        fields = line.split()
-        if fields[0] == "cpu":
-            ticks = [int(x) for x in fields[1:9]]
-            machine_total = sum(ticks) / CLOCK_TICKS
-            machine_busy = (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
-        elif fields[0] == "processes":
-            forks = int(fields[1])
+    machine_busy, machine_total = machine_cpu_seconds()
+    forks = next(
+        (
+            int(line.split()[1])
+            for line in (proc / "stat").read_text().splitlines()
+            if line.startswith("processes ")
+        ),
+        None,
+    )
     return {"groups": groups, "machine_busy": machine_busy, "machine_total": machine_total, "forks": forks}
 
 
@@ -160,13 +156,7 @@ def cpu_usage(before: dict, after: dict, wall: float) -> dict:
     }
 
 
-# --- processes, ports, readiness ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+# --- ports ------------------------------------------------------------------------------------------
 
 
 def free_port_range(n: int) -> int:
@@ -181,52 +171,6 @@ def free_port_range(n: int) -> int:
         except OSError:
             continue
     raise RuntimeError(f"no {n} consecutive free ports found")
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
-@contextmanager
-def server_process(argv: list[str], *, env: dict, log_file: Path, ready_url: str, timeout: float):
-    """Start one server process (own session), wait for ready_url to answer 200, stop it after."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _ready(ready_url):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv[1:4]} exited with {proc.returncode}; see {log_file}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{ready_url} not ready after {timeout}s; see {log_file}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def run_async(coro):
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(coro)
 
 
 # --- the load generator ---------------------------------------------------------------------------
@@ -279,8 +223,6 @@ class Load:
 
             yield none
             return
-        import asyncpg
-
         conn = await asyncpg.connect(self.args.database_url)
         try:
 
@@ -340,13 +282,6 @@ class Load:
         await asyncio.gather(*(worker() for _ in range(self.args.concurrency)))
         return latencies, errors
 
-    async def token(self, session: aiohttp.ClientSession, base: str, password: str) -> str:
-        form = {"username": ADMIN_EMAIL, "password": password}
-        async with session.post(f"{base}/api/v1/auth/token", data=form) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"token: HTTP {resp.status} {await resp.text()}")
-            return (await resp.json())["access_token"]
-
     async def note_total(self, session: aiohttp.ClientSession, base: str, headers: dict) -> int:
         params = {"type": "NOTE", "pageSize": "1"}
         async with session.get(f"{base}/api/v1/activities", params=params, headers=headers) as resp:
@@ -404,7 +339,7 @@ class Load:
             aiohttp.ClientSession(connector=connector, timeout=self.timeout) as session,
             aiohttp.ClientSession(connector=watch_connector, timeout=self.timeout) as watch_session,
         ):
-            headers = {"Authorization": f"Bearer {await self.token(session, base, password)}"}
+            headers = {"Authorization": f"Bearer {await login(session, base, password)}"}
             log(f"  warm-up: {args.warmup} creates")
             _, warm_errors = await self.drive(session, url, headers, "warmup", args.warmup)
             if warm_errors:
@@ -534,9 +469,7 @@ UNLIMITED = {"CRM_GATEWAY_RATE_LIMIT_ENABLED": "false"}
 
 
 def server_env(args: argparse.Namespace, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(UNLIMITED)
-    env.update(values)
+    env = clean_env(**UNLIMITED, **values)
     for item in args.server_env:
         key, _, value = item.partition("=")
         env[key] = value
@@ -560,6 +493,7 @@ def run_embedded(args: argparse.Namespace, data_dir: Path, password: str, tag: s
         env=env,
         log_file=data_dir / "logs" / "crm-up.log",
         ready_url=f"{base}/readyz",
+        name="crm up",
         timeout=args.startup_timeout,
     ):
         crm = run_async(load.crm(base, password))
@@ -590,51 +524,10 @@ def run_baseline(args: argparse.Namespace, load: Load, database_url: str, data_d
         env=server_env(args),
         log_file=data_dir / "logs" / "baseline.log",
         ready_url=f"{base}/readyz",
+        name="baseline app",
         timeout=args.startup_timeout,
     ):
         return run_async(load.baseline(base))
-
-
-def with_database(url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _admin_sql(url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def _delete_broker_objects(amqp_url: str, namespace: str) -> list[str]:
-    """Delete the run's queues and exchanges; returns what could not be deleted."""
-    import aio_pika
-    from crm_common.events.catalogue import SUBSCRIPTIONS
-
-    consumers = dict.fromkeys(["activity", *SUBSCRIPTIONS])
-    queues = [f"{namespace}{c}.events{suffix}" for c in consumers for suffix in ("", ".dlq")]
-    exchanges = [f"{namespace}crm.events", f"{namespace}crm.events.dlx"]
-    problems = []
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for kind, name in [("queue", q) for q in queues] + [("exchange", e) for e in exchanges]:
-            channel = await connection.channel()
-            try:
-                if kind == "queue":
-                    await channel.queue_delete(name)
-                else:
-                    await channel.exchange_delete(name)
-            except Exception as exc:
-                problems.append(f"{kind} {name}: {exc}")
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-    return problems
 
 
 def run_distributed_mode(args: argparse.Namespace, data_dir: Path, password: str, tag: str) -> ModeResult:
@@ -642,10 +535,9 @@ def run_distributed_mode(args: argparse.Namespace, data_dir: Path, password: str
 
     db_name = f"crm_bench_{tag}"
     namespace = f"bench-{tag}."
-    database_url = with_database(args.database_url, db_name)
     load = Load(args, run_tag=tag, pg_database=db_name)
     log(f"distributed: creating database {db_name}, events namespace {namespace!r}")
-    run_async(_admin_sql(args.database_url, f'CREATE DATABASE "{db_name}"'))
+    database_url = run_async(create_database(args.database_url, db_name))
     try:
         gateway_port = free_port()
         service_base = free_port_range(5)
@@ -673,17 +565,9 @@ def run_distributed_mode(args: argparse.Namespace, data_dir: Path, password: str
         baseline = run_baseline(args, load, database_url, data_dir)
     finally:
         log(f"distributed: dropping database {db_name}")
-        try:
-            run_async(_admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        except Exception as exc:
-            log(f"  could not drop database {db_name}: {exc}")
+        run_async(drop_database(args.database_url, db_name, log))
         log(f"distributed: deleting queues and exchanges of {namespace!r}")
-        try:
-            problems = run_async(_delete_broker_objects(args.amqp_url, namespace))
-            for problem in problems:
-                log(f"  could not delete {problem}")
-        except Exception as exc:
-            log(f"  could not clean the broker: {exc}")
+        run_async(delete_broker_objects(args.amqp_url, namespace, log))
     details = {
         "data_dir": str(data_dir),
         "database": f"{db_name} (dropped)",
@@ -692,22 +576,6 @@ def run_distributed_mode(args: argparse.Namespace, data_dir: Path, password: str
         "baseline_database": "Postgres table baseline_customers (SQLAlchemy Core over asyncpg, pool 10+10)",
     }
     return ModeResult("distributed", crm, baseline, details)
-
-
-@contextmanager
-def fresh_dir(mode: str, keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=f"crm-bench-{mode}-"))
-    failed = False
-    try:
-        yield path
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        if keep or failed:
-            log(f"{mode}: data and logs kept in {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 # --- output ---------------------------------------------------------------------------------------
@@ -837,9 +705,6 @@ def cpu_line(cpu: dict) -> str:
 
 
 def write_json(args: argparse.Namespace, results: list[ModeResult], started: datetime) -> Path:
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    path = out_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
@@ -866,8 +731,7 @@ def write_json(args: argparse.Namespace, results: list[ModeResult], started: dat
             for r in results
         ],
     }
-    path.write_text(json.dumps(document, indent=2))
-    return path
+    return write_results(document, "", started)
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -923,11 +787,11 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         tag = secrets.token_hex(5)
         password = secrets.token_urlsafe(16)
-        with fresh_dir(mode, args.keep_data) as data_dir:
+        with scratch_dir(f"crm-bench-{mode}-", keep=args.keep_data, log=log) as data_dir:
             results.append(runners[mode](args, data_dir, password, tag))
     print(report(args, results), flush=True)
     if not args.no_json:
-        print(f"\nJSON: {write_json(args, results, started).relative_to(REPO)}", flush=True)
+        print(f"\nJSON: {write_json(args, results, started)}", flush=True)
     failed = any(r.crm.errors or r.baseline.errors or (r.crm.lag or {}).get("failed") for r in results)
     return 1 if failed else 0
 

@@ -25,107 +25,48 @@ Prints a table and writes bench/results/ticket-<UTC time>.json (unless --no-json
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import random
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
-import urllib.request
 import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import asyncpg
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from _support import (
+    DEFAULT_AMQP,
+    DEFAULT_PG,
+    HERE,
+    HOST,
+    cpu_sample,
+    cpu_used,
+    crm_service,
+    delete_broker_objects,
+    free_port,
+    latency_stats,
+    logger,
+    md5_uuid,
+    migrate,
+    scratch_database,
+    scratch_dir,
+    server_process,
+    service_env,
+    signing_keys,
+    token,
+    write_results,
+)
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-from crm_common.auth import permissions_for  # noqa: E402
-from crm_common.db import Database  # noqa: E402
-from crm_common.events.catalogue import SUBSCRIPTIONS  # noqa: E402
-from crm_common.migrations import migrate  # noqa: E402
-
-HOST = "127.0.0.1"
 SCHEMA = "ticket"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-MIGRATIONS = REPO / "services/ticket-svc/src/ticket_svc/migrations"
 POLICY_ID = uuid.UUID(int=1)
 REVISION_ID = uuid.UUID(int=2)
 TEAMS = 10
 AGENTS = 50
 
-
-def log(msg: str) -> None:
-    print(f"[ticket-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def ms(v: float | None) -> float | None:
-    return None if v is None else round(v * 1000, 2)
-
-
-def latency_stats(values: list[float]) -> dict:
-    return {
-        "n": len(values),
-        "p50_ms": ms(percentile(values, 50)),
-        "p99_ms": ms(percentile(values, 99)),
-        "max_ms": ms(max(values) if values else None),
-    }
-
-
-def md5_uuid(text: str) -> uuid.UUID:
-    import hashlib
-
-    return uuid.UUID(hashlib.md5(text.encode()).hexdigest())
-
-
-# --- CPU accounting (Linux /proc) ------------------------------------------------------------------
-
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_sample(pid: int | None):
-    try:
-        proc = 0.0
-        if pid is not None:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rfind(")") + 2 :].split()
-            proc = (int(fields[11]) + int(fields[12])) / TICKS
-        ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-        return proc, (sum(ticks) - ticks[3] - ticks[4]) / TICKS, sum(ticks) / TICKS
-    except OSError:
-        return None
-
-
-def cpu_used(before, after, wall: float) -> dict | None:
-    if before is None or after is None or wall <= 0:
-        return None
-    machine = (after[1] - before[1]) / (after[2] - before[2]) * (os.cpu_count() or 1)
-    return {
-        "server_cores": round((after[0] - before[0]) / wall, 2),
-        "machine_cores_busy": round(machine, 2),
-        "machine_cores": os.cpu_count(),
-    }
+log = logger("ticket-bench")
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -284,80 +225,6 @@ async def load(url: str, args) -> dict:
     }
 
 
-# --- processes --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
-@contextmanager
-def process(argv: list[str], env: dict, ready_url: str, log_file: Path, name: str, timeout: float = 90):
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _ready(ready_url):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_file}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after {timeout}s; see {log_file}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def token(private_pem: str) -> str:
-    now = datetime.now(UTC)
-    return jwt.encode(
-        {
-            "sub": str(uuid.uuid4()),
-            "email": "bench@example.com",
-            "name": "Bench",
-            "roles": ["support_agent"],
-            "perms": sorted(permissions_for(["support_agent"])),
-            "iss": "crm-gateway",
-            "aud": "crm",
-            "iat": now,
-            "exp": now + timedelta(hours=2),
-        },
-        private_pem,
-        algorithm="EdDSA",
-    )
-
-
-async def cleanup_broker(amqp_url: str, namespace: str) -> None:
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        channel = await connection.channel()
-        for consumer in SUBSCRIPTIONS:
-            for name in (f"{namespace}{consumer}.events", f"{namespace}{consumer}.events.dlq"):
-                await channel.queue_delete(name)
-        for name in (f"{namespace}crm.events", f"{namespace}crm.events.dlx"):
-            await channel.exchange_delete(name)
-    finally:
-        await connection.close()
-
-
 # --- load generators -------------------------------------------------------------------------------
 
 
@@ -451,128 +318,89 @@ async def run(args) -> dict:
     tag = secrets.token_hex(4)
     db_name = f"crm_tktbench_{tag}"
     namespace = f"tktbench-{tag}."
-    server = urllib.parse.urlsplit(args.database_url)
-    url = urllib.parse.urlunsplit(server._replace(path=f"/{db_name}"))
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    work = Path(tempfile.mkdtemp(prefix="tktbench-"))
     result: dict = {"args": vars(args), "database": db_name, "started": datetime.now(UTC).isoformat()}
-    failed = True
-    try:
-        log(f"database {db_name}: migrating")
-        db = Database(url, schema=SCHEMA)
-        await migrate(db, MIGRATIONS)
-        await db.dispose()
-        log(f"loading {args.tickets:,} tickets over {args.customers:,} customers")
-        result["load"] = await load(url, args)
-        log(f"loaded: {result['load']}")
-
-        key = Ed25519PrivateKey.generate()
-        private = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        public = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-        env.update(
-            CRM_TICKET_DATABASE_URL=url,
-            CRM_TICKET_DB_SCHEMA=SCHEMA,
-            CRM_JWT_PUBLIC_KEY=public,
-            CRM_DATA_DIR=str(work),
-            CRM_LOG_LEVEL="WARNING",
-        )
-        if args.amqp_url:
-            env.update(CRM_AMQP_URL=args.amqp_url, CRM_EVENTS_NAMESPACE=namespace)
-        headers = {"Authorization": f"Bearer {token(private)}"}
-        bodies = create_bodies(args.warmup + args.creates, args.customers)
-
-        port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "crm_gateway.cli",
-            "serve",
-            "ticket",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-        ]
-        with process(argv, env, f"http://{HOST}:{port}/readyz", work / "ticket.log", "ticket-svc") as proc:
-            log(f"creates: {args.creates:,} (+{args.warmup} warm-up) at concurrency {args.concurrency}")
-            before, t0 = cpu_sample(proc.pid), time.perf_counter()
-            creates = await post_load(
-                f"http://{HOST}:{port}/api/v1/tickets", bodies, headers, args.concurrency, args.warmup
-            )
-            creates["cpu"] = cpu_used(before, cpu_sample(proc.pid), time.perf_counter() - t0)
-            result["creates"] = {"service": creates}
-            log(f"creates: {creates['per_s']}/s, p50 {creates['p50_ms']} ms, p99 {creates['p99_ms']} ms")
-
-            shapes = {
-                "all tickets": {},
-                "last 30 days by team": {
-                    "from": (datetime.now(UTC) - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
-                    "groupBy": "team",
-                },
-                "all by month": {"groupBy": "month"},
-            }
-            result["metrics"] = {}
-            for label, params in shapes.items():
-                log(f"metrics ({label}): {args.metrics_requests} requests, one at a time")
-                before, t0 = cpu_sample(proc.pid), time.perf_counter()
-                times, body = await timed_gets(
-                    f"http://{HOST}:{port}/api/v1/tickets/metrics", headers, params, args.metrics_requests, 2
-                )
-                stats = latency_stats(times)
-                stats["cpu"] = cpu_used(before, cpu_sample(proc.pid), time.perf_counter() - t0)
-                stats["total"] = body["overall"]["total"]
-                stats["groups"] = len(body["groups"])
-                result["metrics"][label] = stats
-                log(f"  p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms over {stats['total']:,} tickets")
-
-        if not args.no_baseline:
-            log("baseline: bare SQL counts")
-            result["metrics"]["bare SQL: count by status, priority"] = latency_stats(
-                await sql_counts(url, args.metrics_requests, 2)
-            )
-            port = free_port()
-            argv = [sys.executable, str(HERE / "baseline_app.py"), "--database-url", url, "--port", str(port)]
-            with process(
-                argv, env, f"http://{HOST}:{port}/readyz", work / "baseline.log", "baseline"
-            ) as proc:
-                log("baseline creates: one INSERT per request")
-                base_bodies = [
-                    {"firstName": "Bench", "lastName": str(i), "email": f"b{i}-{tag}@example.com"}
-                    for i in range(args.warmup + args.creates)
-                ]
-                before, t0 = cpu_sample(proc.pid), time.perf_counter()
-                base = await post_load(
-                    f"http://{HOST}:{port}/customers", base_bodies, {}, args.concurrency, args.warmup
-                )
-                base["cpu"] = cpu_used(before, cpu_sample(proc.pid), time.perf_counter() - t0)
-                result["creates"]["baseline"] = base
-        failed = False
-    finally:
-        if args.amqp_url:
+    async with scratch_database(args.database_url, db_name, keep=args.keep, log=log) as url:
+        with scratch_dir("tktbench-", keep=args.keep, log=log) as work:
             try:
-                await cleanup_broker(args.amqp_url, namespace)
-            except Exception as exc:
-                log(f"broker cleanup failed: {exc!r}")
-        if args.keep:
-            log(f"kept database {db_name} and {work}")
-        else:
-            admin = await asyncpg.connect(args.database_url)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            await admin.close()
-            if failed:
-                log(f"kept {work} (server logs) after the failure")
-            else:
-                shutil.rmtree(work, ignore_errors=True)
+                await measure(args, url, work, tag, namespace, result)
+            finally:
+                if args.amqp_url:
+                    await delete_broker_objects(args.amqp_url, namespace, log)
     return result
+
+
+async def measure(args, url: str, work: Path, tag: str, namespace: str, result: dict) -> None:
+    log(f"database {result['database']}: migrating")
+    await migrate(url, SCHEMA)
+    log(f"loading {args.tickets:,} tickets over {args.customers:,} customers")
+    result["load"] = await load(url, args)
+    log(f"loaded: {result['load']}")
+
+    private, public = signing_keys()
+    env = service_env(SCHEMA, database_url=url, public_key=public, data_dir=work)
+    if args.amqp_url:
+        env.update(CRM_AMQP_URL=args.amqp_url, CRM_EVENTS_NAMESPACE=namespace)
+    headers = {"Authorization": f"Bearer {token(private, 'support_agent')}"}
+    bodies = create_bodies(args.warmup + args.creates, args.customers)
+
+    port = free_port()
+    with crm_service(SCHEMA, port, env=env, log_file=work / "ticket.log") as proc:
+        log(f"creates: {args.creates:,} (+{args.warmup} warm-up) at concurrency {args.concurrency}")
+        before, t0 = cpu_sample(proc.pid), time.perf_counter()
+        creates = await post_load(
+            f"http://{HOST}:{port}/api/v1/tickets", bodies, headers, args.concurrency, args.warmup
+        )
+        creates["cpu"] = cpu_used(before, cpu_sample(proc.pid), time.perf_counter() - t0)
+        result["creates"] = {"service": creates}
+        log(f"creates: {creates['per_s']}/s, p50 {creates['p50_ms']} ms, p99 {creates['p99_ms']} ms")
+
+        shapes = {
+            "all tickets": {},
+            "last 30 days by team": {
+                "from": (datetime.now(UTC) - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+                "groupBy": "team",
+            },
+            "all by month": {"groupBy": "month"},
+        }
+        result["metrics"] = {}
+        for label, params in shapes.items():
+            log(f"metrics ({label}): {args.metrics_requests} requests, one at a time")
+            before, t0 = cpu_sample(proc.pid), time.perf_counter()
+            times, body = await timed_gets(
+                f"http://{HOST}:{port}/api/v1/tickets/metrics", headers, params, args.metrics_requests, 2
+            )
+            stats = latency_stats(times)
+            stats["cpu"] = cpu_used(before, cpu_sample(proc.pid), time.perf_counter() - t0)
+            stats["total"] = body["overall"]["total"]
+            stats["groups"] = len(body["groups"])
+            result["metrics"][label] = stats
+            log(f"  p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms over {stats['total']:,} tickets")
+
+    if not args.no_baseline:
+        log("baseline: bare SQL counts")
+        result["metrics"]["bare SQL: count by status, priority"] = latency_stats(
+            await sql_counts(url, args.metrics_requests, 2)
+        )
+        port = free_port()
+        argv = [sys.executable, str(HERE / "baseline_app.py"), "--database-url", url, "--port", str(port)]
+        with server_process(
+            argv,
+            env=env,
+            log_file=work / "baseline.log",
+            ready_url=f"http://{HOST}:{port}/readyz",
+            name="baseline",
+        ) as proc:
+            log("baseline creates: one INSERT per request")
+            base_bodies = [
+                {"firstName": "Bench", "lastName": str(i), "email": f"b{i}-{tag}@example.com"}
+                for i in range(args.warmup + args.creates)
+            ]
+            before, t0 = cpu_sample(proc.pid), time.perf_counter()
+            base = await post_load(
+                f"http://{HOST}:{port}/customers", base_bodies, {}, args.concurrency, args.warmup
+            )
+            base["cpu"] = cpu_used(before, cpu_sample(proc.pid), time.perf_counter() - t0)
+            result["creates"]["baseline"] = base
 
 
 def report(result: dict) -> None:
@@ -630,10 +458,7 @@ def main() -> None:
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     report(result)
     if not args.no_json:
-        out = HERE / "results" / f"ticket-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
-        print(f"\nwrote {out.relative_to(REPO)}")
+        print(f"\nwrote {write_results(result, 'ticket-')}")
     bad = result["creates"]["service"]["errors"] or result["creates"].get("baseline", {}).get("errors")
     sys.exit(1 if bad else 0)
 
