@@ -235,3 +235,23 @@ async def test_an_answer_in_an_unknown_shape_makes_only_that_widget_unavailable(
         "data": None,
     }
     assert widgets["pipelineFunnel"]["status"] == "ok" and widgets["topCustomers"]["status"] == "ok"
+
+
+async def test_leads_without_customers_are_a_zero_conversion_rate(gateway):
+    gw = gateway
+    admin = await login(gw)
+    r = await gw.post(
+        "/api/v1/customers",
+        json={"firstName": "Lee", "lastName": "Ad", "email": "l@example.com"},
+        headers=admin,
+    )
+    assert r.status_code == 201
+    sales = (await gw.get("/api/v1/dashboard", headers=admin)).json()["widgets"]["salesMetrics"]
+    assert sales["status"] == "ok", sales
+    assert sales["data"]["conversionRate"] == "0.0"
+    assert sales["data"]["conversion"] == {
+        "leads": 1,
+        "prospects": 0,
+        "customers": 0,
+        "conversionRate": "0.0",
+    }

@@ -149,7 +149,7 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
             "leads": leads,
             "prospects": prospects,
             "customers": customers,
-            "conversionRate": rate and str(rate),
+            "conversionRate": None if rate is None else str(rate),
         }
 
     async def sales_metrics() -> dict:
