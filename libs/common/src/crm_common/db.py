@@ -1,12 +1,14 @@
 """Engine factory with the dialect switch, and the one way to run a transaction.
 
 SQLite (embedded default): one file per service, WAL, foreign keys on, a busy timeout, and every
-transaction opened with BEGIN IMMEDIATE so two writers queue instead of failing on lock upgrade.
+writing transaction opened with BEGIN IMMEDIATE so two writers queue instead of failing on lock
+upgrade; within the process, writers take turns on an asyncio lock first (in arrival order).
 Postgres: the service's own schema first on the search_path, so models carry no schema name.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -15,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 AFTER_COMMIT = "crm_after_commit"
 # Execution option marking a transaction that only reads.
 READ_ONLY = "crm_read_only"
+# As long as SQLite's own busy timeout: a writer waiting longer fails instead of hanging.
+SQLITE_WRITE_WAIT_SECONDS = 30
 # Session.info key: the Database callback that tells outbox relays new events were committed.
 OUTBOX_WRITTEN = "crm_outbox_written"
 
@@ -96,6 +100,10 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, info={OUTBOX_WRITTEN: self._outbox_committed}
         )
+        # SQLite has one writer at a time. Writers of this process queue here, first come first
+        # served, instead of in SQLite's busy handler, which polls with growing sleeps and lets a
+        # late writer overtake one that has waited for seconds.
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
 
     def _outbox_committed(self) -> None:
         for listener in self.outbox_listeners:
@@ -107,13 +115,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        async with self._write_turn(read_only), self.sessions() as session:
             async with session.begin():
                 if read_only:
                     await session.connection(execution_options={READ_ONLY: True})
                 yield session
-            for callback in session.info.pop(AFTER_COMMIT, ()):
-                callback()
+        for callback in session.info.pop(AFTER_COMMIT, ()):
+            callback()
+
+    def _write_turn(self, read_only: bool):
+        if read_only or self._sqlite_writer is None:
+            return nullcontext()
+        return _acquired(self._sqlite_writer, SQLITE_WRITE_WAIT_SECONDS)
 
     async def ping(self) -> bool:
         try:
@@ -125,6 +138,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _acquired(lock: asyncio.Lock, timeout: float) -> AsyncIterator[None]:
+    async with asyncio.timeout(timeout):
+        await lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

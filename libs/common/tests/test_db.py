@@ -1,0 +1,69 @@
+"""Database.transaction on SQLite: writers take turns in arrival order, readers do not wait."""
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from crm_common import db as db_module
+from crm_common.db import Database
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'turns.db'}", schema="turns")
+    async with database.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE log (n INTEGER)"))
+    yield database
+    await database.dispose()
+
+
+async def test_waiting_writers_go_in_the_order_they_came(sqlite_db):
+    first_holds = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first():
+        async with sqlite_db.transaction() as s:
+            await s.execute(sa.text("INSERT INTO log VALUES (0)"))
+            first_holds.set()
+            await release.wait()
+
+    async def writer(n: int):
+        async with sqlite_db.transaction() as s:
+            await s.execute(sa.text("INSERT INTO log VALUES (:n)"), {"n": n})
+
+    holder = asyncio.create_task(first())
+    await first_holds.wait()
+    waiting = []
+    for n in range(1, 9):
+        waiting.append(asyncio.create_task(writer(n)))
+        await asyncio.sleep(0.01)  # each one queued before the next arrives
+    # A reader is not held up by the writer in progress (WAL).
+    async with asyncio.timeout(2):
+        async with sqlite_db.transaction(read_only=True) as s:
+            assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0
+    release.set()
+    await asyncio.gather(holder, *waiting)
+    async with sqlite_db.transaction(read_only=True) as s:
+        order = (await s.execute(sa.text("SELECT n FROM log ORDER BY rowid"))).scalars().all()
+    assert order == list(range(9))
+
+
+async def test_a_writer_that_waits_too_long_fails_instead_of_hanging(sqlite_db, monkeypatch):
+    monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    release = asyncio.Event()
+    holds = asyncio.Event()
+
+    async def hold():
+        async with sqlite_db.transaction():
+            holds.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holds.wait()
+    with pytest.raises(TimeoutError):
+        async with sqlite_db.transaction():
+            pass
+    release.set()
+    await holder
+    async with sqlite_db.transaction() as s:  # the turn was given back
+        await s.execute(sa.text("INSERT INTO log VALUES (1)"))
