@@ -29,12 +29,10 @@ import aio_pika
 import aiohttp
 import asyncpg
 import jwt
-from crm_common.auth import ALGORITHM, permissions_for
+from crm_common.auth import ALGORITHM, new_keypair, permissions_for
 from crm_common.db import Database
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.migrations import migrate as run_migrations
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -277,16 +275,7 @@ def run_async(coro):
 def signing_keys() -> tuple[str, str]:
     """A fresh Ed25519 key pair as PEM (private, public): the run signs its own tokens and hands the
     public key to the services it starts."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return new_keypair()
 
 
 def token(private_key: str, role: str, user_id: uuid.UUID | None = None) -> str:

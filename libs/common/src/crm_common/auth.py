@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -33,6 +35,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "marketer": frozenset({"customer_access", "marketing_access", "activity_access"}),
     "read_only": frozenset({"customer_access", "activity_access"}),
 }
+
+
+def new_keypair() -> tuple[str, str]:
+    """A fresh Ed25519 key pair as PEM (private, public), for tests and benchmarks that sign their
+    own tokens (the gateway keeps its pair in CRM_DATA_DIR)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
 
 
 def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:

@@ -17,12 +17,10 @@ from urllib.parse import urlparse
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from crm_common.auth import ALGORITHM, permissions_for
+from crm_common.auth import ALGORITHM, new_keypair, permissions_for
 from crm_common.db import async_url
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -117,16 +115,7 @@ def events_namespace() -> str:
 
 @pytest.fixture(scope="session")
 def signing_key() -> tuple[str, str]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return new_keypair()
 
 
 @pytest.fixture(scope="session")
