@@ -41,3 +41,28 @@ def test_consumers_tolerate_fields_they_do_not_know():
     ).dump()
     parsed = CustomerCreated.model_validate({**data, "addedLater": True})
     assert parsed.customer_number == "CUST-2026-000001"
+
+
+def test_amounts_in_events_are_documented_and_sent_as_decimal_strings():
+    from decimal import Decimal
+
+    from crm_common.contracts.pipeline import OpportunityState
+
+    schema = OpportunityState.model_json_schema(by_alias=True)["properties"]["amount"]
+    assert schema["type"] == "string" and "anyOf" not in schema
+    state = OpportunityState.model_validate(
+        {
+            "opportunityId": "00000000-0000-0000-0000-000000000001",
+            "customerId": "00000000-0000-0000-0000-000000000002",
+            "title": "Deal",
+            "status": "OPEN",
+            "amount": 1250.5,  # producers of older versions may have sent a number: still accepted
+            "currency": "USD",
+            "probability": 50,
+            "stageId": "00000000-0000-0000-0000-000000000003",
+            "stageName": "Proposal",
+            "ownerId": "00000000-0000-0000-0000-000000000004",
+        }
+    )
+    assert state.amount == Decimal("1250.5")
+    assert state.dump()["amount"] == "1250.5"

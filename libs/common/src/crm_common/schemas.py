@@ -63,3 +63,13 @@ def decimal_string(
 
 # Exact, never negative, two places in JSON ("1250.00"); NUMERIC(18, 2) in the database.
 Money = decimal_string(max_digits=18, ge=0, example="1250.00")
+
+
+# Decimals in event payloads: documented as strings, as they are sent ("1250.00"), so code generated
+# from the AsyncAPI document gets a string, not a float; validated without bounds, because a
+# consumer must not refuse an event the producer accepted.
+EventDecimal = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["1250.00"]}),
+]

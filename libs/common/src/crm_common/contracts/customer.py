@@ -2,10 +2,10 @@
 
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.schemas import EventDecimal
 
 
 class CustomerCreated(EventData):
@@ -45,7 +45,7 @@ class OpportunityDraft(EventData):
     opportunity_id: uuid.UUID
     title: str
     description: str | None = None
-    amount: Decimal | None = None
+    amount: EventDecimal | None = None
     currency: str = "USD"
     expected_close_date: date | None = None
     stage_id: uuid.UUID | None = None

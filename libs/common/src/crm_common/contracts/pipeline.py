@@ -7,10 +7,10 @@ the newest state it has seen in any delivery order.
 
 import uuid
 from datetime import date
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.schemas import EventDecimal
 
 
 class OpportunityState(EventData):
@@ -18,7 +18,7 @@ class OpportunityState(EventData):
     customer_id: uuid.UUID
     title: str
     status: str  # OPEN / WON / LOST / CANCELLED
-    amount: Decimal
+    amount: EventDecimal
     currency: str
     probability: int
     stage_id: uuid.UUID
@@ -70,7 +70,7 @@ class InvoiceCreated(EventData):
     invoice_number: str
     customer_id: uuid.UUID
     opportunity_id: uuid.UUID | None = None
-    total: Decimal
+    total: EventDecimal
     currency: str
     status: str
     due_date: date | None = None
