@@ -119,6 +119,13 @@ def test_the_sdk_has_a_function_for_every_operation(sdk):
     }
     generated = {p.stem for p in (sdk.package / "api").glob("*/*.py") if p.stem != "__init__"}
     assert generated == operation_ids
+    # Optional query parameters are plain optional values, not `<operation>_<param>_type_0` wrappers.
+    wrappers = [
+        p.stem
+        for p in (sdk.package / "models").glob("*_type_0*.py")
+        if any(p.stem.startswith(f"{operation_id}_") for operation_id in operation_ids)
+    ]
+    assert wrappers == []
     # Every documented error has a schema under the media type it is sent with (a Problem but for the
     # actions' 422, the seed's ActionResult), so the SDK parses it.
     problem = {"$ref": "#/components/schemas/Problem"}

@@ -55,6 +55,8 @@ def for_generators(doc: dict) -> dict:
         for method in HTTP_METHODS:
             operation = item.get(method, {})
             _optional_body(operation.get("requestBody"))
+            for parameter in operation.get("parameters", []):
+                _optional_parameter(parameter)
             if "Problem" in schemas:
                 for response in operation.get("responses", {}).values():
                     _problem_as_sent(response)
@@ -81,6 +83,19 @@ def _optional_body(body: dict | None) -> None:
         alternatives = media.get("schema", {}).get("anyOf", [])
         if len(alternatives) == 2 and {"type": "null"} in alternatives:
             media["schema"] = next(a for a in alternatives if a != {"type": "null"})
+
+
+def _optional_parameter(parameter: dict) -> None:
+    # A query parameter left out is already `required: false`; FastAPI also makes an optional one
+    # nullable, which generators turn into a wrapper type (`TeamsListTypeType0` instead of an enum
+    # named after the parameter). A query string cannot carry a null anyway.
+    if parameter.get("required"):
+        return
+    schema = parameter.get("schema", {})
+    alternatives = schema.get("anyOf", [])
+    if len(alternatives) == 2 and {"type": "null"} in alternatives:
+        kept = next(a for a in alternatives if a != {"type": "null"})
+        parameter["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept}
 
 
 def _problem_as_sent(response: dict) -> None:
