@@ -1,8 +1,11 @@
 """The seed's views as JSON, and their data from the services."""
 
+import re
+
 import pytest
 from crm_common.testing.plugin import running
 from crm_gateway.embedded import create_embedded_app
+from crm_gateway.views.labels import LABEL_KEYS
 
 from .conftest import PASSWORD, login
 from .test_dashboard import SERVICES, seed, settings_for
@@ -35,6 +38,47 @@ async def test_the_seed_views_are_served(gateway):
     missing = await gw.get("/api/v1/views/nope", headers=admin)
     assert missing.status_code == 404 and missing.json()["code"] == "VIEW_NOT_FOUND"
     assert (await gw.get("/api/v1/views")).status_code == 401
+
+
+def _labels(definition) -> list[str]:
+    """Every label string in a definition, however deep."""
+    if isinstance(definition, dict):
+        return [
+            label
+            for key, value in definition.items()
+            for label in ([value] if key in LABEL_KEYS and isinstance(value, str) else _labels(value))
+        ]
+    if isinstance(definition, list):
+        return [label for item in definition for label in _labels(item)]
+    return []
+
+
+def _has_chinese(text: str) -> bool:
+    return re.search(r"[\u4e00-\u9fff]", text) is not None
+
+
+async def test_view_labels_are_english_by_default_and_the_seeds_chinese_on_request(gateway):
+    gw = gateway
+    admin = await login(gw)
+    english = await gw.get("/api/v1/views/customer-list", headers=admin)
+    assert english.headers["content-language"] == "en"
+    assert english.json()["displayName"] == "Customer list"
+    assert {c["displayName"] for c in english.json()["config"]["columns"]} >= {"Customer number", "Email"}
+    for view in ("crm-dashboard", "customer-list", "sales-pipeline"):
+        labels = _labels((await gw.get(f"/api/v1/views/{view}", headers=admin)).json())
+        assert labels and not [label for label in labels if _has_chinese(label)], view
+    listed = (await gw.get("/api/v1/views", headers=admin)).json()
+    assert [v["displayName"] for v in listed] == ["CRM Dashboard", "Customer list", "Sales pipeline"]
+
+    chinese = await gw.get(
+        "/api/v1/views/customer-list", headers={**admin, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
+    )
+    assert chinese.headers["content-language"] == "zh"
+    assert chinese.json()["displayName"] == "客户列表"
+    prefers_english = await gw.get(
+        "/api/v1/views/customer-list", headers={**admin, "Accept-Language": "zh;q=0.3, en"}
+    )
+    assert prefers_english.json()["displayName"] == "Customer list"
 
 
 async def test_view_data_for_each_view(gateway):

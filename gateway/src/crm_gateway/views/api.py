@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from crm_common.auth import Principal, current_principal
 from crm_common.errors import ProblemError, problem_doc
 from crm_common.schemas import ApiModel
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, RootModel
 
 from crm_gateway.dashboard import service as dashboard
 from crm_gateway.internal import ServiceClient, ServiceUnavailable
+from crm_gateway.views.labels import localized, preferred_language
 
 VIEWS: dict[str, dict] = {
     v["id"]: v for v in json.loads((Path(__file__).parent / "seed_views.json").read_text(encoding="utf-8"))
@@ -59,6 +60,14 @@ class ViewData(RootModel[dict[str, Any]]):
     """`{view, ...}`: the shape depends on the view (see the operation's description)."""
 
 
+def _language(request: Request, response: Response) -> str:
+    """English unless the caller prefers the seed's Chinese (`Accept-Language: zh`)."""
+    language = preferred_language(request.headers.get("accept-language"))
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
+    return language
+
+
 def _view(view_id: str) -> dict:
     view = VIEWS.get(view_id)
     if view is None:
@@ -69,8 +78,9 @@ def _view(view_id: str) -> dict:
 @router.get(
     "", operation_id="views_list", summary="The views a front end can render", responses=problem_doc(401)
 )
-async def list_views(_: Caller) -> list[ViewSummary]:
-    return [ViewSummary.model_validate(v) for v in VIEWS.values()]
+async def list_views(request: Request, response: Response, _: Caller) -> list[ViewSummary]:
+    language = _language(request, response)
+    return [ViewSummary.model_validate(localized(v, language)) for v in VIEWS.values()]
 
 
 @router.get(
@@ -79,8 +89,8 @@ async def list_views(_: Caller) -> list[ViewSummary]:
     summary="A view definition: layout, widgets, columns, filters, actions, card fields",
     responses=problem_doc(401, 404),
 )
-async def get_view(view_id: str, _: Caller) -> View:
-    return View.model_validate(_view(view_id))
+async def get_view(view_id: str, request: Request, response: Response, _: Caller) -> View:
+    return View.model_validate(localized(_view(view_id), _language(request, response)))
 
 
 def _passthrough(status: int, body: Any) -> JSONResponse:
