@@ -100,23 +100,37 @@ def run_distributed(
             log.close()
 
 
+def options_from_env(env: Mapping[str, str]) -> dict:
+    """`make distributed`'s settings, from the same variables the embedded default reads: the
+    gateway on CRM_HOST:CRM_PORT, the services on the ports after it (or from CRM_SERVICE_BASE_PORT),
+    and CRM_EVENTS_NAMESPACE kept, so two CRMs can share one broker."""
+    port = int(env.get("CRM_PORT", "8000"))
+    return {
+        "database_url": env.get("CRM_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        "amqp_url": env.get("CRM_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        "data_dir": Path(env.get("CRM_DATA_DIR", "data")),
+        "host": env.get("CRM_HOST", "127.0.0.1"),
+        "gateway_port": port,
+        "service_base_port": int(env.get("CRM_SERVICE_BASE_PORT", str(port + 1))),
+        "events_namespace": env.get("CRM_EVENTS_NAMESPACE", ""),
+    }
+
+
 def main() -> None:
-    database_url = os.environ.get("CRM_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    amqp_url = os.environ.get("CRM_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    data_dir = Path(os.environ.get("CRM_DATA_DIR", "data"))
-    port = int(os.environ.get("CRM_PORT", "8000"))
-    with run_distributed(
-        database_url=database_url, amqp_url=amqp_url, data_dir=data_dir, gateway_port=port
-    ) as url:
+    options = options_from_env(os.environ)
+    first = options["service_base_port"]
+    with run_distributed(**options) as url:
         print(
-            f"CRM (distributed) is serving on {url}; logs in {data_dir / 'logs'}. Ctrl+C stops it.",
+            f"CRM (distributed) is serving on {url}; services on ports {first}-{first + len(SERVICES) - 1}; "
+            f"logs in {options['data_dir'] / 'logs'}. Ctrl+C stops it.",
             flush=True,
         )
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            pass
+            print("CRM (distributed) is stopping...", flush=True)
+    print("CRM (distributed) stopped.", flush=True)
 
 
 if __name__ == "__main__":
