@@ -17,7 +17,7 @@ from pathlib import Path
 import uvicorn
 from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
-from crm_common.observability import configure_logging
+from crm_common.observability import configure_logging, json_logs_wanted
 
 NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign")
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
-    configure_logging(log_level, json_logs=os.environ.get("CRM_LOG_JSON", "true").lower() != "false")
+    configure_logging(log_level, json_logs=json_logs_wanted(os.environ.get("CRM_LOG_JSON")))
 
     if args.command == "migrate":
         asyncio.run(_migrate(list(NAMES) if args.service == "all" else [args.service]))
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         app = create_embedded_app()
         print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+        print("CRM stopped.", flush=True)
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
         uvicorn.run(module.create_app(), host=args.host, port=args.port, log_config=None, access_log=False)

@@ -93,6 +93,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record for a person at a terminal, with the request id when there is one."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = current_request_id()
+        return f"{line} [{request_id}]" if request_id else line
+
+
+def json_logs_wanted(setting: str | None, stream=None) -> bool:
+    """JSON unless a person is watching: `CRM_LOG_JSON` decides when set; otherwise JSON when
+    stderr is not a terminal (a file, a pipe, a container's log collector)."""
+    if setting is not None and setting.strip():
+        return setting.strip().lower() not in ("false", "0", "no")
+    stream = stream if stream is not None else sys.stderr
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_logs:
@@ -100,7 +121,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
