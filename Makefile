@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
-.PHONY: up test install lint format migrate distributed bench clean check-python
+.PHONY: up down test install lint format migrate distributed bench sdk clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
@@ -27,6 +27,10 @@ install: $(VENV)/.synced
 up: install
 	$(VENV)/bin/crm up
 
+## Stop the CRM that `make up` runs (from another terminal; Ctrl+C does the same).
+down:
+	@if [ -x $(VENV)/bin/crm ]; then $(VENV)/bin/crm down; else echo "Nothing to stop: the CRM was never installed here."; fi
+
 ## Run the tests (unit, service, integration on Postgres + RabbitMQ, end-to-end).
 test: install
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -37,6 +41,14 @@ migrate: install
 ## One process per service on the local Postgres and RabbitMQ (see README).
 distributed: install
 	$(VENV)/bin/python -m crm_gateway.distributed
+
+## A typed Python client generated from a running CRM, outside version control (build/ is ignored).
+## The generator's post hooks run ruff from PATH: the venv's own one.
+CRM_URL ?= http://127.0.0.1:8000
+SDK_DIR ?= build/crm-api-client
+sdk: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/openapi-python-client generate --url $(CRM_URL)/openapi.json \
+		--config docs/openapi-python-client.yaml --output-path $(SDK_DIR) --overwrite
 
 bench: install
 	$(VENV)/bin/python bench/slice.py
@@ -50,4 +62,4 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build

@@ -262,3 +262,31 @@ def test_generated_admin_password_is_printed_once_and_works(crm_up, tmp_path):
     assert password not in again.stdout()
     with httpx.Client(base_url=again.base_url, timeout=10) as client:
         token(client, password)
+
+
+def test_crm_down_stops_it_gracefully_and_a_second_up_is_refused(crm_up, tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    crm = crm_up(data_dir, port, CRM_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    assert (data_dir / "crm.pid").read_text().strip() == str(crm.process.pid)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env = {**clean, "CRM_DATA_DIR": str(data_dir), "CRM_PORT": str(free_port())}
+
+    second = subprocess.run(
+        [sys.executable, "-m", "crm_gateway.cli", "up"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert second.returncode != 0
+    assert f"already running from {data_dir}" in second.stderr and "Traceback" not in second.stderr
+
+    down = subprocess.run(
+        [sys.executable, "-m", "crm_gateway.cli", "down"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert down.returncode == 0, down.stderr
+    assert f"CRM stopped (process {crm.process.pid}" in down.stdout
+    crm.process.wait(timeout=5)
+    assert "CRM stopped: every service closed" in crm.stderr_path.read_text(), crm.logs()
+    assert not (data_dir / "crm.pid").exists()
+
+    again = subprocess.run(
+        [sys.executable, "-m", "crm_gateway.cli", "down"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert again.returncode == 0 and "No CRM is running" in again.stdout

@@ -1,6 +1,7 @@
 """`crm`: run the platform.
 
 crm up                      the whole CRM in one process (embedded default)
+crm down                    stop the `crm up` running from CRM_DATA_DIR
 crm serve <service>         one service (or the gateway) as its own process (distributed mode)
 crm migrate <service>|all   bring databases to the latest schema
 crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     up = sub.add_parser("up", help="run every service and the gateway in one process (embedded default)")
     up.add_argument("--host", default=os.environ.get("CRM_HOST", "127.0.0.1"))
     up.add_argument("--port", type=int, default=int(os.environ.get("CRM_PORT", "8000")))
+    sub.add_parser("down", help="stop the CRM that `crm up` runs from CRM_DATA_DIR")
     serve = sub.add_parser("serve", help="run one service or the gateway (distributed mode)")
     serve.add_argument("service", choices=NAMES)
     serve.add_argument("--host", default=os.environ.get("CRM_HOST", "127.0.0.1"))
@@ -84,6 +86,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(asyncapi_document(), indent=2))
         return
 
+    if args.command == "down":
+        from crm_gateway import runfile
+
+        print(runfile.stop(Path(os.environ.get("CRM_DATA_DIR", "data"))), flush=True)
+        return
+
     log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
     configure_logging(log_level, json_logs=json_logs_wanted(os.environ.get("CRM_LOG_JSON")))
 
@@ -92,12 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "makemigrations":
         asyncio.run(_makemigrations(args.service, args.message))
     elif args.command == "up":
+        from crm_gateway import runfile
         from crm_gateway.embedded import create_embedded_app
+
+        data_dir = Path(os.environ.get("CRM_DATA_DIR", "data"))
+        if (pid := runfile.running_pid(data_dir)) is not None:
+            # Two processes on one set of SQLite files would each relay and consume the same events.
+            sys.exit(f"A CRM (process {pid}) is already running from {data_dir}; `crm down` stops it.")
 
         app = create_embedded_app()
         print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
-        print("CRM stopped.", flush=True)
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
         uvicorn.run(module.create_app(), host=args.host, port=args.port, log_config=None, access_log=False)

@@ -2,13 +2,17 @@
 events on the in-process bus through the same outbox and inbox tables."""
 
 import importlib
+import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from crm_common.events.memory_bus import MemoryBus
 from fastapi import FastAPI
 
+from crm_gateway import runfile
 from crm_gateway.app import create_app as gateway_app
 from crm_gateway.settings import SERVICES, GatewaySettings
+
+log = logging.getLogger("crm.embedded")
 
 
 def _service_factory(name: str):
@@ -38,7 +42,11 @@ def create_embedded_app(
             await stack.enter_async_context(gateway_lifespan(app))
             for service_app in services.values():
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
+            runfile.write(settings.data_dir)
             yield
+        runfile.remove_if_ours(settings.data_dir)
+        # Said here rather than after uvicorn returns: uvicorn re-raises the stopping signal.
+        log.info("CRM stopped: every service closed its database and the event bus")
 
     gateway.router.lifespan_context = lifespan
     gateway.state.services = services
