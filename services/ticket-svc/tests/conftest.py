@@ -1,4 +1,6 @@
+import importlib
 import uuid
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,9 +10,14 @@ from crm_common.events.envelope import new_event
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.tables import outbox
 from crm_common.testing.plugin import running
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from ticket_svc.app import create_app
+from ticket_svc.models import SlaPolicy, SlaRevision
 from ticket_svc.settings import Settings
+
+SHIPPED_POLICY_ID = importlib.import_module(
+    "ticket_svc.migrations.versions.5a1d2c3e4f60_default_sla_policy"
+).POLICY_ID
 
 # A Monday, 09:00 UTC.
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -62,13 +69,32 @@ def settings(database, signing_key, tmp_path) -> Settings:
     )
 
 
-@pytest.fixture
-async def client(settings, bus, clock):
+@asynccontextmanager
+async def ticket_service(settings, bus, clock, *, shipped_policy: bool):
     app = create_app(settings, bus=bus)
     app.state.clock = clock
     async with running(app) as client:
         client.app = app
         client.db = app.state.runtime.db
+        if not shipped_policy:
+            async with client.db.transaction() as session:
+                await session.execute(delete(SlaPolicy).where(SlaPolicy.id == SHIPPED_POLICY_ID))
+                await session.execute(delete(SlaRevision).where(SlaRevision.policy_id == SHIPPED_POLICY_ID))
+        yield client
+
+
+@pytest.fixture
+async def client(settings, bus, clock):
+    """ticket-svc as an install whose admin removed the shipped default policy: the SLA tests set up
+    exactly the policies they are about."""
+    async with ticket_service(settings, bus, clock, shipped_policy=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def fresh_install(settings, bus, clock):
+    """ticket-svc as a fresh install has it, with the shipped default SLA policy."""
+    async with ticket_service(settings, bus, clock, shipped_policy=True) as client:
         yield client
 
 
