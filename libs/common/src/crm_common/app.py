@@ -180,7 +180,7 @@ def create_service_app(
             "broker": runtime.bus_connected.is_set() and await runtime.bus.is_ready(),
         }
 
-    app.include_router(health_router(ready_checks))
+    app.include_router(health_router(ready_checks, service=settings.service_name))
     for router in routers:
         app.include_router(router)
     return app

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 REQUEST_ID_HEADER = "x-request-id"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -129,7 +129,20 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def health_router(ready_checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter:
+READY_CHECK = Gauge(
+    "crm_ready_check", "1 when a readiness check passes, 0 when it fails", ["service", "check"]
+)
+
+
+def health_router(
+    ready_checks: Callable[[], Awaitable[dict[str, bool]]],
+    *,
+    service: str = "service",
+    essential: tuple[str, ...] = ("database",),
+) -> APIRouter:
+    """`/readyz` fails (503) only when an `essential` check fails: the process cannot serve requests.
+    Any other failing check (the broker: the outbox keeps writes working without it) answers 200 with
+    `degraded`, so a broker outage never takes every replica out of rotation."""
     router = APIRouter(tags=["health"])
 
     # Operational endpoints: not part of the public API document.
@@ -140,9 +153,16 @@ def health_router(ready_checks: Callable[[], Awaitable[dict[str, bool]]]) -> API
     @router.get("/readyz", include_in_schema=False)
     async def readyz(response: Response) -> dict:
         checks = await ready_checks()
-        ok = all(checks.values())
-        response.status_code = 200 if ok else 503
-        return {"status": "ok" if ok else "unavailable", "checks": checks}
+        for name, passed in checks.items():
+            READY_CHECK.labels(service, name).set(1 if passed else 0)
+        if not all(passed for name, passed in checks.items() if name in essential):
+            status = "unavailable"
+        elif all(checks.values()):
+            status = "ok"
+        else:
+            status = "degraded"
+        response.status_code = 503 if status == "unavailable" else 200
+        return {"status": status, "checks": checks}
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
