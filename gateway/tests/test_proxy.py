@@ -92,3 +92,97 @@ async def test_a_slow_service_is_504_and_a_missing_one_502(upstream_url, unused_
         gone = await client.get("/api/v1/customers")
     await upstream.close()
     assert gone.status_code == 502 and gone.json()["code"] == "UPSTREAM_UNAVAILABLE"
+
+
+@pytest.fixture
+async def restarting_service(unused_tcp_port):
+    """A service that drops the first connection it gets (as one going down for a restart does),
+    then answers normally."""
+    seen: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head.split(b" ", 1)[0].decode())
+        if len(seen) == 1:
+            writer.transport.abort()
+            return
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ),
+            0,
+        )
+        if length:
+            await reader.readexactly(length)
+        body = b'{"ok": true}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", unused_tcp_port)
+    yield f"http://127.0.0.1:{unused_tcp_port}", seen
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "attempts"),
+    [
+        ("GET", {}, 200, 2),
+        ("POST", {"Idempotency-Key": "k-1"}, 200, 2),
+        # A write without a key may have been applied before the connection dropped: not repeated.
+        ("POST", {}, 502, 1),
+    ],
+)
+async def test_a_dropped_connection_is_retried_once_when_that_is_safe(
+    restarting_service, method, headers, status, attempts
+):
+    url, seen = restarting_service
+    client, upstream = await client_for(url)
+    async with client:
+        r = await client.request(
+            method, "/api/v1/customers", headers=headers, json={} if method == "POST" else None
+        )
+    await upstream.close()
+    assert r.status_code == status, r.text
+    assert seen == [method] * attempts
+
+
+async def test_a_service_that_keeps_failing_trips_the_circuit_and_is_probed_again(unused_tcp_port_factory):
+    port = unused_tcp_port_factory()
+    client, upstream = await client_for(f"http://127.0.0.1:{port}")
+    upstream.circuit.reset_after = 0.5
+    async with client:
+        for _ in range(upstream.circuit.failure_threshold):
+            r = await client.get("/api/v1/customers")
+            assert r.status_code == 502 and r.json()["code"] == "UPSTREAM_UNAVAILABLE"
+        started = asyncio.get_running_loop().time()
+        fast = await client.get("/api/v1/customers")
+        assert asyncio.get_running_loop().time() - started < 0.05
+        assert fast.status_code == 503 and fast.json()["code"] == "SERVICE_UNAVAILABLE"
+        assert int(fast.headers["retry-after"]) >= 1
+
+        # The service comes back: after the reset time one probe goes through and closes the circuit.
+        async def ok(request: web.Request) -> web.Response:
+            return web.json_response({"back": True})
+
+        app = web.Application()
+        app.router.add_get("/api/v1/customers", ok)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            await asyncio.sleep(0.6)
+            assert (await client.get("/api/v1/customers")).json() == {"back": True}
+            assert not upstream.circuit.is_open
+            assert (await client.get("/api/v1/customers")).status_code == 200
+        finally:
+            await runner.cleanup()
+    await upstream.close()

@@ -3,12 +3,21 @@
 Measured on this machine kind, an httpx hop kept ~0.2 of the backend's throughput and aiohttp ~0.8,
 so the gateway forwards with aiohttp. Ordinary request bodies are read whole under a size cap;
 bulk endpoints (import/export) stream both ways under a larger one. Responses stream back.
+
+A service that restarts drops connections for a moment: a request that could not reach it is sent
+once more after a short pause when that is safe (nothing reached the service, or the method is safe,
+or the request carries an `Idempotency-Key`). A service that keeps failing trips its circuit: the
+gateway answers 503 `SERVICE_UNAVAILABLE` with `Retry-After` at once instead of piling requests on it.
 """
+
+import asyncio
 
 import aiohttp
 from crm_common.errors import problem_response
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
+
+from crm_gateway.circuit import Circuit
 
 HOP_BY_HOP = {
     b"connection",
@@ -26,6 +35,18 @@ HOP_BY_HOP = {
 
 class BodyTooLarge(Exception):
     pass
+
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+RETRY_PAUSE_SECONDS = 0.3
+
+
+def _retryable(method: str, headers: list[tuple[str, str]], exc: Exception) -> bool:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return True  # the connection was never made: the service saw nothing
+    if not isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return False
+    return method in SAFE_METHODS or any(k.lower() == "idempotency-key" for k, _ in headers)
 
 
 # Bulk endpoints: large bodies, long processing; everything else is held to the normal limits.
@@ -62,6 +83,7 @@ class HttpUpstream:
         max_body_bytes: int,
         bulk_timeout: float = 600.0,
         max_bulk_body_bytes: int = 1024**3,
+        circuit: Circuit | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         # A deadline on connecting and on every wait for the service, not on the whole exchange,
@@ -70,6 +92,7 @@ class HttpUpstream:
         self.bulk_timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 3), sock_read=bulk_timeout)
         self.max_body_bytes = max_body_bytes
         self.max_bulk_body_bytes = max_bulk_body_bytes
+        self.circuit = circuit or Circuit()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -105,32 +128,57 @@ class HttpUpstream:
         declared = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
         if declared is not None and declared > limit:
             return await _failure(request, BodyTooLarge(), limit)(scope, receive, send)
+        if not self.circuit.allow():
+            return await _circuit_open(request, self.circuit)(scope, receive, send)
         started = False
         try:
-            # Small bodies go as one piece; bulk ones are streamed on as they arrive.
+            # Small bodies go as one piece (and can be sent again); bulk ones are streamed on as they
+            # arrive, so they are never retried.
             data = stream_body(receive, limit) if bulk else (await read_body(receive, limit)) or None
-            async with self._session.request(
-                scope["method"],
-                url,
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-                timeout=self.bulk_timeout if bulk else self.timeout,
-            ) as resp:
-                out_headers = [
-                    (k, v)
-                    for k, v in resp.raw_headers
-                    if k.lower() not in HOP_BY_HOP or k.lower() == b"content-length"
-                ]
-                await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
-                started = True
-                async for chunk in resp.content.iter_chunked(65536):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+            for attempt in (1, 2):
+                try:
+                    async with self._session.request(
+                        scope["method"],
+                        url,
+                        headers=headers,
+                        data=data,
+                        allow_redirects=False,
+                        timeout=self.bulk_timeout if bulk else self.timeout,
+                    ) as resp:
+                        out_headers = [
+                            (k, v)
+                            for k, v in resp.raw_headers
+                            if k.lower() not in HOP_BY_HOP or k.lower() == b"content-length"
+                        ]
+                        self.circuit.succeeded()
+                        await send(
+                            {"type": "http.response.start", "status": resp.status, "headers": out_headers}
+                        )
+                        started = True
+                        async for chunk in resp.content.iter_chunked(65536):
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        await send({"type": "http.response.body", "body": b""})
+                        return
+                except aiohttp.ClientError as exc:
+                    if started or bulk or attempt == 2 or not _retryable(scope["method"], headers, exc):
+                        raise
+                    await asyncio.sleep(RETRY_PAUSE_SECONDS)
         except (BodyTooLarge, TimeoutError, aiohttp.ClientError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectionError):
+                self.circuit.failed()
             if started:  # mid-body there is nothing sensible left to send: the client sees a cut
                 raise
             await _failure(request, exc, limit)(scope, receive, send)
+
+
+def _circuit_open(request: Request, circuit: Circuit):
+    return problem_response(
+        request,
+        503,
+        "SERVICE_UNAVAILABLE",
+        "The service is failing; the gateway is not sending it requests for a moment. Retry after the time given.",
+        headers={"Retry-After": str(circuit.retry_after())},
+    )
 
 
 def _failure(request: Request, exc: Exception, limit: int):
