@@ -38,6 +38,11 @@ class GatewaySettings(ServiceSettings):
     # How long one gateway process trusts an API key lookup (revocation elsewhere takes this long).
     api_key_cache_seconds: float = 5.0
 
+    # The gateway mostly waits on the services (which admit their own load): wider budgets than theirs.
+    admission_read_limit: int = 128
+    admission_write_limit: int = 64
+    admission_queue: int = 128
+
     # Time budget of each dashboard widget (its service calls together).
     dashboard_widget_timeout_seconds: float = 2.0
 

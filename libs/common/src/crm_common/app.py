@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import directory
+from crm_common.admission import install_admission
 from crm_common.auth import TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
@@ -171,6 +172,7 @@ def create_service_app(
         settings.public_key_pem, issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
     install_problem_handlers(app)
+    install_admission(app, settings)
     install_observability(app, settings.service_name)
 
     async def ready_checks() -> dict[str, bool]:

@@ -45,6 +45,15 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "crm-gateway"
     jwt_audience: str = "crm"
 
+    # Admission control (crm_common.admission): requests served at once per process, reads and
+    # writes apart; a few more wait in order for a short while; the rest get 503 OVERLOADED at once.
+    # Sized from the database pool (10 + 5 overflow, shared with up to `event_prefetch` handlers):
+    # beyond these, more concurrency only queues on connections and locks.
+    admission_read_limit: int = 16
+    admission_write_limit: int = 8
+    admission_queue: int = 32
+    admission_max_wait_seconds: float = 2.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -1,0 +1,150 @@
+"""Admission control: serve at capacity, refuse the excess fast.
+
+Past its capacity a service that accepts every request gets slower for all of them, and its
+throughput falls (connections, locks and the event loop are shared by more and more work). Each
+process therefore runs at most `limit` requests at a time per budget (reads, writes), lets a few more
+wait their turn in arrival order for a short while, and answers the rest at once with 503
+`OVERLOADED` and `Retry-After`, which tells clients (and the generated SDK's users) to back off.
+Health and metrics endpoints are never refused. 429 stays the per-credential rate limit.
+"""
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crm_common.errors import problem_response
+
+EXEMPT = ("/healthz", "/readyz", "/metrics")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+IN_FLIGHT = Gauge("crm_admission_in_flight", "Requests being served", ["service", "budget"])
+QUEUED = Gauge("crm_admission_queued", "Requests waiting for a turn", ["service", "budget"])
+REFUSED = Counter(
+    "crm_admission_refused_total", "Requests refused as overload", ["service", "budget", "reason"]
+)
+QUEUE_WAIT = Histogram(
+    "crm_admission_queue_wait_seconds",
+    "Time admitted requests waited for a turn",
+    ["service", "budget"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class Overloaded(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+@dataclass
+class Budget:
+    """At most `limit` at once; up to `queue` more wait (first come, first served) for at most
+    `max_wait` seconds."""
+
+    name: str
+    service: str
+    limit: int
+    queue: int
+    max_wait: float
+    in_flight: int = 0
+    _waiters: deque[asyncio.Future] = field(default_factory=deque)
+
+    async def acquire(self) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self._admit()
+            return
+        if len(self._waiters) >= self.queue:
+            self._refuse("queue_full")
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        QUEUED.labels(self.service, self.name).set(len(self._waiters))
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await waiter  # resolved by release(), which has already counted us in
+        except TimeoutError:
+            if not (waiter.done() and not waiter.cancelled()):  # else our turn came as time ran out
+                self._refuse("queue_timeout")
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the turn was handed to us as we were cancelled: pass it on
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            QUEUED.labels(self.service, self.name).set(len(self._waiters))
+        QUEUE_WAIT.labels(self.service, self.name).observe(time.perf_counter() - started)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._admit()
+                waiter.set_result(None)
+                break
+        IN_FLIGHT.labels(self.service, self.name).set(self.in_flight)
+
+    def _admit(self) -> None:
+        self.in_flight += 1
+        IN_FLIGHT.labels(self.service, self.name).set(self.in_flight)
+
+    def _refuse(self, reason: str):
+        REFUSED.labels(self.service, self.name, reason).inc()
+        raise Overloaded(reason)
+
+
+class AdmissionMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        read_limit: int,
+        write_limit: int,
+        queue: int,
+        max_wait: float,
+        retry_after: int = 1,
+    ):
+        self.app = app
+        self.retry_after = retry_after
+        self.budgets = {
+            "read": Budget("read", service, read_limit, queue, max_wait),
+            "write": Budget("write", service, write_limit, queue, max_wait),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            return await self.app(scope, receive, send)
+        budget = self.budgets["read" if scope["method"] in READ_METHODS else "write"]
+        try:
+            await budget.acquire()
+        except Overloaded:
+            response = problem_response(
+                Request(scope),
+                503,
+                "OVERLOADED",
+                "The service is at capacity; retry after the time given.",
+                headers={"Retry-After": str(self.retry_after)},
+            )
+            return await response(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            budget.release()
+
+
+def install_admission(app, settings) -> None:
+    """Inside the request-id middleware (installed after this), so refusals carry the request id."""
+    app.add_middleware(
+        AdmissionMiddleware,
+        service=settings.service_name,
+        read_limit=settings.admission_read_limit,
+        write_limit=settings.admission_write_limit,
+        queue=settings.admission_queue,
+        max_wait=settings.admission_max_wait_seconds,
+    )

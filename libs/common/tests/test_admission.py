@@ -1,0 +1,100 @@
+"""Admission control: at most `limit` at once, a short ordered queue, the rest refused at once."""
+
+import asyncio
+
+import httpx
+import pytest
+from crm_common.admission import AdmissionMiddleware, Budget, Overloaded
+from crm_common.errors import install_problem_handlers
+from crm_common.observability import install_observability
+from fastapi import FastAPI
+
+
+async def test_a_budget_serves_its_limit_queues_in_order_and_refuses_the_rest():
+    budget = Budget("write", "t", limit=2, queue=2, max_wait=5)
+    await budget.acquire()
+    await budget.acquire()
+    order: list[int] = []
+
+    async def wait(n: int) -> None:
+        await budget.acquire()
+        order.append(n)
+
+    first, second = asyncio.create_task(wait(1)), asyncio.create_task(wait(2))
+    await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded) as refused:
+        await budget.acquire()
+    assert refused.value.reason == "queue_full"
+    budget.release()
+    budget.release()
+    await asyncio.gather(first, second)
+    assert order == [1, 2] and budget.in_flight == 2
+
+
+async def test_a_wait_past_the_limit_is_refused_and_frees_its_place():
+    budget = Budget("read", "t", limit=1, queue=1, max_wait=0.05)
+    await budget.acquire()
+    with pytest.raises(Overloaded) as refused:
+        await budget.acquire()
+    assert refused.value.reason == "queue_timeout"
+    budget.release()
+    await budget.acquire()  # the timed-out waiter left nothing behind
+    assert budget.in_flight == 1
+
+
+async def test_a_cancelled_waiter_gives_its_turn_on():
+    budget = Budget("read", "t", limit=1, queue=2, max_wait=5)
+    await budget.acquire()
+    gone = asyncio.create_task(budget.acquire())
+    stays = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    await asyncio.sleep(0)
+    budget.release()
+    await asyncio.wait_for(stays, 1)
+    assert budget.in_flight == 1
+
+
+@pytest.fixture
+def overloadable():
+    gate = asyncio.Event()
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/things")
+    async def things() -> dict:
+        await gate.wait()
+        return {"ok": True}
+
+    @app.post("/things")
+    async def create() -> dict:
+        return {"created": True}
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    app.add_middleware(AdmissionMiddleware, service="t", read_limit=2, write_limit=2, queue=1, max_wait=5)
+    install_observability(app, "t")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return client, gate
+
+
+async def test_past_capacity_requests_get_503_overloaded_at_once_and_health_is_never_refused(overloadable):
+    client, gate = overloadable
+    async with client:
+        held = [asyncio.create_task(client.get("/things")) for _ in range(3)]  # 2 served, 1 queued
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        refused = await client.get("/things", headers={"X-Request-ID": "r-overload"})
+        assert asyncio.get_running_loop().time() - started < 0.05
+        assert refused.status_code == 503
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.headers["retry-after"] == "1"
+        body = refused.json()
+        assert (body["code"], body["status"], body["requestId"]) == ("OVERLOADED", 503, "r-overload")
+        # Writes have their own budget, and health checks are never refused.
+        assert (await client.post("/things")).status_code == 200
+        assert (await client.get("/healthz")).status_code == 200
+        gate.set()
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200, 200]
