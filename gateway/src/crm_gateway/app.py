@@ -24,6 +24,7 @@ from crm_gateway.identity.api import router as identity_router
 from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
 from crm_gateway.internal import ServiceClient
 from crm_gateway.proxy import HttpUpstream
+from crm_gateway.ratelimit import make_rate_limiter
 from crm_gateway.routing import Dispatcher
 from crm_gateway.settings import SERVICES, GatewaySettings
 from crm_gateway.views.api import router as views_router
@@ -80,6 +81,8 @@ def create_app(
 
     async def shutdown(runtime: Runtime) -> None:
         await service_client.close()
+        if limiter is not None:
+            await limiter.close()
         for upstream in remote.values():
             await upstream.close()
 
@@ -131,6 +134,7 @@ def create_app(
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="CRM API")
 
+    limiter = make_rate_limiter(settings)
     upstreams: dict[str, ASGIApp] = {**local_services, **remote}
     dispatcher = Dispatcher(upstreams)
     app.mount("/", dispatcher)
@@ -144,7 +148,7 @@ def create_app(
             max_bulk_body_bytes=settings.max_bulk_body_bytes,
             rate_limit=settings.rate_limit_requests,
             rate_window_seconds=settings.rate_limit_window_seconds,
-            rate_limit_enabled=settings.rate_limit_enabled,
+            limiter=limiter,
             key_cache_seconds=settings.api_key_cache_seconds,
         )
     )

@@ -2,15 +2,14 @@
 services'): request body size limit, API keys swapped for short-lived access tokens, and a rate
 limit per credential. `/healthz`, `/readyz` and `/metrics` pass untouched.
 
-Rate limits are counted in memory, per gateway process: with N gateway replicas a credential
-gets up to N times the limit. That is the documented trade-off for not needing a shared store.
+Rate limits are counted by crm_gateway.ratelimit: in Redis when `CRM_REDIS_URL` is set (one limit
+across every gateway replica), else in this process's memory.
 """
 
 import math
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import jwt
 from crm_common.errors import ProblemError, problem_response
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_gateway.identity import apikeys
 from crm_gateway.proxy import BULK_PATHS
+from crm_gateway.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from crm_gateway.routing import service_for
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
@@ -26,42 +26,6 @@ EXEMPT = ("/healthz", "/readyz", "/metrics")
 
 class BodyTooLarge(Exception):
     pass
-
-
-@dataclass
-class Window:
-    start: float
-    count: int
-
-
-class RateLimiter:
-    """Fixed window per key: `limit` requests per `window` seconds."""
-
-    def __init__(self, limit: int, window: float, *, max_keys: int = 100_000):
-        self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._windows: dict[str, Window] = {}
-
-    def hit(self, key: str, now: float | None = None) -> tuple[bool, int, float]:
-        """(allowed, remaining, seconds until the window resets)."""
-        now = time.monotonic() if now is None else now
-        w = self._windows.get(key)
-        if w is None or now - w.start >= self.window:
-            if len(self._windows) >= self.max_keys:
-                self._sweep(now)
-            w = self._windows[key] = Window(now, 0)
-        reset = max(0.0, self.window - (now - w.start))
-        if w.count >= self.limit:
-            return False, 0, reset
-        w.count += 1
-        return True, self.limit - w.count, reset
-
-    def _sweep(self, now: float) -> None:
-        for key in [k for k, w in self._windows.items() if now - w.start >= self.window]:
-            del self._windows[key]
-        while len(self._windows) >= self.max_keys:  # still full of live windows: drop the oldest
-            del self._windows[next(iter(self._windows))]
 
 
 class _Lru(OrderedDict):
@@ -87,7 +51,7 @@ class FrontDoor:
         max_bulk_body_bytes: int,
         rate_limit: int,
         rate_window_seconds: float,
-        rate_limit_enabled: bool = True,
+        limiter: MemoryRateLimiter | RedisRateLimiter | None = None,
         key_cache_seconds: float = 5.0,
     ):
         self.app = app
@@ -97,7 +61,7 @@ class FrontDoor:
         self.dispatcher = dispatcher
         self.max_body_bytes = max_body_bytes
         self.max_bulk_body_bytes = max_bulk_body_bytes
-        self.limiter = RateLimiter(rate_limit, rate_window_seconds) if rate_limit_enabled else None
+        self.limiter = limiter
         self.policy = f"{rate_limit};w={int(rate_window_seconds)}".encode()
         self.key_cache_seconds = key_cache_seconds
         # secret hash -> (cached until, minted token or None, key id); verified JWT -> (subject, exp)
@@ -127,7 +91,7 @@ class FrontDoor:
 
         extra_headers: list[tuple[bytes, bytes]] = []
         if self.limiter is not None:
-            allowed, remaining, reset = self.limiter.hit(credential)
+            allowed, remaining, reset = await self.limiter.hit(credential)
             reset_s = str(math.ceil(reset)).encode()
             extra_headers = [
                 (b"ratelimit-limit", str(self.limiter.limit).encode()),

@@ -31,10 +31,12 @@ class GatewaySettings(ServiceSettings):
     # Import/export endpoints take bigger bodies.
     max_bulk_body_bytes: int = 1024**3
 
-    # Per credential (token subject, API key, else client address), counted per gateway process.
+    # Per credential (token subject, API key, else client address): counted in Redis when
+    # CRM_REDIS_URL is set (one limit for every gateway replica), else per gateway process.
     rate_limit_enabled: bool = True
     rate_limit_requests: int = 1200
     rate_limit_window_seconds: int = 60
+    redis_url: str | None = None
     # How long one gateway process trusts an API key lookup (revocation elsewhere takes this long).
     api_key_cache_seconds: float = 5.0
 

@@ -1,7 +1,7 @@
 """Pytest plugin shared by every test suite: real databases, a real broker, tokens and app clients.
 
-Postgres and RabbitMQ are found from CRM_TEST_DATABASE_URL / CRM_TEST_AMQP_URL, else the local
-defaults, else testcontainers when a Docker engine answers; otherwise the tests that need them
+Postgres, RabbitMQ and Redis are found from CRM_TEST_DATABASE_URL / CRM_TEST_AMQP_URL /
+CRM_TEST_REDIS_URL, else the local defaults, else testcontainers when a Docker engine answers; otherwise the tests that need them
 skip with the reason, and with CRM_REQUIRE_SERVICES=1 (CI) that skip is a failure.
 """
 
@@ -25,6 +25,7 @@ from crm_common.db import async_url
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -83,6 +84,20 @@ def amqp_url() -> str:
         params = container.get_connection_params()
         return f"amqp://guest:guest@{params.host}:{params.port}/"
     _unavailable("amqp")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("CRM_TEST_REDIS_URL", DEFAULT_REDIS)
+    if _reachable(url, 6379):
+        return url
+    if _docker_answers():
+        from testcontainers.redis import RedisContainer
+
+        container = RedisContainer("redis:7-alpine")
+        container.start()
+        return f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+    _unavailable("redis")
 
 
 @pytest.fixture
