@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from crm_common import tracing
 from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
 from crm_common.observability import configure_logging, json_logs_wanted
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> None:
 
     log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
     configure_logging(log_level, json_logs=json_logs_wanted(os.environ.get("CRM_LOG_JSON")))
+    # Off unless an OTLP collector is named (crm_common.tracing).
+    tracing.configure(
+        "crm" if args.command == "up" else f"crm-{getattr(args, 'service', 'cli')}",
+        endpoint=os.environ.get("CRM_OTLP_ENDPOINT") or None,
+    )
 
     if args.command == "migrate":
         asyncio.run(_migrate(list(NAMES) if args.service == "all" else [args.service]))

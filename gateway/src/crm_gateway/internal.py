@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from crm_common import tracing
 from crm_common.observability import current_request_id
 from fastapi import FastAPI
 
@@ -55,6 +56,7 @@ class ServiceClient:
         request_id = current_request_id()
         if request_id:
             out_headers["x-request-id"] = request_id
+        out_headers.update(tracing.outgoing_headers())
         if service in self._local:
             r = await self._local[service].request(
                 method, path, params=params, json=json_body, headers=out_headers

@@ -13,6 +13,7 @@ gateway answers 503 `SERVICE_UNAVAILABLE` with `Retry-After` at once instead of 
 import asyncio
 
 import aiohttp
+from crm_common import tracing
 from crm_common.errors import problem_response
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
@@ -120,6 +121,9 @@ class HttpUpstream:
         client = scope.get("client")
         if client:
             headers.append(("x-forwarded-for", client[0]))
+        # The service's span is a child of the gateway's, not of whatever the client sent.
+        headers = [(k, v) for k, v in headers if k.lower() not in ("traceparent", "tracestate")]
+        headers.extend(tracing.outgoing_headers().items())
         url = (
             self.base_url
             + scope["path"]

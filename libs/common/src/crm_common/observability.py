@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from crm_common import tracing
+
 REQUEST_ID_HEADER = "x-request-id"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -66,7 +68,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with tracing.server_span(scope, self.service) as span:
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    tracing.mark_response(span, scope, status_holder["status"])
         finally:
             method = scope.get("method", "")
             HTTP_REQUESTS.labels(self.service, method, str(status_holder["status"])).inc()
@@ -85,6 +91,9 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id()
         if request_id:
             entry["requestId"] = request_id
+        trace_id = tracing.current_trace_id()
+        if trace_id:
+            entry["traceId"] = trace_id
         for key in ("service", "event_id", "event_type"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)

@@ -1,8 +1,9 @@
 """CloudEvents 1.0 envelope in structured JSON mode.
 
 `type` is `crm.<aggregate>.<past-tense verb>`; the AMQP routing key is the type without `crm.`.
-Extensions: `correlationid` (the request id that caused the event) and `sequence` (per-aggregate,
-monotonic: the aggregate's version after the change), so consumers can ignore stale updates.
+Extensions: `correlationid` (the request id that caused the event), `sequence` (per-aggregate,
+monotonic: the aggregate's version after the change), so consumers can ignore stale updates, and
+`traceparent` (the W3C trace context of the request that caused it).
 """
 
 import json
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crm_common.observability import current_request_id
+from crm_common.tracing import current_traceparent
 
 if TYPE_CHECKING:
     from crm_common.contracts.base import EventData
@@ -35,6 +37,9 @@ class CloudEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     correlationid: str | None = None
     sequence: int | None = None
+    # W3C trace context of the request that caused the event (the CloudEvents distributed tracing
+    # extension), so the consumer's work joins the same trace.
+    traceparent: str | None = None
 
     @field_validator("specversion")
     @classmethod
@@ -81,6 +86,7 @@ def new_event(
         dataschema=f"urn:crm:events:{routing_key}:v{schema_version}",
         correlationid=correlation_id,
         sequence=sequence,
+        traceparent=current_traceparent(),
     )
 
 

@@ -11,6 +11,7 @@ from crm_common.db import Database
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import inbox
 from crm_common.observability import reset_request_id, set_request_id
+from crm_common.tracing import consumer_span
 
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
@@ -38,9 +39,10 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
             return
         token = set_request_id(event.correlationid)
         try:
-            async with db.transaction() as session:
-                if await claim(session, consumer, event):
-                    await handler(session, event)
+            with consumer_span(consumer, event.type, str(event.id), event.traceparent):
+                async with db.transaction() as session:
+                    if await claim(session, consumer, event):
+                        await handler(session, event)
         finally:
             reset_request_id(token)
 
