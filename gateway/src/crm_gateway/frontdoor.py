@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import jwt
 from crm_common.errors import ProblemError, problem_response
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,11 @@ from crm_gateway.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from crm_gateway.routing import service_for
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
+RATE_LIMITED = Counter(
+    "crm_rate_limited_total",
+    "Requests refused by the rate limit, by credential kind (sub, key, ip)",
+    ["kind"],
+)
 
 
 class BodyTooLarge(Exception):
@@ -100,6 +106,7 @@ class FrontDoor:
                 (b"ratelimit-policy", self.policy),
             ]
             if not allowed:
+                RATE_LIMITED.labels(credential.partition(":")[0]).inc()
                 response = problem_response(
                     request,
                     429,

@@ -25,6 +25,7 @@ from crm_common.events.inbox import EventHandler, idempotent_dispatcher
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.rabbitmq_bus import RabbitBus
 from crm_common.events.relay import OutboxRelay, backoff
+from crm_common.metrics import runtime_metrics
 from crm_common.migrations import migrate
 from crm_common.observability import health_router, install_observability
 from crm_common.settings import ServiceSettings
@@ -182,7 +183,17 @@ def create_service_app(
             "broker": runtime.bus_connected.is_set() and await runtime.bus.is_ready(),
         }
 
-    app.include_router(health_router(ready_checks, service=settings.service_name))
+    async def refresh_metrics() -> None:
+        await runtime_metrics(app.state.runtime, settings.service_name)
+
+    app.include_router(
+        health_router(
+            ready_checks,
+            service=settings.service_name,
+            refresh_metrics=refresh_metrics,
+            metrics_token=settings.metrics_token,
+        )
+    )
     for router in routers:
         app.include_router(router)
     return app

@@ -1,5 +1,6 @@
 """Request ids, structured logs, Prometheus metrics and the health endpoints."""
 
+import hmac
 import json
 import logging
 import sys
@@ -8,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from crm_common import tracing
@@ -148,6 +149,8 @@ def health_router(
     *,
     service: str = "service",
     essential: tuple[str, ...] = ("database",),
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None,
+    metrics_token: str | None = None,
 ) -> APIRouter:
     """`/readyz` fails (503) only when an `essential` check fails: the process cannot serve requests.
     Any other failing check (the broker: the outbox keeps writes working without it) answers 200 with
@@ -174,7 +177,21 @@ def health_router(
         return {"status": status, "checks": checks}
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), metrics_token.encode()):
+                return Response(
+                    "metrics need the bearer token set in CRM_METRICS_TOKEN\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                    media_type="text/plain",
+                )
+        if refresh_metrics is not None:
+            try:
+                await refresh_metrics()
+            except Exception:  # a scrape must still answer with what it has
+                logging.getLogger("crm.metrics").warning("refreshing metrics failed", exc_info=True)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

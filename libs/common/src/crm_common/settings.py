@@ -54,6 +54,10 @@ class ServiceSettings(BaseSettings):
     admission_queue: int = 32
     admission_max_wait_seconds: float = 2.0
 
+    # When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: `authorization` in the
+    # scrape config).
+    metrics_token: str | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
 

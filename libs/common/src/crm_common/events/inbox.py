@@ -1,9 +1,11 @@
 """The inbox: a handler's effects and the record that it saw the event commit together, so a
 redelivered event changes nothing."""
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
+from prometheus_client import Histogram
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,19 @@ from crm_common.observability import reset_request_id, set_request_id
 from crm_common.tracing import consumer_span
 
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+HANDLED = Histogram(
+    "crm_event_handler_seconds",
+    "Time to handle one event (its transaction included), by outcome",
+    ["consumer", "type", "outcome"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LAG = Histogram(
+    "crm_event_lag_seconds",
+    "From the event's time (its producer's commit) to its effects committed here",
+    ["consumer"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
@@ -38,12 +53,19 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
         if handler is None:
             return
         token = set_request_id(event.correlationid)
+        started, outcome = time.perf_counter(), "failed"
         try:
             with consumer_span(consumer, event.type, str(event.id), event.traceparent):
                 async with db.transaction() as session:
-                    if await claim(session, consumer, event):
+                    applied = await claim(session, consumer, event)
+                    if applied:
                         await handler(session, event)
+            # Only here is it committed.
+            outcome = "applied" if applied else "duplicate"
+            if applied:
+                LAG.labels(consumer).observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
         finally:
+            HANDLED.labels(consumer, event.type, outcome).observe(time.perf_counter() - started)
             reset_request_id(token)
 
     return dispatch

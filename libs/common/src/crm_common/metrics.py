@@ -1,0 +1,40 @@
+"""Gauges read when Prometheus scrapes `/metrics`: the outbox backlog and the database pool.
+
+Counters and histograms that follow events as they happen live beside their code (the relay's
+published/failed counts, the consumers' handler time and lag, dead letters, admission, HTTP); these
+are states, cheapest to read on demand: one indexed query on the outbox per scrape.
+"""
+
+from datetime import UTC, datetime
+
+from prometheus_client import Gauge
+from sqlalchemy import func, select
+
+from crm_common.events.tables import outbox
+
+OUTBOX_PENDING = Gauge("crm_outbox_pending", "Outbox rows not yet published", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "crm_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row (0: none)", ["service"]
+)
+POOL_IN_USE = Gauge("crm_db_pool_connections_in_use", "Database connections checked out", ["service"])
+POOL_SIZE = Gauge("crm_db_pool_size", "Database connections the pool keeps open", ["service"])
+POOL_OVERFLOW = Gauge("crm_db_pool_overflow", "Connections open beyond the pool size", ["service"])
+
+
+async def runtime_metrics(runtime, service: str) -> None:
+    async with runtime.db.transaction(read_only=True) as session:
+        row = (
+            await session.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.state == "PENDING")
+            )
+        ).one()
+    pending, oldest = row
+    OUTBOX_PENDING.labels(service).set(pending)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    OUTBOX_OLDEST_AGE.labels(service).set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+    pool = runtime.db.engine.pool
+    if hasattr(pool, "checkedout"):
+        POOL_IN_USE.labels(service).set(pool.checkedout())
+        POOL_SIZE.labels(service).set(pool.size())
+        POOL_OVERFLOW.labels(service).set(max(0, pool.overflow()))
