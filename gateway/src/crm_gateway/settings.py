@@ -43,7 +43,7 @@ class GatewaySettings(ServiceSettings):
     # The gateway mostly waits on the services (which admit their own load): wider budgets than theirs.
     admission_read_limit: int = 128
     admission_write_limit: int = 64
-    admission_queue: int = 128
+    admission_queue: int = 512
 
     # Time budget of each dashboard widget (its service calls together).
     dashboard_widget_timeout_seconds: float = 2.0
