@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common import directory
+from crm_common import directory, idempotency
 from crm_common.admission import install_admission
 from crm_common.auth import TokenVerifier
 from crm_common.db import Database
@@ -93,9 +93,17 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent (scope="function"), so a
-    failed commit is an error response, never a success that did not happen."""
+    failed commit is an error response, never a success that did not happen. A request holding an
+    Idempotency-Key hands its transaction to the idempotency middleware, which commits it together
+    with the response it stores for the key (crm_common.idempotency)."""
+    db = request.app.state.runtime.db
     read_only = request.method in ("GET", "HEAD")
-    async with request.app.state.runtime.db.transaction(read_only=read_only) as session:
+    claim = None if read_only else idempotency.claim_for(db)
+    if claim is not None:
+        async with claim.transaction() as session:
+            yield session
+        return
+    async with db.transaction(read_only=read_only) as session:
         yield session
 
 
@@ -130,6 +138,12 @@ def create_service_app(
         )
         if settings.migrate_on_start:
             await migrate(db, migrations)
+        if db.is_sqlite:
+            # The embedded default: this process is the only one on the file, so a key still in
+            # flight was left by one that died, whose transaction never committed.
+            released = await idempotency.release_abandoned(db)
+            if released:
+                log.info("%s: released %d idempotency keys left in flight", settings.service_name, released)
         owned = bus is None
         the_bus = bus if bus is not None else make_bus(settings)
         relay = OutboxRelay(

@@ -1,63 +1,133 @@
 """`Idempotency-Key` for retried writes: the same key and body return the first response; the same
 key with another body is a 422; a retry while the first attempt still runs is a 409.
 
-Keys are per caller (the verified token's subject) and kept for 24 hours. The record of a
-finished request is written right after its own transaction committed; if the process dies in
-between, the key is reusable once its in-flight mark is older than IN_FLIGHT_TIMEOUT.
+Keys are per caller (the verified token's subject) and kept for 24 hours.
+
+The outcome is stored in the request's own transaction. The middleware claims the key (an in-flight
+row, in a short transaction of its own) and publishes the claim in a context variable; the request's
+session (`crm_common.app.db_session`) opens its transaction for the claim and, when the endpoint
+returns, leaves it open. The middleware holds the rendered response back, writes it as the key's
+outcome in that same transaction, commits, and only then sends it. So a response a client received
+is always replayable, and a request that was not answered either committed together with its
+outcome or changed nothing. A request that wrote nothing (rejected, failed, rolled back) has its 4xx
+remembered afterwards, and a 5xx frees the key; losing either in a crash is harmless, since the retry
+then simply runs.
+
+A claim whose process died stays in flight: the embedded default (SQLite, one process) frees them all
+at start (`release_abandoned`); elsewhere a retry takes the key over once the claim is older than
+the LEASE. A takeover cannot duplicate a change: the old claim can no longer store its outcome, so
+its transaction would roll back.
+
+Streamed endpoints (`streamed=` paths, e.g. the customer import) are never buffered: the body passes
+through while a running digest is kept, and the final outcome is stored after the response, with the
+digest of the whole body, so a retry with the same key and the same file replays it (its body is read
+through again to compare, holding none of it). Such an endpoint commits in several transactions of
+its own, so it must be safe to run again after a crash (the import upserts by email); a live one
+renews its lease, so it is never taken over while it runs.
 """
 
+import asyncio
 import hashlib
-import json
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import postgresql, sqlite
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_common import idempotency_store as store
+from crm_common.db import Database
 from crm_common.errors import ProblemError, problem_response
-from crm_common.models import UtcDateTime
+from crm_common.idempotency_store import (  # noqa: F401  (re-exported for the services' migrations)
+    LEASE,
+    Outcome,
+    create_idempotency_table_v1,
+    drop_idempotency_table_v1,
+    keys,
+    metadata,
+    release_abandoned,
+)
 
 log = logging.getLogger("crm.idempotency")
 HEADER = b"idempotency-key"
 METHODS = {"POST", "PATCH", "PUT", "DELETE"}
-RETENTION = timedelta(hours=24)
-IN_FLIGHT_TIMEOUT = timedelta(seconds=60)
 # Response headers worth replaying; the rest (dates, request ids) belong to the new response.
 REPLAYED_HEADERS = {b"content-type", b"location", b"etag"}
+# A streamed endpoint's response is passed on as it comes; at most this much is kept for replay
+# (an import's report is a few kilobytes). Bigger, and the key is freed instead.
+MAX_STREAMED_OUTCOME = 1 << 20
 
-metadata = sa.MetaData()
-keys = sa.Table(
-    "idempotency_keys",
-    metadata,
-    sa.Column("principal", sa.String(64), primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer()),
-    sa.Column("headers", sa.JSON()),
-    sa.Column("body", sa.LargeBinary()),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-)
+_current: ContextVar["Claim | None"] = ContextVar("crm_idempotency_claim", default=None)
 
 
-def create_idempotency_table_v1() -> None:
-    """For a service's migration (a frozen snapshot)."""
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("principal", sa.String(64), primary_key=True),
-        sa.Column("key", sa.String(255), primary_key=True),
-        sa.Column("request_hash", sa.String(64), nullable=False),
-        sa.Column("status_code", sa.Integer()),
-        sa.Column("headers", sa.JSON()),
-        sa.Column("body", sa.LargeBinary()),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
+class _Abandoned(Exception):
+    """Passed into the request's transaction to roll it back."""
 
 
-def drop_idempotency_table_v1() -> None:
-    op.drop_table("idempotency_keys")
+class Claim:
+    """A key held by the current request; carries the request's transaction from the session
+    dependency (which opens it) to the middleware (which commits it with the outcome)."""
+
+    def __init__(self, db: Database, held: store.Held):
+        self.db = db
+        self.held = held
+        self.used = False
+        self._open: tuple[AsyncExitStack, AsyncSession] | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """The request's write transaction: rolled back on an error, left open on success."""
+        self.used = True
+        stack = AsyncExitStack()
+        session = await stack.enter_async_context(self.db.transaction())
+        try:
+            yield session
+            # A failing write (a stale version, a constraint) surfaces here, inside the request and
+            # through the app's error handlers, rather than at the commit in the middleware.
+            await session.flush()
+        except BaseException as exc:
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._open = (stack, session)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open is not None
+
+    async def commit_with(self, outcome: store.Outcome) -> bool:
+        """Store the outcome in the request's transaction and commit both; False (rolled back) if
+        the claim was taken over meanwhile."""
+        stack, session = self._open
+        self._open = None
+        try:
+            stored = await store.store_in(session, self.held, outcome)
+            if not stored:
+                raise _Abandoned()
+        except BaseException as exc:
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, _Abandoned):
+                return False
+            raise
+        await stack.aclose()
+        return True
+
+    async def rollback(self) -> None:
+        if self._open is not None:
+            stack, _ = self._open
+            self._open = None
+            exc = _Abandoned()
+            await stack.__aexit__(type(exc), exc, None)
+
+
+def claim_for(db: Database) -> Claim | None:
+    """The claim of the current request on `db` whose transaction is still to be opened."""
+    claim = _current.get()
+    if claim is None or claim.db is not db or claim.used:
+        return None
+    return claim
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -67,9 +137,51 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _request_line(scope: Scope) -> bytes:
+    return b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b"")])
+
+
+def _hash(*parts: bytes) -> str:
+    return hashlib.sha256(b"\n".join(parts)).hexdigest()
+
+
+class _Capture:
+    """The response's status, replayed headers and body (up to `limit` bytes)."""
+
+    def __init__(self, limit: int | None = None):
+        self.status = 500
+        self.headers: list[list[str]] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        self.messages: list[Message] = []
+
+    def add(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = [
+                [k.decode("latin-1"), v.decode("latin-1")]
+                for k, v in message.get("headers", [])
+                if k.lower() in REPLAYED_HEADERS
+            ]
+        elif message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            self.size += len(chunk)
+            if self.limit is None or self.size <= self.limit:
+                self.chunks.append(chunk)
+
+    @property
+    def overflowed(self) -> bool:
+        return self.limit is not None and self.size > self.limit
+
+    def outcome(self) -> store.Outcome:
+        return store.Outcome(self.status, self.headers, b"".join(self.chunks))
+
+
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, *, streamed: Iterable[str] = ()):
         self.app = app
+        self.streamed = frozenset(streamed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in METHODS:
@@ -77,61 +189,126 @@ class IdempotencyMiddleware:
         key = _header(scope, HEADER)
         if key is None:
             return await self.app(scope, receive, send)
-        request = Request(scope)
         if not 1 <= len(key) <= 255:
             return await problem_response(
-                request, 422, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 255 characters."
+                Request(scope), 422, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 255 characters."
             )(scope, receive, send)
         principal = self._principal(scope)
         if principal is None:  # no valid token: the endpoint will answer 401; nothing to remember
             return await self.app(scope, receive, send)
+        db: Database = scope["app"].state.runtime.db
+        if scope["path"] in self.streamed:
+            return await self._streamed(scope, receive, send, db, principal, key)
+        return await self._transactional(scope, receive, send, db, principal, key)
 
+    async def _transactional(self, scope, receive, send, db: Database, principal: str, key: str) -> None:
         body = await _read_body(receive)
-        digest = hashlib.sha256(
-            b"\n".join(
-                [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body]
-            )
-        ).hexdigest()
-        db = scope["app"].state.runtime.db
         try:
-            replay = await self._claim(db, principal, key, digest)
+            claimed = await store.claim(db, principal, key, _hash(_request_line(scope), body))
         except ProblemError as exc:
-            return await problem_response(request, exc.status, exc.code, exc.detail)(scope, receive, send)
-        if replay is not None:
-            status, headers, stored = replay
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [*headers, (b"idempotent-replayed", b"true")],
-                }
-            )
-            await send({"type": "http.response.body", "body": stored})
-            return
+            return await _problem(scope, receive, send, exc)
+        if isinstance(claimed, store.Outcome):
+            return await _replay(send, claimed)
 
-        captured: dict = {"status": 500, "headers": [], "body": []}
+        claim = Claim(db, claimed)
+        held = _Capture()
 
-        async def replay_body() -> Message:
-            nonlocal body
-            chunk, body = body, b""
-            return {"type": "http.request", "body": chunk, "more_body": False}
+        async def hold(message: Message) -> None:
+            held.messages.append(message)
+            held.add(message)
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = [
-                    [k.decode("latin-1"), v.decode("latin-1")]
-                    for k, v in message.get("headers", [])
-                    if k.lower() in REPLAYED_HEADERS
-                ]
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
+        token = _current.set(claim)
+        try:
+            await self.app(scope, _body_then(body, receive), hold)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await claim.rollback()
+                await _quietly(store.release(db, claimed), key)
+            raise
+        finally:
+            _current.reset(token)
+
+        outcome = held.outcome()
+        # Shielded: once the change is committed, its outcome is too, even if the caller went away.
+        with anyio.CancelScope(shield=True):
+            if claim.is_open:
+                try:
+                    committed = await claim.commit_with(outcome)
+                except Exception:
+                    log.exception("could not commit the request with idempotency key %r", key)
+                    await _quietly(store.release(db, claimed), key)
+                    return await problem_response(
+                        Request(scope),
+                        500,
+                        "INTERNAL_ERROR",
+                        "The change could not be saved; nothing was done.",
+                    )(scope, receive, send)
+                if not committed:
+                    return await _problem(scope, receive, send, store.in_use())
+            elif outcome.status >= 500:
+                await _quietly(store.release(db, claimed), key)
+            else:
+                # Nothing was written in a transaction of this request: remember the answer (a
+                # rejection) so a retry gets the same; if this is lost, the retry runs again.
+                await _quietly(store.store(db, claimed, outcome), key)
+        for message in held.messages:
             await send(message)
 
+    async def _streamed(self, scope, receive, send, db: Database, principal: str, key: str) -> None:
+        line = _request_line(scope)
         try:
-            await self.app(scope, replay_body, capture)
-        finally:
-            await self._finish(db, principal, key, captured)
+            # The body is not known yet: the claim names the request line; the whole body's digest is
+            # compared with a stored outcome's, and stored with the outcome.
+            claimed = await store.claim(db, principal, key, _hash(line, b"streamed"), check_finished=False)
+        except ProblemError as exc:
+            return await _problem(scope, receive, send, exc)
+        if isinstance(claimed, store.Outcome):
+            digest = await _body_digest(receive)
+            if digest is None:
+                return  # the client went away
+            if claimed.request_hash != _hash(line, digest.encode()):
+                return await _problem(scope, receive, send, store.reused())
+            return await _replay(send, claimed)
+
+        hasher = hashlib.sha256()
+        whole_body = False
+
+        async def hashing_receive() -> Message:
+            nonlocal whole_body
+            message = await receive()
+            if message["type"] == "http.request":
+                hasher.update(message.get("body", b""))
+                whole_body = whole_body or not message.get("more_body", False)
+            return message
+
+        captured = _Capture(limit=MAX_STREAMED_OUTCOME)
+
+        async def passing(message: Message) -> None:
+            captured.add(message)
+            await send(message)
+
+        stop = asyncio.Event()
+        renewing = asyncio.create_task(_keep_claim(db, claimed, stop))
+        try:
+            await self.app(scope, hashing_receive, passing)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                stop.set()
+                await renewing
+                await _quietly(store.release(db, claimed), key)
+            raise
+        with anyio.CancelScope(shield=True):
+            stop.set()
+            await renewing
+            if captured.status >= 500 or captured.overflowed or not whole_body:
+                # Without the whole body there is no digest to compare a retry with; the retry runs
+                # again, which a streamed endpoint allows.
+                await _quietly(store.release(db, claimed), key)
+            else:
+                outcome = captured.outcome()
+                await _quietly(
+                    store.store(db, claimed, outcome, _hash(line, hasher.hexdigest().encode())), key
+                )
 
     @staticmethod
     def _principal(scope: Scope) -> str | None:
@@ -144,61 +321,60 @@ class IdempotencyMiddleware:
         except ProblemError:
             return None
 
-    async def _claim(self, db, principal: str, key: str, digest: str):
-        now = datetime.now(UTC)
-        dialect = postgresql if not db.is_sqlite else sqlite
-        async with db.transaction() as session:
-            await session.execute(sa.delete(keys).where(keys.c.created_at < now - RETENTION))
-            inserted = await session.execute(
-                dialect.insert(keys)
-                .values(principal=principal, key=key, request_hash=digest, created_at=now)
-                .on_conflict_do_nothing(index_elements=["principal", "key"])
-            )
-            if inserted.rowcount == 1:
-                return None
-            row = (
-                await session.execute(
-                    sa.select(keys).where(keys.c.principal == principal, keys.c.key == key).with_for_update()
-                )
-            ).one()
-            if row.request_hash != digest:
-                raise ProblemError(
-                    422, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used with a different request."
-                )
-            if row.status_code is not None:
-                headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in row.headers or []]
-                return row.status_code, headers, row.body or b""
-            if now - row.created_at < IN_FLIGHT_TIMEOUT:
-                raise ProblemError(
-                    409,
-                    "IDEMPOTENCY_KEY_IN_USE",
-                    "A request with this Idempotency-Key is still being processed.",
-                )
-            # The first attempt died mid-way: this retry takes the key over.
-            await session.execute(
-                sa.update(keys).where(keys.c.principal == principal, keys.c.key == key).values(created_at=now)
-            )
-            return None
 
-    async def _finish(self, db, principal: str, key: str, captured: dict) -> None:
-        where = (keys.c.principal == principal) & (keys.c.key == key)
+async def _keep_claim(db: Database, held: store.Held, stop: asyncio.Event) -> None:
+    """Renew a live streamed request's lease until `stop` is set."""
+    interval = LEASE.total_seconds() / 3
+    while not stop.is_set():
         try:
-            async with db.transaction() as session:
-                if captured["status"] >= 500:
-                    # Nothing was done (the request's transaction rolled back): let the client retry.
-                    await session.execute(sa.delete(keys).where(where))
-                else:
-                    await session.execute(
-                        sa.update(keys)
-                        .where(where)
-                        .values(
-                            status_code=captured["status"],
-                            headers=captured["headers"],
-                            body=b"".join(captured["body"]),
-                        )
-                    )
+            await asyncio.wait_for(stop.wait(), interval)
+            return
+        except TimeoutError:
+            pass
+        try:
+            if not await store.renew(db, held):
+                log.warning("idempotency key %r was taken over while its request ran", held.key)
+                return
         except Exception:
-            log.exception("could not record the outcome of idempotency key %s", json.dumps(key))
+            log.exception("could not renew the claim on idempotency key %r", held.key)
+
+
+async def _quietly(write, key: str) -> None:
+    try:
+        await write
+    except Exception:
+        log.exception("could not record the outcome of idempotency key %r", key)
+
+
+async def _problem(scope: Scope, receive: Receive, send: Send, exc: ProblemError) -> None:
+    response = problem_response(Request(scope), exc.status, exc.code, exc.detail, headers=exc.headers)
+    await response(scope, receive, send)
+
+
+async def _replay(send: Send, outcome: store.Outcome) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in outcome.headers]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": outcome.status,
+            "headers": [*headers, (b"idempotent-replayed", b"true")],
+        }
+    )
+    await send({"type": "http.response.body", "body": outcome.body})
+
+
+def _body_then(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then the real receive (which reports a disconnect)."""
+    delivered = False
+
+    async def receive_again() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive_again
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -211,3 +387,15 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def _body_digest(receive: Receive) -> str | None:
+    """sha256 of the whole body, read through without keeping it; None if the client went away."""
+    hasher = hashlib.sha256()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        hasher.update(message.get("body", b""))
+        if not message.get("more_body", False):
+            return hasher.hexdigest()

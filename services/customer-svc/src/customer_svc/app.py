@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         handlers=HANDLERS,
         bus=bus,
     )
-    # `Idempotency-Key` on POST/PATCH: a retried write happens once.
-    app.add_middleware(IdempotencyMiddleware)
+    # `Idempotency-Key` on POST/PATCH: a retried write happens once. The import streams its body
+    # (never held in memory) and commits batch by batch: its key stores the final report.
+    app.add_middleware(IdempotencyMiddleware, streamed={"/api/v1/customers/import"})
     return app
