@@ -120,6 +120,27 @@ async def test_impossible_policies_are_4xx_and_write_nothing(client, api, admin,
     assert await api.count(SlaPolicy) == 0 and await api.count(SlaRevision) == 0
 
 
+async def test_every_error_of_a_policy_is_reported_at_once(client, api, admin):
+    bad = policy(
+        timeZone="Mars/Olympus_Mons",
+        businessHours=[
+            {"day": "MON", "start": "17:00", "end": "09:00"},
+            {"day": "TUE", "start": "09:00", "end": "17:00"},
+            {"day": "TUE", "start": "12:00", "end": "13:00"},
+        ],
+        targets=[{"priority": "LOW", "firstResponseMinutes": 600, "resolutionMinutes": 60}],
+    )
+    r = await client.post("/api/v1/sla-policies", json=bad, headers=admin)
+    assert r.status_code == 422 and r.json()["code"] == "INVALID_TIME_ZONE"
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [
+        ("timeZone", "invalid_time_zone"),
+        ("businessHours.0", "end_before_start"),
+        ("businessHours.2", "overlap"),
+        ("targets.0.resolutionMinutes", "resolution_before_response"),
+    ]
+    assert await api.count(SlaPolicy) == 0
+
+
 async def test_due_times_follow_the_calendar(api, new_ticket, new_policy, clock):
     await new_policy(
         timeZone="Europe/Berlin",

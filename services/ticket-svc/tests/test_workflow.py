@@ -1,6 +1,7 @@
 """The ticket's life: status rules, communications, SLA times, escalation, satisfaction."""
 
 import itertools
+import uuid
 
 from ticket_svc.models import TicketCommunication
 from ticket_svc.service.workflow import ALLOWED
@@ -369,3 +370,24 @@ async def test_satisfaction_rules(client, api, agent, new_ticket, clock):
     r = await client.post(url, json={"rating": 1}, headers=agent)
     assert (r.status_code, r.json()["code"]) == (409, "SATISFACTION_ALREADY_RATED")
     assert (await api.get(ticket))["satisfactionRating"] == 4
+
+
+async def test_a_new_communication_is_located_and_readable_on_its_own(client, agent, new_ticket):
+    ticket, other = await new_ticket(), await new_ticket()
+    url = f"/api/v1/tickets/{ticket['id']}/communications"
+    created = await client.post(
+        url, json={"direction": "OUTBOUND", "channel": "EMAIL", "body": "Hi"}, headers=agent
+    )
+    assert created.status_code == 201
+    assert created.headers["Location"] == f"{url}/{created.json()['id']}"
+
+    read = await client.get(created.headers["Location"], headers=agent)
+    assert read.status_code == 200 and read.json() == created.json()
+
+    # Through another ticket, or an id that never existed, it is not there.
+    for missing in (
+        f"/api/v1/tickets/{other['id']}/communications/{created.json()['id']}",
+        f"{url}/{uuid.uuid4()}",
+    ):
+        answer = await client.get(missing, headers=agent)
+        assert answer.status_code == 404 and answer.json()["code"] == "COMMUNICATION_NOT_FOUND"

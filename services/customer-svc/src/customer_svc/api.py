@@ -119,8 +119,8 @@ async def merge_customers(body: MergeRequest, session: SessionDep, user: Custome
     "/segments/preview",
     operation_id="segments_preview",
     summary="Evaluate an ad hoc segment filter: a page of customers and their count",
-    description="The same filter a saved segment holds, evaluated without saving it. Merged customers "
-    "never match.",
+    description='The body is `{"filter": {...}}`: the same filter a saved segment holds, evaluated '
+    "without saving it. Merged customers never match.",
     responses=problem_doc(422),
 )
 async def preview_segment(

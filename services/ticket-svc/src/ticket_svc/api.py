@@ -281,7 +281,22 @@ async def add_communication(
     communication = await communications.add_communication(
         session, ticket_id=ticket_id, data=body, actor_id=user.id, now=now, reopen_window=window
     )
-    response.headers["Location"] = f"/api/v1/tickets/{ticket_id}/communications"
+    response.headers["Location"] = f"/api/v1/tickets/{ticket_id}/communications/{communication.id}"
+    return TicketCommunicationRead.model_validate(communication)
+
+
+@router.get(
+    "/{ticket_id}/communications/{communication_id}",
+    operation_id="ticket_communications_get",
+    summary="One communication of a ticket",
+    responses=problem_doc(404),
+)
+async def get_communication(
+    ticket_id: uuid.UUID, communication_id: uuid.UUID, session: SessionDep, user: SupportAccess
+) -> TicketCommunicationRead:
+    communication = await communications.get_communication(
+        session, ticket_id=ticket_id, communication_id=communication_id
+    )
     return TicketCommunicationRead.model_validate(communication)
 
 

@@ -106,6 +106,19 @@ async def add_communication(
     return communication
 
 
+async def get_communication(
+    session: AsyncSession, *, ticket_id: uuid.UUID, communication_id: uuid.UUID
+) -> TicketCommunication:
+    await get_ticket(session, ticket_id)
+    communication = await session.get(TicketCommunication, communication_id)
+    # An id from another ticket is as unknown here as one that does not exist.
+    if communication is None or communication.ticket_id != ticket_id:
+        raise ProblemError(
+            404, "COMMUNICATION_NOT_FOUND", f"Ticket {ticket_id} has no communication {communication_id}."
+        )
+    return communication
+
+
 SORTABLE = {"createdAt": TicketCommunication.created_at}
 
 

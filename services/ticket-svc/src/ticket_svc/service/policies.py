@@ -96,27 +96,25 @@ async def terms_for(session: AsyncSession, revision_id: uuid.UUID | None) -> Sla
 # --- validation -----------------------------------------------------------------------------------
 
 
-def _hours_problem(errors: list[FieldError]) -> ProblemError:
-    return ProblemError(
-        422,
-        "INVALID_BUSINESS_HOURS",
-        "The business hours are impossible or overlap; see `errors`.",
-        errors=errors,
-    )
+# Checked in this order; the problem's code names the first kind found, `errors` lists every one,
+# so a client fixes a policy in one round trip.
+_PROBLEMS = {
+    "timeZone": ("INVALID_TIME_ZONE", "The time zone is not an IANA time zone (e.g. Europe/Berlin)."),
+    "businessHours": ("INVALID_BUSINESS_HOURS", "The business hours are impossible or overlap."),
+    "targets": ("INVALID_SLA_TARGETS", "The SLA targets are inconsistent."),
+}
 
 
-def validate_policy(values: dict) -> None:
-    """Semantic checks on a policy's (camelCase) data; 422 problems with field errors."""
+def _time_zone_errors(values: dict) -> list[FieldError]:
     try:
         ZoneInfo(values["timeZone"])
     except (ZoneInfoNotFoundError, ValueError):
-        raise ProblemError(
-            422,
-            "INVALID_TIME_ZONE",
-            f"{values['timeZone']!r} is not an IANA time zone (e.g. Europe/Berlin).",
-            errors=[FieldError(field="timeZone", message="unknown time zone", code="invalid_time_zone")],
-        ) from None
+        message = f"{values['timeZone']!r} is not an IANA time zone"
+        return [FieldError(field="timeZone", message=message, code="invalid_time_zone")]
+    return []
 
+
+def _hours_errors(values: dict) -> list[FieldError]:
     errors: list[FieldError] = []
     parsed: list[tuple[int, str, int, int]] = []
     for i, h in enumerate(values["businessHours"]):
@@ -140,8 +138,6 @@ def validate_policy(values: dict) -> None:
             )
             continue
         parsed.append((i, h["day"], start, end))
-    if errors:
-        raise _hours_problem(errors)
     for day in DAYS:
         latest: tuple[int, int] | None = None  # (end, index) of the interval reaching furthest
         for start, end, i in sorted((s, e, i) for i, d, s, e in parsed if d == day):
@@ -155,9 +151,11 @@ def validate_policy(values: dict) -> None:
                 )
             if latest is None or end > latest[0]:
                 latest = (end, i)
-    if errors:
-        raise _hours_problem(errors)
+    return errors
 
+
+def _target_errors(values: dict) -> list[FieldError]:
+    errors: list[FieldError] = []
     seen: set[str] = set()
     for i, t in enumerate(values["targets"]):
         if t["priority"] in seen:
@@ -173,10 +171,15 @@ def validate_policy(values: dict) -> None:
                     code="resolution_before_response",
                 )
             )
+    return errors
+
+
+def validate_policy(values: dict) -> None:
+    """Semantic checks on a policy's (camelCase) data: one 422 problem listing every error."""
+    errors = [*_time_zone_errors(values), *_hours_errors(values), *_target_errors(values)]
     if errors:
-        raise ProblemError(
-            422, "INVALID_SLA_TARGETS", "The SLA targets are inconsistent; see `errors`.", errors=errors
-        )
+        code, detail = _PROBLEMS[errors[0].field.split(".")[0]]
+        raise ProblemError(422, code, f"{detail} See `errors` for every problem found.", errors=errors)
 
 
 def _normalised(values: dict) -> dict:
