@@ -178,13 +178,12 @@ async def test_a_merge_moves_opportunities_and_invoices_to_the_primary(
     won = next(e for e in moved if e["subject"] == b["id"])
     assert won["data"]["status"] == "WON" and won["data"]["amount"] == "20.00"
 
-    # The merged customer takes no new opportunities or invoices.
+    # A new opportunity naming the merged customer goes to the survivor (the rule in every service).
     r = await client.post(
         "/api/v1/opportunities", json={"title": "X", "customerId": str(secondary)}, headers=h
     )
-    assert r.status_code == 422 and r.json()["code"] == "CUSTOMER_MERGED"
-    assert r.json()["mergedIntoId"] == str(primary)
-    assert await count_rows(Opportunity) == 3
+    assert r.status_code == 201 and r.json()["customerId"] == str(primary)
+    assert await count_rows(Opportunity) == 4
 
 
 async def test_a_conversion_arriving_after_the_merge_lands_on_the_primary(client, auth_headers, bus):

@@ -9,7 +9,7 @@ Subjects and descriptions follow the seed's wording where the seed has one.
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from crm_common import directory
+from crm_common import customer_refs, directory
 from crm_common.contracts.activity import ActivityCompleted
 from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
 from crm_common.contracts.customer import (
@@ -17,7 +17,6 @@ from crm_common.contracts.customer import (
     CustomerConverted,
     CustomerCreated,
     CustomerMerged,
-    CustomerUpdated,
 )
 from crm_common.contracts.pipeline import (
     OpportunityCreated,
@@ -55,14 +54,8 @@ def activity_completed(activity: Activity) -> CloudEvent:
 
 
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
+    await customer_refs.on_customer_created(session, event)
     data = CustomerCreated.model_validate(event.data)
-    await notes.remember_customer(
-        session,
-        data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        sequence=event.sequence,
-    )
     await notes.record_system_note(
         session,
         source_event_id=event.id,
@@ -74,27 +67,9 @@ async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
     )
 
 
-async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
-    # No note (the seed records none for edits); the name on feed rows follows the customer.
-    data = CustomerUpdated.model_validate(event.data)
-    await notes.remember_customer(
-        session,
-        data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        sequence=event.sequence,
-    )
-
-
 async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> None:
+    await customer_refs.on_customer_converted(session, event)
     data = CustomerConverted.model_validate(event.data)
-    await notes.remember_customer(
-        session,
-        data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        sequence=event.sequence,
-    )
     await notes.record_system_note(
         session,
         source_event_id=event.id,
@@ -107,21 +82,16 @@ async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> Non
 
 
 async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
+    moves = await customer_refs.apply_merge(session, event)
+    now = datetime.now(UTC)
+    for old, survivor in moves.items():  # the activities follow (a new version each)
+        await session.execute(
+            sa.update(Activity)
+            .where(Activity.customer_id == old)
+            .values(customer_id=survivor, version=Activity.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     data = CustomerMerged.model_validate(event.data)
-    await notes.remember_customer(
-        session,
-        data.primary_customer_id,
-        customer_number=data.primary_customer_number,
-        full_name=data.primary_full_name,
-        sequence=event.sequence,
-    )
-    await notes.merge_customers(
-        session,
-        primary_id=data.primary_customer_id,
-        secondary_id=data.secondary_customer_id,
-        secondary_number=data.secondary_customer_number,
-        secondary_name=data.secondary_full_name,
-    )
     await notes.record_system_note(
         session,
         source_event_id=event.id,
@@ -144,13 +114,6 @@ async def _team_name(session: AsyncSession, team_id) -> str | None:
 
 async def on_customer_assigned(session: AsyncSession, event: CloudEvent) -> None:
     data = CustomerAssigned.model_validate(event.data)
-    await notes.remember_customer(
-        session,
-        data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        sequence=event.sequence,
-    )
     if data.assigned_to_id is not None:
         names = await directory.user_names(session, [data.assigned_to_id])
         who = names.get(data.assigned_to_id, f"user {data.assigned_to_id}")
@@ -334,7 +297,7 @@ async def on_campaign_member_converted(session: AsyncSession, event: CloudEvent)
 
 HANDLERS = {
     "customer.created": on_customer_created,
-    "customer.updated": on_customer_updated,
+    "customer.updated": customer_refs.on_customer_updated,
     "customer.converted": on_customer_converted,
     "customer.merged": on_customer_merged,
     "customer.assigned": on_customer_assigned,

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from crm_common.models import (
     Field,
     SQLModel,
-    UtcDateTime,
     id_field,
     json_field,
     new_registry,
@@ -110,19 +109,3 @@ class ActivityParticipant(Base, table=True):
         sa_type=sa.Uuid(), foreign_key="activities.id", ondelete="CASCADE", primary_key=True
     )
     user_id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True, index=True)
-
-
-class CustomerRef(Base, table=True):
-    """What activity-svc knows of a customer, from customer-svc's events: its name and number for
-    feed rows, and where it was merged to, so late events about a merged customer land on the
-    primary. `version` is the newest customer event sequence applied to the names (-1: a placeholder
-    for a customer only seen on an activity so far)."""
-
-    __tablename__ = "customer_refs"
-
-    id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True)
-    customer_number: str | None = Field(default=None, sa_type=sa.String(32))
-    full_name: str | None = Field(default=None, sa_type=sa.String(300))
-    merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
-    version: int = Field(default=0, nullable=False)
-    updated_at: datetime = Field(sa_type=UtcDateTime(), nullable=False)

@@ -3,6 +3,7 @@
 import uuid
 from typing import Annotated, Literal
 
+from crm_common import customer_refs
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require
 from crm_common.concurrency import etag
@@ -11,7 +12,7 @@ from crm_common.pagination import PageParams, order_by, page_params, paginate
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
 
-from campaign_svc.models import CampaignStatus, CampaignTarget, CampaignType, KnownCustomer, MemberStatus
+from campaign_svc.models import CampaignStatus, CampaignTarget, CampaignType, MemberStatus
 from campaign_svc.schemas import (
     CampaignCreate,
     CampaignMetrics,
@@ -256,15 +257,7 @@ async def list_targets(
     rows, total = await paginate(session, query, params)
     names = {}
     if rows:
-        names = dict(
-            (
-                await session.execute(
-                    select(KnownCustomer.id, KnownCustomer.full_name).where(
-                        KnownCustomer.id.in_([r.customer_id for r in rows])
-                    )
-                )
-            ).all()
-        )
+        names = await customer_refs.names(session, (r.customer_id for r in rows))
     items = [
         TargetRead.model_validate(r).model_copy(update={"customer_name": names.get(r.customer_id)})
         for r in rows

@@ -198,17 +198,3 @@ class CampaignConversion(Base, table=True):
     first_touch_at: datetime = timestamp_field()
     last_touch_at: datetime = timestamp_field()
     sequence: int = 0
-
-
-class KnownCustomer(Base, table=True):
-    """Local read model of customer-svc's customers: existence, status, source campaign, merges."""
-
-    __tablename__ = "customers"
-
-    id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True)
-    full_name: str | None = Field(default=None, max_length=300)
-    status: str | None = Field(default=None, max_length=20)
-    source_campaign_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
-    merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
-    sequence: int = 0
-    created_at: datetime | None = timestamp_field(nullable=True)

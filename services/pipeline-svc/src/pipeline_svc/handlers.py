@@ -4,7 +4,8 @@ drops a redelivered event; they are also idempotent on their own and tolerate ou
 import logging
 from datetime import UTC, datetime
 
-from crm_common.contracts.customer import CustomerConverted, CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common import customer_refs
+from crm_common.contracts.customer import CustomerConverted, CustomerMerged
 from crm_common.currencies import ISO_4217
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -13,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc import events
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage
-from pipeline_svc.service import customers
 from pipeline_svc.service.common import SYSTEM_USER_ID
 from pipeline_svc.service.opportunities import change_record, insert_opportunity, stage_names
 from pipeline_svc.service.stages import first_open_stage
@@ -21,43 +21,11 @@ from pipeline_svc.service.stages import first_open_stage
 log = logging.getLogger("pipeline.handlers")
 
 
-async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
-    data = CustomerCreated.model_validate(event.data)
-    await customers.upsert_customer(
-        session,
-        customer_id=data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        status=data.status,
-        version=event.sequence or 1,
-    )
-
-
-async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
-    """Keeps names (board cards, opportunity reads) and statuses current."""
-    data = CustomerUpdated.model_validate(event.data)
-    await customers.upsert_customer(
-        session,
-        customer_id=data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        status=data.status,
-        version=event.sequence or 1,
-    )
-
-
 async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> None:
     """The lead became a customer; when the conversion carries an opportunity draft, create that
     opportunity with the id customer-svc assigned (once, however often the event comes)."""
+    await customer_refs.on_customer_converted(session, event)
     data = CustomerConverted.model_validate(event.data)
-    await customers.upsert_customer(
-        session,
-        customer_id=data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        status=data.status,
-        version=event.sequence or 1,
-    )
     draft = data.opportunity
     if draft is None or await session.get(Opportunity, draft.opportunity_id) is not None:
         return
@@ -83,7 +51,7 @@ async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> Non
     if draft.probability is not None and not 0 <= draft.probability <= 100:
         raise ValueError(f"opportunity draft {draft.opportunity_id} has a probability outside 0-100")
     # If the customer was merged away before this event arrived, the opportunity goes to the survivor.
-    customer_id = await customers.resolve_merged(session, data.customer_id)
+    customer_id = await customer_refs.resolve(session, data.customer_id)
     await insert_opportunity(
         session,
         opportunity_id=draft.opportunity_id,
@@ -101,70 +69,47 @@ async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> Non
     )
 
 
-async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
-    """The secondary customer's opportunities and invoices now belong to the primary. Each re-pointed
-    opportunity gets a new version and an `opportunity.updated` (customerId changed), so consumers
-    keeping per-customer totals move it too."""
+async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: CloudEvent) -> None:
+    """A merge moved customers to another survivor: their opportunities and invoices follow. Each
+    re-pointed opportunity gets a new version and an `opportunity.updated` (customerId changed), so
+    consumers keeping per-customer totals move it too."""
     data = CustomerMerged.model_validate(event.data)
-    if data.primary_customer_id == data.secondary_customer_id:
-        return
-    await customers.ensure_customer(
-        session,
-        customer_id=data.primary_customer_id,
-        customer_number=data.primary_customer_number,
-        full_name=data.primary_full_name,
-        status="CUSTOMER",
-    )
-    await customers.ensure_customer(
-        session,
-        customer_id=data.secondary_customer_id,
-        customer_number=data.secondary_customer_number,
-        full_name=data.secondary_full_name,
-        status="INACTIVE",
-    )
-    await customers.mark_merged(
-        session, secondary_id=data.secondary_customer_id, primary_id=data.primary_customer_id
-    )
     now = datetime.now(UTC)
-    moved = list(
-        (
-            await session.execute(
-                select(Opportunity)
-                .where(Opportunity.customer_id == data.secondary_customer_id)
-                .order_by(Opportunity.created_at)
-                .with_for_update()
-            )
-        ).scalars()
-    )
-    for opportunity in moved:
-        opportunity.customer_id = data.primary_customer_id
-        opportunity.updated_at = now
-    if moved:
-        await session.flush()
-        names = await stage_names(session, {o.stage_id for o in moved})
-        await add_events(
-            session,
-            *(
-                events.opportunity_updated(
-                    o,
-                    names.get(o.stage_id, ""),
-                    changes=change_record({"customer_id": data.primary_customer_id}),
-                    by=data.merged_by,
+    for old, survivor in moves.items():
+        moved = list(
+            (
+                await session.execute(
+                    select(Opportunity)
+                    .where(Opportunity.customer_id == old)
+                    .order_by(Opportunity.created_at)
+                    .with_for_update()
                 )
-                for o in moved
-            ),
+            ).scalars()
         )
-    await session.execute(
-        update(Invoice)
-        .where(Invoice.customer_id == data.secondary_customer_id)
-        .values(customer_id=data.primary_customer_id, updated_at=now, version=Invoice.version + 1)
-        .execution_options(synchronize_session=False)
-    )
+        for opportunity in moved:
+            opportunity.customer_id = survivor
+            opportunity.updated_at = now
+        if moved:
+            await session.flush()
+            names = await stage_names(session, {o.stage_id for o in moved})
+            await add_events(
+                session,
+                *(
+                    events.opportunity_updated(
+                        o,
+                        names.get(o.stage_id, ""),
+                        changes=change_record({"customer_id": survivor}),
+                        by=data.merged_by,
+                    )
+                    for o in moved
+                ),
+            )
+        await session.execute(
+            update(Invoice)
+            .where(Invoice.customer_id == old)
+            .values(customer_id=survivor, updated_at=now, version=Invoice.version + 1)
+            .execution_options(synchronize_session=False)
+        )
 
 
-HANDLERS = {
-    "customer.created": on_customer_created,
-    "customer.updated": on_customer_updated,
-    "customer.converted": on_customer_converted,
-    "customer.merged": on_customer_merged,
-}
+HANDLERS = {**customer_refs.handlers(repoint), "customer.converted": on_customer_converted}

@@ -283,18 +283,3 @@ class InvoiceNumberCounter(Base, table=True):
 
     year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     last_value: int = Field(default=0, nullable=False)
-
-
-class KnownCustomer(Base, table=True):
-    """The customers pipeline-svc knows of, from customer-svc's events: for existence checks on the
-    write path and for names on board cards. `version` is the newest customer event applied."""
-
-    __tablename__ = "customers"
-
-    id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True)
-    customer_number: str = Field(sa_type=sa.String(32), nullable=False)
-    full_name: str = Field(sa_type=sa.String(300), nullable=False)
-    status: str = Field(sa_type=sa.String(16), nullable=False)
-    merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
-    version: int = Field(default=0, nullable=False)
-    updated_at: datetime = timestamp_field()

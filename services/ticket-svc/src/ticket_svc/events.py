@@ -2,9 +2,8 @@
 events it consumes (customer-svc's customers, for the local customer table)."""
 
 import uuid
-from datetime import datetime
 
-from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common import customer_refs
 from crm_common.contracts.ticket import (
     TicketClosed,
     TicketCommunicationAdded,
@@ -16,10 +15,10 @@ from crm_common.contracts.ticket import (
 )
 from crm_common.events.envelope import CloudEvent, event_from
 from crm_common.events.outbox import add_events
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc.models import Ticket, TicketCommunication
-from ticket_svc.service import customers
 
 SERVICE = "ticket"
 
@@ -115,53 +114,15 @@ class Pending:
 # --- consumed ------------------------------------------------------------------------------------
 
 
-async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
-    data = CustomerCreated.model_validate(event.data)
-    await customers.upsert_customer(
-        session,
-        customer_id=data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        # Not in the contract (yet): used when customer-svc sends it.
-        priority=event.data.get("priority"),
-        version=event.sequence or 0,
-        at=_time(event),
-    )
+async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: CloudEvent) -> None:
+    """A merge moved customers to another survivor: their tickets follow (a new version each)."""
+    for old, survivor in moves.items():
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.customer_id == old)
+            .values(customer_id=survivor, version=Ticket.version + 1, updated_at=event.time)
+            .execution_options(synchronize_session=False)
+        )
 
 
-async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
-    data = CustomerUpdated.model_validate(event.data)
-    await customers.upsert_customer(
-        session,
-        customer_id=data.customer_id,
-        customer_number=data.customer_number,
-        full_name=data.full_name,
-        priority=data.changes.get("priority"),
-        version=event.sequence or 0,
-        at=_time(event),
-    )
-
-
-async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
-    data = CustomerMerged.model_validate(event.data)
-    await customers.merge(
-        session,
-        primary_id=data.primary_customer_id,
-        primary_number=data.primary_customer_number,
-        primary_name=data.primary_full_name,
-        secondary_id=data.secondary_customer_id,
-        secondary_number=data.secondary_customer_number,
-        secondary_name=data.secondary_full_name,
-        at=_time(event),
-    )
-
-
-def _time(event: CloudEvent) -> datetime:
-    return event.time
-
-
-HANDLERS = {
-    "customer.created": on_customer_created,
-    "customer.updated": on_customer_updated,
-    "customer.merged": on_customer_merged,
-}
+HANDLERS = customer_refs.handlers(repoint)

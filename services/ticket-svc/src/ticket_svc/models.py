@@ -238,19 +238,3 @@ class SlaBreach(Base, table=True):
     detected_at: datetime = timestamp_field()
     escalated: bool = Field(default=False, nullable=False)
     escalation_level: int | None = None
-
-
-class KnownCustomer(Base, table=True):
-    """The customers ticket-svc knows from customer-svc's events (existence, name, number,
-    priority when the events carry it, and whom a merged customer was merged into)."""
-
-    __tablename__ = "customers"
-
-    id: uuid.UUID = Field(sa_type=sa.Uuid(), primary_key=True)
-    customer_number: str = Field(sa_type=sa.String(32), nullable=False)
-    full_name: str = Field(sa_type=sa.String(300), nullable=False)
-    priority: str | None = Field(default=None, sa_type=sa.String(16))
-    merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
-    # The customer's aggregate version (event sequence) last applied: older events are ignored.
-    version: int = Field(default=0, nullable=False)
-    updated_at: datetime = timestamp_field()

@@ -7,6 +7,8 @@ handlers must be listed under its name here.
 
 # Every service keeps a directory of users and teams (crm_common.directory) from these.
 DIRECTORY_EVENTS = ("user.created", "user.updated", "team.created", "team.updated")
+# ... and every context that references customers keeps crm_common.customer_refs from these.
+CUSTOMER_REF_EVENTS = ("customer.created", "customer.updated", "customer.converted", "customer.merged")
 
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "customer": (
@@ -44,12 +46,11 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "campaign.target_added",
         "campaign.member_converted",
     ),
-    "ticket": (*DIRECTORY_EVENTS, "customer.created", "customer.updated", "customer.merged"),
+    # Every context that references customers keeps crm_common.customer_refs from the same four.
+    "ticket": (*DIRECTORY_EVENTS, *CUSTOMER_REF_EVENTS),
     "campaign": (
         *DIRECTORY_EVENTS,
-        "customer.created",
-        "customer.updated",
-        "customer.merged",
+        *CUSTOMER_REF_EVENTS,
         "opportunity.won",
     ),
 }

@@ -1,14 +1,14 @@
 """The system record: one completed NOTE per business event (keyed by the event id), and the small
-read model of customers (names, numbers, merges) kept from customer-svc's events."""
+
+(The customers' read model is crm_common.customer_refs.)"""
 
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activity_svc.models import Activity, ActivityPriority, ActivityStatus, ActivityType, CustomerRef
+from activity_svc.models import Activity, ActivityPriority, ActivityStatus, ActivityType
 from activity_svc.service.common import resolve_customer
 
 
@@ -75,87 +75,3 @@ def _note_insert(session: AsyncSession):
 
 def _insert(session: AsyncSession):
     return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
-
-
-async def remember_customer(
-    session: AsyncSession,
-    customer_id: uuid.UUID,
-    *,
-    customer_number: str | None,
-    full_name: str | None,
-    sequence: int | None,
-) -> None:
-    """Upsert a customer's name and number; an event older than the one applied is ignored."""
-    insert = _insert(session)
-    stmt = insert(CustomerRef).values(
-        id=customer_id,
-        customer_number=customer_number,
-        full_name=full_name,
-        version=sequence or 0,
-        updated_at=datetime.now(UTC),
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={
-                "customer_number": stmt.excluded.customer_number,
-                "full_name": stmt.excluded.full_name,
-                "version": stmt.excluded.version,
-                "updated_at": stmt.excluded.updated_at,
-            },
-            where=CustomerRef.version < stmt.excluded.version,
-        )
-    )
-
-
-async def merge_customers(
-    session: AsyncSession,
-    *,
-    primary_id: uuid.UUID,
-    secondary_id: uuid.UUID,
-    secondary_number: str,
-    secondary_name: str,
-) -> uuid.UUID:
-    """Record that the secondary now lives on in the primary and re-point every activity of the
-    secondary. Returns the customer the activities went to (the primary, or where the primary itself
-    was merged to, if that event came first)."""
-    insert = _insert(session)
-    now = datetime.now(UTC)
-    # Known or not (its customer.created may still be on its way), the secondary is merged: later
-    # events about it land on the primary.
-    stmt = insert(CustomerRef).values(
-        id=secondary_id, customer_number=secondary_number, full_name=secondary_name, version=0, updated_at=now
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={"customer_number": stmt.excluded.customer_number, "full_name": stmt.excluded.full_name},
-            where=CustomerRef.version < 0,  # a placeholder: no customer event applied yet
-        )
-    )
-    target = await resolve_customer(session, primary_id)
-    if target == secondary_id:
-        # A cycle (B into A after A into B): keep the first merge, re-point nothing.
-        return target
-    await session.execute(
-        update(CustomerRef)
-        .where(CustomerRef.id == secondary_id)
-        .values(merged_into_id=primary_id, updated_at=now)
-    )
-    await session.execute(
-        update(Activity)
-        .where(Activity.customer_id == secondary_id)
-        .values(customer_id=target, version=Activity.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return target
-
-
-async def customer_names(session: AsyncSession, ids) -> dict[uuid.UUID, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(CustomerRef.id, CustomerRef.full_name).where(CustomerRef.id.in_(wanted))
-    )
-    return {row.id: row.full_name for row in rows if row.full_name is not None}

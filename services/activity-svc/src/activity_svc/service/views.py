@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from crm_common import directory
+from crm_common import customer_refs, directory
 from crm_common.errors import FieldError, ProblemError
 from crm_common.pagination import PageParams, order_by
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activity_svc.models import OPEN_STATUSES, Activity, ActivityParticipant, ActivityType, CustomerRef
+from activity_svc.models import OPEN_STATUSES, Activity, ActivityParticipant, ActivityType
 from activity_svc.schemas import (
     ActivityAgenda,
     ActivityAgendaBucket,
@@ -24,7 +24,6 @@ from activity_svc.schemas import (
 )
 from activity_svc.service.activities import DEFAULT_ORDER, SORTABLE
 from activity_svc.service.common import SYSTEM_USER_ID, SYSTEM_USER_NAME
-from activity_svc.service.notes import customer_names
 
 AGENDA_TYPES = (ActivityType.TASK, ActivityType.MEETING)
 
@@ -53,7 +52,7 @@ async def present(
         )
     if names is None:
         users = await directory.user_names(session, {a.owner_id for a in activities} - {SYSTEM_USER_ID})
-        customers = await customer_names(session, (a.customer_id for a in activities))
+        customers = await customer_refs.names(session, (a.customer_id for a in activities))
         names = {a.id: (customers.get(a.customer_id), users.get(a.owner_id)) for a in activities}
     result = []
     for a in activities:
@@ -82,8 +81,8 @@ async def page_of(
     total = counted.scalar_subquery()
     rows = (
         await session.execute(
-            query.add_columns(CustomerRef.full_name, directory.users.c.full_name, total)
-            .outerjoin(CustomerRef, CustomerRef.id == Activity.customer_id)
+            query.add_columns(customer_refs.refs.c.full_name, directory.users.c.full_name, total)
+            .outerjoin(customer_refs.refs, customer_refs.refs.c.id == Activity.customer_id)
             .outerjoin(directory.users, directory.users.c.id == Activity.owner_id)
             .order_by(*order)
             .limit(params.page_size)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
+from crm_common import customer_refs
 from crm_common.contracts.pipeline import OpportunityWon
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from campaign_svc import events
 from campaign_svc.models import Campaign, CampaignConversion, CampaignLead, CampaignStatus, CampaignTarget
 from campaign_svc.schemas import CampaignMetrics, CurrencyAmount, FunnelStep
-from campaign_svc.service.members import insert_for, surviving
+from campaign_svc.service.members import insert_for
 from campaign_svc.service.tracking import STEP_FIELDS, add_to_counters, status_of
 
 MODELS = ("FIRST_TOUCH", "LAST_TOUCH")
@@ -49,7 +50,7 @@ async def apply_won(session: AsyncSession, event: CloudEvent, *, window_days: in
     data = OpportunityWon.model_validate(event.data)
     won_at = event.time
     sequence = event.sequence or 0
-    customer_id = await surviving(session, data.customer_id)
+    customer_id = await customer_refs.resolve(session, data.customer_id)
     # Lock the campaigns first (id order), as interaction batches do, then read the members.
     candidates = set(
         (

@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common import customer_refs
+from crm_common.contracts.customer import CustomerCreated, CustomerUpdated
 from crm_common.errors import ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -20,7 +21,6 @@ from campaign_svc.models import (
     CampaignLead,
     CampaignStatus,
     CampaignTarget,
-    KnownCustomer,
 )
 from campaign_svc.schemas import TargetRefused
 from campaign_svc.service.tracking import COUNTER_OF, STEP_FIELDS, add_to_counters, recount, status_of
@@ -43,42 +43,13 @@ def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
 # --- read model ------------------------------------------------------------------------------------
 
 
-async def _upsert_customer(session: AsyncSession, customer_id: uuid.UUID, sequence: int, **values) -> None:
-    """Insert the customer, or update it when this event is newer than what we hold."""
-    insert = insert_for(session)
-    await session.execute(
-        insert(KnownCustomer)
-        .values(id=customer_id, sequence=sequence, **values)
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-    await session.execute(
-        sa.update(KnownCustomer)
-        .where(KnownCustomer.id == customer_id, KnownCustomer.sequence < sequence)
-        .values(sequence=sequence, **values)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def surviving(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
-    """Follow merges to the customer that now stands for `customer_id`."""
-    seen, current = {customer_id}, customer_id
-    while True:
-        merged_into = (
-            await session.execute(sa.select(KnownCustomer.merged_into_id).where(KnownCustomer.id == current))
-        ).scalar_one_or_none()
-        if merged_into is None or merged_into in seen:
-            return current
-        seen.add(merged_into)
-        current = merged_into
-
-
 async def add_lead(
     session: AsyncSession, campaign_id: uuid.UUID, customer_id: uuid.UUID, at: datetime
 ) -> None:
     exists = (await session.execute(sa.select(Campaign.id).where(Campaign.id == campaign_id))).first()
     if exists is None:
         return  # not a campaign of ours: nothing to count
-    customer_id = await surviving(session, customer_id)
+    customer_id = await customer_refs.resolve(session, customer_id)
     await session.execute(
         insert_for(session)(CampaignLead)
         .values(id=uuid.uuid4(), campaign_id=campaign_id, customer_id=customer_id, created_at=at)
@@ -87,48 +58,23 @@ async def add_lead(
 
 
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
+    await customer_refs.on_customer_created(session, event)
     data = CustomerCreated.model_validate(event.data)
-    await _upsert_customer(
-        session,
-        data.customer_id,
-        event.sequence or 1,
-        full_name=data.full_name,
-        status=data.status,
-        source_campaign_id=data.source_campaign_id,
-        created_at=event.time,
-    )
     if data.source_campaign_id is not None:
         await add_lead(session, data.source_campaign_id, data.customer_id, event.time)
 
 
 async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
+    await customer_refs.on_customer_updated(session, event)
     data = CustomerUpdated.model_validate(event.data)
-    values = {"full_name": data.full_name, "status": data.status}
     source = data.changes.get("sourceCampaignId")
-    if source:
-        values["source_campaign_id"] = uuid.UUID(str(source))
-    await _upsert_customer(session, data.customer_id, event.sequence or 1, **values)
     if source:
         await add_lead(session, uuid.UUID(str(source)), data.customer_id, event.time)
 
 
-async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
-    data = CustomerMerged.model_validate(event.data)
-    primary, secondary = data.primary_customer_id, data.secondary_customer_id
-    insert = insert_for(session)
-    for cid, name in ((primary, data.primary_full_name), (secondary, data.secondary_full_name)):
-        await session.execute(
-            insert(KnownCustomer)
-            .values(id=cid, full_name=name, sequence=0)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-    await session.execute(
-        sa.update(KnownCustomer)
-        .where(KnownCustomer.id == secondary)
-        .values(merged_into_id=primary, status=INACTIVE)
-        .execution_options(synchronize_session=False)
-    )
-    await repoint(session, secondary, primary)
+async def repoint_merged(session: AsyncSession, moves: customer_refs.Moves, event: CloudEvent) -> None:
+    for old, survivor in moves.items():
+        await repoint(session, old, survivor)
 
 
 async def repoint(session: AsyncSession, secondary: uuid.UUID, primary: uuid.UUID) -> None:
@@ -239,12 +185,11 @@ async def add_targets(
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
         raise closed(campaign)
     wanted = list(dict.fromkeys(customer_ids))
-    known: dict[uuid.UUID, KnownCustomer] = {}
+    known = {}
     for part in chunks(wanted):
-        for row in (
-            await session.execute(sa.select(KnownCustomer).where(KnownCustomer.id.in_(part)))
-        ).scalars():
-            known[row.id] = row
+        known.update(await customer_refs.rows_by_id(session, part))
+    merged = await customer_refs.survivors(session, wanted)
+    survivors = await customer_refs.rows_by_id(session, set(merged.values()))
     refused: list[TargetRefused] = []
     resolved: list[uuid.UUID] = []
     for cid in wanted:
@@ -255,17 +200,16 @@ async def add_targets(
                 TargetRefused(customer_id=cid, code="UNKNOWN_CUSTOMER", message="no such customer")
             )
             continue
-        if row is not None and row.merged_into_id is not None:
-            survivor = await surviving(session, cid)
-            srow = await session.get(KnownCustomer, survivor)
-            if srow is None or srow.status == INACTIVE:
+        if cid in merged:  # redirected to the survivor (the rule everywhere: crm_common.customer_refs)
+            srow = survivors.get(merged[cid])
+            if srow is not None and srow.status == INACTIVE:
                 refused.append(
                     TargetRefused(
                         customer_id=cid, code="CUSTOMER_INACTIVE", message="merged into an inactive customer"
                     )
                 )
                 continue
-            resolved.append(survivor)
+            resolved.append(merged[cid])
             continue
         if status == INACTIVE:
             refused.append(
@@ -318,26 +262,16 @@ async def remember_customers(
     session: AsyncSession, rows: dict[uuid.UUID, tuple[str | None, str | None]]
 ) -> None:
     """Customers seen in a segment evaluation but not yet in the read model (their created event may
-    still be on its way): recorded with sequence 0, so any event overrides them."""
-    insert = insert_for(session)
-    items = list(rows.items())
-    for part in chunks(items):
-        await session.execute(
-            insert(KnownCustomer)
-            .values(
-                [
-                    {"id": cid, "full_name": name, "status": status, "sequence": 0}
-                    for cid, (name, status) in part
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
+    still be on its way): recorded with version 0, so any event overrides them."""
+    await customer_refs.ensure_many(
+        session, {cid: {"full_name": name, "status": status} for cid, (name, status) in rows.items()}
+    )
 
 
 async def remove_target(session: AsyncSession, campaign: Campaign, customer_id: uuid.UUID) -> None:
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
         raise closed(campaign)
-    customer_id = await surviving(session, customer_id)
+    customer_id = await customer_refs.resolve(session, customer_id)
     t = CampaignTarget.__table__
     removed = (
         await session.execute(

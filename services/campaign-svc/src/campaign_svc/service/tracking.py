@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import sqlalchemy as sa
+from crm_common import customer_refs
 from crm_common.errors import FieldError, ProblemError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from campaign_svc.models import Campaign, CampaignInteraction, CampaignStatus, CampaignTarget, KnownCustomer
+from campaign_svc.models import Campaign, CampaignInteraction, CampaignStatus, CampaignTarget
 from campaign_svc.schemas import InteractionIn
 
 # Funnel steps an interaction implies (a click means the message was sent, delivered and opened).
@@ -133,26 +134,6 @@ async def add_to_counters(session: AsyncSession, campaign_id: uuid.UUID, reached
     )
 
 
-async def _survivors(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-    """Customer id -> the customer it was merged into (followed to the end), for merged ids only."""
-    merged: dict[uuid.UUID, uuid.UUID] = {}
-    for part in [list(ids)[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]:
-        rows = await session.execute(
-            sa.select(KnownCustomer.id, KnownCustomer.merged_into_id).where(
-                KnownCustomer.id.in_(part), KnownCustomer.merged_into_id.is_not(None)
-            )
-        )
-        merged.update({r.id: r.merged_into_id for r in rows})
-    result = {}
-    for cid, target in merged.items():
-        seen = {cid}
-        while target in merged and target not in seen:
-            seen.add(target)
-            target = merged[target]
-        result[cid] = target
-    return result
-
-
 async def record_interactions(
     session: AsyncSession, campaign: Campaign, items: list[InteractionIn], *, limit: int
 ) -> tuple[int, int, int]:
@@ -169,7 +150,7 @@ async def record_interactions(
         raise ProblemError(
             409, "CAMPAIGN_NOT_RUNNING", f"A {campaign.status} campaign does not take interactions."
         )
-    survivors = await _survivors(session, {i.customer_id for i in items})
+    survivors = await customer_refs.survivors(session, {i.customer_id for i in items})
     customer_ids = {survivors.get(i.customer_id, i.customer_id) for i in items}
     # Plain rows, written back in one executemany: a batch touches up to `limit` members.
     targets: dict[uuid.UUID, SimpleNamespace] = {}

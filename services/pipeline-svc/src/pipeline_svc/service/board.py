@@ -12,11 +12,12 @@ import uuid
 from decimal import Decimal
 
 import sqlalchemy as sa
+from crm_common import customer_refs
 from crm_common.directory import users
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pipeline_svc.models import KnownCustomer, Opportunity, OpportunityStage, StageTotal
+from pipeline_svc.models import Opportunity, OpportunityStage, StageTotal
 from pipeline_svc.service.common import cents
 from pipeline_svc.service.stages import active_stages
 
@@ -71,9 +72,9 @@ def _cards_statement(dialect: str, stage_ids: list[uuid.UUID], filters: list, li
         statement = select(*(numbered.c[c.key] for c in _CARD_COLUMNS)).where(numbered.c.position <= limit)
     return (
         statement.add_columns(
-            KnownCustomer.full_name.label("customer_name"), users.c.full_name.label("owner_name")
+            customer_refs.refs.c.full_name.label("customer_name"), users.c.full_name.label("owner_name")
         )
-        .outerjoin(KnownCustomer, KnownCustomer.id == cards.c.customer_id)
+        .outerjoin(customer_refs.refs, customer_refs.refs.c.id == cards.c.customer_id)
         .outerjoin(users, users.c.id == cards.c.owner_id)
     )
 

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from crm_common import customer_refs
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -18,7 +19,6 @@ from pipeline_svc import events
 from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
 from pipeline_svc.schemas import InvoiceCreate
 from pipeline_svc.service.common import cents, check_optional_version, line_total, unprocessable
-from pipeline_svc.service.customers import require_customer
 
 # A won opportunity's draft invoice is due this many days after the close date.
 PAYMENT_TERMS_DAYS = 30
@@ -157,7 +157,7 @@ async def invoice_for_won(
 
 
 async def create_invoice(session: AsyncSession, *, data: InvoiceCreate, actor_id: uuid.UUID) -> Invoice:
-    await require_customer(session, data.customer_id, field="customerId")
+    customer_id = (await customer_refs.require(session, data.customer_id, field="customerId")).id
     if data.opportunity_id is not None:
         opportunity = await session.get(Opportunity, data.opportunity_id)
         if opportunity is None:
@@ -168,7 +168,7 @@ async def create_invoice(session: AsyncSession, *, data: InvoiceCreate, actor_id
                 message="unknown opportunity",
                 rule="unknown_opportunity",
             )
-        if opportunity.customer_id != data.customer_id:
+        if opportunity.customer_id != customer_id:
             raise unprocessable(
                 "OPPORTUNITY_CUSTOMER_MISMATCH",
                 "The opportunity belongs to another customer.",
@@ -186,7 +186,7 @@ async def create_invoice(session: AsyncSession, *, data: InvoiceCreate, actor_id
             )
     invoice = await insert_invoice(
         session,
-        customer_id=data.customer_id,
+        customer_id=customer_id,
         opportunity_id=data.opportunity_id,
         currency=data.currency,
         lines=[line.model_dump() for line in data.lines],

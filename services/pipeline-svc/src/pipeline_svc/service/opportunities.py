@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from crm_common import customer_refs
 from crm_common.concurrency import check_version
 from crm_common.directory import require_active_team, require_active_user, user_names, users
 from crm_common.errors import ProblemError, not_found
@@ -19,7 +20,6 @@ from sqlalchemy.orm import selectinload
 
 from pipeline_svc import events
 from pipeline_svc.models import (
-    KnownCustomer,
     Opportunity,
     OpportunityProduct,
     OpportunityStage,
@@ -32,7 +32,6 @@ from pipeline_svc.schemas import (
     OpportunityUpdate,
 )
 from pipeline_svc.service.common import cents
-from pipeline_svc.service.customers import customer_names, require_customer
 from pipeline_svc.service.stages import first_open_stage
 
 SORTABLE = {
@@ -104,7 +103,7 @@ def _line_item_view(item: OpportunityProduct, currency: str) -> OpportunityLineI
 
 async def views(session: AsyncSession, opportunities: Sequence[Opportunity]) -> list[OpportunityRead]:
     stages = await stage_names(session, {o.stage_id for o in opportunities})
-    customers = await customer_names(session, (o.customer_id for o in opportunities))
+    customers = await customer_refs.names(session, (o.customer_id for o in opportunities))
     owners = await user_names(session, (o.owner_id for o in opportunities))
     return [
         OpportunityRead.model_validate(
@@ -129,8 +128,8 @@ async def view(session: AsyncSession, opportunity: Opportunity) -> OpportunityRe
                 .where(OpportunityStage.id == opportunity.stage_id)
                 .scalar_subquery()
                 .label("stage"),
-                select(KnownCustomer.full_name)
-                .where(KnownCustomer.id == opportunity.customer_id)
+                select(customer_refs.refs.c.full_name)
+                .where(customer_refs.refs.c.id == opportunity.customer_id)
                 .scalar_subquery()
                 .label("customer"),
                 select(users.c.full_name)
@@ -200,14 +199,15 @@ async def _check_people(
 async def create_opportunity(
     session: AsyncSession, *, data: OpportunityCreate, actor_id: uuid.UUID
 ) -> Opportunity:
-    await require_customer(session, data.customer_id, field="customerId")
+    # A merged customer's survivor takes the opportunity (the rule everywhere: crm_common.customer_refs).
+    customer = await customer_refs.require(session, data.customer_id, field="customerId")
     await _check_people(session, owner_id=data.owner_id, team_id=data.team_id, actor_id=actor_id)
     stage = await first_open_stage(session)
     opportunity = await insert_opportunity(
         session,
         stage=stage,
         title=data.title,
-        customer_id=data.customer_id,
+        customer_id=customer.id,
         owner_id=data.owner_id or actor_id,
         actor_id=actor_id,
         amount=data.amount,

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from crm_common import directory
+from crm_common import customer_refs, directory
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.models import UtcDateTime
@@ -15,9 +15,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc import events, sla
-from ticket_svc.models import OPEN_STATUSES, KnownCustomer, Ticket, TicketStatus
+from ticket_svc.models import OPEN_STATUSES, Ticket, TicketStatus
 from ticket_svc.schemas import TicketCreate, TicketRead, TicketUpdate
-from ticket_svc.service import customers, numbers
+from ticket_svc.service import numbers
 from ticket_svc.service.policies import NO_SLA, SlaTerms, select_policy, terms_for
 
 
@@ -96,7 +96,8 @@ async def create_ticket(
 ) -> tuple[Ticket, TicketRead]:
     """The new ticket and its read model. Everything is read and computed first; the number is
     allocated last (service/numbers.py), so the counter row stays locked as briefly as possible."""
-    customer = await customers.require_customer(session, data.customer_id, field="customerId")
+    # A merged customer's survivor takes the ticket (the rule everywhere: crm_common.customer_refs).
+    customer = await customer_refs.require(session, data.customer_id, field="customerId")
     await _check_people(session, data.assigned_to_id, data.team_id)
     related = await _check_related(session, data.related_tickets, self_id=None)
     policy = await select_policy(
@@ -223,9 +224,7 @@ def breached_sql(now: datetime):
     return or_(response_breached_sql(now), resolution_breached_sql(now))
 
 
-def to_read(
-    ticket: Ticket, customer: KnownCustomer | None, assignee_name: str | None, now: datetime
-) -> TicketRead:
+def to_read(ticket: Ticket, customer: sa.Row | None, assignee_name: str | None, now: datetime) -> TicketRead:
     return TicketRead.model_validate(
         {
             **{k: getattr(ticket, k) for k in Ticket.model_fields},
@@ -240,7 +239,7 @@ def to_read(
 
 
 async def read_models(session: AsyncSession, tickets: Sequence[Ticket], now: datetime) -> list[TicketRead]:
-    known = await customers.customers_by_id(session, (t.customer_id for t in tickets))
+    known = await customer_refs.rows_by_id(session, (t.customer_id for t in tickets))
     names = await directory.user_names(session, (t.assigned_to_id for t in tickets))
     return [to_read(t, known.get(t.customer_id), names.get(t.assigned_to_id), now) for t in tickets]
 
