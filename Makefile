@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
-.PHONY: up down test install lint format migrate distributed bench sdk clean check-python
+.PHONY: up down demo test install lint format migrate distributed bench sdk clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
@@ -26,6 +26,10 @@ install: $(VENV)/.synced
 ## Run the whole CRM on the embedded default: http://127.0.0.1:8000 (docs at /docs).
 up: install
 	$(VENV)/bin/crm up
+
+## Load a sample company into the CRM that `make up` runs (another terminal; CRM_URL=... for another).
+demo: install
+	$(VENV)/bin/crm demo --url $(CRM_URL)
 
 ## Stop the CRM that `make up` runs (from another terminal; Ctrl+C does the same).
 down:

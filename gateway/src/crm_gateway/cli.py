@@ -5,6 +5,7 @@ crm down                    stop the `crm up` running from CRM_DATA_DIR
 crm serve <service>         one service (or the gateway) as its own process (distributed mode)
 crm migrate <service>|all   bring databases to the latest schema
 crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
+crm demo [--url URL]        load a sample company into a running CRM through its API
 """
 
 import argparse
@@ -80,7 +81,26 @@ def main(argv: list[str] | None = None) -> None:
     mk.add_argument("service", choices=NAMES)
     mk.add_argument("-m", "--message", required=True)
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI 3.0 document")
+    demo = sub.add_parser("demo", help="load a sample company into a running CRM through its API")
+    demo.add_argument("--url", default=os.environ.get("CRM_URL", "http://127.0.0.1:8000"))
+    demo.add_argument("--admin-email", default=os.environ.get("CRM_ADMIN_EMAIL", "admin@example.com"))
+    demo.add_argument(
+        "--admin-password",
+        default=os.environ.get("CRM_ADMIN_PASSWORD"),
+        help="the admin's password (default: CRM_ADMIN_PASSWORD)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from crm_gateway import demo as demo_data
+
+        if not args.admin_password:
+            sys.exit("crm demo: give the admin's password (--admin-password or CRM_ADMIN_PASSWORD)")
+        try:
+            loaded = asyncio.run(demo_data.load(args.url, args.admin_email, args.admin_password))
+        except demo_data.DemoError as exc:
+            sys.exit(f"crm demo: {exc}")
+        print(demo_data.report(loaded, args.url), flush=True)
+        return
     if args.command == "asyncapi":
         from crm_common.contracts.catalogue import asyncapi_document
 
