@@ -54,5 +54,5 @@ def test_without_a_crm_or_a_password_the_command_says_so_in_one_line(monkeypatch
     monkeypatch.delenv("CRM_ADMIN_PASSWORD", raising=False)
     with pytest.raises(SystemExit, match="give the admin's password"):
         main(["demo", "--url", "http://127.0.0.1:9"])
-    with pytest.raises(SystemExit, match="no CRM answers at http://127.0.0.1:9"):
+    with pytest.raises(SystemExit, match=r"no CRM answers at http://127\.0\.0\.1:9"):
         main(["demo", "--url", "http://127.0.0.1:9", "--admin-password", "x"])
