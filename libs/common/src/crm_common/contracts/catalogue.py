@@ -20,8 +20,27 @@ EVENTS: tuple[type[EventData], ...] = tuple(e for m in _MODULES for e in _events
 
 _ENVELOPE_DOC = (
     "CloudEvents 1.0 in structured JSON mode (content type application/cloudevents+json). "
-    "Routing key on the `crm.events` topic exchange = `type` without the `crm.` prefix."
+    "Routing key on the `crm.events` topic exchange = `type` without the `crm.` prefix.\n\n"
+    "Subscribing from another system: the exchange is `<CRM_EVENTS_NAMESPACE>crm.events` (a durable "
+    "topic exchange; the namespace is empty unless the operator set one, e.g. `prod.crm.events`). "
+    "Declare your own durable **quorum** queue (`x-queue-type: quorum`) named for your system, bind it "
+    "with the routing keys you want (`customer.*`, `opportunity.won`, `#` for all), and give it a "
+    "dead-letter queue: a direct exchange of your own as `x-dead-letter-exchange` plus an "
+    "`x-delivery-limit`, so a message your consumer keeps refusing is parked instead of redelivered "
+    "forever. Acknowledge after your own transaction commits and deduplicate on the CloudEvent `id` "
+    "(delivery is at least once). docs/examples/consume_events.py is a complete consumer."
 )
+
+# The broker the events travel on in distributed mode; operators give the real one in CRM_AMQP_URL.
+_SERVERS = {
+    "rabbitmq": {
+        "host": "127.0.0.1:5672",
+        "protocol": "amqp",
+        "protocolVersion": "0-9-1",
+        "description": "The RabbitMQ named by CRM_AMQP_URL (this is the default of a local install). "
+        "Exchange `<CRM_EVENTS_NAMESPACE>crm.events`, topic, durable; messages are persistent.",
+    }
+}
 
 
 def by_routing_key() -> dict[str, type[EventData]]:
@@ -74,7 +93,8 @@ def asyncapi_document() -> dict:
         }
         channels[name] = {
             "address": key,
-            "description": f"Routing key `{key}` on the `crm.events` topic exchange.",
+            "description": f"Routing key `{key}` on the `<CRM_EVENTS_NAMESPACE>crm.events` topic exchange.",
+            "servers": [{"$ref": "#/servers/rabbitmq"}],
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             "bindings": {
                 "amqp": {
@@ -99,6 +119,7 @@ def asyncapi_document() -> dict:
         "asyncapi": "3.0.0",
         "info": {"title": "CRM domain events", "version": "1.0.0", "description": _ENVELOPE_DOC},
         "defaultContentType": "application/cloudevents+json",
+        "servers": _SERVERS,
         "channels": channels,
         "operations": operations,
         "components": {
