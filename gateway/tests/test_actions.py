@@ -154,20 +154,25 @@ async def test_actions_need_their_permission(gateway):
     admin = await login(gateway)
     await gateway.post(
         "/api/v1/users",
-        json={
-            "email": "sup@example.com",
-            "fullName": "Sup",
-            "password": PASSWORD,
-            "roles": ["support_agent"],
-        },
+        json={"email": "ro@example.com", "fullName": "Ro", "password": PASSWORD, "roles": ["read_only"]},
         headers=admin,
     )
-    support = await login(gateway, "sup@example.com")
-    r = await gateway.post(SP, json={"action": "forecast"}, headers=support)
+    reader = await login(gateway, "ro@example.com")
+    key = await gateway.post(
+        "/api/v1/api-keys", json={"name": "c", "permissions": ["customer_access"]}, headers=admin
+    )
+    customers_only = {"Authorization": f"Bearer {key.json()['key']}"}
+    r = await gateway.post(SP, json={"action": "forecast"}, headers=customers_only)
     assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+    assert (await gateway.post(SP, json={"action": "forecast"}, headers=reader)).status_code == 200
     assert (
-        await gateway.post(CM, json={"action": "segment", "data": {}}, headers=support)
+        await gateway.post(CM, json={"action": "segment", "data": {}}, headers=customers_only)
     ).status_code == 200
+    # A reader gets in, but the write the action makes is refused by the service, in the seed's shape.
+    create = {"action": "create", "data": {"firstName": "R", "lastName": "O", "email": "ro@example.org"}}
+    refused = await gateway.post(CM, json=create, headers=reader)
+    assert refused.status_code == 403
+    assert refused.json()["success"] is False and refused.json()["error"]["reason"] == "FORBIDDEN"
     assert (await gateway.post(CM, json={"action": "segment"})).status_code == 401
 
 

@@ -47,7 +47,8 @@ async def test_a_key_is_shown_once_stored_hashed_and_works_as_a_bearer_credentia
 
     as_key = {"Authorization": f"Bearer {secret}"}
     me = (await gw.get("/api/v1/me", headers=as_key)).json()
-    assert me["permissions"] == ["customer_access"] and me["roles"] == []
+    # The legacy name is stored as what it stands for: read and write of customers.
+    assert me["permissions"] == ["customers:read", "customers:write"] and me["roles"] == []
     created_c = await gw.post(
         "/api/v1/customers",
         json={"firstName": "Key", "lastName": "User", "email": "key@example.com"},
@@ -101,7 +102,7 @@ async def test_the_swapped_token_is_short_lived_and_names_the_key(gateway):
     token, key_id = await front._swap(key["key"])
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["akid"] == key["id"] and str(key_id) == key["id"]
-    assert claims["perms"] == ["customer_access", "sales_access"]
+    assert claims["perms"] == ["customers:read", "customers:write", "sales:read", "sales:write"]
     assert claims["exp"] - claims["iat"] <= 300
 
 

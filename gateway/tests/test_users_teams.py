@@ -3,6 +3,7 @@
 import uuid
 
 import sqlalchemy as sa
+from crm_common.auth import ROLE_PERMISSIONS
 from crm_common.events.tables import outbox
 
 from .conftest import PASSWORD, login
@@ -32,7 +33,8 @@ async def test_admin_creates_a_user_who_can_sign_in_and_the_event_is_published(i
     assert r.headers["etag"] == 'W/"1"'
     user = r.json()
     assert user["roles"] == ["sales_rep"] and user["version"] == 1
-    assert user["permissions"] == ["activity_access", "customer_access", "sales_access"]
+    assert user["permissions"] == sorted(ROLE_PERMISSIONS["sales_rep"])
+    assert "customers:write" in user["permissions"] and "tickets:write" not in user["permissions"]
     assert "password" not in user and "passwordHash" not in user
     me = await gw.get("/api/v1/me", headers=await login(gw, "ada@example.com"))
     assert me.json()["id"] == user["id"]

@@ -216,10 +216,17 @@ async def test_sales_access_is_needed(client, auth_headers, new_customer):
         json={"title": "X", "customerId": customer},
         headers=auth_headers("support_agent"),
     )
-    assert r.status_code == 403
-    assert (
-        await client.get("/api/v1/opportunities/board", headers=auth_headers("read_only"))
-    ).status_code == 403
+    assert r.status_code == 403 and "`sales:write`" in r.json()["detail"]
+    # read_only reads the pipeline but writes nothing.
+    reader = auth_headers("read_only")
+    assert (await client.get("/api/v1/opportunities/board", headers=reader)).status_code == 200
+    r = await client.post(
+        "/api/v1/opportunities", json={"title": "X", "customerId": customer}, headers=reader
+    )
+    assert r.status_code == 403 and "`sales:write`" in r.json()["detail"]
+    no_sales = auth_headers("read_only", perms=["customers:read"])
+    r = await client.get("/api/v1/opportunities/board", headers=no_sales)
+    assert r.status_code == 403 and "`sales:read`" in r.json()["detail"]
 
 
 async def test_list_filters_sorts_and_pages(client, auth_headers, new_customer, new_opportunity, new_user):

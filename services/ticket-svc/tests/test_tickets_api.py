@@ -150,8 +150,13 @@ async def test_a_failed_create_gives_its_number_back(client, agent, new_ticket, 
 async def test_permissions(client, auth_headers, new_ticket):
     ticket = await new_ticket()
     assert (await client.get("/api/v1/tickets")).status_code == 401
-    r = await client.get(f"/api/v1/tickets/{ticket['id']}", headers=auth_headers("sales_rep"))
+    r = await client.get(f"/api/v1/tickets/{ticket['id']}", headers=auth_headers("marketer"))
     assert (r.status_code, r.json()["code"]) == (403, "FORBIDDEN")
+    # A sales rep reads tickets (their customers' problems) but does not work them.
+    rep = auth_headers("sales_rep")
+    assert (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=rep)).status_code == 200
+    r = await client.post(f"/api/v1/tickets/{ticket['id']}/escalate", json={}, headers=rep)
+    assert (r.status_code, r.json()["code"]) == (403, "FORBIDDEN") and "`tickets:write`" in r.json()["detail"]
     assert (await client.get("/api/v1/tickets", headers=auth_headers("admin"))).status_code == 200
 
 

@@ -3,6 +3,9 @@ action-handler input (`{action, customerId|opportunityId, stageId, data, options
 ActionResult (`success`, `data`, `events` | `error: {message, code}`), by calling the REST endpoints
 with the caller's token. A team moving off the seed's engine keeps its client code.
 
+The seed asks for `customer_access` / `sales_access`; here the action endpoint needs read access to
+its context and each REST call it makes checks the write permission it needs (`forecast` only reads).
+
 HTTP status: 200 on success; on failure the status of the underlying problem (422 for the seed's
 validate() errors, 404, 409, 412...), always with the ActionResult body. `error.code` is the seed's
 (`CUSTOMER_ACTION_ERROR`, `PIPELINE_ACTION_ERROR`); `error.reason` the service's stable problem code.
@@ -10,7 +13,7 @@ validate() errors, 404, 409, 412...), always with the ActionResult body. `error.
 
 from typing import Annotated, Any
 
-from crm_common.auth import Principal, require
+from crm_common.auth import Principal, require_access
 from crm_common.errors import problem_doc
 from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Request
@@ -367,7 +370,9 @@ _pipeline = _result("PIPELINE_ACTION_ERROR", run_pipeline)
     response_model=ActionResult,
 )
 async def customer_manager(
-    request: Request, body: ActionInput, user: Annotated[Principal, Depends(require("customer_access"))]
+    request: Request,
+    body: ActionInput,
+    user: Annotated[Principal, Depends(require_access("customers", "read"))],
 ):
     return await _customer(request, body, user)
 
@@ -380,6 +385,6 @@ async def customer_manager(
     response_model=ActionResult,
 )
 async def sales_pipeline(
-    request: Request, body: ActionInput, user: Annotated[Principal, Depends(require("sales_access"))]
+    request: Request, body: ActionInput, user: Annotated[Principal, Depends(require_access("sales", "read"))]
 ):
     return await _pipeline(request, body, user)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from crm_common.auth import Principal
+from crm_common.auth import Principal, expand_permissions, permissions_for
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.models import utcnow
 from sqlalchemy import select
@@ -33,7 +33,7 @@ def looks_like_key(credential: str) -> bool:
 
 
 async def create_key(session: AsyncSession, data: ApiKeyCreate, *, creator: Principal) -> tuple[ApiKey, str]:
-    wanted = set(data.permissions)
+    wanted = set(expand_permissions(data.permissions))
     beyond = sorted(p for p in wanted if not creator.can(p))
     if beyond:
         raise ProblemError(
@@ -102,7 +102,9 @@ class KeyIdentity:
 
 
 async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
-    """The key's identity if it is known, not revoked, not expired and its creator still active."""
+    """The key's identity if it is known, not revoked, not expired and its creator still active; its
+    permissions are its own intersected with what its creator holds now (a demoted creator's key
+    loses what the creator lost)."""
     row = (
         await session.execute(
             select(ApiKey, User)
@@ -117,7 +119,8 @@ async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():
         return None
-    return KeyIdentity(key.id, key.name, list(key.permissions), user.id, user.email, key.expires_at)
+    effective = expand_permissions(key.permissions) & permissions_for(user.roles)
+    return KeyIdentity(key.id, key.name, sorted(effective), user.id, user.email, key.expires_at)
 
 
 __all__ = ["create_key", "get_key", "list_keys", "looks_like_key", "not_found", "resolve", "revoke_key"]

@@ -4,12 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from crm_common.auth import PERMISSIONS, ROLE_PERMISSIONS
+from crm_common.auth import LEGACY_PERMISSIONS, PERMISSIONS, ROLE_PERMISSIONS
 from crm_common.schemas import ApiModel, StrictApiModel
 from pydantic import EmailStr, Field
 
 Role = Literal[tuple(ROLE_PERMISSIONS)]  # type: ignore[valid-type]
-Permission = Literal[PERMISSIONS]  # type: ignore[valid-type]
+# The legacy names (`customer_access`, ...) are still accepted: each is read and write of its context.
+Permission = Literal[(*PERMISSIONS, *LEGACY_PERMISSIONS)]  # type: ignore[valid-type]
 TeamType = Literal["SALES", "MARKETING", "SUPPORT", "MANAGEMENT"]
 
 
@@ -98,7 +99,9 @@ class TeamPage(ApiModel):
 class ApiKeyCreate(StrictApiModel):
     name: str = Field(min_length=1, max_length=200)
     permissions: list[Permission] = Field(
-        min_length=1, description="A subset of the creating admin's permissions."
+        min_length=1,
+        description="A subset of the creating admin's permissions. While the key lives it never does more "
+        "than its creator currently may: its permissions are intersected with the creator's at every use.",
     )
     expires_at: datetime | None = Field(default=None, description="Optional; RFC 3339 with an offset.")
 

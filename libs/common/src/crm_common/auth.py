@@ -6,7 +6,7 @@ Only EdDSA is accepted, so `alg=none` or an HMAC token forged with the public ke
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -18,23 +18,46 @@ from crm_common.errors import ProblemError
 
 ALGORITHM = "EdDSA"
 
-PERMISSIONS = (
-    "customer_access",
-    "sales_access",
-    "activity_access",
-    "support_access",
-    "marketing_access",
-    "admin",
-)
+# Each context has a read and a write permission; `admin` (users, teams, API keys, pipeline stages,
+# SLA policies) implies every other. The matrix below is documented in docs/api-guide.md.
+CONTEXTS = ("customers", "sales", "activities", "tickets", "campaigns")
+PERMISSIONS = (*(f"{c}:{a}" for c in CONTEXTS for a in ("read", "write")), "admin")
+
+
+def _rw(*contexts: str) -> set[str]:
+    return {f"{c}:{a}" for c in contexts for a in ("read", "write")}
+
+
+def _r(*contexts: str) -> set[str]:
+    return {f"{c}:read" for c in contexts}
+
+
+# The seed's names (its action handlers ask for `customer_access` / `sales_access`) and the names
+# tokens and API keys carried before read and write were split: each is read and write of a context.
+LEGACY_PERMISSIONS: dict[str, frozenset[str]] = {
+    "customer_access": frozenset(_rw("customers")),
+    "sales_access": frozenset(_rw("sales")),
+    "activity_access": frozenset(_rw("activities")),
+    "support_access": frozenset(_rw("tickets")),
+    "marketing_access": frozenset(_rw("campaigns")),
+}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
-    "sales_manager": frozenset({"customer_access", "sales_access", "activity_access", "marketing_access"}),
-    "sales_rep": frozenset({"customer_access", "sales_access", "activity_access"}),
-    "support_agent": frozenset({"customer_access", "support_access", "activity_access"}),
-    "marketer": frozenset({"customer_access", "marketing_access", "activity_access"}),
-    "read_only": frozenset({"customer_access", "activity_access"}),
+    "sales_manager": frozenset(_rw("customers", "sales", "activities", "campaigns") | _r("tickets")),
+    "sales_rep": frozenset(_rw("customers", "sales", "activities") | _r("tickets", "campaigns")),
+    "support_agent": frozenset(_rw("customers", "tickets", "activities") | _r("sales")),
+    "marketer": frozenset(_rw("customers", "campaigns", "activities") | _r("sales")),
+    "read_only": frozenset(_r(*CONTEXTS)),
 }
+
+
+def expand_permissions(names) -> frozenset[str]:
+    """The permissions `names` stand for: legacy names become read and write of their context."""
+    out: set[str] = set()
+    for name in names:
+        out |= LEGACY_PERMISSIONS.get(name, {name})
+    return frozenset(out)
 
 
 def new_keypair() -> tuple[str, str]:
@@ -53,6 +76,7 @@ def new_keypair() -> tuple[str, str]:
 
 
 def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """What the built-in roles grant together (unknown role names grant nothing)."""
     perms: set[str] = set()
     for role in roles:
         perms |= ROLE_PERMISSIONS.get(role, frozenset())
@@ -68,7 +92,10 @@ class Principal:
     permissions: frozenset[str]
 
     def can(self, permission: str) -> bool:
-        return permission in self.permissions or "admin" in self.permissions
+        """True when the caller holds `permission` (a legacy name: all it stands for); admins hold all."""
+        if "admin" in self.permissions:
+            return True
+        return expand_permissions([permission]) <= self.permissions
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -108,7 +135,7 @@ class TokenVerifier:
                 email=claims.get("email", ""),
                 name=claims.get("name", ""),
                 roles=tuple(claims.get("roles", ())),
-                permissions=frozenset(claims.get("perms", ())),
+                permissions=expand_permissions(claims.get("perms", ())),
             )
         except jwt.ExpiredSignatureError:
             raise _unauthorized("The access token has expired.") from None
@@ -131,12 +158,37 @@ async def current_principal(
     return verifier.verify(credentials.credentials)
 
 
+def _forbidden(permission: str) -> ProblemError:
+    return ProblemError(403, "FORBIDDEN", f"This operation needs the `{permission}` permission.")
+
+
 def require(permission: str):
     """Dependency: the caller, who must hold `permission` (admins hold all)."""
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.can(permission):
-            raise ProblemError(403, "FORBIDDEN", f"This operation needs the `{permission}` permission.")
+            raise _forbidden(permission)
+        return principal
+
+    return check
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def require_access(context: str, access: Literal["read", "write"] | None = None):
+    """Dependency: the caller, who must hold `<context>:read` for GET and HEAD and `<context>:write`
+    for any other method, unless `access` names one (a POST that only reads, like a preview)."""
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}")
+
+    async def check(
+        request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> Principal:
+        wanted = access or ("read" if request.method in READ_METHODS else "write")
+        permission = f"{context}:{wanted}"
+        if not principal.can(permission):
+            raise _forbidden(permission)
         return principal
 
     return check

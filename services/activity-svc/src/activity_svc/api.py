@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated
 
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require
+from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
@@ -27,7 +27,7 @@ from activity_svc.service import activities, views
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"], responses=problem_doc(401, 403))
 timelines = APIRouter(prefix="/api/v1", tags=["timelines"], responses=problem_doc(401, 403))
-ActivityAccess = Annotated[Principal, Depends(require("activity_access"))]
+ActivityAccess = Annotated[Principal, Depends(require_access("activities"))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3".')]
 TimeZone = Annotated[
     str | None,

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from crm_common import customer_refs
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require
+from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import ProblemError, problem_doc
 from crm_common.pagination import PageParams, order_by, page_params, paginate
@@ -32,7 +32,7 @@ from campaign_svc.service import attribution, campaigns, members, segments, trac
 from campaign_svc.settings import Settings
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=problem_doc(401, 403))
-MarketingAccess = Annotated[Principal, Depends(require("marketing_access"))]
+MarketingAccess = Annotated[Principal, Depends(require_access("campaigns"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
 ]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require
+from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
 from crm_common.pagination import PageParams, page_params
@@ -37,7 +37,9 @@ from customer_svc.service import actions, customers, exporter, importer, merge, 
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
-CustomerAccess = Annotated[Principal, Depends(require("customer_access"))]
+CustomerAccess = Annotated[Principal, Depends(require_access("customers"))]
+# A POST that only reads (evaluating a filter) needs read access, like a GET.
+CustomerReader = Annotated[Principal, Depends(require_access("customers", "read"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
 ]
@@ -126,7 +128,7 @@ async def merge_customers(body: MergeRequest, session: SessionDep, user: Custome
 async def preview_segment(
     body: SegmentPreview,
     session: SessionDep,
-    user: CustomerAccess,
+    user: CustomerReader,
     params: Annotated[PageParams, Depends(page_params)],
 ) -> CustomerPage:
     items, total = await segments.evaluate(session, f=body.filter, params=params)

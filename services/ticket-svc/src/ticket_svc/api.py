@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require
+from crm_common.auth import Principal, require, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
@@ -37,7 +37,7 @@ policy_router = APIRouter(
     prefix="/api/v1/sla-policies", tags=["sla-policies"], responses=problem_doc(401, 403)
 )
 
-SupportAccess = Annotated[Principal, Depends(require("support_access"))]
+SupportAccess = Annotated[Principal, Depends(require_access("tickets"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description="The ETag you read; a stale one is a 412.")

@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from crm_common.auth import Principal, require
+from crm_common.auth import Principal, require, require_access
 from fastapi import Depends, Header
 
-SalesAccess = Annotated[Principal, Depends(require("sales_access"))]
+SalesAccess = Annotated[Principal, Depends(require_access("sales"))]
 # Configuring the pipeline (its stages) is an administrator's job.
 AdminAccess = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[
