@@ -284,12 +284,15 @@ def test_kill_9_during_keyed_writes_then_retry_every_key(crm):
         won = [o for o in opportunities if invoices[o["id"]]]
         twice_invoiced = [o["id"] for o in opportunities if invoices[o["id"]] > 1]
 
+    acknowledged_tickets = sum(1 for s in ticket_keys if s.response is not None)
     print(
-        f"\n[{crm.dialect}] sent {sum(s.attempted for s in plan)},"
-        f" {len(answered)} acknowledged before kill -9 ({sum('/win' in s.path for s in answered)} wins);"
-        f" after restart: tickets present {present_before_retry}/{len(ticket_keys)}, lost {len(lost)};"
-        f" retried {retried}: replay mismatches {len(replay_mismatch)}, duplicated tickets {duplicated},"
-        f" wins invoiced {len(won)}/{WINS}, invoiced twice {len(twice_invoiced)}"
+        f"\n[{crm.dialect}] sent {sum(s.attempted for s in plan)} keyed writes, {len(answered)} acknowledged"
+        f" ({acknowledged_tickets} ticket creates, {len(answered) - acknowledged_tickets} wins) before kill -9;"
+        f" after the restart {present_before_retry} of the keyed tickets present"
+        f" ({present_before_retry - acknowledged_tickets + len(lost)} committed without an answer),"
+        f" lost {len(lost)}; all {retried} keys retried: {len(replay_mismatch)} acknowledged ones not"
+        f" replayed as answered, {duplicated} duplicated tickets, {len(won)}/{WINS} opportunities won with"
+        f" {len(twice_invoiced)} invoiced twice"
     )
     assert lost == []
     assert replay_mismatch == []

@@ -12,6 +12,9 @@ is always replayable, and a request that was not answered either committed toget
 outcome or changed nothing. A request that wrote nothing (rejected, failed, rolled back) has its 4xx
 remembered afterwards, and a 5xx frees the key; losing either in a crash is harmless, since the retry
 then simply runs.
+(An endpoint that writes outside the request's session, in transactions of its own, cannot have
+its outcome in them: it is recorded after the response like a rejection, and such an endpoint must
+be safe to run again; the only one, the import, is marked streamed.)
 
 A claim whose process died stays in flight: the embedded default (SQLite, one process) frees them all
 at start (`release_abandoned`); elsewhere a retry takes the key over once the claim is older than
