@@ -10,6 +10,7 @@ from crm_common import idempotency, idempotency_store
 from crm_common.app import SessionDep
 from crm_common.auth import TokenVerifier
 from crm_common.errors import ProblemError, install_problem_handlers
+from crm_common.testing.plugin import eventually
 from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy import func, insert, select
 
@@ -288,3 +289,37 @@ async def test_a_streamed_request_is_not_held_and_its_outcome_is_replayed(client
     other = await client.post(STREAMED, content=_chunks(49, client), headers=headers)
     assert other.status_code == 422 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
     assert await client.count() == 1
+
+
+async def test_a_long_streamed_request_keeps_its_claim(client, db, auth_headers, monkeypatch):
+    """A live streamed request renews its lease, so a retry never takes it over mid-way; its
+    outcome is still stored under the renewed claim."""
+    monkeypatch.setattr(idempotency_store, "LEASE", idempotency_store.LEASE / 10)
+    user = uuid.uuid4()
+    headers = {**auth_headers(user_id=user), "Idempotency-Key": "k-15"}
+
+    async def claimed_at():
+        async with db.transaction(read_only=True) as s:
+            return (
+                await s.execute(select(idempotency.keys.c.created_at).where(idempotency.keys.c.key == "k-15"))
+            ).scalar_one_or_none()
+
+    async def body():
+        yield b"first"
+        first = await eventually(claimed_at)
+        renewed = await eventually(lambda: _later_than(claimed_at, first))
+        assert renewed, "the claim was not renewed while the request ran"
+        retry = await client.post(STREAMED, content=b"other", headers=headers)
+        # Still held (not taken over), whatever the retry's body: it is compared once the first is done.
+        assert retry.status_code == 409 and retry.json()["code"] == "IDEMPOTENCY_KEY_IN_USE"
+        yield b"last"
+
+    first = await client.post(STREAMED, content=body(), headers=headers)
+    assert first.status_code == 200 and first.json()["bytes"] == 9
+    again = await client.post(STREAMED, content=b"firstlast", headers=headers)
+    assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
+
+
+async def _later_than(read, when):
+    now = await read()
+    return now is not None and now > when

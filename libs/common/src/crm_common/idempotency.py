@@ -327,7 +327,7 @@ class IdempotencyMiddleware:
 
 async def _keep_claim(db: Database, held: store.Held, stop: asyncio.Event) -> None:
     """Renew a live streamed request's lease until `stop` is set."""
-    interval = LEASE.total_seconds() / 3
+    interval = store.LEASE.total_seconds() / 3
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval)
