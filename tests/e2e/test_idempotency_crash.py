@@ -31,6 +31,8 @@ KILL_AFTER_ACKNOWLEDGED = 120
 WORKERS = 8
 # A retry of a key whose claim is still leased (Postgres) answers 409 for up to the lease (10 s).
 RETRY_FOR_SECONDS = 30.0
+# A ceiling for a busy CI machine, not a measure: a start normally takes 2-5 s.
+STARTUP_TIMEOUT = 120.0
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Crm:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
             try:
