@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "e2e-Secret-pass-1"
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0  # a cold start on a loaded 2-core CI machine has taken over 30 s
 NOTE_TIMEOUT = 10.0
 
 

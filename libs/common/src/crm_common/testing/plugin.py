@@ -179,6 +179,18 @@ async def running(app) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+async def admitted(send: Callable, *, attempts: int = 30):
+    """`await send()` again while the answer is 503 OVERLOADED, after its Retry-After, as a client
+    honouring the header does: tests of bursts assert what such a client ends up with, whatever the
+    load on the machine running them."""
+    for _ in range(attempts - 1):
+        response = await send()
+        if response.status_code != 503 or response.json().get("code") != "OVERLOADED":
+            return response
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+    return await send()
+
+
 async def eventually(check: Callable, *, timeout: float = 10.0, interval: float = 0.05):
     """Await `check()` until it returns a truthy value; the last value (or error) if time runs out."""
     deadline = asyncio.get_running_loop().time() + timeout
