@@ -9,12 +9,11 @@ from crm_common.app import Runtime, create_service_app
 from crm_common.contracts import catalogue
 from crm_common.events.bus import Bus
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from crm_gateway import openapi
+from crm_gateway import docs_pages, openapi
 from crm_gateway.actions.api import router as actions_router
 from crm_gateway.dashboard.api import router as dashboard_router
 from crm_gateway.frontdoor import FrontDoor
@@ -130,9 +129,7 @@ def create_app(
     async def asyncapi_document() -> JSONResponse:
         return JSONResponse(catalogue.asyncapi_document())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="CRM API")
+    docs_pages.install(app)
 
     limiter = make_rate_limiter(settings)
     upstreams: dict[str, ASGIApp] = {**local_services, **remote}
