@@ -16,7 +16,7 @@ from types import ModuleType, SimpleNamespace
 
 import httpx
 import pytest
-from crm_common.testing.plugin import eventually, running
+from crm_common.testing.plugin import running
 from crm_gateway.embedded import create_embedded_app
 from crm_gateway.settings import GatewaySettings
 
@@ -169,18 +169,14 @@ async def sale_and_support_case(m, op, crm):
     assert customer.full_name == "Ada Lovelace" and customer.status == m.CustomerStatus.LEAD
     assert customer.lifetime_value == "0.00"
 
-    async def create_opportunity():
-        # pipeline-svc hears of the customer from customer.created, a moment after the create.
-        r = await op("opportunities_create").asyncio(
-            client=crm,
-            body=m.OpportunityCreate(
-                title="Analytical engine", customer_id=customer.id, amount="1250.00", currency="USD"
-            ),
-        )
-        assert isinstance(r, m.OpportunityRead), r
-        return r
-
-    opportunity = await eventually(create_opportunity, timeout=10)
+    # At once: pipeline-svc asks customer-svc about a customer it has not heard of yet.
+    opportunity = await op("opportunities_create").asyncio(
+        client=crm,
+        body=m.OpportunityCreate(
+            title="Analytical engine", customer_id=customer.id, amount="1250.00", currency="USD"
+        ),
+    )
+    assert isinstance(opportunity, m.OpportunityRead), opportunity
     assert opportunity.customer_name == "Ada Lovelace" and opportunity.status == m.OpportunityStatus.OPEN
 
     stages = await op("stages_list").asyncio(client=crm)
@@ -195,7 +191,10 @@ async def sale_and_support_case(m, op, crm):
     assert isinstance(moved, m.OpportunityRead), moved
     assert moved.stage_id == open_stages[1].id and moved.probability == open_stages[1].probability
 
-    won = await op("opportunities_win").asyncio(opportunity.id, client=crm)
+    # `_detailed` gives the headers: the write's CRM-Consistency-Token names the events it caused.
+    won_response = await op("opportunities_win").asyncio_detailed(opportunity.id, client=crm)
+    tokens = [won_response.headers["CRM-Consistency-Token"]]
+    won = won_response.parsed
     assert isinstance(won, m.OpportunityWinResult), won
     assert won.opportunity.status == m.OpportunityStatus.WON and won.opportunity.probability == 100
     assert won.invoice.status == m.InvoiceStatus.DRAFT
@@ -208,23 +207,18 @@ async def sale_and_support_case(m, op, crm):
     assert again.status_code == 409 and isinstance(again.parsed, m.Problem), again
     assert again.parsed.code == "OPPORTUNITY_NOT_OPEN"
 
-    async def open_ticket():
-        # ticket-svc, too, knows customers from their events.
-        r = await op("tickets_create").asyncio(
-            client=crm,
-            body=m.TicketCreate(
-                subject="The mill jams",
-                description="It stops at the third card.",
-                customer_id=customer.id,
-                type_=m.TicketType.INCIDENT,
-            ),
-        )
-        assert isinstance(r, m.TicketRead), r
-        return r
-
-    ticket = await eventually(open_ticket, timeout=10)
+    ticket = await op("tickets_create").asyncio(
+        client=crm,
+        body=m.TicketCreate(
+            subject="The mill jams",
+            description="It stops at the third card.",
+            customer_id=customer.id,
+            type_=m.TicketType.INCIDENT,
+        ),
+    )
+    assert isinstance(ticket, m.TicketRead), ticket
     assert ticket.status == m.TicketStatus.NEW and ticket.customer_id == customer.id
-    reply = await op("ticket_communications_create").asyncio(
+    reply_response = await op("ticket_communications_create").asyncio_detailed(
         ticket.id,
         client=crm,
         body=m.TicketCommunicationCreate(
@@ -233,12 +227,16 @@ async def sale_and_support_case(m, op, crm):
             body="We are sending an engineer.",
         ),
     )
+    tokens.append(reply_response.headers["CRM-Consistency-Token"])
+    reply = reply_response.parsed
     assert isinstance(reply, m.TicketCommunicationRead), reply
-    resolved = await op("tickets_change_status").asyncio(
+    resolved_response = await op("tickets_change_status").asyncio_detailed(
         ticket.id,
         client=crm,
         body=m.TicketStatusChange(status=m.TicketStatus.RESOLVED, resolution="Realigned the mill."),
     )
+    tokens.append(resolved_response.headers["CRM-Consistency-Token"])
+    resolved = resolved_response.parsed
     assert isinstance(resolved, m.TicketRead), resolved
     assert resolved.status == m.TicketStatus.RESOLVED and resolved.first_response_at is not None
     assert resolved.resolved_at is not None and resolved.version > ticket.version
@@ -253,24 +251,22 @@ async def sale_and_support_case(m, op, crm):
     assert stale.status_code == 412 and isinstance(stale.parsed, m.Problem), stale
     assert stale.parsed.code == "VERSION_CONFLICT"
 
-    async def customer_after_the_events():
-        r = await op("customers_get").asyncio(customer.id, client=crm)
-        assert isinstance(r, m.CustomerRead), r
-        assert r.status == m.CustomerStatus.CUSTOMER, r.status
-        assert (r.lifetime_value, r.total_value, r.value_currency) == ("1250.00", "0.00", "USD")
-        assert r.last_contact_date is not None
-        return r
+    # Reads carrying the tokens see every context's reaction to those writes, on the first try.
+    consistent = crm.with_headers({"CRM-Consistency-Token": ",".join(tokens)})
+    after = await op("customers_get").asyncio_detailed(customer.id, client=consistent)
+    assert "CRM-Consistency" not in after.headers  # not `stale`
+    r = after.parsed
+    assert isinstance(r, m.CustomerRead), r
+    assert r.status == m.CustomerStatus.CUSTOMER, r.status
+    assert (r.lifetime_value, r.total_value, r.value_currency) == ("1250.00", "0.00", "USD")
+    assert r.last_contact_date is not None
 
-    await eventually(customer_after_the_events, timeout=10)
-
-    async def timeline_notes():
-        r = await op("customers_timeline").asyncio(customer.id, client=crm, system=True, page_size=100)
-        assert isinstance(r, m.PageActivityRead), r
-        subjects = {a.subject for a in r.items}
-        assert {"Opportunity won", "Ticket resolved"} <= subjects, subjects
-        return r
-
-    await eventually(timeline_notes, timeout=10)
+    timeline = await op("customers_timeline").asyncio(
+        customer.id, client=consistent, system=True, page_size=100
+    )
+    assert isinstance(timeline, m.PageActivityRead), timeline
+    subjects = {a.subject for a in timeline.items}
+    assert {"Opportunity won", "Ticket resolved"} <= subjects, subjects
 
     missing = await op("customers_get").asyncio_detailed(uuid.uuid4(), client=crm)
     assert missing.status_code == 404 and isinstance(missing.parsed, m.Problem), missing

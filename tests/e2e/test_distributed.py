@@ -219,3 +219,76 @@ async def test_first_slice_across_processes(platform: Platform, amqp_url):
         assert (await client.get("/api/v1/activities")).json()["total"] == 1
         assert (await client.get("/api/v1/customers")).json()["total"] == 1
         assert await subscriber.get(no_ack=True, fail=False) is None
+
+
+async def test_a_customer_is_usable_everywhere_at_once_across_processes(platform: Platform):
+    """100 create-then-reference pairs with no wait, on Postgres and RabbitMQ: no context refuses a
+    customer it has not heard of yet (it asks customer-svc over HTTP with the service credential)."""
+    async with httpx.AsyncClient(base_url=platform.gateway, timeout=10) as client:
+        resp = await client.post(
+            "/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        client.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+        campaign = (await client.post("/api/v1/campaigns", json={"name": "E2E", "type": "EMAIL"})).json()[
+            "id"
+        ]
+        refused = []
+        for n in range(100):
+            created = await client.post(
+                "/api/v1/customers",
+                json={"firstName": "Pair", "lastName": str(n), "email": f"pair{n}@example.com"},
+            )
+            assert created.status_code == 201, created.text
+            cid = created.json()["id"]
+            answers = {
+                "activity": await client.post(
+                    "/api/v1/activities",
+                    json={
+                        "type": "CALL",
+                        "subject": "Intro",
+                        "customerId": cid,
+                        "startDate": "2026-12-01T09:00:00Z",
+                    },
+                ),
+                "opportunity": await client.post(
+                    "/api/v1/opportunities", json={"title": "Deal", "customerId": cid}
+                ),
+                "ticket": await client.post(
+                    "/api/v1/tickets",
+                    json={"subject": "Help", "description": "Broken", "customerId": cid, "type": "QUESTION"},
+                ),
+                "target": await client.post(
+                    f"/api/v1/campaigns/{campaign}/targets", json={"customerIds": [cid]}
+                ),
+            }
+            for kind, r in answers.items():
+                ok = (
+                    r.status_code == 200 and r.json()["added"] == [cid]
+                    if kind == "target"
+                    else r.status_code == 201 and r.json()["customerId"] == cid
+                )
+                if not ok:
+                    refused.append((n, kind, r.status_code, r.text[:200]))
+        assert refused == []
+        ghost = await client.post(
+            "/api/v1/opportunities", json={"title": "X", "customerId": str(uuid.uuid4())}
+        )
+        assert ghost.status_code == 422 and ghost.json()["code"] == "UNKNOWN_CUSTOMER"
+
+        # Read your writes through the gateway's HTTP proxy: convert, then read the opportunity the
+        # conversion created in pipeline-svc, on the first try.
+        lead = await client.post(
+            "/api/v1/customers", json={"firstName": "Lead", "lastName": "One", "email": "lead1@example.com"}
+        )
+        converted = await client.post(
+            f"/api/v1/customers/{lead.json()['id']}/convert", json={"opportunity": {"title": "Converted"}}
+        )
+        assert converted.status_code == 200, converted.text
+        token = converted.headers["CRM-Consistency-Token"]
+        opportunity_id = converted.json()["opportunity"]["opportunityId"]
+        read = await client.get(
+            f"/api/v1/opportunities/{opportunity_id}", headers={"CRM-Consistency-Token": token}
+        )
+        assert read.status_code == 200 and "crm-consistency" not in read.headers, read.text
+        bad = await client.get("/api/v1/customers", headers={"CRM-Consistency-Token": "nonsense"})
+        assert bad.status_code == 400 and bad.json()["code"] == "INVALID_CONSISTENCY_TOKEN"

@@ -6,6 +6,7 @@ benchmarks use `run_distributed()`.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def run_distributed(
     ports = {name: service_base_port + i for i, name in enumerate(SERVICES)}
     for name, port in ports.items():
         env[f"CRM_GATEWAY_{name.upper()}_URL"] = f"http://{host}:{port}"
+    # Contexts look up customers they have not heard of yet at customer-svc, with a service credential.
+    env["CRM_CUSTOMER_URL"] = f"http://{host}:{ports['customer']}"
+    env.setdefault("CRM_SERVICE_TOKEN", secrets.token_urlsafe(32))
     log_dir = log_dir or data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}

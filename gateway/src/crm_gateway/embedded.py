@@ -3,8 +3,10 @@ events on the in-process bus through the same outbox and inbox tables."""
 
 import importlib
 import logging
+import secrets
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from crm_common.customer_lookup import CustomerLookup
 from crm_common.events.memory_bus import MemoryBus
 from fastapi import FastAPI
 
@@ -29,7 +31,16 @@ def create_embedded_app(
     settings = settings or GatewaySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = MemoryBus(delivery_limit=settings.event_delivery_limit, consumers=set(only) if only else None)
-    services = {name: _build(name, settings, bus) for name in SERVICES if only is None or name in only}
+    # The services' credential for each other's internal endpoints: in process, a fresh one per start.
+    service_token = settings.service_token or secrets.token_urlsafe(32)
+    services = {
+        name: _build(name, settings, bus, service_token) for name in SERVICES if only is None or name in only
+    }
+    if "customer" in services:
+        # A context meeting a customer it has not heard of asks customer-svc, in process.
+        for app in services.values():
+            if getattr(app.state, "customer_lookup", False) is None:
+                app.state.customer_lookup = CustomerLookup.local(services["customer"], token=service_token)
     gateway = gateway_app(settings, local_services=services, bus=bus)
 
     # Mounted apps get no lifespan of their own: the gateway's runs theirs, and closes the bus last.
@@ -53,8 +64,15 @@ def create_embedded_app(
     return gateway
 
 
-def _build(name: str, settings: GatewaySettings, bus: MemoryBus) -> FastAPI:
+def _build(name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str) -> FastAPI:
     create, settings_cls = _service_factory(name)
     return create(
-        settings_cls(data_dir=settings.data_dir, jwt_public_key_file=settings.public_key_path()), bus=bus
+        settings_cls(
+            data_dir=settings.data_dir,
+            jwt_public_key_file=settings.public_key_path(),
+            service_token=service_token,
+            # In process: never the distributed URL some environment variable may carry.
+            customer_url=None,
+        ),
+        bus=bus,
     )

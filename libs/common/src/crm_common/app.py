@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common import directory, idempotency
+from crm_common import consistency, customer_lookup, directory, idempotency
 from crm_common.admission import install_admission
 from crm_common.auth import TokenVerifier
 from crm_common.db import Database
@@ -172,6 +172,8 @@ def create_service_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
                 await the_bus.close()
+            if getattr(app.state, "customer_lookup", None) is not None:
+                await app.state.customer_lookup.close()
             await db.dispose()
 
     app = FastAPI(
@@ -187,7 +189,11 @@ def create_service_app(
         settings.public_key_pem, issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
     install_problem_handlers(app)
+    if "customer.created" in SUBSCRIPTIONS.get(settings.service_name, ()):
+        customer_lookup.install(app, settings)  # it references customers: crm_common.customer_refs
     install_admission(app, settings)
+    # Outside admission: a request waiting for its events holds no slot meanwhile.
+    consistency.install(app, settings, handlers)
     install_observability(app, settings.service_name)
 
     async def ready_checks() -> dict[str, bool]:

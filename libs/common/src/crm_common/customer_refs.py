@@ -18,6 +18,7 @@ Each service passes a `repoint(session, moves, event)` hook to `merged_handler`:
 customer whose survivor the merge changed to its new survivor, and the hook moves its own rows.
 """
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common import customer_lookup
 from crm_common.contracts.customer import CustomerConverted, CustomerCreated, CustomerMerged, CustomerUpdated
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
@@ -347,15 +349,76 @@ def unknown_customer(customer_id: uuid.UUID, *, field: str) -> ProblemError:
 
 async def require(session: AsyncSession, customer_id: uuid.UUID, *, field: str):
     """The customer a write names, redirected to its survivor when it was merged: the survivor's row.
-    422 UNKNOWN_CUSTOMER when it is not known here."""
+    A customer not heard of yet is looked up at customer-svc (crm_common.customer_lookup) and
+    recorded at the version read: 422 UNKNOWN_CUSTOMER only when customer-svc says it does not
+    exist (or, in a service running without customer-svc configured, when it is not known here),
+    503 CUSTOMER_SERVICE_UNAVAILABLE when customer-svc cannot be asked."""
     if await get(session, customer_id) is None:
-        raise unknown_customer(customer_id, field=field)
+        await learn(session, customer_id, field=field)
     survivor = await resolve(session, customer_id, lock=True)
     row = await get(session, survivor)
-    if row is None:  # a merge named a primary we have not heard of: it exists (customer-svc said so)
-        await ensure(session, survivor)
+    if row is None:  # a merge named a primary not heard of yet: customer-svc knows it
+        await learn(session, survivor, field=field)
         row = await get(session, survivor)
     return row
+
+
+async def learn(session: AsyncSession, customer_id: uuid.UUID, *, field: str, hops: int = 0) -> None:
+    """Ask customer-svc about a customer and record it (and where it was merged to)."""
+    lookup, authorization = customer_lookup.current()
+    if lookup is None:
+        raise unknown_customer(customer_id, field=field)
+    try:
+        data = await lookup.fetch(customer_id, authorization=authorization)
+    except customer_lookup.CustomerServiceUnavailable:
+        raise customer_lookup.unavailable() from None
+    if data is None:
+        raise unknown_customer(customer_id, field=field)
+    await record(session, data)
+    primary = data.merged_into_id
+    if primary is not None and hops < MAX_MERGE_HOPS and await get(session, primary) is None:
+        await learn(session, primary, field=field, hops=hops + 1)
+
+
+async def record(session: AsyncSession, data: customer_lookup.CustomerRefData) -> None:
+    """A customer as customer-svc answered, at its version. Its merge is recorded as an edge of
+    version 0, which the `customer.merged` event (newer) confirms later, re-pointing rows then."""
+    await apply_state(
+        session,
+        data.id,
+        version=data.version,
+        **{f: getattr(data, f) for f in DATA_FIELDS},
+    )
+    if data.merged_into_id is not None:
+        await session.execute(
+            sa.update(refs)
+            .where(refs.c.id == data.id, refs.c.merged_into_id.is_(None))
+            .values(merged_into_id=data.merged_into_id, merge_version=0)
+        )
+
+
+async def learn_many(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """`learn` for a batch (campaign targets): the ids customer-svc does not know. Lookups run side
+    by side (bounded by the lookup); 503 when customer-svc cannot be asked."""
+    ids = list(dict.fromkeys(ids))
+    lookup, authorization = customer_lookup.current()
+    if lookup is None or not ids:
+        return set(ids)
+    answers = await asyncio.gather(
+        *(lookup.fetch(cid, authorization=authorization) for cid in ids), return_exceptions=True
+    )
+    if any(isinstance(a, customer_lookup.CustomerServiceUnavailable) for a in answers):
+        raise customer_lookup.unavailable()
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    missing = set()
+    for cid, answer in zip(ids, answers, strict=True):
+        if answer is None:
+            missing.add(cid)
+        else:
+            await record(session, answer)
+    return missing
 
 
 async def survivors(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:

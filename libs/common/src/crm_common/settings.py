@@ -60,6 +60,17 @@ class ServiceSettings(BaseSettings):
     # scrape config).
     metrics_token: str | None = None
 
+    # customer-svc's base URL, for contexts that look up a customer they have not heard of yet
+    # (crm_common.customer_lookup); unset in the embedded default, which calls it in process.
+    customer_url: str | None = None
+    # The credential services present to each other's internal endpoints (a shared secret); unset,
+    # a lookup passes on the caller's access token instead.
+    service_token: str | None = None
+
+    # A request carrying CRM-Consistency-Token waits at most this long for the events it names
+    # (crm_common.consistency), then is answered with `CRM-Consistency: stale`.
+    consistency_wait_seconds: float = 5.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -9,6 +9,7 @@ from prometheus_client import Histogram
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common import consistency
 from crm_common.db import Database
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import inbox
@@ -60,7 +61,8 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
                     applied = await claim(session, consumer, event)
                     if applied:
                         await handler(session, event)
-            # Only here is it committed.
+            # Only here is it committed: requests waiting for it (consistency tokens) may go on.
+            consistency.notify_applied(consumer)
             outcome = "applied" if applied else "duplicate"
             if applied:
                 LAG.labels(consumer).observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))

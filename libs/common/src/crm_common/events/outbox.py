@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common import consistency
 from crm_common.db import OUTBOX_WRITTEN, after_commit
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import outbox
@@ -28,6 +29,8 @@ async def add_events(session: AsyncSession, *events: CloudEvent) -> None:
             for e in events
         ],
     )
+    # The request's response names them (CRM-Consistency-Token), so its client can wait for them.
+    consistency.note_written(events)
     # Wake the relay as soon as this commits rather than at its next poll.
     notify = session.info.get(OUTBOX_WRITTEN)
     if notify:

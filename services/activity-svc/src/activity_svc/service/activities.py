@@ -20,7 +20,7 @@ from activity_svc.models import (
     ActivityType,
 )
 from activity_svc.schemas import ActivityCancel, ActivityComplete, ActivityCreate, ActivityUpdate
-from activity_svc.service.common import require_known_users, resolve_customer
+from activity_svc.service.common import require_customer, require_known_users
 
 # Forward only: PLANNED -> IN_PROGRESS -> COMPLETED (a planned activity may be completed directly),
 # and any open state -> CANCELLED. COMPLETED and CANCELLED are final.
@@ -109,7 +109,7 @@ async def create_activity(
         end_date=end,
         duration=duration,
         owner_id=owner_id,
-        customer_id=await resolve_customer(session, data.customer_id),
+        customer_id=await require_customer(session, data.customer_id),
         created_at=now,
         updated_at=now,
     )
@@ -228,7 +228,7 @@ async def update_activity(
         await require_known_users(session, fields["participant_ids"], field="participantIds")
         await _set_participants(session, activity.id, fields["participant_ids"])
     if "customer_id" in fields:
-        fields["customer_id"] = await resolve_customer(session, fields["customer_id"])
+        fields["customer_id"] = await require_customer(session, fields["customer_id"])
 
     target = fields.pop("status", activity.status)
     for name, value in fields.items():

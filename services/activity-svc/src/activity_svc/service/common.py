@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from crm_common import customer_refs, directory
+from crm_common import customer_lookup, customer_refs, directory
 from crm_common.errors import FieldError, ProblemError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,17 @@ async def require_known_users(session: AsyncSession, ids: Iterable[uuid.UUID], *
                 for i, uid in unknown
             ],
         )
+
+
+async def require_customer(session: AsyncSession, customer_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The customer an activity written through the API is for (its survivor when merged). One not
+    heard of yet is looked up at customer-svc: 422 when it does not exist there, 503 when it cannot
+    be asked. Running without customer-svc configured, any id is kept, as events may name it later."""
+    if customer_id is None:
+        return None
+    if customer_lookup.current()[0] is None:
+        return await resolve_customer(session, customer_id)
+    return (await customer_refs.require(session, customer_id, field="customerId")).id
 
 
 async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID | None) -> uuid.UUID | None:

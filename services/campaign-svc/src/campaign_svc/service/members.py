@@ -188,6 +188,11 @@ async def add_targets(
     known = {}
     for part in chunks(wanted):
         known.update(await customer_refs.rows_by_id(session, part))
+    # Not heard of yet: customer-svc is asked (a customer created a moment ago is no reason to refuse).
+    unheard = [cid for cid in wanted if cid not in known and not (statuses and cid in statuses)]
+    if unheard:
+        missing = await customer_refs.learn_many(session, unheard)
+        known.update(await customer_refs.rows_by_id(session, [c for c in unheard if c not in missing]))
     merged = await customer_refs.survivors(session, wanted)
     survivors = await customer_refs.rows_by_id(session, set(merged.values()))
     refused: list[TargetRefused] = []
