@@ -6,6 +6,7 @@ import pytest
 from crm_common.contracts.catalogue import EVENTS, asyncapi_document, by_routing_key, json_schema
 from crm_common.contracts.customer import CustomerCreated
 from crm_common.events.catalogue import SUBSCRIPTIONS
+from pydantic import ValidationError
 
 
 def test_every_subscribed_event_has_a_contract():
@@ -66,3 +67,33 @@ def test_amounts_in_events_are_documented_and_sent_as_decimal_strings():
     )
     assert state.amount == Decimal("1250.5")
     assert state.dump()["amount"] == "1250.5"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("status", "ZOMBIE"), ("type", "ROBOT"), ("priority", "SOMEDAY"), ("status", "lead")]
+)
+def test_a_value_outside_a_documented_enumeration_is_not_an_event(field, value):
+    good = CustomerCreated(
+        customer_id=uuid.uuid4(),
+        customer_number="CUST-2026-000001",
+        type="COMPANY",
+        full_name="Acme",
+        email="hq@example.com",
+        status="LEAD",
+        priority="HIGH",
+    ).dump()
+    assert CustomerCreated.model_validate(good).status == "LEAD"
+    with pytest.raises(ValidationError):
+        CustomerCreated.model_validate({**good, field: value})
+
+
+def test_the_enumerations_are_in_the_asyncapi_document():
+    text = str(asyncapi_document())
+    for values in (
+        ["LEAD", "PROSPECT", "CUSTOMER", "INACTIVE"],
+        ["INDIVIDUAL", "COMPANY"],
+        ["OPEN", "WON", "LOST", "CANCELLED"],
+        ["NEW", "OPEN", "PENDING", "ESCALATED", "RESOLVED", "CLOSED"],
+        ["CALL", "EMAIL", "MEETING", "TASK", "NOTE", "SMS", "DEMO"],
+    ):
+        assert f"'enum': {values}" in text, values

@@ -202,3 +202,18 @@ async def test_a_draft_with_bad_data_is_dead_lettered_not_half_applied(bus, coun
     assert [e.type for e in bus.dead_letters.get("pipeline", [])] == ["crm.customer.converted"]
     assert await count_rows(Opportunity) == 0
     assert await count_rows(Invoice) == 0
+
+
+async def test_a_customer_event_with_an_undocumented_status_is_dead_lettered_not_stored(
+    client, auth_headers, bus
+):
+    customer_id = uuid.uuid4()
+    event = customer_created_event(customer_id, full_name="Zombie Inc")
+    event.data["status"] = "ZOMBIE"
+    bus.retry_delay = 0.001
+    await bus.publish([event], timeout=10)
+    assert [e.type for e in bus.dead_letters.get("pipeline", [])] == ["crm.customer.created"]
+    r = await client.post(
+        "/api/v1/opportunities", json={"title": "X", "customerId": str(customer_id)}, headers=auth_headers()
+    )
+    assert r.status_code == 422 and r.json()["code"] == "UNKNOWN_CUSTOMER"

@@ -5,13 +5,14 @@ from datetime import datetime
 from typing import ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.contracts.enums import ActivityType
 
 
 class ActivityCompleted(EventData):
     event_type: ClassVar[str] = "activity.completed"
 
     activity_id: uuid.UUID
-    type: str
+    type: ActivityType
     subject: str
     owner_id: uuid.UUID
     completed_at: datetime

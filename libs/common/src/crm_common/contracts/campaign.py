@@ -5,13 +5,14 @@ from datetime import datetime
 from typing import ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.contracts.enums import CampaignStatus, CampaignType
 
 
 class CampaignEvent(EventData):
     campaign_id: uuid.UUID
     name: str
-    type: str
-    status: str
+    type: CampaignType
+    status: CampaignStatus
     start_date: datetime | None = None
     end_date: datetime | None = None
 

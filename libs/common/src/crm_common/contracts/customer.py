@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.contracts.enums import CustomerPriority, CustomerStatus, CustomerType
 from crm_common.schemas import EventDecimal
 
 
@@ -14,16 +15,16 @@ class CustomerCreated(EventData):
 
     customer_id: uuid.UUID
     customer_number: str
-    type: str
+    type: CustomerType
     full_name: str
     email: str
-    status: str
+    status: CustomerStatus
     source: str | None = None
     source_campaign_id: uuid.UUID | None = None
     assigned_to_id: uuid.UUID | None = None
     created_by: uuid.UUID | None = None
     # LOW / MEDIUM / HIGH / CRITICAL: ticket-svc picks SLA policies by it.
-    priority: str | None = None
+    priority: CustomerPriority | None = None
 
 
 class CustomerUpdated(EventData):
@@ -34,7 +35,7 @@ class CustomerUpdated(EventData):
     customer_id: uuid.UUID
     customer_number: str
     full_name: str
-    status: str
+    status: CustomerStatus
     changes: dict[str, Any]
     updated_by: uuid.UUID | None = None
 
@@ -59,8 +60,8 @@ class CustomerConverted(EventData):
     customer_id: uuid.UUID
     customer_number: str
     full_name: str
-    previous_status: str
-    status: str
+    previous_status: CustomerStatus
+    status: CustomerStatus
     converted_by: uuid.UUID | None = None
     opportunity: OpportunityDraft | None = None
 

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any, ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.contracts.enums import InvoiceStatus, OpportunityStatus
 from crm_common.schemas import EventDecimal
 
 
@@ -17,7 +18,7 @@ class OpportunityState(EventData):
     opportunity_id: uuid.UUID
     customer_id: uuid.UUID
     title: str
-    status: str  # OPEN / WON / LOST / CANCELLED
+    status: OpportunityStatus
     amount: EventDecimal
     currency: str
     probability: int
@@ -72,5 +73,5 @@ class InvoiceCreated(EventData):
     opportunity_id: uuid.UUID | None = None
     total: EventDecimal
     currency: str
-    status: str
+    status: InvoiceStatus
     due_date: date | None = None

@@ -5,6 +5,13 @@ from datetime import datetime
 from typing import ClassVar
 
 from crm_common.contracts.base import EventData
+from crm_common.contracts.enums import (
+    CommunicationChannel,
+    CommunicationDirection,
+    TicketPriority,
+    TicketStatus,
+    TicketType,
+)
 
 
 class TicketEvent(EventData):
@@ -12,14 +19,14 @@ class TicketEvent(EventData):
     ticket_number: str
     subject: str
     customer_id: uuid.UUID
-    status: str
-    priority: str
+    status: TicketStatus
+    priority: TicketPriority
 
 
 class TicketCreated(TicketEvent):
     event_type: ClassVar[str] = "ticket.created"
 
-    type: str
+    type: TicketType
     assigned_to_id: uuid.UUID | None = None
     created_by: uuid.UUID | None = None
 
@@ -27,7 +34,7 @@ class TicketCreated(TicketEvent):
 class TicketStatusChanged(TicketEvent):
     event_type: ClassVar[str] = "ticket.status_changed"
 
-    from_status: str
+    from_status: TicketStatus
     changed_by: uuid.UUID | None = None
 
 
@@ -69,7 +76,7 @@ class TicketCommunicationAdded(EventData):
     ticket_id: uuid.UUID
     communication_id: uuid.UUID
     customer_id: uuid.UUID
-    direction: str  # INBOUND / OUTBOUND
-    channel: str
+    direction: CommunicationDirection
+    channel: CommunicationChannel
     internal: bool
     at: datetime
