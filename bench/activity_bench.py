@@ -485,7 +485,10 @@ async def measure(args, url: str, work: Path, namespace: str, result: dict) -> N
             url,
             f"SELECT count(*) FROM {SCHEMA}.activities WHERE system AND created_at > now() - interval '1 day'",
         )
-        dlq = await dead_letters(args.amqp_url, namespace)
+        # Dead letters: the consumer's table, plus what it could not even record (the broker's DLQ).
+        dlq = await dead_letters(args.amqp_url, namespace) + await asyncpg_fetchval(
+            url, f"SELECT count(*) FROM {SCHEMA}.event_dead_letters"
+        )
         log(f"activity-svc drained {len(events):,} events in {drain_s:.1f}s after ready ({ready_s:.1f}s)")
         result["ingest"] = {
             "events": len(events),

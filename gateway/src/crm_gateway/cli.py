@@ -6,6 +6,7 @@ crm serve <service>         one service (or the gateway) as its own process (dis
 crm migrate <service>|all   bring databases to the latest schema
 crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
 crm demo [--url URL]        load a sample company into a running CRM through its API
+crm events dlq list|show|replay|purge     dead letters: events a consumer could not apply
 """
 
 import argparse
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("CRM_ADMIN_PASSWORD"),
         help="the admin's password (default: CRM_ADMIN_PASSWORD)",
     )
+    events = sub.add_parser("events", help="operate on events: dead letters (crm events dlq --help)")
+    from crm_gateway import dlq
+
+    dlq.add_commands(events)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from crm_gateway import demo as demo_data
@@ -121,6 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         endpoint=os.environ.get("CRM_OTLP_ENDPOINT") or None,
     )
 
+    if args.command == "events":
+        try:
+            status = asyncio.run(dlq.run(args))
+        except dlq.DlqError as exc:
+            sys.exit(f"crm events: {exc}")
+        sys.exit(status)
     if args.command == "migrate":
         asyncio.run(_migrate(list(NAMES) if args.service == "all" else [args.service]))
     elif args.command == "makemigrations":

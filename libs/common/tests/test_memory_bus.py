@@ -4,7 +4,8 @@ import asyncio
 import uuid
 
 import pytest
-from crm_common.events.bus import UnroutableError, topic_matches
+from crm_common.events.bus import PermanentEventError, UnroutableError, topic_matches
+from crm_common.events.dead_letters import DeadLetterWriteFailed
 from crm_common.events.envelope import new_event
 from crm_common.events.memory_bus import MemoryBus
 
@@ -44,8 +45,22 @@ async def test_publish_resolves_after_the_handler_ran():
     await bus.close()
 
 
-async def test_a_poison_event_is_dead_lettered_and_others_keep_flowing():
+class Sink:
+    """A dead-letter store that can be made to fail."""
+
+    def __init__(self):
+        self.letters: list[tuple] = []
+        self.broken = False
+
+    async def __call__(self, event, error, attempts, first_failed_at):
+        if self.broken:
+            raise OSError("attempt to write a readonly database")
+        self.letters.append((event.id, type(error).__name__, attempts))
+
+
+async def test_a_poison_event_is_retried_then_dead_lettered_and_others_keep_flowing():
     bus = MemoryBus(delivery_limit=3, retry_delay=0.001)
+    sink = Sink()
     poison = event()
     handled, tries = [], []
 
@@ -55,13 +70,87 @@ async def test_a_poison_event_is_dead_lettered_and_others_keep_flowing():
             raise ValueError("cannot handle")
         handled.append(e.id)
 
-    await bus.consume("svc", ["customer.*"], handler)
+    await bus.consume("svc", ["customer.*"], handler, dead_letter=sink)
     others = [event() for _ in range(5)]
     results = await bus.publish([poison, *others], timeout=5)
+    # Delivered: applied, or durably recorded as a dead letter.
     assert results == [None] * 6
     assert set(handled) == {e.id for e in others}
     assert len(tries) == 3
-    assert [e.id for e in bus.dead_letters["svc"]] == [poison.id]
+    assert sink.letters == [(poison.id, "ValueError", 3)]
+    await bus.close()
+
+
+async def test_a_permanent_error_is_dead_lettered_at_once():
+    bus = MemoryBus(delivery_limit=5, retry_delay=0.001)
+    sink = Sink()
+    tries = []
+
+    async def handler(e):
+        tries.append(1)
+        raise PermanentEventError("breaks its contract")
+
+    await bus.consume("svc", ["customer.*"], handler, dead_letter=sink)
+    e = event()
+    assert await bus.publish([e], timeout=5) == [None]
+    assert len(tries) == 1
+    assert sink.letters == [(e.id, "PermanentEventError", 1)]
+    await bus.close()
+
+
+async def test_when_the_dead_letter_cannot_be_written_the_publish_fails_and_a_retry_delivers():
+    bus = MemoryBus(delivery_limit=2, retry_delay=0.001)
+    sink = Sink()
+    sink.broken = True
+    failing = True
+    handled = []
+
+    async def handler(e):
+        if failing:
+            raise OSError("attempt to write a readonly database")
+        handled.append(e.id)
+
+    await bus.consume("svc", ["customer.*"], handler, dead_letter=sink)
+    e = event()
+    (result,) = await bus.publish([e], timeout=5)
+    # Not delivered: the relay keeps the row PENDING and tries again later.
+    assert isinstance(result, OSError)
+    failing = False
+    assert await bus.publish([e], timeout=5) == [None]
+    assert handled == [e.id] and sink.letters == []
+    await bus.close()
+
+
+async def test_without_a_dead_letter_store_a_poison_event_is_never_reported_delivered():
+    bus = MemoryBus(delivery_limit=2, retry_delay=0.001)
+
+    async def handler(e):
+        raise ValueError("cannot handle")
+
+    await bus.consume("svc", ["customer.*"], handler)
+    (result,) = await bus.publish([event()], timeout=5)
+    assert isinstance(result, DeadLetterWriteFailed)
+    await bus.close()
+
+
+async def test_a_redelivery_waits_for_the_delivery_under_way_instead_of_queueing_it_again():
+    bus = MemoryBus()
+    calls = []
+    release = asyncio.Event()
+
+    async def handler(e):
+        calls.append(e.id)
+        await release.wait()
+
+    await bus.consume("svc", ["customer.*"], handler)
+    e = event()
+    (first,) = await bus.publish([e], timeout=0.05)
+    assert isinstance(first, TimeoutError)
+    again = asyncio.create_task(bus.publish([e], timeout=5))
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await again == [None]
+    assert calls == [e.id]
     await bus.close()
 
 

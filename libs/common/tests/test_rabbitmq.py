@@ -7,8 +7,8 @@ from urllib.parse import urlparse
 import aio_pika
 import pytest
 from crm_common.db import Database, ensure_schema
-from crm_common.events import tables
-from crm_common.events.bus import UnroutableError
+from crm_common.events import dead_letters, tables
+from crm_common.events.bus import PermanentEventError, UnroutableError
 from crm_common.events.envelope import CONTENT_TYPE, CloudEvent, new_event
 from crm_common.events.inbox import idempotent_dispatcher
 from crm_common.events.outbox import add_events
@@ -145,6 +145,62 @@ async def test_a_poison_event_ends_in_the_dead_letter_queue_while_others_flow(
     dead = await eventually(dead_lettered, timeout=20)
     assert dead is not None and dead.id == poison.id
     assert len(attempts) == 3  # delivery limit 2: the first delivery and two redeliveries
+
+
+async def _dlq_messages(amqp_url, namespace, consumer="tester") -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{namespace}{consumer}.events.dlq", passive=True)
+        return queue.declaration_result.message_count
+
+
+async def test_a_poison_event_is_recorded_in_the_consumers_dead_letter_table_not_the_broker_dlq(
+    bus, amqp_url, events_namespace, pg_db
+):
+    async with pg_db.engine.begin() as conn:
+        await conn.run_sync(dead_letters.metadata.create_all)
+    poison, permanent = event(), event()
+    attempts = {poison.id: 0, permanent.id: 0}
+
+    async def handler(e):
+        attempts[e.id] += 1
+        if e.id == permanent.id:
+            raise PermanentEventError("breaks its contract")
+        raise ValueError("cannot handle this one")
+
+    await bus.consume(
+        "tester", ["customer.created"], handler, dead_letter=dead_letters.recorder(pg_db, "tester")
+    )
+    assert await bus.publish([poison, permanent], timeout=5) == [None, None]
+
+    async def both_recorded():
+        rows = await dead_letters.stored(pg_db)
+        return len(rows) == 2 and rows
+
+    rows = await eventually(both_recorded, timeout=20)
+    by_event = {r.event_id: r for r in rows}
+    assert by_event[poison.id].attempts == 3  # delivery limit 2: the first delivery and two redeliveries
+    assert by_event[permanent.id].attempts == 1 and attempts[permanent.id] == 1
+    assert by_event[poison.id].payload["id"] == str(poison.id)
+    assert by_event[poison.id].error.startswith("ValueError: cannot handle this one")
+    # Acknowledged once recorded: nothing in the broker's dead-letter queue.
+    await asyncio.sleep(0.5)
+    assert await _dlq_messages(amqp_url, events_namespace) == 0
+
+
+async def test_when_the_dead_letter_cannot_be_recorded_the_broker_dlq_keeps_it(
+    bus, amqp_url, events_namespace
+):
+    async def handler(e):
+        raise PermanentEventError("breaks its contract")
+
+    async def unwritable(*args):
+        raise OSError("database is down")
+
+    await bus.consume("tester", ["customer.created"], handler, dead_letter=unwritable)
+    assert await bus.publish([event()], timeout=5) == [None]
+    assert await eventually(lambda: _dlq_messages(amqp_url, events_namespace), timeout=20) == 1
 
 
 async def _async(value):

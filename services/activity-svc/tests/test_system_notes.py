@@ -25,6 +25,7 @@ from crm_common.contracts.pipeline import (
     OpportunityWon,
 )
 from crm_common.contracts.ticket import TicketClosed, TicketCreated, TicketEscalated, TicketResolved
+from crm_common.events import dead_letters
 from crm_common.events.envelope import event_from, new_event
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -147,8 +148,11 @@ async def test_notes_are_kept_per_customer_and_the_filter_applies(client, bus, a
 
 async def test_a_malformed_event_changes_nothing(client, bus, auth_headers):
     broken = new_event("customer.created", service="customer", subject="x", data={"customerId": "not-a-uuid"})
-    await bus.publish([broken], timeout=5)
-    assert bus.dead_letters["activity"][0].id == broken.id
+    # A contract violation is permanent: recorded as a dead letter at once, not retried.
+    assert await bus.publish([broken], timeout=5) == [None]
+    (letter,) = await dead_letters.stored(client.app.state.runtime.db)
+    assert letter.event_id == broken.id and letter.attempts == 1
+    assert letter.error.startswith("PermanentEventError")
     assert (await client.get("/api/v1/activities", headers=auth_headers())).json()["total"] == 0
 
 

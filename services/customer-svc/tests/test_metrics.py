@@ -44,6 +44,8 @@ async def test_metrics_show_the_backlog_the_pool_and_event_handling(client, auth
     assert handled is not None and handled >= 1
     assert sample(text, "crm_event_lag_seconds_count", consumer="customer") >= 1
     assert sample(text, "crm_admission_in_flight", service="customer", budget="write") is not None
+    # Dead letters waiting in customer-svc's table (none here), read at scrape time.
+    assert sample(text, "crm_event_dead_letters", consumer="customer") == 0
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from crm_common.contracts.activity import ActivityCompleted
 from crm_common.contracts.ticket import TicketCommunicationAdded
+from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import event_from
 from pydantic import ValidationError
 
@@ -201,8 +202,10 @@ async def test_a_malformed_event_fails_and_changes_nothing(client, auth_headers)
     c = await create(client, h)
     broken = opportunity_event(c["id"])
     broken.data["amount"] = "lots"
-    with pytest.raises(ValidationError):
+    # A contract violation fails the same way every time: permanent, dead-lettered without retries.
+    with pytest.raises(PermanentEventError) as failed:
         await deliver(client, broken)
+    assert isinstance(failed.value.__cause__, ValidationError)
     assert (await get(client, h, c["id"]))["totalValue"] == "0.00"
 
 

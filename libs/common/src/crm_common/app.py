@@ -19,6 +19,7 @@ from crm_common.admission import install_admission
 from crm_common.auth import TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
+from crm_common.events import dead_letters
 from crm_common.events.bus import Bus
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.inbox import EventHandler, idempotent_dispatcher
@@ -76,7 +77,8 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
                         f"handlers for {sorted(missing)} are not in the subscription catalogue"
                     )
                 dispatch = idempotent_dispatcher(runtime.db, settings.service_name, handlers)
-                await bus.consume(settings.service_name, keys, dispatch)
+                sink = dead_letters.recorder(runtime.db, settings.service_name)
+                await bus.consume(settings.service_name, keys, dispatch, dead_letter=sink)
             runtime.bus_connected.set()
             # The relay starts once there is a broker to publish to.
             runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
@@ -185,6 +187,8 @@ def create_service_app(
         **fastapi_options,
     )
     app.state.settings = settings
+    # What `crm events dlq replay` runs a dead letter through (with the inbox, as the consumer does).
+    app.state.event_handlers = handlers
     app.state.token_verifier = TokenVerifier(
         settings.public_key_pem, issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
@@ -204,7 +208,7 @@ def create_service_app(
         }
 
     async def refresh_metrics() -> None:
-        await runtime_metrics(app.state.runtime, settings.service_name)
+        await runtime_metrics(app.state.runtime, settings.service_name, consumer=bool(handlers))
 
     app.include_router(
         health_router(

@@ -8,26 +8,42 @@ are states, cheapest to read on demand: one indexed query on the outbox per scra
 from datetime import UTC, datetime
 
 from prometheus_client import Gauge
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
-from crm_common.events.tables import outbox
+from crm_common.events.dead_letters import dead_letters
+from crm_common.events.tables import inbox, outbox
 
 OUTBOX_PENDING = Gauge("crm_outbox_pending", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "crm_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row (0: none)", ["service"]
+)
+# crm_events_dead_lettered_total{consumer} (crm_common.events.dead_letters) counts them as they come.
+DEAD_LETTERS = Gauge(
+    "crm_event_dead_letters",
+    "Dead letters waiting for an operator in the consumer's event_dead_letters table (crm events dlq)",
+    ["consumer"],
 )
 POOL_IN_USE = Gauge("crm_db_pool_connections_in_use", "Database connections checked out", ["service"])
 POOL_SIZE = Gauge("crm_db_pool_size", "Database connections the pool keeps open", ["service"])
 POOL_OVERFLOW = Gauge("crm_db_pool_overflow", "Connections open beyond the pool size", ["service"])
 
 
-async def runtime_metrics(runtime, service: str) -> None:
+async def runtime_metrics(runtime, service: str, *, consumer: bool = False) -> None:
+    """`consumer`: the service handles events, so it has a dead-letter table to count."""
     async with runtime.db.transaction(read_only=True) as session:
         row = (
             await session.execute(
                 select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.state == "PENDING")
             )
         ).one()
+        if consumer:
+            # Not those a later delivery applied after all (the inbox has them): nothing to do there.
+            unapplied = ~exists().where(
+                (inbox.c.consumer == dead_letters.c.consumer) & (inbox.c.event_id == dead_letters.c.event_id)
+            )
+            count = select(func.count()).select_from(dead_letters).where(unapplied)
+            waiting = (await session.execute(count)).scalar_one()
+            DEAD_LETTERS.labels(service).set(waiting)
     pending, oldest = row
     OUTBOX_PENDING.labels(service).set(pending)
     if oldest is not None and oldest.tzinfo is None:

@@ -14,12 +14,14 @@ from sqlalchemy import MetaData, text
 
 from crm_common import customer_refs, directory, idempotency
 from crm_common.db import Database, ensure_schema
+from crm_common.events import dead_letters
 from crm_common.events import tables as event_tables
 
 
 def run_env(metadata: MetaData, *, with_directory: bool = True, with_customer_refs: bool = False) -> None:
     """Body of a service's env.py. The outbox/inbox (and, in services, the user directory) tables
-    come from crm_common; listing them keeps autogenerate from proposing to drop them."""
+    come from crm_common; listing them keeps autogenerate from proposing to drop them. Services (which
+    consume events) also have the dead-letter table."""
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("run migrations with `crm migrate <service>`, which supplies the connection")
@@ -31,7 +33,7 @@ def run_env(metadata: MetaData, *, with_directory: bool = True, with_customer_re
             metadata,
             event_tables.metadata,
             idempotency.metadata,
-            *([directory.metadata] if with_directory else []),
+            *([directory.metadata, dead_letters.metadata] if with_directory else []),
             *([customer_refs.metadata] if with_customer_refs else []),
         ],
         render_as_batch=sqlite,

@@ -3,7 +3,10 @@
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from crm_common.events.dead_letters import DeadLetterSink, PermanentEventError
 from crm_common.events.envelope import CloudEvent
+
+__all__ = ["Bus", "DeadLetterSink", "Handler", "PermanentEventError", "UnroutableError", "topic_matches"]
 
 Handler = Callable[[CloudEvent], Awaitable[None]]
 
@@ -25,8 +28,17 @@ class Bus(Protocol):
         """Create the consumer's durable queue and bindings (idempotent)."""
         ...
 
-    async def consume(self, consumer: str, routing_keys: Sequence[str], handler: Handler) -> None:
-        """Deliver matching events to `handler`; an exception means retry, then dead-letter."""
+    async def consume(
+        self,
+        consumer: str,
+        routing_keys: Sequence[str],
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
+        """Deliver matching events to `handler`; an exception means retry with backoff, then hand the
+        event to `dead_letter` (at once for a PermanentEventError). The delivery is done only when
+        the handler succeeded or `dead_letter` returned."""
         ...
 
     async def is_ready(self) -> bool: ...

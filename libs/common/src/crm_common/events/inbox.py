@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from prometheus_client import Histogram
+from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency
 from crm_common.db import Database
+from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import inbox
 from crm_common.observability import reset_request_id, set_request_id
@@ -47,12 +49,15 @@ async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool
 def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, EventHandler]):
     """One bus handler for a service: routes by routing key, exactly-once effects via the inbox.
 
-    An exception rolls everything back (inbox row included) and propagates, so the bus retries."""
+    An exception rolls everything back (inbox row included) and propagates, so the bus retries; a
+    payload that fails its contract's validation will fail the same way every time, so it propagates
+    as a PermanentEventError (dead-lettered at once). Returns "applied", "duplicate" (the inbox had
+    it: nothing done) or "ignored" (no handler for it)."""
 
-    async def dispatch(event: CloudEvent) -> None:
+    async def dispatch(event: CloudEvent) -> str:
         handler = handlers.get(event.routing_key)
         if handler is None:
-            return
+            return "ignored"
         token = set_request_id(event.correlationid)
         started, outcome = time.perf_counter(), "failed"
         try:
@@ -60,7 +65,12 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
                 async with db.transaction() as session:
                     applied = await claim(session, consumer, event)
                     if applied:
-                        await handler(session, event)
+                        try:
+                            await handler(session, event)
+                        except ValidationError as exc:
+                            raise PermanentEventError(
+                                f"{event.type} {event.id} breaks its contract: {exc}"
+                            ) from exc
             # Only here is it committed: requests waiting for it (consistency tokens) may go on.
             consistency.notify_applied(consumer)
             outcome = "applied" if applied else "duplicate"
@@ -69,5 +79,6 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
         finally:
             HANDLED.labels(consumer, event.type, outcome).observe(time.perf_counter() - started)
             reset_request_id(token)
+        return outcome
 
     return dispatch

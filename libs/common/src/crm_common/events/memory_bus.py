@@ -1,16 +1,24 @@
 """In-process bus for the embedded default.
 
 Events still go through each service's outbox and inbox. `publish` resolves only once every
-subscriber has handled the event (or dead-lettered it), so the relay marks an outbox row sent only
-after its effects are committed: a crash in between means redelivery, never loss.
+subscriber has applied the event or durably recorded it as a dead letter in its own database
+(crm_common.events.dead_letters), so the relay marks an outbox row sent only after that: a crash in
+between means redelivery, never loss. A failing handler is retried with a growing pause
+(`retry_delay` doubling, `delivery_limit` attempts, about 1.5 s in all: well within the relay's
+publish timeout); a PermanentEventError is not retried. If the dead letter cannot be written either
+(the database file is unwritable), the publish of that event fails and the relay retries it later;
+subscribers that had applied it already skip it through their inbox.
 """
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from crm_common.events.bus import Handler, UnroutableError, topic_matches
+from crm_common.events.bus import DeadLetterSink, Handler, PermanentEventError, UnroutableError, topic_matches
+from crm_common.events.dead_letters import DeadLetterWriteFailed
 from crm_common.events.envelope import CloudEvent
 
 log = logging.getLogger("crm.events.memory")
@@ -21,8 +29,12 @@ class _Subscriber:
     consumer: str
     routing_keys: tuple[str, ...]
     handler: Handler | None = None
+    dead_letter: DeadLetterSink | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     workers: list[asyncio.Task] = field(default_factory=list)
+    # Events queued or being handled, so a redelivery (the relay retrying after a timeout) waits for
+    # the delivery under way instead of queueing the same event again.
+    pending: dict[uuid.UUID, asyncio.Future] = field(default_factory=dict)
 
 
 class MemoryBus:
@@ -31,17 +43,16 @@ class MemoryBus:
         *,
         delivery_limit: int = 5,
         workers: int = 4,
-        retry_delay: float = 0.05,
+        retry_delay: float = 0.1,
         consumers: set[str] | None = None,
     ):
         """`consumers`: the services this process runs (None: all). Queues of the others are not
         declared: in process, a queue nobody will consume would hold every publish to its timeout."""
         self.consumers = consumers
-        self.delivery_limit = delivery_limit
+        self.delivery_limit = max(1, delivery_limit)
         self.worker_count = workers
         self.retry_delay = retry_delay
         self._subscribers: dict[str, _Subscriber] = {}
-        self.dead_letters: dict[str, list[CloudEvent]] = {}
 
     async def start(self) -> None:
         pass
@@ -62,10 +73,20 @@ class MemoryBus:
         sub = self._subscribers.setdefault(consumer, _Subscriber(consumer, tuple(routing_keys)))
         sub.routing_keys = tuple(dict.fromkeys((*sub.routing_keys, *routing_keys)))
 
-    async def consume(self, consumer: str, routing_keys: Sequence[str], handler: Handler) -> None:
+    async def consume(
+        self,
+        consumer: str,
+        routing_keys: Sequence[str],
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
+        """Without a `dead_letter` sink, an event the handler keeps failing on fails its publish (the
+        relay retries it later): nothing is ever dropped."""
         await self.declare(consumer, routing_keys)
         sub = self._subscribers[consumer]
         sub.handler = handler
+        sub.dead_letter = dead_letter
         if not sub.workers:
             sub.workers = [asyncio.create_task(self._work(sub)) for _ in range(self.worker_count)]
 
@@ -85,8 +106,13 @@ class MemoryBus:
         loop = asyncio.get_running_loop()
         done = []
         for sub in targets:
-            future = loop.create_future()
-            sub.queue.put_nowait((event, future))
+            future = sub.pending.get(event.id)
+            if future is None:
+                future = loop.create_future()
+                # Its outcome is read by whoever still waits; a publisher that timed out does not.
+                future.add_done_callback(_consume_outcome)
+                sub.pending[event.id] = future
+                sub.queue.put_nowait((event, future))
             done.append(future)
         # A timeout leaves the row pending; the redelivery that follows is absorbed by the inbox.
         async with asyncio.timeout(timeout):
@@ -98,21 +124,64 @@ class MemoryBus:
             event, future = await sub.queue.get()
             try:
                 await self._deliver(sub, event)
-            finally:
+            except asyncio.CancelledError:
+                sub.pending.pop(event.id, None)
+                if not future.done():
+                    future.set_exception(ConnectionError("bus closed while delivering"))
+                raise
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
                 if not future.done():
                     future.set_result(None)
+            finally:
+                if sub.pending.get(event.id) is future:
+                    del sub.pending[event.id]
 
     async def _deliver(self, sub: _Subscriber, event: CloudEvent) -> None:
-        for attempt in range(1, self.delivery_limit + 1):
+        """Applied, or recorded as a dead letter; raises if neither happened."""
+        first_failed: datetime | None = None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await sub.handler(event)  # type: ignore[misc]
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                error = exc
+                first_failed = first_failed or datetime.now(UTC)
+                permanent = isinstance(exc, PermanentEventError)
+                if permanent or attempt >= self.delivery_limit:
+                    break
                 log.warning(
-                    "handler %s failed on %s (attempt %d)", sub.consumer, event.id, attempt, exc_info=True
+                    "handler %s failed on %s %s (attempt %d of %d)",
+                    sub.consumer,
+                    event.type,
+                    event.id,
+                    attempt,
+                    self.delivery_limit,
+                    exc_info=True,
                 )
                 await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
-        log.error("dead-lettered %s %s for %s", event.type, event.id, sub.consumer)
-        self.dead_letters.setdefault(sub.consumer, []).append(event)
+        if sub.dead_letter is None:
+            raise DeadLetterWriteFailed(
+                f"{sub.consumer} gave up on {event.type} {event.id} and has no dead-letter store"
+            ) from error
+        await sub.dead_letter(event, error, attempt, first_failed)
+        log.error(
+            "dead-lettered %s %s for %s after %d attempt(s): %s",
+            event.type,
+            event.id,
+            sub.consumer,
+            attempt,
+            error,
+            exc_info=error,
+        )
+
+
+def _consume_outcome(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -5,6 +5,12 @@ Topology: one durable topic exchange `crm.events`; per consuming service a durab
 `crm.events.dlx` into `<service>.events.dlq`. Messages are persistent; publishes are mandatory and
 confirmed, so an unroutable or refused message raises instead of vanishing. A robust connection
 re-creates channels, queues and consumers after the broker comes back.
+
+Dead letters: a failing handler is redelivered with a growing pause; on its last delivery (or its
+first, for a PermanentEventError) the event is recorded in the consumer's own `event_dead_letters`
+table (crm_common.events.dead_letters) and acknowledged, the same operator model as the embedded
+default (`crm events dlq ...`). Only if that write fails too, or the message cannot be read at all,
+does it end in the broker's `<service>.events.dlq`, which `crm events dlq replay` also drains.
 """
 
 import asyncio
@@ -15,7 +21,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aio_pika.exceptions import PublishError
 
-from crm_common.events.bus import Handler, UnroutableError
+from crm_common.events.bus import DeadLetterSink, Handler, PermanentEventError, UnroutableError
 from crm_common.events.envelope import CONTENT_TYPE, CloudEvent
 from crm_common.observability import reset_request_id, set_request_id
 
@@ -136,7 +142,14 @@ class RabbitBus:
             await queue.bind(exchange, routing_key=key)
         return queue
 
-    async def consume(self, consumer: str, routing_keys: Sequence[str], handler: Handler) -> None:
+    async def consume(
+        self,
+        consumer: str,
+        routing_keys: Sequence[str],
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
         if self._connection is None:
             raise ConnectionError("bus not started")
         channel = await self._connection.channel()
@@ -153,8 +166,12 @@ class RabbitBus:
             token = set_request_id(event.correlationid)
             try:
                 await handler(event)
-            except Exception:
+            except Exception as exc:
                 deliveries = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+                permanent = isinstance(exc, PermanentEventError)
+                if permanent or deliveries > self.delivery_limit:
+                    await self._give_up(message, consumer, event, exc, deliveries, dead_letter)
+                    return
                 log.warning(
                     "handler %s failed on %s %s (delivery %d of %d)",
                     consumer,
@@ -173,3 +190,40 @@ class RabbitBus:
                 reset_request_id(token)
 
         await queue.consume(on_message)
+
+    async def _give_up(
+        self,
+        message: AbstractIncomingMessage,
+        consumer: str,
+        event: CloudEvent,
+        error: BaseException,
+        deliveries: int,
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        """The last delivery failed: record the dead letter in the consumer's database and ack; if
+        that is impossible, leave it to the broker's dead-letter queue."""
+        if dead_letter is not None:
+            try:
+                await dead_letter(event, error, deliveries, None)
+            except Exception:
+                log.error(
+                    "could not record dead letter %s %s for %s: it goes to the broker's dead-letter queue",
+                    event.type,
+                    event.id,
+                    consumer,
+                    exc_info=True,
+                )
+            else:
+                log.error(
+                    "dead-lettered %s %s for %s after %d deliveries: %s",
+                    event.type,
+                    event.id,
+                    consumer,
+                    deliveries,
+                    error,
+                    exc_info=error,
+                )
+                await message.ack()
+                return
+        # Rejected without requeue: the queue's dead-letter exchange routes it to `<consumer>.events.dlq`.
+        await message.reject(requeue=False)
