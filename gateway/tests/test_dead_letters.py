@@ -133,9 +133,10 @@ async def test_an_unwritable_consumer_database_loses_no_event(crm, data_dir):
         notes = await created_notes(crm)
         return len(notes) == CUSTOMERS and notes
 
-    notes = await eventually(all_noted, timeout=60)
+    # Rows that failed several times wait out their backoff (up to a minute) before the next try.
+    notes = await eventually(all_noted, timeout=150)
     assert notes == dict.fromkeys(ids, 1)
-    await eventually(lambda: _published(crm), timeout=30)
+    await eventually(lambda: _published(crm), timeout=90)
     # Nothing is left to an operator. A delivery whose retries ran out just as the file became
     # writable again may have recorded a dead letter that a redelivery then applied: it is marked
     # applied, and a replay only removes it.
