@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from crm_gateway import docs_pages, openapi
+from crm_gateway import console, docs_pages, openapi
 from crm_gateway.actions.api import router as actions_router
 from crm_gateway.dashboard.api import router as dashboard_router
 from crm_gateway.frontdoor import FrontDoor
@@ -130,6 +130,7 @@ def create_app(
         return JSONResponse(catalogue.asyncapi_document())
 
     docs_pages.install(app)
+    console.install(app)
 
     limiter = make_rate_limiter(settings)
     upstreams: dict[str, ASGIApp] = {**local_services, **remote}

@@ -1,0 +1,14 @@
+"""The web console at /app: server-rendered pages (Jinja2) with htmx partial updates, rendered from the
+seed's view definitions and calling the public API as the signed-in user. See docs/console.md."""
+
+from fastapi import FastAPI
+
+from crm_gateway.console import auth_pages, customer_pages, dashboard_pages, pipeline_pages
+from crm_gateway.console.session import gateway_client
+
+
+def install(app: FastAPI) -> None:
+    """Adds the console's routes (kept out of the OpenAPI document); call before the catch-all mount."""
+    app.state.console_client = gateway_client(app)
+    for module in (auth_pages, dashboard_pages, customer_pages, pipeline_pages):
+        app.include_router(module.router, include_in_schema=False)

@@ -1,0 +1,62 @@
+"""Sign-in and sign-out."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from crm_gateway.console.session import (
+    COOKIE_PATH,
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Console,
+    anonymous,
+    check_csrf,
+    set_cookie,
+)
+from crm_gateway.console.web import ConsoleRoute, page, redirect
+
+router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
+FLASH = "crm_console_flash"
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path inside the console: never an open redirect to another site.
+    if target and target.startswith(COOKIE_PATH) and not target.startswith("//"):
+        return target
+    return COOKIE_PATH
+
+
+@router.get("/login")
+async def login_form(request: Request, ctx: Annotated[Console, Depends(anonymous)], next: str | None = None):
+    response = page(ctx, "login.html", next=_safe_next(next), message=request.cookies.get(FLASH))
+    response.delete_cookie(FLASH, path=COOKIE_PATH)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
+    form = await check_csrf(request)
+    target = _safe_next(str(form.get("next") or ""))
+    r = await ctx.post(
+        "/api/v1/auth/token",
+        data={"username": str(form.get("username", "")), "password": str(form.get("password", ""))},
+    )
+    if not r.ok:
+        return page(
+            ctx, "login.html", status_code=400, next=target, message=r.detail, email=form.get("username")
+        )
+    response = redirect(request, target)
+    set_cookie(response, SESSION_COOKIE, r.body["access_token"], request, max_age=int(r.body["expires_in"]))
+    # A new CSRF token for the new session, so one seen before sign-in is worth nothing after.
+    set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32), request)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request):
+    await check_csrf(request)
+    response = redirect(request, f"{COOKIE_PATH}/login")
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32), request)
+    return response

@@ -1,0 +1,71 @@
+"""The pipeline kanban rendered from the `sales-pipeline` view definition: a column per active stage
+(from the view's data), the definition's card fields and summary fields, drag and drop to move a card
+(console.js posts the stage change here), win and lose."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
+from crm_gateway.console.web import ConsoleRoute, is_htmx, page
+
+router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
+
+
+async def _board(
+    ctx: Console, *, status_code: int = 200, message: str | None = None, notice: str | None = None
+):
+    view = await ctx.get("/api/v1/views/sales-pipeline")
+    if not view.ok:
+        return page(ctx, "error.html", status_code=view.status, message=view.detail)
+    data = await ctx.get("/api/v1/views/sales-pipeline/data")
+    template = "pipeline_board.html" if is_htmx(ctx.request) else "pipeline.html"
+    return page(
+        ctx,
+        template,
+        status_code=status_code,
+        view=view.body,
+        config=view.body["config"],
+        columns=data.body["columns"] if data.ok else [],
+        message=message or (None if data.ok else data.detail),
+        notice=notice,
+        can_sell=ctx.can("sales:write"),
+    )
+
+
+@router.get("/pipeline")
+async def pipeline(ctx: Annotated[Console, Depends(console)]):
+    return await _board(ctx)
+
+
+@router.post("/opportunities/{opportunity_id}/stage")
+async def move(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+    """Called by the drag and drop: JSON back, so the script can put a refused card back."""
+    form = await check_csrf(request)
+    r = await ctx.post(
+        f"/api/v1/opportunities/{opportunity_id}/stage", json={"stageId": str(form.get("stageId"))}
+    )
+    if r.ok:
+        return JSONResponse({"ok": True, "stageId": r.body["stageId"]})
+    return JSONResponse({"ok": False, "detail": r.detail}, status_code=r.status)
+
+
+@router.post("/opportunities/{opportunity_id}/win")
+async def win(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+    await check_csrf(request)
+    r = await ctx.post(f"/api/v1/opportunities/{opportunity_id}/win", json={})
+    if r.ok:
+        return await _board(ctx, notice=f"Won: {r.body['opportunity']['title']}.")
+    return await _board(ctx, status_code=200 if is_htmx(request) else r.status, message=r.detail)
+
+
+@router.post("/opportunities/{opportunity_id}/lose")
+async def lose(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+    form = await check_csrf(request)
+    r = await ctx.post(
+        f"/api/v1/opportunities/{opportunity_id}/lose", json={"lostReason": str(form.get("lostReason", ""))}
+    )
+    if r.ok:
+        return await _board(ctx, notice=f"Lost: {r.body['title']}.")
+    return await _board(ctx, status_code=200 if is_htmx(request) else r.status, message=r.detail)

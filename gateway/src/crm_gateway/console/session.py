@@ -1,0 +1,147 @@
+"""The console's session and its calls to the API.
+
+The session is the user's access token in an HttpOnly, SameSite=Lax cookie scoped to /app: the
+console never holds more than the user does, and every page calls the public API through the
+gateway's own app (in process, through the front door and the routing, in both run modes) with that
+token, so each service checks the user's permissions and record scopes itself.
+
+CSRF: a random token in its own HttpOnly cookie, repeated by every form (`csrf` field) and every
+htmx/fetch request (`X-CSRF-Token` header, added by console.js); a write whose copy does not match is
+refused. It is renewed at sign-in and sign-out.
+"""
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import Request
+from starlette.datastructures import FormData
+
+SESSION_COOKIE = "crm_console"
+CSRF_COOKIE = "crm_console_csrf"
+COOKIE_PATH = "/app"
+
+
+class SignInRequired(Exception):
+    """No session, or the access token has expired: back to the sign-in page."""
+
+    def __init__(self, message: str | None = None):
+        self.message = message
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+@dataclass
+class ApiResult:
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    @property
+    def detail(self) -> str:
+        """What to show the user when the API refused: the problem's `detail` (and field errors)."""
+        body = self.body if isinstance(self.body, dict) else {}
+        detail = body.get("detail") or body.get("title") or f"The request failed ({self.status})."
+        errors = body.get("errors") or []
+        fields = [f"{e.get('field') or e.get('loc')}: {e.get('message') or e.get('msg')}" for e in errors[:5]]
+        return detail + (" " + "; ".join(fields) if fields else "")
+
+
+def gateway_client(app) -> httpx.AsyncClient:
+    """The console's way into the API: the gateway app itself, called in process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.internal")
+
+
+@dataclass
+class Console:
+    """One console request: who is signed in and a way to call the API as them."""
+
+    request: Request
+    token: str | None
+    csrf: str
+    me: dict = field(default_factory=dict)
+
+    @property
+    def permissions(self) -> set[str]:
+        return set(self.me.get("permissions", []))
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions or "admin" in self.permissions
+
+    async def call(self, method: str, path: str, **kwargs) -> ApiResult:
+        client: httpx.AsyncClient = self.request.app.state.console_client
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        language = self.request.headers.get("accept-language")
+        if language:
+            headers["accept-language"] = language
+        r = await client.request(method, path, headers=headers, **kwargs)
+        body = r.json() if r.content and "json" in r.headers.get("content-type", "") else None
+        if r.status_code == 401 and self.token:
+            raise SignInRequired("Your session has expired. Please sign in again.")
+        return ApiResult(r.status_code, body)
+
+    async def get(self, path: str, **kwargs) -> ApiResult:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs) -> ApiResult:
+        return await self.call("POST", path, **kwargs)
+
+
+def csrf_of(request: Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or request.state.__dict__.setdefault(
+        "new_csrf", secrets.token_urlsafe(32)
+    )
+
+
+async def check_csrf(request: Request) -> FormData:
+    """The form, once its CSRF token (field or header) matches the cookie's."""
+    form = await request.form()
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get("x-csrf-token") or str(form.get("csrf", ""))
+    if not expected or not hmac.compare_digest(expected, sent):
+        raise CsrfRefused
+    return form
+
+
+async def console(request: Request) -> Console:
+    """The signed-in user's console (dependency); SignInRequired when there is no valid session."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInRequired
+    ctx = Console(request, token, csrf_of(request))
+    me = await ctx.get("/api/v1/me")
+    if not me.ok:
+        raise SignInRequired("Your session has expired. Please sign in again.")
+    ctx.me = me.body
+    return ctx
+
+
+def anonymous(request: Request) -> Console:
+    return Console(request, None, csrf_of(request))
+
+
+def login_url(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"{COOKIE_PATH}/login?next={quote(target)}"
+
+
+def set_cookie(response, name: str, value: str, request: Request, max_age: int | None = None) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
