@@ -7,6 +7,9 @@ crm migrate <service>|all   bring databases to the latest schema
 crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
 crm demo [--url URL]        load a sample company into a running CRM through its API
 crm events dlq list|show|replay|purge     dead letters: events a consumer could not apply
+crm backup DEST             a consistent copy of the embedded default's databases (and keys)
+crm restore SRC             put a backup back (the CRM must be stopped)
+crm admin reset-password USER             a new password for a user (the admin who forgot theirs)
 """
 
 import argparse
@@ -65,6 +68,88 @@ async def _makemigrations(name: str, message: str) -> None:
         await db.dispose()
 
 
+def _check_data_dir(data_dir: Path, command: str) -> None:
+    """A data folder that cannot be used is said in one line, before anything else touches it."""
+    problem = None
+    if data_dir.exists() and not data_dir.is_dir():
+        problem = "it is a file, not a folder"
+    else:
+        probe = data_dir / f".crm-probe-{os.getpid()}"
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    if problem:
+        sys.exit(f"crm {command}: the data folder {data_dir} cannot be used: {problem} (CRM_DATA_DIR)")
+
+
+def _new_password(generate: bool) -> str:
+    import getpass
+    import secrets
+
+    if generate:
+        return secrets.token_urlsafe(18)
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            sys.exit("crm admin: the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not 8 <= len(password) <= 256:
+        sys.exit("crm admin: a password has 8 to 256 characters; nothing changed")
+    return password
+
+
+async def _reset_password(email: str, *, generate: bool) -> None:
+    from crm_gateway.identity.service import reset_password
+    from crm_gateway.settings import GatewaySettings
+
+    password = _new_password(generate)
+    settings = GatewaySettings()
+    db = Database(settings.resolved_database_url(), schema=settings.schema_name)
+    try:
+        async with db.transaction() as session:
+            found = await reset_password(session, email, password)
+    except Exception as exc:
+        sys.exit(
+            f"crm admin: cannot reach the gateway's users ({str(exc).splitlines()[0]}); has the CRM run here?"
+        )
+    finally:
+        await db.dispose()
+    if not found:
+        sys.exit(f"crm admin: no user {email}; nothing changed")
+    print(f"Password of {email} changed." + (f" New password: {password}" if generate else ""))
+
+
+def _backup_or_restore(args) -> None:
+    from crm_gateway import backup
+
+    if os.environ.get("CRM_DATABASE_URL"):
+        sys.exit(
+            f"crm {args.command}: CRM_DATABASE_URL is set; back up Postgres with pg_dump / pg_restore "
+            '(docs/operations.md, "Postgres")'
+        )
+    data_dir = Path(os.environ.get("CRM_DATA_DIR", "data"))
+    try:
+        if args.command == "backup":
+            result = backup.backup(data_dir, args.dest)
+            databases = sum(1 for f in result.files if "service" in f)
+            print(
+                f"Backed up {databases} database(s) from {data_dir} to {args.dest} "
+                f"(writes paused {result.paused_ms:.0f} ms); see {args.dest / backup.MANIFEST}"
+            )
+        else:
+            aside = backup.restore(args.src, data_dir)
+            print(f"Restored {args.src} into {data_dir}.")
+            if aside is not None:
+                print(f"The files it replaced are in {aside}.")
+            print("Start the CRM (crm up): it migrates them if they come from an older release.")
+    except backup.BackupError as exc:
+        sys.exit(f"crm {args.command}: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="crm", description="Run the CRM platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +175,18 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("CRM_ADMIN_PASSWORD"),
         help="the admin's password (default: CRM_ADMIN_PASSWORD)",
     )
+    bk = sub.add_parser("backup", help="back up the embedded default's databases into a new folder")
+    bk.add_argument("dest", type=Path)
+    rs = sub.add_parser("restore", help="restore a backup made by `crm backup` (the CRM must be stopped)")
+    rs.add_argument("src", type=Path)
+    admin = sub.add_parser("admin", help="administer users from the command line")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    reset = admin_sub.add_parser(
+        "reset-password",
+        help="set a user's password: asked twice at a terminal, else read from the first line of stdin",
+    )
+    reset.add_argument("user", help="the user's email")
+    reset.add_argument("--generate", action="store_true", help="generate one and print it")
     events = sub.add_parser("events", help="operate on events: dead letters (crm events dlq --help)")
     from crm_gateway import dlq
 
@@ -118,6 +215,17 @@ def main(argv: list[str] | None = None) -> None:
         print(runfile.stop(Path(os.environ.get("CRM_DATA_DIR", "data"))), flush=True)
         return
 
+    # The embedded default keeps everything there; distributed processes may run on a read-only
+    # file system (Kubernetes), their data in Postgres.
+    sqlite = not os.environ.get("CRM_DATABASE_URL")
+    if args.command in ("up", "backup", "restore") or (
+        sqlite and args.command in ("migrate", "events", "admin")
+    ):
+        _check_data_dir(Path(os.environ.get("CRM_DATA_DIR", "data")), args.command)
+    if args.command in ("backup", "restore"):
+        _backup_or_restore(args)
+        return
+
     log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
     configure_logging(log_level, json_logs=json_logs_wanted(os.environ.get("CRM_LOG_JSON")))
     # Off unless an OTLP collector is named (crm_common.tracing).
@@ -126,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
         endpoint=os.environ.get("CRM_OTLP_ENDPOINT") or None,
     )
 
+    if args.command == "admin":
+        asyncio.run(_reset_password(args.user, generate=args.generate))
+        return
     if args.command == "events":
         try:
             status = asyncio.run(dlq.run(args))
@@ -145,6 +256,12 @@ def main(argv: list[str] | None = None) -> None:
             # Two processes on one set of SQLite files would each relay and consume the same events.
             sys.exit(f"A CRM (process {pid}) is already running from {data_dir}; `crm down` stops it.")
 
+        from crm_gateway.backup import BackupError, check_databases
+
+        try:
+            check_databases(data_dir)
+        except BackupError as exc:
+            sys.exit(f"crm up: {exc}")
         app = create_embedded_app()
         print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)

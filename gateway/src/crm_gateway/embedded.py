@@ -1,11 +1,13 @@
 """The embedded default: every service and the gateway in one process, one SQLite file per service,
 events on the in-process bus through the same outbox and inbox tables."""
 
+import asyncio
 import importlib
 import logging
 import secrets
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from crm_common.app import DRAIN_SECONDS
 from crm_common.customer_lookup import CustomerLookup
 from crm_common.events.memory_bus import MemoryBus
 from fastapi import FastAPI
@@ -55,6 +57,7 @@ def create_embedded_app(
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
             runfile.write(settings.data_dir)
             yield
+            await drain_outboxes([gateway, *services.values()])
         runfile.remove_if_ours(settings.data_dir)
         # Said here rather than after uvicorn returns: uvicorn re-raises the stopping signal.
         log.info("CRM stopped: every service closed its database and the event bus")
@@ -62,6 +65,22 @@ def create_embedded_app(
     gateway.router.lifespan_context = lifespan
     gateway.state.services = services
     return gateway
+
+
+async def drain_outboxes(apps, timeout: float = DRAIN_SECONDS) -> None:
+    """A graceful stop sends what every outbox holds, for at most `timeout` seconds in all, while every
+    consumer still runs; rounds repeat while handlers write new events (a reaction to an event)."""
+    runtimes = [app.state.runtime for app in apps if getattr(app.state, "runtime", None) is not None]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    sent = 0
+    while (left := deadline - loop.time()) > 0:
+        handled = await asyncio.gather(*(r.drain_outbox(left) for r in runtimes))
+        sent += sum(handled)
+        if not any(handled):
+            break
+    if sent:
+        log.info("outbox drained at stop: %d event(s) sent", sent)
 
 
 def _build(name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str) -> FastAPI:

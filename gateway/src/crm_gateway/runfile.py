@@ -46,7 +46,7 @@ def running_pid(data_dir: Path) -> int | None:
     """The process id of a live `crm up` on this data folder, if any."""
     try:
         pid = int(path(data_dir).read_text().strip())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
     return pid if pid != os.getpid() and _alive(pid) else None
 
@@ -56,7 +56,7 @@ def stop(data_dir: Path, *, timeout: float = 30.0) -> str:
     file = path(data_dir)
     try:
         pid = int(file.read_text().strip())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return f"No CRM is running from {data_dir} (no {NAME})."
     if not _alive(pid):
         file.unlink(missing_ok=True)

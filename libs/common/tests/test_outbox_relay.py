@@ -167,7 +167,7 @@ async def test_unroutable_error_is_what_the_memory_bus_raises():
     assert isinstance(result, UnroutableError)
 
 
-async def test_purge_deletes_only_old_published_rows(db):
+async def test_purge_deletes_old_published_and_unrouted_rows_only(db, caplog):
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -175,19 +175,33 @@ async def test_purge_deletes_only_old_published_rows(db):
     bus = RecordingBus()
     relay = OutboxRelay(db, bus, service="test", retention=timedelta(hours=1))
     old, recent, pending = event(1), event(2), event(3)
+    old_unrouted, recent_unrouted = event(4), event(5)
     async with db.transaction() as s:
         await add_events(s, old, recent)
     await relay.publish_batch()
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
     async with db.transaction() as s:
-        await add_events(s, pending)
-        await s.execute(
-            update(outbox)
-            .where(outbox.c.event_id == old.id)
-            .values(published_at=datetime.now(UTC) - timedelta(hours=2))
-        )
+        await add_events(s, pending, old_unrouted, recent_unrouted)
+        await s.execute(update(outbox).where(outbox.c.event_id == old.id).values(published_at=long_ago))
+        for e, at in ((old_unrouted, long_ago), (recent_unrouted, datetime.now(UTC))):
+            await s.execute(
+                update(outbox).where(outbox.c.event_id == e.id).values(state="UNROUTED", published_at=at)
+            )
     bus.ready = False  # so `pending` stays pending
-    assert await relay.purge() == 1
-    assert {r.event_id for r in await rows(db)} == {recent.id, pending.id}
+    with caplog.at_level("INFO", logger="crm.events.relay"):
+        assert await relay.purge() == 2
+    assert {r.event_id for r in await rows(db)} == {recent.id, pending.id, recent_unrouted.id}
+    assert "removed 1 published and 1 unrouted rows" in caplog.text
+
+
+async def test_drain_publishes_what_is_due_within_its_time(db):
+    bus = RecordingBus()
+    relay = OutboxRelay(db, bus, service="test", batch_size=2)
+    events = [event(i) for i in range(5)]
+    async with db.transaction() as s:
+        await add_events(s, *events)
+    assert await relay.drain(timeout=5) == 5
+    assert {r.state for r in await rows(db)} == {"PUBLISHED"}
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import secrets
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,8 +27,13 @@ async def hash_password(password: str) -> str:
 
 
 async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | None) -> str | None:
-    """On first start (no users yet) create the admin. Returns the password if it was generated."""
+    """On first start (no users yet) create the admin. Returns the password if it was generated.
+
+    Later starts change nothing; a CRM_ADMIN_PASSWORD that no longer opens the admin's account is
+    said in the log (the admin changed it, or the setting did), with the way to reset it."""
     if (await session.execute(select(func.count()).select_from(User))).scalar_one() > 0:
+        if password:
+            await _warn_if_admin_password_differs(session, email, password)
         return None
     generated = None
     if not password:
@@ -44,6 +50,45 @@ async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | 
     except IntegrityError:
         return None
     return generated
+
+
+async def _warn_if_admin_password_differs(session: AsyncSession, email: str, password: str) -> None:
+    user = await _by_email(session, email)
+    if user is None:
+        log.warning(
+            "CRM_ADMIN_EMAIL %s names no user: the admin settings are used only on the first start", email
+        )
+    elif not user.password_hash or not await _verifies(user.password_hash, password):
+        log.warning(
+            "CRM_ADMIN_PASSWORD differs from the password of %s, which stays as it is: the setting is "
+            "used only when the first admin is created. To set it: crm admin reset-password %s",
+            email,
+            email,
+        )
+
+
+async def _by_email(session: AsyncSession, email: str) -> User | None:
+    return (
+        await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    ).scalar_one_or_none()
+
+
+async def _verifies(stored: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(hasher.verify, stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def reset_password(session: AsyncSession, email: str, password: str) -> bool:
+    """`crm admin reset-password`: a new password for the user; False if there is no such user."""
+    user = await _by_email(session, email)
+    if user is None:
+        return False
+    user.password_hash = await hash_password(password)
+    user.updated_at = datetime.now(UTC)
+    await session.flush()
+    return True
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:

@@ -32,6 +32,8 @@ from crm_common.observability import health_router, install_observability
 from crm_common.settings import ServiceSettings
 
 log = logging.getLogger("crm.app")
+# How long a graceful stop keeps publishing the outbox before closing.
+DRAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -42,6 +44,16 @@ class Runtime:
     relay: OutboxRelay
     bus_connected: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    relay_task: asyncio.Task | None = None
+
+    async def drain_outbox(self, timeout: float = DRAIN_SECONDS) -> int:
+        """At a graceful stop: stop the relay's loop, then publish what is due for at most `timeout`
+        seconds (0 if the bus never connected: nothing could be sent)."""
+        if self.relay_task is None or not self.bus_connected.is_set():
+            return 0
+        self.relay_task.cancel()
+        await asyncio.gather(self.relay_task, return_exceptions=True)
+        return await self.relay.drain(timeout)
 
 
 def make_bus(settings: ServiceSettings) -> Bus:
@@ -81,7 +93,8 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
                 await bus.consume(settings.service_name, keys, dispatch, dead_letter=sink)
             runtime.bus_connected.set()
             # The relay starts once there is a broker to publish to.
-            runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
+            runtime.relay_task = asyncio.create_task(runtime.relay.run())
+            runtime.tasks.append(runtime.relay_task)
             return
         except asyncio.CancelledError:
             raise
@@ -166,6 +179,11 @@ def create_service_app(
                 await on_startup(runtime)
             yield
         finally:
+            if owned:
+                # Its own broker connection (distributed mode): send what is due before closing.
+                # In the embedded default the process drains every service first (crm_gateway.embedded),
+                # while all consumers still run.
+                await runtime.drain_outbox()
             if on_shutdown is not None:
                 await on_shutdown(runtime)
             tasks = list(runtime.tasks)

@@ -21,6 +21,9 @@ from crm_common.events.tables import outbox
 
 log = logging.getLogger("crm.events.relay")
 RELAYED = Counter("crm_outbox_relayed_total", "Outbox rows handled by the relay", ["service", "outcome"])
+PURGED = Counter(
+    "crm_outbox_purged_total", "Outbox rows removed by the retention, by state", ["service", "state"]
+)
 
 
 class BusUnavailable(Exception):
@@ -97,13 +100,48 @@ class OutboxRelay:
             log.warning("outbox purge failed", exc_info=True)
 
     async def purge(self) -> int:
-        """Delete rows published longer ago than the retention; pending and unrouted rows stay."""
+        """Delete PUBLISHED and UNROUTED rows older than the retention (by the time they were sent or
+        found unroutable); pending rows stay. Returns how many were deleted, and says so."""
         cutoff = datetime.now(UTC) - self.retention
+        removed = {}
         async with self.db.transaction() as session:
-            result = await session.execute(
-                delete(outbox).where(outbox.c.state == "PUBLISHED").where(outbox.c.published_at < cutoff)
+            for state in ("PUBLISHED", "UNROUTED"):
+                result = await session.execute(
+                    delete(outbox).where(outbox.c.state == state).where(outbox.c.published_at < cutoff)
+                )
+                removed[state] = result.rowcount
+        for state, count in removed.items():
+            if count:
+                PURGED.labels(self.service, state.lower()).inc(count)
+        if any(removed.values()):
+            log.info(
+                "outbox retention: removed %d published and %d unrouted rows older than %s",
+                removed["PUBLISHED"],
+                removed["UNROUTED"],
+                self.retention,
             )
-        return result.rowcount
+        return sum(removed.values())
+
+    async def drain(self, timeout: float) -> int:
+        """At a graceful stop: publish the rows due now, batch after batch, for at most `timeout`
+        seconds; returns how many were handled. Whatever is left (or cut off mid-publish) stays
+        PENDING and goes out at the next start; a duplicate is absorbed by the consumers' inbox."""
+        handled = 0
+        try:
+            async with asyncio.timeout(timeout):
+                while batch := await self.publish_batch():
+                    handled += batch
+        except TimeoutError:
+            log.warning(
+                "%s: outbox not drained within %.0f s; the rest goes out at the next start",
+                self.service,
+                timeout,
+            )
+        except Exception as exc:
+            log.warning(
+                "%s: outbox drain stopped (%s); the rest goes out at the next start", self.service, exc
+            )
+        return handled
 
     async def publish_batch(self) -> int:
         """Publish one batch of due rows; returns how many rows it handled.
