@@ -272,7 +272,7 @@ def test_crm_down_stops_it_gracefully_and_a_second_up_is_refused(crm_up, tmp_pat
     env = {**clean, "CRM_DATA_DIR": str(data_dir), "CRM_PORT": str(free_port())}
 
     second = subprocess.run(
-        [sys.executable, "-m", "crm_gateway.cli", "up"], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "crm_gateway.cli", "up"], env=env, capture_output=True, text=True, timeout=90
     )
     assert second.returncode != 0
     assert f"already running from {data_dir}" in second.stderr and "Traceback" not in second.stderr
@@ -287,6 +287,6 @@ def test_crm_down_stops_it_gracefully_and_a_second_up_is_refused(crm_up, tmp_pat
     assert not (data_dir / "crm.pid").exists()
 
     again = subprocess.run(
-        [sys.executable, "-m", "crm_gateway.cli", "down"], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "crm_gateway.cli", "down"], env=env, capture_output=True, text=True, timeout=90
     )
     assert again.returncode == 0 and "No CRM is running" in again.stdout
