@@ -1,6 +1,7 @@
 """End to end on the embedded default, the way a newcomer runs it: `crm up` as a real process on a
 fresh data folder, driven over HTTP through the gateway, stopped with SIGTERM and started again."""
 
+import json
 import os
 import random
 import signal
@@ -290,3 +291,32 @@ def test_crm_down_stops_it_gracefully_and_a_second_up_is_refused(crm_up, tmp_pat
         [sys.executable, "-m", "crm_gateway.cli", "down"], env=env, capture_output=True, text=True, timeout=90
     )
     assert again.returncode == 0 and "No CRM is running" in again.stdout
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block under a README heading, exactly as a reader would copy it."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(f"\n{heading}\n") :]
+    return section[section.index("```sh\n") + len("```sh\n") :].split("\n```", 1)[0]
+
+
+def test_the_readme_first_call_works_as_pasted(crm_up, tmp_path):
+    """Run top to bottom against a fresh `crm up`, the walkthrough shows the customer's note on its
+    first read: no id pasted by hand, no empty list."""
+    port = free_port()
+    crm = crm_up(tmp_path / "data", port, CRM_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env |= {"BASE": crm.base_url, "CRM_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    shell = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_block("## A first call")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 0, shell.stderr
+    first, _, listing = shell.stdout.partition("\n")
+    customer_id = first.removeprefix("customer ")
+    notes = [a for a in json.loads(listing)["items"] if a["subject"] == "Customer created"]
+    assert [n["customerId"] for n in notes] == [customer_id], shell.stdout
