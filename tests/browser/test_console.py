@@ -235,14 +235,34 @@ def test_a_salesperson_signs_in_adds_a_customer_and_wins_a_deal(crm, browser, ap
         time.sleep(0.2)
     person.check("05-pipeline")
 
+    # Qualification now asks for a description before an opportunity leaves it: dragging on to the
+    # next stage is refused, the card returns and says what it needs.
+    version = api.get(f"/api/v1/stages/{next_stage}").json()["version"]
+    stage = api.patch(
+        f"/api/v1/stages/{next_stage}", json={"requirements": ["description"], "version": version}
+    )
+    assert stage.status_code == 200, stage.text
+    page.reload()
+    expect(page.locator("section.column").nth(1)).to_contain_text("To leave: description")
+    drag(page, page.locator(f'li.kcard[data-id="{opportunity["id"]}"]'), lists.nth(2))
+    expect(page.locator("#board-message")).to_contain_text("requires description")
+    card = lists.nth(1).locator(f'[data-id="{opportunity["id"]}"]')
+    expect(card.locator(".unmet")).to_contain_text("description (Qualification)")
+    assert api.get(f"/api/v1/opportunities/{opportunity['id']}").json()["stageId"] == next_stage
+    person.check("05b-pipeline-refused")
+    again = api.patch(
+        f"/api/v1/stages/{next_stage}", json={"requirements": [], "version": stage.json()["version"]}
+    )
+    assert again.status_code == 200, again.text
+
     # A refused move (onto the won stage: winning is its own action) shows why; the card returns.
+    page.reload()
     won_column = page.locator("section.column", has=page.get_by_role("heading", name="Closed Won"))
-    page.wait_for_load_state("networkidle")
     drag(page, page.locator(f'li.kcard[data-id="{opportunity["id"]}"]'), won_column.locator("ul.cards"))
     expect(page.locator("#board-message")).to_contain_text("closes the opportunity")
     expect(lists.nth(1).locator(f'[data-id="{opportunity["id"]}"]')).to_be_visible()
     assert api.get(f"/api/v1/opportunities/{opportunity['id']}").json()["stageId"] == next_stage
-    person.check("05b-pipeline-refused")
+    person.check("05c-pipeline-won-stage-refused")
 
     # Win it, and the dashboard's revenue shows it.
     page.locator(f'li.kcard[data-id="{opportunity["id"]}"]').get_by_role("button", name="Win").click()

@@ -48,7 +48,8 @@ async def move(opportunity_id: str, request: Request, ctx: Annotated[Console, De
     )
     if r.ok:
         return JSONResponse({"ok": True, "stageId": r.body["stageId"]})
-    return JSONResponse({"ok": False, "detail": r.detail}, status_code=r.status)
+    unmet = (r.body or {}).get("unmetRequirements", []) if isinstance(r.body, dict) else []
+    return JSONResponse({"ok": False, "detail": r.detail, "unmet": unmet}, status_code=r.status)
 
 
 @router.post("/opportunities/{opportunity_id}/win")

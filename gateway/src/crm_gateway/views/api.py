@@ -182,6 +182,7 @@ async def view_data(
                 "sortOrder": col["sortOrder"],
                 "summary": col["summary"],
                 "hasMore": col["hasMore"],
+                "requirements": col.get("requirements", []),
                 "cards": [
                     {
                         "id": card["id"],

@@ -25,6 +25,19 @@
     from.insertBefore(evt.item, ref);
   }
 
+  function showUnmet(card, unmet) {
+    // The requirements that stopped the move, on the card itself (text only: never markup).
+    var old = card.querySelector(".unmet");
+    if (old) old.remove();
+    if (!unmet.length) return;
+    var note = document.createElement("p");
+    note.className = "unmet";
+    note.textContent = "Needs first: " + unmet.map(function (u) {
+      return u.requirement + " (" + u.stageName + ")";
+    }).join(", ");
+    card.appendChild(note);
+  }
+
   function refreshBoard() {
     if (window.htmx) {
       window.htmx.ajax("GET", "/app/pipeline", { target: "#board", swap: "innerHTML" });
@@ -57,6 +70,7 @@
               } else {
                 putBack(evt);
                 say(result.data.detail || "The move was refused.", true);
+                showUnmet(evt.item, result.data.unmet || []);
               }
             })
             .catch(function () {
