@@ -1,9 +1,11 @@
 """What a consistency token costs a read (crm_common.consistency), embedded default.
 
-    .venv/bin/python bench/consistency_bench.py [--pairs 100]
+    .venv/bin/python bench/consistency_bench.py [--pairs 100] [--distributed]
 
-One process, SQLite files in a temporary folder, events on the in-process bus as usual. For each
-round, side by side in one run:
+Embedded: one process, SQLite files in a temporary folder, events on the in-process bus.
+--distributed: one process per service and the gateway (`crm serve`), a scratch Postgres database and
+a namespaced set of RabbitMQ queues (removed afterwards), requests over HTTP through the gateway.
+For each round, side by side in one run:
 - baseline: GET /api/v1/opportunities/{id} of an opportunity that exists, without a token;
 - token:    convert a lead with an opportunity draft, then GET that opportunity with the convert's
   CRM-Consistency-Token (pipeline-svc creates it from customer.converted: the read waits for it).
@@ -12,6 +14,7 @@ Prints p50/p90/p99 of both reads, how many were answered `stale`, and the differ
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -19,11 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 from crm_common.testing.plugin import running
 from crm_gateway.embedded import create_embedded_app
 from crm_gateway.settings import GatewaySettings
 
 PASSWORD = "bench-Password-1"
+ADMIN = "b@example.com"
 TOKEN = "CRM-Consistency-Token"
 
 
@@ -32,55 +37,86 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(pairs: int) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        settings = GatewaySettings(
-            data_dir=Path(folder), admin_password=PASSWORD, admin_email="b@example.com"
+async def rounds(gw, h: dict, pairs: int) -> None:
+    async def converted() -> tuple[str, str]:
+        body = {"firstName": "B", "lastName": "Ench", "email": f"{uuid.uuid4().hex}@example.com"}
+        lead = (await gw.post("/api/v1/customers", json=body, headers=h)).json()
+        r = await gw.post(
+            f"/api/v1/customers/{lead['id']}/convert", json={"opportunity": {"title": "T"}}, headers=h
         )
+        assert r.status_code == 200, r.text
+        return r.json()["opportunity"]["opportunityId"], r.headers[TOKEN]
+
+    async def read(opportunity_id: str, headers: dict) -> tuple[float, bool]:
+        started = time.perf_counter()
+        r = await gw.get(f"/api/v1/opportunities/{opportunity_id}", headers=headers)
+        elapsed = (time.perf_counter() - started) * 1000
+        assert r.status_code == 200, r.text
+        return elapsed, r.headers.get("crm-consistency") == "stale"
+
+    existing, first_token = await converted()
+    await read(existing, {**h, TOKEN: first_token})
+    base, waited, stale = [], [], 0
+    for _ in range(pairs):
+        base.append((await read(existing, h))[0])
+        opportunity_id, tok = await converted()
+        elapsed, was_stale = await read(opportunity_id, {**h, TOKEN: tok})
+        waited.append(elapsed)
+        stale += was_stale
+    print(f"rounds: {pairs}, answered stale: {stale}")
+    for name, values in (("baseline read (no token)", base), ("read with token", waited)):
+        print(
+            f"{name:26s} p50 {pct(values, 0.5):7.2f} ms  p90 {pct(values, 0.9):7.2f} ms  "
+            f"p99 {pct(values, 0.99):7.2f} ms"
+        )
+    print(f"added by the token (median): {statistics.median(waited) - statistics.median(base):.2f} ms")
+
+
+async def login(gw) -> dict:
+    r = await gw.post("/api/v1/auth/token", data={"username": ADMIN, "password": PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def embedded(pairs: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = GatewaySettings(data_dir=Path(folder), admin_password=PASSWORD, admin_email=ADMIN)
         app = create_embedded_app(settings, only=("customer", "pipeline"))
         async with running(app) as gw:
-            token = (
-                await gw.post("/api/v1/auth/token", data={"username": "b@example.com", "password": PASSWORD})
-            ).json()["access_token"]
-            h = {"Authorization": f"Bearer {token}"}
+            await rounds(gw, await login(gw), pairs)
 
-            async def converted() -> tuple[str, str]:
-                body = {"firstName": "B", "lastName": "Ench", "email": f"{uuid.uuid4().hex}@example.com"}
-                lead = (await gw.post("/api/v1/customers", json=body, headers=h)).json()
-                r = await gw.post(
-                    f"/api/v1/customers/{lead['id']}/convert", json={"opportunity": {"title": "T"}}, headers=h
-                )
-                assert r.status_code == 200, r.text
-                return r.json()["opportunity"]["opportunityId"], r.headers[TOKEN]
 
-            async def read(opportunity_id: str, headers: dict) -> tuple[float, bool]:
-                started = time.perf_counter()
-                r = await gw.get(f"/api/v1/opportunities/{opportunity_id}", headers=headers)
-                elapsed = (time.perf_counter() - started) * 1000
-                assert r.status_code == 200, r.text
-                return elapsed, r.headers.get("crm-consistency") == "stale"
+async def distributed(pairs: int) -> None:
+    import _support
+    from crm_gateway.distributed import run_distributed
 
-            existing, first_token = await converted()
-            await read(existing, {**h, TOKEN: first_token})
-            base, waited, stale = [], [], 0
-            for _ in range(pairs):
-                base.append((await read(existing, h))[0])
-                opportunity_id, tok = await converted()
-                elapsed, was_stale = await read(opportunity_id, {**h, TOKEN: tok})
-                waited.append(elapsed)
-                stale += was_stale
-            print(f"rounds: {pairs}, answered stale: {stale}")
-            for name, values in (("baseline read (no token)", base), ("read with token", waited)):
-                print(
-                    f"{name:26s} p50 {pct(values, 0.5):7.2f} ms  p90 {pct(values, 0.9):7.2f} ms  "
-                    f"p99 {pct(values, 0.99):7.2f} ms"
-                )
-            print(
-                f"added by the token (median): {statistics.median(waited) - statistics.median(base):.2f} ms"
-            )
+    log = _support.logger("consistency")
+    server = os.environ.get("CRM_BENCH_DATABASE_URL", _support.DEFAULT_PG)
+    amqp = os.environ.get("CRM_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    namespace = f"bench-{uuid.uuid4().hex[:8]}."
+    name = f"crm_bench_{uuid.uuid4().hex[:8]}"
+    async with _support.scratch_database(server, name, keep=False, log=log) as url:
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                base = _support.free_port()
+                with run_distributed(
+                    database_url=url,
+                    amqp_url=amqp,
+                    data_dir=Path(folder),
+                    gateway_port=base,
+                    service_base_port=base + 1,
+                    events_namespace=namespace,
+                    extra_env={"CRM_ADMIN_EMAIL": ADMIN, "CRM_ADMIN_PASSWORD": PASSWORD},
+                    startup_timeout=120,
+                ) as gateway:
+                    async with httpx.AsyncClient(base_url=gateway, timeout=30) as gw:
+                        await rounds(gw, await login(gw), pairs)
+        finally:
+            await _support.delete_broker_objects(amqp, namespace, log)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100)
-    sys.exit(asyncio.run(main(parser.parse_args().pairs)))
+    parser.add_argument("--distributed", action="store_true")
+    args = parser.parse_args()
+    sys.exit(asyncio.run((distributed if args.distributed else embedded)(args.pairs)))
