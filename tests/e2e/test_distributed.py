@@ -5,6 +5,7 @@ queues, all removed again afterwards."""
 import asyncio
 import json
 import random
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -219,6 +220,23 @@ async def test_first_slice_across_processes(platform: Platform, amqp_url):
         assert (await client.get("/api/v1/activities")).json()["total"] == 1
         assert (await client.get("/api/v1/customers")).json()["total"] == 1
         assert await subscriber.get(no_ack=True, fail=False) is None
+
+    # The web console is served by the distributed gateway too, and reaches the services over HTTP.
+    async with httpx.AsyncClient(base_url=platform.gateway, timeout=10) as browser:
+        form = await browser.get("/app/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        signed_in = await browser.post(
+            "/app/login",
+            data={"csrf": csrf, "username": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/app"},
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        listed = await browser.get("/app/customers", params={"q": "Hopper"})
+        assert listed.status_code == 200
+        assert f'href="/app/customers/{customer["id"]}">Grace Hopper</a>' in listed.text
+        page = await browser.get(f"/app/customers/{customer['id']}")
+        assert "Customer created" in page.text
+        assert (await browser.get("/app")).status_code == 200
+        assert (await browser.get("/app/pipeline")).status_code == 200
 
 
 async def test_a_customer_is_usable_everywhere_at_once_across_processes(platform: Platform):
