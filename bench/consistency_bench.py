@@ -4,7 +4,8 @@
 
 Embedded: one process, SQLite files in a temporary folder, events on the in-process bus.
 --distributed: one process per service and the gateway (`crm serve`), a scratch Postgres database and
-a namespaced set of RabbitMQ queues (removed afterwards), requests over HTTP through the gateway.
+a namespaced set of RabbitMQ queues (removed afterwards), requests over HTTP through the gateway;
+it also times the fallback customer lookup (customer-svc's internal endpoint over HTTP).
 For each round, side by side in one run:
 - baseline: GET /api/v1/opportunities/{id} of an opportunity that exists, without a token;
 - token:    convert a lead with an opportunity draft, then GET that opportunity with the convert's
@@ -23,12 +24,14 @@ import uuid
 from pathlib import Path
 
 import httpx
+from crm_common.customer_lookup import CustomerLookup
 from crm_common.testing.plugin import running
 from crm_gateway.embedded import create_embedded_app
 from crm_gateway.settings import GatewaySettings
 
 PASSWORD = "bench-Password-1"
 ADMIN = "b@example.com"
+SERVICE_TOKEN = uuid.uuid4().hex
 TOKEN = "CRM-Consistency-Token"
 
 
@@ -72,6 +75,29 @@ async def rounds(gw, h: dict, pairs: int) -> None:
     print(f"added by the token (median): {statistics.median(waited) - statistics.median(base):.2f} ms")
 
 
+async def lookups(gw, h: dict, customer_url: str, count: int) -> None:
+    """The call a context makes to customer-svc for a customer it has not heard of (HTTP, service
+    credential): what a fallback lookup adds to the write that needs it, besides one upsert."""
+    ids = []
+    for _ in range(count):
+        body = {"firstName": "L", "lastName": "Ookup", "email": f"{uuid.uuid4().hex}@example.com"}
+        ids.append(uuid.UUID((await gw.post("/api/v1/customers", json=body, headers=h)).json()["id"]))
+    lookup = CustomerLookup.remote(customer_url, token=SERVICE_TOKEN)
+    try:
+        await lookup.fetch(ids[0])
+        took = []
+        for cid in ids:
+            started = time.perf_counter()
+            assert await lookup.fetch(cid) is not None
+            took.append((time.perf_counter() - started) * 1000)
+    finally:
+        await lookup.close()
+    print(
+        f"{'fallback lookup (HTTP)':26s} p50 {pct(took, 0.5):7.2f} ms  p90 {pct(took, 0.9):7.2f} ms  "
+        f"p99 {pct(took, 0.99):7.2f} ms"
+    )
+
+
 async def login(gw) -> dict:
     r = await gw.post("/api/v1/auth/token", data={"username": ADMIN, "password": PASSWORD})
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -105,11 +131,17 @@ async def distributed(pairs: int) -> None:
                     gateway_port=base,
                     service_base_port=base + 1,
                     events_namespace=namespace,
-                    extra_env={"CRM_ADMIN_EMAIL": ADMIN, "CRM_ADMIN_PASSWORD": PASSWORD},
+                    extra_env={
+                        "CRM_ADMIN_EMAIL": ADMIN,
+                        "CRM_ADMIN_PASSWORD": PASSWORD,
+                        "CRM_SERVICE_TOKEN": SERVICE_TOKEN,
+                    },
                     startup_timeout=120,
                 ) as gateway:
                     async with httpx.AsyncClient(base_url=gateway, timeout=30) as gw:
-                        await rounds(gw, await login(gw), pairs)
+                        h = await login(gw)
+                        await rounds(gw, h, pairs)
+                        await lookups(gw, h, f"http://127.0.0.1:{base + 1}", pairs)
         finally:
             await _support.delete_broker_objects(amqp, namespace, log)
 
