@@ -310,3 +310,42 @@ async def test_a_customer_is_usable_everywhere_at_once_across_processes(platform
         assert read.status_code == 200 and "crm-consistency" not in read.headers, read.text
         bad = await client.get("/api/v1/customers", headers={"CRM-Consistency-Token": "nonsense"})
         assert bad.status_code == 400 and bad.json()["code"] == "INVALID_CONSISTENCY_TOKEN"
+
+        # Win, then the customer's lifetimeValue (customer-svc) includes it.
+        customer_id = lead.json()["id"]
+        deal = await client.post(
+            "/api/v1/opportunities",
+            json={"title": "Deal", "customerId": customer_id, "amount": "300.00", "currency": "USD"},
+        )
+        won = await client.post(f"/api/v1/opportunities/{deal.json()['id']}/win")
+        assert won.status_code == 200, won.text
+        after = await client.get(
+            f"/api/v1/customers/{customer_id}",
+            headers={"CRM-Consistency-Token": won.headers["CRM-Consistency-Token"]},
+        )
+        assert "crm-consistency" not in after.headers and after.json()["lifetimeValue"] == "300.00", (
+            after.json()
+        )
+
+        # Merge, then the secondary's ticket (ticket-svc) already points at the survivor.
+        secondary = (
+            await client.post(
+                "/api/v1/customers",
+                json={"firstName": "Dup", "lastName": "Licate", "email": "dup@example.com"},
+            )
+        ).json()["id"]
+        ticket = await client.post(
+            "/api/v1/tickets",
+            json={"subject": "Help", "description": "Broken", "customerId": secondary, "type": "QUESTION"},
+        )
+        assert ticket.status_code == 201, ticket.text
+        merged = await client.post(
+            "/api/v1/customers/merge",
+            json={"primaryCustomerId": customer_id, "secondaryCustomerId": secondary},
+        )
+        assert merged.status_code == 200, merged.text
+        moved = await client.get(
+            f"/api/v1/tickets/{ticket.json()['id']}",
+            headers={"CRM-Consistency-Token": merged.headers["CRM-Consistency-Token"]},
+        )
+        assert "crm-consistency" not in moved.headers and moved.json()["customerId"] == customer_id
