@@ -6,6 +6,7 @@ import io
 import json
 import uuid
 
+from crm_common.testing.plugin import admitted
 from customer_svc.models import Customer
 from customer_svc.service.exporter import EXPORT_COLUMNS
 
@@ -372,7 +373,11 @@ async def test_an_import_racing_creates_gets_distinct_consecutive_numbers(client
     h = auth_headers()
     body = "email,firstName\n" + "".join(f"imp{i}@example.com,I{i}\n" for i in range(600))
     creates = [
-        client.post("/api/v1/customers", json={"firstName": "C", "email": f"api{i}@example.com"}, headers=h)
+        admitted(
+            lambda i=i: client.post(
+                "/api/v1/customers", json={"firstName": "C", "email": f"api{i}@example.com"}, headers=h
+            )
+        )
         for i in range(20)
     ]
     results = await asyncio.gather(do_import(client, h, body), *creates)
