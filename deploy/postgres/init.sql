@@ -12,6 +12,7 @@
 --   crm_activity   activity   activity-svc (CRM_ACTIVITY_DATABASE_URL)
 --   crm_ticket     ticket     ticket-svc (CRM_TICKET_DATABASE_URL)
 --   crm_campaign   campaign   campaign-svc (CRM_CAMPAIGN_DATABASE_URL)
+--   crm_webhook    webhook    webhook-svc (CRM_WEBHOOK_DATABASE_URL)
 --
 -- Passwords come from the environment (CRM_<SERVICE>_DB_PASSWORD, read with psql's \getenv, which
 -- needs psql 15+); unset, each defaults to the role's short name (gateway, customer, ...), which is
@@ -49,6 +50,11 @@
 \if :{?campaign_password}
 \else
   \set campaign_password campaign
+\endif
+\getenv webhook_password CRM_WEBHOOK_DB_PASSWORD
+\if :{?webhook_password}
+\else
+  \set webhook_password webhook
 \endif
 
 CREATE DATABASE crm;
@@ -89,3 +95,8 @@ CREATE ROLE crm_campaign LOGIN PASSWORD :'campaign_password';
 CREATE SCHEMA campaign AUTHORIZATION crm_campaign;
 GRANT CONNECT, TEMPORARY ON DATABASE crm TO crm_campaign;
 ALTER ROLE crm_campaign IN DATABASE crm SET search_path = campaign;
+
+CREATE ROLE crm_webhook LOGIN PASSWORD :'webhook_password';
+CREATE SCHEMA webhook AUTHORIZATION crm_webhook;
+GRANT CONNECT, TEMPORARY ON DATABASE crm TO crm_webhook;
+ALTER ROLE crm_webhook IN DATABASE crm SET search_path = webhook;

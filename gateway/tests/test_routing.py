@@ -16,6 +16,8 @@ from crm_gateway.routing import service_for
         ("/api/v1/stages", "pipeline"),
         ("/api/v1/tickets/metrics", "ticket"),
         ("/api/v1/campaigns/abc/metrics", "campaign"),
+        ("/api/v1/webhooks", "webhook"),
+        ("/api/v1/webhooks/abc/deliveries", "webhook"),
         ("/api/v1/customersx", None),
         ("/api/v2/customers", None),
         ("/api/v1/customers/abc/timeline/extra", "customer"),

@@ -26,7 +26,7 @@ from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
 from crm_common.observability import configure_logging, json_logs_wanted
 
-NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign")
+NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign", "webhook")
 
 
 def _modules(name: str):

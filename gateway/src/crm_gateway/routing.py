@@ -25,6 +25,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/tickets", "ticket"),
     ("/api/v1/sla-policies", "ticket"),
     ("/api/v1/campaigns", "campaign"),
+    ("/api/v1/webhooks", "webhook"),
 )
 _ORDERED = sorted(ROUTES, key=lambda r: len(r[0]), reverse=True)
 

@@ -3,7 +3,7 @@ from pathlib import Path
 from crm_common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
 
-SERVICES = ("customer", "pipeline", "activity", "ticket", "campaign")
+SERVICES = ("customer", "pipeline", "activity", "ticket", "campaign", "webhook")
 
 
 class GatewaySettings(ServiceSettings):
@@ -26,6 +26,7 @@ class GatewaySettings(ServiceSettings):
     activity_url: str | None = None
     ticket_url: str | None = None
     campaign_url: str | None = None
+    webhook_url: str | None = None
     upstream_timeout_seconds: float = 10.0
     max_body_bytes: int = 2 * 1024 * 1024
     # Import/export endpoints take bigger bodies.

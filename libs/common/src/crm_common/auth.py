@@ -20,7 +20,10 @@ ALGORITHM = "EdDSA"
 
 # Each context has a read and a write permission; `admin` (users, teams, API keys, pipeline stages,
 # SLA policies) implies every other. The matrix below is documented in docs/api-guide.md.
-CONTEXTS = ("customers", "sales", "activities", "tickets", "campaigns")
+# `webhooks` (subscriptions of HTTP endpoints to every event) is granted by no role but admin: an
+# integration gets it through an API key.
+DATA_CONTEXTS = ("customers", "sales", "activities", "tickets", "campaigns")
+CONTEXTS = (*DATA_CONTEXTS, "webhooks")
 PERMISSIONS = (*(f"{c}:{a}" for c in CONTEXTS for a in ("read", "write")), "admin")
 
 
@@ -48,7 +51,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "sales_rep": frozenset(_rw("customers", "sales", "activities") | _r("tickets", "campaigns")),
     "support_agent": frozenset(_rw("customers", "tickets", "activities") | _r("sales")),
     "marketer": frozenset(_rw("customers", "campaigns", "activities") | _r("sales")),
-    "read_only": frozenset(_r(*CONTEXTS)),
+    "read_only": frozenset(_r(*DATA_CONTEXTS)),
 }
 
 

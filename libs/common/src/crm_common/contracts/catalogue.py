@@ -1,22 +1,10 @@
 """The event catalogue: every event the platform publishes, as JSON Schema and as AsyncAPI 3.0."""
 
-from crm_common.contracts import activity, campaign, customer, identity, pipeline, ticket
 from crm_common.contracts.base import EventData
+from crm_common.contracts.registry import EVENTS
 from crm_common.events.catalogue import SUBSCRIPTIONS
 
-_MODULES = (identity, customer, pipeline, activity, ticket, campaign)
-
-
-def _events_of(module) -> list[type[EventData]]:
-    found = []
-    for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, EventData) and "event_type" in value.__dict__:
-            found.append(value)
-    return found
-
-
-# Every payload class with its own `event_type`, from every producing context's module.
-EVENTS: tuple[type[EventData], ...] = tuple(e for m in _MODULES for e in _events_of(m))
+__all__ = ["EVENTS", "asyncapi_document", "by_routing_key", "json_schema"]
 
 _ENVELOPE_DOC = (
     "CloudEvents 1.0 in structured JSON mode (content type application/cloudevents+json). "

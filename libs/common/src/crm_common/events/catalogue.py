@@ -5,6 +5,8 @@ Every service declares all of these queues and bindings when it starts, so an ev
 handlers must be listed under its name here.
 """
 
+from crm_common.contracts.registry import EVENT_TYPES
+
 # Every service keeps a directory of users and teams (crm_common.directory) from these.
 DIRECTORY_EVENTS = ("user.created", "user.updated", "team.created", "team.updated")
 # ... and every context that references customers keeps crm_common.customer_refs from these.
@@ -53,4 +55,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         *CUSTOMER_REF_EVENTS,
         "opportunity.won",
     ),
+    # webhook-svc forwards any event to the HTTP endpoints subscribed to it, so it consumes them all
+    # (its own `webhook.disabled` included: another endpoint may want to hear of it).
+    "webhook": EVENT_TYPES,
 }

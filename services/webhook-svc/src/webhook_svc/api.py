@@ -1,0 +1,312 @@
+"""HTTP routes of webhook-svc: translate requests to service calls and back."""
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from crm_common.app import SessionDep
+from crm_common.auth import Principal, require_access
+from crm_common.concurrency import etag
+from crm_common.contracts.registry import EVENT_TYPES
+from crm_common.errors import problem_doc
+from crm_common.pagination import PageParams, page_params
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime
+
+from webhook_svc.models import Delivery, DeliveryState, Subscription
+from webhook_svc.schemas import (
+    AttemptRead,
+    DeliveryDetail,
+    DeliveryPage,
+    DeliveryRead,
+    EventTypeList,
+    ReplayRange,
+    ReplayResult,
+    RotateSecret,
+    TestResult,
+    WebhookCreate,
+    WebhookHealth,
+    WebhookPage,
+    WebhookRead,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
+from webhook_svc.service import deliveries, pings, subscriptions
+from webhook_svc.settings import Settings
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=problem_doc(401, 403))
+WebhookAccess = Annotated[Principal, Depends(require_access("webhooks"))]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
+]
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.webhook_settings
+
+
+def read(sub: Subscription) -> WebhookRead:
+    return WebhookRead(
+        id=sub.id,
+        url=sub.url,
+        description=sub.description,
+        event_types=sub.event_types,
+        filter=sub.filter,
+        active=sub.active,
+        disabled_reason=sub.disabled_reason,
+        disabled_at=sub.disabled_at,
+        health=WebhookHealth(
+            consecutive_failures=sub.consecutive_failures,
+            failing_since=sub.failing_since,
+            last_success_at=sub.last_success_at,
+            last_failure_at=sub.last_failure_at,
+        ),
+        previous_secret_expires_at=sub.previous_secret_expires_at if sub.previous_secret else None,
+        created_by=sub.created_by,
+        created_at=sub.created_at,
+        updated_at=sub.updated_at,
+        version=sub.version,
+    )
+
+
+def with_secret(sub: Subscription) -> WebhookWithSecret:
+    return WebhookWithSecret(**read(sub).model_dump(), secret=sub.secret)
+
+
+@router.get(
+    "/event-types",
+    operation_id="webhooks_event_types",
+    summary="The event types a webhook can subscribe to",
+)
+async def event_types(user: WebhookAccess) -> EventTypeList:
+    return EventTypeList(items=sorted(EVENT_TYPES))
+
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="webhooks_create",
+    summary="Subscribe an HTTP endpoint to events",
+    description="The answer holds the signing `secret`, shown this once. The URL must resolve to public "
+    "addresses only (422 `WEBHOOK_TARGET_FORBIDDEN` otherwise; see docs/webhooks.md).",
+    responses=problem_doc(422),
+)
+async def create_webhook(
+    body: WebhookCreate, session: SessionDep, user: WebhookAccess, request: Request, response: Response
+) -> WebhookWithSecret:
+    sub = await subscriptions.create(
+        session, data=body, guard=request.app.state.webhook_guard, actor_id=user.id
+    )
+    response.headers["Location"] = f"/api/v1/webhooks/{sub.id}"
+    response.headers["ETag"] = etag(sub.version)
+    return with_secret(sub)
+
+
+@router.get(
+    "", operation_id="webhooks_list", summary="List webhook subscriptions", responses=problem_doc(422)
+)
+async def list_webhooks(
+    session: SessionDep,
+    user: WebhookAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+    active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None,
+) -> WebhookPage:
+    items, total = await subscriptions.list_(session, params=params, active=active)
+    return WebhookPage(
+        items=[read(s) for s in items], total=total, page=params.page, pageSize=params.page_size
+    )
+
+
+@router.get(
+    "/{webhook_id}",
+    operation_id="webhooks_get",
+    summary="Get a webhook subscription",
+    responses=problem_doc(404),
+)
+async def get_webhook(
+    webhook_id: uuid.UUID, session: SessionDep, user: WebhookAccess, response: Response
+) -> WebhookRead:
+    sub = await subscriptions.get(session, webhook_id)
+    response.headers["ETag"] = etag(sub.version)
+    return read(sub)
+
+
+@router.patch(
+    "/{webhook_id}",
+    operation_id="webhooks_update",
+    summary="Edit a webhook subscription, or (de)activate it",
+    description="Send the version you read (If-Match or `version`). `active: true` re-enables a subscription "
+    "the platform disabled; deliveries still queued then go out.",
+    responses=problem_doc(404, 412, 422, 428),
+)
+async def update_webhook(
+    webhook_id: uuid.UUID,
+    body: WebhookUpdate,
+    session: SessionDep,
+    user: WebhookAccess,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> WebhookRead:
+    sub = await subscriptions.update(
+        session, webhook_id, data=body, guard=request.app.state.webhook_guard, if_match=if_match
+    )
+    if sub.active:
+        request.app.state.webhook_worker.wake()
+    response.headers["ETag"] = etag(sub.version)
+    return read(sub)
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=204,
+    operation_id="webhooks_delete",
+    summary="Delete a webhook subscription and its delivery log",
+    responses=problem_doc(404),
+)
+async def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, user: WebhookAccess) -> Response:
+    await subscriptions.delete(session, webhook_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    operation_id="webhooks_rotate_secret",
+    summary="Replace the signing secret",
+    description="The new secret is in the answer, shown this once. The previous one keeps signing beside it "
+    "(two signatures in `webhook-signature`) for `graceSeconds` (default 24 hours), so receivers can switch "
+    "without losing a delivery.",
+    responses=problem_doc(404, 422),
+)
+async def rotate_secret(
+    webhook_id: uuid.UUID,
+    session: SessionDep,
+    user: WebhookAccess,
+    request: Request,
+    body: RotateSecret | None = None,
+) -> WebhookWithSecret:
+    grace_seconds = body.grace_seconds if body and body.grace_seconds is not None else None
+    grace = (
+        timedelta(seconds=grace_seconds)
+        if grace_seconds is not None
+        else timedelta(hours=settings_of(request).rotation_grace_hours)
+    )
+    sub = await subscriptions.rotate_secret(session, webhook_id, grace=grace)
+    return with_secret(sub)
+
+
+@router.post(
+    "/{webhook_id}/test",
+    operation_id="webhooks_test",
+    summary="Send a `webhook.ping` event now and answer how it went",
+    description="Signed like any delivery and kept in the delivery log. 422 `WEBHOOK_TARGET_FORBIDDEN` when the "
+    "URL now resolves to an address webhooks may not go to (nothing is sent).",
+    responses=problem_doc(404, 422),
+)
+async def test_webhook(webhook_id: uuid.UUID, user: WebhookAccess, request: Request) -> TestResult:
+    worker = request.app.state.webhook_worker
+    delivery_id, outcome = await pings.ping(request.app.state.runtime.db, worker.sender, webhook_id)
+    return TestResult(
+        delivery_id=delivery_id,
+        success=outcome.success,
+        status_code=outcome.status_code,
+        latency_ms=outcome.latency_ms,
+        response_excerpt=outcome.response_excerpt,
+        error=outcome.error,
+    )
+
+
+# --- the delivery log -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    operation_id="webhooks_deliveries_list",
+    summary="The delivery log of a webhook, newest first",
+    responses=problem_doc(404, 422),
+)
+async def list_deliveries(
+    webhook_id: uuid.UUID,
+    session: SessionDep,
+    user: WebhookAccess,
+    params: Annotated[PageParams, Depends(page_params)],
+    state: Annotated[list[DeliveryState], Query(description="Any of.")] = [],
+    event_type: Annotated[str | None, Query(alias="eventType", max_length=200)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Created at or after.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
+) -> DeliveryPage:
+    await subscriptions.get(session, webhook_id)
+    items, total = await deliveries.list_(
+        session, webhook_id, params=params, state=state, event_type=event_type, since=since, until=until
+    )
+    return DeliveryPage(
+        items=[DeliveryRead.model_validate(d) for d in items],
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+    )
+
+
+async def _detail(session, delivery: Delivery) -> DeliveryDetail:
+    attempts = await deliveries.attempts_of(session, delivery.id)
+    return DeliveryDetail(
+        **DeliveryRead.model_validate(delivery).model_dump(),
+        payload=delivery.payload,
+        attempt_log=[AttemptRead.model_validate(a) for a in attempts],
+    )
+
+
+@router.get(
+    "/{webhook_id}/deliveries/{delivery_id}",
+    operation_id="webhooks_deliveries_get",
+    summary="One delivery with its payload and every attempt",
+    responses=problem_doc(404),
+)
+async def get_delivery(
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, user: WebhookAccess
+) -> DeliveryDetail:
+    return await _detail(session, await deliveries.get(session, webhook_id, delivery_id))
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/replay",
+    status_code=202,
+    operation_id="webhooks_deliveries_replay",
+    summary="Send one delivery again (a new retry schedule)",
+    description="Same body and `webhook-id` (the event id), so a receiver that already has it can tell. "
+    "409 when it is still queued or the webhook is inactive.",
+    responses=problem_doc(404, 409),
+)
+async def replay_delivery(
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, user: WebhookAccess, request: Request
+) -> DeliveryDetail:
+    sub = await subscriptions.get(session, webhook_id)
+    delivery = await deliveries.replay_one(
+        session, sub, delivery_id, wake=request.app.state.webhook_worker.wake
+    )
+    return await _detail(session, delivery)
+
+
+@router.post(
+    "/{webhook_id}/replay",
+    status_code=202,
+    operation_id="webhooks_replay",
+    summary="Send again every delivery of a time range",
+    description="Deliveries created in [since, until) in the given states (default FAILED) are queued again "
+    "with a new retry schedule. Events from while the webhook was inactive were never queued and are not "
+    "replayed.",
+    responses=problem_doc(404, 409, 422),
+)
+async def replay_range(
+    webhook_id: uuid.UUID, body: ReplayRange, session: SessionDep, user: WebhookAccess, request: Request
+) -> ReplayResult:
+    sub = await subscriptions.get(session, webhook_id)
+    queued = await deliveries.replay_range(
+        session,
+        sub,
+        since=body.since,
+        until=body.until,
+        states=body.states,
+        wake=request.app.state.webhook_worker.wake,
+    )
+    return ReplayResult(queued=queued)
