@@ -10,11 +10,13 @@ from itertools import pairwise
 
 import pytest
 from crm_common.events.envelope import new_event
+from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.tables import outbox
 from crm_common.testing.plugin import eventually, running
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks import Webhook
 from webhook_svc.app import create_app
+from webhook_svc.models import Delivery
 
 from .conftest import TEST_SCHEDULE, World, customer_created, opportunity_event, with_fake_dns
 
@@ -326,3 +328,56 @@ async def test_webhook_disabled_events_reach_other_subscriptions(world: World, r
     await world.publish(event)
     (got,) = await receiver.wait_for(1)
     assert verified(hook["secret"], got)["type"] == "crm.webhook.disabled"
+
+
+async def test_a_slow_receiver_times_out_and_is_retried(settings_for, bus, auth_headers, receiver):
+    app = create_app(settings_for(timeout_seconds=0.3), bus=bus)
+    with_fake_dns(app)
+    async with running(app) as client:
+        world = World(client, bus, auth_headers)
+        receiver.delay = 2
+        hook = await world.subscribe(receiver.url)
+        await world.publish(customer_created())
+
+        async def timed_out():
+            log = await deliveries_of(world, hook["id"])
+            return log and log[0]["lastError"] and log[0]
+
+        delivery = await eventually(timed_out)
+        assert delivery["lastError"] == "timed out after 0.3 s"
+        assert delivery["state"] == "PENDING" and delivery["lastStatusCode"] is None
+
+
+async def test_queued_deliveries_survive_a_restart(settings_for, auth_headers, receiver):
+    """The deliveries table is the queue: what was owed when the service stopped goes out after it
+    starts again."""
+    settings = settings_for(retry_schedule_seconds=[0, 3600])
+    await receiver.stop()
+    bus = MemoryBus(consumers={"webhook"})
+    app = create_app(settings, bus=bus)
+    with_fake_dns(app)
+    async with running(app) as client:
+        world = World(client, bus, auth_headers)
+        hook = await world.subscribe(receiver.url)
+        await world.publish(customer_created("Before the restart"))
+
+        async def failed_once():
+            log = await deliveries_of(world, hook["id"])
+            return log and log[0]["totalAttempts"] == 1
+
+        assert await eventually(failed_once)
+    await bus.close()
+    await receiver.start()
+    assert receiver.received == []
+
+    # A new process on the same database; the hour until the next attempt passes (made due here).
+    bus = MemoryBus(consumers={"webhook"})
+    app = create_app(settings, bus=bus)
+    with_fake_dns(app)
+    async with running(app) as client:
+        async with app.state.runtime.db.transaction() as s:
+            await s.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
+        app.state.webhook_worker.wake()
+        (got,) = await receiver.wait_for(1)
+        assert verified(hook["secret"], got)["data"]["fullName"] == "Before the restart"
+    await bus.close()

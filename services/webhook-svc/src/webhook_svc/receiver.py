@@ -23,6 +23,8 @@ class Receiver:
     port: int = 0
     status: int = 200
     answer: bytes = b'{"ok": true}'
+    # Seconds to wait before answering (a slow receiver).
+    delay: float = 0.0
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     _server: uvicorn.Server | None = None
@@ -45,6 +47,8 @@ class Receiver:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self.received.append(Received(headers, body, time.time()))
         self._arrived.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         await send(
             {
                 "type": "http.response.start",
