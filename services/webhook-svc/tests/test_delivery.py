@@ -381,3 +381,30 @@ async def test_queued_deliveries_survive_a_restart(settings_for, auth_headers, r
         (got,) = await receiver.wait_for(1)
         assert verified(hook["secret"], got)["data"]["fullName"] == "Before the restart"
     await bus.close()
+
+
+async def test_the_worker_waits_while_a_slow_delivery_is_in_flight(settings_for, bus, auth_headers, receiver):
+    """A leased delivery is not 'due': the worker polls, it does not spin on it."""
+    app = create_app(settings_for(poll_interval=0.5, timeout_seconds=5), bus=bus)
+    with_fake_dns(app)
+    worker = app.state.webhook_worker
+    claims = 0
+    claim = worker.claim
+
+    async def counted(limit):
+        nonlocal claims
+        claims += 1
+        return await claim(limit)
+
+    worker.claim = counted
+    async with running(app) as client:
+        world = World(client, bus, auth_headers)
+        receiver.delay = 2
+        await world.subscribe(receiver.url)
+        await world.publish(customer_created())
+        await receiver.wait_for(1)
+        before = claims
+        await asyncio.sleep(1.5)  # the receiver is still holding the request
+        # About one claim per poll interval (3 here); a loop that took the leased row for due would
+        # have claimed hundreds of times.
+        assert claims - before < 30

@@ -165,11 +165,18 @@ class DeliveryWorker:
                     )
                     for r in rows
                 ]
+            # Rows in flight (leased) are not "due": their sender wakes the loop when it is done, and
+            # an expired lease is found at the next poll. Counting them would make the loop spin
+            # while a slow receiver takes its time.
             next_due = (
                 await session.execute(
                     select(func.min(Delivery.next_attempt_at))
                     .join(Subscription, Subscription.id == Delivery.subscription_id)
-                    .where(Delivery.state == DeliveryState.PENDING, Subscription.active)
+                    .where(
+                        Delivery.state == DeliveryState.PENDING,
+                        Subscription.active,
+                        or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+                    )
                 )
             ).scalar_one_or_none()
         return jobs, _aware(next_due)
