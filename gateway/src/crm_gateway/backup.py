@@ -27,8 +27,10 @@ from importlib import metadata
 from pathlib import Path
 
 from crm_gateway import runfile
+from crm_gateway.settings import SERVICES
 
-DATABASES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign")
+# The gateway's and every service's (webhook-svc's queue of deliveries included).
+DATABASES = ("gateway", *SERVICES)
 KEY_FILES = ("jwt-private.pem", "jwt-public.pem")
 MANIFEST = "manifest.json"
 FORMAT = 1
