@@ -184,3 +184,24 @@ async def test_an_event_that_never_comes_is_answered_stale_and_one_not_consumed_
     r = await gw.get("/api/v1/tickets", headers={**h, TOKEN: other})
     assert r.status_code == 200
     fresh(r)
+
+
+async def test_the_action_api_answers_the_token_of_the_writes_it_made(platform):
+    """The seed's action API calls the services for the caller: its response names their events."""
+    gw, _ = platform
+    h = await login(gw)
+    lead = await new_customer(gw, h, "Action")
+    r = await gw.post(
+        "/api/v1/actions/customer-manager",
+        json={
+            "action": "convert",
+            "customerId": lead["id"],
+            "data": {"opportunity": {"title": "Via action"}},
+        },
+        headers=h,
+    )
+    assert r.status_code == 200 and r.json()["success"] is True, r.text
+    opportunity_id = r.json()["data"]["opportunity"]["opportunityId"]
+    read = await gw.get(f"/api/v1/opportunities/{opportunity_id}", headers={**h, TOKEN: r.headers[TOKEN]})
+    fresh(read)
+    assert read.status_code == 200 and read.json()["title"] == "Via action"

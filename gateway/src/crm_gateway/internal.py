@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from crm_common import tracing
+from crm_common import consistency, tracing
 from crm_common.observability import current_request_id
 from fastapi import FastAPI
 
@@ -57,11 +57,13 @@ class ServiceClient:
         if request_id:
             out_headers["x-request-id"] = request_id
         out_headers.update(tracing.outgoing_headers())
+        out_headers.update(consistency.outgoing_headers())
         if service in self._local:
             r = await self._local[service].request(
                 method, path, params=params, json=json_body, headers=out_headers
             )
             status, body = r.status_code, (r.json() if r.content else None)
+            consistency.note_token(r.headers.get(consistency.TOKEN_HEADER))
         elif service in self._remote:
             upstream = self._remote[service]
             session = upstream._session
@@ -77,6 +79,7 @@ class ServiceClient:
                     timeout=upstream.timeout,
                 ) as resp:
                     status = resp.status
+                    consistency.note_token(resp.headers.get(consistency.TOKEN_HEADER))
                     raw = await resp.read()
                     body = json.loads(raw) if raw else None
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -33,6 +33,7 @@ MAX_TOKEN_CHARS = 16_384
 POLL_SECONDS = 0.05
 
 _written: ContextVar[list[tuple[str, uuid.UUID]] | None] = ContextVar("crm_events_written", default=None)
+_incoming: ContextVar[tuple[str, ...]] = ContextVar("crm_consistency_incoming", default=())
 
 
 def note_written(events: Iterable) -> None:
@@ -40,6 +41,28 @@ def note_written(events: Iterable) -> None:
     bucket = _written.get()
     if bucket is not None:
         bucket.extend((e.routing_key, e.id) for e in events)
+
+
+def outgoing_headers() -> dict[str, str]:
+    """For a call to another service on behalf of the current request (the gateway's dashboard,
+    views and action API): the tokens the request carried, so that service waits for them too."""
+    values = _incoming.get()
+    return {TOKEN_HEADER: ",".join(values)} if values else {}
+
+
+def note_token(value: str | None) -> None:
+    """A service this request called answered a token: the request's own response names its events."""
+    if not value:
+        return
+    try:
+        note_written(_Named(key, event_id) for key, event_id in decode([value]))
+    except ValueError:
+        pass  # not ours to judge: the caller gets the tokens it can read
+
+
+class _Named:
+    def __init__(self, routing_key: str, event_id: uuid.UUID):
+        self.routing_key, self.id = routing_key, event_id
 
 
 def encode(events: Iterable[tuple[str, uuid.UUID]]) -> str:
@@ -135,6 +158,7 @@ class ConsistencyMiddleware:
                 stale = not await wait_applied(db, self.consumer, wanted, self.wait_seconds)
         bucket: list[tuple[str, uuid.UUID]] = []
         reset = _written.set(bucket)
+        reset_incoming = _incoming.set(tuple(values))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -149,6 +173,7 @@ class ConsistencyMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            _incoming.reset(reset_incoming)
             _written.reset(reset)
 
 
