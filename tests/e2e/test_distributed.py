@@ -18,6 +18,7 @@ import pytest
 from aio_pika.exceptions import AMQPError
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.rabbitmq_bus import RabbitBus
+from crm_common.testing.plugin import eventually
 from crm_gateway.distributed import run_distributed
 from crm_gateway.settings import SERVICES
 from sqlalchemy.engine import make_url
@@ -124,7 +125,13 @@ def platform(pg_database, amqp_url, broker_namespace, tmp_path) -> Iterator[Plat
         gateway_port=base,
         service_base_port=base + 1,
         events_namespace=broker_namespace,
-        extra_env={"CRM_ADMIN_EMAIL": ADMIN_EMAIL, "CRM_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        extra_env={
+            "CRM_ADMIN_EMAIL": ADMIN_EMAIL,
+            "CRM_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            # The test's webhook receiver listens on this machine; a short retry schedule.
+            "CRM_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "CRM_WEBHOOK_RETRY_SCHEDULE_SECONDS": "0,0.5,1,2,4,8",
+        },
         startup_timeout=45,
     ) as gateway:
         # run_distributed numbers the services from service_base_port in SERVICES order.
@@ -349,3 +356,53 @@ async def test_a_customer_is_usable_everywhere_at_once_across_processes(platform
             headers={"CRM-Consistency-Token": merged.headers["CRM-Consistency-Token"]},
         )
         assert "crm-consistency" not in moved.headers and moved.json()["customerId"] == customer_id
+
+
+async def test_webhooks_across_processes(platform: Platform):
+    """webhook-svc as its own process on Postgres, fed by RabbitMQ: a receiver subscribed through the
+    gateway gets each event signed (verified with `standardwebhooks`), and the backlog after an outage."""
+    from standardwebhooks import Webhook
+    from webhook_svc.receiver import Receiver
+
+    receiver = await Receiver().start()
+    try:
+        async with httpx.AsyncClient(base_url=platform.gateway, timeout=10) as client:
+            resp = await client.post(
+                "/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+            )
+            client.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+            refused = await client.post(
+                "/api/v1/webhooks", json={"url": "http://10.0.0.1/x", "eventTypes": ["customer.*"]}
+            )
+            assert refused.status_code == 422 and refused.json()["code"] == "WEBHOOK_TARGET_FORBIDDEN"
+            hook = await client.post(
+                "/api/v1/webhooks", json={"url": receiver.url, "eventTypes": ["customer.created"]}
+            )
+            assert hook.status_code == 201, hook.text
+            verifier = Webhook(hook.json()["secret"])
+
+            async def create(email: str) -> str:
+                r = await client.post(
+                    "/api/v1/customers", json={"firstName": "W", "lastName": "H", "email": email}
+                )
+                assert r.status_code == 201, r.text
+                return r.json()["id"]
+
+            first = await create("hook1@example.com")
+            (got,) = await receiver.wait_for(1, timeout=NOTE_TIMEOUT)
+            body = verifier.verify(got.body, got.headers)
+            assert (body["type"], body["subject"]) == ("crm.customer.created", first)
+
+            await receiver.stop()
+            second = await create("hook2@example.com")
+
+            async def failed_while_down():
+                log = (await client.get(f"/api/v1/webhooks/{hook.json()['id']}/deliveries")).json()["items"]
+                return any(d["subject"] == second and d["totalAttempts"] >= 1 for d in log)
+
+            assert await eventually(failed_while_down, timeout=NOTE_TIMEOUT)
+            await receiver.start()
+            got = await receiver.wait_for(2, timeout=NOTE_TIMEOUT)
+            assert verifier.verify(got[1].body, got[1].headers)["subject"] == second
+    finally:
+        await receiver.stop()
