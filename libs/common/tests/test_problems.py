@@ -1,7 +1,10 @@
 """Every error a client can see is an RFC 9457 problem document with a stable code."""
 
+import json
+
 import httpx
-from crm_common.errors import ProblemError, install_problem_handlers
+import pytest
+from crm_common.errors import ProblemError, install_problem_handlers, problem_response
 from crm_common.observability import install_observability
 from crm_common.pagination import PageParams, page_params
 from crm_common.schemas import StrictApiModel
@@ -108,3 +111,18 @@ async def test_a_request_id_is_made_when_the_client_sends_none():
         r = await c.get("/conflict")
     assert len(r.headers["x-request-id"]) >= 16
     assert r.json()["requestId"] == r.headers["x-request-id"]
+
+
+def test_an_extra_member_cannot_replace_a_standard_one():
+    # `status` is the HTTP status; a record's status travels as `currentStatus`.
+    for member in ("status", "code", "title", "type", "errors"):
+        with pytest.raises(ValueError, match=member):
+            ProblemError(409, "INVALID_STATUS_TRANSITION", extra={member: "CANCELLED"})
+    error = ProblemError(409, "INVALID_STATUS_TRANSITION", extra={"currentStatus": "CANCELLED"})
+    assert error.extra == {"currentStatus": "CANCELLED"}
+
+
+async def test_problem_documents_keep_their_status_whatever_extra_members_are_passed():
+    r = problem_response(None, 409, "X", "d", extra={"status": "CANCELLED", "currentStatus": "CANCELLED"})
+    body = json.loads(r.body)
+    assert (r.status_code, body["status"], body["currentStatus"]) == (409, 409, "CANCELLED")

@@ -86,6 +86,7 @@ async def test_transitions_and_events(client, headers):
     cid = c["id"]
     r = await client.post(f"/api/v1/campaigns/{cid}/pause", headers=headers)
     assert r.status_code == 409 and r.json()["code"] == "INVALID_STATUS_TRANSITION"
+    assert (r.json()["status"], r.json()["currentStatus"]) == (409, "PLANNING")
     r = await client.post(f"/api/v1/campaigns/{cid}/activate", headers=headers)
     assert r.status_code == 200 and r.json()["status"] == "ACTIVE" and r.json()["startDate"]
     r = await client.post(f"/api/v1/campaigns/{cid}/pause", json={"version": 1}, headers=headers)

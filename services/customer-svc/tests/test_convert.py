@@ -72,7 +72,8 @@ async def test_only_leads_and_prospects_convert(client, auth_headers):
             c = r.json()
         r = await convert(client, c["id"], headers)
         assert r.status_code == 409 and r.json()["code"] == "CUSTOMER_NOT_CONVERTIBLE"
-        assert r.json()["status"] == status
+        # `status` is the HTTP status (RFC 9457); the customer's own is `currentStatus`.
+        assert (r.json()["status"], r.json()["currentStatus"]) == (409, status)
         assert (await client.get(f"/api/v1/customers/{c['id']}", headers=headers)).json() == c
         assert await outbox_payloads(client, "customer.converted") == []
 

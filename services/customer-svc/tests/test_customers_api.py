@@ -160,6 +160,25 @@ async def test_a_failed_create_gives_its_number_back(client, auth_headers):
         ),
         ({"firstName": "A", "email": "x@example.com", "addresses": [{"type": "MOON"}]}, "addresses.0.type"),
         ({"firstName": "A", "email": "x@example.com", "status": "INACTIVE"}, "body"),
+        # NUL characters: Postgres cannot store them in text; refused on both databases alike.
+        ({"firstName": "A\x00B", "email": "x@example.com"}, "firstName"),
+        ({"firstName": "A", "email": "x@example.com", "customFields": {"k\x00": 1}}, "customFields"),
+        ({"firstName": "A", "email": "x@example.com", "addresses": [{"city": "\x00"}]}, "addresses"),
+        # JSON types as meant: a number is no date-time, 0 no boolean, a boolean no number.
+        ({"firstName": "A", "email": "x@example.com", "nextContactDate": 1767225600}, "nextContactDate"),
+        (
+            {"firstName": "A", "email": "x@example.com", "addresses": [{"isPrimary": 0}]},
+            "addresses.0.isPrimary",
+        ),
+        ({"firstName": "A", "email": "x@example.com", "employeeCount": True}, "employeeCount"),
+        (
+            {
+                "firstName": "A",
+                "email": "x@example.com",
+                "customFields": {"k": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+            },
+            "customFields",
+        ),
     ],
 )
 async def test_bad_input_is_a_422_problem_and_writes_nothing(client, auth_headers, body, field):
@@ -257,3 +276,15 @@ async def test_health_and_readiness(client):
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
     metrics = await client.get("/metrics")
     assert "crm_http_requests_total" in metrics.text
+
+
+async def test_a_boolean_is_not_a_version(client, auth_headers):
+    h = auth_headers()
+    c = (
+        await client.post("/api/v1/customers", json={"firstName": "A", "email": "v@example.com"}, headers=h)
+    ).json()
+    r = await client.patch(f"/api/v1/customers/{c['id']}", json={"notes": "n", "version": True}, headers=h)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["version"]
+    r = await client.patch(f"/api/v1/customers/{c['id']}", json={"notes": "n", "version": 1}, headers=h)
+    assert r.status_code == 200 and r.json()["notes"] == "n"

@@ -388,3 +388,58 @@ async def test_an_import_racing_creates_gets_distinct_consecutive_numbers(client
 
         numbers = sorted(int(n[-6:]) for n in (await s.execute(select(Customer.customer_number))).scalars())
     assert numbers == list(range(1, 621))
+
+
+async def test_formula_cells_are_defused_in_every_field_including_tags(client, auth_headers):
+    h = auth_headers()
+    hostile = ['=HYPERLINK("http://evil","x")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1+cmd|x", "-2+3"]
+    for n, tag in enumerate(hostile):
+        await create(client, h, firstName=f"T{n}", tags=[tag, "vip"], companyName=tag)
+    rows = parse((await client.get("/api/v1/customers/export", params={"sort": "fullName"}, headers=h)).text)
+    for row, tag in zip(rows, hostile, strict=True):
+        assert row["tags"] == f"'{tag};vip", row["tags"]
+        assert row["companyName"] == f"'{tag}"
+    # The import takes the apostrophe off again: an export round-trips unchanged.
+    report = (await do_import(client, h, _csv(rows))).json()
+    assert (report["failed"], report["unchanged"]) == (0, len(hostile)), report
+    assert (await by_email(client, h, rows[0]["email"]))["tags"] == [hostile[0], "vip"]
+
+
+def _csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+async def test_a_bad_json_line_is_that_lines_error_and_the_rows_around_it_are_kept(client, auth_headers):
+    h = auth_headers()
+    deep = '{"email": "deep@example.com", "customFields": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    too_deep = '{"email": "deep33@example.com", "customFields": ' + "[" * 32 + "]" * 32 + "}"
+    lines = [
+        json.dumps({"email": "before@example.com", "firstName": "Before"}),
+        deep,
+        too_deep,
+        json.dumps({"email": "nul@example.com", "firstName": "A\x00B"}),
+        json.dumps({"email": "date@example.com", "firstName": "D", "nextContactDate": 1767225600}),
+        "{not json",
+        json.dumps({"email": "after@example.com", "firstName": "After"}),
+    ]
+    r = await do_import(client, h, "\n".join(lines) + "\n", content=JSONL)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert (report["rows"], report["created"], report["failed"]) == (7, 2, 5)
+    assert {(e["line"], e["field"], e["code"]) for e in report["errors"]} == {
+        (2, None, "invalid_row"),
+        (3, None, "invalid_row"),
+        (4, "firstName", "string_nul"),
+        (5, "nextContactDate", "datetime_type"),
+        (6, None, "invalid_row"),
+    }
+    assert "deeper than 32" in next(e["message"] for e in report["errors"] if e["line"] == 2)
+    for email in ("before@example.com", "after@example.com"):
+        assert await by_email(client, h, email) is not None
+    # A CSV cell holding deep JSON is that row's error too.
+    r = await do_import(client, h, 'email,customFields\nc@example.com,"' + "[" * 5000 + "]" * 5000 + '"\n')
+    assert r.status_code == 200 and r.json()["failed"] == 1, r.text

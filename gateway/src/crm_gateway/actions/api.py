@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from crm_common.auth import Principal, require_access
 from crm_common.errors import problem_doc
-from crm_common.schemas import ApiModel
+from crm_common.schemas import ApiModel, RequestModel
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict
@@ -25,7 +25,7 @@ from crm_gateway.internal import ServiceClient, ServiceResponse, ServiceUnavaila
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
 
 
-class ActionInput(ApiModel):
+class ActionInput(RequestModel):
     """The seed's input; unknown top-level fields are ignored as the seed's engine did."""
 
     model_config = ConfigDict(extra="allow")

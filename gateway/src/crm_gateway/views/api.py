@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from crm_common.auth import Principal, current_principal
 from crm_common.errors import ProblemError, problem_doc
+from crm_common.pagination import MAX_FILTER_IDS, MAX_PAGE_SIZE, PageNumber, any_of
 from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -113,13 +114,13 @@ async def view_data(
     view_id: str,
     request: Request,
     _: Caller,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=200)] = None,
+    page: PageNumber = 1,
+    page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = None,
     sort: str | None = None,
     q: str | None = None,
-    status: Annotated[list[str], Query()] = [],
-    type: Annotated[list[str], Query()] = [],
-    assigned_to: Annotated[list[str], Query(alias="assignedTo")] = [],
+    status: Annotated[list[str], any_of()] = [],
+    type: Annotated[list[str], any_of()] = [],
+    assigned_to: Annotated[list[str], any_of(alias="assignedTo", max_items=MAX_FILTER_IDS)] = [],
     owner_id: Annotated[str | None, Query(alias="ownerId")] = None,
     team_id: Annotated[str | None, Query(alias="teamId")] = None,
     customer_id: Annotated[str | None, Query(alias="customerId")] = None,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crm_common.input_guard import MAX_JSON_DEPTH
 from crm_common.observability import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
@@ -40,6 +41,22 @@ class Problem(BaseModel):
     requestId: str | None = None
 
 
+# The members every problem document has. `extra` adds domain members beside them (a record's
+# `currentStatus`, a `limit`) but never replaces one: `status` is always the HTTP status, as RFC 9457
+# says and clients read it.
+RESERVED_MEMBERS = frozenset(Problem.model_fields)
+
+
+def _checked_extra(extra: dict[str, Any] | None) -> dict[str, Any]:
+    clash = RESERVED_MEMBERS & set(extra or ())
+    if clash:
+        raise ValueError(
+            f"problem extra members {sorted(clash)} would replace standard ones; name them apart "
+            "(e.g. `currentStatus` for a record's status)"
+        )
+    return dict(extra or {})
+
+
 class ProblemError(Exception):
     """Raise from anywhere in a request to answer with a problem document."""
 
@@ -61,7 +78,7 @@ class ProblemError(Exception):
         self.title = title or HTTPStatus(status).phrase
         self.errors = errors
         self.headers = headers
-        self.extra = extra or {}
+        self.extra = _checked_extra(extra)
 
 
 def not_found(what: str, ident: object) -> ProblemError:
@@ -79,7 +96,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = Problem(
+    problem = Problem(
         title=title or HTTPStatus(status).phrase,
         status=status,
         detail=detail,
@@ -87,8 +104,10 @@ def problem_response(
         code=code,
         errors=errors,
         requestId=current_request_id(),
-    ).model_dump(exclude_none=True)
-    body.update(extra or {})
+    )
+    body = problem.model_dump(exclude_none=True)
+    # ProblemError refuses a clashing member when raised; here the standard members win regardless.
+    body.update((k, v) for k, v in (extra or {}).items() if k not in RESERVED_MEMBERS)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -153,6 +172,22 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # FastAPI's body parser recursed out of stack on a body nested thousands deep; shallower
+            # ones reach the request models, which refuse more than MAX_JSON_DEPTH levels the same way.
+            return problem_response(
+                request,
+                422,
+                "VALIDATION_ERROR",
+                "The request is not valid; see `errors`.",
+                errors=[
+                    FieldError(
+                        field="body",
+                        message=f"Nested deeper than {MAX_JSON_DEPTH} levels",
+                        code="json_too_deep",
+                    )
+                ],
+            )
         code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))

@@ -1,11 +1,22 @@
 """List conventions: `?page=1&pageSize=25` (max 200), `?sort=-createdAt,fullName`,
-responses `{items, total, page, pageSize}`."""
+responses `{items, total, page, pageSize}`.
+
+Every number and every repeated filter a client sends is bounded here, in the declared parameter, so
+an out-of-range value is a 422 naming it (and the OpenAPI document says so): an unbounded page became
+an OFFSET the database cannot hold, and eleven copies of a filter value broke a model behind the
+parameter after validation, both answered 500.
+"""
 
 from collections.abc import Mapping
-from typing import Annotated, Generic, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import MaxLen
+from fastapi import FastAPI, Query
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +24,28 @@ from crm_common.errors import FieldError, ProblemError
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 200
+# 200 million rows in at most 200 per page: deeper than any list here, far below a 64-bit OFFSET.
+MAX_PAGE = 1_000_000
+# Values of one repeated filter (`?status=OPEN&status=WON`): enough for every value of an enum.
+MAX_FILTER_VALUES = 10
+# Ids or free values of one repeated filter (`?teamId=...`), the bound segments and bulk filters use.
+MAX_FILTER_IDS = 200
+
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number.")]
+PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
+
+
+def any_of(
+    description: str = "Any of.",
+    *,
+    alias: str | None = None,
+    max_items: int = MAX_FILTER_VALUES,
+    **extra: Any,
+) -> Any:
+    """A repeatable query filter (`?status=A&status=B`) with its number of values bounded: more is a
+    422 naming the parameter. Every list-valued query parameter goes through here (see
+    `unbounded_list_queries`, which the apps check at start)."""
+    return Query(alias=alias, max_length=max_items, description=description, **extra)
 
 
 class PageParams(BaseModel):
@@ -22,10 +55,8 @@ class PageParams(BaseModel):
 
 
 async def page_params(
-    page: Annotated[int, Query(ge=1, description="1-based page number.")] = 1,
-    page_size: Annotated[
-        int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="Items per page.")
-    ] = 25,
+    page: PageNumber = 1,
+    page_size: PageSize = 25,
     sort: Annotated[
         str | None,
         Query(description="Comma-separated fields; a leading `-` sorts descending, e.g. `-createdAt`."),
@@ -75,3 +106,43 @@ async def paginate(session: AsyncSession, query: Select, params: PageParams) -> 
         .all()
     )
     return list(rows), total
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def query_model(model: type[M], **values: Any) -> M:
+    """Build a model from query parameters; its validation errors are the client's 422 (on the query
+    parameters they name), not a 500 from inside a dependency."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def unbounded_list_queries(app: FastAPI) -> list[str]:
+    """`METHOD path: parameter` for each repeatable query parameter without a bound on its values
+    (declare it with `any_of`)."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for field in _query_params(route.dependant):
+            info = field.field_info
+            if _is_sequence(info.annotation) and not any(isinstance(m, MaxLen) for m in info.metadata):
+                found.append(f"{','.join(sorted(route.methods))} {route.path}: {field.alias}")
+    return found
+
+
+def _query_params(dependant: Dependant):
+    yield from dependant.query_params
+    for sub in dependant.dependencies:
+        yield from _query_params(sub)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_sequence(a) for a in get_args(annotation))
+    return get_origin(annotation) in (list, set, tuple, frozenset)

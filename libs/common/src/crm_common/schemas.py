@@ -1,18 +1,51 @@
 """Base for request/response models: camelCase JSON, snake_case Python; exact decimal fields."""
 
 from decimal import Decimal
-from functools import partial
-from typing import Annotated, Any
+from functools import cache, partial
+from typing import Annotated, Any, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from crm_common.input_guard import MAX_JSON_DEPTH, check_json_type, check_value, field_kind
 
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
-class StrictApiModel(ApiModel):
+class RequestModel(ApiModel):
+    """Base of every request body (through `StrictApiModel`, or directly for a body that must take
+    unknown members): bounded nesting, no NUL characters, and JSON types taken as they are meant
+    (crm_common.input_guard). Nested request models check their own fields again, with precise
+    paths; the outer check already bounds how deep that goes."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _guard(cls, value: Any, info: ValidationInfo) -> Any:
+        # The body is one level around its fields.
+        check_value(value, max_depth=MAX_JSON_DEPTH - 1)
+        if info.field_name is not None:
+            check_json_type(_kinds(cls).get(info.field_name), value)
+        return value
+
+
+@cache
+def _kinds(model: type[BaseModel]) -> dict[str, str | None]:
+    return {name: field_kind(f.annotation) for name, f in model.model_fields.items()}
+
+
+class StrictApiModel(RequestModel):
     """For request bodies: an unknown field is a 422, not silently dropped."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
@@ -73,3 +106,19 @@ EventDecimal = Annotated[
     Field(allow_inf_nan=False),
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["1250.00"]}),
 ]
+
+
+def unguarded_bodies(app: FastAPI) -> list[str]:
+    """`METHOD path: Model` for each JSON request body not built on `RequestModel`."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for field in route.dependant.body_params:
+            model = field.field_info.annotation
+            for alternative in get_args(model) or (model,):
+                if alternative is type(None):
+                    continue
+                if not (isinstance(alternative, type) and issubclass(alternative, RequestModel)):
+                    found.append(f"{','.join(sorted(route.methods))} {route.path}: {alternative}")
+    return found

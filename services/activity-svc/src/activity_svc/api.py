@@ -7,7 +7,7 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import PageParams, any_of, page_params
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime
 
@@ -37,7 +37,7 @@ TimeZone = Annotated[
         description="IANA time zone, e.g. Europe/Paris; defaults to the caller's (directory), else UTC.",
     ),
 ]
-Types = Annotated[list[ActivityType], Query(alias="type")]
+Types = Annotated[list[ActivityType], any_of(alias="type")]
 
 
 def _with_etag(response: Response, version: int) -> None:
@@ -71,8 +71,8 @@ async def list_activities(
     owner_id: Annotated[uuid.UUID | None, Query(alias="ownerId")] = None,
     participant_id: Annotated[uuid.UUID | None, Query(alias="participantId")] = None,
     type: Types = [],
-    status: Annotated[list[ActivityStatus], Query()] = [],
-    priority: Annotated[list[ActivityPriority], Query()] = [],
+    status: Annotated[list[ActivityStatus], any_of()] = [],
+    priority: Annotated[list[ActivityPriority], any_of()] = [],
     system: Annotated[bool | None, Query(description="true: system notes only; false: none")] = None,
     start_from: Annotated[
         AwareDatetime | None, Query(alias="startFrom", description="startDate >= this")
@@ -115,9 +115,7 @@ async def agenda(
         AwareDatetime | None, Query(description="The instant to compute the agenda for; default now.")
     ] = None,
     days: Annotated[int, Query(ge=1, le=90, description="How many days after today are upcoming.")] = 7,
-    type: Annotated[
-        list[ActivityType], Query(description="Activity types to include; default TASK and MEETING.")
-    ] = [],
+    type: Annotated[list[ActivityType], any_of("Activity types to include; default TASK and MEETING.")] = [],
     limit: Annotated[int, Query(ge=1, le=200, description="Items per bucket (totals count all).")] = 50,
 ) -> ActivityAgenda:
     zone_name = await views.caller_zone(session, user.id, time_zone)

@@ -8,7 +8,7 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import ProblemError, problem_doc
-from crm_common.pagination import PageParams, order_by, page_params, paginate
+from crm_common.pagination import MAX_FILTER_IDS, PageParams, any_of, order_by, page_params, paginate
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
 
@@ -68,9 +68,9 @@ async def list_campaigns(
     user: MarketingAccess,
     params: Annotated[PageParams, Depends(page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Substring of the name.")] = None,
-    status: Annotated[list[CampaignStatus], Query(description="Any of.")] = [],
-    type: Annotated[list[CampaignType], Query(description="Any of.")] = [],
-    owner_id: Annotated[list[uuid.UUID], Query(alias="ownerId", description="Any of.")] = [],
+    status: Annotated[list[CampaignStatus], any_of()] = [],
+    type: Annotated[list[CampaignType], any_of()] = [],
+    owner_id: Annotated[list[uuid.UUID], any_of(alias="ownerId", max_items=MAX_FILTER_IDS)] = [],
 ) -> CampaignPage:
     items, total = await campaigns.list_campaigns(
         session, params=params, q=q, status=status, type_=type, owner_id=owner_id
@@ -245,7 +245,7 @@ async def list_targets(
     session: SessionDep,
     user: MarketingAccess,
     params: Annotated[PageParams, Depends(page_params)],
-    status: Annotated[list[MemberStatus], Query(description="Any of.")] = [],
+    status: Annotated[list[MemberStatus], any_of()] = [],
 ) -> TargetPage:
     await campaigns.get_campaign(session, campaign_id)
     query = select(CampaignTarget).where(CampaignTarget.campaign_id == campaign_id)

@@ -8,7 +8,7 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import MAX_FILTER_IDS, PageParams, any_of, page_params, query_model
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -49,16 +49,22 @@ def list_filter(
     q: Annotated[
         str | None, Query(max_length=200, description="Substring of number, name, email or company.")
     ] = None,
-    status: Annotated[list[CustomerStatus], Query(description="Any of.")] = [],
-    type: Annotated[list[CustomerType], Query(description="Any of.")] = [],
-    priority: Annotated[list[Priority], Query(description="Any of.")] = [],
-    assigned_to_id: Annotated[list[uuid.UUID], Query(alias="assignedToId", description="Any of.")] = [],
-    team_id: Annotated[list[uuid.UUID], Query(alias="teamId", description="Any of.")] = [],
-    tags: Annotated[list[Tag], Query(description="Customers with any of these tags.")] = [],
+    status: Annotated[list[CustomerStatus], any_of()] = [],
+    type: Annotated[list[CustomerType], any_of()] = [],
+    priority: Annotated[list[Priority], any_of()] = [],
+    assigned_to_id: Annotated[list[uuid.UUID], any_of(alias="assignedToId", max_items=MAX_FILTER_IDS)] = [],
+    team_id: Annotated[list[uuid.UUID], any_of(alias="teamId", max_items=MAX_FILTER_IDS)] = [],
+    tags: Annotated[list[Tag], any_of("Customers with any of these tags.", max_items=100)] = [],
 ) -> tuple[str | None, SegmentFilter]:
     """The list view's search and filters (also used by the export)."""
-    return q, SegmentFilter(
-        status=status, type=type, priority=priority, assigned_to_id=assigned_to_id, team_id=team_id, tags=tags
+    return q, query_model(
+        SegmentFilter,
+        status=status,
+        type=type,
+        priority=priority,
+        assigned_to_id=assigned_to_id,
+        team_id=team_id,
+        tags=tags,
     )
 
 
@@ -245,10 +251,8 @@ async def rank_customers(
     user: CustomerAccess,
     measure: Annotated[ranking.Measure, Query()] = "lifetimeValue",
     limit: Annotated[int, Query(ge=1, le=100, description="Customers per currency.")] = 5,
-    status: Annotated[list[CustomerStatus], Query(description="Any of; all when absent.")] = [],
-    currency: Annotated[
-        list[Currency], Query(max_length=20, description="Only these currencies; all when absent.")
-    ] = [],
+    status: Annotated[list[CustomerStatus], any_of("Any of; all when absent.")] = [],
+    currency: Annotated[list[Currency], any_of("Only these currencies; all when absent.", max_items=20)] = [],
 ) -> CustomerRanking:
     groups = await ranking.top_by_value(
         session, measure=measure, limit=limit, statuses=status, currencies=list(dict.fromkeys(currency))

@@ -8,9 +8,9 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import PageParams, any_of, page_params
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, StringConstraints
 
 from ticket_svc.models import CommunicationDirection, TicketPriority, TicketStatus, TicketType
 from ticket_svc.schemas import (
@@ -87,9 +87,9 @@ async def list_tickets(
     now: Now,
     params: Annotated[PageParams, Depends(page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Search ticket number and subject.")] = None,
-    status: Annotated[list[TicketStatus], Query()] = [],
-    priority: Annotated[list[TicketPriority], Query()] = [],
-    type: Annotated[list[TicketType], Query()] = [],
+    status: Annotated[list[TicketStatus], any_of()] = [],
+    priority: Annotated[list[TicketPriority], any_of()] = [],
+    type: Annotated[list[TicketType], any_of()] = [],
     assigned_to_id: Annotated[uuid.UUID | None, Query(alias="assignedToId")] = None,
     unassigned: Annotated[
         bool | None, Query(description="Only tickets without (true) / with (false) an assignee.")
@@ -100,7 +100,9 @@ async def list_tickets(
         bool | None,
         Query(description="Tickets with (true) / without (false) an SLA breach, recorded or overdue now."),
     ] = None,
-    tag: Annotated[list[str], Query(description="Any of these tags.")] = [],
+    tag: Annotated[
+        list[Annotated[str, StringConstraints(max_length=100)]], any_of("Any of these tags.", max_items=100)
+    ] = [],
     created_from: Annotated[AwareDatetime | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[AwareDatetime | None, Query(alias="createdTo")] = None,
 ) -> TicketPage:
@@ -314,7 +316,7 @@ async def list_communications(
     internal: Annotated[
         bool | None, Query(description="Only internal notes (true) or only messages (false).")
     ] = None,
-    direction: Annotated[list[CommunicationDirection], Query()] = [],
+    direction: Annotated[list[CommunicationDirection], any_of()] = [],
 ) -> TicketCommunicationPage:
     items, total = await communications.list_communications(
         session, ticket_id=ticket_id, params=params, internal=internal, direction=direction

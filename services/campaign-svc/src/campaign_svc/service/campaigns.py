@@ -196,7 +196,7 @@ async def transition(
             409,
             "INVALID_STATUS_TRANSITION",
             f"Cannot {action} a {campaign.status} campaign.",
-            extra={"status": campaign.status, "allowedFrom": sorted(allowed)},
+            extra={"currentStatus": campaign.status, "allowedFrom": sorted(allowed)},
         )
     now = datetime.now(UTC)
     campaign.status = to

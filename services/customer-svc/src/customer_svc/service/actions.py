@@ -44,7 +44,7 @@ async def convert_customer(
             409,
             "CUSTOMER_NOT_CONVERTIBLE",
             f"Only a LEAD or PROSPECT converts to a customer; {customer.customer_number} is {customer.status}.",
-            extra={"status": customer.status},
+            extra={"currentStatus": customer.status},
         )
     previous = customer.status
     customer.status = CustomerStatus.CUSTOMER

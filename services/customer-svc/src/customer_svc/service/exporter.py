@@ -60,6 +60,10 @@ _NUMBERISH = re.compile(r"^[+\-]?[\d\s().\-/]*$")
 
 
 def _text(value) -> str:
+    return _defused(_plain(value))
+
+
+def _plain(value) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
@@ -70,7 +74,12 @@ def _text(value) -> str:
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, Decimal):
         return f"{value:.2f}"
-    text = str(value)
+    return str(value)
+
+
+def _defused(text: str) -> str:
+    # Checked on the cell as written, whatever the field: joined tags (`=HYPERLINK(...);vip`) went out
+    # raw when only scalar fields were checked.
     if _FORMULA.match(text) and not _NUMBERISH.match(text):
         return "'" + text
     return text

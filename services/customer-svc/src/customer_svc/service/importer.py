@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from crm_common import directory
+from crm_common import input_guard as bounded_json
 from crm_common.db import Database
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -243,7 +244,9 @@ def csv_row(columns: list[str], cells: list[str]) -> dict[str, Any]:
             data[column] = [t.strip() for t in value.split(TAG_SEPARATOR) if t.strip()]
         elif column == "customFields":
             try:
-                data[column] = json.loads(value)
+                data[column] = bounded_json.loads(value)
+            except bounded_json.JsonTooDeep as exc:
+                raise ValueError(f"customFields: {exc}") from None
             except json.JSONDecodeError:
                 raise ValueError("customFields must be a JSON object") from None
         else:
@@ -552,7 +555,10 @@ async def _rows(
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
+            data = bounded_json.loads(text)
+        except bounded_json.JsonTooDeep as exc:
+            yield line, str(exc)
+            continue
         except json.JSONDecodeError as exc:
             yield line, f"not valid JSON: {exc.msg}"
             continue

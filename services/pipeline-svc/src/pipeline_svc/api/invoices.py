@@ -4,7 +4,7 @@ from typing import Annotated
 from crm_common.app import SessionDep
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import PageParams, any_of, page_params
 from fastapi import APIRouter, Depends, Query, Response
 
 from pipeline_svc.api.deps import IfMatch, SalesAccess
@@ -38,7 +38,7 @@ async def list_invoices(
     params: Annotated[PageParams, Depends(page_params)],
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
     opportunity_id: Annotated[uuid.UUID | None, Query(alias="opportunityId")] = None,
-    status: Annotated[list[InvoiceStatus], Query()] = [],
+    status: Annotated[list[InvoiceStatus], any_of()] = [],
 ) -> InvoicePage:
     items, total = await service.list_invoices(
         session, params=params, customer_id=customer_id, opportunity_id=opportunity_id, status=status

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from crm_common.app import SessionDep
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import PageParams, any_of, page_params
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
@@ -66,7 +66,7 @@ async def list_opportunities(
     owner_id: Annotated[uuid.UUID | None, Query(alias="ownerId")] = None,
     team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
     stage_id: Annotated[uuid.UUID | None, Query(alias="stageId")] = None,
-    status: Annotated[list[OpportunityStatus], Query()] = [],
+    status: Annotated[list[OpportunityStatus], any_of()] = [],
     close_from: Annotated[date | None, Query(alias="expectedCloseFrom")] = None,
     close_to: Annotated[date | None, Query(alias="expectedCloseTo")] = None,
 ) -> OpportunityPage:

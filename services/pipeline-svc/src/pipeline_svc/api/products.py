@@ -4,7 +4,7 @@ from typing import Annotated
 from crm_common.app import SessionDep
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import PageParams, any_of, page_params
 from fastapi import APIRouter, Depends, Query, Response
 
 from pipeline_svc.api.deps import IfMatch, SalesAccess
@@ -37,7 +37,7 @@ async def list_products(
     user: SalesAccess,
     params: Annotated[PageParams, Depends(page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Search name and code.")] = None,
-    status: Annotated[list[ProductStatus], Query()] = [],
+    status: Annotated[list[ProductStatus], any_of()] = [],
     category: Annotated[str | None, Query(max_length=100)] = None,
 ) -> ProductPage:
     items, total = await service.list_products(session, params=params, q=q, status=status, category=category)
