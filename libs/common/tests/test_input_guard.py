@@ -121,3 +121,27 @@ async def test_over_http_each_refusal_is_a_422_problem_naming_the_field():
             assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [(field, code)]
         # 32 levels in all (the body, extraData, 30 lists) is the most there may be.
         assert (await c.post("/bodies", json={"extraData": {"k": nested(30)}})).status_code == 200
+
+
+def test_the_route_checks_find_what_they_look_for_in_included_routers():
+    from crm_common.pagination import any_of, unbounded_list_queries
+    from crm_common.schemas import ApiModel, unguarded_bodies
+    from fastapi import APIRouter, Query
+
+    class Loose(ApiModel):
+        name: str
+
+    router = APIRouter(prefix="/things")
+
+    @router.get("")
+    async def listing(status: list[str] = Query([]), kind: list[str] = any_of()) -> dict:
+        return {}
+
+    @router.post("")
+    async def create(body: Loose, other: Body | None = None) -> dict:
+        return {}
+
+    checked = FastAPI()
+    checked.include_router(router)
+    assert unbounded_list_queries(checked) == ["GET /things: status"]
+    assert unguarded_bodies(checked) == [f"POST /things: {Loose}"]

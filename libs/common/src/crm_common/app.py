@@ -26,6 +26,7 @@ from crm_common.events.inbox import EventHandler, idempotent_dispatcher
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.rabbitmq_bus import RabbitBus
 from crm_common.events.relay import OutboxRelay, backoff
+from crm_common.methods import MethodCheck
 from crm_common.metrics import runtime_metrics
 from crm_common.migrations import migrate
 from crm_common.observability import health_router, install_observability
@@ -213,6 +214,7 @@ def create_service_app(
     install_problem_handlers(app)
     if "customer.created" in SUBSCRIPTIONS.get(settings.service_name, ()):
         customer_lookup.install(app, settings)  # it references customers: crm_common.customer_refs
+    app.add_middleware(MethodCheck)
     install_admission(app, settings)
     # Outside admission: a request waiting for its events holds no slot meanwhile.
     consistency.install(app, settings, handlers)

@@ -15,12 +15,12 @@ from annotated_types import MaxLen
 from fastapi import FastAPI, Query
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.errors import FieldError, ProblemError
+from crm_common.routes import api_routes
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 200
@@ -126,13 +126,11 @@ def unbounded_list_queries(app: FastAPI) -> list[str]:
     """`METHOD path: parameter` for each repeatable query parameter without a bound on its values
     (declare it with `any_of`)."""
     found = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for served, route in api_routes(app):
         for field in _query_params(route.dependant):
             info = field.field_info
             if _is_sequence(info.annotation) and not any(isinstance(m, MaxLen) for m in info.metadata):
-                found.append(f"{','.join(sorted(route.methods))} {route.path}: {field.alias}")
+                found.append(f"{','.join(sorted(served.methods))} {served.path}: {field.alias}")
     return found
 
 

@@ -5,7 +5,6 @@ from functools import cache, partial
 from typing import Annotated, Any, get_args
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,6 +17,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from crm_common.input_guard import MAX_JSON_DEPTH, check_json_type, check_value, field_kind
+from crm_common.routes import api_routes
 
 
 class ApiModel(BaseModel):
@@ -111,14 +111,12 @@ EventDecimal = Annotated[
 def unguarded_bodies(app: FastAPI) -> list[str]:
     """`METHOD path: Model` for each JSON request body not built on `RequestModel`."""
     found = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for served, route in api_routes(app):
         for field in route.dependant.body_params:
             model = field.field_info.annotation
             for alternative in get_args(model) or (model,):
                 if alternative is type(None):
                     continue
                 if not (isinstance(alternative, type) and issubclass(alternative, RequestModel)):
-                    found.append(f"{','.join(sorted(route.methods))} {route.path}: {alternative}")
+                    found.append(f"{','.join(sorted(served.methods))} {served.path}: {alternative}")
     return found
