@@ -52,6 +52,10 @@ async def test_a_literal_path_is_not_taken_for_a_templated_sibling(crm):
     assert (r.status_code, r.headers["allow"]) == (405, "OPTIONS, POST")
     r = await crm.get("/api/v1/auth/token")
     assert (r.status_code, r.headers["allow"]) == (405, "OPTIONS, POST")
+    # Before any other layer reads the request: a key on a method the path lacks is not checked as one.
+    r = await crm.put("/api/v1/customers/merge", json={}, headers={"Idempotency-Key": "x" * 300})
+    assert (r.status_code, r.headers["allow"]) == (405, "OPTIONS, POST")
+    assert r.json()["requestId"] == r.headers["x-request-id"]
     # Declared methods and unknown paths are what they were.
     assert (await crm.get(f"/api/v1/customers/{uuid.uuid4()}")).status_code == 404
     assert (await crm.get("/api/v1/nothing-here")).status_code == 404

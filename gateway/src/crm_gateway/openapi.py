@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from crm_common.errors import PROBLEM_JSON
 
+from crm_gateway.openapi_transport import describe_transport
+
 log = logging.getLogger("crm.gateway.openapi")
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -40,7 +42,10 @@ def merge(gateway_doc: dict, service_docs: Mapping[str, dict]) -> dict:
             tags.setdefault(tag["name"], tag)
     if tags:
         doc["tags"] = list(tags.values())
-    return for_generators(doc)
+    doc = for_generators(doc)
+    served_by_services = {path for sdoc in service_docs.values() for path in sdoc.get("paths", {})}
+    describe_transport(doc, served_by_services)
+    return doc
 
 
 def for_generators(doc: dict) -> dict:

@@ -29,7 +29,7 @@ from crm_common.events.relay import OutboxRelay, backoff
 from crm_common.methods import MethodCheck
 from crm_common.metrics import runtime_metrics
 from crm_common.migrations import migrate
-from crm_common.observability import health_router, install_observability
+from crm_common.observability import RequestContextMiddleware, health_router, install_observability
 from crm_common.settings import ServiceSettings
 
 log = logging.getLogger("crm.app")
@@ -105,6 +105,23 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
             if owned:
                 await bus.close()
             await asyncio.sleep(backoff(attempt, cap=5))
+
+
+def _request_context_and_method_check_first(app: FastAPI) -> None:
+    """Services add middleware of their own after this (idempotency); whatever they add, the request
+    id is taken first (so every problem carries it) and an undeclared method is a 405 before any
+    other middleware reads the body or its headers (an `Idempotency-Key` on a PUT to a POST-only
+    path was checked, and refused, as a key)."""
+    build = app.build_middleware_stack
+
+    def build_in_order():
+        first = (RequestContextMiddleware, MethodCheck)
+        app.user_middleware = sorted(
+            app.user_middleware, key=lambda m: first.index(m.cls) if m.cls in first else len(first)
+        )
+        return build()
+
+    app.build_middleware_stack = build_in_order
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -219,6 +236,7 @@ def create_service_app(
     # Outside admission: a request waiting for its events holds no slot meanwhile.
     consistency.install(app, settings, handlers)
     install_observability(app, settings.service_name)
+    _request_context_and_method_check_first(app)
 
     async def ready_checks() -> dict[str, bool]:
         runtime: Runtime = app.state.runtime
