@@ -7,6 +7,7 @@ import logging
 import secrets
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from crm_common.app import DRAIN_SECONDS
 from crm_common.customer_lookup import CustomerLookup
 from crm_common.events.memory_bus import MemoryBus
@@ -43,6 +44,10 @@ def create_embedded_app(
         for app in services.values():
             if getattr(app.state, "customer_lookup", False) is None:
                 app.state.customer_lookup = CustomerLookup.local(services["customer"], token=service_token)
+    if "campaign" in services and "customer" in services:
+        # Segments are evaluated by customer-svc in this same process: called directly, not through
+        # a port this process may not be listening on (in-process tests, a CRM_PORT set elsewhere).
+        services["campaign"].state.customer_transport = httpx.ASGITransport(app=services["customer"])
     gateway = gateway_app(settings, local_services=services, bus=bus)
 
     # Mounted apps get no lifespan of their own: the gateway's runs theirs, and closes the bus last.

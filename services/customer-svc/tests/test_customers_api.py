@@ -288,3 +288,15 @@ async def test_a_boolean_is_not_a_version(client, auth_headers):
     assert [e["field"] for e in r.json()["errors"]] == ["version"]
     r = await client.patch(f"/api/v1/customers/{c['id']}", json={"notes": "n", "version": 1}, headers=h)
     assert r.status_code == 200 and r.json()["notes"] == "n"
+
+
+async def test_a_nul_character_in_a_query_parameter_is_a_422_on_either_database(client, auth_headers):
+    # Postgres refused the search itself (a 500); SQLite found nothing. Either way it is the client's.
+    h = auth_headers()
+    for params, field in (({"q": "a\x00b"}, "q"), ({"q": "ok", "sort": "fullName\x00"}, "sort")):
+        r = await client.get("/api/v1/customers", params=params, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [(field, "string_nul")]
+    # A literal "%00" typed into a search is text like any other.
+    assert (await client.get("/api/v1/customers", params={"q": "a%00b"}, headers=h)).status_code == 200

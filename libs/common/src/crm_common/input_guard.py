@@ -2,8 +2,8 @@
 
 - Nesting: JSON deeper than `MAX_JSON_DEPTH` levels is refused (422) before anything walks it
   recursively; a parser that recursed into 100,000 levels answered 500 and lost the connection.
-- NUL characters: refused in every string and key. Postgres cannot store them in text, and no CRM
-  field means one.
+- NUL characters: refused in every string and key, and in query parameters. Postgres cannot store
+  or compare them in text, and no CRM field means one.
 - JSON types: pydantic's lax mode takes `1234567890` as a date-time, `0` as a boolean and `true` as a
   number (`"version": true` was version 1). A request says what it means: a date-time is a string, a
   boolean is `true`/`false`, a number is not a boolean.
@@ -20,6 +20,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, FutureDate, FutureDatetime, NaiveDatetime, PastDate, PastDatetime
 from pydantic_core import PydanticCustomError, PydanticKnownError
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 MAX_JSON_DEPTH = 32
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -141,3 +143,35 @@ def check_json_type(kind: str | None, value: Any) -> None:
             raise PydanticKnownError(f"{kind}_type")
     elif kind == "number" and isinstance(value, bool):
         raise PydanticKnownError("int_type")
+
+
+class RefuseNulInQuery:
+    """ASGI middleware: a NUL character in a query parameter (`?q=a%00b`) is a 422 naming it, as in
+    a body. Postgres refuses NUL in any text it is sent, so a search for one failed in the database
+    (a 500) where SQLite quietly found nothing."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            for name, value in QueryParams(scope["query_string"]).multi_items():
+                if "\x00" in name or "\x00" in value:
+                    # Imported here: errors imports this module for MAX_JSON_DEPTH.
+                    from crm_common.errors import FieldError, problem_response
+
+                    response = problem_response(
+                        Request(scope),
+                        422,
+                        "VALIDATION_ERROR",
+                        "The request is not valid; see `errors`.",
+                        errors=[
+                            FieldError(
+                                field=name.replace("\x00", "\\u0000"),
+                                message="Text must not contain NUL characters (\\u0000)",
+                                code="string_nul",
+                            )
+                        ],
+                    )
+                    return await response(scope, receive, send)
+        await self.app(scope, receive, send)
