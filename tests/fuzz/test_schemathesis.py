@@ -64,6 +64,9 @@ def test_no_operation_answers_a_server_error_or_breaks_its_document(tmp_path):
         {
             "seed": seed,
             "workers": 1,
+            # Generous for a loaded CI machine (a SQLite writer can wait on an event handler's write);
+            # an answer that never comes still fails the test.
+            "request-timeout": 60,
             "max-time": int(os.environ.get("CRM_FUZZ_MAX_TIME", "60")),
             "generation": {
                 "max-examples": int(os.environ.get("CRM_FUZZ_EXAMPLES", "5")),
