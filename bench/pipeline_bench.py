@@ -131,7 +131,7 @@ async def seed(database_url: str, args: argparse.Namespace) -> Seeded:
         )
         customers = [uuid.uuid4() for _ in range(args.customers)]
         await conn.copy_records_to_table(
-            "customers",
+            "customer_refs",  # the shared read model of customers (crm_common.customer_refs)
             records=[
                 (c, f"CUST-2026-{i:06d}", f"Customer {i}", "CUSTOMER", None, 1, now)
                 for i, c in enumerate(customers)

@@ -1,6 +1,7 @@
 """Customers: the list rendered from the `customer-list` view definition (columns, formats, filters,
 sort, paging, search, actions), the create form, and a customer's page."""
 
+import asyncio
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -32,12 +33,13 @@ def _filter_options(view: dict, users: list[dict]) -> list[dict]:
 
 @router.get("/customers")
 async def customers(request: Request, ctx: Annotated[Console, Depends(console)]):
-    view_r = await ctx.get("/api/v1/views/customer-list")
+    view_r, users_r = await asyncio.gather(
+        ctx.get("/api/v1/views/customer-list"), ctx.get("/api/v1/users", params={"pageSize": 200})
+    )
     if not view_r.ok:
         return page(ctx, "error.html", status_code=view_r.status, message=view_r.detail)
     view = view_r.body
     config = view["config"]
-    users_r = await ctx.get("/api/v1/users", params={"pageSize": 200})
     users = users_r.body.get("items", []) if users_r.ok and isinstance(users_r.body, dict) else []
     filters = _filter_options(view, users)
     query = request.query_params
@@ -98,11 +100,13 @@ async def new_customer(ctx: Annotated[Console, Depends(console)]):
 
 
 async def _customer_page(ctx: Console, customer_id: str, *, status_code: int = 200, **extra):
-    customer = await ctx.get(f"/api/v1/customers/{customer_id}")
+    customer, timeline, opportunities = await asyncio.gather(
+        ctx.get(f"/api/v1/customers/{customer_id}"),
+        ctx.get(f"/api/v1/customers/{customer_id}/timeline", params={"pageSize": 50}),
+        ctx.get("/api/v1/opportunities", params={"customerId": customer_id, "pageSize": 50}),
+    )
     if not customer.ok:
         return page(ctx, "error.html", status_code=customer.status, message=customer.detail)
-    timeline = await ctx.get(f"/api/v1/customers/{customer_id}/timeline", params={"pageSize": 50})
-    opportunities = await ctx.get("/api/v1/opportunities", params={"customerId": customer_id, "pageSize": 50})
     return page(
         ctx,
         "customer.html",

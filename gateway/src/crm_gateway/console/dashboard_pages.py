@@ -1,6 +1,7 @@
 """The dashboard: the `crm-dashboard` view's widgets, their titles from its definition, their data
 from /api/v1/dashboard; the funnel and revenue drawn as SVG on the server."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -14,8 +15,7 @@ router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
 
 @router.get("")
 async def dashboard(ctx: Annotated[Console, Depends(console)]):
-    view = await ctx.get("/api/v1/views/crm-dashboard")
-    data = await ctx.get("/api/v1/dashboard")
+    view, data = await asyncio.gather(ctx.get("/api/v1/views/crm-dashboard"), ctx.get("/api/v1/dashboard"))
     if not data.ok:
         return page(ctx, "dashboard.html", message=data.detail, widgets={}, titles={})
     titles = {w["id"]: w["title"] for w in view.body["config"]["widgets"]} if view.ok else {}

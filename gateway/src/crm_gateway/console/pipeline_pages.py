@@ -2,6 +2,7 @@
 (from the view's data), the definition's card fields and summary fields, drag and drop to move a card
 (console.js posts the stage change here), win and lose."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -16,10 +17,11 @@ router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
 async def _board(
     ctx: Console, *, status_code: int = 200, message: str | None = None, notice: str | None = None
 ):
-    view = await ctx.get("/api/v1/views/sales-pipeline")
+    view, data = await asyncio.gather(
+        ctx.get("/api/v1/views/sales-pipeline"), ctx.get("/api/v1/views/sales-pipeline/data")
+    )
     if not view.ok:
         return page(ctx, "error.html", status_code=view.status, message=view.detail)
-    data = await ctx.get("/api/v1/views/sales-pipeline/data")
     template = "pipeline_board.html" if is_htmx(ctx.request) else "pipeline.html"
     return page(
         ctx,
