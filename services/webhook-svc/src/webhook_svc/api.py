@@ -9,7 +9,7 @@ from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.contracts.registry import EVENT_TYPES
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, page_params
+from crm_common.pagination import PageParams, any_of, page_params
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime
 
@@ -230,7 +230,7 @@ async def list_deliveries(
     session: SessionDep,
     user: WebhookAccess,
     params: Annotated[PageParams, Depends(page_params)],
-    state: Annotated[list[DeliveryState], Query(description="Any of.")] = [],
+    state: Annotated[list[DeliveryState], any_of()] = [],
     event_type: Annotated[str | None, Query(alias="eventType", max_length=200)] = None,
     since: Annotated[AwareDatetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
