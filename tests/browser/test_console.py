@@ -122,9 +122,9 @@ def api(crm) -> Iterator[httpx.Client]:
 class Person:
     """A browser tab and what it saw: CSP violations and accessibility findings fail the test."""
 
-    def __init__(self, browser, base: str):
+    def __init__(self, browser, base: str, locale: str = "en-US"):
         self.context = browser.new_context(
-            base_url=base, locale="en-US", viewport={"width": 1400, "height": 900}
+            base_url=base, locale=locale, viewport={"width": 1400, "height": 900}
         )
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
@@ -310,4 +310,20 @@ def test_a_read_only_user_finds_no_pipeline_actions(crm, browser, api):
     person.check("08-pipeline-read-only")
     page.get_by_role("link", name="Customers").click()
     expect(page.get_by_role("link", name="New customer")).to_have_count(0)
+    person.context.close()
+
+
+def test_the_views_labels_follow_the_browsers_language(crm, browser):
+    from playwright.sync_api import expect
+
+    person = Person(browser, crm, locale="zh-CN")  # the browser sends Accept-Language: zh-CN
+    page = person.page
+    person.sign_in(ADMIN_EMAIL)
+    expect(page.get_by_role("heading", name="CRM仪表盘")).to_be_visible()
+    page.get_by_role("link", name="Customers").click()
+    expect(page.get_by_role("heading", name="客户列表")).to_be_visible()
+    expect(page.get_by_role("columnheader", name="客户编号")).to_be_visible()
+    expect(page.get_by_role("link", name="新增客户")).to_be_visible()
+    assert page.locator("html").get_attribute("lang") == "zh"
+    person.check("09-customers-zh")
     person.context.close()

@@ -22,12 +22,15 @@ from crm_gateway.console.session import (
     login_url,
     set_cookie,
 )
+from crm_gateway.views.labels import preferred_language
 
 log = logging.getLogger("crm.console")
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["fmt"] = render.fmt
 templates.env.filters["money"] = render.money
+# The page's language as the views API chooses its labels, so `lang` matches what is shown.
+templates.env.globals["language"] = lambda request: preferred_language(request.headers.get("accept-language"))
 
 # Only our own assets: no inline script or style, no other origin, no framing.
 CSP = (
