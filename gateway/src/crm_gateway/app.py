@@ -1,11 +1,14 @@
 """The gateway: identity, routing to the services and one OpenAPI document."""
 
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from crm_common.app import Runtime, create_service_app
+from crm_common.auth import SessionGuard
 from crm_common.contracts import catalogue
 from crm_common.events.bus import Bus
 from fastapi import FastAPI
@@ -15,11 +18,13 @@ from starlette.types import ASGIApp
 
 from crm_gateway import console, docs_pages, openapi
 from crm_gateway.actions.api import router as actions_router
+from crm_gateway.clientaddr import parse_networks
 from crm_gateway.dashboard.api import router as dashboard_router
 from crm_gateway.frontdoor import FrontDoor
 from crm_gateway.identity import service as identity
 from crm_gateway.identity.admin_api import key_router, team_router, user_router
 from crm_gateway.identity.api import router as identity_router
+from crm_gateway.identity.login import LoginThrottle, PasswordWork
 from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
 from crm_gateway.internal import ServiceClient
 from crm_gateway.proxy import HttpUpstream
@@ -105,6 +110,19 @@ def create_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+    )
+    app.state.session_guard = SessionGuard(partial(identity.session_state, app.state))
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.password_work = PasswordWork(
+        concurrency=settings.login_hash_concurrency or max(1, (os.cpu_count() or 2) // 2),
+        queue=settings.login_hash_queue,
+    )
+    app.state.login_throttle = LoginThrottle(
+        account_failures=settings.login_account_failures,
+        lock_seconds=settings.login_lock_seconds,
+        lock_max_seconds=settings.login_lock_max_seconds,
+        address_failures=settings.login_address_failures,
+        address_window_seconds=settings.login_address_window_seconds,
     )
     service_client = ServiceClient(local_services, remote)
     app.state.service_client = service_client

@@ -264,10 +264,21 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"crm up: {exc}")
         app = create_embedded_app()
         print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+        # proxy_headers=False: X-Forwarded-For is the gateway's to judge (CRM_GATEWAY_TRUSTED_PROXIES);
+        # uvicorn's default believes it from 127.0.0.1, so any local client could pick its address.
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=False
+        )
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
-        uvicorn.run(module.create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
+        uvicorn.run(
+            module.create_app(),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_gateway.clientaddr import client_address
 from crm_gateway.identity import apikeys
 from crm_gateway.proxy import BULK_PATHS
 from crm_gateway.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -70,6 +71,7 @@ class FrontDoor:
         self.limiter = limiter
         self.policy = f"{rate_limit};w={int(rate_window_seconds)}".encode()
         self.key_cache_seconds = key_cache_seconds
+        self.trusted_proxies = getattr(gateway.state, "trusted_proxies", ())
         # secret hash -> (cached until, minted token or None, key id); verified JWT -> (subject, exp)
         self._keys: _Lru = _Lru(10_000)
         self._tokens: _Lru = _Lru(50_000)
@@ -155,8 +157,7 @@ class FrontDoor:
         scheme, _, value = auth.partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
-            client = scope.get("client")
-            return scope, f"ip:{client[0] if client else '-'}"
+            return scope, f"ip:{client_address(scope, self.trusted_proxies)}"
         if apikeys.looks_like_key(value):
             token, key_id = await self._swap(value)
             headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
@@ -170,8 +171,7 @@ class FrontDoor:
             principal = self.gateway.state.token_verifier.verify(value)
         except ProblemError:
             # Not ours to refuse here: the route (or the service) answers 401. Count it by address.
-            client = scope.get("client")
-            return scope, f"ip:{client[0] if client else '-'}"
+            return scope, f"ip:{client_address(scope, self.trusted_proxies)}"
         exp = jwt.decode(value, options={"verify_signature": False}).get("exp", now)
         self._tokens.put(value, (principal.id, exp))
         return scope, f"sub:{principal.id}"
@@ -199,6 +199,8 @@ class FrontDoor:
                 "roles": [],
                 "perms": identity.permissions,
                 "akid": str(identity.key_id),
+                # The creator's: their deactivation or password change revokes this token too.
+                "tv": identity.token_version,
             },
             ttl_seconds=ttl,
             not_after=identity.expires_at,

@@ -40,6 +40,18 @@ class GatewaySettings(ServiceSettings):
     redis_url: str | None = None
     # How long one gateway process trusts an API key lookup (revocation elsewhere takes this long).
     api_key_cache_seconds: float = 5.0
+    # Addresses or networks (comma-separated) of proxies whose X-Forwarded-For is believed; empty: none.
+    trusted_proxies: str = ""
+    # Sign-in (crm_gateway.identity.login): argon2 hashes at once (0: half the CPUs, at least 1) and
+    # how many may wait; failed attempts per account before a lock, the first lock (doubling to the
+    # max); failed attempts per client address per window.
+    login_hash_concurrency: int = 0
+    login_hash_queue: int = 64
+    login_account_failures: int = 5
+    login_lock_seconds: float = 15.0
+    login_lock_max_seconds: float = 900.0
+    login_address_failures: int = 20
+    login_address_window_seconds: float = 300.0
 
     # The gateway mostly waits on the services (which admit their own load): wider budgets than theirs.
     admission_read_limit: int = 128

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from crm_common.auth import Principal, expand_permissions, permissions_for
+from crm_common.auth import PERMISSIONS, Principal, expand_permissions, permissions_for
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.models import utcnow
 from sqlalchemy import select
@@ -99,6 +99,7 @@ class KeyIdentity:
     user_id: uuid.UUID
     email: str
     expires_at: datetime | None
+    token_version: int = 0
 
 
 async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
@@ -119,8 +120,13 @@ async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():
         return None
-    effective = expand_permissions(key.permissions) & permissions_for(user.roles)
-    return KeyIdentity(key.id, key.name, sorted(effective), user.id, user.email, key.expires_at)
+    own = expand_permissions(key.permissions)
+    if "admin" in own:  # admin stands for every permission: what the creator keeps of it stays
+        own = frozenset(PERMISSIONS)
+    effective = own & permissions_for(user.roles)
+    return KeyIdentity(
+        key.id, key.name, sorted(effective), user.id, user.email, key.expires_at, user.token_version
+    )
 
 
 __all__ = ["create_key", "get_key", "list_keys", "looks_like_key", "not_found", "resolve", "revoke_key"]

@@ -19,6 +19,7 @@ def user_event(user: User, *, created: bool) -> CloudEvent:
         roles=list(user.roles),
         is_active=user.is_active,
         time_zone=user.time_zone,
+        token_version=user.token_version,
     )
     return event_from(payload, service=SERVICE, subject=user.id, sequence=user.version)
 

@@ -33,6 +33,9 @@ class User(Base, table=True):
     roles: list[str] = json_field(list)
     is_active: bool = Field(default=True, nullable=False)
     time_zone: str = Field(default="UTC", sa_type=sa.String(64), nullable=False)
+    # Raised when the user is deactivated, loses a role or changes password: tokens carry it (`tv`)
+    # and every service refuses one below the user's current value (crm_common.auth.SessionGuard).
+    token_version: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     version: int = Field(default=None, sa_column=_user_version)

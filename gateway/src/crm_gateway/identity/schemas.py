@@ -18,7 +18,10 @@ class UserCreate(StrictApiModel):
     email: EmailStr
     full_name: str = Field(min_length=1, max_length=200)
     password: str | None = Field(
-        default=None, min_length=8, max_length=256, description="Unset: the user cannot sign in yet."
+        default=None,
+        max_length=256,
+        description="Unset: the user cannot sign in yet. The password rule: at least 10 characters, not "
+        "one character repeated, not the user's email, not a common password (422 `WEAK_PASSWORD`).",
     )
     roles: list[Role] = Field(min_length=1)
     time_zone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Paris.")
@@ -28,11 +31,24 @@ class UserCreate(StrictApiModel):
 class UserUpdate(StrictApiModel):
     email: EmailStr | None = None
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
-    password: str | None = Field(default=None, min_length=8, max_length=256)
+    password: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Resets the password (the password rule applies) and signs the user out everywhere.",
+    )
     roles: list[Role] | None = Field(default=None, min_length=1)
     time_zone: str | None = None
     is_active: bool | None = None
     version: int | None = Field(default=None, description="The version you read (or send If-Match).")
+
+
+class PasswordChange(StrictApiModel):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(
+        max_length=256,
+        description="At least 10 characters, not one character repeated, not your email, not a common "
+        "password.",
+    )
 
 
 class UserRead(ApiModel):

@@ -3,17 +3,23 @@
 import asyncio
 import logging
 import secrets
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
+from crm_common.models import utcnow
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_gateway.identity.events import user_event
+from crm_gateway.identity.login import PasswordWork
 from crm_gateway.identity.models import User
+from crm_gateway.identity.passwords import check_password
 
 log = logging.getLogger("crm.gateway.identity")
 hasher = PasswordHasher()
@@ -86,20 +92,94 @@ async def reset_password(session: AsyncSession, email: str, password: str) -> bo
     if user is None:
         return False
     user.password_hash = await hash_password(password)
+    user.token_version += 1  # a reset signs the user out everywhere, like any password change
     user.updated_at = datetime.now(UTC)
     await session.flush()
+    await add_events(session, user_event(user, created=False))
     return True
 
 
-async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:
-    user = (
-        await session.execute(select(User).where(func.lower(User.email) == email.lower()))
-    ).scalar_one_or_none()
-    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+async def session_state(state, user_id: uuid.UUID) -> tuple[int, bool] | None:
+    """(token version, active) of a user, for the gateway's own SessionGuard."""
+    async with state.runtime.db.transaction(read_only=True) as session:
+        row = (
+            await session.execute(select(User.token_version, User.is_active).where(User.id == user_id))
+        ).first()
+    return None if row is None else (row.token_version, row.is_active)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What a token is issued from (read in a transaction that is over before any hash is checked)."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    roles: list[str]
+    is_active: bool
+    token_version: int
+    password_hash: str | None
+
+
+async def _sign_in(db, *, email: str | None = None, user_id: uuid.UUID | None = None) -> SignIn | None:
+    query = select(
+        User.id,
+        User.email,
+        User.full_name,
+        User.roles,
+        User.is_active,
+        User.token_version,
+        User.password_hash,
+    )
+    query = (
+        query.where(User.id == user_id) if user_id else query.where(func.lower(User.email) == email.lower())
+    )
+    async with db.transaction(read_only=True) as session:
+        row = (await session.execute(query)).first()
+    return None if row is None else SignIn(*row)
+
+
+async def _verify(work: PasswordWork, stored: str | None, password: str) -> bool:
     try:
-        await asyncio.to_thread(hasher.verify, stored, password)
+        await work.run(hasher.verify, stored or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
-        return None
-    if user is None or not user.is_active:
+        return False
+    return stored is not None
+
+
+async def authenticate(db, work: PasswordWork, *, email: str, password: str) -> SignIn | None:
+    """The user if the password is right and they are active. No transaction is open while the hash
+    is checked (on SQLite a write transaction would hold the one writer lock for ~50 ms per guess)."""
+    user = await _sign_in(db, email=email)
+    ok = await _verify(work, user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
         return None
     return user
+
+
+async def change_password(db, work: PasswordWork, *, user_id: uuid.UUID, current: str, new: str) -> SignIn:
+    """The caller's own password: the current one must be right; the new one follows the rule. Raises
+    the token version, so every token issued before (any device) stops working."""
+    user = await _sign_in(db, user_id=user_id)
+    if user is None or not user.is_active or not await _verify(work, user.password_hash, current):
+        raise ProblemError(
+            400,
+            "INVALID_CURRENT_PASSWORD",
+            "The current password is wrong.",
+            errors=[FieldError(field="currentPassword", message="wrong password", code="invalid")],
+        )
+    check_password(new, email=user.email, field="newPassword")
+    new_hash = await work.run(hasher.hash, new)
+    async with db.transaction() as session:
+        row = await session.get(User, user_id)
+        if row is None or row.password_hash != user.password_hash:
+            # Changed (or reset by an admin) while we were hashing: let the caller start again.
+            raise ProblemError(409, "PASSWORD_CHANGED", "The password was changed meanwhile; sign in again.")
+        row.password_hash = new_hash
+        row.token_version += 1
+        row.updated_at = utcnow()
+        await session.flush()
+        await add_events(session, user_event(row, created=False))
+        return SignIn(
+            row.id, row.email, row.full_name, list(row.roles), row.is_active, row.token_version, new_hash
+        )

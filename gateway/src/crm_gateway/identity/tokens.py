@@ -45,7 +45,9 @@ class TokenIssuer:
         self.audience = audience
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, user_id: uuid.UUID, email: str, name: str, roles: list[str]) -> str:
+    def issue(
+        self, *, user_id: uuid.UUID, email: str, name: str, roles: list[str], token_version: int = 0
+    ) -> str:
         now = datetime.now(UTC)
         claims = {
             "sub": str(user_id),
@@ -53,6 +55,7 @@ class TokenIssuer:
             "name": name,
             "roles": roles,
             "perms": sorted(permissions_for(roles)),
+            "tv": token_version,
             "iss": self.issuer,
             "aud": self.audience,
             "iat": now,

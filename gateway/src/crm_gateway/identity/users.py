@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_gateway.identity.events import team_event, user_event
 from crm_gateway.identity.models import Team, TeamMember, User
+from crm_gateway.identity.passwords import check_password
 from crm_gateway.identity.schemas import TeamCreate, TeamRead, TeamUpdate, UserCreate, UserRead, UserUpdate
 from crm_gateway.identity.service import hash_password
 
@@ -112,6 +113,8 @@ async def _active_admins_besides(session: AsyncSession, user_id: uuid.UUID) -> i
 
 async def create_user(session: AsyncSession, data: UserCreate) -> User:
     _time_zone(data.time_zone)
+    if data.password:
+        check_password(data.password, email=data.email, field="password")
     if await _email_exists(session, data.email):
         raise _email_taken(data.email)
     user = User(
@@ -154,9 +157,19 @@ async def update_user(
     if "admin" in user.roles and user.is_active and loses_admin:
         if await _active_admins_besides(session, user.id) == 0:
             raise ProblemError(409, "LAST_ADMIN", "This is the last active admin; keep at least one.")
+    # Deactivating, removing a role or resetting the password revokes the user's live tokens.
+    revokes = (
+        fields.get("is_active") is False
+        or ("roles" in fields and not set(user.roles) <= set(fields["roles"]))
+        or "password" in fields
+    )
     if "password" in fields:
+        if fields["password"]:
+            check_password(fields["password"], email=fields.get("email", user.email), field="password")
         user.password_hash = await hash_password(fields.pop("password")) if fields["password"] else None
         fields.pop("password", None)
+    if revokes:
+        user.token_version += 1
     for name, value in fields.items():
         setattr(user, name, list(dict.fromkeys(value)) if name == "roles" else value)
     user.updated_at = utcnow()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency, customer_lookup, directory, idempotency
 from crm_common.admission import install_admission
-from crm_common.auth import TokenVerifier
+from crm_common.auth import SessionGuard, TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
 from crm_common.events import dead_letters
@@ -229,6 +229,13 @@ def create_service_app(
     app.state.token_verifier = TokenVerifier(
         settings.public_key_pem, issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
+    if settings.service_name in SUBSCRIPTIONS:
+        # Tokens of users deactivated, demoted or re-passworded since are refused, from the directory.
+        async def session_state(user_id):
+            async with app.state.runtime.db.transaction(read_only=True) as session:
+                return await directory.session_state(session, user_id)
+
+        app.state.session_guard = SessionGuard(session_state)
     install_problem_handlers(app)
     if "customer.created" in SUBSCRIPTIONS.get(settings.service_name, ()):
         customer_lookup.install(app, settings)  # it references customers: crm_common.customer_refs

@@ -3,8 +3,10 @@
 Only EdDSA is accepted, so `alg=none` or an HMAC token forged with the public key is refused.
 """
 
+import time
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -93,6 +95,8 @@ class Principal:
     name: str
     roles: tuple[str, ...]
     permissions: frozenset[str]
+    # The user's token version when the token was issued (claim `tv`; 0 for tokens without it).
+    token_version: int = 0
 
     def can(self, permission: str) -> bool:
         """True when the caller holds `permission` (a legacy name: all it stands for); admins hold all."""
@@ -101,8 +105,8 @@ class Principal:
         return expand_permissions([permission]) <= self.permissions
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, "UNAUTHORIZED", detail, headers={"WWW-Authenticate": 'Bearer realm="crm"'})
+def _unauthorized(detail: str, *, code: str = "UNAUTHORIZED") -> ProblemError:
+    return ProblemError(401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="crm"'})
 
 
 class TokenVerifier:
@@ -139,11 +143,54 @@ class TokenVerifier:
                 name=claims.get("name", ""),
                 roles=tuple(claims.get("roles", ())),
                 permissions=expand_permissions(claims.get("perms", ())),
+                token_version=int(claims.get("tv", 0)),
             )
         except jwt.ExpiredSignatureError:
             raise _unauthorized("The access token has expired.") from None
         except (jwt.InvalidTokenError, ValueError, KeyError):
             raise _unauthorized("The access token is not valid.") from None
+
+
+SessionState = tuple[int, bool]  # (the user's current token version, active)
+
+
+class SessionGuard:
+    """Refuses a token whose user has since been deactivated, lost a role or changed password: the
+    gateway raises the user's token version then, and the services learn it from the directory events.
+    `lookup` reads (token version, active) of a user, None when unknown (a user the directory has not
+    heard of yet is not refused: their token is newer than anything it could revoke). Answers are
+    cached `ttl` seconds per user so a burst of requests costs one read; with the event lag this keeps
+    a revocation's reach well inside 5 s."""
+
+    def __init__(self, lookup: Callable[[uuid.UUID], Awaitable[SessionState | None]], *, ttl: float = 1.0):
+        self._lookup = lookup
+        self.ttl = ttl
+        self._cache: OrderedDict[uuid.UUID, tuple[float, SessionState | None]] = OrderedDict()
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        self._cache.pop(user_id, None)
+
+    async def check(self, principal: Principal) -> None:
+        now = time.monotonic()
+        cached = self._cache.get(principal.id)
+        if cached is not None and cached[0] > now:
+            state = cached[1]
+        else:
+            state = await self._lookup(principal.id)
+            self._cache[principal.id] = (now + self.ttl, state)
+            self._cache.move_to_end(principal.id)
+            while len(self._cache) > 50_000:
+                self._cache.popitem(last=False)
+        if state is None:
+            return
+        token_version, active = state
+        if not active:
+            raise _unauthorized("The user is deactivated.", code="TOKEN_REVOKED")
+        if principal.token_version < token_version:
+            raise _unauthorized(
+                "The access token was revoked (a role removed or the password changed); sign in again.",
+                code="TOKEN_REVOKED",
+            )
 
 
 _bearer = HTTPBearer(
@@ -158,7 +205,11 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("An access token is required (Authorization: Bearer ...).")
     verifier: TokenVerifier = request.app.state.token_verifier
-    return verifier.verify(credentials.credentials)
+    principal = verifier.verify(credentials.credentials)
+    guard: SessionGuard | None = getattr(request.app.state, "session_guard", None)
+    if guard is not None:
+        await guard.check(principal)
+    return principal
 
 
 def _forbidden(permission: str) -> ProblemError:

@@ -33,6 +33,7 @@ users = sa.Table(
     sa.Column("time_zone", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("token_version", sa.Integer(), nullable=False, server_default="0"),
 )
 
 teams = sa.Table(
@@ -81,6 +82,17 @@ def drop_directory_tables_v1() -> None:
     op.drop_table("directory_users")
 
 
+def add_directory_token_version_v2() -> None:
+    """For a service's migration: the users' token version (tokens below it are refused)."""
+    with op.batch_alter_table("directory_users") as batch:
+        batch.add_column(sa.Column("token_version", sa.Integer(), nullable=False, server_default="0"))
+
+
+def drop_directory_token_version_v2() -> None:
+    with op.batch_alter_table("directory_users") as batch:
+        batch.drop_column("token_version")
+
+
 async def _upsert_newer(session: AsyncSession, table: sa.Table, values: dict) -> None:
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(**values)
@@ -104,6 +116,7 @@ async def on_user_event(session: AsyncSession, event: CloudEvent) -> None:
             "roles": user.roles,
             "is_active": user.is_active,
             "time_zone": user.time_zone,
+            "token_version": user.token_version,
             "version": event.sequence or 0,
             "updated_at": datetime.now(UTC),
         },
@@ -143,6 +156,16 @@ async def user_names(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> 
         return {}
     rows = await session.execute(sa.select(users.c.id, users.c.full_name).where(users.c.id.in_(wanted)))
     return {row.id: row.full_name for row in rows}
+
+
+async def session_state(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, bool] | None:
+    """(token version, active) of a user this directory knows, for refusing revoked tokens."""
+    row = (
+        await session.execute(
+            sa.select(users.c.token_version, users.c.is_active).where(users.c.id == user_id)
+        )
+    ).first()
+    return None if row is None else (row.token_version, row.is_active)
 
 
 async def require_active_user(session: AsyncSession, user_id: uuid.UUID, *, field: str) -> None:

@@ -15,6 +15,9 @@ class UserData(EventData):
     roles: list[str]
     is_active: bool
     time_zone: str = "UTC"
+    # Raised by the gateway when the user is deactivated, loses a role or changes password: a token
+    # carrying a lower `tv` claim is refused by every service (crm_common.auth.SessionGuard).
+    token_version: int = 0
 
 
 class UserCreated(UserData):
