@@ -30,6 +30,7 @@ from crm_gateway.internal import ServiceClient
 from crm_gateway.proxy import HttpUpstream
 from crm_gateway.ratelimit import make_rate_limiter
 from crm_gateway.routing import Dispatcher
+from crm_gateway.securityheaders import SecurityHeaders
 from crm_gateway.settings import SERVICES, GatewaySettings
 from crm_gateway.views.api import router as views_router
 
@@ -168,6 +169,8 @@ def create_app(
             key_cache_seconds=settings.api_key_cache_seconds,
         )
     )
+    # Outermost, so every response has them, whoever answered.
+    app.user_middleware.insert(0, Middleware(SecurityHeaders))
     return app
 
 

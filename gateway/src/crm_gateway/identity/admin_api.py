@@ -1,4 +1,5 @@
-"""`/api/v1/users`, `/api/v1/teams` (reads: any signed-in caller; writes: admins) and
+"""`/api/v1/users`, `/api/v1/teams` (reads: any signed-in caller, users in full for admins and
+themselves, names only for others; writes: admins) and
 `/api/v1/api-keys` (admins)."""
 
 import uuid
@@ -39,16 +40,21 @@ team_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 key_router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
 
 
-@user_router.get("", operation_id="users_list", summary="List users", responses=problem_doc(401, 422))
+@user_router.get(
+    "",
+    operation_id="users_list",
+    summary="List users (in full for admins, names only for others)",
+    responses=problem_doc(401, 403, 422),
+)
 async def list_users(
     session: SessionDep,
-    _: Reader,
+    caller: Reader,
     paging: Paging,
-    q: Annotated[str | None, Query(description="Matches name or email.")] = None,
-    role: Role | None = None,
+    q: Annotated[str | None, Query(description="Matches name (and email, for admins).")] = None,
+    role: Annotated[Role | None, Query(description="Admins only.")] = None,
     active: bool | None = None,
 ) -> UserPage:
-    items, total = await users.list_users(session, paging, q=q, role=role, active=active)
+    items, total = await users.list_users(session, paging, q=q, role=role, active=active, viewer=caller)
     return UserPage(items=items, total=total, page=paging.page, page_size=paging.page_size)
 
 
@@ -69,10 +75,11 @@ async def create_user(body: UserCreate, session: SessionDep, _: Admin, response:
 @user_router.get(
     "/{user_id}", operation_id="users_get", summary="Get a user", responses=problem_doc(401, 404)
 )
-async def get_user(user_id: uuid.UUID, session: SessionDep, _: Reader, response: Response) -> UserRead:
+async def get_user(user_id: uuid.UUID, session: SessionDep, caller: Reader, response: Response) -> UserRead:
     user = await users.get_user(session, user_id)
     response.headers["ETag"] = etag(user.version)
-    return users.user_read(user, (await users.team_ids_of(session, [user.id]))[user.id])
+    full = caller.can("admin") or caller.id == user.id
+    return users.user_read(user, (await users.team_ids_of(session, [user.id]))[user.id], full=full)
 
 
 @user_router.patch(

@@ -51,13 +51,16 @@ class PasswordChange(StrictApiModel):
     )
 
 
+DIRECTORY_ONLY = "Null unless the caller is an admin or this user (others see the directory: names)."
+
+
 class UserRead(ApiModel):
     id: uuid.UUID
-    email: str
+    email: str | None = Field(description=DIRECTORY_ONLY)
     full_name: str
-    roles: list[str]
-    permissions: list[str]
-    time_zone: str
+    roles: list[str] | None = Field(description=DIRECTORY_ONLY)
+    permissions: list[str] | None = Field(description=DIRECTORY_ONLY)
+    time_zone: str | None = Field(description=DIRECTORY_ONLY)
     is_active: bool
     team_ids: list[uuid.UUID] = []
     created_at: datetime

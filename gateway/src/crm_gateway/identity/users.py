@@ -4,7 +4,7 @@ import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from crm_common.auth import permissions_for
+from crm_common.auth import Principal, permissions_for
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
@@ -71,7 +71,23 @@ async def team_ids_of(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[
     return out
 
 
-def user_read(user: User, team_ids: list[uuid.UUID]) -> UserRead:
+def user_read(user: User, team_ids: list[uuid.UUID], *, full: bool = True) -> UserRead:
+    """`full=False` for a caller who is neither an admin nor this user: the directory entry only
+    (name, active, teams), not the email, roles or permissions."""
+    if not full:
+        return UserRead(
+            id=user.id,
+            email=None,
+            full_name=user.full_name,
+            roles=None,
+            permissions=None,
+            time_zone=None,
+            is_active=user.is_active,
+            team_ids=sorted(team_ids),
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+            version=user.version,
+        )
     return UserRead(
         id=user.id,
         email=user.email,
@@ -88,12 +104,25 @@ def user_read(user: User, team_ids: list[uuid.UUID]) -> UserRead:
 
 
 async def list_users(
-    session: AsyncSession, params: PageParams, *, q: str | None, role: str | None, active: bool | None
+    session: AsyncSession,
+    params: PageParams,
+    *,
+    q: str | None,
+    role: str | None,
+    active: bool | None,
+    viewer: Principal,
 ) -> tuple[list[UserRead], int]:
+    admin = viewer.can("admin")
+    if role and not admin:
+        raise ProblemError(403, "FORBIDDEN", "Filtering users by role needs the `admin` permission.")
     query = select(User)
     if q:
         like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(User.full_name).like(like), func.lower(User.email).like(like)))
+        # Others may not probe emails through the search either.
+        matches = [func.lower(User.full_name).like(like)]
+        if admin:
+            matches.append(func.lower(User.email).like(like))
+        query = query.where(or_(*matches))
     if active is not None:
         query = query.where(User.is_active == active)
     if role:
@@ -103,7 +132,7 @@ async def list_users(
     query = query.order_by(*order_by(params.sort, USER_SORT, [User.full_name, User.id]))
     users, total = await paginate(session, query, params)
     teams = await team_ids_of(session, [u.id for u in users])
-    return [user_read(u, teams[u.id]) for u in users], total
+    return [user_read(u, teams[u.id], full=admin or u.id == viewer.id) for u in users], total
 
 
 async def _active_admins_besides(session: AsyncSession, user_id: uuid.UUID) -> int:
