@@ -1,5 +1,6 @@
 """Token checks every service performs on its own."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -119,3 +120,50 @@ async def test_endpoint_permissions(app, auth_headers):
     assert "sales_access" in wrong_role.json()["detail"]
     assert right_role.status_code == 200
     assert expired.status_code == 401
+
+
+async def test_the_session_guard_refuses_revoked_tokens_and_looks_each_user_up_once_at_a_time():
+    from crm_common.auth import SessionGuard
+
+    calls = []
+    states = {}
+
+    async def lookup(user_id):
+        calls.append(user_id)
+        await asyncio.sleep(0.01)
+        return states.get(user_id)
+
+    guard = SessionGuard(lookup, ttl=60)
+    user = uuid.uuid4()
+
+    def principal(tv: int) -> Principal:
+        return Principal(user, "a@x", "A", ("sales_rep",), permissions_for(["sales_rep"]), tv)
+
+    await asyncio.gather(*(guard.check(principal(0)) for _ in range(20)))  # unknown user: allowed
+    assert calls == [user]
+    states[user] = (2, True)
+    guard.forget(user)
+    for tv in (0, 1):
+        with pytest.raises(ProblemError) as err:
+            await guard.check(principal(tv))
+        assert (err.value.status, err.value.code) == (401, "TOKEN_REVOKED")
+    await guard.check(principal(2))
+    states[user] = (2, False)
+    guard.forget(user)
+    with pytest.raises(ProblemError) as err:
+        await guard.check(principal(2))
+    assert (err.value.status, err.value.code) == (401, "TOKEN_REVOKED")
+
+
+def test_legacy_permission_names_stand_for_read_and_write():
+    from crm_common.auth import expand_permissions, require_access
+
+    assert expand_permissions(["customer_access", "tickets:read"]) == {
+        "customers:read",
+        "customers:write",
+        "tickets:read",
+    }
+    reader = Principal(uuid.uuid4(), "r@x", "R", ("read_only",), permissions_for(["read_only"]))
+    assert reader.can("sales:read") and not reader.can("sales:write") and not reader.can("sales_access")
+    with pytest.raises(ValueError):
+        require_access("wizards")

@@ -3,6 +3,7 @@
 Only EdDSA is accepted, so `alg=none` or an HMAC token forged with the public key is refused.
 """
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
@@ -166,21 +167,33 @@ class SessionGuard:
         self._lookup = lookup
         self.ttl = ttl
         self._cache: OrderedDict[uuid.UUID, tuple[float, SessionState | None]] = OrderedDict()
+        self._pending: dict[uuid.UUID, asyncio.Future] = {}
 
     def forget(self, user_id: uuid.UUID) -> None:
         self._cache.pop(user_id, None)
 
-    async def check(self, principal: Principal) -> None:
+    async def _state(self, user_id: uuid.UUID) -> SessionState | None:
         now = time.monotonic()
-        cached = self._cache.get(principal.id)
+        cached = self._cache.get(user_id)
         if cached is not None and cached[0] > now:
-            state = cached[1]
-        else:
-            state = await self._lookup(principal.id)
-            self._cache[principal.id] = (now + self.ttl, state)
-            self._cache.move_to_end(principal.id)
+            return cached[1]
+        # One lookup per user at a time: a burst of that user's requests waits for the same answer.
+        pending = self._pending.get(user_id)
+        if pending is None:
+            pending = self._pending[user_id] = asyncio.ensure_future(self._lookup(user_id))
+            try:
+                state = await asyncio.shield(pending)
+            finally:
+                self._pending.pop(user_id, None)
+            self._cache[user_id] = (now + self.ttl, state)
+            self._cache.move_to_end(user_id)
             while len(self._cache) > 50_000:
                 self._cache.popitem(last=False)
+            return state
+        return await asyncio.shield(pending)
+
+    async def check(self, principal: Principal) -> None:
+        state = await self._state(principal.id)
         if state is None:
             return
         token_version, active = state
