@@ -232,8 +232,14 @@ def create_service_app(
     if settings.service_name in SUBSCRIPTIONS:
         # Tokens of users deactivated, demoted or re-passworded since are refused, from the directory.
         async def session_state(user_id):
-            async with app.state.runtime.db.transaction(read_only=True) as session:
-                return await directory.session_state(session, user_id)
+            try:
+                async with app.state.runtime.db.transaction(read_only=True) as session:
+                    return await directory.session_state(session, user_id)
+            except Exception:
+                # The directory cannot be read (database away, schema behind): the request's own
+                # queries decide; refusing every caller here would add nothing but an outage.
+                log.warning("%s: the user directory could not be read", settings.service_name, exc_info=True)
+                return None
 
         app.state.session_guard = SessionGuard(session_state)
     install_problem_handlers(app)
