@@ -1,7 +1,7 @@
 """directory: users' token version
 
 Revision ID: d7234af02b36
-Revises: 2f6a9c4d8e15
+Revises: 91c372f642dc
 Create Date: 2026-12-06 21:00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from crm_common.directory import add_directory_token_version_v2, drop_directory_token_version_v2
 
 revision: str = "d7234af02b36"
-down_revision: str | None = "2f6a9c4d8e15"
+down_revision: str | None = "91c372f642dc"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

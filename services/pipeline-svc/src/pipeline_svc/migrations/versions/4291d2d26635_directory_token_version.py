@@ -1,7 +1,7 @@
 """directory: users' token version
 
 Revision ID: 4291d2d26635
-Revises: 9c2f4a7e1b30
+Revises: 80d4d77f58c7
 Create Date: 2026-12-06 21:00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from crm_common.directory import add_directory_token_version_v2, drop_directory_token_version_v2
 
 revision: str = "4291d2d26635"
-down_revision: str | None = "9c2f4a7e1b30"
+down_revision: str | None = "80d4d77f58c7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

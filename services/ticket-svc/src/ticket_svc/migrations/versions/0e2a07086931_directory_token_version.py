@@ -1,7 +1,7 @@
 """directory: users' token version
 
 Revision ID: 0e2a07086931
-Revises: 7d3e5b8f2a41
+Revises: f637866e5235
 Create Date: 2026-12-06 21:00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from crm_common.directory import add_directory_token_version_v2, drop_directory_token_version_v2
 
 revision: str = "0e2a07086931"
-down_revision: str | None = "7d3e5b8f2a41"
+down_revision: str | None = "f637866e5235"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
