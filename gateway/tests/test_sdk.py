@@ -162,10 +162,17 @@ async def test_a_sale_and_a_support_case_through_the_sdk(sdk, tmp_path):
 
 
 async def sale_and_support_case(m, op, crm):
-    customer = await op("customers_create").asyncio(
-        client=crm, body=m.CustomerCreate(email="ada@example.com", first_name="Ada", last_name="Lovelace")
-    )
+    # The generated function takes the documented Idempotency-Key header as a parameter: a retry with
+    # the same key replays the first answer instead of creating a second customer.
+    body = m.CustomerCreate(email="ada@example.com", first_name="Ada", last_name="Lovelace")
+    key = str(uuid.uuid4())
+    created = await op("customers_create").asyncio_detailed(client=crm, body=body, idempotency_key=key)
+    customer = created.parsed
     assert isinstance(customer, m.CustomerRead), customer
+    replayed = await op("customers_create").asyncio_detailed(client=crm, body=body, idempotency_key=key)
+    assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.parsed.id == customer.id
+    assert created.headers["ETag"] == f'W/"{customer.version}"'
     assert customer.full_name == "Ada Lovelace" and customer.status == m.CustomerStatus.LEAD
     assert customer.lifetime_value == "0.00"
 
