@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from crm_common.testing.plugin import admitted
 from pipeline_svc.models import Opportunity, StageTotal
 
 
@@ -108,14 +109,17 @@ async def test_concurrent_writes_in_opposite_directions_keep_exact_totals(
         url = f"/api/v1/opportunities/{o['id']}"
         kind = i % 3
         if kind == 0:
-            return await client.post(
-                f"{url}/stage", json={"stageId": second if i >= half else first}, headers=h
-            )
+            stage = second if i >= half else first
+            return await admitted(lambda: client.post(f"{url}/stage", json={"stageId": stage}, headers=h))
         if kind == 1:
-            return await client.post(f"{url}/win", headers=h)
-        current = (await client.get(url, headers=h)).json()
+            return await admitted(lambda: client.post(f"{url}/win", headers=h))
         amount = f"{rng.randint(1, 999)}.{rng.randint(0, 99):02d}"
-        return await client.patch(url, json={"amount": amount, "version": current["version"]}, headers=h)
+
+        async def patch():
+            current = (await admitted(lambda: client.get(url, headers=h))).json()
+            return await client.patch(url, json={"amount": amount, "version": current["version"]}, headers=h)
+
+        return await admitted(patch)
 
     responses = await asyncio.gather(*(write(i, o) for i, o in enumerate(opportunities)))
     assert [r.status_code for r in responses] == [200] * len(opportunities), [r.text for r in responses]
