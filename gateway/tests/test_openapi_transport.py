@@ -62,3 +62,16 @@ async def test_idempotency_etag_and_location_are_documented_where_they_apply(doc
     listing = doc["paths"]["/api/v1/customers"]["get"]
     assert not any(p["name"] == "Idempotency-Key" for p in listing.get("parameters", []))
     assert "ETag" not in header_names(listing["responses"]["200"])
+
+
+async def test_consistency_tokens_are_documented_on_the_services_operations(doc):
+    create = doc["paths"]["/api/v1/customers"]["post"]
+    assert "CRM-Consistency-Token" in header_names(create["responses"]["201"])
+    read = doc["paths"]["/api/v1/opportunities/{opportunity_id}"]["get"]
+    token = next(p for p in read["parameters"] if p["name"] == "CRM-Consistency-Token")
+    assert token["in"] == "header" and not token["required"]
+    assert "CRM-Consistency" in header_names(read["responses"]["200"])
+    assert read["responses"]["400"]["content"][PROBLEM_JSON] == PROBLEM  # a malformed token
+    # The gateway's own user routes do not take tokens.
+    users = doc["paths"]["/api/v1/users"]["get"]
+    assert not any(p["name"] == "CRM-Consistency-Token" for p in users.get("parameters", []))

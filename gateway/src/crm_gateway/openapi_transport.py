@@ -5,7 +5,8 @@ the front door (429 with `RateLimit-*` and `Retry-After`, 413 for a body over th
 control (503 `OVERLOADED` with `Retry-After`), the body parser (400 for a body that is not JSON,
 422 for one the models refuse) and, on the services' writes, the `Idempotency-Key` middleware (a
 replay marked `Idempotent-Replayed`, 409 while the first attempt runs, 422 for a reused key).
-Resources answer `ETag` with their version, creations `Location`.
+Resources answer `ETag` with their version, creations `Location`. The services' operations take
+consistency tokens (crm_common.consistency): writes answer one, any request may send them back.
 """
 
 from http import HTTPStatus
@@ -45,6 +46,16 @@ HEADERS: dict[str, dict[str, Any]] = {
         "`Idempotency-Key` (nothing was done again).",
         "schema": {"type": "string", "enum": ["true"]},
     },
+    "CRM-Consistency-Token": {
+        "description": "Names the events this write caused. Send it back on a later request (to any "
+        "context) to be answered only once they are applied there.",
+        "schema": {"type": "string"},
+    },
+    "CRM-Consistency": {
+        "description": "`stale` when the request carried consistency tokens whose events were not all "
+        "applied within the wait (`CRM_CONSISTENCY_WAIT_SECONDS`): the answer may not show them yet.",
+        "schema": {"type": "string", "enum": ["stale"]},
+    },
 }
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
 
@@ -58,8 +69,19 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
+CONSISTENCY_TOKEN = {
+    "name": "CRM-Consistency-Token",
+    "in": "header",
+    "required": False,
+    "description": "Tokens from earlier writes' `CRM-Consistency-Token` answers (comma-separated or the "
+    "header repeated): the request is answered once this context has applied those events, or after "
+    "the wait with `CRM-Consistency: stale`. A malformed token is a 400 `INVALID_CONSISTENCY_TOKEN`.",
+    "schema": {"type": "string"},
+}
+
 WHY = {
-    400: "The body is not parsable as its content type (e.g. malformed JSON).",
+    400: "The body is not parsable as its content type (e.g. malformed JSON), or a consistency "
+    "token is malformed.",
     409: "Conflict (also: a retry with the same `Idempotency-Key` while the first attempt still runs).",
     413: "The body is larger than this path accepts.",
     422: "The request is not valid; `errors` lists the fields at fault.",
@@ -83,9 +105,14 @@ def describe_transport(doc: dict, idempotent_paths: set[str]) -> None:
             responses = operation.setdefault("responses", {})
             has_body = "requestBody" in operation
             idempotent = method in WRITES and path in idempotent_paths
+            service = path in idempotent_paths
             statuses = [429, 503]
+            if has_body or service:
+                statuses.append(400)
             if has_body:
-                statuses += [400, 413, 422]
+                statuses += [413, 422]
+            if service:
+                _add_parameter(operation, CONSISTENCY_TOKEN)
             if idempotent:
                 statuses += [409, 422]
                 _add_idempotency_key(operation)
@@ -93,13 +120,17 @@ def describe_transport(doc: dict, idempotent_paths: set[str]) -> None:
                 _problem(responses, status)
             for status, response in responses.items():
                 if str(status).isdigit():
-                    _headers(response, int(status), schemas, idempotent=idempotent)
+                    _headers(response, int(status), schemas, idempotent=idempotent, service=service)
 
 
 def _add_idempotency_key(operation: dict) -> None:
+    _add_parameter(operation, IDEMPOTENCY_KEY)
+
+
+def _add_parameter(operation: dict, parameter: dict) -> None:
     parameters = operation.setdefault("parameters", [])
-    if not any(p.get("name", "").lower() == "idempotency-key" for p in parameters):
-        parameters.append(dict(IDEMPOTENCY_KEY))
+    if not any(p.get("name", "").lower() == parameter["name"].lower() for p in parameters):
+        parameters.append(dict(parameter))
 
 
 def _problem(responses: dict, status: int) -> None:
@@ -111,7 +142,7 @@ def _problem(responses: dict, status: int) -> None:
     response.setdefault("content", {}).setdefault(PROBLEM_JSON, {"schema": {"$ref": PROBLEM_REF}})
 
 
-def _headers(response: dict, status: int, schemas: dict, *, idempotent: bool) -> None:
+def _headers(response: dict, status: int, schemas: dict, *, idempotent: bool, service: bool) -> None:
     names: list[str] = []
     if status < 300 or status == 429:
         names += RATE_LIMIT_HEADERS
@@ -123,7 +154,9 @@ def _headers(response: dict, status: int, schemas: dict, *, idempotent: bool) ->
         if _has_version(response, schemas):
             names.append("ETag")
         if idempotent:
-            names.append("Idempotent-Replayed")
+            names += ["Idempotent-Replayed", "CRM-Consistency-Token"]
+        if service:
+            names.append("CRM-Consistency")
     if names:
         headers = response.setdefault("headers", {})
         for name in names:
