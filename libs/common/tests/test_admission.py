@@ -87,7 +87,8 @@ async def test_past_capacity_requests_get_503_overloaded_at_once_and_health_is_n
         await asyncio.sleep(0.05)
         started = asyncio.get_running_loop().time()
         refused = await client.get("/things", headers={"X-Request-ID": "r-overload"})
-        assert asyncio.get_running_loop().time() - started < 0.05
+        # Refused without waiting for a turn (max_wait is 5 s); how fast is bench/overload.py's figure.
+        assert asyncio.get_running_loop().time() - started < 1
         assert refused.status_code == 503
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.headers["retry-after"] == "1"
