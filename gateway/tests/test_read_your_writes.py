@@ -165,6 +165,14 @@ async def test_a_malformed_token_is_a_400_problem(platform, token):
     assert r.json()["code"] == "INVALID_CONSISTENCY_TOKEN"
 
 
+async def test_an_undeclared_method_is_a_405_whatever_token_it_carries(platform):
+    gw, _ = platform
+    h = await login(gw)
+    for path in ("/api/v1/customers", "/api/v1/dashboard"):  # a service's path, the gateway's own
+        r = await gw.put(path, json={}, headers={**h, TOKEN: "garbage"})
+        assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED", (path, r.text)
+
+
 @pytest.fixture
 async def impatient(tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_CONSISTENCY_WAIT_SECONDS", "0.3")

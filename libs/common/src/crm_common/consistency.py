@@ -21,10 +21,12 @@ from contextvars import ContextVar
 
 import sqlalchemy as sa
 from starlette.requests import Request
+from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common.errors import problem_response
 from crm_common.events.tables import inbox
+from crm_common.methods import allowed_methods
 
 TOKEN_HEADER = "CRM-Consistency-Token"
 STALE_HEADER = "CRM-Consistency"
@@ -138,6 +140,11 @@ class ConsistencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        allowed = allowed_methods(scope["app"], get_route_path(scope))
+        if allowed is None or scope["method"] not in allowed:
+            # Not this app's to serve: the gateway passes a proxied request on to the service that
+            # checks its tokens, and an undeclared method gets its 405 whatever the headers say.
             return await self.app(scope, receive, send)
         values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"crm-consistency-token"]
         stale = False
