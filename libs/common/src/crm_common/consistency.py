@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_common import methods
 from crm_common.errors import problem_response
 from crm_common.events.tables import inbox
-from crm_common.methods import allowed_methods
 
 TOKEN_HEADER = "CRM-Consistency-Token"
 STALE_HEADER = "CRM-Consistency"
@@ -141,7 +141,10 @@ class ConsistencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        allowed = allowed_methods(scope["app"], get_route_path(scope))
+        if methods.SCOPE_KEY in scope:  # MethodCheck runs first and has matched the path already
+            allowed = scope[methods.SCOPE_KEY]
+        else:
+            allowed = methods.allowed_methods(scope["app"], get_route_path(scope))
         if allowed is None or scope["method"] not in allowed:
             # Not this app's to serve: the gateway passes a proxied request on to the service that
             # checks its tokens, and an undeclared method gets its 405 whatever the headers say.

@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from crm_common.errors import problem_response
 from crm_common.routes import served_routes
 
+SCOPE_KEY = "crm.allowed_methods"
+
 
 def _table(app) -> list[tuple[Pattern, int, frozenset[str]]]:
     by_path: dict[str, tuple[Pattern, int, set[str]]] = {}
@@ -49,6 +51,8 @@ class MethodCheck:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         allowed = allowed_methods(scope["app"], get_route_path(scope))
+        # Later middleware of this app (consistency tokens) reads the answer instead of matching again.
+        scope[SCOPE_KEY] = allowed
         method = scope["method"]
         if allowed is None or method in allowed:
             return await self.app(scope, receive, send)
