@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from crm_common.db import Database
 from crm_common.events import dead_letters as dl
+from crm_common.events.acceptance import UnreadableMessage, read_message
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.inbox import idempotent_dispatcher
@@ -229,7 +230,11 @@ async def replay(service: str | None = None, ident: str | None = None) -> list[O
 async def _replay_row(svc: Service, dispatch, row) -> Outcome:
     table = dl.dead_letters
     ident = f"{svc.name}/{row.id}"
-    event = CloudEvent.model_validate(row.payload)
+    try:
+        event = CloudEvent.model_validate(row.payload)
+    except ValueError:
+        # An unreadable message kept as it came (crm_common.events.dead_letters.record_unreadable).
+        return Outcome(ident, row.event_type, "failed: not an event, nothing to replay (purge it)")
     try:
         result = await dispatch(event)
     except Exception as exc:
@@ -346,10 +351,16 @@ async def _replay_broker(service: str | None) -> list[Outcome]:
 async def _replay_message(svc: Service, dispatch, message, queue: str) -> Outcome:
     ident = f"{queue}#{message.message_id or '?'}"
     try:
-        event = CloudEvent.from_json(message.body)
-    except Exception as exc:
-        await message.nack(requeue=True)
-        return Outcome(ident, message.type or "?", f"failed: unreadable message left in {queue}: {exc}")
+        event = read_message(message.body)
+    except UnreadableMessage as exc:
+        # Not an event: from now on a dead letter in the service's table, with the reason.
+        try:
+            await dl.record_unreadable(svc.db, svc.name, message.body, exc, message_id=message.message_id)
+        except Exception as write_error:
+            await message.nack(requeue=True)
+            return Outcome(ident, message.type or "?", f"failed to record, left in {queue}: {write_error}")
+        await message.ack()
+        return Outcome(ident, dl.UNREADABLE_TYPE, f"failed: {exc}; now in {svc.name}'s dead letters")
     try:
         result = await dispatch(event)
     except Exception as exc:

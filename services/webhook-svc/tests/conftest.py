@@ -140,9 +140,17 @@ def opportunity_event(key="opportunity.won", opportunity_id=None) -> CloudEvent:
         subject=opportunity_id,
         data={
             "opportunityId": str(opportunity_id),
-            "name": "Big deal",
+            "customerId": str(uuid.uuid4()),
+            "title": "Big deal",
+            "status": {"opportunity.won": "WON", "opportunity.lost": "LOST"}.get(key, "OPEN"),
             "amount": "1250.00",
             "currency": "EUR",
+            "probability": 100 if key == "opportunity.won" else 50,
+            "stageId": str(uuid.uuid4()),
+            "stageName": "Closed",
+            "ownerId": str(uuid.uuid4()),
+            **({"closeDate": "2030-01-01"} if key in ("opportunity.won", "opportunity.lost") else {}),
+            **({"reason": "price"} if key == "opportunity.lost" else {}),
         },
         sequence=3,
     )

@@ -3,6 +3,7 @@
 queues the deliveries the event owes; the user and team events also keep crm_common's directory."""
 
 from crm_common import directory
+from crm_common.contracts.catalogue import by_routing_key
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.envelope import CloudEvent
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,12 @@ from webhook_svc.service import deliveries
 
 
 def handlers(worker: DeliveryWorker) -> dict:
+    contracts = by_routing_key()
+
     async def forward(session: AsyncSession, event: CloudEvent) -> None:
+        # What goes out to other systems keeps the published contract: an event that breaks it is
+        # refused here (a ValidationError: dead-lettered at once) rather than passed on.
+        contracts[event.routing_key].model_validate(event.data)
         await deliveries.fan_out(session, event, wake=worker.wake)
 
     def with_directory(keep):

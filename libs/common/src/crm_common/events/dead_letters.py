@@ -12,7 +12,9 @@ runs the handler through the normal inbox, so a replayed event that was already 
 nothing, and removes the row once it succeeded.
 """
 
+import hashlib
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -132,20 +134,80 @@ async def record(
     DEAD_LETTERED.labels(consumer).inc()
 
 
-def recorder(db: Database, consumer: str) -> DeadLetterSink:
-    """The sink a service hands its bus: records in the service's own database."""
+# What a dead letter of an unreadable message (crm_common.events.acceptance) is stored as: it has no
+# event id or type, so it gets a stand-in id derived from its bytes (the same message redelivered is
+# one row) and this type; its payload keeps the start of the message, enough to see what it was.
+UNREADABLE_TYPE = "(unreadable)"
+UNREADABLE_KEPT_BYTES = 4096
 
-    async def sink(
-        event: CloudEvent, error: BaseException, attempts: int, first_failed_at: datetime | None
+
+def unreadable_id(body: bytes) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"urn:crm:unreadable:{hashlib.sha256(body).hexdigest()}")
+
+
+async def record_unreadable(
+    db: Database, consumer: str, body: bytes, error: BaseException, *, message_id: str | None = None
+) -> uuid.UUID:
+    """Write (or count again) the consumer's dead letter for a message that is not an event."""
+    now = datetime.now(UTC)
+    ident = unreadable_id(body)
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    payload = {
+        "unreadable": True,
+        "messageId": message_id,
+        "size": len(body),
+        # NUL cannot be stored in a Postgres text (nor in JSONB): shown as the replacement character.
+        "head": body[:UNREADABLE_KEPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+    }
+    stmt = dialect.insert(dead_letters).values(
+        consumer=consumer,
+        event_id=ident,
+        event_type=UNREADABLE_TYPE,
+        payload=payload,
+        error=describe(error),
+        attempts=1,
+        first_failed_at=now,
+        last_failed_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["consumer", "event_id"],
+        set_={"attempts": dead_letters.c.attempts + 1, "last_failed_at": stmt.excluded.last_failed_at},
+    )
+    async with db.transaction() as session:
+        await session.execute(stmt)
+    DEAD_LETTERED.labels(consumer).inc()
+    return ident
+
+
+class Recorder:
+    """The sink a service hands its bus: records in the service's own database. A bus calls it for
+    an event it gives up on, and `unreadable` for a message that is not an event at all."""
+
+    def __init__(self, db: Database, consumer: str):
+        self.db = db
+        self.consumer = consumer
+
+    async def __call__(
+        self, event: CloudEvent, error: BaseException, attempts: int, first_failed_at: datetime | None
     ) -> None:
         try:
-            await record(db, consumer, event, error, attempts, first_failed_at)
+            await record(self.db, self.consumer, event, error, attempts, first_failed_at)
         except Exception as exc:
             raise DeadLetterWriteFailed(
-                f"{consumer} could not record dead letter {event.type} {event.id}: {exc}"
+                f"{self.consumer} could not record dead letter {event.type} {event.id}: {exc}"
             ) from exc
 
-    return sink
+    async def unreadable(self, body: bytes, error: BaseException, *, message_id: str | None = None) -> None:
+        try:
+            await record_unreadable(self.db, self.consumer, body, error, message_id=message_id)
+        except Exception as exc:
+            raise DeadLetterWriteFailed(
+                f"{self.consumer} could not record an unreadable message as a dead letter: {exc}"
+            ) from exc
+
+
+def recorder(db: Database, consumer: str) -> Recorder:
+    return Recorder(db, consumer)
 
 
 async def stored(db: Database, *, consumer: str | None = None) -> list[sa.Row]:

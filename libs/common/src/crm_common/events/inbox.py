@@ -1,23 +1,26 @@
 """The inbox: a handler's effects and the record that it saw the event commit together, so a
 redelivered event changes nothing."""
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency
 from crm_common.db import Database
+from crm_common.events.acceptance import check_event
 from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import inbox
 from crm_common.observability import reset_request_id, set_request_id
 from crm_common.tracing import consumer_span
 
+log = logging.getLogger("crm.events.inbox")
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 HANDLED = Histogram(
@@ -25,6 +28,11 @@ HANDLED = Histogram(
     "Time to handle one event (its transaction included), by outcome",
     ["consumer", "type", "outcome"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+IGNORED = Counter(
+    "crm_events_ignored_total",
+    "Events delivered to a consumer that has no handler for their type",
+    ["consumer"],
 )
 LAG = Histogram(
     "crm_event_lag_seconds",
@@ -51,13 +59,17 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
 
     An exception rolls everything back (inbox row included) and propagates, so the bus retries; a
     payload that fails its contract's validation will fail the same way every time, so it propagates
-    as a PermanentEventError (dead-lettered at once). Returns "applied", "duplicate" (the inbox had
-    it: nothing done) or "ignored" (no handler for it)."""
+    as a PermanentEventError (dead-lettered at once), as does an event too large or of a schema
+    version this code does not read (crm_common.events.acceptance). Returns "applied", "duplicate"
+    (the inbox had it: nothing done) or "ignored" (no handler for it: acknowledged, nothing done)."""
 
     async def dispatch(event: CloudEvent) -> str:
         handler = handlers.get(event.routing_key)
         if handler is None:
+            IGNORED.labels(consumer).inc()
+            log.info("%s: no handler for %s %s; ignored", consumer, event.type, event.id)
             return "ignored"
+        check_event(event)
         token = set_request_id(event.correlationid)
         started, outcome = time.perf_counter(), "failed"
         try:

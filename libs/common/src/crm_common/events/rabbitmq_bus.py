@@ -10,7 +10,9 @@ Dead letters: a failing handler is redelivered with a growing pause; on its last
 first, for a PermanentEventError) the event is recorded in the consumer's own `event_dead_letters`
 table (crm_common.events.dead_letters) and acknowledged, the same operator model as the embedded
 default (`crm events dlq ...`). Only if that write fails too, or the message cannot be read at all,
-does it end in the broker's `<service>.events.dlq`, which `crm events dlq replay` also drains.
+does it end in the broker's `<service>.events.dlq`, which `crm events dlq replay` also drains. A
+message that is not an event at all (crm_common.events.acceptance: too large, not JSON, not a
+CloudEvent) is recorded the same way at once, with the reason and the start of its bytes.
 """
 
 import asyncio
@@ -21,6 +23,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aio_pika.exceptions import PublishError
 
+from crm_common.events.acceptance import UnreadableMessage, read_message
 from crm_common.events.bus import DeadLetterSink, Handler, PermanentEventError, UnroutableError
 from crm_common.events.envelope import CONTENT_TYPE, CloudEvent
 from crm_common.observability import reset_request_id, set_request_id
@@ -158,16 +161,15 @@ class RabbitBus:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                event = CloudEvent.from_json(message.body)
-            except Exception:
-                log.error("unreadable message %s on %s: dead-lettering", message.message_id, queue.name)
-                await message.reject(requeue=False)
+                event = read_message(message.body)
+            except UnreadableMessage as exc:
+                await self._unreadable(message, consumer, exc, dead_letter)
                 return
             token = set_request_id(event.correlationid)
             try:
                 await handler(event)
             except Exception as exc:
-                deliveries = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+                deliveries = _delivery_count(message) + 1
                 permanent = isinstance(exc, PermanentEventError)
                 if permanent or deliveries > self.delivery_limit:
                     await self._give_up(message, consumer, event, exc, deliveries, dead_letter)
@@ -190,6 +192,29 @@ class RabbitBus:
                 reset_request_id(token)
 
         await queue.consume(on_message)
+
+    async def _unreadable(
+        self,
+        message: AbstractIncomingMessage,
+        consumer: str,
+        error: UnreadableMessage,
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        """Not an event at all: no retry can help. Recorded with its reason in the consumer's dead
+        letters and acknowledged; if that is impossible, the broker's dead-letter queue keeps it."""
+        log.error("unreadable message %s on %s: %s", message.message_id, self.queue_name(consumer), error)
+        record = getattr(dead_letter, "unreadable", None)
+        if record is not None:
+            try:
+                await record(message.body, error, message_id=message.message_id)
+            except Exception:
+                log.error(
+                    "could not record the unreadable message: it goes to the broker's dead-letter queue"
+                )
+            else:
+                await message.ack()
+                return
+        await message.reject(requeue=False)
 
     async def _give_up(
         self,
@@ -227,3 +252,12 @@ class RabbitBus:
                 return
         # Rejected without requeue: the queue's dead-letter exchange routes it to `<consumer>.events.dlq`.
         await message.reject(requeue=False)
+
+
+def _delivery_count(message: AbstractIncomingMessage) -> int:
+    """Failed deliveries so far, from the quorum queue's header. A publisher can set that header on
+    a first delivery too: a value that is not a count reads as 0 (the queue's own limit still holds)."""
+    try:
+        return max(0, int((message.headers or {}).get("x-delivery-count", 0)))
+    except (TypeError, ValueError):
+        return 0

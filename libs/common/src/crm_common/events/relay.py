@@ -30,6 +30,10 @@ class BusUnavailable(Exception):
     pass
 
 
+class InvalidOutboxRow(Exception):
+    """The row's payload is not a CloudEvent: it is marked FAILED, with the reason, and skipped."""
+
+
 def backoff(attempts: int, cap: float = 60.0) -> float:
     return min(cap, 0.5 * 2 ** max(attempts - 1, 0))
 
@@ -179,13 +183,26 @@ class OutboxRelay:
         return (await session.execute(query)).all()
 
     async def _publish(self, rows) -> list[BaseException | None]:
-        events = [CloudEvent.model_validate(row.payload) for row in rows]
+        results: list[BaseException | None] = [None] * len(rows)
+        events, positions = [], []
+        for i, row in enumerate(rows):
+            try:
+                events.append(CloudEvent.model_validate(row.payload))
+                positions.append(i)
+            except ValueError as exc:
+                # Not an event (written by hand, or by a bug): it can never be published as it is.
+                # The rest of the batch goes on without it.
+                results[i] = InvalidOutboxRow(f"not a CloudEvent: {exc}")
+        if not events:
+            return results
         try:
             async with asyncio.timeout(self.publish_timeout + 1):
-                results = await self.bus.publish(events, timeout=self.publish_timeout)
+                published = await self.bus.publish(events, timeout=self.publish_timeout)
         except Exception as exc:
-            results = [exc] * len(rows)
-        if any(r is not None for r in results) and not await self.bus.is_ready():
+            published = [exc] * len(events)
+        for i, result in zip(positions, published, strict=True):
+            results[i] = result
+        if any(r is not None for r in published) and not await self.bus.is_ready():
             raise BusUnavailable("broker connection lost while publishing")
         return results
 
@@ -200,7 +217,11 @@ class OutboxRelay:
         for row, error in zip(rows, results, strict=True):
             if error is None:
                 continue
-            if isinstance(error, UnroutableError):
+            if isinstance(error, InvalidOutboxRow):
+                log.error("outbox row at position %s is not an event: %s", row.position, error)
+                values = {"state": "FAILED", "last_error": str(error)[:1000]}
+                RELAYED.labels(self.service, "invalid").inc()
+            elif isinstance(error, UnroutableError):
                 # No queue is bound for it: nobody subscribes. Kept (not deleted) so it can be replayed.
                 log.warning("event at outbox position %s is unroutable (%s)", row.position, error)
                 values = {"state": "UNROUTED", "published_at": now, "last_error": f"unroutable: {error}"}

@@ -24,6 +24,7 @@ outbox = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("published_at", UtcDateTime()),
     # PUBLISHED: confirmed by the broker. UNROUTED: the broker had no queue bound for it; kept for replay.
+    # FAILED: the payload is not a CloudEvent (crm_common.events.relay): never published, kept to be seen.
     sa.Column("state", sa.String(16), nullable=False, server_default="PENDING"),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UtcDateTime()),
