@@ -150,6 +150,18 @@ async def _acquired(lock: asyncio.Lock, timeout: float) -> AsyncIterator[None]:
         lock.release()
 
 
+async def not_writing_records(session: AsyncSession) -> None:
+    """Mark a long Postgres transaction that writes no listed records (the outbox relay's, held open
+    while it publishes) so incremental sync does not hold its cursor back for it: the sync frontier
+    (crm_common.pagination) waits only for transactions under the service's own application name."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text(
+                "SELECT set_config('application_name', current_setting('application_name') || '-aside', true)"
+            )
+        )
+
+
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     callbacks = session.info.setdefault(AFTER_COMMIT, [])
     if callback not in callbacks:

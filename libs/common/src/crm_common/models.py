@@ -57,6 +57,15 @@ def timestamp_field(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(**kwargs)
 
 
+def updated_at_field() -> Any:
+    """A record's last-change time: set on insert, and bumped by every UPDATE that does not set it
+    itself (ORM flushes and `update()` statements alike, consumers' and merges' bulk re-pointing
+    included), so incremental sync (`updatedAfter`, cursors) never misses a change."""
+    return Field(
+        default_factory=utcnow, sa_type=UtcDateTime(), nullable=False, sa_column_kwargs={"onupdate": utcnow}
+    )
+
+
 def money_field(default: Decimal | None = None, *, nullable: bool = True) -> Any:
     return Field(default=default, sa_type=sa.Numeric(18, 2), nullable=nullable)
 
@@ -73,5 +82,6 @@ __all__ = [
     "money_field",
     "new_registry",
     "timestamp_field",
+    "updated_at_field",
     "utcnow",
 ]

@@ -1,13 +1,23 @@
 """List conventions: `?page=1&pageSize=25` (max 200), `?sort=-createdAt,fullName`,
 responses `{items, total, page, pageSize}`.
 
+Lists of records also take the incremental-sync parameters (`sync_page_params`): `updatedAfter` and
+`createdAfter` (RFC 3339) filters, and a cursor mode (`?cursor=`, empty to start) that pages in sync
+order, keyset on (updated_at, id), answering `next`. See docs/sync.md.
+
 Every number and every repeated filter a client sends is bounded here, in the declared parameter, so
 an out-of-range value is a 422 naming it (and the OpenAPI document says so): an unbounded page became
 an OFFSET the database cannot hold, and eleven copies of a filter value broke a model behind the
 parameter after validation, both answered 500.
 """
 
-from collections.abc import Mapping
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from types import UnionType
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
@@ -15,11 +25,12 @@ from annotated_types import MaxLen
 from fastapi import FastAPI, Query
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, Select, func, select
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.errors import FieldError, ProblemError
+from crm_common.models import utcnow
 from crm_common.routes import api_routes
 
 T = TypeVar("T")
@@ -48,10 +59,24 @@ def any_of(
     return Query(alias=alias, max_length=max_items, description=description, **extra)
 
 
+class SyncPosition(BaseModel):
+    """Where a cursor stands in sync order: after the row with this (updated_at, id)."""
+
+    updated_at: datetime
+    id: uuid.UUID
+
+
 class PageParams(BaseModel):
     page: int
     page_size: int
     sort: str | None
+    updated_after: datetime | None = None
+    created_after: datetime | None = None
+    # Cursor mode: asked for with `?cursor=` (empty for the start); `after` is the decoded position.
+    cursor_mode: bool = False
+    after: SyncPosition | None = None
+    # Filled by `paginate` in cursor mode: the cursor of the following page, None at the end.
+    next: str | None = None
 
 
 async def page_params(
@@ -65,13 +90,114 @@ async def page_params(
     return PageParams(page=page, page_size=page_size, sort=sort)
 
 
+# RFC 3339 date-time with an offset (`Z` or `+hh:mm`): no dates alone, no epoch numbers, no naive times.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _invalid_query(name: str, message: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": message, "type": kind}])
+
+
+def parse_rfc3339(value: str | None, name: str) -> datetime | None:
+    """A query parameter holding an RFC 3339 timestamp; anything else is a 422 naming it."""
+    if value is None:
+        return None
+    text_value = value.strip()
+    if not _RFC3339.match(text_value):
+        raise _invalid_query(
+            name, "expected an RFC 3339 date-time with offset, e.g. 2026-01-31T12:00:00Z", "datetime"
+        )
+    # fromisoformat takes at most microseconds: cut nanosecond digits before parsing.
+    text_value = re.sub(r"(\.\d{6})\d+", r"\1", text_value.replace("z", "Z").replace("t", "T"))
+    try:
+        return datetime.fromisoformat(text_value)
+    except ValueError:
+        raise _invalid_query(name, "not a valid date-time", "datetime") from None
+
+
+def encode_cursor(updated_at: datetime, ident: uuid.UUID) -> str:
+    raw = json.dumps({"u": updated_at.isoformat(), "i": str(ident)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> SyncPosition | None:
+    """The position an opaque cursor names; empty is the start. A cursor we did not issue is a 422."""
+    if not cursor.strip():
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor.strip() + "=" * (-len(cursor.strip()) % 4))
+        data = json.loads(raw)
+        return SyncPosition(updated_at=datetime.fromisoformat(data["u"]), id=uuid.UUID(data["i"]))
+    except (binascii.Error, ValueError, KeyError, TypeError, ValidationError):
+        raise _invalid_query(
+            "cursor", "not a cursor this list issued (use `next` as given)", "cursor"
+        ) from None
+
+
+async def sync_page_params(
+    page: PageNumber = 1,
+    page_size: PageSize = 25,
+    sort: Annotated[
+        str | None,
+        Query(description="Comma-separated fields; a leading `-` sorts descending, e.g. `-createdAt`."),
+    ] = None,
+    updated_after: Annotated[
+        str | None,
+        Query(
+            alias="updatedAfter",
+            max_length=40,
+            description="Only records changed after this RFC 3339 time (exclusive), e.g. `2026-01-31T12:00:00Z`.",
+        ),
+    ] = None,
+    created_after: Annotated[
+        str | None,
+        Query(
+            alias="createdAfter", max_length=40, description="Only records created after this RFC 3339 time."
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Cursor mode: empty to start, then the `next` of the previous page. Pages in sync "
+            "order (oldest change first, keyset on updatedAt and id), stable under concurrent writes; "
+            "`sort` and `page` do not apply. Send the same filters with every page.",
+        ),
+    ] = None,
+) -> PageParams:
+    if cursor is not None and sort:
+        raise _invalid_query("sort", "cursor mode pages in sync order; drop `sort`", "cursor_sort")
+    return PageParams(
+        page=1 if cursor is not None else page,
+        page_size=page_size,
+        sort=sort,
+        updated_after=parse_rfc3339(updated_after, "updatedAfter"),
+        created_after=parse_rfc3339(created_after, "createdAfter"),
+        cursor_mode=cursor is not None,
+        after=decode_cursor(cursor) if cursor is not None else None,
+    )
+
+
 class Page(BaseModel, Generic[T]):
     model_config = ConfigDict(populate_by_name=True)
 
     items: list[T]
-    total: int
+    total: int = Field(description="Matching records; in cursor mode, those from this page on.")
     page: int
     page_size: int = Field(alias="pageSize")
+    next: str | None = Field(
+        None,
+        description="Cursor mode only: the cursor of the following page; absent on the last page "
+        "(resume later with `updatedAfter` set to the last item's `updatedAt` and an empty `cursor`).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_next(self, handler):
+        # Page/pageSize clients keep the exact shape they had: `next` only appears when there is one.
+        data = handler(self)
+        if data.get("next") is None:
+            data.pop("next", None)
+        return data
 
 
 def order_by(sort: str | None, columns: Mapping[str, ColumnElement], default: list[ColumnElement]) -> list:
@@ -95,8 +221,120 @@ def order_by(sort: str | None, columns: Mapping[str, ColumnElement], default: li
     return clauses + default
 
 
+def sync_columns(entity: Any) -> tuple[ColumnElement, ColumnElement, ColumnElement]:
+    """(changed, created, id) columns of a record type: `updated_at`, else `created_at` for records
+    never changed after they are written; `created_at`, else `added_at` (campaign members)."""
+    created = getattr(entity, "created_at", None) or entity.added_at
+    changed = getattr(entity, "updated_at", None) or created
+    return changed, created, entity.id
+
+
+def _entity(query: Select) -> Any:
+    return query.column_descriptions[0]["entity"]
+
+
+# Postgres: how long a change may take between getting its timestamp and the start of its transaction
+# being visible. Cursor pages stop this much short of the newest changes and of the oldest open
+# transaction, so one that commits late with an earlier updated_at is never behind a cursor that
+# already passed its position.
+SYNC_SETTLE = timedelta(seconds=1)
+
+
+async def sync_frontier(session: AsyncSession) -> datetime | None:
+    """The latest change time a cursor page may reach, None for no bound.
+
+    SQLite: none needed. Writers take turns (the process's writer lock, then BEGIN IMMEDIATE) and
+    take their timestamps in their turn, so every row a reader can see is older than any change
+    still to commit. Postgres: writers run concurrently and commit in any order, so a page stops
+    before the start of this service's oldest open transaction and a little short of now."""
+    if session.bind.dialect.name != "postgresql":
+        return None
+    frontier = utcnow() - SYNC_SETTLE
+    oldest = (
+        await session.execute(
+            text(
+                # This service's own connections (the engine names them `crm-<schema>`): the only
+                # writers of its tables.
+                "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = current_setting('application_name') "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+        )
+    ).scalar_one()
+    if oldest is not None:
+        frontier = min(frontier, oldest - SYNC_SETTLE)
+    return frontier
+
+
+def sync_filters(query: Select, params: PageParams, entity: Any = None) -> Select:
+    """`updatedAfter` / `createdAfter` on a record query."""
+    changed, created, _ = sync_columns(entity if entity is not None else _entity(query))
+    if params.updated_after is not None:
+        query = query.where(changed > params.updated_after)
+    if params.created_after is not None:
+        query = query.where(created > params.created_after)
+    return query
+
+
+def sync_order(entity: Any) -> list:
+    changed, _, ident = sync_columns(entity)
+    return [changed.asc(), ident.asc()]
+
+
+_FRONTIER_OF_NOW = object()
+
+
+async def cursor_window(
+    session: AsyncSession,
+    query: Select,
+    params: PageParams,
+    entity: Any = None,
+    *,
+    frontier: Any = _FRONTIER_OF_NOW,
+) -> Select:
+    """A record query in cursor mode: after the cursor's position, up to the frontier (`sync_frontier`
+    unless given), in sync order."""
+    entity = entity if entity is not None else _entity(query)
+    changed, _, ident = sync_columns(entity)
+    if frontier is _FRONTIER_OF_NOW:
+        frontier = await sync_frontier(session)
+    if frontier is not None:
+        query = query.where(changed <= frontier)
+    if params.after is not None:
+        at = params.after
+        query = query.where(or_(changed > at.updated_at, and_(changed == at.updated_at, ident > at.id)))
+    return query.order_by(None).order_by(*sync_order(entity))
+
+
+def next_cursor(
+    rows: list, params: PageParams, entity: Any, record: Callable[[Any], Any] = lambda r: r
+) -> list:
+    """Cut the look-ahead row of a cursor page (fetched with `page_size + 1`) and set `params.next`
+    when there is a following page. `record` picks the record out of a result row."""
+    if len(rows) <= params.page_size:
+        params.next = None
+        return rows
+    rows = rows[: params.page_size]
+    last = record(rows[-1])
+    changed, _, _ = sync_columns(entity)
+    params.next = encode_cursor(getattr(last, changed.key), last.id)
+    return rows
+
+
 async def paginate(session: AsyncSession, query: Select, params: PageParams) -> tuple[list, int]:
-    """Rows of one page and the total count of the unpaged query."""
+    """Rows of one page and the total count of the unpaged query. With the sync parameters
+    (`sync_page_params`), filtered by `updatedAfter`/`createdAfter`; in cursor mode, the page after
+    the cursor in sync order, `params.next` set for the following one."""
+    if params.updated_after is not None or params.created_after is not None:
+        query = sync_filters(query, params)
+    if params.cursor_mode:
+        entity = _entity(query)
+        query = await cursor_window(session, query, params, entity)
+        total = (
+            await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+        ).scalar_one()
+        rows = list((await session.execute(query.limit(params.page_size + 1))).scalars().all())
+        return next_cursor(rows, params, entity), total
     total = (
         await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
     ).scalar_one()

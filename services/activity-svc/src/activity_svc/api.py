@@ -7,7 +7,7 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, any_of, page_params
+from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime
 
@@ -64,7 +64,7 @@ async def create_activity(
 async def list_activities(
     session: SessionDep,
     user: ActivityAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
     opportunity_id: Annotated[uuid.UUID | None, Query(alias="opportunityId")] = None,
     ticket_id: Annotated[uuid.UUID | None, Query(alias="ticketId")] = None,
@@ -98,7 +98,9 @@ async def list_activities(
         follow_up_of_id=follow_up_of_id,
     )
     items, total = await views.page_of(session, query, order, params)
-    return ActivityPage(items=items, total=total, page=params.page, pageSize=params.page_size)
+    return ActivityPage(
+        items=items, total=total, page=params.page, pageSize=params.page_size, next=params.next
+    )
 
 
 @router.get(
@@ -272,7 +274,9 @@ async def cancel_activity(
 
 async def _timeline_page(session, params: PageParams, types, system, **owner) -> ActivityPage:
     items, total = await views.timeline(session, params=params, types=types, system=system, **owner)
-    return ActivityPage(items=items, total=total, page=params.page, pageSize=params.page_size)
+    return ActivityPage(
+        items=items, total=total, page=params.page, pageSize=params.page_size, next=params.next
+    )
 
 
 SystemFilter = Annotated[
@@ -290,7 +294,7 @@ async def customer_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,
     user: ActivityAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     type: Types = [],
     system: SystemFilter = None,
 ) -> ActivityPage:
@@ -307,7 +311,7 @@ async def opportunity_timeline(
     opportunity_id: uuid.UUID,
     session: SessionDep,
     user: ActivityAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     type: Types = [],
     system: SystemFilter = None,
 ) -> ActivityPage:
@@ -324,7 +328,7 @@ async def ticket_timeline(
     ticket_id: uuid.UUID,
     session: SessionDep,
     user: ActivityAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     type: Types = [],
     system: SystemFilter = None,
 ) -> ActivityPage:

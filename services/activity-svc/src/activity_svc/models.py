@@ -13,6 +13,7 @@ from crm_common.models import (
     json_field,
     new_registry,
     timestamp_field,
+    updated_at_field,
 )
 
 registry = new_registry()
@@ -98,7 +99,7 @@ class Activity(Base, table=True):
     # The activity whose completion created this follow-up TASK.
     follow_up_of_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
     created_at: datetime = timestamp_field(index=True)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_version_column)
 
 

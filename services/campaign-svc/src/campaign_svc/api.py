@@ -8,7 +8,14 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import ProblemError, problem_doc
-from crm_common.pagination import MAX_FILTER_IDS, PageParams, any_of, order_by, page_params, paginate
+from crm_common.pagination import (
+    MAX_FILTER_IDS,
+    PageParams,
+    any_of,
+    order_by,
+    paginate,
+    sync_page_params,
+)
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
 
@@ -66,7 +73,7 @@ async def create_campaign(
 async def list_campaigns(
     session: SessionDep,
     user: MarketingAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Substring of the name.")] = None,
     status: Annotated[list[CampaignStatus], any_of()] = [],
     type: Annotated[list[CampaignType], any_of()] = [],
@@ -76,7 +83,11 @@ async def list_campaigns(
         session, params=params, q=q, status=status, type_=type, owner_id=owner_id
     )
     return CampaignPage(
-        items=[read(c) for c in items], total=total, page=params.page, pageSize=params.page_size
+        items=[read(c) for c in items],
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+        next=params.next,
     )
 
 
@@ -244,7 +255,7 @@ async def list_targets(
     campaign_id: uuid.UUID,
     session: SessionDep,
     user: MarketingAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     status: Annotated[list[MemberStatus], any_of()] = [],
 ) -> TargetPage:
     await campaigns.get_campaign(session, campaign_id)
@@ -262,7 +273,7 @@ async def list_targets(
         TargetRead.model_validate(r).model_copy(update={"customer_name": names.get(r.customer_id)})
         for r in rows
     ]
-    return TargetPage(items=items, total=total, page=params.page, pageSize=params.page_size)
+    return TargetPage(items=items, total=total, page=params.page, pageSize=params.page_size, next=params.next)
 
 
 @router.delete(

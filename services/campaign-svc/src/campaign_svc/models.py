@@ -15,6 +15,7 @@ from crm_common.models import (
     money_field,
     new_registry,
     timestamp_field,
+    updated_at_field,
 )
 
 registry = new_registry()
@@ -111,7 +112,7 @@ class Campaign(Base, table=True):
     completed_at: datetime | None = timestamp_field(nullable=True)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_campaign_version)
 
 
@@ -140,7 +141,7 @@ class CampaignTarget(Base, table=True):
     unsubscribed_at: datetime | None = timestamp_field(nullable=True)
     converted_at: datetime | None = timestamp_field(nullable=True)
     last_interaction_at: datetime | None = timestamp_field(nullable=True)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
 
 
 class CampaignInteraction(Base, table=True):

@@ -8,7 +8,14 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
-from crm_common.pagination import MAX_FILTER_IDS, PageParams, any_of, page_params, query_model
+from crm_common.pagination import (
+    MAX_FILTER_IDS,
+    PageParams,
+    any_of,
+    page_params,
+    query_model,
+    sync_page_params,
+)
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -93,7 +100,7 @@ async def create_customer(
 async def list_customers(
     session: SessionDep,
     user: CustomerAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     filters: ListFilter,
 ) -> CustomerPage:
     q, f = filters
@@ -103,6 +110,7 @@ async def list_customers(
         total=total,
         page=params.page,
         pageSize=params.page_size,
+        next=params.next,
     )
 
 

@@ -14,6 +14,7 @@ from crm_common.models import (
     money_field,
     new_registry,
     timestamp_field,
+    updated_at_field,
 )
 from sqlmodel import Relationship
 
@@ -123,7 +124,7 @@ class Customer(Base, table=True):
     merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_customer_version)
 
     addresses: list["CustomerAddress"] = Relationship(
@@ -169,7 +170,7 @@ class CustomerOpportunity(Base, table=True):
     amount: Decimal = money_field(Decimal("0"), nullable=False)
     currency: str = Field(sa_type=sa.String(3), nullable=False)
     version: int = Field(nullable=False)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
 
 
 class CustomerValueTotal(Base, table=True):
@@ -219,5 +220,5 @@ class Segment(Base, table=True):
     filter: dict = json_field(dict)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_segment_version)

@@ -16,6 +16,7 @@ from crm_common.models import (
     money_field,
     new_registry,
     timestamp_field,
+    updated_at_field,
 )
 from sqlmodel import Relationship
 
@@ -76,7 +77,7 @@ class OpportunityStage(Base, table=True):
     is_lost: bool = Field(default=False, nullable=False)
     requirements: list[str] = json_field(list)
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_stage_version)
 
 
@@ -164,7 +165,7 @@ class Opportunity(Base, table=True):
     custom_fields: dict = json_field(dict)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_opportunity_version)
 
     line_items: list["OpportunityProduct"] = Relationship(
@@ -196,7 +197,7 @@ class Product(Base, table=True):
     status: str = Field(default=ProductStatus.ACTIVE, sa_type=sa.String(16), nullable=False, index=True)
     custom_fields: dict = json_field(dict)
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_product_version)
 
 
@@ -220,7 +221,7 @@ class OpportunityProduct(Base, table=True):
     discount: Decimal = Field(default=Decimal("0"), sa_type=sa.Numeric(5, 2), nullable=False)
     line_total: Decimal = money_field(nullable=False)
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
 
     product: Product = Relationship(sa_relationship_kwargs={"lazy": "raise"})
 
@@ -247,7 +248,7 @@ class Invoice(Base, table=True):
     notes: str | None = Field(default=None, sa_type=sa.Text())
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_invoice_version)
 
     lines: list["InvoiceLine"] = Relationship(

@@ -8,7 +8,7 @@ from crm_common.app import SessionDep
 from crm_common.auth import Principal, require, require_access
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, any_of, page_params
+from crm_common.pagination import PageParams, any_of, page_params, sync_page_params
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, StringConstraints
 
@@ -85,7 +85,7 @@ async def list_tickets(
     session: SessionDep,
     user: SupportAccess,
     now: Now,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Search ticket number and subject.")] = None,
     status: Annotated[list[TicketStatus], any_of()] = [],
     priority: Annotated[list[TicketPriority], any_of()] = [],
@@ -128,6 +128,7 @@ async def list_tickets(
         total=total,
         page=params.page,
         pageSize=params.page_size,
+        next=params.next,
     )
 
 
@@ -312,7 +313,7 @@ async def list_communications(
     ticket_id: uuid.UUID,
     session: SessionDep,
     user: SupportAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     internal: Annotated[
         bool | None, Query(description="Only internal notes (true) or only messages (false).")
     ] = None,
@@ -326,6 +327,7 @@ async def list_communications(
         total=total,
         page=params.page,
         pageSize=params.page_size,
+        next=params.next,
     )
 
 

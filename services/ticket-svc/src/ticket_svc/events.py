@@ -115,12 +115,13 @@ class Pending:
 
 
 async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: CloudEvent) -> None:
-    """A merge moved customers to another survivor: their tickets follow (a new version each)."""
+    """A merge moved customers to another survivor: their tickets follow (a new version each, and
+    updated_at is now, the time of this change, so incremental sync picks the move up)."""
     for old, survivor in moves.items():
         await session.execute(
             update(Ticket)
             .where(Ticket.customer_id == old)
-            .values(customer_id=survivor, version=Ticket.version + 1, updated_at=event.time)
+            .values(customer_id=survivor, version=Ticket.version + 1)
             .execution_options(synchronize_session=False)
         )
 

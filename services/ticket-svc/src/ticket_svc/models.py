@@ -6,7 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from crm_common.models import Field, SQLModel, id_field, json_field, new_registry, timestamp_field
+from crm_common.models import (
+    Field,
+    SQLModel,
+    id_field,
+    json_field,
+    new_registry,
+    timestamp_field,
+    updated_at_field,
+)
 
 registry = new_registry()
 
@@ -149,7 +157,7 @@ class Ticket(Base, table=True):
     resolution_breached_at: datetime | None = timestamp_field(nullable=True)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_ticket_version)
 
 
@@ -208,7 +216,7 @@ class SlaPolicy(Base, table=True):
     revision_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_policy_version)
 
 

@@ -14,6 +14,7 @@ from crm_common.models import (
     json_field,
     new_registry,
     timestamp_field,
+    updated_at_field,
 )
 
 registry = new_registry()
@@ -53,7 +54,7 @@ class Subscription(Base, table=True):
     previous_secret_expires_at: datetime | None = timestamp_field(nullable=True)
     created_by: uuid.UUID = Field(sa_type=sa.Uuid())
     created_at: datetime = timestamp_field()
-    updated_at: datetime = timestamp_field()
+    updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_subscription_version)
     # Health: attempts failed in a row since the last success, and since when.
     consecutive_failures: int = 0

@@ -14,7 +14,7 @@ from prometheus_client import Counter
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import Database
+from crm_common.db import Database, not_writing_records
 from crm_common.events.bus import Bus, UnroutableError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import outbox
@@ -180,6 +180,7 @@ class OutboxRelay:
         )
         if lock:
             query = query.with_for_update(skip_locked=True)
+            await not_writing_records(session)
         return (await session.execute(query)).all()
 
     async def _publish(self, rows) -> list[BaseException | None]:

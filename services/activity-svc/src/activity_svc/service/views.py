@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
 from crm_common.errors import FieldError, ProblemError
-from crm_common.pagination import PageParams, order_by
+from crm_common.pagination import PageParams, cursor_window, next_cursor, order_by, sync_filters, sync_order
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,7 +74,13 @@ async def page_of(
 ) -> tuple[list[ActivityRead], int]:
     """A page of activities in one statement: the page's rows in order with the customer and owner
     names joined on (primary-key lookups, so the index scan still stops after one page) and the
-    total of the unpaged query; then their participants."""
+    total of the unpaged query; then their participants. With the sync parameters, filtered by
+    `updatedAfter`/`createdAfter`, and in cursor mode the page after the cursor in sync order."""
+    query = sync_filters(query, params, Activity)
+    limit, offset = params.page_size, (params.page - 1) * params.page_size
+    if params.cursor_mode:
+        query = await cursor_window(session, query, params, Activity)
+        order, limit, offset = sync_order(Activity), params.page_size + 1, 0
     counted = select(func.count(Activity.id))
     if query.whereclause is not None:
         counted = counted.where(query.whereclause)
@@ -85,10 +91,12 @@ async def page_of(
             .outerjoin(customer_refs.refs, customer_refs.refs.c.id == Activity.customer_id)
             .outerjoin(directory.users, directory.users.c.id == Activity.owner_id)
             .order_by(*order)
-            .limit(params.page_size)
-            .offset((params.page - 1) * params.page_size)
+            .limit(limit)
+            .offset(offset)
         )
     ).all()
+    if params.cursor_mode:
+        rows = next_cursor(rows, params, Activity, record=lambda row: row[0])
     if rows:
         count = rows[0][3]
     elif params.page == 1:

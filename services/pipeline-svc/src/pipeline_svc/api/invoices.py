@@ -4,7 +4,7 @@ from typing import Annotated
 from crm_common.app import SessionDep
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
-from crm_common.pagination import PageParams, any_of, page_params
+from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Query, Response
 
 from pipeline_svc.api.deps import IfMatch, SalesAccess
@@ -35,7 +35,7 @@ async def create_invoice(
 async def list_invoices(
     session: SessionDep,
     user: SalesAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
     opportunity_id: Annotated[uuid.UUID | None, Query(alias="opportunityId")] = None,
     status: Annotated[list[InvoiceStatus], any_of()] = [],
@@ -48,6 +48,7 @@ async def list_invoices(
         total=total,
         page=params.page,
         pageSize=params.page_size,
+        next=params.next,
     )
 
 

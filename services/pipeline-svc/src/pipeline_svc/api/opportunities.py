@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from crm_common.app import SessionDep
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
-from crm_common.pagination import PageParams, any_of, page_params
+from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
@@ -60,7 +60,7 @@ async def create_opportunity(
 async def list_opportunities(
     session: SessionDep,
     user: SalesAccess,
-    params: Annotated[PageParams, Depends(page_params)],
+    params: Annotated[PageParams, Depends(sync_page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Search the title.")] = None,
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
     owner_id: Annotated[uuid.UUID | None, Query(alias="ownerId")] = None,
@@ -83,7 +83,11 @@ async def list_opportunities(
         close_to=close_to,
     )
     return OpportunityPage(
-        items=await service.views(session, items), total=total, page=params.page, pageSize=params.page_size
+        items=await service.views(session, items),
+        total=total,
+        page=params.page,
+        pageSize=params.page_size,
+        next=params.next,
     )
 
 
