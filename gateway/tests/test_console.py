@@ -72,7 +72,7 @@ async def test_the_list_is_rendered_from_the_view_definition_in_english_and_chin
     english = await gw.get("/app/customers")
     assert "Customer number" in english.text and "Assigned to" in english.text
     assert "New customer" in english.text  # the definition's `create` action
-    assert "Import customers" not in english.text  # not built yet, so not offered
+    assert "Import customers" in english.text  # the definition's `import` action
     chinese = await gw.get("/app/customers", headers={"Accept-Language": "zh"})
     assert "客户编号" in chinese.text and "新增客户" in chinese.text
 
@@ -114,7 +114,11 @@ async def test_a_read_only_user_is_offered_no_writes(gw):
     await sign_in(gw, "reader@example.com")
     customers = await gw.get("/app/customers")
     assert customers.status_code == 200
-    assert "New customer" not in customers.text
+    assert "New customer" not in customers.text and "Import customers" not in customers.text
+    assert "/edit" not in customers.text and "/convert" not in customers.text
+    page = await gw.get(f"/app/customers/{customer.json()['id']}")
+    assert page.status_code == 200 and "C" in page.text
+    assert "/assign" not in page.text and "/merge" not in page.text and "/edit" not in page.text
     board = await gw.get("/app/pipeline")
     assert board.status_code == 200
     assert "Seen not touched" in board.text  # the reader sees the card...
@@ -125,3 +129,22 @@ async def test_a_read_only_user_is_offered_no_writes(gw):
 def test_console_routes_are_not_in_the_api_document(tmp_path):
     app = create_embedded_app(settings_for(tmp_path), only=())
     assert not [p for p in app.openapi()["paths"] if p.startswith("/app")]
+
+
+async def test_the_language_switch_wins_over_the_browsers_language_for_every_word(gw):
+    await sign_in(gw)
+    page = await gw.get("/app/customers")
+    assert "Export CSV" in page.text and "Sign out" in page.text
+    switched = await gw.post(
+        "/app/language", data={"csrf": csrf_in(page.text), "language": "zh", "next": "/app/customers"}
+    )
+    assert switched.status_code == 303 and switched.headers["location"] == "/app/customers"
+    chinese = await gw.get("/app/customers", headers={"Accept-Language": "en"})
+    assert '<html lang="zh">' in chinese.text
+    assert "客户列表" in chinese.text  # the view's label, from the views API
+    assert "导出 CSV" in chinese.text and "退出" in chinese.text  # the console's own words
+    away = await gw.post(
+        "/app/language", data={"csrf": csrf_in(page.text), "language": "en", "next": "https://evil.example"}
+    )
+    assert away.headers["location"] == "/app"  # never a redirect off the console
+    assert "Export CSV" in (await gw.get("/app/customers", headers={"Accept-Language": "zh"})).text

@@ -327,3 +327,112 @@ def test_the_views_labels_follow_the_browsers_language(crm, browser):
     assert page.locator("html").get_attribute("lang") == "zh"
     person.check("09-customers-zh")
     person.context.close()
+
+
+def test_a_salesperson_works_on_a_customer_page_and_imports_and_exports(crm, browser, api, tmp_path):
+    from playwright.sync_api import expect
+
+    tag = uuid.uuid4().hex[:6]
+    lead = api.post(
+        "/api/v1/customers",
+        json={"email": f"lead-{tag}@example.com", "firstName": "Lea", "lastName": f"D{tag}"},
+    ).json()
+    duplicate = api.post(
+        "/api/v1/customers",
+        json={
+            "email": f"dup-{tag}@example.com",
+            "firstName": "Lea",
+            "lastName": f"D{tag}",
+            "phone": "+1 555 0100",
+        },
+    ).json()
+    colleague = api.post(
+        "/api/v1/users",
+        json={
+            "email": f"sam-{tag}@example.com",
+            "fullName": f"Sam {tag}",
+            "password": PASSWORD,
+            "roles": ["sales_rep"],
+        },
+    )
+    assert colleague.status_code == 201, colleague.text
+    person = Person(browser, crm)
+    page = person.page
+    person.sign_in(ADMIN_EMAIL)
+    page.goto(f"/app/customers/{lead['id']}")
+
+    # Log a call already made: it is on the timeline at once (the page reads its own write).
+    page.get_by_text("Add activity", exact=True).first.click()
+    page.get_by_label("Kind").select_option("CALL")
+    page.get_by_label("Subject").fill("Discovery call")
+    page.get_by_label("Already done").check()
+    page.get_by_role("button", name="Add activity").click()
+    expect(page.locator("#flash")).to_contain_text("Activity added.")
+    expect(page.locator("#timeline")).to_contain_text("Discovery call")
+
+    # Assign to a colleague, then convert with a first opportunity.
+    page.get_by_label("Assigned to").select_option(label=f"Sam {tag}")
+    page.get_by_role("button", name="Save assignment").click()
+    expect(page.locator("#assigned-to")).to_have_text(f"Sam {tag}")
+    page.get_by_label("Opportunity title").fill("First order")
+    page.locator("#conv-amount").fill("300.00")
+    page.get_by_role("button", name="Convert", exact=True).click()
+    expect(page.locator("#customer-status")).to_have_text("CUSTOMER")
+    expect(page.locator("#opportunities")).to_contain_text(
+        "First order"
+    )  # made by pipeline-svc from the event
+    person.check("10-customer-actions")
+
+    # Merging the customer into itself is refused with the API's message; the duplicate merges in.
+    page.get_by_label("Duplicate (customer number or email)").fill(lead["customerNumber"])
+    page.get_by_role("button", name="Merge", exact=True).click()
+    expect(page.locator("#flash")).to_have_class(re.compile("error"))
+    page.get_by_label("Duplicate (customer number or email)").fill(duplicate["email"])
+    page.locator("summary", has_text="Which values to keep").click()
+    page.get_by_label("phone", exact=True).select_option("secondary")
+    page.get_by_role("button", name="Merge", exact=True).click()
+    expect(page.locator("#flash")).to_contain_text("The duplicate was merged into this customer.")
+    expect(page.locator("dl.fields")).to_contain_text("+1 555 0100")
+    assert api.get(f"/api/v1/customers/{duplicate['id']}").json()["mergedIntoId"] == lead["id"]
+
+    # Edit while someone else saves: the conflict is shown, and saving again applies both.
+    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_label("Job title").fill("Buyer")
+    current = api.get(f"/api/v1/customers/{lead['id']}")
+    other = api.patch(
+        f"/api/v1/customers/{lead['id']}",
+        json={"industry": "Retail"},
+        headers={"If-Match": current.headers["etag"]},
+    )
+    assert other.status_code == 200, other.text
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#conflict")).to_contain_text("Retail")
+    person.check("11-customer-edit-conflict")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#flash")).to_contain_text("Saved.")
+    saved = api.get(f"/api/v1/customers/{lead['id']}").json()
+    assert (saved["title"], saved["industry"]) == ("Buyer", "Retail")
+
+    # Import a file with a bad row: the row and its problem are listed, the good one is imported.
+    csv = tmp_path / "people.csv"
+    csv.write_text(f"email,firstName,lastName\nnew-{tag}@example.com,Nia,Import\nnot-an-email,Bad,Row\n")
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_role("link", name="Import customers").click()
+    page.get_by_label("CSV file").set_input_files(str(csv))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-errors")).to_contain_text("email")
+    expect(page.locator("#import-errors tbody tr")).to_have_count(1)
+    expect(page.locator("#import-errors tbody tr td").first).to_have_text("3")
+    assert api.get("/api/v1/customers", params={"q": f"new-{tag}"}).json()["total"] == 1
+    person.check("12-customer-import")
+
+    # Export what the search shows.
+    page.get_by_role("link", name="Back to the customers").click()
+    page.get_by_label("Search").fill(f"new-{tag}")
+    expect(page.locator("#customer-table tbody tr")).to_have_count(1)
+    page.reload()  # the export link follows the search (rendered with the page)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert f"new-{tag}@example.com" in exported and lead["email"] not in exported
+    person.context.close()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from crm_gateway.console.session import (
     COOKIE_PATH,
     CSRF_COOKIE,
+    LANGUAGE_COOKIE,
     SESSION_COOKIE,
     Console,
     anonymous,
@@ -15,6 +16,7 @@ from crm_gateway.console.session import (
     set_cookie,
 )
 from crm_gateway.console.web import ConsoleRoute, page, redirect
+from crm_gateway.views.labels import LANGUAGES
 
 router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
 FLASH = "crm_console_flash"
@@ -59,4 +61,15 @@ async def logout(request: Request):
     response = redirect(request, f"{COOKIE_PATH}/login")
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32), request)
+    return response
+
+
+@router.post("/language")
+async def choose_language(request: Request):
+    """The language switch: the choice is kept in a cookie (a year) and wins over Accept-Language."""
+    form = await check_csrf(request)
+    response = redirect(request, _safe_next(str(form.get("next") or "")))
+    language = str(form.get("language", ""))
+    if language in LANGUAGES:
+        set_cookie(response, LANGUAGE_COOKIE, language, request, max_age=365 * 24 * 3600)
     return response

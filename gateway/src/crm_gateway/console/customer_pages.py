@@ -12,10 +12,38 @@ from crm_gateway.console.web import ConsoleRoute, is_htmx, page, redirect
 
 router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
 
-# The definition's action handlers this console implements; others are not offered (yet).
-LIST_ACTIONS = {"navigate-to-create"}
-ROW_ACTIONS = {"navigate-to-detail"}
+# The definition's action handlers this console implements (others are not offered), and those that
+# write (offered only to a user with `customers:write`).
+LIST_ACTIONS = {"navigate-to-create", "import-customers-modal"}
+ROW_ACTIONS = {"navigate-to-detail", "navigate-to-edit", "convert-lead"}
+WRITING_ACTIONS = {"navigate-to-create", "import-customers-modal", "navigate-to-edit", "convert-lead"}
 LIST_PARAMS = ("q", "sort", "page")
+# The merge rules the customer page offers per field (the API's default is the primary's value),
+# the fields a merge can combine, and the kinds of activity a user logs.
+MERGE_FIELDS = (
+    "firstName",
+    "lastName",
+    "companyName",
+    "email",
+    "phone",
+    "status",
+    "priority",
+    "assignedToId",
+)
+COMBINABLE = ("tags", "notes")
+ACTIVITY_TYPES = ("CALL", "EMAIL", "MEETING", "TASK", "NOTE", "SMS", "DEMO")
+
+
+def _offered(actions: list[dict], handlers: set[str], ctx: Console) -> list[dict]:
+    writer = ctx.can("customers:write")
+    return [
+        a for a in actions if a["handler"] in handlers and (writer or a["handler"] not in WRITING_ACTIONS)
+    ]
+
+
+def row_actions_for(row: dict, actions: list[dict]) -> list[dict]:
+    """The row actions whose definition `condition` (field: value) the row meets."""
+    return [a for a in actions if all(row.get(k) == v for k, v in (a.get("condition") or {}).items())]
 
 
 def _filter_options(view: dict, users: list[dict]) -> list[dict]:
@@ -71,9 +99,11 @@ async def customers(request: Request, ctx: Annotated[Console, Depends(console)])
         message=None if data.ok else data.detail,
         link=link,
         enum_labels=enum_labels,
-        actions=[a for a in config.get("actions", []) if a["handler"] in LIST_ACTIONS],
-        row_actions=[a for a in config.get("rowActions", []) if a["handler"] in ROW_ACTIONS],
-        can_create=ctx.can("customers:write"),
+        actions=_offered(config.get("actions", []), LIST_ACTIONS, ctx),
+        row_actions=_offered(config.get("rowActions", []), ROW_ACTIONS, ctx),
+        row_actions_for=row_actions_for,
+        export_link=f"{COOKIE_PATH}/customers/export?"
+        + urlencode([(k, v) for k, v in params if k != "page"]),
         form={},
     )
     if is_htmx(request) and request.headers.get("hx-target") == "customer-table":
@@ -99,14 +129,38 @@ async def new_customer(ctx: Annotated[Console, Depends(console)]):
     return page(ctx, "customer_new.html", form={})
 
 
-async def _customer_page(ctx: Console, customer_id: str, *, status_code: int = 200, **extra):
-    customer, timeline, opportunities = await asyncio.gather(
+NOTICES = {
+    "saved": "Saved.",
+    "converted": "Converted to a customer.",
+    "assigned": "Assignment saved.",
+    "merged": "The duplicate was merged into this customer.",
+    "activity": "Activity added.",
+}
+
+
+async def _nothing():
+    return None
+
+
+async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 200, **extra):
+    """The customer with its timeline, opportunities and tickets, and the forms of what the user may
+    do to it (each offered only with the permission it needs)."""
+    can_edit = ctx.can("customers:write")
+    customer, timeline, opportunities, tickets, users, teams, time_zone = await asyncio.gather(
         ctx.get(f"/api/v1/customers/{customer_id}"),
         ctx.get(f"/api/v1/customers/{customer_id}/timeline", params={"pageSize": 50}),
         ctx.get("/api/v1/opportunities", params={"customerId": customer_id, "pageSize": 50}),
+        ctx.get("/api/v1/tickets", params={"customerId": customer_id, "pageSize": 20})
+        if ctx.can("tickets:read")
+        else _nothing(),
+        ctx.get("/api/v1/users", params={"pageSize": 200, "active": "true"}) if can_edit else _nothing(),
+        ctx.get("/api/v1/teams", params={"active": "true"}) if can_edit else _nothing(),
+        ctx.time_zone(),
     )
     if not customer.ok:
         return page(ctx, "error.html", status_code=customer.status, message=customer.detail)
+    merged = bool(customer.body.get("mergedIntoId"))
+    notice = NOTICES.get(ctx.request.query_params.get("notice", ""))
     return page(
         ctx,
         "customer.html",
@@ -116,14 +170,24 @@ async def _customer_page(ctx: Console, customer_id: str, *, status_code: int = 2
         timeline_message=None if timeline.ok else timeline.detail,
         opportunities=opportunities.body["items"] if opportunities.ok else None,
         opportunities_message=None if opportunities.ok else opportunities.detail,
-        can_sell=ctx.can("sales:write"),
+        tickets=tickets.body["items"] if tickets and tickets.ok else None,
+        users=users.body["items"] if users and users.ok else [],
+        teams=teams.body["items"] if teams and teams.ok and isinstance(teams.body, dict) else [],
+        time_zone=time_zone,
+        can_sell=ctx.can("sales:write") and not merged,
+        can_edit=can_edit and not merged,
+        can_log=ctx.can("activities:write"),
+        notice=ctx.translate(notice) if notice and status_code < 400 else None,
+        activity_types=ACTIVITY_TYPES,
+        merge_fields=MERGE_FIELDS,
+        combinable=COMBINABLE,
         **extra,
     )
 
 
 @router.get("/customers/{customer_id}")
 async def customer(customer_id: str, ctx: Annotated[Console, Depends(console)]):
-    return await _customer_page(ctx, customer_id)
+    return await customer_page(ctx, customer_id)
 
 
 @router.post("/customers/{customer_id}/opportunities")
@@ -137,4 +201,4 @@ async def create_opportunity(customer_id: str, request: Request, ctx: Annotated[
     r = await ctx.post("/api/v1/opportunities", json=body)
     if r.ok:
         return redirect(request, f"{COOKIE_PATH}/customers/{customer_id}")
-    return await _customer_page(ctx, customer_id, status_code=r.status, message=r.detail, form=body)
+    return await customer_page(ctx, customer_id, status_code=r.status, message=r.detail, form=body)

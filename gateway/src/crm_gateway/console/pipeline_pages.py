@@ -59,7 +59,7 @@ async def win(opportunity_id: str, request: Request, ctx: Annotated[Console, Dep
     await check_csrf(request)
     r = await ctx.post(f"/api/v1/opportunities/{opportunity_id}/win", json={})
     if r.ok:
-        return await _board(ctx, notice=f"Won: {r.body['opportunity']['title']}.")
+        return await _board(ctx, notice=ctx.translate("Won: {title}.", title=r.body["opportunity"]["title"]))
     return await _board(ctx, status_code=200 if is_htmx(request) else r.status, message=r.detail)
 
 
@@ -70,5 +70,5 @@ async def lose(opportunity_id: str, request: Request, ctx: Annotated[Console, De
         f"/api/v1/opportunities/{opportunity_id}/lose", json={"lostReason": str(form.get("lostReason", ""))}
     )
     if r.ok:
-        return await _board(ctx, notice=f"Lost: {r.body['title']}.")
+        return await _board(ctx, notice=ctx.translate("Lost: {title}.", title=r.body["title"]))
     return await _board(ctx, status_code=200 if is_htmx(request) else r.status, message=r.detail)

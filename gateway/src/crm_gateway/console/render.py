@@ -3,6 +3,7 @@
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥", "JPY": "¥"}
 
@@ -35,6 +36,26 @@ def fmt(value: Any, kind: str | None, *, currency: str | None = None) -> str:
             return str(value)
         return parsed.strftime("%Y-%m-%d")
     return str(value)
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(value: Any, time_zone: str | None = None) -> str:
+    """An RFC 3339 instant as the user's wall-clock time (`2026-12-07 09:30`)."""
+    if not value:
+        return ""
+    try:
+        instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if instant.tzinfo is None:
+        return instant.strftime("%Y-%m-%d %H:%M")
+    return instant.astimezone(zone(time_zone)).strftime("%Y-%m-%d %H:%M")
 
 
 def funnel_svg(stages: list[dict], *, width: int = 560, bar_height: int = 28) -> dict:

@@ -20,9 +20,17 @@ import httpx
 from fastapi import Request
 from starlette.datastructures import FormData
 
+from crm_gateway.console import words
+from crm_gateway.views.labels import LANGUAGES, preferred_language
+
 SESSION_COOKIE = "crm_console"
 CSRF_COOKIE = "crm_console_csrf"
+LANGUAGE_COOKIE = "crm_console_lang"
+# The consistency token of the user's last write, kept for the page the write redirects to, so that
+# page reads its own write in every context (e.g. the opportunity a convert made, the timeline note).
+SEEN_COOKIE = "crm_console_seen"
 COOKIE_PATH = "/app"
+CONSISTENCY_HEADER = "crm-consistency-token"
 
 
 class SignInRequired(Exception):
@@ -40,6 +48,7 @@ class CsrfRefused(Exception):
 class ApiResult:
     status: int
     body: Any
+    etag: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,6 +77,15 @@ class Console:
     token: str | None
     csrf: str
     me: dict = field(default_factory=dict)
+    # The consistency token of the write this page follows (SEEN_COOKIE), sent on its reads.
+    after: str | None = None
+
+    @property
+    def language(self) -> str:
+        return language_of(self.request)
+
+    def translate(self, text: str, **values) -> str:
+        return words.translate(text, self.language, **values)
 
     @property
     def permissions(self) -> set[str]:
@@ -81,20 +99,53 @@ class Console:
         headers = dict(kwargs.pop("headers", {}) or {})
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
-        language = self.request.headers.get("accept-language")
-        if language:
-            headers["accept-language"] = language
+        # The view labels follow the console's language choice, not only the browser's header.
+        headers["accept-language"] = self.language
+        if self.after and method == "GET":
+            headers[CONSISTENCY_HEADER] = self.after
         r = await client.request(method, path, headers=headers, **kwargs)
         body = r.json() if r.content and "json" in r.headers.get("content-type", "") else None
         if r.status_code == 401 and self.token:
-            raise SignInRequired("Your session has expired. Please sign in again.")
-        return ApiResult(r.status_code, body)
+            raise SignInRequired(self.translate("Your session has expired. Please sign in again."))
+        if r.is_success and method != "GET" and r.headers.get(CONSISTENCY_HEADER):
+            # Read by this request's later calls, and kept for the page this write leads to
+            # (web.ConsoleRoute sets the cookie).
+            self.after = self.request.state.seen = r.headers[CONSISTENCY_HEADER]
+        return ApiResult(r.status_code, body, r.headers.get("etag"))
 
     async def get(self, path: str, **kwargs) -> ApiResult:
         return await self.call("GET", path, **kwargs)
 
     async def post(self, path: str, **kwargs) -> ApiResult:
         return await self.call("POST", path, **kwargs)
+
+    async def stream(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """An answer to read as it arrives (an export); the caller closes it."""
+        client: httpx.AsyncClient = self.request.app.state.console_client
+        headers = {"authorization": f"Bearer {self.token}", "accept-language": self.language}
+        request = client.build_request(method, path, headers=headers, **kwargs)
+        response = await client.send(request, stream=True)
+        if response.status_code == 401:
+            await response.aclose()
+            raise SignInRequired(self.translate("Your session has expired. Please sign in again."))
+        return response
+
+    async def patch(self, path: str, **kwargs) -> ApiResult:
+        return await self.call("PATCH", path, **kwargs)
+
+    async def time_zone(self) -> str:
+        """The user's IANA time zone from their user record (`/me` does not carry it)."""
+        r = await self.get(f"/api/v1/users/{self.me.get('id')}")
+        return ((r.body or {}).get("timeZone") if r.ok else None) or "UTC"
+
+
+def language_of(request: Request) -> str:
+    """The console's language: the user's choice (the switch in the header, kept in a cookie), else
+    the browser's Accept-Language."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return preferred_language(request.headers.get("accept-language"))
 
 
 def csrf_of(request: Request) -> str:
@@ -118,10 +169,10 @@ async def console(request: Request) -> Console:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise SignInRequired
-    ctx = Console(request, token, csrf_of(request))
+    ctx = Console(request, token, csrf_of(request), after=request.cookies.get(SEEN_COOKIE))
     me = await ctx.get("/api/v1/me")
     if not me.ok:
-        raise SignInRequired("Your session has expired. Please sign in again.")
+        raise SignInRequired(ctx.translate("Your session has expired. Please sign in again."))
     ctx.me = me.body
     return ctx
 

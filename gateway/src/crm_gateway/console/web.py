@@ -11,26 +11,39 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
-from crm_gateway.console import render
+from crm_gateway.console import render, words
 from crm_gateway.console.session import (
+    COOKIE_PATH,
     CSRF_COOKIE,
+    SEEN_COOKIE,
     Console,
     CsrfRefused,
     SignInRequired,
     anonymous,
+    language_of,
     login_url,
     set_cookie,
 )
-from crm_gateway.views.labels import preferred_language
 
 log = logging.getLogger("crm.console")
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["fmt"] = render.fmt
 templates.env.filters["money"] = render.money
-# The page's language as the views API chooses its labels, so `lang` matches what is shown.
-templates.env.globals["language"] = lambda request: preferred_language(request.headers.get("accept-language"))
+templates.env.filters["local"] = render.local_time
+# The page's language, the one the views API is asked for, so `lang` matches what is shown.
+templates.env.globals["language"] = language_of
+
+
+@pass_context
+def _t(context, text: str, **values) -> str:
+    """The console's own words in the page's language (`{{ t("Save") }}`, `{{ t("{n} rows", n=3) }}`)."""
+    return words.translate(text, language_of(context["request"]), **values)
+
+
+templates.env.globals["t"] = _t
 
 # Only our own assets: no inline script or style, no other origin, no framing.
 CSP = (
@@ -81,7 +94,10 @@ class ConsoleRoute(APIRoute):
                     anonymous(request),
                     "error.html",
                     status_code=403,
-                    message="This form has expired (CSRF check failed). Reload the page and try again.",
+                    message=words.translate(
+                        "This form has expired (CSRF check failed). Reload the page and try again.",
+                        language_of(request),
+                    ),
                 )
             except Exception:
                 # Logged with its trace for the operator; the user sees a message and the request id.
@@ -90,12 +106,21 @@ class ConsoleRoute(APIRoute):
                     anonymous(request),
                     "error.html",
                     status_code=500,
-                    message=f"Something went wrong. Request id: {current_request_id() or '-'}.",
+                    message=words.translate(
+                        "Something went wrong. Request id: {id}.",
+                        language_of(request),
+                        id=current_request_id() or "-",
+                    ),
                 )
             new_csrf = request.state.__dict__.get("new_csrf")
             already = any(v.startswith(CSRF_COOKIE + "=") for v in response.headers.getlist("set-cookie"))
             if new_csrf and not already:
                 set_cookie(response, CSRF_COOKIE, new_csrf, request)
+            seen = getattr(request.state, "seen", None)
+            if seen:
+                set_cookie(response, SEEN_COOKIE, seen, request, max_age=60)
+            elif SEEN_COOKIE in request.cookies and request.method == "GET":
+                response.delete_cookie(SEEN_COOKIE, path=COOKIE_PATH)  # read once, by the next page
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response

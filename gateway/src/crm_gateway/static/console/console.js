@@ -25,6 +25,12 @@
     from.insertBefore(evt.item, ref);
   }
 
+  function words(name, fallback) {
+    // The page's language: the board carries the script's words (data-* attributes).
+    var board = document.querySelector(".kanban");
+    return (board && board.dataset[name]) || fallback;
+  }
+
   function showUnmet(card, unmet) {
     // The requirements that stopped the move, on the card itself (text only: never markup).
     var old = card.querySelector(".unmet");
@@ -32,7 +38,7 @@
     if (!unmet.length) return;
     var note = document.createElement("p");
     note.className = "unmet";
-    note.textContent = "Needs first: " + unmet.map(function (u) {
+    note.textContent = words("needsFirst", "Needs first:") + " " + unmet.map(function (u) {
       return u.requirement + " (" + u.stageName + ")";
     }).join(", ");
     card.appendChild(note);
@@ -69,13 +75,13 @@
                 refreshBoard(); // the column summaries change with the move
               } else {
                 putBack(evt);
-                say(result.data.detail || "The move was refused.", true);
+                say(result.data.detail || words("refused", "The move was refused."), true);
                 showUnmet(evt.item, result.data.unmet || []);
               }
             })
             .catch(function () {
               putBack(evt);
-              say("The move could not be saved (no answer from the server).", true);
+              say(words("noAnswer", "The move could not be saved (no answer from the server)."), true);
             });
         },
       });

@@ -1,0 +1,114 @@
+"""Campaigns: the list, and a campaign's page with its funnel metrics (targets to conversions, drawn
+as an SVG on the server), leads, cost per lead, attributed revenue and ROI, and its status actions."""
+
+import asyncio
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+
+from crm_gateway.console import render
+from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
+from crm_gateway.console.web import ConsoleRoute, page, redirect
+
+router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
+
+STATUSES = ("PLANNING", "ACTIVE", "PAUSED", "COMPLETED", "CANCELLED")
+TYPES = ("EMAIL", "SMS", "SOCIAL", "WEBINAR", "TRADE_SHOW", "DIRECT_MAIL", "OTHER")
+# The status actions and the states they start from (docs/api/campaign.md): only these are offered.
+ACTIONS = {
+    "activate": ("PLANNING", "PAUSED"),
+    "pause": ("ACTIVE",),
+    "complete": ("ACTIVE", "PAUSED"),
+    "cancel": ("PLANNING", "ACTIVE", "PAUSED"),
+}
+# The funnel's steps in order, as the metrics name them.
+STEPS = (
+    ("targets", "Targets"),
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("opened", "Opened"),
+    ("clicked", "Clicked"),
+    ("responded", "Responded"),
+    ("converted", "Converted"),
+)
+LIST_PARAMS = ("q", "status", "type", "sort", "page")
+
+
+@router.get("/campaigns")
+async def campaigns(request: Request, ctx: Annotated[Console, Depends(console)]):
+    query = request.query_params
+    params = [(k, query[k]) for k in LIST_PARAMS if query.get(k)]
+    r = await ctx.get("/api/v1/campaigns", params=[*params, ("pageSize", "25")])
+
+    def link(**changes) -> str:
+        current = dict(params) | changes
+        return f"{COOKIE_PATH}/campaigns?" + urlencode({k: v for k, v in current.items() if v})
+
+    return page(
+        ctx,
+        "campaigns.html",
+        status_code=200 if r.ok else r.status,
+        data=r.body if r.ok else None,
+        message=None if r.ok else r.detail,
+        chosen=dict(params),
+        statuses=STATUSES,
+        types=TYPES,
+        link=link,
+    )
+
+
+def funnel(metrics: dict, translate) -> dict:
+    """The funnel chart's geometry: one bar per step, with the step's count and rate."""
+    steps = []
+    for key, label in STEPS:
+        value = metrics.get(key)
+        count, rate = (value.get("count"), value.get("rate")) if isinstance(value, dict) else (value, None)
+        amount = f"{rate}%" if rate is not None else ""
+        steps.append({"label": translate(label), "count": count or 0, "totals": [], "rate": amount})
+    chart = render.funnel_svg(steps)
+    for row, step in zip(chart["rows"], steps, strict=True):
+        row["rate"] = step["rate"]
+    return chart
+
+
+async def campaign_page(ctx: Console, campaign_id: str, *, status_code: int = 200, **extra):
+    campaign, metrics = await asyncio.gather(
+        ctx.get(f"/api/v1/campaigns/{campaign_id}"), ctx.get(f"/api/v1/campaigns/{campaign_id}/metrics")
+    )
+    if not campaign.ok:
+        return page(ctx, "error.html", status_code=campaign.status, message=campaign.detail)
+    status = campaign.body["status"]
+    notice = ctx.request.query_params.get("notice")
+    return page(
+        ctx,
+        "campaign.html",
+        status_code=status_code,
+        campaign=campaign.body,
+        metrics=metrics.body if metrics.ok else None,
+        metrics_message=None if metrics.ok else metrics.detail,
+        chart=funnel(metrics.body, ctx.translate) if metrics.ok else None,
+        actions=[a for a, origins in ACTIONS.items() if status in origins]
+        if ctx.can("campaigns:write")
+        else [],
+        notice=ctx.translate("Status changed.") if notice == "status" and status_code < 400 else None,
+        **extra,
+    )
+
+
+@router.get("/campaigns/{campaign_id}")
+async def campaign(campaign_id: str, ctx: Annotated[Console, Depends(console)]):
+    return await campaign_page(ctx, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/{action}")
+async def campaign_action(
+    campaign_id: str, action: str, request: Request, ctx: Annotated[Console, Depends(console)]
+):
+    await check_csrf(request)
+    if action not in ACTIONS:
+        return page(ctx, "error.html", status_code=404, message=ctx.translate("Not found."))
+    r = await ctx.post(f"/api/v1/campaigns/{campaign_id}/{action}", json={})
+    if r.ok:
+        return redirect(request, f"{COOKIE_PATH}/campaigns/{campaign_id}?notice=status")
+    return await campaign_page(ctx, campaign_id, status_code=r.status, message=r.detail)
