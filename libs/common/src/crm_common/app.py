@@ -22,7 +22,7 @@ from crm_common.errors import install_problem_handlers
 from crm_common.events import dead_letters
 from crm_common.events.bus import Bus
 from crm_common.events.catalogue import SUBSCRIPTIONS
-from crm_common.events.inbox import EventHandler, idempotent_dispatcher
+from crm_common.events.inbox import EventHandler, idempotent_dispatcher, keep_retention
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.rabbitmq_bus import RabbitBus
 from crm_common.events.relay import OutboxRelay, backoff
@@ -193,6 +193,17 @@ def create_service_app(
         db.outbox_listeners.append(relay.wake)
         app.state.runtime = runtime
         runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, handlers, owned)))
+        if handlers:
+            runtime.tasks.append(
+                asyncio.create_task(
+                    keep_retention(
+                        db,
+                        settings.service_name,
+                        timedelta(days=settings.inbox_retention_days),
+                        settings.inbox_purge_interval_seconds,
+                    )
+                )
+            )
         try:
             if on_startup is not None:
                 await on_startup(runtime)

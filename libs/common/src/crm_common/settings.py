@@ -8,6 +8,7 @@ serves every process while `CRM_CUSTOMER_DATABASE_URL` can still point one servi
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 
@@ -37,6 +38,11 @@ class ServiceSettings(BaseSettings):
     relay_publish_timeout: float = 5.0
     # Published outbox rows are kept this long (for audit and replay), then purged.
     outbox_retention_hours: int = 168
+    # Processed-event inbox rows are kept this long, then purged (crm_common.events.inbox explains the
+    # default: twice the outbox's retention, longer than any redelivery or replay of a sent event).
+    inbox_retention_days: int = Field(default=14, ge=1)
+    # How often each consuming service purges its inbox.
+    inbox_purge_interval_seconds: float = Field(default=3600.0, gt=0)
     migrate_on_start: bool = True
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.

@@ -1,13 +1,15 @@
 """The inbox: a handler's effects and the record that it saw the event commit together, so a
 redelivered event changes nothing."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +35,9 @@ IGNORED = Counter(
     "crm_events_ignored_total",
     "Events delivered to a consumer that has no handler for their type",
     ["consumer"],
+)
+PURGED = Counter(
+    "crm_inbox_purged_total", "Processed-event inbox rows removed by the retention", ["consumer"]
 )
 LAG = Histogram(
     "crm_event_lag_seconds",
@@ -94,3 +99,41 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
         return outcome
 
     return dispatch
+
+
+# --- retention --------------------------------------------------------------------------------------
+#
+# An inbox row only has to outlive every redelivery of its event. RabbitMQ redelivers an unacknowledged
+# message when its consumer's connection drops (seconds to the length of an outage) and keeps a queued
+# one while the consumer is down; the outbox relay sends a row again only while it is PENDING; an
+# operator can replay PUBLISHED outbox rows for as long as they are kept (CRM_OUTBOX_RETENTION_HOURS,
+# 7 days) and dead letters at any time (those were never applied, so they have no inbox row to lose).
+# The default, 14 days (CRM_INBOX_RETENTION_DAYS), is twice the outbox's retention: a row is gone
+# only long after the last copy of its event that anyone could send again.
+
+
+async def purge_processed(db: Database, retention: timedelta, *, consumer: str | None = None) -> int:
+    """Delete inbox rows processed more than `retention` ago; returns how many."""
+    cutoff = datetime.now(UTC) - retention
+    query = delete(inbox).where(inbox.c.processed_at < cutoff)
+    if consumer is not None:
+        query = query.where(inbox.c.consumer == consumer)
+    async with db.transaction() as session:
+        removed = (await session.execute(query)).rowcount
+    if removed:
+        PURGED.labels(consumer or "all").inc(removed)
+        log.info("inbox retention: removed %d rows processed before %s", removed, cutoff.isoformat())
+    return removed
+
+
+async def keep_retention(db: Database, consumer: str, retention: timedelta, every: float) -> None:
+    """A service's background task: purge now, then every `every` seconds. A failed purge (the
+    database away) is logged and tried again at the next round."""
+    while True:
+        try:
+            await purge_processed(db, retention, consumer=consumer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("%s: inbox purge failed; trying again in %.0f s", consumer, every, exc_info=True)
+        await asyncio.sleep(every)
