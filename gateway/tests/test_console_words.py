@@ -65,5 +65,10 @@ def test_translate_fills_in_values_in_either_language(language, expected):
     assert words.translate("Page {page} of {pages}", language, page=2, pages=5) == expected
 
 
+def test_keys_built_by_templates_have_their_english():
+    keyed = {text for text in _texts() if ":" in text and not text.endswith(":") and " " not in text}
+    assert keyed and not keyed - set(words.EN)
+
+
 def test_an_unknown_text_shows_in_english_rather_than_nothing():
     assert words.translate("Brand new words", "zh") == "Brand new words"

@@ -436,3 +436,105 @@ def test_a_salesperson_works_on_a_customer_page_and_imports_and_exports(crm, bro
     exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert f"new-{tag}@example.com" in exported and lead["email"] not in exported
     person.context.close()
+
+
+def test_support_and_marketing_pages_and_the_agenda(crm, browser, api):
+    from datetime import UTC, datetime, timedelta
+
+    from playwright.sync_api import expect
+
+    tag = uuid.uuid4().hex[:6]
+    customer = api.post(
+        "/api/v1/customers", json={"email": f"t-{tag}@example.com", "lastName": f"T{tag}"}
+    ).json()
+    deadline = time.monotonic() + 10
+    while (
+        ticket := api.post(
+            "/api/v1/tickets",
+            json={
+                "subject": f"Cannot log in {tag}",
+                "description": "Since this morning.",
+                "type": "PROBLEM",
+                "priority": "URGENT",
+                "customerId": customer["id"],
+            },
+        )
+    ).status_code != 201:
+        assert time.monotonic() < deadline, ticket.text  # ticket-svc hears of the customer by an event
+        time.sleep(0.2)
+    ticket = ticket.json()
+    now = datetime.now(UTC)
+    for subject, start in (("Overdue follow-up", now - timedelta(days=2)), ("Call today", now)):
+        r = api.post(
+            "/api/v1/activities",
+            json={
+                "type": "TASK",
+                "subject": f"{subject} {tag}",
+                "startDate": start.isoformat(),
+                "customerId": customer["id"],
+            },
+        )
+        assert r.status_code == 201, r.text
+    campaign = api.post(
+        "/api/v1/campaigns", json={"name": f"Spring {tag}", "type": "EMAIL", "budget": "900.00"}
+    ).json()
+    assert (
+        api.post(
+            f"/api/v1/campaigns/{campaign['id']}/targets", json={"customerIds": [customer["id"]]}
+        ).status_code
+        < 300
+    )
+
+    person = Person(browser, crm)
+    page = person.page
+    person.sign_in(ADMIN_EMAIL)
+
+    # Tickets: the list marks the URGENT ticket's first response as due within the hour.
+    page.get_by_role("link", name="Tickets").click()
+    page.get_by_label("Search").fill(tag)
+    row = page.locator(f'tr[data-id="{ticket["id"]}"]')
+    expect(row).to_contain_text("Due within the hour")
+    person.check("13-tickets")
+    row.get_by_role("link", name=ticket["ticketNumber"]).click()
+    page.get_by_label("Message").fill("We are looking into it.")
+    page.get_by_role("button", name="Add to the conversation").click()
+    expect(page.locator("#conversation")).to_contain_text("We are looking into it.")
+    expect(page.locator("#ticket-status")).to_have_text("OPEN")  # the first answer opened it
+    page.get_by_label("New status").select_option("RESOLVED")
+    page.get_by_role("button", name="Change status").click()
+    expect(page.locator("#flash")).to_contain_text("resolution")  # refused: a resolution is needed
+    page.get_by_label("New status").select_option("RESOLVED")
+    page.get_by_label("Resolution (to resolve)").fill("Password reset.")
+    page.get_by_role("button", name="Change status").click()
+    expect(page.locator("#ticket-status")).to_have_text("RESOLVED")
+    person.check("14-ticket")
+
+    # My agenda: yesterday's task is overdue, today's is today; ticking it off removes it.
+    page.get_by_role("link", name="My agenda").click()
+    expect(page.locator("#agenda-overdue")).to_contain_text(f"Overdue follow-up {tag}")
+    today = page.locator("#agenda-dueToday")
+    expect(today).to_contain_text(f"Call today {tag}")
+    person.check("15-agenda")
+    today.get_by_role("button", name=f"Done Call today {tag}").click()
+    expect(page.locator("#flash")).to_contain_text("Marked done.")
+    expect(page.locator("#agenda-dueToday")).not_to_contain_text(f"Call today {tag}")
+
+    # Campaigns: the list, and the campaign's funnel with its one target.
+    page.get_by_role("link", name="Campaigns").click()
+    page.get_by_role("link", name=f"Spring {tag}").click()
+    expect(page.locator("#funnel-table")).to_contain_text("Targets")
+    expect(page.locator("#funnel-table tbody tr").first.locator("td").first).to_have_text("1")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#campaign-status")).to_have_text("ACTIVE")
+    person.check("16-campaign")
+
+    # The console's own words in Chinese, chosen with the switch (over the browser's English).
+    page.get_by_label("Language").select_option("zh")
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_role("link", name="营销活动")).to_be_visible()
+    expect(page.locator("#funnel-table")).to_contain_text("目标客户")
+    page.get_by_role("link", name="工单").click()
+    expect(page.get_by_role("heading", name="工单")).to_be_visible()
+    expect(page.get_by_role("button", name="退出")).to_be_visible()
+    person.check("17-tickets-zh")
+    person.context.close()

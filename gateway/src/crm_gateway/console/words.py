@@ -304,8 +304,21 @@ ZH: dict[str, str] = {
 }
 
 
+# Texts a template builds from a key (`"sort:" ~ value`) need their English too.
+EN: dict[str, str] = {
+    "sort:-createdAt": "Newest",
+    "sort:resolutionDueAt": "Resolution due first",
+    "sort:firstResponseDueAt": "First response due first",
+    "sort:-priority": "Highest priority",
+    "sort:ticketNumber": "Ticket number",
+    "action:activate": "Start",
+    "action:pause": "Pause",
+    "action:complete": "Complete",
+    "action:cancel": "Cancel campaign",
+}
+
+
 def translate(text: str, language: str, **values) -> str:
     """`text` in `language` (English when it is `en` or no translation exists), `{name}`s filled in."""
-    if language == "zh":
-        text = ZH.get(text, text)
+    text = ZH.get(text, EN.get(text, text)) if language == "zh" else EN.get(text, text)
     return text.format(**values) if values else text
