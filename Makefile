@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
-.PHONY: up down demo test install lint format migrate distributed bench sdk clean check-python
+.PHONY: up down demo test install lint format migrate distributed bench bench-slice sdk clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
@@ -54,7 +54,11 @@ sdk: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/openapi-python-client generate --url $(CRM_URL)/openapi.json \
 		--config docs/openapi-python-client.yaml --output-path $(SDK_DIR) --overwrite
 
+## The CRM beside the bare stack in one run (bench/compare.py; bench/README.md says what it prints).
 bench: install
+	$(VENV)/bin/python bench/compare.py
+
+bench-slice: install
 	$(VENV)/bin/python bench/slice.py
 
 lint: install

@@ -1,5 +1,7 @@
-"""The benchmark's baseline: a bare FastAPI app with one endpoint doing one INSERT.
+"""The benchmark's baseline: a bare FastAPI app with one endpoint doing one INSERT and one doing one
+SELECT by primary key.
 
+`GET /customers/{id}` reads one row by primary key (404 when there is none) and answers it.
 `POST /customers` takes the same JSON body the CRM's create takes, inserts one row shaped like a
 customer (uuid id, names, email under a unique lower(email) index, status, JSON tags/custom fields,
 timestamps) in one transaction, and answers 201 with the row. No auth, no outbox, no events, no
@@ -8,7 +10,7 @@ SQLAlchemy Core + the mode's driver).
 
 The engine is configured like crm_common.db (repeated here on purpose, so the baseline does not move
 when that code changes):
-  sqlite    aiosqlite, WAL, synchronous=NORMAL, busy_timeout, BEGIN IMMEDIATE per transaction
+  sqlite    aiosqlite, WAL, synchronous=NORMAL, busy_timeout, BEGIN IMMEDIATE per writing transaction
   postgres  asyncpg, pool_size=10 + max_overflow=10 (the services' default pool)
 
 Run: python bench/baseline_app.py --database-url sqlite:///path/baseline.db --port 8100
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, EmailStr
 from pydantic.alias_generators import to_camel
 from sqlalchemy import event
@@ -88,7 +90,8 @@ def make_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads take no write lock (WAL lets them run beside a writer), as in crm_common.db.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -108,6 +111,15 @@ def create_app(database_url: str) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/customers/{customer_id}", response_model_by_alias=True)
+    async def read(customer_id: uuid.UUID) -> CustomerOut:
+        async with engine.connect() as conn:
+            await conn.execution_options(read_only=True)
+            row = (await conn.execute(customers.select().where(customers.c.id == customer_id))).first()
+        if row is None:
+            raise HTTPException(404)
+        return CustomerOut(**row._mapping)
 
     @app.post("/customers", status_code=201, response_model_by_alias=True)
     async def create(body: CustomerIn) -> CustomerOut:
