@@ -67,3 +67,30 @@ async def test_a_writer_that_waits_too_long_fails_instead_of_hanging(sqlite_db, 
     await holder
     async with sqlite_db.transaction() as s:  # the turn was given back
         await s.execute(sa.text("INSERT INTO log VALUES (1)"))
+
+
+async def test_a_reading_transaction_takes_no_connection_until_it_queries(sqlite_db):
+    """A request opens its session before its dependencies run (the session guard reads the user
+    directory in a transaction of its own): sessions that have not queried yet must not hold the
+    pool's connections, or a burst of pool-size requests waits for a connection none gives back."""
+    pool = sqlite_db.engine.sync_engine.pool
+    size = pool.size() + pool._max_overflow
+    opened = asyncio.Event()
+    release = asyncio.Event()
+    sessions_open = 0
+
+    async def idle_reader():
+        nonlocal sessions_open
+        async with sqlite_db.transaction(read_only=True):
+            sessions_open += 1
+            if sessions_open == size:
+                opened.set()
+            await release.wait()
+
+    readers = [asyncio.create_task(idle_reader()) for _ in range(size)]
+    await opened.wait()
+    assert pool.checkedout() == 0
+    async with sqlite_db.transaction(read_only=True) as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0
+    release.set()
+    await asyncio.gather(*readers)

@@ -100,6 +100,12 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, info={OUTBOX_WRITTEN: self._outbox_committed}
         )
+        # Read-only sessions are bound to the same engine (same pool) with the read-only option, so
+        # they take a connection at their first query, not when opened: a request's session then
+        # holds no connection while its dependencies (the session guard's directory read) take one.
+        # Held from the start, a burst of pool-size requests waited for a connection none would give
+        # back (the pool's 30 s timeout).
+        self._read_engine = self.engine.execution_options(**{READ_ONLY: True})
         # SQLite has one writer at a time. Writers of this process queue here, first come first
         # served, instead of in SQLite's busy handler, which polls with growing sleeps and lets a
         # late writer overtake one that has waited for seconds.
@@ -115,10 +121,9 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
-        async with self._write_turn(read_only), self.sessions() as session:
+        bind = self._read_engine if read_only else self.engine
+        async with self._write_turn(read_only), self.sessions(bind=bind) as session:
             async with session.begin():
-                if read_only:
-                    await session.connection(execution_options={READ_ONLY: True})
                 yield session
         for callback in session.info.pop(AFTER_COMMIT, ()):
             callback()
