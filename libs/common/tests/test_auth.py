@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 
 import httpx
@@ -48,6 +49,22 @@ def _status(verifier, token) -> int:
 
 def test_expired_token_is_401(verifier, make_token):
     assert _status(verifier, make_token(expires_in=-10)) == 401
+
+
+def test_a_remembered_token_is_refused_once_it_expires(verifier, make_token):
+    token = make_token(["sales_rep"], expires_in=1)
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first  # answered from the cache of verified tokens
+    time.sleep(1.1)
+    assert _status(verifier, token) == 401
+
+
+def test_the_cache_of_verified_tokens_is_bounded(signing_key, make_token):
+    verifier = TokenVerifier(lambda: signing_key[1], issuer="crm-gateway", audience="crm", cache_size=2)
+    tokens = [make_token(user_id=uuid.uuid4()) for _ in range(3)]
+    principals = [verifier.verify(t) for t in tokens]
+    assert [verifier.verify(t) for t in tokens] == principals
+    assert len(verifier._verified) == 2
 
 
 def test_alg_none_is_401(verifier, make_token):
