@@ -11,7 +11,7 @@ from itertools import pairwise
 import pytest
 from crm_common.events.envelope import new_event
 from crm_common.events.memory_bus import MemoryBus
-from crm_common.events.tables import outbox
+from crm_common.events.tables import inbox, outbox
 from crm_common.testing.plugin import eventually, running
 from sqlalchemy import select, update
 from standardwebhooks import Webhook
@@ -65,6 +65,26 @@ async def test_a_redelivered_event_is_sent_once(world: World, receiver):
     await receiver.wait_for(1)
     await asyncio.sleep(0.3)
     assert len(receiver.received) == 1
+
+
+async def test_an_event_nobody_wants_is_only_recorded_and_later_subscriptions_get_what_follows(
+    world: World, receiver
+):
+    """Events no active subscription matches take no handler transaction, but are in the inbox
+    (a redelivery is a duplicate, a consistency token naming them waits for nothing); a subscription
+    created afterwards gets every event from then on."""
+    unwanted = customer_created("Before Anyone")
+    await world.publish(unwanted)
+    async with world.client.app.state.runtime.db.transaction(read_only=True) as s:
+        seen = (await s.execute(select(inbox.c.event_id).where(inbox.c.consumer == "webhook"))).scalars()
+        assert unwanted.id in set(seen)
+    assert await world.count() == 0
+    await world.subscribe(receiver.url, ["customer.*"])
+    await world.publish(unwanted, customer_created("After The Subscription"))
+    (got,) = await receiver.wait_for(1)
+    await asyncio.sleep(0.3)
+    assert len(receiver.received) == 1
+    assert json.loads(got.body)["data"]["fullName"] == "After The Subscription"
 
 
 async def test_the_filter_selects_events(world: World, receiver):

@@ -3,6 +3,7 @@ responses, request ids, health and metrics. A service's `create_app` passes its 
 migrations and event handlers."""
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from crm_common.errors import install_problem_handlers
 from crm_common.events import dead_letters
 from crm_common.events.bus import Bus
 from crm_common.events.catalogue import SUBSCRIPTIONS
+from crm_common.events.envelope import CloudEvent
 from crm_common.events.inbox import EventHandler, idempotent_dispatcher, keep_retention
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.rabbitmq_bus import RabbitBus
@@ -34,6 +36,8 @@ from crm_common.observability import RequestContextMiddleware, health_router, in
 from crm_common.settings import ServiceSettings
 
 log = logging.getLogger("crm.app")
+# Whether an event can have any effect in this service (crm_common.events.inbox: `wanted`).
+EventFilter = Callable[[Database, CloudEvent], Awaitable[bool]]
 # How long a graceful stop keeps publishing the outbox before closing.
 DRAIN_SECONDS = 5.0
 
@@ -72,7 +76,9 @@ def make_bus(settings: ServiceSettings) -> Bus:
     return MemoryBus(delivery_limit=settings.event_delivery_limit, consumers={settings.service_name})
 
 
-async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], owned: bool) -> None:
+async def _connect_bus(
+    runtime: Runtime, handlers: Mapping[str, EventHandler], owned: bool, event_wanted: EventFilter | None
+) -> None:
     """Start the bus, declare the platform's queues and start consuming; retried while the broker is
     away, so a service starts (and takes writes into its outbox) without it."""
     settings, bus = runtime.settings, runtime.bus
@@ -90,7 +96,8 @@ async def _connect_bus(runtime: Runtime, handlers: Mapping[str, EventHandler], o
                     raise RuntimeError(
                         f"handlers for {sorted(missing)} are not in the subscription catalogue"
                     )
-                dispatch = idempotent_dispatcher(runtime.db, settings.service_name, handlers)
+                wanted = functools.partial(event_wanted, runtime.db) if event_wanted else None
+                dispatch = idempotent_dispatcher(runtime.db, settings.service_name, handlers, wanted)
                 sink = dead_letters.recorder(runtime.db, settings.service_name)
                 await bus.consume(settings.service_name, keys, dispatch, dead_letter=sink)
             runtime.bus_connected.set()
@@ -156,10 +163,12 @@ def create_service_app(
     openapi_tags: list[dict] | None = None,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
+    event_wanted: EventFilter | None = None,
     **fastapi_options,
 ) -> FastAPI:
     """`bus` is passed in when several services share one in-process bus (the embedded default).
-    `on_startup` runs once the database is migrated, before the app takes requests. Services (not the
+    `on_startup` runs once the database is migrated, before the app takes requests. `event_wanted`
+    lets a consumer skip the handler's transaction for events that can have no effect here. Services (not the
     gateway, which is its source) keep the user and team directory from the gateway's events."""
     handlers = dict(handlers or {})
     if settings.service_name in SUBSCRIPTIONS:
@@ -192,7 +201,7 @@ def create_service_app(
         runtime = Runtime(settings=settings, db=db, bus=the_bus, relay=relay)
         db.outbox_listeners.append(relay.wake)
         app.state.runtime = runtime
-        runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, handlers, owned)))
+        runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, handlers, owned, event_wanted)))
         if handlers:
             runtime.tasks.append(
                 asyncio.create_task(

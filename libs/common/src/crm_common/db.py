@@ -12,7 +12,13 @@ from contextlib import asynccontextmanager, nullcontext
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 AFTER_COMMIT = "crm_after_commit"
 # Execution option marking a transaction that only reads.
@@ -127,6 +133,22 @@ class Database:
                 yield session
         for callback in session.info.pop(AFTER_COMMIT, ()):
             callback()
+
+    @asynccontextmanager
+    async def single_statements(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each commit on their own, for one read or one idempotent
+        write that needs no transaction around it: on Postgres no BEGIN and COMMIT round trips. On
+        SQLite a transaction as `transaction()` runs it (a writer takes its turn)."""
+        if self.is_sqlite:
+            async with (
+                self._write_turn(read_only),
+                (self._read_engine if read_only else self.engine).begin() as conn,
+            ):
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     def _write_turn(self, read_only: bool):
         if read_only or self._sqlite_writer is None:

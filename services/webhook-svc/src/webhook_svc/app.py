@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from webhook_svc.api import router
 from webhook_svc.delivery.worker import DeliveryWorker
-from webhook_svc.handlers import handlers
+from webhook_svc.handlers import handlers, wanted
 from webhook_svc.service.targets import Guard
 from webhook_svc.settings import Settings
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers(worker),
+        event_wanted=wanted,
         bus=bus,
         on_startup=start_worker,
         on_shutdown=stop_worker,

@@ -4,6 +4,7 @@ queues the deliveries the event owes; the user and team events also keep crm_com
 
 from crm_common import directory
 from crm_common.contracts.catalogue import by_routing_key
+from crm_common.db import Database
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.envelope import CloudEvent
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,14 +12,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webhook_svc.delivery.worker import DeliveryWorker
 from webhook_svc.service import deliveries
 
+_contracts = by_routing_key()
+
+
+def check_contract(event: CloudEvent) -> None:
+    """What goes out to other systems keeps the published contract: an event that breaks it is
+    refused here (a ValidationError: dead-lettered at once) rather than passed on."""
+    _contracts[event.routing_key].model_validate(event.data)
+
+
+async def wanted(db: Database, event: CloudEvent) -> bool:
+    """Whether an event can have an effect here: the directory's always, the others when an active
+    subscription wants them (deliveries.wanted_by_any). An event breaking its contract is refused
+    whether or not anyone wants it, as the handler would."""
+    check_contract(event)
+    return event.routing_key in directory.HANDLERS or await deliveries.wanted_by_any(db, event)
+
 
 def handlers(worker: DeliveryWorker) -> dict:
-    contracts = by_routing_key()
-
     async def forward(session: AsyncSession, event: CloudEvent) -> None:
-        # What goes out to other systems keeps the published contract: an event that breaks it is
-        # refused here (a ValidationError: dead-lettered at once) rather than passed on.
-        contracts[event.routing_key].model_validate(event.data)
+        check_contract(event)
         await deliveries.fan_out(session, event, wake=worker.wake)
 
     def with_directory(keep):

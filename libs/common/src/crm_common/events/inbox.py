@@ -47,26 +47,62 @@ LAG = Histogram(
 )
 
 
-async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
-    """Record the event as processed by `consumer`; False if it already was."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = (
+# A consumer's cheap look before its handler's transaction: whether the event can have any effect.
+EventWanted = Callable[[CloudEvent], Awaitable[bool]]
+
+
+def _claim_statement(dialect_name: str, consumer: str, event: CloudEvent):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return (
         dialect.insert(inbox)
         .values(consumer=consumer, event_id=event.id, event_type=event.type, processed_at=datetime.now(UTC))
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
     )
-    result = await session.execute(stmt)
+
+
+async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
+    """Record the event as processed by `consumer`; False if it already was."""
+    result = await session.execute(_claim_statement(session.bind.dialect.name, consumer, event))
     return result.rowcount == 1
 
 
-def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, EventHandler]):
+async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
+    """`claim` as a statement of its own, for an event that has nothing else to do here."""
+    async with db.single_statements() as conn:
+        result = await conn.execute(_claim_statement(conn.dialect.name, consumer, event))
+    return result.rowcount == 1
+
+
+def idempotent_dispatcher(
+    db: Database, consumer: str, handlers: Mapping[str, EventHandler], wanted: EventWanted | None = None
+):
     """One bus handler for a service: routes by routing key, exactly-once effects via the inbox.
 
     An exception rolls everything back (inbox row included) and propagates, so the bus retries; a
     payload that fails its contract's validation will fail the same way every time, so it propagates
     as a PermanentEventError (dead-lettered at once), as does an event too large or of a schema
     version this code does not read (crm_common.events.acceptance). Returns "applied", "duplicate"
-    (the inbox had it: nothing done) or "ignored" (no handler for it: acknowledged, nothing done)."""
+    (the inbox had it: nothing done) or "ignored" (no handler for it: acknowledged, nothing done).
+
+    `wanted`, when given, is asked first: an event it says can have no effect here is only recorded
+    in the inbox (one statement, no handler transaction), so redelivery and consistency tokens see it
+    exactly as if the handler had run and done nothing."""
+
+    async def _handle(event: CloudEvent, handler: EventHandler) -> bool:
+        async with db.transaction() as session:
+            applied = await claim(session, consumer, event)
+            if applied:
+                try:
+                    await handler(session, event)
+                except ValidationError as exc:
+                    raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
+        return applied
+
+    async def _wanted(event: CloudEvent) -> bool:
+        try:
+            return await wanted(event)
+        except ValidationError as exc:
+            raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
 
     async def dispatch(event: CloudEvent) -> str:
         handler = handlers.get(event.routing_key)
@@ -79,15 +115,10 @@ def idempotent_dispatcher(db: Database, consumer: str, handlers: Mapping[str, Ev
         started, outcome = time.perf_counter(), "failed"
         try:
             with consumer_span(consumer, event.type, str(event.id), event.traceparent):
-                async with db.transaction() as session:
-                    applied = await claim(session, consumer, event)
-                    if applied:
-                        try:
-                            await handler(session, event)
-                        except ValidationError as exc:
-                            raise PermanentEventError(
-                                f"{event.type} {event.id} breaks its contract: {exc}"
-                            ) from exc
+                if wanted is not None and not await _wanted(event):
+                    applied = await claim_alone(db, consumer, event)
+                else:
+                    applied = await _handle(event, handler)
             # Only here is it committed: requests waiting for it (consistency tokens) may go on.
             consistency.notify_applied(consumer)
             outcome = "applied" if applied else "duplicate"

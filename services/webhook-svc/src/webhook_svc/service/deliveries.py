@@ -5,7 +5,7 @@ the retry schedule. Every attempt is logged."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from crm_common.db import after_commit
+from crm_common.db import Database, after_commit
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -27,20 +27,37 @@ def event_document(event: CloudEvent) -> dict:
     return event.model_dump(mode="json", exclude_none=True)
 
 
-async def fan_out(session: AsyncSession, event: CloudEvent, *, wake=None) -> int:
-    """Queue a delivery of `event` for every active subscription that wants it; returns how many.
-    Runs in the inbox transaction, so an event is queued once whatever the bus redelivers."""
-    subscriptions = (
-        await session.execute(
-            select(Subscription.id, Subscription.event_types, Subscription.filter).where(Subscription.active)
-        )
-    ).all()
-    document = event_document(event)
-    wanted = [
+_ACTIVE = select(Subscription.id, Subscription.event_types, Subscription.filter).where(Subscription.active)
+
+
+def _wanting(subscriptions, event: CloudEvent, document: dict) -> list[uuid.UUID]:
+    return [
         s.id
         for s in subscriptions
         if patterns.matches(s.event_types, event.routing_key) and patterns.filter_matches(s.filter, document)
     ]
+
+
+async def wanted_by_any(db: Database, event: CloudEvent) -> bool:
+    """Whether an active subscription wants `event`, read outside any transaction: the consumer
+    records an event nobody wants in its inbox alone (crm_common.events.inbox), instead of a
+    transaction per event that queues nothing.
+
+    Nothing is lost by it: fan_out delivers an event to the subscriptions active when it reads them,
+    and this read happens before that one would; a subscription committed after it is one created
+    after the event was handled, which fan_out would not have seen either. Nothing is cached, so a
+    subscription made on another replica counts from its commit on."""
+    async with db.single_statements(read_only=True) as conn:
+        subscriptions = (await conn.execute(_ACTIVE)).all()
+    return bool(subscriptions) and bool(_wanting(subscriptions, event, event_document(event)))
+
+
+async def fan_out(session: AsyncSession, event: CloudEvent, *, wake=None) -> int:
+    """Queue a delivery of `event` for every active subscription that wants it; returns how many.
+    Runs in the inbox transaction, so an event is queued once whatever the bus redelivers."""
+    subscriptions = (await session.execute(_ACTIVE)).all()
+    document = event_document(event)
+    wanted = _wanting(subscriptions, event, document)
     if not wanted:
         return 0
     now = datetime.now(UTC)
