@@ -38,6 +38,10 @@ ANY_CALLER = {
     "users_get",
     "teams_list",
     "teams_get",
+    "oauth_clients_create",
+    "oauth_clients_list",
+    "oauth_clients_get",
+    "oauth_clients_revoke",
 }
 GATEWAY_ADMIN = {
     "users_create",

@@ -286,3 +286,48 @@ async def sale_and_support_case(m, op, crm):
     assert invalid.status_code == 422 and isinstance(invalid.parsed, m.Problem), invalid
     assert invalid.parsed.code == "VALIDATION_ERROR"
     assert [e.field for e in invalid.parsed.errors] == ["currency"], invalid.parsed.errors
+
+
+async def test_an_integration_gets_its_token_with_client_credentials_through_the_sdk(sdk, tmp_path):
+    m, op = sdk.models, sdk.operation
+    app = create_embedded_app(settings(tmp_path), only=("customer",))
+    transport = {"transport": httpx.ASGITransport(app=app)}
+    async with running(app):
+        async with sdk.client.Client(base_url=BASE_URL, httpx_args=transport) as anonymous:
+            person = await op("auth_token").asyncio(
+                client=anonymous, body=m.BodyAuthToken(username=ADMIN, password=PASSWORD)
+            )
+            async with sdk.client.AuthenticatedClient(
+                base_url=BASE_URL, token=person.access_token, httpx_args=transport
+            ) as crm:
+                made = await op("oauth_clients_create").asyncio(
+                    client=crm,
+                    body=m.OAuthClientCreate.from_dict({"name": "sync", "permissions": ["customers:write"]}),
+                )
+            assert isinstance(made, m.OAuthClientCreated), made
+
+            grant = m.BodyAuthTokenGrantType.CLIENT_CREDENTIALS
+            token = await op("auth_token").asyncio(
+                client=anonymous,
+                body=m.BodyAuthToken(
+                    grant_type=grant, client_id=made.client_id, client_secret=made.client_secret
+                ),
+            )
+            assert isinstance(token, m.TokenResponse), token
+            assert token.scope == "customers:write" and token.expires_in > 0
+
+            refused = await op("auth_token").asyncio_detailed(
+                client=anonymous,
+                body=m.BodyAuthToken(grant_type=grant, client_id=made.client_id, client_secret="crms_wrong"),
+            )
+            assert refused.status_code == 401 and isinstance(refused.parsed, m.Problem), refused
+            assert refused.parsed.code == "INVALID_CLIENT"
+            assert refused.parsed.additional_properties["error"] == "invalid_client"
+
+        async with sdk.client.AuthenticatedClient(
+            base_url=BASE_URL, token=token.access_token, httpx_args=transport
+        ) as integration:
+            created = await op("customers_create").asyncio(
+                client=integration, body=m.CustomerCreate(email="sync@example.com", first_name="Sync")
+            )
+            assert isinstance(created, m.CustomerRead), created

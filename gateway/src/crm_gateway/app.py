@@ -24,6 +24,7 @@ from crm_gateway.frontdoor import FrontDoor
 from crm_gateway.identity import service as identity
 from crm_gateway.identity.admin_api import key_router, team_router, user_router
 from crm_gateway.identity.api import router as identity_router
+from crm_gateway.identity.client_api import router as oauth_client_router
 from crm_gateway.identity.login import LoginThrottle, PasswordWork
 from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
 from crm_gateway.internal import ServiceClient
@@ -39,8 +40,8 @@ log = logging.getLogger("crm.gateway")
 DESCRIPTION = """The CRM platform's public API: customers and leads, the sales pipeline, activities,
 support tickets and marketing campaigns.
 
-Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) and send the access token as
-`Authorization: Bearer <token>`. Errors are RFC 9457 problem documents with a stable `code`."""
+Authenticate with `POST /api/v1/auth/token` (OAuth2: the password grant for people, the client
+credentials grant for integrations) and send the access token as `Authorization: Bearer <token>`. Errors are RFC 9457 problem documents with a stable `code`."""
 
 
 def create_app(
@@ -100,6 +101,7 @@ def create_app(
             user_router,
             team_router,
             key_router,
+            oauth_client_router,
             dashboard_router,
             views_router,
             actions_router,

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from crm_common.errors import PROBLEM_JSON
 
+from crm_gateway.openapi_security import declare_security
 from crm_gateway.openapi_transport import describe_transport
 
 log = logging.getLogger("crm.gateway.openapi")
@@ -45,6 +46,7 @@ def merge(gateway_doc: dict, service_docs: Mapping[str, dict]) -> dict:
     doc = for_generators(doc)
     served_by_services = {path for sdoc in service_docs.values() for path in sdoc.get("paths", {})}
     describe_transport(doc, served_by_services)
+    declare_security(doc)
     return doc
 
 

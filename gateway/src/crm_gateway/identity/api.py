@@ -1,4 +1,4 @@
-"""`POST /api/v1/auth/token` (OAuth2 password flow), `POST /api/v1/auth/password` and `GET /api/v1/me`."""
+"""`POST /api/v1/auth/token` (OAuth2 password and client credentials grants), `POST /api/v1/auth/password` and `GET /api/v1/me`."""
 
 from typing import Annotated
 
@@ -7,21 +7,15 @@ from crm_common.errors import ProblemError, problem_doc
 from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
 
 from crm_gateway.clientaddr import client_address
-from crm_gateway.identity import service
+from crm_gateway.identity import grants, service
+from crm_gateway.identity.grants import NO_STORE
 from crm_gateway.identity.login import LoginThrottle
+from crm_gateway.identity.oauth_schemas import TokenRequest, TokenResponse
 from crm_gateway.identity.schemas import PasswordChange
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-
-
-class TokenResponse(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-    expires_in: int
 
 
 class Me(ApiModel):
@@ -30,10 +24,6 @@ class Me(ApiModel):
     name: str
     roles: list[str]
     permissions: list[str]
-
-
-# RFC 6749 §5.1: a response carrying a token must not be stored by any cache.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _token_response(request: Request, user: service.SignIn) -> JSONResponse:
@@ -45,20 +35,42 @@ def _token_response(request: Request, user: service.SignIn) -> JSONResponse:
         roles=list(user.roles),
         token_version=user.token_version,
     )
-    body = TokenResponse(access_token=token, expires_in=issuer.ttl_seconds)
-    return JSONResponse(body.model_dump(), headers=NO_STORE)
+    return _answer(TokenResponse(access_token=token, expires_in=issuer.ttl_seconds))
+
+
+def _answer(body: TokenResponse) -> JSONResponse:
+    return JSONResponse(body.model_dump(exclude_none=True), headers=NO_STORE)
 
 
 @router.post(
     "/auth/token",
     operation_id="auth_token",
-    summary="Exchange email and password for an access token (OAuth2 password flow)",
-    description="Failed attempts are throttled per account and per client address (429 "
-    "`LOGIN_THROTTLED` with `Retry-After`); see the API guide, *Signing in*.",
-    responses=problem_doc(400, 422, 429, 503),
+    summary="Get an access token: password, refresh_token or client_credentials grant (OAuth2)",
+    description="A form (`application/x-www-form-urlencoded`), as RFC 6749 says. `grant_type=password` "
+    "(the default) takes `username` (the email) and `password`; `grant_type=client_credentials` "
+    "authenticates an OAuth client with HTTP Basic or `client_id` and `client_secret` in the form, "
+    "and takes an optional `scope`. Errors carry RFC 6749 §5.2's `error` (`invalid_request`, "
+    "`invalid_client` (401), `invalid_grant`, `invalid_scope`, `unsupported_grant_type`) beside the "
+    "problem `code`. Failed password sign-ins are throttled per account and per client address "
+    "(429 `LOGIN_THROTTLED` with `Retry-After`); see the API guide, *Authentication*.",
+    responses=problem_doc(400, 401, 429, 503),
     response_model=TokenResponse,
+    response_model_exclude_none=True,
 )
-async def issue_token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]):
+async def issue_token(request: Request, form: Annotated[TokenRequest, Depends()]):
+    if form.grant_type == "client_credentials":
+        return _answer(await grants.client_credentials(request, form))
+    if form.grant_type != "password":
+        raise grants.oauth_error(
+            400,
+            "unsupported_grant_type",
+            "UNSUPPORTED_GRANT_TYPE",
+            f"grant_type {form.grant_type!r} is not supported: use password or client_credentials.",
+        )
+    if not form.username:
+        raise grants.invalid_request("The password grant needs `username` and `password`.")
+    # An empty password (which the form reads as none) is a wrong one, answered as any other.
+    password = form.password or ""
     state = request.app.state
     throttle: LoginThrottle = state.login_throttle
     address = client_address(request.scope, state.trusted_proxies)
@@ -66,18 +78,16 @@ async def issue_token(request: Request, form: Annotated[OAuth2PasswordRequestFor
     user = None
     try:
         user = await service.authenticate(
-            state.runtime.db, state.password_work, email=form.username, password=form.password
+            state.runtime.db, state.password_work, email=form.username, password=password
         )
     finally:
         throttle.end(form.username, address, ok=user is not None)
     if user is None:
-        # OAuth2 clients look for `error`; everyone else for the problem `code`.
-        raise ProblemError(
+        raise grants.oauth_error(
             400,
+            "invalid_grant",
             "INVALID_CREDENTIALS",
             "The email or password is wrong, or the user is inactive.",
-            extra={"error": "invalid_grant"},
-            headers=NO_STORE,
         )
     return _token_response(request, user)
 

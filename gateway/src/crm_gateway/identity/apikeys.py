@@ -6,18 +6,24 @@ SHA-256 speed), while an unsalted fast hash lets the gateway find the key with o
 per request instead of an argon2 verification (~tens of ms) per request.
 """
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from crm_common.auth import PERMISSIONS, Principal, expand_permissions, permissions_for
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.auth import Principal
+from crm_common.errors import ProblemError, not_found
 from crm_common.models import utcnow
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_gateway.identity.credentials import (
+    check_expiry,
+    effective_permissions,
+    grantable,
+    hash_secret,
+    usable,
+)
 from crm_gateway.identity.models import ApiKey, User
 from crm_gateway.identity.schemas import ApiKeyCreate
 
@@ -25,7 +31,7 @@ PREFIX = "crm_"
 
 
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hash_secret(key)
 
 
 def looks_like_key(credential: str) -> bool:
@@ -33,38 +39,14 @@ def looks_like_key(credential: str) -> bool:
 
 
 async def create_key(session: AsyncSession, data: ApiKeyCreate, *, creator: Principal) -> tuple[ApiKey, str]:
-    wanted = set(expand_permissions(data.permissions))
-    beyond = sorted(p for p in wanted if not creator.can(p))
-    if beyond:
-        raise ProblemError(
-            422,
-            "PERMISSION_NOT_HELD",
-            f"A key cannot carry permissions its creator lacks: {', '.join(beyond)}.",
-            errors=[
-                FieldError(field="permissions", message=f"not held: {p}", code="not_held") for p in beyond
-            ],
-        )
-    if data.expires_at is not None:
-        if data.expires_at.tzinfo is None:
-            raise ProblemError(
-                422,
-                "VALIDATION_ERROR",
-                "`expiresAt` needs a time zone offset.",
-                errors=[FieldError(field="expiresAt", message="naive datetime", code="naive_datetime")],
-            )
-        if data.expires_at <= utcnow():
-            raise ProblemError(
-                422,
-                "VALIDATION_ERROR",
-                "`expiresAt` is in the past.",
-                errors=[FieldError(field="expiresAt", message="in the past", code="in_the_past")],
-            )
+    permissions = grantable(data.permissions, creator=creator, kind="key")
+    check_expiry(data.expires_at)
     secret = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         name=data.name,
         prefix=secret[:12],
         key_hash=hash_key(secret),
-        permissions=sorted(wanted),
+        permissions=permissions,
         created_by=creator.id,
         expires_at=data.expires_at,
     )
@@ -116,17 +98,10 @@ async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
     if row is None:
         return None
     key, user = row
-    if key.revoked_at is not None or not user.is_active:
+    if not usable(revoked_at=key.revoked_at, expires_at=key.expires_at, creator_active=user.is_active):
         return None
-    if key.expires_at is not None and key.expires_at <= utcnow():
-        return None
-    own = expand_permissions(key.permissions)
-    if "admin" in own:  # admin stands for every permission: what the creator keeps of it stays
-        own = frozenset(PERMISSIONS)
-    effective = own & permissions_for(user.roles)
-    return KeyIdentity(
-        key.id, key.name, sorted(effective), user.id, user.email, key.expires_at, user.token_version
-    )
+    effective = effective_permissions(key.permissions, user.roles)
+    return KeyIdentity(key.id, key.name, effective, user.id, user.email, key.expires_at, user.token_version)
 
 
 __all__ = ["create_key", "get_key", "list_keys", "looks_like_key", "not_found", "resolve", "revoke_key"]

@@ -90,3 +90,21 @@ class ApiKey(Base, table=True):
     created_at: datetime = timestamp_field()
     expires_at: datetime | None = timestamp_field(nullable=True)
     revoked_at: datetime | None = timestamp_field(nullable=True)
+
+
+class OAuthClient(Base, table=True):
+    """An OAuth2 client for the client credentials grant (RFC 6749 §4.4): a public `client_id` and a
+    secret of which only the SHA-256 is kept, like an API key's."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (sa.Index("ix_oauth_clients_created_by", "created_by"),)
+
+    id: uuid.UUID = id_field()
+    client_id: str = Field(sa_type=sa.String(64), nullable=False, unique=True)
+    name: str = Field(sa_type=sa.String(200), nullable=False)
+    secret_hash: str = Field(sa_type=sa.String(64), nullable=False)
+    permissions: list[str] = json_field(list)
+    created_by: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="users.id", nullable=False)
+    created_at: datetime = timestamp_field()
+    expires_at: datetime | None = timestamp_field(nullable=True)
+    revoked_at: datetime | None = timestamp_field(nullable=True)
