@@ -152,12 +152,13 @@ class Person:
         assert not found, f"{name}: accessibility findings\n{json.dumps(found, indent=1)}"
         assert not self.csp_violations, f"{name}: CSP violations {self.csp_violations}"
 
-    def sign_in(self, email: str, password: str = PASSWORD) -> None:
+    def sign_in(self, email: str, password: str = PASSWORD, words=("Email", "Password", "Sign in")) -> None:
+        """`words`: the form's labels and button in the page's language."""
         self.page.goto("/app")
         assert "/app/login" in self.page.url  # no session: the sign-in page
-        self.page.get_by_label("Email").fill(email)
-        self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Sign in").click()
+        self.page.get_by_label(words[0]).fill(email)
+        self.page.get_by_label(words[1]).fill(password)
+        self.page.get_by_role("button", name=words[2]).click()
         self.page.wait_for_url(re.compile(r".*/app$"))
 
 
@@ -213,8 +214,8 @@ def test_a_salesperson_signs_in_adds_a_customer_and_wins_a_deal(crm, browser, ap
         time.sleep(0.3)
         page.reload()
 
-    page.get_by_label("Title").fill("Console deal")
-    page.get_by_label("Amount").fill("1234.50")
+    page.get_by_label("Title", exact=True).fill("Console deal")
+    page.get_by_label("Amount", exact=True).fill("1234.50")
     page.get_by_role("button", name="Create opportunity").click()
     expect(page.locator("#opportunities")).to_contain_text("Console deal")
     person.check("04-customer")
@@ -318,9 +319,9 @@ def test_the_views_labels_follow_the_browsers_language(crm, browser):
 
     person = Person(browser, crm, locale="zh-CN")  # the browser sends Accept-Language: zh-CN
     page = person.page
-    person.sign_in(ADMIN_EMAIL)
+    person.sign_in(ADMIN_EMAIL, words=("邮箱", "密码", "登录"))  # the console's words follow too
     expect(page.get_by_role("heading", name="CRM仪表盘")).to_be_visible()
-    page.get_by_role("link", name="Customers").click()
+    page.get_by_role("link", name="客户", exact=True).click()
     expect(page.get_by_role("heading", name="客户列表")).to_be_visible()
     expect(page.get_by_role("columnheader", name="客户编号")).to_be_visible()
     expect(page.get_by_role("link", name="新增客户")).to_be_visible()

@@ -11,6 +11,7 @@ from crm_gateway.console import (
     customer_files,
     customer_pages,
     dashboard_pages,
+    memo,
     pipeline_pages,
     ticket_pages,
 )
@@ -20,6 +21,7 @@ from crm_gateway.console.session import gateway_client
 def install(app: FastAPI) -> None:
     """Adds the console's routes (kept out of the OpenAPI document); call before the catch-all mount."""
     app.state.console_client = gateway_client(app)
+    app.state.console_memo = memo.Memo()
     # customer_files before customer_pages: /customers/import is not a customer's id.
     for module in (
         auth_pages,

@@ -61,9 +61,7 @@ def _filter_options(view: dict, users: list[dict]) -> list[dict]:
 
 @router.get("/customers")
 async def customers(request: Request, ctx: Annotated[Console, Depends(console)]):
-    view_r, users_r = await asyncio.gather(
-        ctx.get("/api/v1/views/customer-list"), ctx.get("/api/v1/users", params={"pageSize": 200})
-    )
+    view_r, users_r = await asyncio.gather(ctx.view("customer-list"), ctx.directory())
     if not view_r.ok:
         return page(ctx, "error.html", status_code=view_r.status, message=view_r.detail)
     view = view_r.body
@@ -153,7 +151,7 @@ async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 20
         ctx.get("/api/v1/tickets", params={"customerId": customer_id, "pageSize": 20})
         if ctx.can("tickets:read")
         else _nothing(),
-        ctx.get("/api/v1/users", params={"pageSize": 200, "active": "true"}) if can_edit else _nothing(),
+        ctx.directory() if can_edit else _nothing(),
         ctx.get("/api/v1/teams", params={"active": "true"}) if can_edit else _nothing(),
         ctx.time_zone(),
     )
@@ -171,7 +169,7 @@ async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 20
         opportunities=opportunities.body["items"] if opportunities.ok else None,
         opportunities_message=None if opportunities.ok else opportunities.detail,
         tickets=tickets.body["items"] if tickets and tickets.ok else None,
-        users=users.body["items"] if users and users.ok else [],
+        users=[u for u in users.body["items"] if u.get("isActive", True)] if users and users.ok else [],
         teams=teams.body["items"] if teams and teams.ok and isinstance(teams.body, dict) else [],
         time_zone=time_zone,
         can_sell=ctx.can("sales:write") and not merged,

@@ -15,7 +15,7 @@ router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
 
 @router.get("")
 async def dashboard(ctx: Annotated[Console, Depends(console)]):
-    view, data = await asyncio.gather(ctx.get("/api/v1/views/crm-dashboard"), ctx.get("/api/v1/dashboard"))
+    view, data = await asyncio.gather(ctx.view("crm-dashboard"), ctx.get("/api/v1/dashboard"))
     if not data.ok:
         return page(ctx, "dashboard.html", message=data.detail, widgets={}, titles={})
     titles = {w["id"]: w["title"] for w in view.body["config"]["widgets"]} if view.ok else {}

@@ -18,7 +18,7 @@ async def _board(
     ctx: Console, *, status_code: int = 200, message: str | None = None, notice: str | None = None
 ):
     view, data = await asyncio.gather(
-        ctx.get("/api/v1/views/sales-pipeline"), ctx.get("/api/v1/views/sales-pipeline/data")
+        ctx.view("sales-pipeline"), ctx.get("/api/v1/views/sales-pipeline/data")
     )
     if not view.ok:
         return page(ctx, "error.html", status_code=view.status, message=view.detail)

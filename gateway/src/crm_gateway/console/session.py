@@ -10,6 +10,7 @@ htmx/fetch request (`X-CSRF-Token` header, added by console.js); a write whose c
 refused. It is renewed at sign-in and sign-out.
 """
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import httpx
 from fastapi import Request
 from starlette.datastructures import FormData
 
-from crm_gateway.console import words
+from crm_gateway.console import memo, words
 from crm_gateway.views.labels import LANGUAGES, preferred_language
 
 SESSION_COOKIE = "crm_console"
@@ -133,10 +134,40 @@ class Console:
     async def patch(self, path: str, **kwargs) -> ApiResult:
         return await self.call("PATCH", path, **kwargs)
 
+    @property
+    def memo(self) -> memo.Memo:
+        return self.request.app.state.console_memo
+
+    def user_key(self, what: str) -> tuple:
+        """A memo key for something about this user: the token's digest, never the token."""
+        return (what, hashlib.sha256((self.token or "").encode()).hexdigest())
+
     async def time_zone(self) -> str:
         """The user's IANA time zone from their user record (`/me` does not carry it)."""
-        r = await self.get(f"/api/v1/users/{self.me.get('id')}")
-        return ((r.body or {}).get("timeZone") if r.ok else None) or "UTC"
+
+        async def fetch():
+            r = await self.get(f"/api/v1/users/{self.me.get('id')}")
+            return r.ok, ((r.body or {}).get("timeZone") if r.ok else None) or "UTC"
+
+        return await self.memo.get(self.user_key("timeZone"), memo.USER_SECONDS, fetch)
+
+    async def view(self, view_id: str) -> ApiResult:
+        """A view definition in the page's language (the same for every user)."""
+
+        async def fetch():
+            r = await self.get(f"/api/v1/views/{view_id}")
+            return r.ok, r
+
+        return await self.memo.get(("view", view_id, self.language), memo.VIEW_SECONDS, fetch)
+
+    async def directory(self) -> ApiResult:
+        """The user directory (up to 200), for a filter's or an assignment's choices."""
+
+        async def fetch():
+            r = await self.get("/api/v1/users", params={"pageSize": 200})
+            return r.ok, r
+
+        return await self.memo.get(self.user_key("users"), memo.USER_SECONDS, fetch)
 
 
 def language_of(request: Request) -> str:
@@ -170,7 +201,12 @@ async def console(request: Request) -> Console:
     if not token:
         raise SignInRequired
     ctx = Console(request, token, csrf_of(request), after=request.cookies.get(SEEN_COOKIE))
-    me = await ctx.get("/api/v1/me")
+
+    async def fetch():
+        r = await ctx.get("/api/v1/me")
+        return r.ok, r
+
+    me = await ctx.memo.get(ctx.user_key("me"), memo.USER_SECONDS, fetch)
     if not me.ok:
         raise SignInRequired(ctx.translate("Your session has expired. Please sign in again."))
     ctx.me = me.body

@@ -85,7 +85,7 @@ async def ticket_page(ctx: Console, ticket_id: str, *, status_code: int = 200, *
     ticket, conversation, users, time_zone = await asyncio.gather(
         ctx.get(f"/api/v1/tickets/{ticket_id}"),
         ctx.get(f"/api/v1/tickets/{ticket_id}/communications", params={"pageSize": 200}),
-        ctx.get("/api/v1/users", params={"pageSize": 200}),
+        ctx.directory(),
         ctx.time_zone(),
     )
     if not ticket.ok:

@@ -89,6 +89,8 @@ ZH: dict[str, str] = {
     "Convert to a customer": "转换为客户",
     "Optionally with a first opportunity:": "可同时创建首个商机：",
     "Opportunity title": "商机标题",
+    "Opportunity amount": "商机金额",
+    "Opportunity currency": "商机币种",
     "Convert": "转换",
     "Converted to a customer.": "已转换为客户。",
     "Assign": "分配",
