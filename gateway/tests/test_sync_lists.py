@@ -1,6 +1,7 @@
 """Incremental sync on every list of records, through the gateway: `updatedAfter` / `createdAfter`
 (RFC 3339, 422 otherwise) and cursor mode, one implementation (crm_common.pagination) everywhere."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -87,3 +88,80 @@ async def test_every_list_pages_by_cursor_and_filters_by_time(world):
             r = await gw.get(f"/api/v1{path}", params={name: "last tuesday"}, headers=admin)
             assert r.status_code == 422, (path, r.text)
             assert [e["field"] for e in r.json()["errors"]] == [name], path
+
+
+async def feed(gw, admin, path, cursor=""):
+    """Every change of one feed after `cursor`, page by page; the items and the cursor to resume from."""
+    items = []
+    while True:
+        r = await gw.get(f"/api/v1{path}/changes", params={"cursor": cursor, "pageSize": 2}, headers=admin)
+        assert r.status_code == 200, (path, r.text)
+        body = r.json()
+        items += body["items"]
+        cursor = body["next"]
+        if not body["hasMore"]:
+            return items, cursor
+
+
+async def test_changes_feeds_carry_records_and_tombstones(world):
+    gw, admin, lists = world
+    customer_id = lists["/customers"]
+    for path, record_id in (
+        ("/customers", customer_id),
+        ("/opportunities", lists["/opportunities"]),
+        ("/activities", lists["/activities"]),
+        ("/tickets", lists["/tickets"]),
+        ("/campaigns", lists["/campaigns"]),
+    ):
+        items, cursor = await feed(gw, admin, path)
+        ids = [i["id"] for i in items]
+        # (activities also holds the system notes the events wrote)
+        assert record_id in ids and len(ids) == len(set(ids)), path
+        assert not any("deleted" in i for i in items), path
+        again, _ = await feed(gw, admin, path, cursor)
+        assert record_id not in [i["id"] for i in again], path
+
+    # A merge leaves a tombstone naming the survivor; the survivor and what moved to it come again.
+    _, customers_at = await feed(gw, admin, "/customers")
+    _, tickets_at = await feed(gw, admin, "/tickets")
+    _, activities_at = await feed(gw, admin, "/activities")
+    r = await gw.post("/api/v1/customers", json={"firstName": "Bo", "email": "bo@example.com"}, headers=admin)
+    survivor = r.json()["id"]
+    r = await gw.post(
+        "/api/v1/customers/merge",
+        json={"primaryCustomerId": survivor, "secondaryCustomerId": customer_id},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    items, _ = await feed(gw, admin, "/customers", customers_at)
+    assert {"id": customer_id, "deleted": True, "mergedInto": survivor} in [
+        {k: i.get(k) for k in ("id", "deleted", "mergedInto")} for i in items
+    ]
+    assert survivor in [i["id"] for i in items if not i.get("deleted")]
+    # Other contexts re-point their records on customer.merged; the feeds show the move.
+    for path, at in (("/tickets", tickets_at), ("/activities", activities_at)):
+        for _ in range(100):
+            items, _ = await feed(gw, admin, path, at)
+            if any(i.get("customerId") == survivor for i in items):
+                break
+            await asyncio.sleep(0.1)
+        assert [i["customerId"] for i in items if i["id"] == lists[path]] == [survivor], path
+
+    # Deletions leave tombstones.
+    _, activities_at = await feed(gw, admin, "/activities")
+    r = await gw.delete(f"/api/v1/activities/{lists['/activities']}", headers=admin)
+    assert r.status_code == 204, r.text
+    items, _ = await feed(gw, admin, "/activities", activities_at)
+    assert [(i["id"], i.get("deleted"), i.get("mergedInto")) for i in items][-1] == (
+        lists["/activities"],
+        True,
+        None,
+    )
+    _, campaigns_at = await feed(gw, admin, "/campaigns")
+    r = await gw.delete(f"/api/v1/campaigns/{lists['/campaigns']}", headers=admin)
+    assert r.status_code == 204, r.text
+    items, _ = await feed(gw, admin, "/campaigns", campaigns_at)
+    assert [(i["id"], i.get("deleted")) for i in items] == [(lists["/campaigns"], True)]
+
+    r = await gw.get("/api/v1/customers/changes", params={"cursor": "garbage"}, headers=admin)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["cursor"], r.text

@@ -445,6 +445,17 @@ async def test_a_merge_re_points_every_activity_of_the_secondary(client, world, 
     assert note["ownerId"] == str(merger)
     moved = next(n for n in items if n["subject"] == "Call")
     assert moved["version"] == 2 and moved["customerName"] == "Acme Ltd"
+    # Each activity moved (the call and the secondary's two notes) is published as activity.repointed.
+    repointed = [e for e in await world.outbox() if e["type"] == "crm.activity.repointed"]
+    by_id = {n["id"]: n for n in items}
+    assert sorted(by_id[e["subject"]]["subject"] for e in repointed) == [
+        "Call",
+        "Customer created",
+        "Ticket created",
+    ]
+    assert {(e["data"]["fromCustomerId"], e["data"]["customerId"], e["sequence"]) for e in repointed} == {
+        (str(secondary), str(primary), 2)
+    }
 
     # Late news about the secondary, and new activities for it, land on the primary too.
     await world.deliver(ticket(TicketClosed, secondary, uuid.uuid4(), status="CLOSED", closed_at=T0))

@@ -109,6 +109,11 @@ async def test_merge_repoints_and_keeps_furthest_status(client, headers):
     assert r.json()["targetCount"] == 1 and r.json()["clickCount"] == 1 and r.json()["sentCount"] == 1
     r = await client.get(f"/api/v1/campaigns/{other['id']}/targets", headers=headers)
     assert [i["customerId"] for i in r.json()["items"]] == [str(primary)]
+    # Each membership moved is published once (campaign.member_repointed), for mirrors built from events.
+    moves = await outbox_payloads(client, "campaign.member_repointed")
+    assert sorted(
+        (e["subject"], e["data"]["fromCustomerId"], e["data"]["customerId"]) for e in moves
+    ) == sorted((cid, str(secondary), str(primary)) for cid in (c["id"], other["id"]))
     # the merged id now stands for the primary
     r = await client.post(
         f"/api/v1/campaigns/{other['id']}/targets", json={"customerIds": [str(secondary)]}, headers=headers

@@ -176,6 +176,11 @@ async def test_a_merge_moves_opportunities_and_invoices_to_the_primary(
     assert all(
         e["data"]["customerId"] == str(primary) and e["data"]["updatedBy"] == str(merger) for e in moved
     )
+    invoice_moves = await outbox_events("invoice.repointed")
+    assert [(e["subject"], e["data"]["fromCustomerId"], e["data"]["customerId"]) for e in invoice_moves] == [
+        (invoices["items"][0]["id"], str(secondary), str(primary))
+    ]
+    assert invoice_moves[0]["sequence"] == invoices["items"][0]["version"]
     won = next(e for e in moved if e["subject"] == b["id"])
     assert won["data"]["status"] == "WON" and won["data"]["amount"] == "20.00"
 

@@ -124,3 +124,23 @@ async def test_list_filters(client, auth_headers, new_invoice, new_customer):
     ordered = (await client.get("/api/v1/invoices", params={"sort": "invoiceNumber"}, headers=h)).json()
     numbers = [i["invoiceNumber"] for i in ordered["items"]]
     assert numbers == sorted(numbers) and len(numbers) == 3
+
+
+async def test_status_changes_publish_invoice_status_changed(
+    client, auth_headers, new_invoice, outbox_events
+):
+    invoice = (await new_invoice()).json()
+    url = f"/api/v1/invoices/{invoice['id']}"
+    h = auth_headers()
+    assert (await client.post(f"{url}/pay", headers=h)).status_code == 409  # refused: nothing published
+    assert (await client.post(f"{url}/issue", headers=h)).status_code == 200
+    assert (await client.post(f"{url}/pay", headers=h)).status_code == 200
+    published = await outbox_events("invoice.status_changed")
+    assert [
+        (e["subject"], e["data"]["fromStatus"], e["data"]["status"], e["sequence"]) for e in published
+    ] == [
+        (invoice["id"], "DRAFT", "ISSUED", 2),
+        (invoice["id"], "ISSUED", "PAID", 3),
+    ]
+    assert published[-1]["data"]["paidDate"] == datetime.now(UTC).date().isoformat()
+    assert published[-1]["data"]["total"] == invoice["total"]

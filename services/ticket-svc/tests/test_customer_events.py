@@ -64,6 +64,11 @@ async def test_merge_repoints_the_secondarys_tickets(client, api, bus, agent, ne
         assert got["customerId"] == str(primary) and got["customerName"] == "Primary"
         assert got["version"] == 2  # once, though delivered twice
     assert (await api.get(kept))["version"] == 1
+    # The move is published once per ticket (ticket.repointed), for mirrors built from events.
+    repointed = await api.events("ticket.repointed")
+    assert sorted(
+        (e["subject"], e["sequence"], e["data"]["fromCustomerId"], e["data"]["customerId"]) for e in repointed
+    ) == sorted((t["id"], 2, str(secondary), str(primary)) for t in moved)
     page = (await client.get("/api/v1/tickets", params={"customerId": str(primary)}, headers=agent)).json()
     assert page["total"] == 3
     # A ticket opened later for the merged customer goes to the one it was merged into.

@@ -12,13 +12,19 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, text
 
-from crm_common import customer_refs, directory, idempotency
+from crm_common import changes, customer_refs, directory, idempotency
 from crm_common.db import Database, ensure_schema
 from crm_common.events import dead_letters
 from crm_common.events import tables as event_tables
 
 
-def run_env(metadata: MetaData, *, with_directory: bool = True, with_customer_refs: bool = False) -> None:
+def run_env(
+    metadata: MetaData,
+    *,
+    with_directory: bool = True,
+    with_customer_refs: bool = False,
+    with_tombstones: bool = False,
+) -> None:
     """Body of a service's env.py. The outbox/inbox (and, in services, the user directory) tables
     come from crm_common; listing them keeps autogenerate from proposing to drop them. Services (which
     consume events) also have the dead-letter table."""
@@ -35,6 +41,7 @@ def run_env(metadata: MetaData, *, with_directory: bool = True, with_customer_re
             idempotency.metadata,
             *([directory.metadata, dead_letters.metadata] if with_directory else []),
             *([customer_refs.metadata] if with_customer_refs else []),
+            *([changes.metadata] if with_tombstones else []),
         ],
         render_as_batch=sqlite,
         version_table_schema=None if sqlite else schema,

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
+from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, sync_page_params
@@ -15,6 +16,7 @@ from activity_svc.models import ActivityPriority, ActivityStatus, ActivityType
 from activity_svc.schemas import (
     ActivityAgenda,
     ActivityCancel,
+    ActivityChanges,
     ActivityComplete,
     ActivityCompletion,
     ActivityCreate,
@@ -160,6 +162,20 @@ async def feed(
         include_system=include_system,
         group_by_date=group_by_date,
     )
+
+
+@router.get(
+    "/changes",
+    operation_id="activities_changes",
+    summary="Changes feed: activities changed or deleted since a cursor",
+    description="For mirrors (docs/sync.md): activities as the list answers them, oldest change first, and each one deleted as a tombstone `{id, deleted: true}`. "
+    "Start with no cursor; keep `next` for the following call, also when `hasMore` is false.",
+    responses=problem_doc(422),
+)
+async def activity_changes(
+    session: SessionDep, user: ActivityAccess, params: Annotated[ChangesParams, Depends(changes_params)]
+) -> ActivityChanges:
+    return await views.changes_feed(session, params)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
-from crm_common.contracts.activity import ActivityCompleted
+from crm_common.contracts.activity import ActivityCompleted, ActivityRepointed
 from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
 from crm_common.contracts.customer import (
     CustomerAssigned,
@@ -26,6 +26,7 @@ from crm_common.contracts.pipeline import (
 )
 from crm_common.contracts.ticket import TicketClosed, TicketCreated, TicketEscalated, TicketResolved
 from crm_common.events.envelope import CloudEvent, event_from
+from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activity_svc.models import Activity
@@ -85,11 +86,24 @@ async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
     moves = await customer_refs.apply_merge(session, event)
     now = datetime.now(UTC)
     for old, survivor in moves.items():  # the activities follow (a new version each)
-        await session.execute(
+        moved = await session.execute(
             sa.update(Activity)
             .where(Activity.customer_id == old)
             .values(customer_id=survivor, version=Activity.version + 1, updated_at=now)
+            .returning(Activity.id, Activity.version)
             .execution_options(synchronize_session=False)
+        )
+        await add_events(
+            session,
+            *(
+                event_from(
+                    ActivityRepointed(activity_id=i, from_customer_id=old, customer_id=survivor),
+                    service=SERVICE,
+                    subject=i,
+                    sequence=v,
+                )
+                for i, v in moved.all()
+            ),
         )
     data = CustomerMerged.model_validate(event.data)
     await notes.record_system_note(

@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
+from crm_common.changes import Changes
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
@@ -155,6 +156,7 @@ class ActivityRead(ApiModel):
 
 
 ActivityPage = Page[ActivityRead]
+ActivityChanges = Changes[ActivityRead]
 
 
 class ActivityCompletion(ApiModel):

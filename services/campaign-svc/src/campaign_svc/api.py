@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from crm_common import customer_refs
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
+from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import ProblemError, problem_doc
 from crm_common.pagination import (
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from campaign_svc.models import CampaignStatus, CampaignTarget, CampaignType, MemberStatus
 from campaign_svc.schemas import (
+    CampaignChanges,
     CampaignCreate,
     CampaignMetrics,
     CampaignPage,
@@ -51,6 +53,10 @@ def settings_of(request: Request) -> Settings:
 
 def read(campaign) -> CampaignRead:
     return CampaignRead.model_validate(campaign)
+
+
+async def _present(rows) -> list[CampaignRead]:
+    return [read(c) for c in rows]
 
 
 @router.post(
@@ -89,6 +95,20 @@ async def list_campaigns(
         pageSize=params.page_size,
         next=params.next,
     )
+
+
+@router.get(
+    "/changes",
+    operation_id="campaigns_changes",
+    summary="Changes feed: campaigns changed or deleted since a cursor",
+    description="For mirrors (docs/sync.md): campaigns as the list answers them, oldest change first, and each one deleted as a tombstone `{id, deleted: true}`. "
+    "Start with no cursor; keep `next` for the following call, also when `hasMore` is false.",
+    responses=problem_doc(422),
+)
+async def campaign_changes(
+    session: SessionDep, user: MarketingAccess, params: Annotated[ChangesParams, Depends(changes_params)]
+) -> CampaignChanges:
+    return await campaigns.changes_feed(session, params, present=_present)
 
 
 @router.get(

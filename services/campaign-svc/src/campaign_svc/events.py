@@ -6,6 +6,7 @@ from crm_common.contracts.campaign import (
     CampaignActivated,
     CampaignCompleted,
     CampaignMemberConverted,
+    CampaignMemberRepointed,
     CampaignTargetAdded,
 )
 from crm_common.events.envelope import CloudEvent, event_from
@@ -51,4 +52,9 @@ def member_converted(
         customer_id=customer_id,
         opportunity_id=opportunity_id,
     )
+    return event_from(payload, service=SERVICE, subject=campaign_id)
+
+
+def member_repointed(campaign_id: uuid.UUID, old: uuid.UUID, survivor: uuid.UUID) -> CloudEvent:
+    payload = CampaignMemberRepointed(campaign_id=campaign_id, from_customer_id=old, customer_id=survivor)
     return event_from(payload, service=SERVICE, subject=campaign_id)

@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from crm_common.changes import Changes
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, Money, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints
@@ -96,6 +97,7 @@ class CampaignRead(ApiModel):
 
 
 CampaignPage = Page[CampaignRead]
+CampaignChanges = Changes[CampaignRead]
 
 
 class TransitionRequest(StrictApiModel):

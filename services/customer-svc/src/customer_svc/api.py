@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
+from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
 from crm_common.pagination import (
@@ -26,6 +27,7 @@ from customer_svc.schemas import (
     ConvertResult,
     Currency,
     CurrencyRanking,
+    CustomerChanges,
     CustomerCreate,
     CustomerPage,
     CustomerRanking,
@@ -112,6 +114,21 @@ async def list_customers(
         pageSize=params.page_size,
         next=params.next,
     )
+
+
+@router.get(
+    "/changes",
+    operation_id="customers_changes",
+    summary="Changes feed: customers changed or merged away since a cursor",
+    description="For mirrors (docs/sync.md): customers as the list answers them, oldest change first, and "
+    "each customer merged into another as a tombstone `{id, deleted: true, mergedInto}`. Start with no "
+    "cursor; keep `next` for the following call, also when `hasMore` is false.",
+    responses=problem_doc(422),
+)
+async def customer_changes(
+    session: SessionDep, user: CustomerReader, params: Annotated[ChangesParams, Depends(changes_params)]
+) -> CustomerChanges:
+    return await customers.changes_feed(session, params)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
+from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, Money, StrictApiModel
@@ -228,6 +229,7 @@ class CustomerRead(ApiModel):
 
 
 CustomerPage = Page[CustomerRead]
+CustomerChanges = Changes[CustomerRead]
 
 
 class RankedCustomer(ApiModel):

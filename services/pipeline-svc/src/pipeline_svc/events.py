@@ -11,6 +11,8 @@ from typing import Any
 
 from crm_common.contracts.pipeline import (
     InvoiceCreated,
+    InvoiceRepointed,
+    InvoiceStatusChanged,
     OpportunityCreated,
     OpportunityLost,
     OpportunityStageChanged,
@@ -101,3 +103,25 @@ def invoice_created(invoice: Invoice) -> CloudEvent:
         due_date=invoice.due_date,
     )
     return event_from(payload, service=SERVICE, subject=invoice.id, sequence=invoice.version)
+
+
+def invoice_status_changed(invoice: Invoice, from_status: str) -> CloudEvent:
+    payload = InvoiceStatusChanged(
+        invoice_id=invoice.id,
+        invoice_number=invoice.invoice_number,
+        customer_id=invoice.customer_id,
+        opportunity_id=invoice.opportunity_id,
+        total=invoice.total,
+        currency=invoice.currency,
+        status=invoice.status,
+        from_status=from_status,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        paid_date=invoice.paid_date,
+    )
+    return event_from(payload, service=SERVICE, subject=invoice.id, sequence=invoice.version)
+
+
+def invoice_repointed(invoice_id: uuid.UUID, version: int, old: uuid.UUID, survivor: uuid.UUID) -> CloudEvent:
+    payload = InvoiceRepointed(invoice_id=invoice_id, from_customer_id=old, customer_id=survivor)
+    return event_from(payload, service=SERVICE, subject=invoice_id, sequence=version)

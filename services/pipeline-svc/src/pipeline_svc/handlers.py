@@ -104,12 +104,14 @@ async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: Clou
                     for o in moved
                 ),
             )
-        await session.execute(
+        invoices = await session.execute(
             update(Invoice)
             .where(Invoice.customer_id == old)
             .values(customer_id=survivor, updated_at=now, version=Invoice.version + 1)
+            .returning(Invoice.id, Invoice.version)
             .execution_options(synchronize_session=False)
         )
+        await add_events(session, *(events.invoice_repointed(i, v, old, survivor) for i, v in invoices.all()))
 
 
 HANDLERS = {**customer_refs.handlers(repoint), "customer.converted": on_customer_converted}

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, Money, StrictApiModel, decimal_string
@@ -316,6 +317,7 @@ class OpportunityRead(ApiModel):
 
 
 OpportunityPage = Page[OpportunityRead]
+OpportunityChanges = Changes[OpportunityRead]
 
 
 class OpportunityWinResult(ApiModel):

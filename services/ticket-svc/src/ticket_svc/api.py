@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require, require_access
+from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, page_params, sync_page_params
@@ -18,6 +19,7 @@ from ticket_svc.schemas import (
     SlaPolicyPage,
     SlaPolicyRead,
     SlaPolicyUpdate,
+    TicketChanges,
     TicketCommunicationCreate,
     TicketCommunicationPage,
     TicketCommunicationRead,
@@ -166,6 +168,23 @@ async def ticket_metrics(
         assigned_to_id=assigned_to_id,
         group_by=group_by,
     )
+
+
+@router.get(
+    "/changes",
+    operation_id="tickets_changes",
+    summary="Changes feed: tickets changed since a cursor",
+    description="For mirrors (docs/sync.md): tickets as the list answers them, oldest change first. "
+    "Start with no cursor; keep `next` for the following call, also when `hasMore` is false.",
+    responses=problem_doc(422),
+)
+async def ticket_changes(
+    session: SessionDep,
+    user: SupportAccess,
+    params: Annotated[ChangesParams, Depends(changes_params)],
+    now: Now,
+) -> TicketChanges:
+    return await tickets.changes_feed(session, params, now)
 
 
 @router.get("/{ticket_id}", operation_id="tickets_get", summary="Get a ticket", responses=problem_doc(404))

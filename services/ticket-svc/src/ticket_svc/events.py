@@ -10,6 +10,7 @@ from crm_common.contracts.ticket import (
     TicketCreated,
     TicketEscalated,
     TicketReopened,
+    TicketRepointed,
     TicketResolved,
     TicketStatusChanged,
 )
@@ -118,11 +119,24 @@ async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: Clou
     """A merge moved customers to another survivor: their tickets follow (a new version each, and
     updated_at is now, the time of this change, so incremental sync picks the move up)."""
     for old, survivor in moves.items():
-        await session.execute(
+        moved = await session.execute(
             update(Ticket)
             .where(Ticket.customer_id == old)
             .values(customer_id=survivor, version=Ticket.version + 1)
+            .returning(Ticket.id, Ticket.version)
             .execution_options(synchronize_session=False)
+        )
+        await add_events(
+            session,
+            *(
+                event_from(
+                    TicketRepointed(ticket_id=i, from_customer_id=old, customer_id=survivor),
+                    service=SERVICE,
+                    subject=i,
+                    sequence=v,
+                )
+                for i, v in moved.all()
+            ),
         )
 
 

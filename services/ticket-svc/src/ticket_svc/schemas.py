@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+from crm_common.changes import Changes
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
@@ -125,6 +126,7 @@ class TicketRead(ApiModel):
 
 
 TicketPage = Page[TicketRead]
+TicketChanges = Changes[TicketRead]
 
 
 class TicketStatusChange(StrictApiModel):

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from crm_common.contracts.base import EventData
+from crm_common.contracts.base import EventData, RepointedByMerge
 from crm_common.contracts.enums import ActivityType
 
 
@@ -20,3 +20,9 @@ class ActivityCompleted(EventData):
     opportunity_id: uuid.UUID | None = None
     ticket_id: uuid.UUID | None = None
     outcome: str | None = None
+
+
+class ActivityRepointed(RepointedByMerge):
+    event_type: ClassVar[str] = "activity.repointed"
+
+    activity_id: uuid.UUID

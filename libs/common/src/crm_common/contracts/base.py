@@ -1,3 +1,4 @@
+import uuid
 from typing import ClassVar
 
 from pydantic import ConfigDict
@@ -18,3 +19,12 @@ class EventData(ApiModel):
 
     def dump(self) -> dict:
         return self.model_dump(mode="json", by_alias=True)
+
+
+class RepointedByMerge(EventData):
+    """Base of the `*.repointed` events: a record of a context followed a customer merge from the
+    merged-away customer to the survivor (published by the context that owns the record, once its
+    own handler of `customer.merged` moved it)."""
+
+    from_customer_id: uuid.UUID
+    customer_id: uuid.UUID

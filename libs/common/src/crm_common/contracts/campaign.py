@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from crm_common.contracts.base import EventData
+from crm_common.contracts.base import EventData, RepointedByMerge
 from crm_common.contracts.enums import CampaignStatus, CampaignType
 
 
@@ -44,3 +44,12 @@ class CampaignMemberConverted(EventData):
     campaign_name: str
     customer_id: uuid.UUID
     opportunity_id: uuid.UUID
+
+
+class CampaignMemberRepointed(RepointedByMerge):
+    """The merged-away customer's membership of a campaign (its steps, interactions, leads and
+    conversions) now belongs to the survivor; where both were members, the two rows became one."""
+
+    event_type: ClassVar[str] = "campaign.member_repointed"
+
+    campaign_id: uuid.UUID

@@ -9,7 +9,7 @@ import uuid
 from datetime import date
 from typing import Any, ClassVar
 
-from crm_common.contracts.base import EventData
+from crm_common.contracts.base import EventData, RepointedByMerge
 from crm_common.contracts.enums import InvoiceStatus, OpportunityStatus
 from crm_common.schemas import EventDecimal
 
@@ -75,3 +75,27 @@ class InvoiceCreated(EventData):
     currency: str
     status: InvoiceStatus
     due_date: date | None = None
+
+
+class InvoiceStatusChanged(EventData):
+    """An invoice was issued, paid or voided (its state after the change)."""
+
+    event_type: ClassVar[str] = "invoice.status_changed"
+
+    invoice_id: uuid.UUID
+    invoice_number: str
+    customer_id: uuid.UUID
+    opportunity_id: uuid.UUID | None = None
+    total: EventDecimal
+    currency: str
+    status: InvoiceStatus
+    from_status: InvoiceStatus
+    issue_date: date | None = None
+    due_date: date | None = None
+    paid_date: date | None = None
+
+
+class InvoiceRepointed(RepointedByMerge):
+    event_type: ClassVar[str] = "invoice.repointed"
+
+    invoice_id: uuid.UUID

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from crm_common.contracts.base import EventData
+from crm_common.contracts.base import EventData, RepointedByMerge
 from crm_common.contracts.enums import (
     CommunicationChannel,
     CommunicationDirection,
@@ -80,3 +80,9 @@ class TicketCommunicationAdded(EventData):
     channel: CommunicationChannel
     internal: bool
     at: datetime
+
+
+class TicketRepointed(RepointedByMerge):
+    event_type: ClassVar[str] = "ticket.repointed"
+
+    ticket_id: uuid.UUID

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from crm_common import changes
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
@@ -284,6 +285,7 @@ async def delete_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_m
     activity = await _editable(session, activity_id, if_match=if_match, version=None, required=False)
     await session.delete(activity)
     await session.flush()
+    await changes.record_deleted(session, "activity", [activity.id])
 
 
 def list_query(

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
+from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.errors import FieldError, ProblemError
 from crm_common.pagination import PageParams, cursor_window, next_cursor, order_by, sync_filters, sync_order
 from sqlalchemy import Select, and_, exists, func, or_, select
@@ -106,6 +107,13 @@ async def page_of(
     activities = [r[0] for r in rows]
     names = {r[0].id: (r[1], r[2]) for r in rows}
     return await present(session, activities, names=names), count
+
+
+async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
+    """Activities changed after the cursor, and deleted ones as tombstones."""
+    return await changes_page(
+        session, select(Activity), "activity", params, lambda rows: present(session, rows)
+    )
 
 
 async def present_one(session: AsyncSession, activity: Activity) -> ActivityRead:

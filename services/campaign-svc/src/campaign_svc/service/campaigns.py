@@ -3,7 +3,8 @@
 import uuid
 from datetime import UTC, datetime
 
-from crm_common import directory
+from crm_common import changes, directory
+from crm_common.changes import Changes, ChangesParams
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
@@ -177,6 +178,12 @@ async def delete_campaign(session: AsyncSession, campaign_id: uuid.UUID, *, if_m
         await session.execute(delete(table).where(table.campaign_id == campaign.id))
     await session.delete(campaign)
     await session.flush()
+    await changes.record_deleted(session, "campaign", [campaign.id])
+
+
+async def changes_feed(session: AsyncSession, params: ChangesParams, *, present) -> Changes:
+    """Campaigns changed after the cursor, and deleted ones as tombstones."""
+    return await changes.changes_page(session, select(Campaign), "campaign", params, present)
 
 
 async def transition(

@@ -161,6 +161,7 @@ async def repoint(session: AsyncSession, secondary: uuid.UUID, primary: uuid.UUI
         )
     for campaign_id in sorted(affected):
         await recount(session, campaign_id)
+    await add_events(session, *(events.member_repointed(c, secondary, primary) for c in sorted(affected)))
 
 
 # --- targets ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_common import directory
+from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
@@ -219,6 +220,12 @@ async def list_customers(
         selectinload(Customer.addresses)
     )
     return await paginate(session, query, params)
+
+
+async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
+    """Customers changed after the cursor; merged-away customers as tombstones naming the survivor."""
+    query = customer_select(session, exclude_merged=True).options(selectinload(Customer.addresses))
+    return await changes_page(session, query, "customer", params, lambda rows: to_read(session, rows))
 
 
 async def to_read(session: AsyncSession, customers: Iterable[Customer]) -> list[CustomerRead]:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from crm_common import changes as sync_changes
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
 from pydantic.alias_generators import to_camel, to_snake
@@ -110,6 +111,7 @@ async def merge_customers(
     secondary.notes = f"{secondary.notes}{NOTES_SEPARATOR}{note}" if secondary.notes else note
     secondary.updated_at = now
     await session.flush()
+    await sync_changes.record_deleted(session, "customer", [secondary.id], merged_into=primary.id)
 
     # 2. Addresses and opportunities move over; the primary keeps its primary address if it has one.
     primary_has_primary = any(a.is_primary for a in primary.addresses)

@@ -3,6 +3,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
+from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
 from crm_common.pagination import PageParams, any_of, sync_page_params
@@ -13,6 +14,7 @@ from pipeline_svc.api.deps import IfMatch, SalesAccess
 from pipeline_svc.models import OpportunityStatus
 from pipeline_svc.schemas import (
     InvoiceRead,
+    OpportunityChanges,
     OpportunityCreate,
     OpportunityLineItemCreate,
     OpportunityLineItemUpdate,
@@ -163,6 +165,20 @@ async def board(
     )
     # Already in the documented shape (PipelineBoard): serialised once, not re-validated card by card.
     return Response(to_json(result), media_type="application/json")
+
+
+@router.get(
+    "/changes",
+    operation_id="opportunities_changes",
+    summary="Changes feed: opportunities changed since a cursor",
+    description="For mirrors (docs/sync.md): opportunities as the list answers them, oldest change first. "
+    "Start with no cursor; keep `next` for the following call, also when `hasMore` is false.",
+    responses=problem_doc(422),
+)
+async def opportunity_changes(
+    session: SessionDep, user: SalesAccess, params: Annotated[ChangesParams, Depends(changes_params)]
+) -> OpportunityChanges:
+    return await service.changes_feed(session, params)
 
 
 @router.get(

@@ -1,4 +1,4 @@
 from crm_common.migrations import run_env
 from pipeline_svc.models import metadata
 
-run_env(metadata, with_customer_refs=True)
+run_env(metadata, with_customer_refs=True, with_tombstones=True)

@@ -250,6 +250,7 @@ async def transition_invoice(
             f"{' or '.join(sorted(sources))}.",
         )
     today = datetime.now(UTC).date()
+    from_status = invoice.status
     invoice.status = target
     if target == InvoiceStatus.ISSUED:
         invoice.issue_date = today
@@ -259,4 +260,5 @@ async def transition_invoice(
         invoice.paid_date = today
     invoice.updated_at = datetime.now(UTC)
     await session.flush()
+    await add_events(session, events.invoice_status_changed(invoice, from_status))
     return invoice

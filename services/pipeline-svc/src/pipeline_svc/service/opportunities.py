@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm_common import customer_refs
+from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.directory import require_active_team, require_active_user, user_names, users
 from crm_common.errors import ProblemError, not_found
@@ -273,6 +274,14 @@ async def update_opportunity(
         events.opportunity_updated(opportunity, name, changes=change_record(changes), by=actor_id),
     )
     return opportunity
+
+
+async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
+    """Opportunities changed after the cursor (they are never deleted: a merge re-points them)."""
+    query = select(Opportunity).options(
+        selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product)
+    )
+    return await changes_page(session, query, "opportunity", params, lambda rows: views(session, rows))
 
 
 async def list_opportunities(

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
+from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.models import UtcDateTime
@@ -270,6 +271,13 @@ def _has_any_tag(session: AsyncSession, tags: Sequence[str]):
         return sa.cast(Ticket.tags, postgresql.JSONB).op("?|")(sa.cast(list(tags), postgresql.ARRAY(sa.Text)))
     each = func.json_each(Ticket.tags).table_valued("value")
     return select(1).select_from(each).where(each.c.value.in_(list(tags))).exists()
+
+
+async def changes_feed(session: AsyncSession, params: ChangesParams, now: datetime) -> Changes:
+    """Tickets changed after the cursor (they are never deleted: a merge re-points them)."""
+    return await changes_page(
+        session, select(Ticket), "ticket", params, lambda rows: read_models(session, rows, now)
+    )
 
 
 async def list_tickets(

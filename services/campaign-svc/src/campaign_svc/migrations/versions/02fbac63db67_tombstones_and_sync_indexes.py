@@ -1,0 +1,25 @@
+"""tombstones (crm_common.changes) and (updated_at, id) indexes for incremental sync
+
+Revision ID: 02fbac63db67
+Revises: f7d8fab1b0e1
+Create Date: 2026-12-06 23:50:00
+"""
+
+from collections.abc import Sequence
+
+from crm_common.changes import create_tombstones_v1, drop_tombstones_v1
+
+revision: str = "02fbac63db67"
+down_revision: str | None = "f7d8fab1b0e1"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SYNCED = ["campaigns"]
+
+
+def upgrade() -> None:
+    create_tombstones_v1(sync_indexes=SYNCED)
+
+
+def downgrade() -> None:
+    drop_tombstones_v1(sync_indexes=SYNCED)
