@@ -7,6 +7,7 @@ crm migrate <service>|all   bring databases to the latest schema
 crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
 crm demo [--url URL]        load a sample company into a running CRM through its API
 crm events dlq list|show|replay|purge     dead letters: events a consumer could not apply
+crm events outbox list|replay SERVICE     events a service has not sent; publish events again
 crm backup DEST             a consistent copy of the embedded default's databases (and keys)
 crm restore SRC             put a backup back (the CRM must be stopped)
 crm admin reset-password USER             a new password for a user (the admin who forgot theirs)
@@ -187,10 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     reset.add_argument("user", help="the user's email")
     reset.add_argument("--generate", action="store_true", help="generate one and print it")
-    events = sub.add_parser("events", help="operate on events: dead letters (crm events dlq --help)")
-    from crm_gateway import dlq
+    events = sub.add_parser(
+        "events",
+        help="operate on events: dead letters (crm events dlq --help), outboxes (crm events outbox --help)",
+    )
+    from crm_gateway import dlq, outbox
 
-    dlq.add_commands(events)
+    outbox.add_commands(dlq.add_commands(events))
     args = parser.parse_args(argv)
     if args.command == "demo":
         from crm_gateway import demo as demo_data
@@ -238,8 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_reset_password(args.user, generate=args.generate))
         return
     if args.command == "events":
+        command = outbox.run if args.events_command == "outbox" else dlq.run
         try:
-            status = asyncio.run(dlq.run(args))
+            status = asyncio.run(command(args))
         except dlq.DlqError as exc:
             sys.exit(f"crm events: {exc}")
         sys.exit(status)

@@ -19,18 +19,16 @@ import importlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from crm_common.db import Database
 from crm_common.events import dead_letters as dl
+from crm_common.events import operations as ops
 from crm_common.events.acceptance import UnreadableMessage, read_message
 from crm_common.events.catalogue import SUBSCRIPTIONS
-from crm_common.events.envelope import CloudEvent
 from crm_common.events.inbox import idempotent_dispatcher
-from crm_common.events.tables import inbox
 from crm_common.settings import ServiceSettings
 
 CONSUMERS = tuple(SUBSCRIPTIONS)
@@ -73,6 +71,10 @@ class Outcome:
 
 
 def _settings(name: str) -> ServiceSettings:
+    if name == "gateway":
+        from crm_gateway.settings import GatewaySettings
+
+        return GatewaySettings()
     return importlib.import_module(f"{name}_svc.settings").Settings()
 
 
@@ -100,11 +102,11 @@ class Service:
             self._db = Database(self.settings.resolved_database_url(), schema=self.settings.schema_name)
         return self._db
 
-    async def has_table(self) -> bool:
+    async def has_table(self, name: str = dl.dead_letters.name) -> bool:
         if not self.exists():
             return False
         async with self.db.engine.connect() as conn:
-            return await conn.run_sync(lambda c: sa.inspect(c).has_table(dl.dead_letters.name))
+            return await conn.run_sync(lambda c: sa.inspect(c).has_table(name))
 
     async def close(self) -> None:
         if self._db is not None:
@@ -154,20 +156,7 @@ def _parse_id(ident: str) -> tuple[str | None, int | None, uuid.UUID | None]:
 
 
 async def _rows(svc: Service, number: int | None = None, event_id: uuid.UUID | None = None):
-    table = dl.dead_letters
-    applied = (
-        sa.exists()
-        .where(inbox.c.consumer == table.c.consumer)
-        .where(inbox.c.event_id == table.c.event_id)
-        .label("applied")
-    )
-    query = sa.select(table, applied).order_by(table.c.id)
-    if number is not None:
-        query = query.where(table.c.id == number)
-    if event_id is not None:
-        query = query.where(table.c.event_id == event_id)
-    async with svc.db.transaction(read_only=True) as session:
-        return list((await session.execute(query)).all())
+    return await ops.dead_letter_rows(svc.db, number=number, event_id=event_id)
 
 
 async def _each(service: str | None):
@@ -228,34 +217,13 @@ async def replay(service: str | None = None, ident: str | None = None) -> list[O
 
 
 async def _replay_row(svc: Service, dispatch, row) -> Outcome:
-    table = dl.dead_letters
-    ident = f"{svc.name}/{row.id}"
-    try:
-        event = CloudEvent.model_validate(row.payload)
-    except ValueError:
-        # An unreadable message kept as it came (crm_common.events.dead_letters.record_unreadable).
-        return Outcome(ident, row.event_type, "failed: not an event, nothing to replay (purge it)")
-    try:
-        result = await dispatch(event)
-    except Exception as exc:
-        async with svc.db.transaction() as session:
-            await session.execute(
-                sa.update(table)
-                .where(table.c.id == row.id)
-                .values(
-                    attempts=table.c.attempts + 1, error=dl.describe(exc), last_failed_at=datetime.now(UTC)
-                )
-            )
-        return Outcome(ident, row.event_type, f"failed again: {type(exc).__name__}: {exc}".splitlines()[0])
-    async with svc.db.transaction() as session:
-        await session.execute(sa.delete(table).where(table.c.id == row.id))
-    return Outcome(ident, row.event_type, "applied" if result == "applied" else "already applied")
+    result = await ops.replay_dead_letter(svc.db, dispatch, row)
+    return Outcome(f"{svc.name}/{row.id}", row.event_type, result)
 
 
 async def purge(service: str | None = None, ident: str | None = None) -> int:
     """Delete one dead letter (`ident`) or every one (of `service`), and with every one the broker's
     dead-letter queues; returns how many were removed."""
-    table = dl.dead_letters
     number = event_id = None
     if ident is not None:
         id_service, number, event_id = _parse_id(ident)
@@ -263,13 +231,7 @@ async def purge(service: str | None = None, ident: str | None = None) -> int:
     removed = 0
     for svc in await _each(service):
         try:
-            query = sa.delete(table)
-            if number is not None:
-                query = query.where(table.c.id == number)
-            if event_id is not None:
-                query = query.where(table.c.event_id == event_id)
-            async with svc.db.transaction() as session:
-                removed += (await session.execute(query)).rowcount
+            removed += await ops.discard_dead_letters(svc.db, number=number, event_id=event_id)
         finally:
             await svc.close()
     if ident is None:
@@ -398,8 +360,9 @@ async def _purge_broker(service: str | None) -> int:
 # --- the command ----------------------------------------------------------------------------------
 
 
-def add_commands(events_parser) -> None:
-    """`crm events dlq list|show|replay|purge`, under the `crm events` parser."""
+def add_commands(events_parser):
+    """`crm events dlq list|show|replay|purge`, under the `crm events` parser; returns the group of
+    `crm events` commands (crm_gateway.outbox adds its own)."""
     groups = events_parser.add_subparsers(dest="events_command", required=True)
     dlq = groups.add_parser("dlq", help="dead letters: events a consumer could not apply")
     sub = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -420,6 +383,7 @@ def add_commands(events_parser) -> None:
     which = pg.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", help="<service>/<number>, or an event id")
     which.add_argument("--all", action="store_true", help="every dead letter (of --service)")
+    return groups
 
 
 async def run(args) -> int:
