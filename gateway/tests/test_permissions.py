@@ -52,6 +52,14 @@ GATEWAY_ADMIN = {
     "api_keys_list",
     "api_keys_get",
     "api_keys_revoke",
+    # Dead letters and outboxes (crm_common.events.admin_api), whichever service the path names.
+    "dead_letters_list",
+    "dead_letters_get",
+    "dead_letters_replay",
+    "dead_letters_discard",
+    "outbox_list",
+    "outbox_get",
+    "outbox_replay",
 }
 # The seed's action API: reading the context lets you in; each REST call it makes checks writes.
 GATEWAY_READ = {"actions_customer_manager": "customers:read", "actions_sales_pipeline": "sales:read"}

@@ -110,6 +110,7 @@ def create_app(
         bus=bus,
         on_startup=startup,
         on_shutdown=shutdown,
+        document_event_admin=True,
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

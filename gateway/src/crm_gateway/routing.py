@@ -31,11 +31,17 @@ _ORDERED = sorted(ROUTES, key=lambda r: len(r[0]), reverse=True)
 
 # Timelines live in activity-svc though their paths sit under other resources.
 _TIMELINE = re.compile(r"^/api/v1/(customers|opportunities|tickets)/[^/]+/timeline$")
+# Dead letters and outboxes are each service's own (crm_common.events.admin_api); the gateway's own
+# (`.../events/gateway/...`) and unknown names stay with the gateway.
+_EVENT_ADMIN = re.compile(r"^/api/v1/admin/events/([a-z]+)(/|$)")
+_SERVICES = frozenset(service for _, service in ROUTES)
 
 
 def service_for(path: str) -> str | None:
     if _TIMELINE.match(path):
         return "activity"
+    if (match := _EVENT_ADMIN.match(path)) and match[1] in _SERVICES:
+        return match[1]
     for prefix, service in _ORDERED:
         if path == prefix or path.startswith(prefix + "/"):
             return service

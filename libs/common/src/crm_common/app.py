@@ -20,6 +20,7 @@ from crm_common.admission import install_admission
 from crm_common.auth import SessionGuard, TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
+from crm_common.events import admin_api as event_admin_api
 from crm_common.events import dead_letters
 from crm_common.events.bus import Bus
 from crm_common.events.catalogue import SUBSCRIPTIONS
@@ -164,12 +165,15 @@ def create_service_app(
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
     event_wanted: EventFilter | None = None,
+    document_event_admin: bool = False,
     **fastapi_options,
 ) -> FastAPI:
     """`bus` is passed in when several services share one in-process bus (the embedded default).
     `on_startup` runs once the database is migrated, before the app takes requests. `event_wanted`
     lets a consumer skip the handler's transaction for events that can have no effect here. Services (not the
-    gateway, which is its source) keep the user and team directory from the gateway's events."""
+    gateway, which is its source) keep the user and team directory from the gateway's events.
+    `document_event_admin`: list the admin endpoints over dead letters and the outbox
+    (crm_common.events.admin_api) in this app's OpenAPI (the gateway's)."""
     handlers = dict(handlers or {})
     if settings.service_name in SUBSCRIPTIONS:
         handlers = {**directory.HANDLERS, **handlers}
@@ -293,4 +297,6 @@ def create_service_app(
     )
     for router in routers:
         app.include_router(router)
+    # Every process serves them for itself; the gateway, which routes them, documents them once.
+    app.include_router(event_admin_api.router(), include_in_schema=document_event_admin)
     return app
