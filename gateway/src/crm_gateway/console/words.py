@@ -320,7 +320,7 @@ EN: dict[str, str] = {
 }
 
 
-def translate(text: str, language: str, **values) -> str:
+def translate(text: str, /, language: str, **values) -> str:
     """`text` in `language` (English when it is `en` or no translation exists), `{name}`s filled in."""
     text = ZH.get(text, EN.get(text, text)) if language == "zh" else EN.get(text, text)
     return text.format(**values) if values else text
