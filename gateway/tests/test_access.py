@@ -9,7 +9,7 @@ from crm_gateway.settings import GatewaySettings
 
 from .conftest import ADMIN, PASSWORD, login
 
-PUBLIC = {"auth_token"}
+PUBLIC = {"auth_token", "auth_logout"}
 ADMIN_ONLY = {
     "users_create",
     "users_update",

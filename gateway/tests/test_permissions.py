@@ -23,7 +23,7 @@ CONTEXT_OF_SERVICE = {
     "campaign": "campaigns",
     "webhook": "webhooks",
 }
-PUBLIC = {"auth_token"}
+PUBLIC = {"auth_token", "auth_logout"}
 # The gateway's own operations open to any signed-in caller: who they are, the user and team
 # directory (names only for non-admins), and the composed views (whose parts each check the caller's
 # permissions, see test_dashboard and test_views).

@@ -288,15 +288,24 @@ async def sale_and_support_case(m, op, crm):
     assert [e.field for e in invalid.parsed.errors] == ["currency"], invalid.parsed.errors
 
 
-async def test_an_integration_gets_its_token_with_client_credentials_through_the_sdk(sdk, tmp_path):
+async def test_refresh_and_client_credentials_through_the_sdk(sdk, tmp_path):
     m, op = sdk.models, sdk.operation
     app = create_embedded_app(settings(tmp_path), only=("customer",))
     transport = {"transport": httpx.ASGITransport(app=app)}
     async with running(app):
         async with sdk.client.Client(base_url=BASE_URL, httpx_args=transport) as anonymous:
-            person = await op("auth_token").asyncio(
+            signed_in = await op("auth_token").asyncio(
                 client=anonymous, body=m.BodyAuthToken(username=ADMIN, password=PASSWORD)
             )
+            # A person's next token comes from the refresh token, which is spent doing so.
+            person = await op("auth_token").asyncio(
+                client=anonymous,
+                body=m.BodyAuthToken(
+                    grant_type=m.BodyAuthTokenGrantType.REFRESH_TOKEN, refresh_token=signed_in.refresh_token
+                ),
+            )
+            assert isinstance(person, m.TokenResponse), person
+            assert person.refresh_token not in (None, signed_in.refresh_token)
             async with sdk.client.AuthenticatedClient(
                 base_url=BASE_URL, token=person.access_token, httpx_args=transport
             ) as crm:

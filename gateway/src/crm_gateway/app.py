@@ -135,6 +135,7 @@ def create_app(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
 
     sources: dict[str, Callable[[], Awaitable[dict]]] = {}

@@ -19,6 +19,8 @@ class GatewaySettings(ServiceSettings):
     admin_password: str | None = None
     jwt_private_key_file: Path | None = None
     access_token_ttl_seconds: int = 900
+    # Each refresh token (password grant) lasts this long from its issue; using it answers a new one.
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
 
     # Distributed mode: where each service answers. Unset: the service runs in this process.
     customer_url: str | None = None

@@ -1,18 +1,19 @@
-"""`POST /api/v1/auth/token` (OAuth2 password and client credentials grants), `POST /api/v1/auth/password` and `GET /api/v1/me`."""
+"""`POST /api/v1/auth/token` (OAuth2 password, refresh_token and client credentials grants),
+`POST /api/v1/auth/logout`, `POST /api/v1/auth/password` and `GET /api/v1/me`."""
 
 from typing import Annotated
 
 from crm_common.auth import Principal, current_principal
 from crm_common.errors import ProblemError, problem_doc
 from crm_common.schemas import ApiModel
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from crm_gateway.clientaddr import client_address
-from crm_gateway.identity import grants, service
+from crm_gateway.identity import grants, refresh, service
 from crm_gateway.identity.grants import NO_STORE
 from crm_gateway.identity.login import LoginThrottle
-from crm_gateway.identity.oauth_schemas import TokenRequest, TokenResponse
+from crm_gateway.identity.oauth_schemas import AuthLogoutRequest, TokenRequest, TokenResponse
 from crm_gateway.identity.schemas import PasswordChange
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -24,18 +25,6 @@ class Me(ApiModel):
     name: str
     roles: list[str]
     permissions: list[str]
-
-
-def _token_response(request: Request, user: service.SignIn) -> JSONResponse:
-    issuer = request.app.state.token_issuer
-    token = issuer.issue(
-        user_id=user.id,
-        email=user.email,
-        name=user.full_name,
-        roles=list(user.roles),
-        token_version=user.token_version,
-    )
-    return _answer(TokenResponse(access_token=token, expires_in=issuer.ttl_seconds))
 
 
 def _answer(body: TokenResponse) -> JSONResponse:
@@ -60,12 +49,14 @@ def _answer(body: TokenResponse) -> JSONResponse:
 async def issue_token(request: Request, form: Annotated[TokenRequest, Depends()]):
     if form.grant_type == "client_credentials":
         return _answer(await grants.client_credentials(request, form))
+    if form.grant_type == "refresh_token":
+        return _answer(await grants.refresh_token(request, form))
     if form.grant_type != "password":
         raise grants.oauth_error(
             400,
             "unsupported_grant_type",
             "UNSUPPORTED_GRANT_TYPE",
-            f"grant_type {form.grant_type!r} is not supported: use password or client_credentials.",
+            f"grant_type {form.grant_type!r} is not supported: use password, refresh_token or client_credentials.",
         )
     if not form.username:
         raise grants.invalid_request("The password grant needs `username` and `password`.")
@@ -89,7 +80,22 @@ async def issue_token(request: Request, form: Annotated[TokenRequest, Depends()]
             "INVALID_CREDENTIALS",
             "The email or password is wrong, or the user is inactive.",
         )
-    return _token_response(request, user)
+    return _answer(await grants.for_person(request, user))
+
+
+@router.post(
+    "/auth/logout",
+    operation_id="auth_logout",
+    summary="Sign out: revoke a refresh token and every token rotated from the same sign-in",
+    description="No access token needed: holding the refresh token is enough. Answers 204 for an unknown "
+    "or already revoked token too (RFC 7009 §2.2). Access tokens already issued run until they expire.",
+    status_code=204,
+    responses=problem_doc(422),
+)
+async def logout(request: Request, body: AuthLogoutRequest) -> Response:
+    async with request.app.state.runtime.db.transaction() as session:
+        await refresh.sign_out(session, body.refresh_token)
+    return Response(status_code=204, headers=NO_STORE)
 
 
 @router.post(
@@ -125,7 +131,7 @@ async def change_password(
     finally:
         throttle.end(principal.email, address, ok=ok)
     state.session_guard.forget(principal.id)
-    return _token_response(request, user)
+    return _answer(await grants.for_person(request, user))
 
 
 @router.get("/me", operation_id="me_get", summary="The caller", tags=["users"], responses=problem_doc(401))

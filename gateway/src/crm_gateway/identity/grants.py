@@ -7,7 +7,7 @@ and `error_description`, so OAuth2 client libraries and everyone else read the s
 |---|---|---|
 | `invalid_request` | 400 | a parameter is missing, or the client authenticated two ways at once |
 | `invalid_client` | 401 (`WWW-Authenticate: Basic`) | unknown client, wrong secret, revoked or expired client, inactive creator |
-| `invalid_grant` | 400 | wrong email or password; unknown, used, expired or revoked refresh token |
+| `invalid_grant` | 400 | wrong email or password; unknown, spent, expired or revoked refresh token |
 | `invalid_scope` | 400 | a requested permission is unknown or beyond what the client holds |
 | `unsupported_grant_type` | 400 | a grant_type other than password, refresh_token, client_credentials |
 """
@@ -21,8 +21,9 @@ from crm_common.auth import PERMISSIONS, expand_permissions
 from crm_common.errors import ProblemError
 from fastapi import Request
 
-from crm_gateway.identity import clients
+from crm_gateway.identity import clients, refresh
 from crm_gateway.identity.oauth_schemas import TokenRequest, TokenResponse
+from crm_gateway.identity.service import SignIn
 
 # RFC 6749 §5.1: a response carrying a token must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -123,3 +124,43 @@ async def client_credentials(request: Request, form: TokenRequest) -> TokenRespo
     if client.expires_at is not None:
         expires_in = max(0, min(expires_in, int((client.expires_at - datetime.now(UTC)).total_seconds())))
     return TokenResponse(access_token=token, expires_in=expires_in, scope=" ".join(permissions))
+
+
+async def for_person(request: Request, user: SignIn) -> TokenResponse:
+    """An access token and the first refresh token of a new family (a sign-in)."""
+    state = request.app.state
+    issuer = state.token_issuer
+    async with state.runtime.db.transaction() as session:
+        refresh_token = await refresh.issue(
+            session, user_id=user.id, token_version=user.token_version, ttl_seconds=issuer.refresh_ttl_seconds
+        )
+    return TokenResponse(
+        access_token=_access_token(issuer, user), expires_in=issuer.ttl_seconds, refresh_token=refresh_token
+    )
+
+
+async def refresh_token(request: Request, form: TokenRequest) -> TokenResponse:
+    if not form.refresh_token:
+        raise invalid_request("The refresh_token grant needs `refresh_token`.")
+    state = request.app.state
+    issuer = state.token_issuer
+    # Committed even when refused: a reuse revokes the family, and that must stick.
+    async with state.runtime.db.transaction() as session:
+        rotated = await refresh.rotate(session, form.refresh_token, ttl_seconds=issuer.refresh_ttl_seconds)
+    if rotated.user is None:
+        raise oauth_error(400, "invalid_grant", "INVALID_GRANT", rotated.reason)
+    return TokenResponse(
+        access_token=_access_token(issuer, rotated.user),
+        expires_in=issuer.ttl_seconds,
+        refresh_token=rotated.refresh_token,
+    )
+
+
+def _access_token(issuer, user: SignIn) -> str:
+    return issuer.issue(
+        user_id=user.id,
+        email=user.email,
+        name=user.full_name,
+        roles=list(user.roles),
+        token_version=user.token_version,
+    )

@@ -108,3 +108,26 @@ class OAuthClient(Base, table=True):
     created_at: datetime = timestamp_field()
     expires_at: datetime | None = timestamp_field(nullable=True)
     revoked_at: datetime | None = timestamp_field(nullable=True)
+
+
+class RefreshToken(Base, table=True):
+    """A person's refresh token (password grant). Only its SHA-256 is kept. Each use marks it used and
+    issues the next one of the same family; a used token presented again revokes the whole family
+    (OAuth 2.0 Security BCP, refresh token rotation). `token_version` is the user's when the family
+    began: a password change, deactivation or demotion (which raise the user's) ends the family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        sa.Index("ix_refresh_tokens_family_id", "family_id"),
+        sa.Index("ix_refresh_tokens_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    token_hash: str = Field(sa_type=sa.String(64), nullable=False, unique=True)
+    family_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False)
+    user_id: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="users.id", nullable=False)
+    token_version: int = Field(nullable=False)
+    created_at: datetime = timestamp_field()
+    expires_at: datetime = timestamp_field()
+    used_at: datetime | None = timestamp_field(nullable=True)
+    revoked_at: datetime | None = timestamp_field(nullable=True)

@@ -92,3 +92,7 @@ class OAuthClientRead(ApiModel):
 
 class OAuthClientCreated(OAuthClientRead):
     client_secret: str = Field(description="The secret. Shown this once: only its hash is stored.")
+
+
+class AuthLogoutRequest(StrictApiModel):
+    refresh_token: str = Field(max_length=200, description="A refresh token of the sign-in to end.")

@@ -39,11 +39,21 @@ def load_or_create_keypair(private_path: Path, public_path: Path) -> tuple[str, 
 
 
 class TokenIssuer:
-    def __init__(self, private_pem: str, *, issuer: str, audience: str, ttl_seconds: int):
+    def __init__(
+        self,
+        private_pem: str,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        refresh_ttl_seconds: int = 14 * 24 * 3600,
+    ):
         self.private_pem = private_pem
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        # How long each refresh token lasts from its issue (crm_gateway.identity.refresh).
+        self.refresh_ttl_seconds = refresh_ttl_seconds
 
     def issue(
         self, *, user_id: uuid.UUID, email: str, name: str, roles: list[str], token_version: int = 0
