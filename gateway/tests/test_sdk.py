@@ -287,6 +287,23 @@ async def sale_and_support_case(m, op, crm):
     assert invalid.parsed.code == "VALIDATION_ERROR"
     assert [e.field for e in invalid.parsed.errors] == ["currency"], invalid.parsed.errors
 
+    await sync_through_the_sdk(m, op, crm, customer)
+
+
+async def sync_through_the_sdk(m, op, crm, customer):
+    """docs/sync.md's SDK examples: a cursor page of the list and the changes feed (issue 17)."""
+    page = await op("customers_list").asyncio(client=crm, cursor="", page_size=50)
+    assert isinstance(page, m.PageCustomerRead), page
+    assert [c.id for c in page.items] == [customer.id] and not page.next_  # one page: no `next`
+    changes = await op("customers_changes").asyncio(client=crm)
+    assert isinstance(changes, m.ChangesCustomerRead), changes
+    assert [c.id for c in changes.items] == [customer.id] and isinstance(changes.items[0], m.CustomerRead)
+    assert changes.has_more is False
+    later = await op("customers_changes").asyncio(client=crm, cursor=changes.next_)
+    assert later.items == [] and later.next_ == changes.next_
+    bad = await op("customers_list").asyncio_detailed(client=crm, updated_after="yesterday")
+    assert bad.status_code == 422 and [e.field for e in bad.parsed.errors] == ["updatedAfter"]
+
 
 async def test_refresh_and_client_credentials_through_the_sdk(sdk, tmp_path):
     m, op = sdk.models, sdk.operation
