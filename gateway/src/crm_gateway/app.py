@@ -25,7 +25,7 @@ from crm_gateway.identity import service as identity
 from crm_gateway.identity.admin_api import key_router, team_router, user_router
 from crm_gateway.identity.api import router as identity_router
 from crm_gateway.identity.client_api import router as oauth_client_router
-from crm_gateway.identity.login import LoginThrottle, PasswordWork
+from crm_gateway.identity.login import PasswordWork, make_login_throttle
 from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
 from crm_gateway.internal import ServiceClient
 from crm_gateway.proxy import HttpUpstream
@@ -89,9 +89,11 @@ def create_app(
         await service_client.close()
         if limiter is not None:
             await limiter.close()
+        await login_throttle.close()
         for upstream in remote.values():
             await upstream.close()
 
+    login_throttle = make_login_throttle(settings)
     app = create_service_app(
         settings,
         title="CRM API",
@@ -121,13 +123,8 @@ def create_app(
         concurrency=settings.login_hash_concurrency or max(1, (os.cpu_count() or 2) // 2),
         queue=settings.login_hash_queue,
     )
-    app.state.login_throttle = LoginThrottle(
-        account_failures=settings.login_account_failures,
-        lock_seconds=settings.login_lock_seconds,
-        lock_max_seconds=settings.login_lock_max_seconds,
-        address_failures=settings.login_address_failures,
-        address_window_seconds=settings.login_address_window_seconds,
-    )
+    # In Redis when CRM_REDIS_URL is set (every replica counts every failure), else in this process.
+    app.state.login_throttle = login_throttle
     service_client = ServiceClient(local_services, remote)
     app.state.service_client = service_client
     app.state.token_issuer = TokenIssuer(

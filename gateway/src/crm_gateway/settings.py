@@ -46,7 +46,7 @@ class GatewaySettings(ServiceSettings):
     trusted_proxies: str = ""
     # Sign-in (crm_gateway.identity.login): argon2 hashes at once (0: half the CPUs, at least 1) and
     # how many may wait; failed attempts per account before a lock, the first lock (doubling to the
-    # max); failed attempts per client address per window.
+    # max); failed attempts per client address per window. Counted in Redis when redis_url is set.
     login_hash_concurrency: int = 0
     login_hash_queue: int = 64
     login_account_failures: int = 5

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from crm_gateway.clientaddr import client_address
 from crm_gateway.identity import grants, refresh, service
 from crm_gateway.identity.grants import NO_STORE
-from crm_gateway.identity.login import LoginThrottle
+from crm_gateway.identity.login import LoginThrottle, RedisLoginThrottle
 from crm_gateway.identity.oauth_schemas import AuthLogoutRequest, TokenRequest, TokenResponse
 from crm_gateway.identity.schemas import PasswordChange
 
@@ -63,16 +63,15 @@ async def issue_token(request: Request, form: Annotated[TokenRequest, Depends()]
     # An empty password (which the form reads as none) is a wrong one, answered as any other.
     password = form.password or ""
     state = request.app.state
-    throttle: LoginThrottle = state.login_throttle
-    address = client_address(request.scope, state.trusted_proxies)
-    throttle.begin(form.username, address)
+    throttle: LoginThrottle | RedisLoginThrottle = state.login_throttle
+    attempt = await throttle.start(form.username, client_address(request.scope, state.trusted_proxies))
     user = None
     try:
         user = await service.authenticate(
             state.runtime.db, state.password_work, email=form.username, password=password
         )
     finally:
-        throttle.end(form.username, address, ok=user is not None)
+        await throttle.finish(attempt, ok=user is not None)
     if user is None:
         raise grants.oauth_error(
             400,
@@ -112,9 +111,8 @@ async def change_password(
     request: Request, body: PasswordChange, principal: Annotated[Principal, Depends(current_principal)]
 ):
     state = request.app.state
-    throttle: LoginThrottle = state.login_throttle
-    address = client_address(request.scope, state.trusted_proxies)
-    throttle.begin(principal.email, address)
+    throttle: LoginThrottle | RedisLoginThrottle = state.login_throttle
+    attempt = await throttle.start(principal.email, client_address(request.scope, state.trusted_proxies))
     ok = False
     try:
         user = await service.change_password(
@@ -129,7 +127,7 @@ async def change_password(
         ok = exc.code != "INVALID_CURRENT_PASSWORD"
         raise
     finally:
-        throttle.end(principal.email, address, ok=ok)
+        await throttle.finish(attempt, ok=ok)
     state.session_guard.forget(principal.id)
     return _answer(await grants.for_person(request, user))
 
