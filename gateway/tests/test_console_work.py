@@ -179,3 +179,33 @@ async def test_a_campaign_page_shows_its_funnel_and_offers_only_allowed_actions(
     assert activated.status_code == 303
     again = await gw.get(activated.headers["location"])
     assert 'id="campaign-status">ACTIVE<' in again.text and "/pause" in again.text
+
+
+async def test_the_kanban_shows_a_few_cards_per_column_and_more_on_request(gw):
+    admin = await login(gw)
+    customer = await gw.post(
+        "/api/v1/customers", json={"lastName": "Busy", "email": "busy@example.com"}, headers=admin
+    )
+    body = {"title": "Deal 0", "customerId": customer.json()["id"], "amount": "1.00"}
+
+    async def first():  # once pipeline-svc has heard of the customer (an event)
+        r = await gw.post("/api/v1/opportunities", json=body, headers=admin)
+        return r if r.status_code == 201 else None
+
+    assert await eventually(first) is not None
+    for i in range(1, 21):
+        r = await gw.post("/api/v1/opportunities", json={**body, "title": f"Deal {i}"}, headers=admin)
+        assert r.status_code == 201, r.text
+    await sign_in(gw)
+    board = await gw.get("/app/pipeline")
+    assert board.text.count('class="kcard"') == 20
+    assert 'href="/app/pipeline?cards=50"' in board.text
+    more = await gw.get("/app/pipeline", params={"cards": "50"})
+    assert more.text.count('class="kcard"') == 21 and "?cards=100" not in more.text
+    # An htmx refresh (after a win or a drag) keeps the page's number of cards.
+    refresh = await gw.get(
+        "/app/pipeline", headers={"HX-Request": "true", "HX-Current-URL": "http://x/app/pipeline?cards=50"}
+    )
+    assert refresh.text.count('class="kcard"') == 21 and "<html" not in refresh.text
+    odd = await gw.get("/app/pipeline", params={"cards": "7"})
+    assert odd.text.count('class="kcard"') == 20  # only the offered steps

@@ -4,6 +4,7 @@
 
 import asyncio
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -12,13 +13,26 @@ from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, consol
 from crm_gateway.console.web import ConsoleRoute, is_htmx, page
 
 router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
+# Cards per column: a few first (the board's time and size grow with them: at 50 a column the page
+# was ~0.5 MB for six stages), more on request, up to the API's 200.
+CARD_STEPS = (20, 50, 100, 200)
+
+
+def _cards(request: Request) -> int:
+    """The page's `cards`; for an htmx refresh (after a win or a drag), the one of the page it is on."""
+    raw = request.query_params.get("cards")
+    if raw is None and (current := request.headers.get("hx-current-url")):
+        raw = parse_qs(urlsplit(current).query).get("cards", [None])[0]
+    return int(raw) if raw in {str(c) for c in CARD_STEPS} else CARD_STEPS[0]
 
 
 async def _board(
     ctx: Console, *, status_code: int = 200, message: str | None = None, notice: str | None = None
 ):
+    cards = _cards(ctx.request)
     view, data = await asyncio.gather(
-        ctx.view("sales-pipeline"), ctx.get("/api/v1/views/sales-pipeline/data")
+        ctx.view("sales-pipeline"),
+        ctx.get("/api/v1/views/sales-pipeline/data", params={"cardsPerColumn": cards}),
     )
     if not view.ok:
         return page(ctx, "error.html", status_code=view.status, message=view.detail)
@@ -33,6 +47,7 @@ async def _board(
         message=message or (None if data.ok else data.detail),
         notice=notice,
         can_sell=ctx.can("sales:write"),
+        more_cards=next((c for c in CARD_STEPS if c > cards), None),
     )
 
 

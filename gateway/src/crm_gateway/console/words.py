@@ -193,6 +193,7 @@ ZH: dict[str, str] = {
     "Reason": "原因",
     "Mark lost": "标记为输单",
     "More cards in this stage are not shown.": "此阶段还有更多卡片未显示。",
+    "Show more cards": "显示更多卡片",
     "Won: {title}.": "已赢单：{title}。",
     "Lost: {title}.": "已输单：{title}。",
     "Needs first:": "需先满足：",

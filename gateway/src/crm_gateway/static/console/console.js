@@ -46,7 +46,8 @@
 
   function refreshBoard() {
     if (window.htmx) {
-      window.htmx.ajax("GET", "/app/pipeline", { target: "#board", swap: "innerHTML" });
+      // The page's own address: it keeps how many cards a column shows.
+      window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#board", swap: "innerHTML" });
     }
   }
 
