@@ -297,14 +297,28 @@ async def test_distributed_dead_letters_on_postgres_and_in_the_broker_dlq_are_re
                 aio_pika.Message(in_broker.to_json(), message_id=str(in_broker.id), type=in_broker.type),
                 routing_key=bus.dead_letter_queue_name("activity"),
             )
+            # ... and a message that is not an event at all.
+            await channel.default_exchange.publish(
+                aio_pika.Message(b"\x00garbage"), routing_key=bus.dead_letter_queue_name("activity")
+            )
 
         assert [x.event_id for x in await dlq.list_letters("activity")] == [str(in_table.id)]
-        assert await eventually(lambda: dlq.broker_counts("activity"), timeout=5) == {"activity": 1}
+        assert await eventually(lambda: dlq.broker_counts("activity"), timeout=5) == {"activity": 2}
 
         outcomes = await dlq.replay("activity")
-        assert [o.result for o in outcomes] == ["applied", "applied"]
-        assert await dlq.list_letters("activity") == []
+        assert [o.result for o in outcomes][:2] == ["applied", "applied"]
+        # The unreadable one leaves the broker queue for the table, with its reason: from now on it
+        # is listed like any dead letter (and can only be purged).
+        assert outcomes[2].result.startswith("failed: not a CloudEvents 1.0 JSON event")
+        assert outcomes[2].result.endswith("now in activity's dead letters")
+        (unreadable,) = await dlq.list_letters("activity")
+        assert unreadable.event_type == dead_letters.UNREADABLE_TYPE
+        assert unreadable.payload["head"] == "\ufffdgarbage"
         assert await dlq.broker_counts("activity") == {"activity": 0}
+        (again,) = await dlq.replay("activity")
+        assert again.result == "failed: not an event, nothing to replay (discard it)"
+        assert await dlq.purge("activity", unreadable.id) == 1
+        assert await dlq.list_letters("activity") == []
         async with db.transaction(read_only=True) as s:
             names = (
                 await s.execute(sa.select(Activity.description).order_by(Activity.description))
