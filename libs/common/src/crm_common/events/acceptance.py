@@ -12,16 +12,18 @@
 - Its `data` must satisfy the contract: a pydantic ValidationError in a handler is permanent too
   (crm_common.events.inbox).
 
-Largest event: 1 MiB. The CRM's own events are a few hundred bytes to a few KiB (a merge names its
-merged ids, a webhook event its URL); 1 MiB leaves three orders of magnitude for growth while keeping
-what a consumer parses, holds (`event_prefetch` messages at once) and stores as a dead letter bounded.
+Largest event: 4 MiB. The CRM's own events are a few hundred bytes to a few KiB, but an update's
+event carries the fields it changed, and a request body may be up to 2 MiB
+(CRM_GATEWAY_MAX_BODY_BYTES): twice that leaves room for the envelope and JSON escaping, so no
+request the API accepts causes an event its consumers refuse, while what a consumer parses, holds
+(`event_prefetch` messages at once) and stores as a dead letter stays bounded.
 """
 
 from crm_common.contracts.registry import EVENTS
 from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import TYPE_PREFIX, CloudEvent
 
-MAX_EVENT_BYTES = 1024 * 1024
+MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 # Routing key -> the one dataschema its consumers read.
 SCHEMAS: dict[str, str] = {e.event_type: f"urn:crm:events:{e.event_type}:v{e.version}" for e in EVENTS}
