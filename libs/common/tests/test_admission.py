@@ -42,6 +42,53 @@ async def test_a_wait_past_the_limit_is_refused_and_frees_its_place():
     assert budget.in_flight == 1
 
 
+async def test_a_request_whose_turn_would_come_too_late_is_refused_on_arrival():
+    budget = Budget("write", "t", limit=1, queue=10, max_wait=5)
+    await budget.acquire()
+    for _ in range(100):  # lately, requests have held their slot 2 s each
+        budget.in_flight += 1
+        budget.release(held=2.0)
+    # Turns due in ~2 s and ~4 s: within the 5 s bound, they wait.
+    waiting = [asyncio.create_task(budget.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Overloaded) as refused:
+        await budget.acquire()  # due in ~6 s
+    assert refused.value.reason == "expected_wait"
+    assert asyncio.get_running_loop().time() - started < 1  # not after waiting for the bound
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_a_burst_may_wait_up_to_the_bound_but_sustained_overload_only_to_the_target():
+    def budget_after(waits: float) -> Budget:
+        budget = Budget("write", "t", limit=1, queue=10, max_wait=5, target_wait=0.5)
+        for _ in range(100):  # requests have held their slot 0.4 s each, and waited `waits`
+            budget.in_flight += 1
+            budget.release(held=0.4)
+            budget._observe_wait(waits)
+        return budget
+
+    for waits, admitted in ((0.0, 3), (2.0, 1)):
+        budget = budget_after(waits)
+        await budget.acquire()
+        waiting, refused = [], None
+        for _ in range(3):  # turns due in ~0.4, ~0.8 and ~1.2 s
+            task = asyncio.create_task(budget.acquire())
+            await asyncio.sleep(0.01)
+            if task.done():
+                refused = task.exception()
+                break
+            waiting.append(task)
+        assert len(waiting) == admitted
+        if admitted == 1:
+            assert isinstance(refused, Overloaded) and refused.reason == "sustained_overload"
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+
 async def test_a_cancelled_waiter_gives_its_turn_on():
     budget = Budget("read", "t", limit=1, queue=2, max_wait=5)
     await budget.acquire()

@@ -40,18 +40,40 @@ class Overloaded(Exception):
         self.reason = reason
 
 
+# Weight of the newest request's duration in the running mean of how long a request holds its slot.
+SERVICE_TIME_WEIGHT = 0.1
+# ...and of a queued request's wait in the running mean of the queue's waits.
+WAIT_WEIGHT = 0.2
+
+
 @dataclass
 class Budget:
     """At most `limit` at once; up to `queue` more wait (first come, first served) for at most
-    `max_wait` seconds."""
+    `max_wait` seconds.
+
+    A request whose turn would come later than `max_wait` is refused on arrival, not after waiting in
+    vain, so refusals stay immediate and the queue holds only what will be served in time: its wait
+    is its place in the queue times the running mean of how long a request holds a slot, over
+    `limit` slots. A burst may queue up to `max_wait`; under sustained overload (the running mean of
+    the queue's waits past `target_wait`) only what is due within `target_wait` queues, so served
+    requests stay fast while the excess is refused (CoDel's idea: a queue that stays long is shed to
+    its target, one that comes and goes is let be).
+    """
 
     name: str
     service: str
     limit: int
     queue: int
     max_wait: float
+    target_wait: float | None = None
     in_flight: int = 0
+    service_time: float = 0.0
+    queue_wait: float = 0.0
     _waiters: deque[asyncio.Future] = field(default_factory=deque)
+
+    def expected_wait(self) -> float:
+        """How long a request arriving now would wait for its turn, from the running mean."""
+        return (len(self._waiters) + 1) * self.service_time / self.limit
 
     async def acquire(self) -> None:
         if self.in_flight < self.limit and not self._waiters:
@@ -59,6 +81,12 @@ class Budget:
             return
         if len(self._waiters) >= self.queue:
             self._refuse("queue_full")
+        expected = self.expected_wait()
+        if expected > self.max_wait:
+            self._refuse("expected_wait")
+        target = self.target_wait if self.target_wait is not None else self.max_wait
+        if self.queue_wait > target and expected > target:
+            self._refuse("sustained_overload")
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         QUEUED.labels(self.service, self.name).set(len(self._waiters))
@@ -68,6 +96,7 @@ class Budget:
                 await waiter  # resolved by release(), which has already counted us in
         except TimeoutError:
             if not (waiter.done() and not waiter.cancelled()):  # else our turn came as time ran out
+                self._observe_wait(self.max_wait)
                 self._refuse("queue_timeout")
         except BaseException:
             if waiter.done() and not waiter.cancelled():
@@ -77,9 +106,17 @@ class Budget:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
             QUEUED.labels(self.service, self.name).set(len(self._waiters))
-        QUEUE_WAIT.labels(self.service, self.name).observe(time.perf_counter() - started)
+        waited = time.perf_counter() - started
+        self._observe_wait(waited)
+        QUEUE_WAIT.labels(self.service, self.name).observe(waited)
 
-    def release(self) -> None:
+    def _observe_wait(self, waited: float) -> None:
+        self.queue_wait += WAIT_WEIGHT * (waited - self.queue_wait)
+
+    def release(self, held: float | None = None) -> None:
+        """Gives the slot to the next in line; `held`: how long the request held it (seconds)."""
+        if held is not None:
+            self.service_time += SERVICE_TIME_WEIGHT * (held - self.service_time)
         self.in_flight -= 1
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -108,13 +145,14 @@ class AdmissionMiddleware:
         write_limit: int,
         queue: int,
         max_wait: float,
+        target_wait: float | None = None,
         retry_after: int = 1,
     ):
         self.app = app
         self.retry_after = retry_after
         self.budgets = {
-            "read": Budget("read", service, read_limit, queue, max_wait),
-            "write": Budget("write", service, write_limit, queue, max_wait),
+            "read": Budget("read", service, read_limit, queue, max_wait, target_wait),
+            "write": Budget("write", service, write_limit, queue, max_wait, target_wait),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,10 +170,11 @@ class AdmissionMiddleware:
                 headers={"Retry-After": str(self.retry_after)},
             )
             return await response(scope, receive, send)
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
-            budget.release()
+            budget.release(time.perf_counter() - started)
 
 
 def install_admission(app, settings) -> None:
@@ -147,4 +186,5 @@ def install_admission(app, settings) -> None:
         write_limit=settings.admission_write_limit,
         queue=settings.admission_queue,
         max_wait=settings.admission_max_wait_seconds,
+        target_wait=settings.admission_target_wait_seconds,
     )

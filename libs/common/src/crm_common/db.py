@@ -43,10 +43,15 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# How long a request waits for a pooled connection before it is answered 503 OVERLOADED (SQLAlchemy's
+# default is 30 s). Admission control keeps requests within the pool, so a wait is rare and short.
+POOL_TIMEOUT_SECONDS = 5.0
+
+
 def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_timeout=POOL_TIMEOUT_SECONDS)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -56,6 +61,7 @@ def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
         # more than waiting briefly for a pooled one. Consumers stay within the pool (prefetch).
         max_overflow=max(2, pool_size // 2),
         pool_recycle=1800,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"crm-{schema}"}},
     )
 

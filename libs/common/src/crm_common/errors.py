@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -200,6 +201,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             412,
             "VERSION_CONFLICT",
             "The resource changed since you read it; read it again and retry.",
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout):
+        # No database connection came free in time (crm_common.db: pool timeout): overload, not a
+        # fault; the transaction never started, so nothing was written.
+        log.warning("%s %s: no database connection within the pool timeout", request.method, request.url.path)
+        return problem_response(
+            request,
+            503,
+            "OVERLOADED",
+            "The service is at capacity; retry after the time given.",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

@@ -30,9 +30,10 @@ class ServiceSettings(BaseSettings):
     events_namespace: str = ""
     # How many times a consumer sees a failing event before it is dead-lettered.
     event_delivery_limit: int = 5
-    # Unacknowledged events a consumer holds, i.e. handlers running at once: kept below the
-    # database pool so handlers never wait on (or churn) connections.
-    event_prefetch: int = 8
+    # Unacknowledged events a consumer holds, i.e. handlers running at once: with the admission
+    # budgets below, within the database pool (10 + 5 overflow) so nothing waits on (or churns)
+    # connections.
+    event_prefetch: int = 3
     relay_batch_size: int = 200
     relay_poll_interval: float = 1.0
     relay_publish_timeout: float = 5.0
@@ -52,15 +53,20 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "crm"
 
     # Admission control (crm_common.admission): requests served at once per process, reads and
-    # writes apart; a few more wait in order for a short while; the rest get 503 OVERLOADED at once.
-    # Sized from the database pool (10 + 5 overflow, shared with up to `event_prefetch` handlers):
-    # beyond these, more concurrency only queues on connections and locks. The wait, not the queue
-    # length, is what sheds load: 8 writers at ~20 ms serve ~800 writes in 2 s, so a queue of 256
-    # absorbs a client's burst (50 parallel creates) that a short queue would refuse for no reason.
-    admission_read_limit: int = 16
-    admission_write_limit: int = 8
+    # writes apart; more wait in order while their turn is due within `admission_max_wait_seconds`
+    # (from the running mean of how long a request is served), or within
+    # `admission_target_wait_seconds` once waits have stayed above it (sustained overload, not a
+    # burst); the rest get 503 OVERLOADED at once.
+    # Sized from the database pool: reads + writes + `event_prefetch` handlers = 15 = the pool's 10 +
+    # 5 overflow, so a request does not wait for a connection (beyond, more concurrency only queues on connections and locks, and overflow
+    # connections are opened and closed per use). A burst (20 parallel creates) may wait up to 2 s;
+    # sustained overload waits 0.5 s at most, which keeps served p99 under a second at 4x
+    # (bench/overload.py). The queue length only caps memory.
+    admission_read_limit: int = 8
+    admission_write_limit: int = 4
     admission_queue: int = 256
     admission_max_wait_seconds: float = 2.0
+    admission_target_wait_seconds: float = 0.5
 
     # When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: `authorization` in the
     # scrape config).
