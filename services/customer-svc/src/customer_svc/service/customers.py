@@ -232,12 +232,14 @@ async def to_read(session: AsyncSession, customers: Iterable[Customer]) -> list[
     """API rows, each with its assignee's name from the user directory."""
     customers = list(customers)
     names = await directory.user_names(session, (c.assigned_to_id for c in customers))
-    out = []
-    for c in customers:
-        row = CustomerRead.model_validate(c)
-        row.assigned_to_name = names.get(c.assigned_to_id) if c.assigned_to_id else None
-        out.append(row)
-    return out
+    return [read_with(c, names) for c in customers]
+
+
+def read_with(customer: Customer, names: dict[uuid.UUID, str]) -> CustomerRead:
+    """The API row, its assignee's name from `names` (directory.user_names)."""
+    row = CustomerRead.model_validate(customer)
+    row.assigned_to_name = names.get(customer.assigned_to_id) if customer.assigned_to_id else None
+    return row
 
 
 async def to_read_one(session: AsyncSession, customer: Customer) -> CustomerRead:
