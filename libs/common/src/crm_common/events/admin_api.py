@@ -90,15 +90,17 @@ class OutboxPage(ApiModel):
 class OutboxReplay(StrictApiModel):
     """Which rows to publish again: by event id, or by the time they were written (and type/state)."""
 
-    event_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=1000)
+    event_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     since: datetime | None = None
     until: datetime | None = None
     type: str | None = Field(default=None, max_length=200, description="e.g. customer.created")
-    states: list[OutboxState] | None = Field(default=None, min_length=1, max_length=4)
+    states: list[OutboxState] = Field(
+        default_factory=list, max_length=4, description="Only rows in these states (default: any)."
+    )
 
     @model_validator(mode="after")
     def _one_selection(self):
-        if (self.event_ids is None) == (self.since is None):
+        if bool(self.event_ids) == (self.since is not None):
             raise ValueError("give eventIds or since (not both)")
         if self.until is not None and self.since is None:
             raise ValueError("until goes with since")
@@ -287,11 +289,11 @@ def router() -> APIRouter:
         runtime = _runtime(request, service)
         count = await ops.replay_outbox(
             runtime.db,
-            event_ids=body.event_ids,
+            event_ids=body.event_ids or None,
             since=body.since,
             until=body.until,
             event_type=body.type,
-            states=body.states,
+            states=body.states or None,
         )
         if count:
             runtime.relay.wake()
