@@ -1,5 +1,6 @@
 """Small operational guarantees: a graceful stop drains the outbox, a changed CRM_ADMIN_PASSWORD is
-reported (and `crm admin reset-password` sets one), an unusable data folder is one line."""
+reported (and `crm admin reset-password` sets one), the first admin's password follows the password
+rule, an unusable data folder is one line."""
 
 import logging
 import os
@@ -12,6 +13,7 @@ import pytest
 from crm_common.events.relay import OutboxRelay
 from crm_common.testing.plugin import running
 from crm_gateway.embedded import create_embedded_app
+from crm_gateway.identity.service import AdminPasswordRefused
 from crm_gateway.settings import GatewaySettings
 
 from .conftest import ADMIN, PASSWORD, login
@@ -101,3 +103,22 @@ def test_an_unusable_data_folder_is_one_line_not_a_traceback(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert f"the data folder {not_a_folder} cannot be used: it is a file, not a folder" in lines[0]
+
+
+async def test_a_first_admin_password_follows_the_password_rule(tmp_path, clean_env):
+    for weak, reason in [("short", "shorter than 10 characters"), (ADMIN, "the user's email")]:
+        with pytest.raises(AdminPasswordRefused) as refused:
+            async with running(embedded(tmp_path, password=weak, only=())):
+                pass
+        assert "CRM_ADMIN_PASSWORD" in str(refused.value) and reason in str(refused.value)
+    # Nothing was created: a start with an acceptable password makes the admin.
+    async with running(embedded(tmp_path, only=())) as client:
+        await login(client)
+    # Once there are users the setting is not used, so a weak one stops nothing (it is reported).
+    async with running(embedded(tmp_path, password="short", only=())) as client:
+        await login(client)
+
+    weak = crm_command(tmp_path, "admin", "reset-password", ADMIN, stdin="aaaaaaaaaaaa\n")
+    assert weak.returncode == 1 and "one character repeated" in weak.stderr, weak.stderr
+    async with running(embedded(tmp_path, only=())) as client:
+        await login(client)  # unchanged

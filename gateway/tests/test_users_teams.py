@@ -1,12 +1,18 @@
 """Users and teams: admin-only writes, reads for anyone signed in, versions, events."""
 
+import asyncio
+import threading
 import uuid
 
 import sqlalchemy as sa
 from crm_common.auth import ROLE_PERMISSIONS
 from crm_common.events.tables import outbox
+from crm_common.testing.plugin import running
+from crm_gateway.embedded import create_embedded_app
+from crm_gateway.identity import service
+from crm_gateway.settings import GatewaySettings
 
-from .conftest import PASSWORD, login
+from .conftest import ADMIN, PASSWORD, login
 
 
 async def outbox_events(client, routing_key: str) -> list[dict]:
@@ -204,3 +210,37 @@ async def test_team_bad_inputs_write_nothing(identity_gateway):
             assert r.json()["code"] == code
     assert (await gw.get("/api/v1/teams", headers=admin)).json()["total"] == 1
     assert (await gw.get(f"/api/v1/teams/{uuid.uuid4()}", headers=admin)).status_code == 404
+
+
+async def test_creating_a_user_hashes_the_password_outside_the_write_transaction(tmp_path, monkeypatch):
+    """On SQLite a write transaction holds the one writer lock: another write must go through while a
+    new user's password is being hashed."""
+    settings = GatewaySettings(data_dir=tmp_path, admin_password=PASSWORD, admin_email=ADMIN)
+    async with running(create_embedded_app(settings, only=())) as gw:
+        admin = await login(gw)
+        hashing, release = threading.Event(), threading.Event()
+        real = service.hasher
+
+        class SlowHasher:
+            def hash(self, password: str) -> str:
+                hashing.set()
+                release.wait(60)
+                return real.hash(password)
+
+            def verify(self, stored: str, password: str) -> bool:
+                return real.verify(stored, password)
+
+        monkeypatch.setattr(service, "hasher", SlowHasher())
+        user = {"email": "new@example.com", "fullName": "New", "password": PASSWORD, "roles": ["sales_rep"]}
+        creating = asyncio.ensure_future(gw.post("/api/v1/users", json=user, headers=admin))
+        assert await asyncio.to_thread(hashing.wait, 30)
+        team = {"name": "Meanwhile", "type": "SALES"}
+        try:
+            # Waiting for the writer lock would never end while the hash is held: bounded, then failed.
+            meanwhile = await asyncio.wait_for(gw.post("/api/v1/teams", json=team, headers=admin), 30)
+        finally:
+            release.set()
+        assert meanwhile.status_code == 201, meanwhile.text
+        created = await creating
+        assert created.status_code == 201, created.text
+        assert (await login(gw, "new@example.com"))["Authorization"].startswith("Bearer ")

@@ -72,10 +72,14 @@ def create_app(
     async def startup(runtime: Runtime) -> None:
         for upstream in remote.values():
             await upstream.start()
-        async with runtime.db.transaction() as session:
-            generated = await identity.bootstrap_admin(
-                session, email=settings.admin_email, password=settings.admin_password
-            )
+        try:
+            async with runtime.db.transaction() as session:
+                generated = await identity.bootstrap_admin(
+                    session, email=settings.admin_email, password=settings.admin_password
+                )
+        except identity.AdminPasswordRefused as exc:
+            log.error("%s", exc)  # one readable line before the start-up failure's traceback
+            raise
         if generated:
             # Printed once, on the first start only: it is not stored anywhere in clear.
             print(

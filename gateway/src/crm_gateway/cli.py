@@ -86,7 +86,7 @@ def _check_data_dir(data_dir: Path, command: str) -> None:
         sys.exit(f"crm {command}: the data folder {data_dir} cannot be used: {problem} (CRM_DATA_DIR)")
 
 
-def _new_password(generate: bool) -> str:
+def _new_password(generate: bool, email: str) -> str:
     import getpass
     import secrets
 
@@ -98,8 +98,14 @@ def _new_password(generate: bool) -> str:
             sys.exit("crm admin: the two passwords differ; nothing changed")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    if not 8 <= len(password) <= 256:
-        sys.exit("crm admin: a password has 8 to 256 characters; nothing changed")
+    from crm_gateway.identity.passwords import password_problems
+
+    # The rule every password follows (docs/api-guide.md, "Sessions, keys and passwords").
+    problems = password_problems(password, email=email)
+    if len(password) > 256:
+        problems.append("longer than 256 characters")
+    if problems:
+        sys.exit(f"crm admin: the password is refused ({'; '.join(problems)}); nothing changed")
     return password
 
 
@@ -107,7 +113,7 @@ async def _reset_password(email: str, *, generate: bool) -> None:
     from crm_gateway.identity.service import reset_password
     from crm_gateway.settings import GatewaySettings
 
-    password = _new_password(generate)
+    password = _new_password(generate, email)
     settings = GatewaySettings()
     db = Database(settings.resolved_database_url(), schema=settings.schema_name)
     try:

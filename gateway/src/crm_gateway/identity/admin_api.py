@@ -12,7 +12,7 @@ from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from crm_gateway.identity import apikeys, users
+from crm_gateway.identity import apikeys, service, users
 from crm_gateway.identity.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -65,8 +65,13 @@ async def list_users(
     status_code=201,
     responses=problem_doc(401, 403, 409, 422),
 )
-async def create_user(body: UserCreate, session: SessionDep, _: Admin, response: Response) -> UserRead:
-    user = await users.create_user(session, body)
+async def create_user(body: UserCreate, request: Request, _: Admin, response: Response) -> UserRead:
+    # Refused or hashed before the transaction opens, so no write lock is held across argon2.
+    users.check_new_user(body)
+    state = request.app.state
+    password_hash = await service.hash_with(state.password_work, body.password) if body.password else None
+    async with state.runtime.db.transaction() as session:
+        user = await users.create_user(session, body, password_hash=password_hash)
     response.headers["ETag"] = etag(user.version)
     response.headers["Location"] = f"/api/v1/users/{user.id}"
     return users.user_read(user, [])

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_gateway.identity.events import user_event
 from crm_gateway.identity.login import PasswordWork
 from crm_gateway.identity.models import User
-from crm_gateway.identity.passwords import check_password
+from crm_gateway.identity.passwords import check_password, password_problems
 
 log = logging.getLogger("crm.gateway.identity")
 hasher = PasswordHasher()
@@ -32,8 +32,20 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(hasher.hash, password)
 
 
+async def hash_with(work: PasswordWork, password: str) -> str:
+    """A hash made within the sign-ins' bounded argon2 work (crm_gateway.identity.login). Call it
+    before opening a write transaction, never inside one."""
+    return await work.run(hasher.hash, password)
+
+
+class AdminPasswordRefused(RuntimeError):
+    """The bootstrap admin's password (CRM_ADMIN_PASSWORD) fails the password rule: the gateway does
+    not start, rather than create an admin anyone could guess."""
+
+
 async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | None) -> str | None:
     """On first start (no users yet) create the admin. Returns the password if it was generated.
+    A chosen password follows the same rule as every other (AdminPasswordRefused otherwise).
 
     Later starts change nothing; a CRM_ADMIN_PASSWORD that no longer opens the admin's account is
     said in the log (the admin changed it, or the setting did), with the way to reset it."""
@@ -44,6 +56,13 @@ async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | 
     generated = None
     if not password:
         password = generated = secrets.token_urlsafe(18)
+    elif problems := password_problems(password, email=email):
+        raise AdminPasswordRefused(
+            f"CRM_ADMIN_PASSWORD is refused by the password rule ({'; '.join(problems)}). Choose another: "
+            "at least 10 characters, not one character repeated, not the admin's email, not a common "
+            "password (docs/api-guide.md, 'Sessions, keys and passwords'); or leave it unset and one is "
+            "generated and printed on this first start. No admin was created."
+        )
     admin = User(
         email=email, full_name="Administrator", password_hash=await hash_password(password), roles=["admin"]
     )

@@ -140,16 +140,25 @@ async def _active_admins_besides(session: AsyncSession, user_id: uuid.UUID) -> i
     return sum(1 for u in users if "admin" in u.roles)
 
 
-async def create_user(session: AsyncSession, data: UserCreate) -> User:
+def check_new_user(data: UserCreate) -> None:
+    """What refuses a new user before any hashing or database work (422s)."""
     _time_zone(data.time_zone)
     if data.password:
         check_password(data.password, email=data.email, field="password")
+
+
+async def create_user(session: AsyncSession, data: UserCreate, *, password_hash: str | None) -> User:
+    """`password_hash`: of `data.password`, made by the caller before the transaction began (argon2
+    takes tens of ms, and on SQLite a write transaction holds the one writer lock meanwhile)."""
+    check_new_user(data)
+    if bool(data.password) != bool(password_hash):
+        raise ValueError("password_hash must be the hash of data.password")
     if await _email_exists(session, data.email):
         raise _email_taken(data.email)
     user = User(
         email=data.email,
         full_name=data.full_name,
-        password_hash=await hash_password(data.password) if data.password else None,
+        password_hash=password_hash,
         roles=list(dict.fromkeys(data.roles)),
         time_zone=data.time_zone,
         is_active=data.is_active,
