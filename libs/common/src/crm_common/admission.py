@@ -42,8 +42,6 @@ class Overloaded(Exception):
 
 # Weight of the newest request's duration in the running mean of how long a request holds its slot.
 SERVICE_TIME_WEIGHT = 0.1
-# ...and of a queued request's wait in the running mean of the queue's waits.
-WAIT_WEIGHT = 0.2
 
 
 @dataclass
@@ -54,10 +52,10 @@ class Budget:
     A request whose turn would come later than `max_wait` is refused on arrival, not after waiting in
     vain, so refusals stay immediate and the queue holds only what will be served in time: its wait
     is its place in the queue times the running mean of how long a request holds a slot, over
-    `limit` slots. A burst may queue up to `max_wait`; under sustained overload (the running mean of
-    the queue's waits past `target_wait`) only what is due within `target_wait` queues, so served
-    requests stay fast while the excess is refused (CoDel's idea: a queue that stays long is shed to
-    its target, one that comes and goes is let be).
+    `limit` slots. A burst may queue up to `max_wait`; but while the request at the head of the queue
+    has waited longer than `target_wait`, the queue is not draining as fast as requests come
+    (sustained overload) and no one else joins it: served requests stay fast and the excess is
+    refused at once (CoDel's idea: a queue that stays long is shed, one that comes and goes is let be).
     """
 
     name: str
@@ -68,8 +66,8 @@ class Budget:
     target_wait: float | None = None
     in_flight: int = 0
     service_time: float = 0.0
-    queue_wait: float = 0.0
     _waiters: deque[asyncio.Future] = field(default_factory=deque)
+    _since: dict[asyncio.Future, float] = field(default_factory=dict)
 
     def expected_wait(self) -> float:
         """How long a request arriving now would wait for its turn, from the running mean."""
@@ -84,34 +82,30 @@ class Budget:
         expected = self.expected_wait()
         if expected > self.max_wait:
             self._refuse("expected_wait")
-        target = self.target_wait if self.target_wait is not None else self.max_wait
-        if self.queue_wait > target and expected > target:
-            self._refuse("sustained_overload")
+        started = time.perf_counter()
+        if self.target_wait is not None and self._waiters:
+            if started - self._since.get(self._waiters[0], started) > self.target_wait:
+                self._refuse("sustained_overload")
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._since[waiter] = started
         QUEUED.labels(self.service, self.name).set(len(self._waiters))
-        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.max_wait):
                 await waiter  # resolved by release(), which has already counted us in
         except TimeoutError:
             if not (waiter.done() and not waiter.cancelled()):  # else our turn came as time ran out
-                self._observe_wait(self.max_wait)
                 self._refuse("queue_timeout")
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the turn was handed to us as we were cancelled: pass it on
             raise
         finally:
+            self._since.pop(waiter, None)
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
             QUEUED.labels(self.service, self.name).set(len(self._waiters))
-        waited = time.perf_counter() - started
-        self._observe_wait(waited)
-        QUEUE_WAIT.labels(self.service, self.name).observe(waited)
-
-    def _observe_wait(self, waited: float) -> None:
-        self.queue_wait += WAIT_WEIGHT * (waited - self.queue_wait)
+        QUEUE_WAIT.labels(self.service, self.name).observe(time.perf_counter() - started)
 
     def release(self, held: float | None = None) -> None:
         """Gives the slot to the next in line; `held`: how long the request held it (seconds)."""

@@ -54,9 +54,9 @@ class ServiceSettings(BaseSettings):
 
     # Admission control (crm_common.admission): requests served at once per process, reads and
     # writes apart; more wait in order while their turn is due within `admission_max_wait_seconds`
-    # (from the running mean of how long a request is served), or within
-    # `admission_target_wait_seconds` once waits have stayed above it (sustained overload, not a
-    # burst); the rest get 503 OVERLOADED at once.
+    # (from the running mean of how long a request is served); while the oldest waiting request has
+    # waited longer than `admission_target_wait_seconds` (sustained overload, not a burst) no one
+    # joins the queue; the rest get 503 OVERLOADED at once.
     # Sized from the database pool: reads + writes + `event_prefetch` handlers = 15 = the pool's 10 +
     # 5 overflow, so a request does not wait for a connection (beyond, more concurrency only queues on connections and locks, and overflow
     # connections are opened and closed per use). A burst (20 parallel creates) may wait up to 2 s;
