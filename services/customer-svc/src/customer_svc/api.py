@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from crm_common import directory
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
+from crm_common.batch import BatchInput, BatchRead
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
@@ -28,6 +29,9 @@ from customer_svc.schemas import (
     ConvertResult,
     Currency,
     CurrencyRanking,
+    CustomerBatchResult,
+    CustomerBatchUpdate,
+    CustomerBatchUpsert,
     CustomerChanges,
     CustomerCreate,
     CustomerPage,
@@ -43,7 +47,7 @@ from customer_svc.schemas import (
     SegmentPreview,
     Tag,
 )
-from customer_svc.service import actions, customers, exporter, importer, merge, ranking, segments
+from customer_svc.service import actions, batch, customers, exporter, importer, merge, ranking, segments
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
@@ -133,6 +137,65 @@ async def customer_changes(
     session: SessionDep, user: CustomerReader, params: Annotated[ChangesParams, Depends(changes_params)]
 ) -> CustomerChanges:
     return await customers.changes_feed(session, params)
+
+
+_BATCH = (
+    " Up to 100 items; answered 200 with one result per item in order (its own status, the id and the "
+    "customer, or a problem): refused items changed nothing, the others are saved. Retry safely with "
+    "an `Idempotency-Key`. See docs/api-guide.md, Batches."
+)
+
+
+@router.post(
+    "/batch/create",
+    operation_id="customers_batch_create",
+    summary="Create up to 100 customers",
+    description="Each item as in `POST /customers` (201, or 409 `CUSTOMER_EMAIL_EXISTS`...)." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_create(
+    body: BatchInput[CustomerCreate], session: SessionDep, user: CustomerAccess
+) -> CustomerBatchResult:
+    return await batch.create_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/update",
+    operation_id="customers_batch_update",
+    summary="Update up to 100 customers",
+    description="Each item: the customer's `id`, the fields to change and optionally the `version` read "
+    "(412 when stale), as in `PATCH /customers/{id}`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_update(
+    body: BatchInput[CustomerBatchUpdate], session: SessionDep, user: CustomerAccess
+) -> CustomerBatchResult:
+    return await batch.update_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/upsert",
+    operation_id="customers_batch_upsert",
+    summary="Create or update up to 100 customers by email or externalId",
+    description="`idProperty` (`email`, the default, or `externalId`) finds an existing live customer: its "
+    "fields sent are updated (200), else the customer is created (201)." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_upsert(
+    body: CustomerBatchUpsert, session: SessionDep, user: CustomerAccess
+) -> CustomerBatchResult:
+    return await batch.upsert_many(session, body.items, id_property=body.id_property, actor_id=user.id)
+
+
+@router.post(
+    "/batch/read",
+    operation_id="customers_batch_read",
+    summary="Read up to 100 customers by id",
+    description="One result per id, in order: 200 with the customer, or 404." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_read(body: BatchRead, session: SessionDep, user: CustomerReader) -> CustomerBatchResult:
+    return await batch.read_many(session, body.ids)
 
 
 @router.post(

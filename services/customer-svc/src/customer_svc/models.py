@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.batch import external_id_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -86,6 +87,7 @@ class Customer(Base, table=True):
         sa.Index("ix_customers_status_created_at", "status", "created_at"),
         sa.Index("ix_customers_team_id", "team_id"),
         sa.Index("ix_customers_merged_into_id", "merged_into_id"),
+        external_id_index("customers", live_only=True),
     )
     __mapper_args__ = {"version_id_col": _customer_version}
 
@@ -95,6 +97,7 @@ class Customer(Base, table=True):
     first_name: str | None = Field(default=None, sa_type=sa.String(100))
     last_name: str | None = Field(default=None, sa_type=sa.String(100))
     full_name: str = Field(sa_type=sa.String(300), nullable=False)
+    external_id: str | None = Field(default=None, sa_type=sa.String(255))
     title: str | None = Field(default=None, sa_type=sa.String(100))
     company_name: str | None = Field(default=None, sa_type=sa.String(300))
     industry: str | None = Field(default=None, sa_type=sa.String(100))

@@ -4,8 +4,9 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
@@ -108,6 +109,7 @@ class AddressRead(ApiModel):
 
 class CustomerCreate(_RejectsReadOnly):
     type: CustomerType = CustomerType.INDIVIDUAL
+    external_id: ExternalId | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     title: Text100 | None = None
@@ -148,6 +150,7 @@ class CustomerCreate(_RejectsReadOnly):
 # (type, email, status, priority, tags, customFields) refuses an explicit null.
 class CustomerUpdate(_RejectsReadOnly):
     type: CustomerType = Field(default=None)
+    external_id: ExternalId | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     title: Text100 | None = None
@@ -196,6 +199,7 @@ class CustomerRead(ApiModel):
     first_name: str | None
     last_name: str | None
     full_name: str
+    external_id: str | None = None
     title: str | None
     company_name: str | None
     industry: str | None
@@ -230,6 +234,23 @@ class CustomerRead(ApiModel):
 
 CustomerPage = Page[CustomerRead]
 CustomerChanges = Changes[CustomerRead]
+
+
+class CustomerBatchUpdate(CustomerUpdate):
+    """One item of `batch/update`: the customer's id and the fields to change."""
+
+    id: uuid.UUID
+
+
+class CustomerBatchUpsert(BatchInput[CustomerCreate]):
+    id_property: Literal["email", "externalId"] = Field(
+        "email",
+        description="The field that finds an existing customer: `email` (case-insensitive) or `externalId`. "
+        "Found: the fields sent are updated (200; assignee and team stay as they are). Not found: created (201).",
+    )
+
+
+CustomerBatchResult = BatchResult[CustomerRead]
 
 
 class RankedCustomer(ApiModel):

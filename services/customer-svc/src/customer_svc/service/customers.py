@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_common import directory
+from crm_common.batch import external_id_exists
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
@@ -88,6 +89,24 @@ def is_email_conflict(exc: IntegrityError) -> bool:
     return "uq_customers_email_lower" in str(exc.orig)
 
 
+async def external_id_taken(
+    session: AsyncSession, external_id: str, *, other_than: uuid.UUID | None = None
+) -> bool:
+    query = select(Customer.id).where(Customer.external_id == external_id, Customer.merged_into_id.is_(None))
+    if other_than is not None:
+        query = query.where(Customer.id != other_than)
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+def unique_conflict(exc: IntegrityError, customer: Customer) -> ProblemError | None:
+    """The problem for a unique index the write ran into (a race the checks before it lost)."""
+    if is_email_conflict(exc):
+        return email_exists(customer.email)
+    if "uq_customers_external_id" in str(exc.orig):
+        return external_id_exists("customer", customer.external_id)
+    return None
+
+
 def merged_error(customer: Customer) -> ProblemError:
     return ProblemError(
         409,
@@ -105,6 +124,8 @@ async def create_customer(session: AsyncSession, *, data: CustomerCreate, actor_
     # A fast, friendly answer for the common case; the unique index below settles races.
     if await email_taken(session, data.email):
         raise email_exists(data.email)
+    if data.external_id is not None and await external_id_taken(session, data.external_id):
+        raise external_id_exists("customer", data.external_id)
     now = datetime.now(UTC)
     fields = data.model_dump(exclude={"addresses"})
     customer = Customer(
@@ -124,8 +145,8 @@ async def create_customer(session: AsyncSession, *, data: CustomerCreate, actor_
     try:
         await session.flush()
     except IntegrityError as exc:
-        if is_email_conflict(exc):
-            raise email_exists(data.email) from None
+        if problem := unique_conflict(exc, customer):
+            raise problem from None
         raise
     await add_events(session, events.customer_created(customer))
     return customer
@@ -177,6 +198,9 @@ async def update_customer(
     if "email" in sent and sent["email"].lower() != customer.email.lower():
         if await email_taken(session, sent["email"], other_than=customer.id):
             raise email_exists(sent["email"])
+    if sent.get("external_id") is not None and sent["external_id"] != customer.external_id:
+        if await external_id_taken(session, sent["external_id"], other_than=customer.id):
+            raise external_id_exists("customer", sent["external_id"])
 
     changes: dict[str, Any] = {}
     for name, value in sent.items():
@@ -201,8 +225,8 @@ async def update_customer(
     try:
         await session.flush()
     except IntegrityError as exc:
-        if is_email_conflict(exc):
-            raise email_exists(customer.email) from None
+        if problem := unique_conflict(exc, customer):
+            raise problem from None
         raise
     await add_events(session, events.customer_updated(customer, changes, actor_id))
     return await get_customer(session, customer.id)
