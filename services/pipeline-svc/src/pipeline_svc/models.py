@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.batch import external_id_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -106,6 +107,7 @@ _opportunity_version = _version_column()
 class Opportunity(Base, table=True):
     __tablename__ = "opportunities"
     __table_args__ = (
+        external_id_index("opportunities"),
         # The forecast (open opportunities closing in a period, by owner, team or all) and the board (the
         # first cards of each stage, soonest close first, and per-currency sums per stage) read these. On
         # Postgres the INCLUDE columns let both be answered from the index alone (index-only scans).
@@ -146,6 +148,7 @@ class Opportunity(Base, table=True):
     __mapper_args__ = {"version_id_col": _opportunity_version}
 
     id: uuid.UUID = id_field()
+    external_id: str | None = Field(default=None, sa_type=sa.String(255))
     title: str = Field(sa_type=sa.String(300), nullable=False)
     description: str | None = Field(default=None, sa_type=sa.Text())
     customer_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)

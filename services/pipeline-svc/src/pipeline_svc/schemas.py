@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+from crm_common.batch import BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
@@ -203,6 +204,7 @@ Competitors = Annotated[list[Competitor], Field(max_length=50)]
 
 class OpportunityCreate(StrictApiModel):
     title: Title
+    external_id: ExternalId | None = None
     description: LongText | None = None
     customer_id: uuid.UUID
     amount: Money | None = Field(
@@ -222,6 +224,7 @@ class OpportunityUpdate(StrictApiModel):
     through the actions (`/stage`, `/win`, `/lose`)."""
 
     title: Title | None = None
+    external_id: ExternalId | None = None
     description: LongText | None = None
     amount: Money | None = None
     currency: Currency | None = None
@@ -291,6 +294,7 @@ class OpportunityLineItemRead(ApiModel):
 class OpportunityRead(ApiModel):
     id: uuid.UUID
     title: str
+    external_id: str | None = None
     description: str | None
     customer_id: uuid.UUID
     customer_name: str | None
@@ -318,6 +322,15 @@ class OpportunityRead(ApiModel):
 
 OpportunityPage = Page[OpportunityRead]
 OpportunityChanges = Changes[OpportunityRead]
+
+
+class OpportunityBatchUpdate(OpportunityUpdate):
+    """One item of `batch/update`: the opportunity's id and the fields to change."""
+
+    id: uuid.UUID
+
+
+OpportunityBatchResult = BatchResult[OpportunityRead]
 
 
 class OpportunityWinResult(ApiModel):

@@ -3,6 +3,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
+from crm_common.batch import BatchInput, BatchRead
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
@@ -14,6 +15,8 @@ from pipeline_svc.api.deps import IfMatch, SalesAccess
 from pipeline_svc.models import OpportunityStatus
 from pipeline_svc.schemas import (
     InvoiceRead,
+    OpportunityBatchResult,
+    OpportunityBatchUpdate,
     OpportunityChanges,
     OpportunityCreate,
     OpportunityLineItemCreate,
@@ -28,9 +31,9 @@ from pipeline_svc.schemas import (
     PipelineBoard,
     SalesForecast,
 )
+from pipeline_svc.service import batch, line_items, transitions
 from pipeline_svc.service import board as board_service
 from pipeline_svc.service import forecast as forecast_service
-from pipeline_svc.service import line_items, transitions
 from pipeline_svc.service import opportunities as service
 
 router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"], responses=problem_doc(401, 403))
@@ -165,6 +168,65 @@ async def board(
     )
     # Already in the documented shape (PipelineBoard): serialised once, not re-validated card by card.
     return Response(to_json(result), media_type="application/json")
+
+
+_BATCH = (
+    " Up to 100 items; answered 200 with one result per item in order (its own status, the id and the "
+    "opportunity, or a problem): refused items changed nothing, the others are saved. Retry safely with "
+    "an `Idempotency-Key`. See docs/api-guide.md, Batches."
+)
+
+
+@router.post(
+    "/batch/create",
+    operation_id="opportunities_batch_create",
+    summary="Create up to 100 opportunities",
+    description="Each item as in `POST /opportunities`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_create(
+    body: BatchInput[OpportunityCreate], session: SessionDep, user: SalesAccess
+) -> OpportunityBatchResult:
+    return await batch.create_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/update",
+    operation_id="opportunities_batch_update",
+    summary="Update up to 100 opportunities",
+    description="Each item: the opportunity's `id`, the fields to change and the `version` read, as in "
+    "`PATCH /opportunities/{id}`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_update(
+    body: BatchInput[OpportunityBatchUpdate], session: SessionDep, user: SalesAccess
+) -> OpportunityBatchResult:
+    return await batch.update_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/upsert",
+    operation_id="opportunities_batch_upsert",
+    summary="Create or update up to 100 opportunities by externalId",
+    description="Every item carries `externalId`: an opportunity holding it has the fields sent updated "
+    "(200; its customer stays), else one is created (201)." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_upsert(
+    body: BatchInput[OpportunityCreate], session: SessionDep, user: SalesAccess
+) -> OpportunityBatchResult:
+    return await batch.upsert_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/read",
+    operation_id="opportunities_batch_read",
+    summary="Read up to 100 opportunities by id",
+    description="One result per id, in order: 200 with the opportunity, or 404." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_read(body: BatchRead, session: SessionDep, user: SalesAccess) -> OpportunityBatchResult:
+    return await batch.read_many(session, body.ids)
 
 
 @router.get(

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm_common import customer_refs
+from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.directory import require_active_team, require_active_user, user_names, users
@@ -16,6 +17,7 @@ from crm_common.pagination import PageParams, order_by, paginate
 from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -183,7 +185,12 @@ async def insert_opportunity(
     if opportunity_id is not None:
         opportunity.id = opportunity_id
     session.add(opportunity)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if problem := external_id_conflict(exc, "opportunities", "opportunity", opportunity.external_id):
+            raise problem from None
+        raise
     await add_events(session, events.opportunity_created(opportunity, stage.name, by=actor_id))
     return opportunity
 
@@ -203,6 +210,7 @@ async def create_opportunity(
     # A merged customer's survivor takes the opportunity (the rule everywhere: crm_common.customer_refs).
     customer = await customer_refs.require(session, data.customer_id, field="customerId")
     await _check_people(session, owner_id=data.owner_id, team_id=data.team_id, actor_id=actor_id)
+    await check_external_id_free(session, Opportunity, "opportunity", data.external_id)
     stage = await first_open_stage(session)
     opportunity = await insert_opportunity(
         session,
@@ -218,6 +226,7 @@ async def create_opportunity(
         team_id=data.team_id,
         competitors=data.competitors,
         custom_fields=data.custom_fields,
+        external_id=data.external_id,
     )
     return await load_opportunity(session, opportunity.id)
 
@@ -264,10 +273,19 @@ async def update_opportunity(
     changes = {k: v for k, v in wanted.items() if getattr(opportunity, k) != v}
     if not changes:
         return opportunity
+    if "external_id" in changes:
+        await check_external_id_free(
+            session, Opportunity, "opportunity", changes["external_id"], other_than=opportunity.id
+        )
     for field, value in changes.items():
         setattr(opportunity, field, value)
     opportunity.updated_at = datetime.now(UTC)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if problem := external_id_conflict(exc, "opportunities", "opportunity", opportunity.external_id):
+            raise problem from None
+        raise
     name = await stage_name(session, opportunity.stage_id)
     await add_events(
         session,
