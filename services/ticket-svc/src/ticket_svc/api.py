@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require, require_access
+from crm_common.batch import BatchInput, BatchRead
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
@@ -19,6 +20,8 @@ from ticket_svc.schemas import (
     SlaPolicyPage,
     SlaPolicyRead,
     SlaPolicyUpdate,
+    TicketBatchResult,
+    TicketBatchUpdate,
     TicketChanges,
     TicketCommunicationCreate,
     TicketCommunicationPage,
@@ -32,7 +35,7 @@ from ticket_svc.schemas import (
     TicketStatusChange,
     TicketUpdate,
 )
-from ticket_svc.service import communications, metrics, policies, tickets, workflow
+from ticket_svc.service import batch, communications, metrics, policies, tickets, workflow
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], responses=problem_doc(401, 403))
 policy_router = APIRouter(
@@ -168,6 +171,67 @@ async def ticket_metrics(
         assigned_to_id=assigned_to_id,
         group_by=group_by,
     )
+
+
+_BATCH = (
+    " Up to 100 items; answered 200 with one result per item in order (its own status, the id and the "
+    "ticket, or a problem): refused items changed nothing, the others are saved. Retry safely with an "
+    "`Idempotency-Key`. See docs/api-guide.md, Batches."
+)
+
+
+@router.post(
+    "/batch/create",
+    operation_id="tickets_batch_create",
+    summary="Create up to 100 tickets",
+    description="Each item as in `POST /tickets`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_create(
+    body: BatchInput[TicketCreate], session: SessionDep, user: SupportAccess, now: Now
+) -> TicketBatchResult:
+    return await batch.create_many(session, body.items, actor_id=user.id, now=now)
+
+
+@router.post(
+    "/batch/update",
+    operation_id="tickets_batch_update",
+    summary="Update up to 100 tickets",
+    description="Each item: the ticket's `id`, the fields to change and the `version` read, as in "
+    "`PATCH /tickets/{id}`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_update(
+    body: BatchInput[TicketBatchUpdate], session: SessionDep, user: SupportAccess, now: Now
+) -> TicketBatchResult:
+    return await batch.update_many(session, body.items, now=now)
+
+
+@router.post(
+    "/batch/upsert",
+    operation_id="tickets_batch_upsert",
+    summary="Create or update up to 100 tickets by externalId",
+    description="Every item carries `externalId`: a ticket holding it has the fields sent updated (200; "
+    "its customer stays), else one is created (201)." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_upsert(
+    body: BatchInput[TicketCreate], session: SessionDep, user: SupportAccess, now: Now
+) -> TicketBatchResult:
+    return await batch.upsert_many(session, body.items, actor_id=user.id, now=now)
+
+
+@router.post(
+    "/batch/read",
+    operation_id="tickets_batch_read",
+    summary="Read up to 100 tickets by id",
+    description="One result per id, in order: 200 with the ticket, or 404." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_read(
+    body: BatchRead, session: SessionDep, user: SupportAccess, now: Now
+) -> TicketBatchResult:
+    return await batch.read_many(session, body.ids, now=now)
 
 
 @router.get(

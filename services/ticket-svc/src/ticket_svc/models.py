@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.batch import external_id_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -107,6 +108,7 @@ _ticket_version = sa.Column("version", sa.Integer(), nullable=False)
 class Ticket(Base, table=True):
     __tablename__ = "tickets"
     __table_args__ = (
+        external_id_index("tickets"),
         sa.Index("ix_tickets_team_created", "team_id", "created_at"),
         _pending_breach_index(
             "ix_tickets_response_due_pending", "first_response_due_at", RESPONSE_PENDING_SQL
@@ -120,6 +122,7 @@ class Ticket(Base, table=True):
 
     id: uuid.UUID = id_field()
     ticket_number: str = Field(sa_type=sa.String(32), unique=True, nullable=False)
+    external_id: str | None = Field(default=None, sa_type=sa.String(255))
     subject: str = Field(sa_type=sa.String(300), nullable=False)
     description: str = Field(sa_type=sa.Text(), nullable=False)
     customer_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)

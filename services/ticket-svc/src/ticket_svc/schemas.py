@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+from crm_common.batch import BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, StrictApiModel
@@ -38,6 +39,7 @@ def _no_nulls(model: ApiModel, fields: tuple[str, ...]) -> None:
 
 class TicketCreate(StrictApiModel):
     subject: Subject
+    external_id: ExternalId | None = None
     description: LongText
     customer_id: uuid.UUID = Field(description="A customer known from customer-svc's events.")
     category: Short | None = None
@@ -60,6 +62,7 @@ class TicketUpdate(StrictApiModel):
     """Field edits. Status changes, escalation and satisfaction are actions of their own."""
 
     subject: Subject | None = None
+    external_id: ExternalId | None = None
     description: LongText | None = None
     category: Short | None = None
     subcategory: Short | None = None
@@ -86,6 +89,7 @@ class TicketUpdate(StrictApiModel):
 class TicketRead(ApiModel):
     id: uuid.UUID
     ticket_number: str
+    external_id: str | None = None
     subject: str
     description: str
     customer_id: uuid.UUID
@@ -127,6 +131,15 @@ class TicketRead(ApiModel):
 
 TicketPage = Page[TicketRead]
 TicketChanges = Changes[TicketRead]
+
+
+class TicketBatchUpdate(TicketUpdate):
+    """One item of `batch/update`: the ticket's id and the fields to change."""
+
+    id: uuid.UUID
+
+
+TicketBatchResult = BatchResult[TicketRead]
 
 
 class TicketStatusChange(StrictApiModel):

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
+from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
@@ -13,6 +14,7 @@ from crm_common.models import UtcDateTime
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc import events, sla
@@ -101,6 +103,7 @@ async def create_ticket(
     customer = await customer_refs.require(session, data.customer_id, field="customerId")
     await _check_people(session, data.assigned_to_id, data.team_id)
     related = await _check_related(session, data.related_tickets, self_id=None)
+    await check_external_id_free(session, Ticket, "ticket", data.external_id)
     policy = await select_policy(
         session, priority=data.priority, team_id=data.team_id, customer_priority=customer.priority
     )
@@ -122,7 +125,12 @@ async def create_ticket(
     if sla.should_stop(ticket.status, terms.pause_statuses):
         ticket.sla_stopped_at = now
     set_due_times(ticket, terms, now)
-    await numbers.insert_numbered(session, ticket, now.year, events.created_event)
+    try:
+        await numbers.insert_numbered(session, ticket, now.year, events.created_event)
+    except IntegrityError as exc:
+        if problem := external_id_conflict(exc, "tickets", "ticket", ticket.external_id):
+            raise problem from None
+        raise
     return ticket, to_read(ticket, customer, names.get(ticket.assigned_to_id), now)
 
 
@@ -157,13 +165,20 @@ async def update_ticket(
     changed = {k: v for k, v in changes.items() if getattr(ticket, k) != v}
     if not changed:
         return ticket
+    if "external_id" in changed:
+        await check_external_id_free(session, Ticket, "ticket", changed["external_id"], other_than=ticket.id)
     for key, value in changed.items():
         setattr(ticket, key, value)
     if "priority" in changed:
         # The policy chosen at creation stays; its targets for the new priority apply.
         set_due_times(ticket, await terms_for(session, ticket.sla_revision_id), now)
     ticket.updated_at = now
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if problem := external_id_conflict(exc, "tickets", "ticket", ticket.external_id):
+            raise problem from None
+        raise
     return ticket
 
 
