@@ -5,6 +5,7 @@ from typing import Annotated
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
+from crm_common.batch import BatchInput, BatchRead
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
@@ -15,6 +16,8 @@ from pydantic import AwareDatetime
 from activity_svc.models import ActivityPriority, ActivityStatus, ActivityType
 from activity_svc.schemas import (
     ActivityAgenda,
+    ActivityBatchResult,
+    ActivityBatchUpdate,
     ActivityCancel,
     ActivityChanges,
     ActivityComplete,
@@ -25,7 +28,7 @@ from activity_svc.schemas import (
     ActivityRead,
     ActivityUpdate,
 )
-from activity_svc.service import activities, views
+from activity_svc.service import activities, batch, views
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"], responses=problem_doc(401, 403))
 timelines = APIRouter(prefix="/api/v1", tags=["timelines"], responses=problem_doc(401, 403))
@@ -162,6 +165,65 @@ async def feed(
         include_system=include_system,
         group_by_date=group_by_date,
     )
+
+
+_BATCH = (
+    " Up to 100 items; answered 200 with one result per item in order (its own status, the id and the "
+    "activity, or a problem): refused items changed nothing, the others are saved. Retry safely with an "
+    "`Idempotency-Key`. See docs/api-guide.md, Batches."
+)
+
+
+@router.post(
+    "/batch/create",
+    operation_id="activities_batch_create",
+    summary="Create up to 100 activities",
+    description="Each item as in `POST /activities`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_create(
+    body: BatchInput[ActivityCreate], session: SessionDep, user: ActivityAccess
+) -> ActivityBatchResult:
+    return await batch.create_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/update",
+    operation_id="activities_batch_update",
+    summary="Update up to 100 activities",
+    description="Each item: the activity's `id`, the fields to change and the `version` read, as in "
+    "`PATCH /activities/{id}`." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_update(
+    body: BatchInput[ActivityBatchUpdate], session: SessionDep, user: ActivityAccess
+) -> ActivityBatchResult:
+    return await batch.update_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/upsert",
+    operation_id="activities_batch_upsert",
+    summary="Create or update up to 100 activities by externalId",
+    description="Every item carries `externalId`: an activity holding it has the fields sent updated "
+    "(200), else one is created (201)." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_upsert(
+    body: BatchInput[ActivityCreate], session: SessionDep, user: ActivityAccess
+) -> ActivityBatchResult:
+    return await batch.upsert_many(session, body.items, actor_id=user.id)
+
+
+@router.post(
+    "/batch/read",
+    operation_id="activities_batch_read",
+    summary="Read up to 100 activities by id",
+    description="One result per id, in order: 200 with the activity, or 404." + _BATCH,
+    responses=problem_doc(422),
+)
+async def batch_read(body: BatchRead, session: SessionDep, user: ActivityAccess) -> ActivityBatchResult:
+    return await batch.read_many(session, body.ids)
 
 
 @router.get(

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.batch import external_id_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -61,6 +62,7 @@ _version_column = sa.Column("version", sa.Integer(), nullable=False)
 class Activity(Base, table=True):
     __tablename__ = "activities"
     __table_args__ = (
+        external_id_index("activities"),
         # Timelines: newest first by startDate, id as the tie-breaker, per customer/opportunity/ticket.
         sa.Index("ix_activities_customer_timeline", "customer_id", "start_date", "id"),
         sa.Index("ix_activities_opportunity_timeline", "opportunity_id", "start_date", "id"),
@@ -72,6 +74,7 @@ class Activity(Base, table=True):
 
     id: uuid.UUID = id_field()
     type: str = Field(sa_type=sa.String(16), nullable=False, index=True)
+    external_id: str | None = Field(default=None, sa_type=sa.String(255))
     subject: str = Field(sa_type=sa.String(300), nullable=False)
     description: str | None = Field(default=None, sa_type=sa.Text())
     customer_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())

@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
+from crm_common.batch import BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, StrictApiModel
@@ -24,6 +25,7 @@ JsonList = Annotated[list[Any], Field(max_length=100)]
 class ActivityCreate(StrictApiModel):
     type: ActivityType
     subject: Subject
+    external_id: ExternalId | None = None
     description: LongText | None = None
     customer_id: uuid.UUID | None = None
     opportunity_id: uuid.UUID | None = None
@@ -75,6 +77,7 @@ class ActivityUpdate(StrictApiModel):
 
     type: ActivityType | None = None
     subject: Subject | None = None
+    external_id: ExternalId | None = None
     description: LongText | None = None
     customer_id: uuid.UUID | None = None
     opportunity_id: uuid.UUID | None = None
@@ -126,6 +129,7 @@ class ActivityRead(ApiModel):
     id: uuid.UUID
     type: ActivityType
     subject: str
+    external_id: str | None = None
     description: str | None
     customer_id: uuid.UUID | None
     customer_name: str | None = None
@@ -157,6 +161,15 @@ class ActivityRead(ApiModel):
 
 ActivityPage = Page[ActivityRead]
 ActivityChanges = Changes[ActivityRead]
+
+
+class ActivityBatchUpdate(ActivityUpdate):
+    """One item of `batch/update`: the activity's id and the fields to change."""
+
+    id: uuid.UUID
+
+
+ActivityBatchResult = BatchResult[ActivityRead]
 
 
 class ActivityCompletion(ApiModel):

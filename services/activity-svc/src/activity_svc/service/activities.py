@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from crm_common import changes
+from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by
 from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activity_svc import events
@@ -103,6 +105,7 @@ async def create_activity(
     owner_id = data.owner_id or actor_id
     await _check_owner(session, owner_id, actor_id)
     await require_known_users(session, data.participant_ids, field="participantIds")
+    await check_external_id_free(session, Activity, "activity", data.external_id)
     now = datetime.now(UTC)
     fields = data.model_dump(exclude={"participant_ids", "end_date", "duration", "owner_id", "customer_id"})
     activity = Activity(
@@ -117,7 +120,7 @@ async def create_activity(
     if activity.status == ActivityStatus.COMPLETED:
         activity.completed_at = now
     session.add(activity)
-    await session.flush()
+    await _flush(session, activity)
     await _set_participants(session, activity.id, data.participant_ids)
     follow_up = None
     if activity.status == ActivityStatus.COMPLETED:
@@ -230,6 +233,10 @@ async def update_activity(
         await _set_participants(session, activity.id, fields["participant_ids"])
     if "customer_id" in fields:
         fields["customer_id"] = await require_customer(session, fields["customer_id"])
+    if fields.get("external_id") not in (None, activity.external_id):
+        await check_external_id_free(
+            session, Activity, "activity", fields["external_id"], other_than=activity.id
+        )
 
     target = fields.pop("status", activity.status)
     for name, value in fields.items():
@@ -243,8 +250,17 @@ async def update_activity(
             follow_up = await _completed(session, activity, now=now)
         else:
             activity.status = target
-    await session.flush()
+    await _flush(session, activity)
     return activity, follow_up
+
+
+async def _flush(session: AsyncSession, activity: Activity) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if problem := external_id_conflict(exc, "activities", "activity", activity.external_id):
+            raise problem from None
+        raise
 
 
 async def start_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None) -> Activity:
