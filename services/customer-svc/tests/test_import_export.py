@@ -41,6 +41,12 @@ async def test_csv_import_creates_customers(client, auth_headers):
     r = await do_import(client, h, body)
     assert r.status_code == 200, r.text
     report = r.json()
+    # The customer of each row, by line (the blank line 4 is no row).
+    assert [(x["line"], x["outcome"]) for x in report.pop("records")] == [
+        (2, "CREATED"),
+        (3, "CREATED"),
+        (5, "CREATED"),
+    ]
     assert report == {
         "dryRun": False,
         "completed": True,
@@ -443,3 +449,25 @@ async def test_a_bad_json_line_is_that_lines_error_and_the_rows_around_it_are_ke
     # A CSV cell holding deep JSON is that row's error too.
     r = await do_import(client, h, 'email,customFields\nc@example.com,"' + "[" * 5000 + "]" * 5000 + '"\n')
     assert r.status_code == 200 and r.json()["failed"] == 1, r.text
+
+
+async def test_the_import_answers_the_id_of_each_row_it_created_or_updated(client, auth_headers):
+    h = auth_headers()
+    ada = await create(client, h, firstName="Ada", email="ada@example.com")
+    body = (
+        "email,firstName,lastName\n"
+        "new1@example.com,New,One\n"
+        "ada@example.com,Ada,Lovelace\n"
+        "not-an-email,Bad,Row\n"
+        "new2@example.com,New,Two\n"
+    )
+    report = (await do_import(client, h, body)).json()
+    assert (report["created"], report["updated"], report["failed"]) == (2, 1, 1)
+    records = report["records"]
+    assert [(r["line"], r["outcome"]) for r in records] == [(2, "CREATED"), (3, "UPDATED"), (5, "CREATED")]
+    assert records[1]["id"] == ada["id"]
+    for record, email in ((records[0], "new1@example.com"), (records[2], "new2@example.com")):
+        got = await client.get(f"/api/v1/customers/{record['id']}", headers=h)
+        assert got.status_code == 200 and got.json()["email"] == email
+    dry = (await do_import(client, h, "email,firstName\nnew3@example.com,X\n", dryRun="true")).json()
+    assert dry["created"] == 1 and dry["records"] == []

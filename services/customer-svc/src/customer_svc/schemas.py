@@ -503,6 +503,12 @@ class ImportRowError(ApiModel):
     code: str
 
 
+class ImportedRecord(ApiModel):
+    line: int = Field(description="1-based line of the file where the row starts.")
+    id: uuid.UUID
+    outcome: Literal["CREATED", "UPDATED"]
+
+
 class ImportResult(ApiModel):
     dry_run: bool
     completed: bool = Field(description="False when the file could not be read to its end (see errors).")
@@ -515,3 +521,6 @@ class ImportResult(ApiModel):
     errors: list[ImportRowError]
     errors_truncated: bool = False
     ignored_columns: list[str] = Field(default=[], description="Read-only export columns, ignored.")
+    records: list[ImportedRecord] = Field(
+        default=[], description="The customer each row created or updated, in file order (none in a dry run)."
+    )

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress, CustomerStatus, CustomerType, Priority
-from customer_svc.schemas import CustomerImportRow, ImportResult, ImportRowError
+from customer_svc.schemas import CustomerImportRow, ImportedRecord, ImportResult, ImportRowError
 from customer_svc.service.customers import full_name_of, jsonable, name_errors, next_customer_numbers
 
 BATCH_SIZE = 500
@@ -97,6 +97,7 @@ class Report:
     errors_truncated: bool = False
     completed: bool = True
     ignored_columns: list[str] = field(default_factory=list)
+    records: list[ImportedRecord] = field(default_factory=list)
 
     def error(self, line: int, field_: str | None, message: str, code: str) -> None:
         if len(self.errors) < MAX_ERRORS:
@@ -470,6 +471,7 @@ class Importer:
                 )
                 continue
             self.report.created += 1
+            self.report.records.append(ImportedRecord(line=line, id=row["id"], outcome="CREATED"))
             addresses += _addresses(row["id"], row_in)
             out.append(events.customer_created(types.SimpleNamespace(**row)))
         if addresses:
@@ -485,7 +487,8 @@ class Importer:
         groups: dict[tuple[str, ...], list[dict]] = {}
         replaced: list[uuid.UUID] = []
         addresses: list[dict] = []
-        for _line, current, changes, row in updates:
+        for line, current, changes, row in updates:
+            self.report.records.append(ImportedRecord(line=line, id=current["id"], outcome="UPDATED"))
             columns = {k: v for k, v in changes.items() if k != "addresses"}
             version = current["version"] + 1
             groups.setdefault(tuple(sorted(columns)), []).append(
@@ -600,4 +603,5 @@ async def run_import(
         await importer.apply(batch)
     if fmt == "jsonl" and report.rows == 0 and report.completed:
         raise BadHeader("IMPORT_EMPTY", "The file has no rows.", [])
+    report.records.sort(key=lambda r: r.line)  # a batch writes its creations before its updates
     return report
