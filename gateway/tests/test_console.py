@@ -148,3 +148,33 @@ async def test_the_language_switch_wins_over_the_browsers_language_for_every_wor
     )
     assert away.headers["location"] == "/app"  # never a redirect off the console
     assert "Export CSV" in (await gw.get("/app/customers", headers={"Accept-Language": "zh"})).text
+
+
+async def test_an_expired_access_token_is_refreshed_from_the_sign_ins_refresh_token(gw):
+    signed_in = await sign_in(gw)
+    cookies = {c.split("=", 1)[0]: c for c in signed_in.headers.get_list("set-cookie")}
+    refresh_cookie = cookies["crm_console_refresh"]
+    assert "HttpOnly" in refresh_cookie and "Path=/app" in refresh_cookie and "SameSite=lax" in refresh_cookie
+    old_refresh = gw.cookies.get("crm_console_refresh")
+    # The browser dropped the access token at its expiry: the next page refreshes the sign-in.
+    gw.cookies.delete("crm_console", path="/app")
+    page = await gw.get("/app/customers")
+    assert page.status_code == 200
+    renewed = {c.split("=", 1)[0] for c in page.headers.get_list("set-cookie")}
+    assert {"crm_console", "crm_console_refresh"} <= renewed
+    assert gw.cookies.get("crm_console_refresh") != old_refresh  # it rotated
+    # A second request still carrying the old refresh token (sent at the same moment) gets the
+    # same new pair rather than revoking the sign-in as a reuse.
+    again = await gw.get(
+        "/app/customers", headers={"cookie": f"crm_console_refresh={old_refresh}; crm_console_csrf=x"}
+    )
+    assert again.status_code == 200
+    assert (await gw.get("/app")).status_code == 200  # the new pair still works
+
+    # Signing out ends the sign-in: its refresh token is refused afterwards.
+    form = await gw.get("/app")
+    last_refresh = gw.cookies.get("crm_console_refresh")
+    out = await gw.post("/app/logout", data={"csrf": csrf_in(form.text)})
+    assert out.status_code == 303
+    gone = await gw.get("/app/customers", headers={"cookie": f"crm_console_refresh={last_refresh}"})
+    assert gone.status_code == 303 and "/app/login" in gone.headers["location"]

@@ -1,6 +1,8 @@
 """The web console at /app: server-rendered pages (Jinja2) with htmx partial updates, rendered from the
 seed's view definitions and calling the public API as the signed-in user. See docs/console.md."""
 
+import asyncio
+
 from fastapi import FastAPI
 
 from crm_gateway.console import (
@@ -22,6 +24,7 @@ def install(app: FastAPI) -> None:
     """Adds the console's routes (kept out of the OpenAPI document); call before the catch-all mount."""
     app.state.console_client = gateway_client(app)
     app.state.console_memo = memo.Memo()
+    app.state.console_refresh_lock = asyncio.Lock()
     # customer_files before customer_pages: /customers/import is not a customer's id.
     for module in (
         auth_pages,

@@ -9,11 +9,13 @@ from crm_gateway.console.session import (
     COOKIE_PATH,
     CSRF_COOKIE,
     LANGUAGE_COOKIE,
+    REFRESH_COOKIE,
     SESSION_COOKIE,
     Console,
     anonymous,
     check_csrf,
     set_cookie,
+    set_session,
 )
 from crm_gateway.console.web import ConsoleRoute, page, redirect
 from crm_gateway.views.labels import LANGUAGES
@@ -49,17 +51,21 @@ async def login(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
             ctx, "login.html", status_code=400, next=target, message=r.detail, email=form.get("username")
         )
     response = redirect(request, target)
-    set_cookie(response, SESSION_COOKIE, r.body["access_token"], request, max_age=int(r.body["expires_in"]))
+    set_session(response, request, r.body)
     # A new CSRF token for the new session, so one seen before sign-in is worth nothing after.
     set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32), request)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request):
+async def logout(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
     await check_csrf(request)
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if refresh:  # ends the sign-in, so the refresh token is worth nothing after
+        await ctx.post("/api/v1/auth/logout", json={"refreshToken": refresh})
     response = redirect(request, f"{COOKIE_PATH}/login")
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
     set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32), request)
     return response
 

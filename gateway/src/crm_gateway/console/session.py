@@ -25,6 +25,10 @@ from crm_gateway.console import memo, words
 from crm_gateway.views.labels import LANGUAGES, preferred_language
 
 SESSION_COOKIE = "crm_console"
+# The sign-in's refresh token: a new access token when the old one expires, so a person working on
+# is not sent back to the sign-in page every 15 minutes. It rotates at each use (docs/api-guide.md).
+REFRESH_COOKIE = "crm_console_refresh"
+REFRESH_COOKIE_SECONDS = 14 * 24 * 3600  # the API's refresh lifetime; the API decides validity
 CSRF_COOKIE = "crm_console_csrf"
 LANGUAGE_COOKIE = "crm_console_lang"
 # The consistency token of the user's last write, kept for the page the write redirects to, so that
@@ -95,7 +99,7 @@ class Console:
     def can(self, permission: str) -> bool:
         return permission in self.permissions or "admin" in self.permissions
 
-    async def call(self, method: str, path: str, **kwargs) -> ApiResult:
+    async def call(self, method: str, path: str, *, retry: bool = True, **kwargs) -> ApiResult:
         client: httpx.AsyncClient = self.request.app.state.console_client
         headers = dict(kwargs.pop("headers", {}) or {})
         if self.token:
@@ -107,6 +111,12 @@ class Console:
         r = await client.request(method, path, headers=headers, **kwargs)
         body = r.json() if r.content and "json" in r.headers.get("content-type", "") else None
         if r.status_code == 401 and self.token:
+            # The access token ran out: refresh the sign-in and ask again (a 401 changed nothing; a
+            # streamed body cannot be sent twice, so that one sends the user to sign in).
+            replayable = isinstance(kwargs.get("content"), (bytes, str, type(None)))
+            if retry and replayable and (pair := await refreshed(self.request)):
+                self.token = pair["access_token"]
+                return await self.call(method, path, retry=False, headers=headers, **kwargs)
             raise SignInRequired(self.translate("Your session has expired. Please sign in again."))
         if r.is_success and method != "GET" and r.headers.get(CONSISTENCY_HEADER):
             # Read by this request's later calls, and kept for the page this write leads to
@@ -195,22 +205,57 @@ async def check_csrf(request: Request) -> FormData:
     return form
 
 
+async def refreshed(request: Request) -> dict | None:
+    """A new token pair for this sign-in from its refresh token (kept in `request.state.new_session`
+    for the response's cookies), or None. A refresh token works once and two uses at once revoke the
+    sign-in, so refreshes are one at a time and the new pair is remembered for a minute under the old
+    token: a page's concurrent requests (htmx, assets) still carrying it get the same pair."""
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if not refresh:
+        return None
+    state = request.app.state
+    key = ("refresh", hashlib.sha256(refresh.encode()).hexdigest())
+
+    async def fetch():
+        r = await state.console_client.post(
+            "/api/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh}
+        )
+        return r.status_code == 200, r.json() if r.status_code == 200 else None
+
+    async with state.console_refresh_lock:
+        pair = await state.console_memo.get(key, 60.0, fetch)
+    if pair:
+        request.state.new_session = pair
+    return pair
+
+
 async def console(request: Request) -> Console:
-    """The signed-in user's console (dependency); SignInRequired when there is no valid session."""
+    """The signed-in user's console (dependency); SignInRequired when there is no valid session and
+    the sign-in cannot be refreshed."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise SignInRequired
+        pair = await refreshed(request)
+        if not pair:
+            raise SignInRequired
+        token = pair["access_token"]
     ctx = Console(request, token, csrf_of(request), after=request.cookies.get(SEEN_COOKIE))
 
     async def fetch():
         r = await ctx.get("/api/v1/me")
         return r.ok, r
 
-    me = await ctx.memo.get(ctx.user_key("me"), memo.USER_SECONDS, fetch)
+    me = await ctx.memo.get(ctx.user_key("me"), memo.USER_SECONDS, fetch)  # refreshes on a 401
     if not me.ok:
         raise SignInRequired(ctx.translate("Your session has expired. Please sign in again."))
     ctx.me = me.body
     return ctx
+
+
+def set_session(response, request: Request, pair: dict) -> None:
+    """The cookies of a signed-in session from a token answer (sign-in or refresh)."""
+    set_cookie(response, SESSION_COOKIE, pair["access_token"], request, max_age=int(pair["expires_in"]))
+    if pair.get("refresh_token"):
+        set_cookie(response, REFRESH_COOKIE, pair["refresh_token"], request, max_age=REFRESH_COOKIE_SECONDS)
 
 
 def anonymous(request: Request) -> Console:

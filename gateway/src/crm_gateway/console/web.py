@@ -25,6 +25,7 @@ from crm_gateway.console.session import (
     language_of,
     login_url,
     set_cookie,
+    set_session,
 )
 
 log = logging.getLogger("crm.console")
@@ -110,6 +111,9 @@ class ConsoleRoute(APIRoute):
             already = any(v.startswith(CSRF_COOKIE + "=") for v in response.headers.getlist("set-cookie"))
             if new_csrf and not already:
                 set_cookie(response, CSRF_COOKIE, new_csrf, request)
+            new_session = getattr(request.state, "new_session", None)
+            if new_session:  # refreshed during this request: the browser keeps the new pair
+                set_session(response, request, new_session)
             seen = getattr(request.state, "seen", None)
             if seen:
                 set_cookie(response, SEEN_COOKIE, seen, request, max_age=60)
