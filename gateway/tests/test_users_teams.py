@@ -212,14 +212,14 @@ async def test_team_bad_inputs_write_nothing(identity_gateway):
     assert (await gw.get(f"/api/v1/teams/{uuid.uuid4()}", headers=admin)).status_code == 404
 
 
-async def test_creating_a_user_hashes_the_password_outside_the_write_transaction(tmp_path, monkeypatch):
+async def test_setting_a_password_hashes_it_outside_the_write_transaction(tmp_path, monkeypatch):
     """On SQLite a write transaction holds the one writer lock: another write must go through while a
-    new user's password is being hashed."""
+    new user's password (and then an admin's reset of it) is being hashed."""
     settings = GatewaySettings(data_dir=tmp_path, admin_password=PASSWORD, admin_email=ADMIN)
     async with running(create_embedded_app(settings, only=())) as gw:
         admin = await login(gw)
-        hashing, release = threading.Event(), threading.Event()
         real = service.hasher
+        hashing, release = threading.Event(), threading.Event()
 
         class SlowHasher:
             def hash(self, password: str) -> str:
@@ -231,16 +231,30 @@ async def test_creating_a_user_hashes_the_password_outside_the_write_transaction
                 return real.verify(stored, password)
 
         monkeypatch.setattr(service, "hasher", SlowHasher())
+
+        async def meanwhile(request, team_name: str):
+            hashing.clear()
+            release.clear()
+            pending = asyncio.ensure_future(request)
+            assert await asyncio.to_thread(hashing.wait, 30)
+            try:
+                # Waiting for the writer lock would never end while the hash is held: bounded, then failed.
+                other = await asyncio.wait_for(
+                    gw.post("/api/v1/teams", json={"name": team_name, "type": "SALES"}, headers=admin), 30
+                )
+            finally:
+                release.set()
+            assert other.status_code == 201, other.text
+            return await pending
+
         user = {"email": "new@example.com", "fullName": "New", "password": PASSWORD, "roles": ["sales_rep"]}
-        creating = asyncio.ensure_future(gw.post("/api/v1/users", json=user, headers=admin))
-        assert await asyncio.to_thread(hashing.wait, 30)
-        team = {"name": "Meanwhile", "type": "SALES"}
-        try:
-            # Waiting for the writer lock would never end while the hash is held: bounded, then failed.
-            meanwhile = await asyncio.wait_for(gw.post("/api/v1/teams", json=team, headers=admin), 30)
-        finally:
-            release.set()
-        assert meanwhile.status_code == 201, meanwhile.text
-        created = await creating
+        created = await meanwhile(gw.post("/api/v1/users", json=user, headers=admin), "One")
         assert created.status_code == 201, created.text
         assert (await login(gw, "new@example.com"))["Authorization"].startswith("Bearer ")
+
+        reset = {"password": "another long passphrase", "version": created.json()["version"]}
+        patched = await meanwhile(
+            gw.patch(f"/api/v1/users/{created.json()['id']}", json=reset, headers=admin), "Two"
+        )
+        assert patched.status_code == 200, patched.text
+        await login(gw, "new@example.com", "another long passphrase")

@@ -174,8 +174,14 @@ async def create_user(session: AsyncSession, data: UserCreate, *, password_hash:
 
 
 async def update_user(
-    session: AsyncSession, *, user_id: uuid.UUID, data: UserUpdate, if_match: str | None
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    if_match: str | None,
+    password_hash: str | None = None,
 ) -> User:
+    """`password_hash`: of `data.password`, made before the transaction began (else it is made here)."""
     user = await get_user(session, user_id)
     check_version(user.version, if_match=if_match, body_version=data.version)
     fields = data.model_dump(exclude_unset=True, exclude={"version"})
@@ -202,10 +208,10 @@ async def update_user(
         or "password" in fields
     )
     if "password" in fields:
-        if fields["password"]:
-            check_password(fields["password"], email=fields.get("email", user.email), field="password")
-        user.password_hash = await hash_password(fields.pop("password")) if fields["password"] else None
-        fields.pop("password", None)
+        password = fields.pop("password")
+        if password:
+            check_password(password, email=fields.get("email", user.email), field="password")
+        user.password_hash = (password_hash or await hash_password(password)) if password else None
     if revokes:
         user.token_version += 1
     for name, value in fields.items():
