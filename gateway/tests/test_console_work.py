@@ -209,3 +209,49 @@ async def test_the_kanban_shows_a_few_cards_per_column_and_more_on_request(gw):
     assert refresh.text.count('class="kcard"') == 21 and "<html" not in refresh.text
     odd = await gw.get("/app/pipeline", params={"cards": "7"})
     assert odd.text.count('class="kcard"') == 20  # only the offered steps
+
+
+async def test_a_ticket_is_opened_from_the_customer_page(gw):
+    admin = await login(gw)
+    customer = await gw.post(
+        "/api/v1/customers", json={"lastName": "Caller", "email": "caller@example.com"}, headers=admin
+    )
+    await sign_in(gw)
+    page = await gw.get(f"/app/customers/{customer.json()['id']}")
+    url = f"/app/customers/{customer.json()['id']}/tickets"
+    form = {"csrf": csrf_in(page.text), "description": "It beeps.", "type": "PROBLEM", "priority": "HIGH"}
+    refused = await gw.post(url, data={**form, "subject": ""})
+    assert refused.status_code == 422 and 'class="message error"' in refused.text
+    assert "It beeps." in refused.text  # the form keeps what was typed
+    opened = await gw.post(url, data={**form, "subject": "Beeping"})
+    assert opened.status_code == 303 and opened.headers["location"].startswith("/app/tickets/")
+    ticket = await gw.get(opened.headers["location"])
+    assert "Beeping" in ticket.text and "It beeps." in ticket.text
+
+
+async def test_a_campaign_is_created_with_its_dates_in_the_users_zone_and_refusals_shown(gw):
+    admin = await login(gw)
+    await _in_time_zone(gw, admin, "Asia/Shanghai")
+    await sign_in(gw)
+    page = await gw.get("/app/campaigns")
+    form = {
+        "csrf": csrf_in(page.text),
+        "name": "Launch",
+        "type": "WEBINAR",
+        "budget": "250.00",
+        "currency": "EUR",
+    }
+    backwards = await gw.post(
+        "/app/campaigns", data={**form, "startDate": "2027-03-10", "endDate": "2027-03-01"}
+    )
+    assert backwards.status_code == 422 and 'class="message error"' in backwards.text
+    assert 'value="Launch"' in backwards.text
+    created = await gw.post(
+        "/app/campaigns", data={**form, "startDate": "2027-03-01", "endDate": "2027-03-10"}
+    )
+    assert created.status_code == 303
+    campaign_id = created.headers["location"].rsplit("/", 1)[-1]
+    stored = (await gw.get(f"/api/v1/campaigns/{campaign_id}", headers=admin)).json()
+    start = datetime.fromisoformat(stored["startDate"].replace("Z", "+00:00"))
+    assert start == datetime(2027, 2, 28, 16, 0, tzinfo=UTC)  # midnight in Shanghai
+    assert (stored["budget"], stored["currency"], stored["type"]) == ("250.00", "EUR", "WEBINAR")

@@ -365,7 +365,7 @@ def test_a_salesperson_works_on_a_customer_page_and_imports_and_exports(crm, bro
     # Log a call already made: it is on the timeline at once (the page reads its own write).
     page.get_by_text("Add activity", exact=True).first.click()
     page.get_by_label("Kind").select_option("CALL")
-    page.get_by_label("Subject").fill("Discovery call")
+    page.get_by_role("region", name="Timeline").get_by_label("Subject").fill("Discovery call")
     page.get_by_label("Already done").check()
     page.get_by_role("button", name="Add activity").click()
     expect(page.locator("#flash")).to_contain_text("Activity added.")
@@ -527,6 +527,23 @@ def test_support_and_marketing_pages_and_the_agenda(crm, browser, api):
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#campaign-status")).to_have_text("ACTIVE")
     person.check("16-campaign")
+
+    # A new campaign and a new ticket through their forms.
+    page.get_by_role("link", name="Campaigns").click()
+    page.locator("summary", has_text="New campaign").click()
+    page.get_by_label("Name", exact=True).fill(f"Autumn {tag}")
+    page.get_by_label("Budget").fill("50.00")
+    person.check("18-campaign-new")
+    page.get_by_role("button", name="Create campaign").click()
+    expect(page.locator("h1")).to_contain_text(f"Autumn {tag}")
+    page.goto(f"/app/customers/{customer['id']}")
+    page.locator("summary", has_text="New ticket").click()
+    tickets = page.get_by_role("region", name="Tickets")
+    tickets.get_by_label("Subject").fill(f"Invoice question {tag}")
+    tickets.get_by_label("Description").fill("Which VAT rate?")
+    page.get_by_role("button", name="Open ticket").click()
+    expect(page.locator("h1")).to_contain_text(f"Invoice question {tag}")
+    page.goto(f"/app/campaigns/{campaign['id']}")
 
     # The console's own words in Chinese, chosen with the switch (over the browser's English).
     page.get_by_label("Language").select_option("zh")

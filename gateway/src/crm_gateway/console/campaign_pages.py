@@ -2,6 +2,7 @@
 as an SVG on the server), leads, cost per lead, attributed revenue and ROI, and its status actions."""
 
 import asyncio
+from datetime import date, datetime, time
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -37,6 +38,11 @@ LIST_PARAMS = ("q", "status", "type", "sort", "page")
 
 @router.get("/campaigns")
 async def campaigns(request: Request, ctx: Annotated[Console, Depends(console)]):
+    return await _campaign_list(request, ctx)
+
+
+async def _campaign_list(request: Request, ctx: Console, *, status_code: int | None = None, **extra):
+    form = extra.pop("form", None)
     query = request.query_params
     params = [(k, query[k]) for k in LIST_PARAMS if query.get(k)]
     r = await ctx.get("/api/v1/campaigns", params=[*params, ("pageSize", "25")])
@@ -48,14 +54,42 @@ async def campaigns(request: Request, ctx: Annotated[Console, Depends(console)])
     return page(
         ctx,
         "campaigns.html",
-        status_code=200 if r.ok else r.status,
+        status_code=status_code or (200 if r.ok else r.status),
+        can_create=ctx.can("campaigns:write"),
+        form=form or {},
         data=r.body if r.ok else None,
-        message=None if r.ok else r.detail,
+        message=extra.pop("message", None) or (None if r.ok else r.detail),
         chosen=dict(params),
         statuses=STATUSES,
         types=TYPES,
         link=link,
+        **extra,
     )
+
+
+@router.post("/campaigns")
+async def create_campaign(request: Request, ctx: Annotated[Console, Depends(console)]):
+    """A new campaign; its dates are days in the user's time zone, sent as that day's start there."""
+    form = await check_csrf(request)
+    entered = {
+        n: str(form.get(n, "")).strip()
+        for n in ("name", "type", "startDate", "endDate", "budget", "currency")
+    }
+    body = {k: v for k, v in entered.items() if v and k not in ("startDate", "endDate")}
+    zone = render.zone(await ctx.time_zone())
+    for name in ("startDate", "endDate"):
+        if entered[name]:
+            try:
+                day = date.fromisoformat(entered[name])
+            except ValueError:
+                return await _campaign_list(
+                    request, ctx, status_code=422, message=f"{name}: {entered[name]}", form=entered
+                )
+            body[name] = datetime.combine(day, time(), tzinfo=zone).isoformat()
+    r = await ctx.post("/api/v1/campaigns", json=body)
+    if r.ok:
+        return redirect(request, f"{COOKIE_PATH}/campaigns/{r.body['id']}")
+    return await _campaign_list(request, ctx, status_code=r.status, message=r.detail, form=entered)
 
 
 def funnel(metrics: dict, translate) -> dict:

@@ -171,6 +171,17 @@ async def merge(customer_id: str, request: Request, ctx: Annotated[Console, Depe
     return await customer_page(ctx, customer_id, status_code=r.status, message=r.detail)
 
 
+@router.post("/customers/{customer_id}/tickets")
+async def open_ticket(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+    form = await check_csrf(request)
+    body = {"customerId": customer_id}
+    body |= {name: str(form.get(name, "")).strip() for name in ("subject", "description", "type", "priority")}
+    r = await ctx.post("/api/v1/tickets", json=body)
+    if r.ok:
+        return redirect(request, f"{COOKIE_PATH}/tickets/{r.body['id']}")
+    return await customer_page(ctx, customer_id, status_code=r.status, message=r.detail, ticket_form=body)
+
+
 @router.post("/customers/{customer_id}/activities")
 async def add_activity(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
     """The start is typed in the user's own time zone and sent to the API with it."""

@@ -32,6 +32,8 @@ MERGE_FIELDS = (
 )
 COMBINABLE = ("tags", "notes")
 ACTIVITY_TYPES = ("CALL", "EMAIL", "MEETING", "TASK", "NOTE", "SMS", "DEMO")
+TICKET_TYPES = ("QUESTION", "PROBLEM", "REQUEST", "INCIDENT")
+TICKET_PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
 
 
 def _offered(actions: list[dict], handlers: set[str], ctx: Console) -> list[dict]:
@@ -175,6 +177,9 @@ async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 20
         can_sell=ctx.can("sales:write") and not merged,
         can_edit=can_edit and not merged,
         can_log=ctx.can("activities:write"),
+        can_support=ctx.can("tickets:write") and not merged,
+        ticket_types=TICKET_TYPES,
+        ticket_priorities=TICKET_PRIORITIES,
         notice=ctx.translate(notice) if notice and status_code < 400 else None,
         activity_types=ACTIVITY_TYPES,
         merge_fields=MERGE_FIELDS,

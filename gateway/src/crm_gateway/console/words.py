@@ -128,6 +128,8 @@ ZH: dict[str, str] = {
     "assignedToId": "负责人",
     "tags": "标签",
     "notes": "备注",
+    "New ticket": "新建工单",
+    "Open ticket": "创建工单",
     # Import
     "Import customers": "导入客户",
     "A CSV file with a header line: email and any of the customer's fields (an export imports back). A row matching a customer's email updates it; the others create customers.": "带表头的 CSV 文件：email 及客户的任意字段（导出的文件可直接导回）。邮箱匹配已有客户的行将更新该客户，其余行创建新客户。",
@@ -263,6 +265,8 @@ ZH: dict[str, str] = {
     "{n} more not shown.": "还有 {n} 项未显示。",
     "Upcoming days": "未来天数",
     # Campaigns
+    "New campaign": "新建营销活动",
+    "Create campaign": "创建营销活动",
     "{n} campaigns": "{n} 个营销活动",
     "Name": "名称",
     "Starts": "开始",
