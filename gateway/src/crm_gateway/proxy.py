@@ -50,6 +50,9 @@ def _retryable(method: str, headers: list[tuple[str, str]], exc: Exception) -> b
     return method in SAFE_METHODS or any(k.lower() == "idempotency-key" for k, _ in headers)
 
 
+# Below uvicorn's keep-alive timeout (5 s), which `crm serve` runs the services with.
+UPSTREAM_KEEPALIVE_SECONDS = 4.0
+
 # Bulk endpoints: large bodies, long processing; everything else is held to the normal limits.
 BULK_PATHS = ("/api/v1/customers/import", "/api/v1/customers/export")
 
@@ -97,7 +100,9 @@ class HttpUpstream:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=30)
+        # Idle connections are dropped before the services' uvicorn drops them (5 s): reusing one it is
+        # closing fails the request with a disconnect, which a POST cannot be retried after (502).
+        connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
     async def close(self) -> None:
