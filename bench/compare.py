@@ -67,6 +67,8 @@ log = logger("compare")
 NOTE_SUBJECT = "Customer created"
 UNLIMITED = {"CRM_GATEWAY_RATE_LIMIT_ENABLED": "false", "CRM_LOG_LEVEL": "WARNING"}
 SEARCH = "person1"
+# How long a client waits after a 503 before its next request.
+REFUSED_BACKOFF = 0.25
 # (case, the case its ratio is taken against)
 RATIOS = {
     "bare GET": None,
@@ -81,6 +83,7 @@ RATIOS = {
 @dataclass
 class Phase:
     ok: int = 0
+    refused: int = 0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
@@ -159,6 +162,11 @@ class Load:
                 if status == wanted:
                     result.ok += 1
                     result.latencies.append(time.perf_counter() - t0)
+                elif status == 503:
+                    # Refused as overload (admission control): back off as a client should, or
+                    # the loop measures how fast refusals come rather than what is served.
+                    result.refused += 1
+                    await asyncio.sleep(REFUSED_BACKOFF)
                 else:
                     result.errors.append(str(status))
 
@@ -242,6 +250,7 @@ def summary(measured: dict) -> dict:
             "rounds": [round(p.rps, 1) for p in phases],
             "p50_ms": ms(percentile(latencies, 50)),
             "p99_ms": ms(percentile(latencies, 99)),
+            "refused": sum(p.refused for p in phases),
             "errors": len(errors),
             "error_samples": sorted(set(errors))[:5],
             "client_cores": max((p.client_cores or 0) for p in phases),
@@ -265,8 +274,8 @@ def report(mode: str, s: dict, args: argparse.Namespace) -> str:
     lines = [
         f"{mode}: {args.rounds} rounds x {args.seconds:g}s per case, {args.concurrency} concurrent, "
         f"{args.customers} customers, load average {s['loadavg']}",
-        "| case | req/s (median) | per round | p50 ms | p99 ms | errors | ratio | client cores |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | req/s (median) | per round | p50 ms | p99 ms | refused | errors | ratio | client cores |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for case, r in s["rows"].items():
         ratio = (
@@ -276,7 +285,7 @@ def report(mode: str, s: dict, args: argparse.Namespace) -> str:
         )
         lines.append(
             f"| {case} | {r['rps']:.1f} | {' / '.join(f'{x:.0f}' for x in r['rounds'])} | {r['p50_ms']} | "
-            f"{r['p99_ms']} | {r['errors']} | {ratio} | {r['client_cores']} |"
+            f"{r['p99_ms']} | {r['refused']} | {r['errors']} | {ratio} | {r['client_cores']} |"
         )
     drains = ", ".join("not drained in 60 s" if d is None else f"{d:.2f}" for d in s["drains_s"])
     lines.append(f"drain after each POST phase (queues empty, every note there), s: {drains}")
