@@ -151,9 +151,15 @@ async def test_users_make_clients_for_themselves_within_their_permissions(identi
     assert (await gw.post(f"/api/v1/oauth-clients/{mine['id']}/revoke", headers=other)).status_code == 404
     assert (await gw.get("/api/v1/oauth-clients", headers=other)).json() == []
     assert [c["id"] for c in (await gw.get("/api/v1/oauth-clients", headers=admin)).json()] == [mine["id"]]
-    assert (await client_token(gw, mine)).status_code == 200
+    token = await client_token(gw, mine)
+    assert token.status_code == 200
+    held = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert (await gw.get("/api/v1/me", headers=held)).status_code == 200
     assert (await gw.post(f"/api/v1/oauth-clients/{mine['id']}/revoke", headers=admin)).status_code == 200
     assert (await client_token(gw, mine)).status_code == 401
+    # The token it already held stops too, as an API key would.
+    refused = await gw.get("/api/v1/me", headers=held)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"], refused.text
 
 
 async def test_a_clients_permissions_follow_its_creator(identity_gateway):

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_gateway.clientaddr import client_address
-from crm_gateway.identity import apikeys
+from crm_gateway.identity import apikeys, clients
 from crm_gateway.proxy import BULK_PATHS
 from crm_gateway.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from crm_gateway.routing import service_for
@@ -72,9 +72,12 @@ class FrontDoor:
         self.policy = f"{rate_limit};w={int(rate_window_seconds)}".encode()
         self.key_cache_seconds = key_cache_seconds
         self.trusted_proxies = getattr(gateway.state, "trusted_proxies", ())
-        # secret hash -> (cached until, minted token or None, key id); verified JWT -> (subject, exp)
+        # secret hash -> (cached until, minted token or None, key id); verified JWT -> (subject, exp,
+        # OAuth client id or None)
         self._keys: _Lru = _Lru(10_000)
         self._tokens: _Lru = _Lru(50_000)
+        # OAuth client id -> (checked until, live)
+        self._clients: _Lru = _Lru(10_000)
 
     def forget_key(self, key_id: uuid.UUID) -> None:
         """Called on revocation so this process refuses the key at once."""
@@ -165,16 +168,42 @@ class FrontDoor:
             return {**scope, "headers": headers}, f"key:{key_id}"
         cached = self._tokens.get(value)
         now = time.time()
-        if cached is not None and cached[1] > now:
-            return scope, f"sub:{cached[0]}"
-        try:
-            principal = self.gateway.state.token_verifier.verify(value)
-        except ProblemError:
-            # Not ours to refuse here: the route (or the service) answers 401. Count it by address.
-            return scope, f"ip:{client_address(scope, self.trusted_proxies)}"
-        exp = jwt.decode(value, options={"verify_signature": False}).get("exp", now)
-        self._tokens.put(value, (principal.id, exp))
-        return scope, f"sub:{principal.id}"
+        if cached is None or cached[1] <= now:
+            try:
+                principal = self.gateway.state.token_verifier.verify(value)
+            except ProblemError:
+                # Not ours to refuse here: the route (or the service) answers 401. Count it by address.
+                return scope, f"ip:{client_address(scope, self.trusted_proxies)}"
+            claims = jwt.decode(value, options={"verify_signature": False})
+            cached = (principal.id, claims.get("exp", now), claims.get("cid"))
+            self._tokens.put(value, cached)
+        subject, _, client_id = cached
+        if client_id:
+            # An OAuth client's token stops with its client, as an API key does (services know
+            # nothing of clients, so the door checks).
+            await self._check_client(client_id)
+            return scope, f"client:{client_id}"
+        return scope, f"sub:{subject}"
+
+    async def _check_client(self, client_id: str) -> None:
+        now = time.monotonic()
+        cached = self._clients.get(client_id)
+        if cached is None or cached[0] <= now:
+            async with self.gateway.state.runtime.db.transaction(read_only=True) as session:
+                live = await clients.is_live(session, client_id)
+            cached = (now + self.key_cache_seconds, live)
+            self._clients.put(client_id, cached)
+        if not cached[1]:
+            raise ProblemError(
+                401,
+                "UNAUTHORIZED",
+                "The OAuth client of this token was revoked or has expired.",
+                headers={"WWW-Authenticate": 'Bearer realm="crm"'},
+            )
+
+    def forget_client(self, client_id: str) -> None:
+        """Called on revocation so this process refuses the client's tokens at once."""
+        self._clients.pop(client_id, None)
 
     async def _swap(self, secret: str) -> tuple[str, uuid.UUID]:
         digest = apikeys.hash_key(secret)

@@ -2,12 +2,14 @@
 manages their own; admins see and revoke everyone's."""
 
 import uuid
+from functools import partial
 from typing import Annotated
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, current_principal
+from crm_common.db import after_commit
 from crm_common.errors import problem_doc
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from crm_gateway.identity import clients
 from crm_gateway.identity.oauth_schemas import OAuthClientCreate, OAuthClientCreated, OAuthClientRead
@@ -59,9 +61,17 @@ async def get_client(client_id: uuid.UUID, session: SessionDep, caller: Caller) 
 @router.post(
     "/{client_id}/revoke",
     operation_id="oauth_clients_revoke",
-    summary="Revoke an OAuth client: it gets no more tokens",
-    description="Tokens it already holds stay valid until they expire (`expires_in`, 15 minutes by default).",
+    summary="Revoke an OAuth client: it gets no more tokens and those it holds stop working",
+    description="At once on the gateway that revoked it; on other gateway replicas within "
+    "`CRM_GATEWAY_API_KEY_CACHE_SECONDS` (5 s).",
     responses=problem_doc(401, 404),
 )
-async def revoke_client(client_id: uuid.UUID, session: SessionDep, caller: Caller) -> OAuthClientRead:
-    return OAuthClientRead.model_validate(await clients.revoke_client(session, client_id, viewer=caller))
+async def revoke_client(
+    client_id: uuid.UUID, session: SessionDep, caller: Caller, request: Request
+) -> OAuthClientRead:
+    client = await clients.revoke_client(session, client_id, viewer=caller)
+    front_door = getattr(request.app.state, "front_door", None)
+    if front_door is not None:
+        # Once committed, so that no lookup in between caches the client as live again.
+        after_commit(session, partial(front_door.forget_client, client.client_id))
+    return OAuthClientRead.model_validate(client)

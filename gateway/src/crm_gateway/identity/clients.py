@@ -73,6 +73,18 @@ async def revoke_client(session: AsyncSession, client_id: uuid.UUID, *, viewer: 
     return client
 
 
+async def is_live(session: AsyncSession, client_id: str) -> bool:
+    """Neither revoked nor expired (its creator's state reaches its tokens through the token version)."""
+    row = (
+        await session.execute(
+            select(OAuthClient.revoked_at, OAuthClient.expires_at).where(OAuthClient.client_id == client_id)
+        )
+    ).first()
+    return row is not None and usable(
+        revoked_at=row.revoked_at, expires_at=row.expires_at, creator_active=True
+    )
+
+
 @dataclass(frozen=True)
 class ClientIdentity:
     client_id: str
