@@ -8,6 +8,7 @@ import asyncio
 import random
 
 import pytest
+from crm_common.testing.mirror import FeedMirror, ListMirror, server_state
 from crm_common.testing.plugin import admitted, eventually, running
 from crm_gateway.embedded import create_embedded_app
 
@@ -24,67 +25,6 @@ async def gateway(tmp_path):
     settings = settings_for(tmp_path, rate_limit_enabled=False)
     async with running(create_embedded_app(settings, only=("customer", "activity"))) as gw:
         yield gw
-
-
-class ListMirror:
-    """Customers from `GET /customers?updatedAfter=...&cursor=...`: every page of the cursor, then the
-    last item's `updatedAt` to resume from next time (docs/sync.md)."""
-
-    def __init__(self, gw, headers):
-        self.gw, self.headers, self.rows, self.since = gw, headers, {}, None
-
-    async def sync(self) -> None:
-        cursor = ""
-        while cursor is not None:
-            params = {"cursor": cursor, "pageSize": 50}
-            if self.since:
-                params["updatedAfter"] = self.since
-            r = await self.gw.get("/api/v1/customers", params=params, headers=self.headers)
-            assert r.status_code == 200, r.text
-            body = r.json()
-            for item in body["items"]:
-                self.rows[item["id"]] = item
-            cursor = body.get("next")
-            if body["items"] and cursor is None:
-                self.since = body["items"][-1]["updatedAt"]
-
-
-class FeedMirror:
-    """Records from `GET /<resource>/changes`: upsert records, drop tombstones, keep `next`."""
-
-    def __init__(self, gw, headers, path):
-        self.gw, self.headers, self.path, self.rows, self.cursor = gw, headers, path, {}, ""
-        self.merged_into: dict[str, str] = {}
-
-    async def sync(self) -> None:
-        more = True
-        while more:
-            r = await self.gw.get(
-                f"/api/v1{self.path}/changes",
-                params={"cursor": self.cursor, "pageSize": 50},
-                headers=self.headers,
-            )
-            assert r.status_code == 200, r.text
-            body = r.json()
-            for item in body["items"]:
-                if item.get("deleted"):
-                    self.rows.pop(item["id"], None)
-                    if item["mergedInto"]:
-                        self.merged_into[item["id"]] = item["mergedInto"]
-                else:
-                    self.rows[item["id"]] = item
-            self.cursor, more = body["next"], body["hasMore"]
-
-
-async def server_state(gw, headers, path) -> dict[str, dict]:
-    rows, page = {}, 1
-    while True:
-        r = await gw.get(f"/api/v1{path}", params={"page": page, "pageSize": 200}, headers=headers)
-        assert r.status_code == 200, r.text
-        rows.update({item["id"]: item for item in r.json()["items"]})
-        if page * 200 >= r.json()["total"]:
-            return rows
-        page += 1
 
 
 class Writer:
