@@ -70,5 +70,12 @@ def test_keys_built_by_templates_have_their_english():
     assert keyed and not keyed - set(words.EN)
 
 
+def test_the_merge_rules_name_fields_in_words_in_both_languages():
+    for field in (*customer_pages.MERGE_FIELDS, *customer_pages.COMBINABLE):
+        english = words.translate(field, "en")
+        assert english != field and english[0].isupper(), field
+        assert words.translate(field, "zh") != field
+
+
 def test_an_unknown_text_shows_in_english_rather_than_nothing():
     assert words.translate("Brand new words", "zh") == "Brand new words"

@@ -322,6 +322,17 @@ EN: dict[str, str] = {
     "action:pause": "Pause",
     "action:complete": "Complete",
     "action:cancel": "Cancel campaign",
+    # The merge rules' field names (the API's)
+    "firstName": "First name",
+    "lastName": "Last name",
+    "companyName": "Company name",
+    "email": "Email",
+    "phone": "Phone",
+    "status": "Status",
+    "priority": "Priority",
+    "assignedToId": "Assigned to",
+    "tags": "Tags",
+    "notes": "Notes",
 }
 
 
