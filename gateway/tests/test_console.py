@@ -73,6 +73,7 @@ async def test_the_list_is_rendered_from_the_view_definition_in_english_and_chin
     assert "Customer number" in english.text and "Assigned to" in english.text
     assert "New customer" in english.text  # the definition's `create` action
     assert "Import customers" in english.text  # the definition's `import` action
+    assert '<a href="/app/customers" aria-current="page">Customers</a>' in english.text
     chinese = await gw.get("/app/customers", headers={"Accept-Language": "zh"})
     assert "客户编号" in chinese.text and "新增客户" in chinese.text
 
