@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from crm_common.batch import external_id_index
+from crm_common.changes import sync_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -63,6 +64,7 @@ class Activity(Base, table=True):
     __tablename__ = "activities"
     __table_args__ = (
         external_id_index("activities"),
+        sync_index("activities"),
         # Timelines: newest first by startDate, id as the tie-breaker, per customer/opportunity/ticket.
         sa.Index("ix_activities_customer_timeline", "customer_id", "start_date", "id"),
         sa.Index("ix_activities_opportunity_timeline", "opportunity_id", "start_date", "id"),

@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.changes import sync_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -76,6 +77,7 @@ class Campaign(Base, table=True):
     __table_args__ = (
         sa.Index("ix_campaigns_status", "status"),
         sa.Index("ix_campaigns_owner_id", "owner_id"),
+        sync_index("campaigns"),
     )
     __mapper_args__ = {"version_id_col": _campaign_version}
 

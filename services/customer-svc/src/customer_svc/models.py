@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from crm_common.batch import external_id_index
+from crm_common.changes import sync_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -88,6 +89,7 @@ class Customer(Base, table=True):
         sa.Index("ix_customers_team_id", "team_id"),
         sa.Index("ix_customers_merged_into_id", "merged_into_id"),
         external_id_index("customers", live_only=True),
+        sync_index("customers"),
     )
     __mapper_args__ = {"version_id_col": _customer_version}
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from crm_common.batch import external_id_index
+from crm_common.changes import sync_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -108,6 +109,7 @@ class Opportunity(Base, table=True):
     __tablename__ = "opportunities"
     __table_args__ = (
         external_id_index("opportunities"),
+        sync_index("opportunities"),
         # The forecast (open opportunities closing in a period, by owner, team or all) and the board (the
         # first cards of each stage, soonest close first, and per-currency sums per stage) read these. On
         # Postgres the INCLUDE columns let both be answered from the index alone (index-only scans).
@@ -234,6 +236,7 @@ _invoice_version = _version_column()
 
 class Invoice(Base, table=True):
     __tablename__ = "invoices"
+    __table_args__ = (sync_index("invoices"),)
     __mapper_args__ = {"version_id_col": _invoice_version}
 
     id: uuid.UUID = id_field()

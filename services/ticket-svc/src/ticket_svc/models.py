@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from crm_common.batch import external_id_index
+from crm_common.changes import sync_index
 from crm_common.models import (
     Field,
     SQLModel,
@@ -109,6 +110,7 @@ class Ticket(Base, table=True):
     __tablename__ = "tickets"
     __table_args__ = (
         external_id_index("tickets"),
+        sync_index("tickets"),
         sa.Index("ix_tickets_team_created", "team_id", "created_at"),
         _pending_breach_index(
             "ix_tickets_response_due_pending", "first_response_due_at", RESPONSE_PENDING_SQL
