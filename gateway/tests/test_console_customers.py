@@ -149,3 +149,16 @@ async def test_a_convert_shows_its_opportunity_on_the_next_page(gw):
     assert any(
         c.startswith("crm_console_seen=") and "Max-Age=0" in c for c in after.headers.get_list("set-cookie")
     )
+
+
+async def test_an_edit_of_other_fields_leaves_multi_line_notes_alone(gw):
+    admin = await login(gw)
+    customer = await _customer(gw, admin, email="notes@example.com", notes="line one\nline two")
+    await sign_in(gw)
+    fields = _form_fields((await gw.get(f"/app/customers/{customer['id']}/edit")).text)
+    # As a browser sends a textarea: line breaks as CRLF.
+    fields["notes"] = fields["notes"].replace("\n", "\r\n")
+    saved = await gw.post(f"/app/customers/{customer['id']}/edit", data={**fields, "phone": "999"})
+    assert saved.status_code == 303
+    now = (await gw.get(f"/api/v1/customers/{customer['id']}", headers=admin)).json()
+    assert (now["phone"], now["notes"]) == ("999", "line one\nline two")

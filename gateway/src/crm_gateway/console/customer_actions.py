@@ -33,7 +33,12 @@ EDIT_FIELDS: list[tuple[str, str, tuple[str, ...]]] = [
 
 
 def _text(value) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else str(value).replace("\r\n", "\n").strip()
+
+
+def _field(form, name: str) -> str:
+    """A form value as compared with the API's: browsers send a textarea's line breaks as CRLF."""
+    return _text(form.get(name, ""))
 
 
 def _edit_page(ctx: Console, customer: dict, values: dict, was: dict, version, **extra):
@@ -63,10 +68,10 @@ async def edit(customer_id: str, request: Request, ctx: Annotated[Console, Depen
     """Sends only what the user changed (against the values the form showed), with the version the
     form was read at as If-Match: a save over someone else's newer one is refused (412) and shown."""
     form = await check_csrf(request)
-    mine = {name: str(form.get(name, "")).strip() for name, _, _ in EDIT_FIELDS}
-    was = {name: str(form.get(f"was-{name}", "")) for name, _, _ in EDIT_FIELDS}
+    mine = {name: _field(form, name) for name, _, _ in EDIT_FIELDS}
+    was = {name: _field(form, f"was-{name}") for name, _, _ in EDIT_FIELDS}
     version = str(form.get("version", ""))
-    changes = {name: (value or None) for name, value in mine.items() if value != was[name].strip()}
+    changes = {name: (value or None) for name, value in mine.items() if value != was[name]}
     if not changes:
         return redirect(request, f"{COOKIE_PATH}/customers/{customer_id}")
     r = await ctx.patch(
