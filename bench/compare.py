@@ -215,7 +215,8 @@ class Load:
 
 async def measure(target: Target, args: argparse.Namespace) -> dict:
     cases = [c for c in RATIOS if c != "direct GET" or target.direct]
-    connector = aiohttp.TCPConnector(limit=args.concurrency)
+    # Idle connections dropped before the servers' uvicorn drops them (5 s; phases leave them idle).
+    connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=4)
     results: dict[str, list[Phase]] = {c: [] for c in cases}
     drains: list[float | None] = []
     loadavg = os.getloadavg()[0]
