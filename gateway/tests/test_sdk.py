@@ -164,7 +164,13 @@ async def test_a_sale_and_a_support_case_through_the_sdk(sdk, tmp_path):
 async def sale_and_support_case(m, op, crm):
     # The generated function takes the documented Idempotency-Key header as a parameter: a retry with
     # the same key replays the first answer instead of creating a second customer.
-    body = m.CustomerCreate(email="ada@example.com", first_name="Ada", last_name="Lovelace")
+    # Request bodies are `<Resource><Action>Request`; custom fields are one `CustomFields` class.
+    body = m.CustomerCreateRequest(
+        email="ada@example.com",
+        first_name="Ada",
+        last_name="Lovelace",
+        custom_fields=m.CustomFields.from_dict({"tier": "gold"}),
+    )
     key = str(uuid.uuid4())
     created = await op("customers_create").asyncio_detailed(client=crm, body=body, idempotency_key=key)
     customer = created.parsed
@@ -175,11 +181,12 @@ async def sale_and_support_case(m, op, crm):
     assert created.headers["ETag"] == f'W/"{customer.version}"'
     assert customer.full_name == "Ada Lovelace" and customer.status == m.CustomerStatus.LEAD
     assert customer.lifetime_value == "0.00"
+    assert customer.custom_fields.to_dict() == {"tier": "gold"}
 
     # At once: pipeline-svc asks customer-svc about a customer it has not heard of yet.
     opportunity = await op("opportunities_create").asyncio(
         client=crm,
-        body=m.OpportunityCreate(
+        body=m.OpportunityCreateRequest(
             title="Analytical engine", customer_id=customer.id, amount="1250.00", currency="USD"
         ),
     )
@@ -193,7 +200,7 @@ async def sale_and_support_case(m, op, crm):
     )
     assert opportunity.stage_id == open_stages[0].id
     moved = await op("opportunities_update_stage").asyncio(
-        opportunity.id, client=crm, body=m.OpportunityStageChange(stage_id=open_stages[1].id)
+        opportunity.id, client=crm, body=m.OpportunityStageChangeRequest(stage_id=open_stages[1].id)
     )
     assert isinstance(moved, m.OpportunityRead), moved
     assert moved.stage_id == open_stages[1].id and moved.probability == open_stages[1].probability
@@ -216,7 +223,7 @@ async def sale_and_support_case(m, op, crm):
 
     ticket = await op("tickets_create").asyncio(
         client=crm,
-        body=m.TicketCreate(
+        body=m.TicketCreateRequest(
             subject="The mill jams",
             description="It stops at the third card.",
             customer_id=customer.id,
@@ -228,7 +235,7 @@ async def sale_and_support_case(m, op, crm):
     reply_response = await op("ticket_communications_create").asyncio_detailed(
         ticket.id,
         client=crm,
-        body=m.TicketCommunicationCreate(
+        body=m.TicketCommunicationCreateRequest(
             direction=m.CommunicationDirection.OUTBOUND,
             channel=m.CommunicationChannel.EMAIL,
             body="We are sending an engineer.",
@@ -240,7 +247,7 @@ async def sale_and_support_case(m, op, crm):
     resolved_response = await op("tickets_change_status").asyncio_detailed(
         ticket.id,
         client=crm,
-        body=m.TicketStatusChange(status=m.TicketStatus.RESOLVED, resolution="Realigned the mill."),
+        body=m.TicketStatusChangeRequest(status=m.TicketStatus.RESOLVED, resolution="Realigned the mill."),
     )
     tokens.append(resolved_response.headers["CRM-Consistency-Token"])
     resolved = resolved_response.parsed
@@ -252,7 +259,7 @@ async def sale_and_support_case(m, op, crm):
     stale = await op("tickets_update").asyncio_detailed(
         ticket.id,
         client=crm,
-        body=m.TicketUpdate(priority=m.TicketPriority.HIGH),
+        body=m.TicketUpdateRequest(priority=m.TicketPriority.HIGH),
         if_match=f'W/"{ticket.version}"',
     )
     assert stale.status_code == 412 and isinstance(stale.parsed, m.Problem), stale
@@ -281,7 +288,9 @@ async def sale_and_support_case(m, op, crm):
 
     invalid = await op("opportunities_create").asyncio_detailed(
         client=crm,
-        body=m.OpportunityCreate(title="Lowercase", customer_id=customer.id, amount="10.00", currency="usd"),
+        body=m.OpportunityCreateRequest(
+            title="Lowercase", customer_id=customer.id, amount="10.00", currency="usd"
+        ),
     )
     assert invalid.status_code == 422 and isinstance(invalid.parsed, m.Problem), invalid
     assert invalid.parsed.code == "VALIDATION_ERROR"
@@ -328,7 +337,9 @@ async def test_refresh_and_client_credentials_through_the_sdk(sdk, tmp_path):
             ) as crm:
                 made = await op("oauth_clients_create").asyncio(
                     client=crm,
-                    body=m.OAuthClientCreate.from_dict({"name": "sync", "permissions": ["customers:write"]}),
+                    body=m.OAuthClientCreateRequest.from_dict(
+                        {"name": "sync", "permissions": ["customers:write"]}
+                    ),
                 )
             assert isinstance(made, m.OAuthClientCreated), made
 
@@ -354,6 +365,6 @@ async def test_refresh_and_client_credentials_through_the_sdk(sdk, tmp_path):
             base_url=BASE_URL, token=token.access_token, httpx_args=transport
         ) as integration:
             created = await op("customers_create").asyncio(
-                client=integration, body=m.CustomerCreate(email="sync@example.com", first_name="Sync")
+                client=integration, body=m.CustomerCreateRequest(email="sync@example.com", first_name="Sync")
             )
             assert isinstance(created, m.CustomerRead), created

@@ -241,7 +241,7 @@ async def test_idempotency_key_replays_a_retried_update(client, auth_headers):
 async def test_a_write_racing_past_the_version_check_still_fails(client, auth_headers):
     """Both writers read version 1 and pass the If-Match check; the UPDATE's `WHERE version = 1`
     refuses the second (StaleDataError, answered as a 412)."""
-    from customer_svc.schemas import CustomerUpdate
+    from customer_svc.schemas import CustomerUpdateRequest
     from customer_svc.service import customers
     from sqlalchemy.orm.exc import StaleDataError
 
@@ -256,7 +256,7 @@ async def test_a_write_racing_past_the_version_check_still_fails(client, auth_he
             await customers.update_customer(
                 s,
                 customer_id=uuid.UUID(c["id"]),
-                data=CustomerUpdate(title=title),
+                data=CustomerUpdateRequest(title=title),
                 if_match='W/"1"',
                 actor_id=uuid.uuid4(),
             )

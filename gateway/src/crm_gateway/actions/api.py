@@ -25,7 +25,7 @@ from crm_gateway.internal import ServiceClient, ServiceResponse, ServiceUnavaila
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
 
 
-class ActionInput(RequestModel):
+class ActionRunRequest(RequestModel):
     """The seed's input; unknown top-level fields are ignored as the seed's engine did."""
 
     model_config = ConfigDict(extra="allow")
@@ -79,7 +79,7 @@ def _checked(r: ServiceResponse, *, not_found: str | None = None) -> Any:
 
 
 def _result(code: str, run):
-    async def respond(request: Request, body: ActionInput, principal: Principal):
+    async def respond(request: Request, body: ActionRunRequest, principal: Principal):
         client: ServiceClient = request.app.state.service_client
         auth = request.headers.get("authorization")
         try:
@@ -113,7 +113,7 @@ def _invalid(errors: list[str]) -> None:
 CUSTOMER_ACTIONS = ("create", "update", "merge", "convert", "assign", "segment")
 
 
-def validate_customer(i: ActionInput) -> list[str]:
+def validate_customer(i: ActionRunRequest) -> list[str]:
     """The seed's validate(), null-safe (the seed reads `input.data.email` even without data)."""
     errors = []
     data = i.data or {}
@@ -130,7 +130,7 @@ def validate_customer(i: ActionInput) -> list[str]:
     return errors
 
 
-async def run_customer(client: ServiceClient, auth, i: ActionInput, user: Principal):
+async def run_customer(client: ServiceClient, auth, i: ActionRunRequest, user: Principal):
     _invalid(validate_customer(i))
     data, options = dict(i.data or {}), i.options or {}
     cid = i.customer_id
@@ -248,7 +248,7 @@ OPPORTUNITY_FIELDS = (
 )
 
 
-def validate_pipeline(i: ActionInput) -> list[str]:
+def validate_pipeline(i: ActionRunRequest) -> list[str]:
     errors = []
     if not i.action:
         errors.append("action is required")
@@ -261,7 +261,7 @@ def validate_pipeline(i: ActionInput) -> list[str]:
     return errors
 
 
-async def run_pipeline(client: ServiceClient, auth, i: ActionInput, user: Principal):
+async def run_pipeline(client: ServiceClient, auth, i: ActionRunRequest, user: Principal):
     _invalid(validate_pipeline(i))
     data, options = dict(i.data or {}), i.options or {}
     path = f"/api/v1/opportunities/{i.opportunity_id}"
@@ -371,7 +371,7 @@ _pipeline = _result("PIPELINE_ACTION_ERROR", run_pipeline)
 )
 async def customer_manager(
     request: Request,
-    body: ActionInput,
+    body: ActionRunRequest,
     user: Annotated[Principal, Depends(require_access("customers", "read"))],
 ):
     return await _customer(request, body, user)
@@ -385,6 +385,8 @@ async def customer_manager(
     response_model=ActionResult,
 )
 async def sales_pipeline(
-    request: Request, body: ActionInput, user: Annotated[Principal, Depends(require_access("sales", "read"))]
+    request: Request,
+    body: ActionRunRequest,
+    user: Annotated[Principal, Depends(require_access("sales", "read"))],
 ):
     return await _pipeline(request, body, user)

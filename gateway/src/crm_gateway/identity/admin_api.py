@@ -15,18 +15,18 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from crm_gateway.identity import apikeys, service, users
 from crm_gateway.identity.passwords import password_problems
 from crm_gateway.identity.schemas import (
-    ApiKeyCreate,
     ApiKeyCreated,
+    ApiKeyCreateRequest,
     ApiKeyRead,
     Role,
-    TeamCreate,
+    TeamCreateRequest,
     TeamPage,
     TeamRead,
-    TeamUpdate,
-    UserCreate,
+    TeamUpdateRequest,
+    UserCreateRequest,
     UserPage,
     UserRead,
-    UserUpdate,
+    UserUpdateRequest,
 )
 
 Reader = Annotated[Principal, Depends(current_principal)]
@@ -66,7 +66,7 @@ async def list_users(
     status_code=201,
     responses=problem_doc(401, 403, 409, 422),
 )
-async def create_user(body: UserCreate, request: Request, _: Admin, response: Response) -> UserRead:
+async def create_user(body: UserCreateRequest, request: Request, _: Admin, response: Response) -> UserRead:
     # Refused or hashed before the transaction opens, so no write lock is held across argon2.
     users.check_new_user(body)
     state = request.app.state
@@ -98,7 +98,7 @@ async def get_user(user_id: uuid.UUID, session: SessionDep, caller: Reader, resp
 )
 async def update_user(
     user_id: uuid.UUID,
-    body: UserUpdate,
+    body: UserUpdateRequest,
     request: Request,
     _: Admin,
     response: Response,
@@ -139,7 +139,7 @@ async def list_teams(
     status_code=201,
     responses=problem_doc(401, 403, 409, 422),
 )
-async def create_team(body: TeamCreate, session: SessionDep, _: Admin, response: Response) -> TeamRead:
+async def create_team(body: TeamCreateRequest, session: SessionDep, _: Admin, response: Response) -> TeamRead:
     team = await users.create_team(session, body)
     response.headers["ETag"] = etag(team.version)
     response.headers["Location"] = f"/api/v1/teams/{team.id}"
@@ -165,7 +165,7 @@ async def get_team(team_id: uuid.UUID, session: SessionDep, _: Reader, response:
 )
 async def update_team(
     team_id: uuid.UUID,
-    body: TeamUpdate,
+    body: TeamUpdateRequest,
     session: SessionDep,
     _: Admin,
     response: Response,
@@ -183,7 +183,7 @@ async def update_team(
     status_code=201,
     responses=problem_doc(401, 403, 422),
 )
-async def create_key(body: ApiKeyCreate, session: SessionDep, admin: Admin) -> ApiKeyCreated:
+async def create_key(body: ApiKeyCreateRequest, session: SessionDep, admin: Admin) -> ApiKeyCreated:
     key, secret = await apikeys.create_key(session, body, creator=admin)
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), key=secret)
 

@@ -14,7 +14,7 @@ from crm_gateway.identity import grants, refresh, service
 from crm_gateway.identity.grants import NO_STORE
 from crm_gateway.identity.login import LoginThrottle, RedisLoginThrottle
 from crm_gateway.identity.oauth_schemas import AuthLogoutRequest, TokenRequest, TokenResponse
-from crm_gateway.identity.schemas import PasswordChange
+from crm_gateway.identity.schemas import PasswordChangeRequest
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -108,7 +108,7 @@ async def logout(request: Request, body: AuthLogoutRequest) -> Response:
     response_model=TokenResponse,
 )
 async def change_password(
-    request: Request, body: PasswordChange, principal: Annotated[Principal, Depends(current_principal)]
+    request: Request, body: PasswordChangeRequest, principal: Annotated[Principal, Depends(current_principal)]
 ):
     state = request.app.state
     throttle: LoginThrottle | RedisLoginThrottle = state.login_throttle

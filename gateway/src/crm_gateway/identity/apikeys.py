@@ -25,7 +25,7 @@ from crm_gateway.identity.credentials import (
     usable,
 )
 from crm_gateway.identity.models import ApiKey, User
-from crm_gateway.identity.schemas import ApiKeyCreate
+from crm_gateway.identity.schemas import ApiKeyCreateRequest
 
 PREFIX = "crm_"
 
@@ -38,7 +38,9 @@ def looks_like_key(credential: str) -> bool:
     return credential.startswith(PREFIX)
 
 
-async def create_key(session: AsyncSession, data: ApiKeyCreate, *, creator: Principal) -> tuple[ApiKey, str]:
+async def create_key(
+    session: AsyncSession, data: ApiKeyCreateRequest, *, creator: Principal
+) -> tuple[ApiKey, str]:
     permissions = grantable(data.permissions, creator=creator, kind="key")
     check_expiry(data.expires_at)
     secret = PREFIX + secrets.token_urlsafe(32)

@@ -12,7 +12,7 @@ from crm_common.errors import problem_doc
 from fastapi import APIRouter, Depends, Request, Response
 
 from crm_gateway.identity import clients
-from crm_gateway.identity.oauth_schemas import OAuthClientCreate, OAuthClientCreated, OAuthClientRead
+from crm_gateway.identity.oauth_schemas import OAuthClientCreated, OAuthClientCreateRequest, OAuthClientRead
 
 Caller = Annotated[Principal, Depends(current_principal)]
 
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/api/v1/oauth-clients", tags=["oauth-clients"])
     responses=problem_doc(401, 422),
 )
 async def create_client(
-    body: OAuthClientCreate, session: SessionDep, caller: Caller, response: Response
+    body: OAuthClientCreateRequest, session: SessionDep, caller: Caller, response: Response
 ) -> OAuthClientCreated:
     client, secret = await clients.create_client(session, body, creator=caller)
     response.headers["Location"] = f"/api/v1/oauth-clients/{client.id}"

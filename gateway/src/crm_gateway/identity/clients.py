@@ -26,14 +26,14 @@ from crm_gateway.identity.credentials import (
     usable,
 )
 from crm_gateway.identity.models import OAuthClient, User
-from crm_gateway.identity.oauth_schemas import OAuthClientCreate
+from crm_gateway.identity.oauth_schemas import OAuthClientCreateRequest
 
 ID_PREFIX = "crmc_"
 SECRET_PREFIX = "crms_"
 
 
 async def create_client(
-    session: AsyncSession, data: OAuthClientCreate, *, creator: Principal
+    session: AsyncSession, data: OAuthClientCreateRequest, *, creator: Principal
 ) -> tuple[OAuthClient, str]:
     permissions = grantable(data.permissions, creator=creator, kind="client")
     check_expiry(data.expires_at)

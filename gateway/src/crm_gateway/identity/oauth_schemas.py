@@ -69,7 +69,7 @@ class TokenRequest:
         self.client_secret = client_secret
 
 
-class OAuthClientCreate(StrictApiModel):
+class OAuthClientCreateRequest(StrictApiModel):
     name: str = Field(min_length=1, max_length=200)
     permissions: list[Permission] = Field(
         min_length=1,

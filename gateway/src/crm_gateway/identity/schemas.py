@@ -14,7 +14,7 @@ Permission = Literal[(*PERMISSIONS, *LEGACY_PERMISSIONS)]  # type: ignore[valid-
 TeamType = Literal["SALES", "MARKETING", "SUPPORT", "MANAGEMENT"]
 
 
-class UserCreate(StrictApiModel):
+class UserCreateRequest(StrictApiModel):
     email: EmailStr
     full_name: str = Field(min_length=1, max_length=200)
     password: str | None = Field(
@@ -28,7 +28,7 @@ class UserCreate(StrictApiModel):
     is_active: bool = True
 
 
-class UserUpdate(StrictApiModel):
+class UserUpdateRequest(StrictApiModel):
     email: EmailStr | None = None
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     password: str | None = Field(
@@ -42,7 +42,7 @@ class UserUpdate(StrictApiModel):
     version: int | None = Field(default=None, description="The version you read (or send If-Match).")
 
 
-class PasswordChange(StrictApiModel):
+class PasswordChangeRequest(StrictApiModel):
     current_password: str = Field(max_length=256)
     new_password: str = Field(
         max_length=256,
@@ -75,7 +75,7 @@ class UserPage(ApiModel):
     page_size: int
 
 
-class TeamCreate(StrictApiModel):
+class TeamCreateRequest(StrictApiModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     type: TeamType
@@ -84,7 +84,7 @@ class TeamCreate(StrictApiModel):
     is_active: bool = True
 
 
-class TeamUpdate(StrictApiModel):
+class TeamUpdateRequest(StrictApiModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     type: TeamType | None = None
@@ -115,7 +115,7 @@ class TeamPage(ApiModel):
     page_size: int
 
 
-class ApiKeyCreate(StrictApiModel):
+class ApiKeyCreateRequest(StrictApiModel):
     name: str = Field(min_length=1, max_length=200)
     permissions: list[Permission] = Field(
         min_length=1,

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_gateway.identity.events import team_event, user_event
 from crm_gateway.identity.models import Team, TeamMember, User
 from crm_gateway.identity.passwords import check_password
-from crm_gateway.identity.schemas import TeamCreate, TeamRead, TeamUpdate, UserCreate, UserRead, UserUpdate
+from crm_gateway.identity.schemas import (
+    TeamCreateRequest,
+    TeamRead,
+    TeamUpdateRequest,
+    UserCreateRequest,
+    UserRead,
+    UserUpdateRequest,
+)
 from crm_gateway.identity.service import hash_password
 
 USER_SORT = {
@@ -140,14 +147,14 @@ async def _active_admins_besides(session: AsyncSession, user_id: uuid.UUID) -> i
     return sum(1 for u in users if "admin" in u.roles)
 
 
-def check_new_user(data: UserCreate) -> None:
+def check_new_user(data: UserCreateRequest) -> None:
     """What refuses a new user before any hashing or database work (422s)."""
     _time_zone(data.time_zone)
     if data.password:
         check_password(data.password, email=data.email, field="password")
 
 
-async def create_user(session: AsyncSession, data: UserCreate, *, password_hash: str | None) -> User:
+async def create_user(session: AsyncSession, data: UserCreateRequest, *, password_hash: str | None) -> User:
     """`password_hash`: of `data.password`, made by the caller before the transaction began (argon2
     takes tens of ms, and on SQLite a write transaction holds the one writer lock meanwhile)."""
     check_new_user(data)
@@ -177,7 +184,7 @@ async def update_user(
     session: AsyncSession,
     *,
     user_id: uuid.UUID,
-    data: UserUpdate,
+    data: UserUpdateRequest,
     if_match: str | None,
     password_hash: str | None = None,
 ) -> User:
@@ -335,7 +342,7 @@ async def _save_team(session: AsyncSession, team: Team, member_ids: list[uuid.UU
     await add_events(session, team_event(team, members, created=created))
 
 
-async def create_team(session: AsyncSession, data: TeamCreate) -> Team:
+async def create_team(session: AsyncSession, data: TeamCreateRequest) -> Team:
     member_ids = list(dict.fromkeys(data.member_ids))
     await _require_users(session, {data.manager_id} if data.manager_id else set(), "managerId")
     await _require_users(session, set(member_ids), "memberIds")
@@ -353,7 +360,7 @@ async def create_team(session: AsyncSession, data: TeamCreate) -> Team:
 
 
 async def update_team(
-    session: AsyncSession, *, team_id: uuid.UUID, data: TeamUpdate, if_match: str | None
+    session: AsyncSession, *, team_id: uuid.UUID, data: TeamUpdateRequest, if_match: str | None
 ) -> Team:
     team = await get_team(session, team_id)
     check_version(team.version, if_match=if_match, body_version=data.version)

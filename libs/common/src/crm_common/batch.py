@@ -40,7 +40,7 @@ class BatchInput(StrictApiModel, Generic[T]):
     items: BatchItems[T] = Field(description=f"1 to {MAX_BATCH} items, answered in the same order.")
 
 
-class BatchRead(StrictApiModel):
+class BatchReadRequest(StrictApiModel):
     ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_BATCH)]
 
 

@@ -10,11 +10,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from typing_extensions import TypeAliasType
 
 from crm_common.input_guard import MAX_JSON_DEPTH, check_json_type, check_value, field_kind
 from crm_common.routes import api_routes
@@ -49,6 +51,15 @@ class StrictApiModel(RequestModel):
     """For request bodies: an unknown field is a 422, not silently dropped."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# A record's custom fields: a JSON object (flat or nested) whose keys are short strings. One named
+# schema (`CustomFields`) for every service, so that the OpenAPI document has one `$ref` and generated
+# clients one class, whether a field is required, defaulted or nullable (inline, each model got its own:
+# `CustomerCreateCustomfields`, `OpportunityUpdateCustomFieldsType0`).
+CustomFields = TypeAliasType(
+    "CustomFields", dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], Any]
+)
 
 
 def _fixed_places(step: Decimal, value: Decimal) -> Decimal:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
-from crm_common.batch import BatchInput, BatchRead
+from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
@@ -16,17 +16,18 @@ from pydantic import AwareDatetime
 from activity_svc.models import ActivityPriority, ActivityStatus, ActivityType
 from activity_svc.schemas import (
     ActivityAgenda,
+    ActivityBatchCreateRequest,
     ActivityBatchResult,
-    ActivityBatchUpdate,
-    ActivityCancel,
+    ActivityBatchUpdateRequest,
+    ActivityCancelRequest,
     ActivityChanges,
-    ActivityComplete,
+    ActivityCompleteRequest,
     ActivityCompletion,
-    ActivityCreate,
+    ActivityCreateRequest,
     ActivityFeed,
     ActivityPage,
     ActivityRead,
-    ActivityUpdate,
+    ActivityUpdateRequest,
 )
 from activity_svc.service import activities, batch, views
 
@@ -57,7 +58,7 @@ def _with_etag(response: Response, version: int) -> None:
     responses=problem_doc(422),
 )
 async def create_activity(
-    body: ActivityCreate, session: SessionDep, user: ActivityAccess, response: Response
+    body: ActivityCreateRequest, session: SessionDep, user: ActivityAccess, response: Response
 ) -> ActivityRead:
     activity, _ = await activities.create_activity(session, data=body, actor_id=user.id)
     response.headers["Location"] = f"/api/v1/activities/{activity.id}"
@@ -182,7 +183,7 @@ _BATCH = (
     responses=problem_doc(422),
 )
 async def batch_create(
-    body: BatchInput[ActivityCreate], session: SessionDep, user: ActivityAccess
+    body: ActivityBatchCreateRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
     return await batch.create_many(session, body.items, actor_id=user.id)
 
@@ -196,7 +197,7 @@ async def batch_create(
     responses=problem_doc(422),
 )
 async def batch_update(
-    body: BatchInput[ActivityBatchUpdate], session: SessionDep, user: ActivityAccess
+    body: ActivityBatchUpdateRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
     return await batch.update_many(session, body.items, actor_id=user.id)
 
@@ -210,7 +211,7 @@ async def batch_update(
     responses=problem_doc(422),
 )
 async def batch_upsert(
-    body: BatchInput[ActivityCreate], session: SessionDep, user: ActivityAccess
+    body: ActivityBatchCreateRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
     return await batch.upsert_many(session, body.items, actor_id=user.id)
 
@@ -222,7 +223,9 @@ async def batch_upsert(
     description="One result per id, in order: 200 with the activity, or 404." + _BATCH,
     responses=problem_doc(422),
 )
-async def batch_read(body: BatchRead, session: SessionDep, user: ActivityAccess) -> ActivityBatchResult:
+async def batch_read(
+    body: BatchReadRequest, session: SessionDep, user: ActivityAccess
+) -> ActivityBatchResult:
     return await batch.read_many(session, body.ids)
 
 
@@ -259,7 +262,7 @@ async def get_activity(
 )
 async def update_activity(
     activity_id: uuid.UUID,
-    body: ActivityUpdate,
+    body: ActivityUpdateRequest,
     session: SessionDep,
     user: ActivityAccess,
     response: Response,
@@ -315,11 +318,11 @@ async def complete_activity(
     session: SessionDep,
     user: ActivityAccess,
     response: Response,
-    body: ActivityComplete | None = None,
+    body: ActivityCompleteRequest | None = None,
     if_match: IfMatch = None,
 ) -> ActivityCompletion:
     activity, follow_up = await activities.complete_activity(
-        session, activity_id, data=body or ActivityComplete(), if_match=if_match
+        session, activity_id, data=body or ActivityCompleteRequest(), if_match=if_match
     )
     _with_etag(response, activity.version)
     shown = await views.present(session, [activity, *([follow_up] if follow_up else [])])
@@ -337,11 +340,11 @@ async def cancel_activity(
     session: SessionDep,
     user: ActivityAccess,
     response: Response,
-    body: ActivityCancel | None = None,
+    body: ActivityCancelRequest | None = None,
     if_match: IfMatch = None,
 ) -> ActivityRead:
     activity = await activities.cancel_activity(
-        session, activity_id, data=body or ActivityCancel(), if_match=if_match
+        session, activity_id, data=body or ActivityCancelRequest(), if_match=if_match
     )
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)

@@ -4,10 +4,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from crm_common.batch import BatchResult, ExternalId
+from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, StrictApiModel
+from crm_common.schemas import ApiModel, CustomFields, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from activity_svc.models import ActivityPriority, ActivityStatus, ActivityType
@@ -22,7 +22,7 @@ Participants = Annotated[
 JsonList = Annotated[list[Any], Field(max_length=100)]
 
 
-class ActivityCreate(StrictApiModel):
+class ActivityCreateRequest(StrictApiModel):
     type: ActivityType
     subject: Subject
     external_id: ExternalId | None = None
@@ -52,7 +52,7 @@ class ActivityCreate(StrictApiModel):
     follow_up_date: AwareDatetime | None = None
     attachments: JsonList = []
     links: JsonList = []
-    custom_fields: dict[str, Any] = {}
+    custom_fields: CustomFields = {}
 
 
 # Fields that may be left out of a PATCH but never set to null.
@@ -71,7 +71,7 @@ NOT_NULLABLE = (
 )
 
 
-class ActivityUpdate(StrictApiModel):
+class ActivityUpdateRequest(StrictApiModel):
     """Only the fields sent change; `null` clears an optional field. `status` follows the allowed
     transitions (moving to COMPLETED here is the same as `POST .../complete`)."""
 
@@ -95,7 +95,7 @@ class ActivityUpdate(StrictApiModel):
     follow_up_date: AwareDatetime | None = None
     attachments: JsonList | None = None
     links: JsonList | None = None
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: CustomFields | None = None
     version: int | None = Field(default=None, description="The version you read (or send If-Match).")
 
     @model_validator(mode="after")
@@ -106,7 +106,7 @@ class ActivityUpdate(StrictApiModel):
         return self
 
 
-class ActivityComplete(StrictApiModel):
+class ActivityCompleteRequest(StrictApiModel):
     outcome: Outcome | None = None
     next_steps: LongText | None = None
     follow_up_date: AwareDatetime | None = Field(
@@ -115,7 +115,7 @@ class ActivityComplete(StrictApiModel):
     version: int | None = None
 
 
-class ActivityCancel(StrictApiModel):
+class ActivityCancelRequest(StrictApiModel):
     reason: Outcome | None = Field(default=None, description="Kept as the activity's outcome.")
     version: int | None = None
 
@@ -163,10 +163,18 @@ ActivityPage = Page[ActivityRead]
 ActivityChanges = Changes[ActivityRead]
 
 
-class ActivityBatchUpdate(ActivityUpdate):
+class ActivityBatchUpdate(ActivityUpdateRequest):
     """One item of `batch/update`: the activity's id and the fields to change."""
 
     id: uuid.UUID
+
+
+class ActivityBatchCreateRequest(BatchInput[ActivityCreateRequest]):
+    """The body of `batch/create` (and, for this resource, `batch/upsert`)."""
+
+
+class ActivityBatchUpdateRequest(BatchInput[ActivityBatchUpdate]):
+    """The body of `batch/update`."""
 
 
 ActivityBatchResult = BatchResult[ActivityRead]

@@ -23,19 +23,19 @@ from sqlalchemy import select
 from campaign_svc.models import CampaignStatus, CampaignTarget, CampaignType, MemberStatus
 from campaign_svc.schemas import (
     CampaignChanges,
-    CampaignCreate,
+    CampaignCreateRequest,
     CampaignMetrics,
     CampaignPage,
     CampaignRead,
-    CampaignUpdate,
-    InteractionBatch,
+    CampaignTransitionRequest,
+    CampaignUpdateRequest,
+    InteractionRecordRequest,
     InteractionResult,
+    TargetAddFromSegmentRequest,
+    TargetAddRequest,
     TargetPage,
     TargetRead,
-    TargetsAdd,
     TargetsAddResult,
-    TargetsFromSegment,
-    TransitionRequest,
 )
 from campaign_svc.service import attribution, campaigns, members, segments, tracking
 from campaign_svc.settings import Settings
@@ -67,7 +67,7 @@ async def _present(rows) -> list[CampaignRead]:
     responses=problem_doc(422),
 )
 async def create_campaign(
-    body: CampaignCreate, session: SessionDep, user: MarketingAccess, response: Response
+    body: CampaignCreateRequest, session: SessionDep, user: MarketingAccess, response: Response
 ) -> CampaignRead:
     campaign = await campaigns.create_campaign(session, data=body, actor_id=user.id)
     response.headers["Location"] = f"/api/v1/campaigns/{campaign.id}"
@@ -131,7 +131,7 @@ async def get_campaign(
 )
 async def update_campaign(
     campaign_id: uuid.UUID,
-    body: CampaignUpdate,
+    body: CampaignUpdateRequest,
     session: SessionDep,
     user: MarketingAccess,
     response: Response,
@@ -162,7 +162,7 @@ def _transition_route(action: str, summary: str):
         session: SessionDep,
         user: MarketingAccess,
         response: Response,
-        body: TransitionRequest | None = None,
+        body: CampaignTransitionRequest | None = None,
         if_match: IfMatch = None,
     ) -> CampaignRead:
         campaign = await campaigns.transition(
@@ -201,7 +201,11 @@ _transition_route("cancel", "Cancel a campaign that is not COMPLETED or CANCELLE
     responses=problem_doc(404, 409, 422),
 )
 async def add_targets(
-    campaign_id: uuid.UUID, body: TargetsAdd, session: SessionDep, user: MarketingAccess, request: Request
+    campaign_id: uuid.UUID,
+    body: TargetAddRequest,
+    session: SessionDep,
+    user: MarketingAccess,
+    request: Request,
 ) -> TargetsAddResult:
     limit = settings_of(request).target_batch_limit
     if len(body.customer_ids) > limit:
@@ -230,7 +234,7 @@ async def add_targets(
 )
 async def add_targets_from_segment(
     campaign_id: uuid.UUID,
-    body: TargetsFromSegment,
+    body: TargetAddFromSegmentRequest,
     session: SessionDep,
     user: MarketingAccess,
     request: Request,
@@ -326,7 +330,7 @@ async def remove_target(
 )
 async def record_interactions(
     campaign_id: uuid.UUID,
-    body: InteractionBatch,
+    body: InteractionRecordRequest,
     session: SessionDep,
     user: MarketingAccess,
     request: Request,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from crm_common.changes import Changes
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, Money, StrictApiModel
+from crm_common.schemas import ApiModel, CustomFields, Money, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from campaign_svc.models import CampaignStatus, CampaignType, InteractionKind, MemberStatus
@@ -16,7 +16,7 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class CampaignCreate(StrictApiModel):
+class CampaignCreateRequest(StrictApiModel):
     name: Name
     description: str | None = Field(default=None, max_length=20000)
     type: CampaignType
@@ -33,10 +33,10 @@ class CampaignCreate(StrictApiModel):
     channels: list[str] = []
     owner_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller.")
     team_id: uuid.UUID | None = None
-    custom_fields: dict[str, Any] = {}
+    custom_fields: CustomFields = {}
 
 
-class CampaignUpdate(StrictApiModel):
+class CampaignUpdateRequest(StrictApiModel):
     """Field edits; the status changes through the action endpoints. Send `version` or If-Match."""
 
     name: Name | None = None
@@ -55,7 +55,7 @@ class CampaignUpdate(StrictApiModel):
     channels: list[str] | None = None
     owner_id: uuid.UUID | None = None
     team_id: uuid.UUID | None = None
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: CustomFields | None = None
     version: int | None = None
 
 
@@ -100,15 +100,15 @@ CampaignPage = Page[CampaignRead]
 CampaignChanges = Changes[CampaignRead]
 
 
-class TransitionRequest(StrictApiModel):
+class CampaignTransitionRequest(StrictApiModel):
     version: int | None = None
 
 
-class TargetsAdd(StrictApiModel):
+class TargetAddRequest(StrictApiModel):
     customer_ids: list[uuid.UUID] = Field(min_length=1)
 
 
-class TargetsFromSegment(StrictApiModel):
+class TargetAddFromSegmentRequest(StrictApiModel):
     segment_id: uuid.UUID
 
 
@@ -144,15 +144,15 @@ class TargetRead(ApiModel):
 TargetPage = Page[TargetRead]
 
 
-class InteractionIn(StrictApiModel):
+class InteractionInput(StrictApiModel):
     customer_id: uuid.UUID
     kind: InteractionKind
     occurred_at: AwareDatetime
     external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class InteractionBatch(StrictApiModel):
-    interactions: list[InteractionIn] = Field(min_length=1)
+class InteractionRecordRequest(StrictApiModel):
+    interactions: list[InteractionInput] = Field(min_length=1)
 
 
 class InteractionResult(ApiModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from crm_common import directory
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
-from crm_common.batch import BatchInput, BatchRead
+from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
@@ -24,27 +24,28 @@ from fastapi.responses import StreamingResponse
 
 from customer_svc.models import CustomerStatus, CustomerType, Priority
 from customer_svc.schemas import (
-    AssignRequest,
-    ConvertRequest,
     ConvertResult,
     Currency,
     CurrencyRanking,
+    CustomerAssignRequest,
+    CustomerBatchCreateRequest,
     CustomerBatchResult,
-    CustomerBatchUpdate,
-    CustomerBatchUpsert,
+    CustomerBatchUpdateRequest,
+    CustomerBatchUpsertRequest,
     CustomerChanges,
-    CustomerCreate,
+    CustomerConvertRequest,
+    CustomerCreateRequest,
+    CustomerMergeRequest,
     CustomerPage,
     CustomerRanking,
     CustomerRead,
-    CustomerUpdate,
+    CustomerUpdateRequest,
     ImportResult,
-    MergeRequest,
     MergeResult,
     OpportunityDraftRead,
     RankedCustomer,
     SegmentFilter,
-    SegmentPreview,
+    SegmentPreviewRequest,
     Tag,
 )
 from customer_svc.service import actions, batch, customers, exporter, importer, merge, ranking, segments
@@ -93,7 +94,7 @@ ListFilter = Annotated[tuple[str | None, SegmentFilter], Depends(list_filter)]
     responses=problem_doc(409, 422),
 )
 async def create_customer(
-    body: CustomerCreate, session: SessionDep, user: CustomerAccess, response: Response
+    body: CustomerCreateRequest, session: SessionDep, user: CustomerAccess, response: Response
 ) -> CustomerRead:
     # The assignee's name is read before the create takes the customer-number counter's row lock,
     # which is held to commit: every statement after it makes every other create wait longer.
@@ -154,7 +155,7 @@ _BATCH = (
     responses=problem_doc(422),
 )
 async def batch_create(
-    body: BatchInput[CustomerCreate], session: SessionDep, user: CustomerAccess
+    body: CustomerBatchCreateRequest, session: SessionDep, user: CustomerAccess
 ) -> CustomerBatchResult:
     return await batch.create_many(session, body.items, actor_id=user.id)
 
@@ -168,7 +169,7 @@ async def batch_create(
     responses=problem_doc(422),
 )
 async def batch_update(
-    body: BatchInput[CustomerBatchUpdate], session: SessionDep, user: CustomerAccess
+    body: CustomerBatchUpdateRequest, session: SessionDep, user: CustomerAccess
 ) -> CustomerBatchResult:
     return await batch.update_many(session, body.items, actor_id=user.id)
 
@@ -182,7 +183,7 @@ async def batch_update(
     responses=problem_doc(422),
 )
 async def batch_upsert(
-    body: CustomerBatchUpsert, session: SessionDep, user: CustomerAccess
+    body: CustomerBatchUpsertRequest, session: SessionDep, user: CustomerAccess
 ) -> CustomerBatchResult:
     return await batch.upsert_many(session, body.items, id_property=body.id_property, actor_id=user.id)
 
@@ -194,7 +195,9 @@ async def batch_upsert(
     description="One result per id, in order: 200 with the customer, or 404." + _BATCH,
     responses=problem_doc(422),
 )
-async def batch_read(body: BatchRead, session: SessionDep, user: CustomerReader) -> CustomerBatchResult:
+async def batch_read(
+    body: BatchReadRequest, session: SessionDep, user: CustomerReader
+) -> CustomerBatchResult:
     return await batch.read_many(session, body.ids)
 
 
@@ -209,7 +212,9 @@ async def batch_read(body: BatchRead, session: SessionDep, user: CustomerReader)
     "Other services re-point their records on `customer.merged`.",
     responses=problem_doc(404, 409, 422),
 )
-async def merge_customers(body: MergeRequest, session: SessionDep, user: CustomerAccess) -> MergeResult:
+async def merge_customers(
+    body: CustomerMergeRequest, session: SessionDep, user: CustomerAccess
+) -> MergeResult:
     primary, secondary = await merge.merge_customers(session, data=body, actor_id=user.id)
     primary_read, secondary_read = await customers.to_read(session, [primary, secondary])
     return MergeResult(customer=primary_read, merged_customer=secondary_read)
@@ -224,7 +229,7 @@ async def merge_customers(body: MergeRequest, session: SessionDep, user: Custome
     responses=problem_doc(422),
 )
 async def preview_segment(
-    body: SegmentPreview,
+    body: SegmentPreviewRequest,
     session: SessionDep,
     user: CustomerReader,
     params: Annotated[PageParams, Depends(page_params)],
@@ -384,7 +389,7 @@ async def get_customer(
 )
 async def update_customer(
     customer_id: uuid.UUID,
-    body: CustomerUpdate,
+    body: CustomerUpdateRequest,
     session: SessionDep,
     user: CustomerAccess,
     response: Response,
@@ -411,7 +416,7 @@ async def convert_customer(
     session: SessionDep,
     user: CustomerAccess,
     response: Response,
-    body: ConvertRequest = ConvertRequest(),
+    body: CustomerConvertRequest = CustomerConvertRequest(),
     if_match: IfMatch = None,
 ) -> ConvertResult:
     customer, draft = await actions.convert_customer(
@@ -434,7 +439,7 @@ async def convert_customer(
 )
 async def assign_customer(
     customer_id: uuid.UUID,
-    body: AssignRequest,
+    body: CustomerAssignRequest,
     session: SessionDep,
     user: CustomerAccess,
     response: Response,

@@ -10,7 +10,13 @@ from crm_common.pagination import PageParams, page_params
 from fastapi import APIRouter, Depends, Query, Response
 
 from customer_svc.api import CustomerAccess, IfMatch
-from customer_svc.schemas import CustomerPage, SegmentCreate, SegmentPage, SegmentRead, SegmentUpdate
+from customer_svc.schemas import (
+    CustomerPage,
+    SegmentCreateRequest,
+    SegmentPage,
+    SegmentRead,
+    SegmentUpdateRequest,
+)
 from customer_svc.service import customers, segments
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"], responses=problem_doc(401, 403))
@@ -25,7 +31,7 @@ Paging = Annotated[PageParams, Depends(page_params)]
     responses=problem_doc(409, 422),
 )
 async def create_segment(
-    body: SegmentCreate, session: SessionDep, user: CustomerAccess, response: Response
+    body: SegmentCreateRequest, session: SessionDep, user: CustomerAccess, response: Response
 ) -> SegmentRead:
     segment = await segments.create_segment(session, data=body, actor_id=user.id)
     response.headers["Location"] = f"/api/v1/segments/{segment.id}"
@@ -69,7 +75,7 @@ async def get_segment(
 )
 async def update_segment(
     segment_id: uuid.UUID,
-    body: SegmentUpdate,
+    body: SegmentUpdateRequest,
     session: SessionDep,
     user: CustomerAccess,
     response: Response,

@@ -10,7 +10,7 @@ from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, Money, StrictApiModel
+from crm_common.schemas import ApiModel, CustomFields, Money, StrictApiModel
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -43,8 +43,6 @@ def _iso_4217(code: str) -> str:
 
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
-# Custom fields: a flat-or-nested JSON object; keys are short strings.
-CustomFields = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], Any], Field()]
 
 
 def _read_only(reason: str) -> Any:
@@ -78,7 +76,7 @@ class _RejectsReadOnly(StrictApiModel):
     updated_at: _read_only("updatedAt is set by the server") = _ro()
 
 
-class AddressIn(StrictApiModel):
+class AddressInput(StrictApiModel):
     type: AddressType = AddressType.OTHER
     street: ShortText | None = None
     city: Text100 | None = None
@@ -88,10 +86,10 @@ class AddressIn(StrictApiModel):
     is_primary: bool = False
 
 
-Addresses = Annotated[list[AddressIn], Field(max_length=20)]
+Addresses = Annotated[list[AddressInput], Field(max_length=20)]
 
 
-def _one_primary(addresses: list[AddressIn] | None) -> None:
+def _one_primary(addresses: list[AddressInput] | None) -> None:
     if addresses and sum(1 for a in addresses if a.is_primary) > 1:
         raise ValueError("at most one address can be primary")
 
@@ -107,7 +105,7 @@ class AddressRead(ApiModel):
     is_primary: bool
 
 
-class CustomerCreate(_RejectsReadOnly):
+class CustomerCreateRequest(_RejectsReadOnly):
     type: CustomerType = CustomerType.INDIVIDUAL
     external_id: ExternalId | None = None
     first_name: Name | None = None
@@ -148,7 +146,7 @@ class CustomerCreate(_RejectsReadOnly):
 
 # Fields of a PATCH body. `None` as a default means "not sent"; a field that cannot be empty
 # (type, email, status, priority, tags, customFields) refuses an explicit null.
-class CustomerUpdate(_RejectsReadOnly):
+class CustomerUpdateRequest(_RejectsReadOnly):
     type: CustomerType = Field(default=None)
     external_id: ExternalId | None = None
     first_name: Name | None = None
@@ -236,13 +234,21 @@ CustomerPage = Page[CustomerRead]
 CustomerChanges = Changes[CustomerRead]
 
 
-class CustomerBatchUpdate(CustomerUpdate):
+class CustomerBatchUpdate(CustomerUpdateRequest):
     """One item of `batch/update`: the customer's id and the fields to change."""
 
     id: uuid.UUID
 
 
-class CustomerBatchUpsert(BatchInput[CustomerCreate]):
+class CustomerBatchCreateRequest(BatchInput[CustomerCreateRequest]):
+    """The body of `batch/create`."""
+
+
+class CustomerBatchUpdateRequest(BatchInput[CustomerBatchUpdate]):
+    """The body of `batch/update`."""
+
+
+class CustomerBatchUpsertRequest(BatchInput[CustomerCreateRequest]):
     id_property: Literal["email", "externalId"] = Field(
         "email",
         description="The field that finds an existing customer: `email` (case-insensitive) or `externalId`. "
@@ -271,7 +277,7 @@ class CustomerRanking(ApiModel):
 # --- actions -----------------------------------------------------------------------------------
 
 
-class OpportunityDraftIn(StrictApiModel):
+class OpportunityDraftInput(StrictApiModel):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     description: Notes | None = None
     amount: Money | None = None
@@ -293,8 +299,8 @@ class OpportunityDraftRead(ApiModel):
     owner_id: uuid.UUID | None
 
 
-class ConvertRequest(StrictApiModel):
-    opportunity: OpportunityDraftIn | None = None
+class CustomerConvertRequest(StrictApiModel):
+    opportunity: OpportunityDraftInput | None = None
     version: int | None = Field(default=None, description="Optional; or send If-Match.")
 
 
@@ -339,7 +345,7 @@ class MergeField(StrEnum):
 COMBINABLE = {MergeField.tags, MergeField.notes}
 
 
-class MergeRequest(StrictApiModel):
+class CustomerMergeRequest(StrictApiModel):
     primary_customer_id: uuid.UUID
     secondary_customer_id: uuid.UUID
     merge_rules: dict[MergeField, MergeRule] = Field(
@@ -361,7 +367,7 @@ class MergeResult(ApiModel):
     merged_customer: CustomerRead = Field(description="The secondary customer, now INACTIVE.")
 
 
-class AssignRequest(StrictApiModel):
+class CustomerAssignRequest(StrictApiModel):
     assigned_to_id: uuid.UUID | None = None
     team_id: uuid.UUID | None = None
     version: int | None = Field(default=None, description="Optional; or send If-Match.")
@@ -424,13 +430,13 @@ class SegmentFilter(StrictApiModel):
         return self
 
 
-class SegmentCreate(StrictApiModel):
+class SegmentCreateRequest(StrictApiModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     description: Notes | None = None
     filter: SegmentFilter = SegmentFilter()
 
 
-class SegmentUpdate(StrictApiModel):
+class SegmentUpdateRequest(StrictApiModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
         default=None
     )
@@ -453,7 +459,7 @@ class SegmentRead(ApiModel):
 SegmentPage = Page[SegmentRead]
 
 
-class SegmentPreview(StrictApiModel):
+class SegmentPreviewRequest(StrictApiModel):
     filter: SegmentFilter = SegmentFilter()
 
 

@@ -6,11 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from crm_common.batch import BatchResult, ExternalId
+from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, Money, StrictApiModel, decimal_string
+from crm_common.schemas import ApiModel, CustomFields, Money, StrictApiModel, decimal_string
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
 from pipeline_svc.models import InvoiceStatus, OpportunityStatus, ProductStatus
@@ -88,7 +88,7 @@ def _no_nulls(model, fields: tuple[str, ...]):
 # --- stages ---------------------------------------------------------------------------------------
 
 
-class OpportunityStageCreate(StrictApiModel):
+class OpportunityStageCreateRequest(StrictApiModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
     probability: Probability = 0
@@ -106,7 +106,7 @@ class OpportunityStageCreate(StrictApiModel):
         return self
 
 
-class OpportunityStageUpdate(StrictApiModel):
+class OpportunityStageUpdateRequest(StrictApiModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
     probability: Probability | None = None
@@ -148,7 +148,7 @@ ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
-class ProductCreate(StrictApiModel):
+class ProductCreateRequest(StrictApiModel):
     name: ProductName
     code: ProductCode
     description: LongText | None = None
@@ -157,10 +157,10 @@ class ProductCreate(StrictApiModel):
     cost: Money | None = None
     currency: Currency = "USD"
     status: ProductStatus = ProductStatus.ACTIVE
-    custom_fields: dict = {}
+    custom_fields: CustomFields = {}
 
 
-class ProductUpdate(StrictApiModel):
+class ProductUpdateRequest(StrictApiModel):
     name: ProductName | None = None
     code: ProductCode | None = None
     description: LongText | None = None
@@ -169,7 +169,7 @@ class ProductUpdate(StrictApiModel):
     cost: Money | None = None
     currency: Currency | None = None
     status: ProductStatus | None = None
-    custom_fields: dict | None = None
+    custom_fields: CustomFields | None = None
     version: int | None = None
 
     @model_validator(mode="after")
@@ -202,7 +202,7 @@ Competitor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 Competitors = Annotated[list[Competitor], Field(max_length=50)]
 
 
-class OpportunityCreate(StrictApiModel):
+class OpportunityCreateRequest(StrictApiModel):
     title: Title
     external_id: ExternalId | None = None
     description: LongText | None = None
@@ -216,10 +216,10 @@ class OpportunityCreate(StrictApiModel):
     owner_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller.")
     team_id: uuid.UUID | None = None
     competitors: Competitors = []
-    custom_fields: dict = {}
+    custom_fields: CustomFields = {}
 
 
-class OpportunityUpdate(StrictApiModel):
+class OpportunityUpdateRequest(StrictApiModel):
     """Field edits. `amount: null` hands the amount back to the line items. Stage and status change
     through the actions (`/stage`, `/win`, `/lose`)."""
 
@@ -233,7 +233,7 @@ class OpportunityUpdate(StrictApiModel):
     owner_id: uuid.UUID | None = None
     team_id: uuid.UUID | None = None
     competitors: Competitors | None = None
-    custom_fields: dict | None = None
+    custom_fields: CustomFields | None = None
     version: int | None = None
 
     @model_validator(mode="after")
@@ -243,7 +243,7 @@ class OpportunityUpdate(StrictApiModel):
         )
 
 
-class OpportunityStageChange(StrictApiModel):
+class OpportunityStageChangeRequest(StrictApiModel):
     stage_id: uuid.UUID
     version: int | None = None
 
@@ -257,7 +257,7 @@ class OpportunityWinRequest(StrictApiModel):
     version: int | None = None
 
 
-class OpportunityLineItemCreate(StrictApiModel):
+class OpportunityLineItemCreateRequest(StrictApiModel):
     product_id: uuid.UUID
     quantity: Quantity = Decimal("1.00")
     unit_price: Money | None = Field(
@@ -267,7 +267,7 @@ class OpportunityLineItemCreate(StrictApiModel):
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
-class OpportunityLineItemUpdate(StrictApiModel):
+class OpportunityLineItemUpdateRequest(StrictApiModel):
     quantity: Quantity | None = None
     unit_price: Money | None = None
     discount: Discount | None = None
@@ -324,10 +324,18 @@ OpportunityPage = Page[OpportunityRead]
 OpportunityChanges = Changes[OpportunityRead]
 
 
-class OpportunityBatchUpdate(OpportunityUpdate):
+class OpportunityBatchUpdate(OpportunityUpdateRequest):
     """One item of `batch/update`: the opportunity's id and the fields to change."""
 
     id: uuid.UUID
+
+
+class OpportunityBatchCreateRequest(BatchInput[OpportunityCreateRequest]):
+    """The body of `batch/create` (and, for this resource, `batch/upsert`)."""
+
+
+class OpportunityBatchUpdateRequest(BatchInput[OpportunityBatchUpdate]):
+    """The body of `batch/update`."""
 
 
 OpportunityBatchResult = BatchResult[OpportunityRead]
@@ -341,7 +349,7 @@ class OpportunityWinResult(ApiModel):
 # --- invoices -------------------------------------------------------------------------------------
 
 
-class InvoiceLineIn(StrictApiModel):
+class InvoiceLineInput(StrictApiModel):
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     product_id: uuid.UUID | None = None
     quantity: Quantity = Decimal("1.00")
@@ -349,13 +357,13 @@ class InvoiceLineIn(StrictApiModel):
     discount: Discount = Decimal("0.00")
 
 
-class InvoiceCreate(StrictApiModel):
+class InvoiceCreateRequest(StrictApiModel):
     customer_id: uuid.UUID
     opportunity_id: uuid.UUID | None = None
     currency: Currency = "USD"
     due_date: Day | None = None
     notes: LongText | None = None
-    lines: Annotated[list[InvoiceLineIn], Field(min_length=1, max_length=200)]
+    lines: Annotated[list[InvoiceLineInput], Field(min_length=1, max_length=200)]
 
 
 class InvoiceActionRequest(StrictApiModel):

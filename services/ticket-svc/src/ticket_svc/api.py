@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require, require_access
-from crm_common.batch import BatchInput, BatchRead
+from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
@@ -16,24 +16,25 @@ from pydantic import AwareDatetime, StringConstraints
 
 from ticket_svc.models import CommunicationDirection, TicketPriority, TicketStatus, TicketType
 from ticket_svc.schemas import (
-    SlaPolicyCreate,
+    SlaPolicyCreateRequest,
     SlaPolicyPage,
     SlaPolicyRead,
-    SlaPolicyUpdate,
+    SlaPolicyUpdateRequest,
+    TicketBatchCreateRequest,
     TicketBatchResult,
-    TicketBatchUpdate,
+    TicketBatchUpdateRequest,
     TicketChanges,
-    TicketCommunicationCreate,
+    TicketCommunicationCreateRequest,
     TicketCommunicationPage,
     TicketCommunicationRead,
-    TicketCreate,
-    TicketEscalation,
+    TicketCreateRequest,
+    TicketEscalateRequest,
     TicketMetricsReport,
     TicketPage,
     TicketRead,
-    TicketSatisfactionIn,
-    TicketStatusChange,
-    TicketUpdate,
+    TicketSatisfactionRequest,
+    TicketStatusChangeRequest,
+    TicketUpdateRequest,
 )
 from ticket_svc.service import batch, communications, metrics, policies, tickets, workflow
 
@@ -77,7 +78,7 @@ async def _ticket_response(session, ticket, now: datetime, response: Response) -
     responses=problem_doc(422),
 )
 async def create_ticket(
-    body: TicketCreate, session: SessionDep, user: SupportAccess, now: Now, response: Response
+    body: TicketCreateRequest, session: SessionDep, user: SupportAccess, now: Now, response: Response
 ) -> TicketRead:
     ticket, read = await tickets.create_ticket(session, data=body, actor_id=user.id, now=now)
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
@@ -188,7 +189,7 @@ _BATCH = (
     responses=problem_doc(422),
 )
 async def batch_create(
-    body: BatchInput[TicketCreate], session: SessionDep, user: SupportAccess, now: Now
+    body: TicketBatchCreateRequest, session: SessionDep, user: SupportAccess, now: Now
 ) -> TicketBatchResult:
     return await batch.create_many(session, body.items, actor_id=user.id, now=now)
 
@@ -202,7 +203,7 @@ async def batch_create(
     responses=problem_doc(422),
 )
 async def batch_update(
-    body: BatchInput[TicketBatchUpdate], session: SessionDep, user: SupportAccess, now: Now
+    body: TicketBatchUpdateRequest, session: SessionDep, user: SupportAccess, now: Now
 ) -> TicketBatchResult:
     return await batch.update_many(session, body.items, now=now)
 
@@ -216,7 +217,7 @@ async def batch_update(
     responses=problem_doc(422),
 )
 async def batch_upsert(
-    body: BatchInput[TicketCreate], session: SessionDep, user: SupportAccess, now: Now
+    body: TicketBatchCreateRequest, session: SessionDep, user: SupportAccess, now: Now
 ) -> TicketBatchResult:
     return await batch.upsert_many(session, body.items, actor_id=user.id, now=now)
 
@@ -229,7 +230,7 @@ async def batch_upsert(
     responses=problem_doc(422),
 )
 async def batch_read(
-    body: BatchRead, session: SessionDep, user: SupportAccess, now: Now
+    body: BatchReadRequest, session: SessionDep, user: SupportAccess, now: Now
 ) -> TicketBatchResult:
     return await batch.read_many(session, body.ids, now=now)
 
@@ -266,7 +267,7 @@ async def get_ticket(
 )
 async def update_ticket(
     ticket_id: uuid.UUID,
-    body: TicketUpdate,
+    body: TicketUpdateRequest,
     session: SessionDep,
     user: SupportAccess,
     now: Now,
@@ -285,7 +286,7 @@ async def update_ticket(
 )
 async def change_status(
     ticket_id: uuid.UUID,
-    body: TicketStatusChange,
+    body: TicketStatusChangeRequest,
     session: SessionDep,
     user: SupportAccess,
     now: Now,
@@ -306,7 +307,7 @@ async def change_status(
 )
 async def escalate(
     ticket_id: uuid.UUID,
-    body: TicketEscalation,
+    body: TicketEscalateRequest,
     session: SessionDep,
     user: SupportAccess,
     now: Now,
@@ -333,7 +334,7 @@ async def escalate(
 )
 async def rate_satisfaction(
     ticket_id: uuid.UUID,
-    body: TicketSatisfactionIn,
+    body: TicketSatisfactionRequest,
     request: Request,
     session: SessionDep,
     user: SupportAccess,
@@ -356,7 +357,7 @@ async def rate_satisfaction(
 )
 async def add_communication(
     ticket_id: uuid.UUID,
-    body: TicketCommunicationCreate,
+    body: TicketCommunicationCreateRequest,
     request: Request,
     session: SessionDep,
     user: SupportAccess,
@@ -425,7 +426,7 @@ async def list_communications(
     responses=problem_doc(422),
 )
 async def create_policy(
-    body: SlaPolicyCreate, session: SessionDep, user: Admin, now: Now, response: Response
+    body: SlaPolicyCreateRequest, session: SessionDep, user: Admin, now: Now, response: Response
 ) -> SlaPolicyRead:
     policy = await policies.create_policy(session, data=body, actor_id=user.id, now=now)
     response.headers["Location"] = f"/api/v1/sla-policies/{policy.id}"
@@ -471,7 +472,7 @@ async def get_policy(
 )
 async def update_policy(
     policy_id: uuid.UUID,
-    body: SlaPolicyUpdate,
+    body: SlaPolicyUpdateRequest,
     session: SessionDep,
     user: Admin,
     now: Now,

@@ -4,10 +4,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from crm_common.batch import BatchResult, ExternalId
+from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.pagination import Page
-from crm_common.schemas import ApiModel, StrictApiModel
+from crm_common.schemas import ApiModel, CustomFields, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from ticket_svc.models import (
@@ -37,7 +37,7 @@ def _no_nulls(model: ApiModel, fields: tuple[str, ...]) -> None:
 # --- tickets --------------------------------------------------------------------------------------
 
 
-class TicketCreate(StrictApiModel):
+class TicketCreateRequest(StrictApiModel):
     subject: Subject
     external_id: ExternalId | None = None
     description: LongText
@@ -55,10 +55,10 @@ class TicketCreate(StrictApiModel):
     )
     related_tickets: Annotated[list[uuid.UUID], Field(max_length=50)] = []
     tags: Annotated[list[Tag], Field(max_length=50)] = []
-    custom_fields: dict = {}
+    custom_fields: CustomFields = {}
 
 
-class TicketUpdate(StrictApiModel):
+class TicketUpdateRequest(StrictApiModel):
     """Field edits. Status changes, escalation and satisfaction are actions of their own."""
 
     subject: Subject | None = None
@@ -73,7 +73,7 @@ class TicketUpdate(StrictApiModel):
     due_date: AwareDatetime | None = None
     related_tickets: Annotated[list[uuid.UUID], Field(max_length=50)] | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
-    custom_fields: dict | None = None
+    custom_fields: CustomFields | None = None
     resolution: LongText | None = None
     version: Version | None = None
 
@@ -133,16 +133,24 @@ TicketPage = Page[TicketRead]
 TicketChanges = Changes[TicketRead]
 
 
-class TicketBatchUpdate(TicketUpdate):
+class TicketBatchUpdate(TicketUpdateRequest):
     """One item of `batch/update`: the ticket's id and the fields to change."""
 
     id: uuid.UUID
 
 
+class TicketBatchCreateRequest(BatchInput[TicketCreateRequest]):
+    """The body of `batch/create` (and, for this resource, `batch/upsert`)."""
+
+
+class TicketBatchUpdateRequest(BatchInput[TicketBatchUpdate]):
+    """The body of `batch/update`."""
+
+
 TicketBatchResult = BatchResult[TicketRead]
 
 
-class TicketStatusChange(StrictApiModel):
+class TicketStatusChangeRequest(StrictApiModel):
     status: TicketStatus
     resolution: LongText | None = Field(
         default=None, description="Required to resolve, unless the ticket already has one."
@@ -151,12 +159,12 @@ class TicketStatusChange(StrictApiModel):
     version: Version | None = None
 
 
-class TicketEscalation(StrictApiModel):
+class TicketEscalateRequest(StrictApiModel):
     reason: Reason
     version: Version | None = None
 
 
-class TicketSatisfactionIn(StrictApiModel):
+class TicketSatisfactionRequest(StrictApiModel):
     rating: Annotated[int, Field(ge=1, le=5)]
     comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] | None = None
 
@@ -178,7 +186,7 @@ class TicketAttachmentRead(ApiModel):
     url: str | None = None
 
 
-class TicketCommunicationCreate(StrictApiModel):
+class TicketCommunicationCreateRequest(StrictApiModel):
     direction: CommunicationDirection
     channel: CommunicationChannel
     internal: bool = Field(default=False, description="An internal note, never shown to the customer.")
@@ -225,7 +233,7 @@ class SlaTarget(StrictApiModel):
     resolution_minutes: Minutes
 
 
-class SlaPolicyCreate(StrictApiModel):
+class SlaPolicyCreateRequest(StrictApiModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
     is_active: bool = True
@@ -240,7 +248,7 @@ class SlaPolicyCreate(StrictApiModel):
     pause_statuses: Annotated[list[PausableStatus], Field(max_length=4)] = [PausableStatus.PENDING]
 
 
-class SlaPolicyUpdate(StrictApiModel):
+class SlaPolicyUpdateRequest(StrictApiModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
     is_active: bool | None = None

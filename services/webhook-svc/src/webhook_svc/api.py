@@ -20,15 +20,15 @@ from webhook_svc.schemas import (
     DeliveryPage,
     DeliveryRead,
     EventTypeList,
-    ReplayRange,
     ReplayResult,
-    RotateSecret,
     TestResult,
-    WebhookCreate,
+    WebhookCreateRequest,
     WebhookHealth,
     WebhookPage,
     WebhookRead,
-    WebhookUpdate,
+    WebhookReplayRequest,
+    WebhookRotateSecretRequest,
+    WebhookUpdateRequest,
     WebhookWithSecret,
 )
 from webhook_svc.service import deliveries, pings, subscriptions
@@ -92,7 +92,7 @@ async def event_types(user: WebhookAccess) -> EventTypeList:
     responses=problem_doc(422),
 )
 async def create_webhook(
-    body: WebhookCreate, session: SessionDep, user: WebhookAccess, request: Request, response: Response
+    body: WebhookCreateRequest, session: SessionDep, user: WebhookAccess, request: Request, response: Response
 ) -> WebhookWithSecret:
     sub = await subscriptions.create(
         session, data=body, guard=request.app.state.webhook_guard, actor_id=user.id
@@ -141,7 +141,7 @@ async def get_webhook(
 )
 async def update_webhook(
     webhook_id: uuid.UUID,
-    body: WebhookUpdate,
+    body: WebhookUpdateRequest,
     session: SessionDep,
     user: WebhookAccess,
     request: Request,
@@ -183,7 +183,7 @@ async def rotate_secret(
     session: SessionDep,
     user: WebhookAccess,
     request: Request,
-    body: RotateSecret | None = None,
+    body: WebhookRotateSecretRequest | None = None,
 ) -> WebhookWithSecret:
     grace_seconds = body.grace_seconds if body and body.grace_seconds is not None else None
     grace = (
@@ -298,7 +298,11 @@ async def replay_delivery(
     responses=problem_doc(404, 409, 422),
 )
 async def replay_range(
-    webhook_id: uuid.UUID, body: ReplayRange, session: SessionDep, user: WebhookAccess, request: Request
+    webhook_id: uuid.UUID,
+    body: WebhookReplayRequest,
+    session: SessionDep,
+    user: WebhookAccess,
+    request: Request,
 ) -> ReplayResult:
     sub = await subscriptions.get(session, webhook_id)
     queued = await deliveries.replay_range(

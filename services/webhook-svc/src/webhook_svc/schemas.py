@@ -30,7 +30,7 @@ Filter = Annotated[
 ]
 
 
-class WebhookCreate(StrictApiModel):
+class WebhookCreateRequest(StrictApiModel):
     url: Url = Field(description="Where events are POSTed: https (or http) on a public address.")
     event_types: EventTypes
     filter: Filter = None
@@ -38,7 +38,7 @@ class WebhookCreate(StrictApiModel):
     active: bool = True
 
 
-class WebhookUpdate(StrictApiModel):
+class WebhookUpdateRequest(StrictApiModel):
     """Field edits; send `version` or If-Match. `active: true` re-enables a disabled subscription."""
 
     url: Url | None = None
@@ -88,7 +88,7 @@ class WebhookWithSecret(WebhookRead):
 WebhookPage = Page[WebhookRead]
 
 
-class RotateSecret(StrictApiModel):
+class WebhookRotateSecretRequest(StrictApiModel):
     grace_seconds: int | None = Field(
         default=None,
         ge=0,
@@ -135,7 +135,7 @@ class DeliveryDetail(DeliveryRead):
 DeliveryPage = Page[DeliveryRead]
 
 
-class ReplayRange(StrictApiModel):
+class WebhookReplayRequest(StrictApiModel):
     since: AwareDatetime = Field(description="Deliveries created at or after this time.")
     until: AwareDatetime | None = Field(default=None, description="... and before this time (default now).")
     states: list[DeliveryState] = Field(

@@ -87,7 +87,7 @@ class OutboxPage(ApiModel):
     page_size: int
 
 
-class OutboxReplay(StrictApiModel):
+class OutboxReplayRequest(StrictApiModel):
     """Which rows to publish again: by event id, or by the time they were written (and type/state)."""
 
     event_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
@@ -284,7 +284,7 @@ def router() -> APIRouter:
         responses=problem_doc(401, 403, 404, 422),
     )
     async def replay_outbox(
-        request: Request, service: ServiceName, body: OutboxReplay, _: Admin
+        request: Request, service: ServiceName, body: OutboxReplayRequest, _: Admin
     ) -> OutboxReplayed:
         runtime = _runtime(request, service)
         count = await ops.replay_outbox(

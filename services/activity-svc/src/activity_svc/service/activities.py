@@ -22,7 +22,12 @@ from activity_svc.models import (
     ActivityStatus,
     ActivityType,
 )
-from activity_svc.schemas import ActivityCancel, ActivityComplete, ActivityCreate, ActivityUpdate
+from activity_svc.schemas import (
+    ActivityCancelRequest,
+    ActivityCompleteRequest,
+    ActivityCreateRequest,
+    ActivityUpdateRequest,
+)
 from activity_svc.service.common import require_customer, require_known_users
 
 # Forward only: PLANNED -> IN_PROGRESS -> COMPLETED (a planned activity may be completed directly),
@@ -94,7 +99,7 @@ async def _check_owner(session: AsyncSession, owner_id: uuid.UUID, actor_id: uui
 
 
 async def create_activity(
-    session: AsyncSession, *, data: ActivityCreate, actor_id: uuid.UUID
+    session: AsyncSession, *, data: ActivityCreateRequest, actor_id: uuid.UUID
 ) -> tuple[Activity, Activity | None]:
     """The new activity and, when it is created COMPLETED with a followUpDate, its follow-up task."""
     if data.status not in INITIAL_STATUSES:
@@ -204,7 +209,7 @@ async def update_activity(
     session: AsyncSession,
     activity_id: uuid.UUID,
     *,
-    data: ActivityUpdate,
+    data: ActivityUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> tuple[Activity, Activity | None]:
@@ -273,7 +278,7 @@ async def start_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_ma
 
 
 async def complete_activity(
-    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityComplete, if_match: str | None
+    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityCompleteRequest, if_match: str | None
 ) -> tuple[Activity, Activity | None]:
     activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=False)
     _check_transition(activity, ActivityStatus.COMPLETED)
@@ -285,7 +290,7 @@ async def complete_activity(
 
 
 async def cancel_activity(
-    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityCancel, if_match: str | None
+    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityCancelRequest, if_match: str | None
 ) -> Activity:
     activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=False)
     _check_transition(activity, ActivityStatus.CANCELLED)

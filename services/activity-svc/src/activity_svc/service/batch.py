@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activity_svc.models import Activity
-from activity_svc.schemas import ActivityBatchUpdate, ActivityCreate, ActivityUpdate
+from activity_svc.schemas import ActivityBatchUpdate, ActivityCreateRequest, ActivityUpdateRequest
 from activity_svc.service.activities import create_activity, update_activity
 from activity_svc.service.views import present
 
@@ -19,12 +19,12 @@ def _present(session: AsyncSession):
     return lambda activities: present(session, activities)
 
 
-def _as_update(item, fields) -> ActivityUpdate:
-    return ActivityUpdate.model_validate(item.model_dump(mode="json", by_alias=True, include=fields))
+def _as_update(item, fields) -> ActivityUpdateRequest:
+    return ActivityUpdateRequest.model_validate(item.model_dump(mode="json", by_alias=True, include=fields))
 
 
 async def create_many(
-    session: AsyncSession, items: Sequence[ActivityCreate], *, actor_id: uuid.UUID
+    session: AsyncSession, items: Sequence[ActivityCreateRequest], *, actor_id: uuid.UUID
 ) -> BatchResult:
     async def create(session, item):
         activity, _ = await create_activity(session, data=item, actor_id=actor_id)
@@ -45,9 +45,9 @@ async def update_many(
 
 
 async def upsert_many(
-    session: AsyncSession, items: Sequence[ActivityCreate], *, actor_id: uuid.UUID
+    session: AsyncSession, items: Sequence[ActivityCreateRequest], *, actor_id: uuid.UUID
 ) -> BatchResult:
-    async def upsert(session, item: ActivityCreate):
+    async def upsert(session, item: ActivityCreateRequest):
         found = await find_by_external_id(session, Activity, item.external_id)
         if found is None:
             activity, _ = await create_activity(session, data=item, actor_id=actor_id)

@@ -21,7 +21,7 @@ from campaign_svc.models import (
     CampaignStatus,
     CampaignTarget,
 )
-from campaign_svc.schemas import CampaignCreate, CampaignUpdate
+from campaign_svc.schemas import CampaignCreateRequest, CampaignUpdateRequest
 
 FINAL = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
 # action -> (allowed from, to)
@@ -54,7 +54,9 @@ def invalid(errors: list[FieldError]) -> ProblemError:
     return ProblemError(422, "VALIDATION_ERROR", "The campaign is not valid.", errors=errors)
 
 
-async def create_campaign(session: AsyncSession, *, data: CampaignCreate, actor_id: uuid.UUID) -> Campaign:
+async def create_campaign(
+    session: AsyncSession, *, data: CampaignCreateRequest, actor_id: uuid.UUID
+) -> Campaign:
     errors = date_errors(data.start_date, data.end_date)
     if errors:
         raise invalid(errors)
@@ -114,7 +116,7 @@ async def update_campaign(
     session: AsyncSession,
     campaign_id: uuid.UUID,
     *,
-    data: CampaignUpdate,
+    data: CampaignUpdateRequest,
     if_match: str | None,
 ) -> Campaign:
     campaign = await get_campaign(session, campaign_id, for_update=True)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from campaign_svc.models import Campaign, CampaignInteraction, CampaignStatus, CampaignTarget
-from campaign_svc.schemas import InteractionIn
+from campaign_svc.schemas import InteractionInput
 
 # Funnel steps an interaction implies (a click means the message was sent, delivered and opened).
 IMPLIES: dict[str, tuple[str, ...]] = {
@@ -135,7 +135,7 @@ async def add_to_counters(session: AsyncSession, campaign_id: uuid.UUID, reached
 
 
 async def record_interactions(
-    session: AsyncSession, campaign: Campaign, items: list[InteractionIn], *, limit: int
+    session: AsyncSession, campaign: Campaign, items: list[InteractionInput], *, limit: int
 ) -> tuple[int, int, int]:
     """All or nothing: any bad item is a 422 listing every bad item. Returns (recorded, duplicates,
     members whose status changed). The caller holds the campaign's row lock."""
@@ -192,7 +192,7 @@ async def record_interactions(
     # Dedupe by external id: repeated within this batch (the first one counts), or already recorded,
     # which the unique index answers as the rows go in. (A SELECT of the known ids first was planned
     # as a scan while the table was young and its statistics stale: 100-150 ms per batch and growing.)
-    first: dict[str, InteractionIn] = {}
+    first: dict[str, InteractionInput] = {}
     for item in items:
         first.setdefault(item.external_id, item)
     rows = [

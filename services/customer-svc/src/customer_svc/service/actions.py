@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc import events
 from customer_svc.models import Customer, CustomerStatus
-from customer_svc.schemas import AssignRequest, ConvertRequest
+from customer_svc.schemas import CustomerAssignRequest, CustomerConvertRequest
 from customer_svc.service.customers import get_customer, merged_error
 
 CONVERTIBLE = (CustomerStatus.LEAD, CustomerStatus.PROSPECT)
@@ -28,7 +28,7 @@ async def convert_customer(
     session: AsyncSession,
     *,
     customer_id: uuid.UUID,
-    data: ConvertRequest,
+    data: CustomerConvertRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> tuple[Customer, OpportunityDraft | None]:
@@ -63,7 +63,7 @@ async def assign_customer(
     session: AsyncSession,
     *,
     customer_id: uuid.UUID,
-    data: AssignRequest,
+    data: CustomerAssignRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> Customer:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from customer_svc.models import Customer
-from customer_svc.schemas import CustomerBatchUpdate, CustomerCreate, CustomerUpdate
+from customer_svc.schemas import CustomerBatchUpdate, CustomerCreateRequest, CustomerUpdateRequest
 from customer_svc.service.customers import create_customer, to_read, update_customer
 
 # Fields a create may set that an update by upsert leaves alone (assignment has its own action).
@@ -22,7 +22,7 @@ def _present(session: AsyncSession):
 
 
 async def create_many(
-    session: AsyncSession, items: Sequence[CustomerCreate], *, actor_id: uuid.UUID
+    session: AsyncSession, items: Sequence[CustomerCreateRequest], *, actor_id: uuid.UUID
 ) -> BatchResult:
     async def create(session, item):
         return 201, await create_customer(session, data=item, actor_id=actor_id)
@@ -34,7 +34,7 @@ async def update_many(
     session: AsyncSession, items: Sequence[CustomerBatchUpdate], *, actor_id: uuid.UUID
 ) -> BatchResult:
     async def update(session, item):
-        data = CustomerUpdate.model_validate(
+        data = CustomerUpdateRequest.model_validate(
             item.model_dump(mode="json", by_alias=True, include=item.model_fields_set - {"id"})
         )
         return 200, await update_customer(
@@ -45,9 +45,9 @@ async def update_many(
 
 
 async def upsert_many(
-    session: AsyncSession, items: Sequence[CustomerCreate], *, id_property: str, actor_id: uuid.UUID
+    session: AsyncSession, items: Sequence[CustomerCreateRequest], *, id_property: str, actor_id: uuid.UUID
 ) -> BatchResult:
-    async def upsert(session, item: CustomerCreate):
+    async def upsert(session, item: CustomerCreateRequest):
         if id_property == "externalId":
             if item.external_id is None:
                 raise missing_key("externalId")
@@ -62,7 +62,7 @@ async def upsert_many(
         if found is None:
             return 201, await create_customer(session, data=item, actor_id=actor_id)
         sent = item.model_fields_set - _NOT_UPDATED_BY_UPSERT
-        data = CustomerUpdate.model_validate(item.model_dump(mode="json", by_alias=True, include=sent))
+        data = CustomerUpdateRequest.model_validate(item.model_dump(mode="json", by_alias=True, include=sent))
         # An upsert updates whatever version it finds (If-Match: *), as an import does.
         return 200, await update_customer(
             session, customer_id=found, data=data, if_match="*", actor_id=actor_id

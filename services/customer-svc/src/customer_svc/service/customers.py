@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress, CustomerNumberCounter, CustomerType
-from customer_svc.schemas import CustomerCreate, CustomerRead, CustomerUpdate, SegmentFilter
+from customer_svc.schemas import CustomerCreateRequest, CustomerRead, CustomerUpdateRequest, SegmentFilter
 from customer_svc.service.query import customer_select
 
 
@@ -120,7 +120,9 @@ def jsonable(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-async def create_customer(session: AsyncSession, *, data: CustomerCreate, actor_id: uuid.UUID) -> Customer:
+async def create_customer(
+    session: AsyncSession, *, data: CustomerCreateRequest, actor_id: uuid.UUID
+) -> Customer:
     # A fast, friendly answer for the common case; the unique index below settles races.
     if await email_taken(session, data.email):
         raise email_exists(data.email)
@@ -179,7 +181,7 @@ async def update_customer(
     session: AsyncSession,
     *,
     customer_id: uuid.UUID,
-    data: CustomerUpdate,
+    data: CustomerUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> Customer:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress, CustomerOpportunity, CustomerStatus
-from customer_svc.schemas import MergeField, MergeRequest, MergeRule
+from customer_svc.schemas import CustomerMergeRequest, MergeField, MergeRule
 from customer_svc.service.customers import full_name_of, get_customer, jsonable, name_errors
 from customer_svc.service.reactions import recompute_totals
 
@@ -60,7 +60,7 @@ def _not_found(field: str, customer_id: uuid.UUID) -> ProblemError:
 
 
 async def merge_customers(
-    session: AsyncSession, *, data: MergeRequest, actor_id: uuid.UUID
+    session: AsyncSession, *, data: CustomerMergeRequest, actor_id: uuid.UUID
 ) -> tuple[Customer, Customer]:
     p_id, s_id = data.primary_customer_id, data.secondary_customer_id
     if p_id == s_id:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc.models import Customer, Segment
-from customer_svc.schemas import SegmentCreate, SegmentFilter, SegmentUpdate
+from customer_svc.schemas import SegmentCreateRequest, SegmentFilter, SegmentUpdateRequest
 from customer_svc.service.customers import list_customers
 
 
@@ -37,7 +37,9 @@ async def _flush(session: AsyncSession, name: str) -> None:
         raise
 
 
-async def create_segment(session: AsyncSession, *, data: SegmentCreate, actor_id: uuid.UUID) -> Segment:
+async def create_segment(
+    session: AsyncSession, *, data: SegmentCreateRequest, actor_id: uuid.UUID
+) -> Segment:
     now = datetime.now(UTC)
     segment = Segment(
         name=data.name,
@@ -60,7 +62,7 @@ async def get_segment(session: AsyncSession, segment_id: uuid.UUID) -> Segment:
 
 
 async def update_segment(
-    session: AsyncSession, *, segment_id: uuid.UUID, data: SegmentUpdate, if_match: str | None
+    session: AsyncSession, *, segment_id: uuid.UUID, data: SegmentUpdateRequest, if_match: str | None
 ) -> Segment:
     segment = await get_segment(session, segment_id)
     check_version(segment.version, if_match=if_match, body_version=data.version)

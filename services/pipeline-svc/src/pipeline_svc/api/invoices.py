@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pipeline_svc.api.deps import IfMatch, SalesAccess
 from pipeline_svc.models import InvoiceStatus
-from pipeline_svc.schemas import InvoiceActionRequest, InvoiceCreate, InvoicePage, InvoiceRead
+from pipeline_svc.schemas import InvoiceActionRequest, InvoiceCreateRequest, InvoicePage, InvoiceRead
 from pipeline_svc.service import invoices as service
 
 router = APIRouter(prefix="/api/v1/invoices", tags=["invoices"], responses=problem_doc(401, 403))
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/invoices", tags=["invoices"], responses=probl
     responses=problem_doc(422),
 )
 async def create_invoice(
-    body: InvoiceCreate, session: SessionDep, user: SalesAccess, response: Response
+    body: InvoiceCreateRequest, session: SessionDep, user: SalesAccess, response: Response
 ) -> InvoiceRead:
     invoice = await service.create_invoice(session, data=body, actor_id=user.id)
     response.headers["Location"] = f"/api/v1/invoices/{invoice.id}"

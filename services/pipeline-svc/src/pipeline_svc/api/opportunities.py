@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
-from crm_common.batch import BatchInput, BatchRead
+from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
@@ -15,17 +15,18 @@ from pipeline_svc.api.deps import IfMatch, SalesAccess
 from pipeline_svc.models import OpportunityStatus
 from pipeline_svc.schemas import (
     InvoiceRead,
+    OpportunityBatchCreateRequest,
     OpportunityBatchResult,
-    OpportunityBatchUpdate,
+    OpportunityBatchUpdateRequest,
     OpportunityChanges,
-    OpportunityCreate,
-    OpportunityLineItemCreate,
-    OpportunityLineItemUpdate,
+    OpportunityCreateRequest,
+    OpportunityLineItemCreateRequest,
+    OpportunityLineItemUpdateRequest,
     OpportunityLoseRequest,
     OpportunityPage,
     OpportunityRead,
-    OpportunityStageChange,
-    OpportunityUpdate,
+    OpportunityStageChangeRequest,
+    OpportunityUpdateRequest,
     OpportunityWinRequest,
     OpportunityWinResult,
     PipelineBoard,
@@ -52,7 +53,7 @@ def _read(response: Response, view: OpportunityRead) -> OpportunityRead:
     responses=problem_doc(409, 422),
 )
 async def create_opportunity(
-    body: OpportunityCreate, session: SessionDep, user: SalesAccess, response: Response
+    body: OpportunityCreateRequest, session: SessionDep, user: SalesAccess, response: Response
 ) -> OpportunityRead:
     opportunity = await service.create_opportunity(session, data=body, actor_id=user.id)
     response.headers["Location"] = f"/api/v1/opportunities/{opportunity.id}"
@@ -185,7 +186,7 @@ _BATCH = (
     responses=problem_doc(422),
 )
 async def batch_create(
-    body: BatchInput[OpportunityCreate], session: SessionDep, user: SalesAccess
+    body: OpportunityBatchCreateRequest, session: SessionDep, user: SalesAccess
 ) -> OpportunityBatchResult:
     return await batch.create_many(session, body.items, actor_id=user.id)
 
@@ -199,7 +200,7 @@ async def batch_create(
     responses=problem_doc(422),
 )
 async def batch_update(
-    body: BatchInput[OpportunityBatchUpdate], session: SessionDep, user: SalesAccess
+    body: OpportunityBatchUpdateRequest, session: SessionDep, user: SalesAccess
 ) -> OpportunityBatchResult:
     return await batch.update_many(session, body.items, actor_id=user.id)
 
@@ -213,7 +214,7 @@ async def batch_update(
     responses=problem_doc(422),
 )
 async def batch_upsert(
-    body: BatchInput[OpportunityCreate], session: SessionDep, user: SalesAccess
+    body: OpportunityBatchCreateRequest, session: SessionDep, user: SalesAccess
 ) -> OpportunityBatchResult:
     return await batch.upsert_many(session, body.items, actor_id=user.id)
 
@@ -225,7 +226,9 @@ async def batch_upsert(
     description="One result per id, in order: 200 with the opportunity, or 404." + _BATCH,
     responses=problem_doc(422),
 )
-async def batch_read(body: BatchRead, session: SessionDep, user: SalesAccess) -> OpportunityBatchResult:
+async def batch_read(
+    body: BatchReadRequest, session: SessionDep, user: SalesAccess
+) -> OpportunityBatchResult:
     return await batch.read_many(session, body.ids)
 
 
@@ -264,7 +267,7 @@ async def get_opportunity(
 )
 async def update_opportunity(
     opportunity_id: uuid.UUID,
-    body: OpportunityUpdate,
+    body: OpportunityUpdateRequest,
     session: SessionDep,
     user: SalesAccess,
     response: Response,
@@ -284,7 +287,7 @@ async def update_opportunity(
 )
 async def update_stage(
     opportunity_id: uuid.UUID,
-    body: OpportunityStageChange,
+    body: OpportunityStageChangeRequest,
     session: SessionDep,
     user: SalesAccess,
     response: Response,
@@ -359,7 +362,7 @@ async def lose(
 )
 async def add_product(
     opportunity_id: uuid.UUID,
-    body: OpportunityLineItemCreate,
+    body: OpportunityLineItemCreateRequest,
     session: SessionDep,
     user: SalesAccess,
     response: Response,
@@ -380,7 +383,7 @@ async def add_product(
 async def update_product(
     opportunity_id: uuid.UUID,
     product_id: uuid.UUID,
-    body: OpportunityLineItemUpdate,
+    body: OpportunityLineItemUpdateRequest,
     session: SessionDep,
     user: SalesAccess,
     response: Response,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pipeline_svc.api.deps import IfMatch, SalesAccess
 from pipeline_svc.models import ProductStatus
-from pipeline_svc.schemas import ProductCreate, ProductPage, ProductRead, ProductUpdate
+from pipeline_svc.schemas import ProductCreateRequest, ProductPage, ProductRead, ProductUpdateRequest
 from pipeline_svc.service import products as service
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"], responses=problem_doc(401, 403))
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/products", tags=["products"], responses=probl
     responses=problem_doc(409, 422),
 )
 async def create_product(
-    body: ProductCreate, session: SessionDep, user: SalesAccess, response: Response
+    body: ProductCreateRequest, session: SessionDep, user: SalesAccess, response: Response
 ) -> ProductRead:
     product = await service.create_product(session, data=body)
     response.headers["Location"] = f"/api/v1/products/{product.id}"
@@ -66,7 +66,7 @@ async def get_product(
 )
 async def update_product(
     product_id: uuid.UUID,
-    body: ProductUpdate,
+    body: ProductUpdateRequest,
     session: SessionDep,
     user: SalesAccess,
     response: Response,

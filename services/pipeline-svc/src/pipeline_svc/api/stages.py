@@ -8,7 +8,11 @@ from crm_common.pagination import Page, PageParams, page_params
 from fastapi import APIRouter, Depends, Query, Response
 
 from pipeline_svc.api.deps import AdminAccess, IfMatch, SalesAccess
-from pipeline_svc.schemas import OpportunityStageCreate, OpportunityStageRead, OpportunityStageUpdate
+from pipeline_svc.schemas import (
+    OpportunityStageCreateRequest,
+    OpportunityStageRead,
+    OpportunityStageUpdateRequest,
+)
 from pipeline_svc.service import stages as service
 
 router = APIRouter(prefix="/api/v1/stages", tags=["stages"], responses=problem_doc(401, 403))
@@ -22,7 +26,7 @@ router = APIRouter(prefix="/api/v1/stages", tags=["stages"], responses=problem_d
     responses=problem_doc(409, 422),
 )
 async def create_stage(
-    body: OpportunityStageCreate, session: SessionDep, user: AdminAccess, response: Response
+    body: OpportunityStageCreateRequest, session: SessionDep, user: AdminAccess, response: Response
 ) -> OpportunityStageRead:
     stage = await service.create_stage(session, data=body)
     response.headers["Location"] = f"/api/v1/stages/{stage.id}"
@@ -65,7 +69,7 @@ async def get_stage(
 )
 async def update_stage(
     stage_id: uuid.UUID,
-    body: OpportunityStageUpdate,
+    body: OpportunityStageUpdateRequest,
     session: SessionDep,
     user: AdminAccess,
     response: Response,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from pipeline_svc.models import Opportunity, OpportunityProduct
-from pipeline_svc.schemas import OpportunityBatchUpdate, OpportunityCreate, OpportunityUpdate
+from pipeline_svc.schemas import OpportunityBatchUpdate, OpportunityCreateRequest, OpportunityUpdateRequest
 from pipeline_svc.service.opportunities import create_opportunity, update_opportunity, views
 
 
@@ -19,12 +19,14 @@ def _present(session: AsyncSession):
     return lambda opportunities: views(session, opportunities)
 
 
-def _as_update(item, fields) -> OpportunityUpdate:
-    return OpportunityUpdate.model_validate(item.model_dump(mode="json", by_alias=True, include=fields))
+def _as_update(item, fields) -> OpportunityUpdateRequest:
+    return OpportunityUpdateRequest.model_validate(
+        item.model_dump(mode="json", by_alias=True, include=fields)
+    )
 
 
 async def create_many(
-    session: AsyncSession, items: Sequence[OpportunityCreate], *, actor_id: uuid.UUID
+    session: AsyncSession, items: Sequence[OpportunityCreateRequest], *, actor_id: uuid.UUID
 ) -> BatchResult:
     async def create(session, item):
         return 201, await create_opportunity(session, data=item, actor_id=actor_id)
@@ -45,9 +47,9 @@ async def update_many(
 
 
 async def upsert_many(
-    session: AsyncSession, items: Sequence[OpportunityCreate], *, actor_id: uuid.UUID
+    session: AsyncSession, items: Sequence[OpportunityCreateRequest], *, actor_id: uuid.UUID
 ) -> BatchResult:
-    async def upsert(session, item: OpportunityCreate):
+    async def upsert(session, item: OpportunityCreateRequest):
         found = await find_by_external_id(session, Opportunity, item.external_id)
         if found is None:
             return 201, await create_opportunity(session, data=item, actor_id=actor_id)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from pipeline_svc import events
 from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
-from pipeline_svc.schemas import InvoiceCreate
+from pipeline_svc.schemas import InvoiceCreateRequest
 from pipeline_svc.service.common import cents, check_optional_version, line_total, unprocessable
 
 # A won opportunity's draft invoice is due this many days after the close date.
@@ -156,7 +156,9 @@ async def invoice_for_won(
     )
 
 
-async def create_invoice(session: AsyncSession, *, data: InvoiceCreate, actor_id: uuid.UUID) -> Invoice:
+async def create_invoice(
+    session: AsyncSession, *, data: InvoiceCreateRequest, actor_id: uuid.UUID
+) -> Invoice:
     customer_id = (await customer_refs.require(session, data.customer_id, field="customerId")).id
     if data.opportunity_id is not None:
         opportunity = await session.get(Opportunity, data.opportunity_id)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc import events
 from pipeline_svc.models import Opportunity, OpportunityProduct, OpportunityStatus, Product, ProductStatus
-from pipeline_svc.schemas import OpportunityLineItemCreate, OpportunityLineItemUpdate
+from pipeline_svc.schemas import OpportunityLineItemCreateRequest, OpportunityLineItemUpdateRequest
 from pipeline_svc.service.common import check_optional_version, line_total, unprocessable
 from pipeline_svc.service.opportunities import (
     change_record,
@@ -85,7 +85,7 @@ async def add_line_item(
     session: AsyncSession,
     *,
     opportunity_id: uuid.UUID,
-    data: OpportunityLineItemCreate,
+    data: OpportunityLineItemCreateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> Opportunity:
@@ -143,7 +143,7 @@ async def update_line_item(
     *,
     opportunity_id: uuid.UUID,
     product_id: uuid.UUID,
-    data: OpportunityLineItemUpdate,
+    data: OpportunityLineItemUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> Opportunity:

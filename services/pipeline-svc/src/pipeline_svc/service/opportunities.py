@@ -29,10 +29,10 @@ from pipeline_svc.models import (
     OpportunityStatus,
 )
 from pipeline_svc.schemas import (
-    OpportunityCreate,
+    OpportunityCreateRequest,
     OpportunityLineItemRead,
     OpportunityRead,
-    OpportunityUpdate,
+    OpportunityUpdateRequest,
 )
 from pipeline_svc.service.common import cents
 from pipeline_svc.service.stages import first_open_stage
@@ -205,7 +205,7 @@ async def _check_people(
 
 
 async def create_opportunity(
-    session: AsyncSession, *, data: OpportunityCreate, actor_id: uuid.UUID
+    session: AsyncSession, *, data: OpportunityCreateRequest, actor_id: uuid.UUID
 ) -> Opportunity:
     # A merged customer's survivor takes the opportunity (the rule everywhere: crm_common.customer_refs).
     customer = await customer_refs.require(session, data.customer_id, field="customerId")
@@ -244,7 +244,7 @@ async def update_opportunity(
     session: AsyncSession,
     *,
     opportunity_id: uuid.UUID,
-    data: OpportunityUpdate,
+    data: OpportunityUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
 ) -> Opportunity:

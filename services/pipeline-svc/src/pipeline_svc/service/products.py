@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc.models import OpportunityProduct, Product
-from pipeline_svc.schemas import ProductCreate, ProductUpdate
+from pipeline_svc.schemas import ProductCreateRequest, ProductUpdateRequest
 
 SORTABLE = {
     "name": Product.name,
@@ -49,7 +49,7 @@ async def _flush(session: AsyncSession, code: str) -> None:
         raise
 
 
-async def create_product(session: AsyncSession, *, data: ProductCreate) -> Product:
+async def create_product(session: AsyncSession, *, data: ProductCreateRequest) -> Product:
     if await _code_taken(session, data.code):
         raise _code_exists(data.code)
     now = datetime.now(UTC)
@@ -93,7 +93,7 @@ async def list_products(
 
 
 async def update_product(
-    session: AsyncSession, *, product_id: uuid.UUID, data: ProductUpdate, if_match: str | None
+    session: AsyncSession, *, product_id: uuid.UUID, data: ProductUpdateRequest, if_match: str | None
 ) -> Product:
     product = await get_product(session, product_id)
     check_version(product.version, if_match=if_match, body_version=data.version)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc.models import Opportunity, OpportunityStage
-from pipeline_svc.schemas import OpportunityStageCreate, OpportunityStageUpdate
+from pipeline_svc.schemas import OpportunityStageCreateRequest, OpportunityStageUpdateRequest
 
 SORTABLE = {
     "sortOrder": OpportunityStage.sort_order,
@@ -46,7 +46,7 @@ async def _flush_unique_name(session: AsyncSession, name: str) -> None:
         raise
 
 
-async def create_stage(session: AsyncSession, *, data: OpportunityStageCreate) -> OpportunityStage:
+async def create_stage(session: AsyncSession, *, data: OpportunityStageCreateRequest) -> OpportunityStage:
     if await _name_taken(session, data.name):
         raise _name_exists(data.name)
     now = datetime.now(UTC)
@@ -129,7 +129,7 @@ async def update_stage(
     session: AsyncSession,
     *,
     stage_id: uuid.UUID,
-    data: OpportunityStageUpdate,
+    data: OpportunityStageUpdateRequest,
     if_match: str | None,
 ) -> OpportunityStage:
     stage = await get_stage(session, stage_id)

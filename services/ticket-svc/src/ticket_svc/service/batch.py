@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc.models import Ticket
-from ticket_svc.schemas import TicketBatchUpdate, TicketCreate, TicketUpdate
+from ticket_svc.schemas import TicketBatchUpdate, TicketCreateRequest, TicketUpdateRequest
 from ticket_svc.service.tickets import create_ticket, read_models, update_ticket
 
 
@@ -19,12 +19,12 @@ def _present(session: AsyncSession, now: datetime):
     return lambda tickets: read_models(session, tickets, now)
 
 
-def _as_update(item, fields) -> TicketUpdate:
-    return TicketUpdate.model_validate(item.model_dump(mode="json", by_alias=True, include=fields))
+def _as_update(item, fields) -> TicketUpdateRequest:
+    return TicketUpdateRequest.model_validate(item.model_dump(mode="json", by_alias=True, include=fields))
 
 
 async def create_many(
-    session: AsyncSession, items: Sequence[TicketCreate], *, actor_id: uuid.UUID, now: datetime
+    session: AsyncSession, items: Sequence[TicketCreateRequest], *, actor_id: uuid.UUID, now: datetime
 ) -> BatchResult:
     async def create(session, item):
         ticket, _ = await create_ticket(session, data=item, actor_id=actor_id, now=now)
@@ -44,9 +44,9 @@ async def update_many(
 
 
 async def upsert_many(
-    session: AsyncSession, items: Sequence[TicketCreate], *, actor_id: uuid.UUID, now: datetime
+    session: AsyncSession, items: Sequence[TicketCreateRequest], *, actor_id: uuid.UUID, now: datetime
 ) -> BatchResult:
-    async def upsert(session, item: TicketCreate):
+    async def upsert(session, item: TicketCreateRequest):
         found = await find_by_external_id(session, Ticket, item.external_id)
         if found is None:
             ticket, _ = await create_ticket(session, data=item, actor_id=actor_id, now=now)

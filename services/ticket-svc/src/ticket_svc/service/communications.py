@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc import events, sla
 from ticket_svc.models import CommunicationChannel, CommunicationDirection, TicketCommunication, TicketStatus
-from ticket_svc.schemas import TicketCommunicationCreate
+from ticket_svc.schemas import TicketCommunicationCreateRequest
 from ticket_svc.service.policies import terms_for
 from ticket_svc.service.tickets import clock_of, get_ticket, ticket_closed
 from ticket_svc.service.workflow import move, record_late
@@ -40,7 +40,7 @@ async def add_communication(
     session: AsyncSession,
     *,
     ticket_id: uuid.UUID,
-    data: TicketCommunicationCreate,
+    data: TicketCommunicationCreateRequest,
     actor_id: uuid.UUID,
     now: datetime,
     reopen_window: timedelta,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticket_svc import sla
 from ticket_svc.businesstime import DAYS, BusinessCalendar, parse_hhmm
 from ticket_svc.models import SlaPolicy, SlaRevision
-from ticket_svc.schemas import SlaPolicyCreate, SlaPolicyUpdate
+from ticket_svc.schemas import SlaPolicyCreateRequest, SlaPolicyUpdateRequest
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def _new_revision(session: AsyncSession, policy: SlaPolicy, version: int, now: d
 
 
 async def create_policy(
-    session: AsyncSession, *, data: SlaPolicyCreate, actor_id: uuid.UUID, now: datetime
+    session: AsyncSession, *, data: SlaPolicyCreateRequest, actor_id: uuid.UUID, now: datetime
 ) -> SlaPolicy:
     values = data.model_dump(mode="json", by_alias=True)
     validate_policy(values)  # before sorting, so field errors name the request's indexes
@@ -259,7 +259,7 @@ async def update_policy(
     session: AsyncSession,
     *,
     policy_id: uuid.UUID,
-    data: SlaPolicyUpdate,
+    data: SlaPolicyUpdateRequest,
     if_match: str | None,
     now: datetime,
 ) -> SlaPolicy:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc import events, sla
 from ticket_svc.models import OPEN_STATUSES, Ticket, TicketStatus
-from ticket_svc.schemas import TicketCreate, TicketRead, TicketUpdate
+from ticket_svc.schemas import TicketCreateRequest, TicketRead, TicketUpdateRequest
 from ticket_svc.service import numbers
 from ticket_svc.service.policies import NO_SLA, SlaTerms, select_policy, terms_for
 
@@ -95,7 +95,7 @@ async def _check_people(session: AsyncSession, assigned_to_id, team_id) -> None:
 
 
 async def create_ticket(
-    session: AsyncSession, *, data: TicketCreate, actor_id: uuid.UUID, now: datetime
+    session: AsyncSession, *, data: TicketCreateRequest, actor_id: uuid.UUID, now: datetime
 ) -> tuple[Ticket, TicketRead]:
     """The new ticket and its read model. Everything is read and computed first; the number is
     allocated last (service/numbers.py), so the counter row stays locked as briefly as possible."""
@@ -138,7 +138,7 @@ async def update_ticket(
     session: AsyncSession,
     *,
     ticket_id: uuid.UUID,
-    data: TicketUpdate,
+    data: TicketUpdateRequest,
     if_match: str | None,
     now: datetime,
 ) -> Ticket:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc import events, sla
 from ticket_svc.models import OPEN_STATUSES, BreachKind, SlaBreach, Ticket, TicketStatus
-from ticket_svc.schemas import TicketSatisfactionIn, TicketStatusChange
+from ticket_svc.schemas import TicketSatisfactionRequest, TicketStatusChangeRequest
 from ticket_svc.service.policies import SlaTerms, terms_for
 from ticket_svc.service.tickets import clock_of, get_ticket, ticket_closed
 
@@ -172,7 +172,7 @@ async def change_status(
     session: AsyncSession,
     *,
     ticket_id: uuid.UUID,
-    data: TicketStatusChange,
+    data: TicketStatusChangeRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
     now: datetime,
@@ -236,7 +236,7 @@ async def rate_satisfaction(
     session: AsyncSession,
     *,
     ticket_id: uuid.UUID,
-    data: TicketSatisfactionIn,
+    data: TicketSatisfactionRequest,
     now: datetime,
     change_window: timedelta,
 ) -> Ticket:

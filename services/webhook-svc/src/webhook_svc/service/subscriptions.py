@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.models import Subscription
-from webhook_svc.schemas import WebhookCreate, WebhookUpdate
+from webhook_svc.schemas import WebhookCreateRequest, WebhookUpdateRequest
 from webhook_svc.service import patterns, signing
 from webhook_svc.service.targets import Guard, check_target
 
@@ -19,7 +19,7 @@ FAILURE_STREAK = "FAILURE_STREAK"
 
 
 async def create(
-    session: AsyncSession, *, data: WebhookCreate, guard: Guard, actor_id: uuid.UUID
+    session: AsyncSession, *, data: WebhookCreateRequest, guard: Guard, actor_id: uuid.UUID
 ) -> Subscription:
     # Validated before anything is written: a refused target leaves nothing behind.
     event_types = patterns.check_event_types(data.event_types)
@@ -75,7 +75,7 @@ async def update(
     session: AsyncSession,
     subscription_id: uuid.UUID,
     *,
-    data: WebhookUpdate,
+    data: WebhookUpdateRequest,
     guard: Guard,
     if_match: str | None,
 ) -> Subscription:
