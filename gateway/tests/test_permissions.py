@@ -63,8 +63,9 @@ GATEWAY_ADMIN = {
 }
 # The seed's action API: reading the context lets you in; each REST call it makes checks writes.
 GATEWAY_READ = {"actions_customer_manager": "customers:read", "actions_sales_pipeline": "sales:read"}
-# Configuration of the pipeline and the SLA policies is for administrators.
+# Configuration of the pipeline and the SLA policies is for administrators; so is erasing a person.
 SERVICE_ADMIN = {
+    "customers_erase",
     "sla_policies_create",
     "sla_policies_update",
     "stages_create",

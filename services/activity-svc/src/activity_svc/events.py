@@ -6,10 +6,11 @@ the customer read model applies names by the event's `sequence` and merges whate
 Subjects and descriptions follow the seed's wording where the seed has one.
 """
 
+import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from crm_common import customer_refs, directory
+from crm_common import customer_refs, directory, erasure
 from crm_common.contracts.activity import ActivityCompleted, ActivityRepointed
 from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
 from crm_common.contracts.customer import (
@@ -326,3 +327,34 @@ HANDLERS = {
     "campaign.target_added": on_campaign_target_added,
     "campaign.member_converted": on_campaign_member_converted,
 }
+
+
+async def scrub_erased_customer(session: AsyncSession, customer_id: uuid.UUID) -> set[str]:
+    """customer.erased: the text of the customer's activities (system notes included) goes; types,
+    dates, statuses and owners stay, so counts and timelines keep their shape. The name also goes
+    from other customers' system notes (a merge note on the survivor names the merged-away one)."""
+    known = await customer_refs.get(session, customer_id)
+    if known is not None and erasure.values_of(known.full_name):
+        for column in (Activity.subject, Activity.description):
+            await session.execute(
+                sa.update(Activity)
+                .where(Activity.system.is_(True), column.contains(known.full_name, autoescape=True))
+                .values(
+                    {
+                        column: sa.func.replace(column, known.full_name, erasure.ERASED),
+                        Activity.version: Activity.version + 1,
+                        Activity.updated_at: datetime.now(UTC),
+                    }
+                )
+            )
+    return await erasure.scrub_columns(
+        session,
+        Activity,
+        Activity.customer_id == customer_id,
+        text=("subject", "description", "outcome", "next_steps"),
+        json=("attachments", "links", "custom_fields"),
+        also={"version": Activity.version + 1, "updated_at": datetime.now(UTC)},
+    )
+
+
+HANDLERS["customer.erased"] = erasure.erased_handler(scrub_erased_customer)

@@ -1,7 +1,7 @@
 """Handlers for the events campaign-svc consumes (listed under "campaign" in
 crm_common.events.catalogue.SUBSCRIPTIONS). Each runs inside the inbox transaction."""
 
-from crm_common import customer_refs
+from crm_common import customer_refs, erasure
 
 from campaign_svc.service import attribution, members
 from campaign_svc.settings import Settings
@@ -12,5 +12,8 @@ def handlers(settings: Settings) -> dict:
         **customer_refs.handlers(members.repoint_merged),
         "customer.created": members.on_customer_created,
         "customer.updated": members.on_customer_updated,
+        # Targets, interactions and conversions hold ids, times and amounts only: the read model's
+        # name and the event copies are all there is to scrub.
+        "customer.erased": erasure.erased_handler(),
         "opportunity.won": attribution.make_won_handler(settings.attribution_window_days),
     }

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common import directory
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require_access
+from crm_common.auth import Principal, require, require_access
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
@@ -48,7 +48,17 @@ from customer_svc.schemas import (
     SegmentPreviewRequest,
     Tag,
 )
-from customer_svc.service import actions, batch, customers, exporter, importer, merge, ranking, segments
+from customer_svc.service import (
+    actions,
+    batch,
+    customers,
+    erasure,
+    exporter,
+    importer,
+    merge,
+    ranking,
+    segments,
+)
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
@@ -448,5 +458,28 @@ async def assign_customer(
     customer = await actions.assign_customer(
         session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
     )
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)
+
+
+@router.post(
+    "/{customer_id}/erase",
+    operation_id="customers_erase",
+    status_code=202,
+    summary="Erase a customer's personal data (GDPR art. 17)",
+    description="Admin only; irreversible. Names, email, phones, addresses, notes, tags and custom fields "
+    "are scrubbed here at once (the answer shows the record as it now is: same id, number, status and "
+    "value totals); every other context scrubs what it holds about the customer (activity and ticket text, "
+    "opportunity titles, webhook delivery logs, event copies) from the `customer.erased` event, hence 202. "
+    "Idempotent: erasing an erased customer answers the same and publishes nothing. See docs/privacy.md.",
+    responses=problem_doc(403, 404),
+)
+async def erase_customer(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    user: Annotated[Principal, Depends(require("admin"))],
+    response: Response,
+) -> CustomerRead:
+    customer = await erasure.erase_customer(session, customer_id=customer_id, actor_id=user.id)
     response.headers["ETag"] = etag(customer.version)
     return await customers.to_read_one(session, customer)

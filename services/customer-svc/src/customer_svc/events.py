@@ -8,6 +8,7 @@ from crm_common.contracts.customer import (
     CustomerAssigned,
     CustomerConverted,
     CustomerCreated,
+    CustomerErased,
     CustomerMerged,
     CustomerUpdated,
     OpportunityDraft,
@@ -101,5 +102,12 @@ def customer_assigned(
         previous_assigned_to_id=previous_assigned_to_id,
         previous_team_id=previous_team_id,
         assigned_by=actor_id,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_erased(customer: Customer, *, actor_id: uuid.UUID, at: datetime) -> CloudEvent:
+    payload = CustomerErased(
+        customer_id=customer.id, customer_number=customer.customer_number, erased_by=actor_id, erased_at=at
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)

@@ -4,7 +4,7 @@ drops a redelivered event; they are also idempotent on their own and tolerate ou
 import logging
 from datetime import UTC, datetime
 
-from crm_common import customer_refs
+from crm_common import customer_refs, erasure
 from crm_common.contracts.customer import CustomerConverted, CustomerMerged
 from crm_common.currencies import ISO_4217
 from crm_common.events.envelope import CloudEvent
@@ -114,4 +114,31 @@ async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: Clou
         await add_events(session, *(events.invoice_repointed(i, v, old, survivor) for i, v in invoices.all()))
 
 
-HANDLERS = {**customer_refs.handlers(repoint), "customer.converted": on_customer_converted}
+async def scrub_erased_customer(session: AsyncSession, customer_id) -> set[str]:
+    """customer.erased: the free text of the customer's opportunities and invoices goes (titles often
+    name the person); amounts, currencies, stages, dates and line items stay, so the forecast, the
+    board and the customer's totals do not move."""
+    now = datetime.now(UTC)
+    removed = await erasure.scrub_columns(
+        session,
+        Opportunity,
+        Opportunity.customer_id == customer_id,
+        text=("title", "description", "lost_reason"),
+        json=("custom_fields",),
+        also={"version": Opportunity.version + 1, "updated_at": now},
+    )
+    removed |= await erasure.scrub_columns(
+        session,
+        Invoice,
+        Invoice.customer_id == customer_id,
+        text=("notes",),
+        also={"version": Invoice.version + 1, "updated_at": now},
+    )
+    return removed
+
+
+HANDLERS = {
+    **customer_refs.handlers(repoint),
+    "customer.converted": on_customer_converted,
+    "customer.erased": erasure.erased_handler(scrub_erased_customer),
+}

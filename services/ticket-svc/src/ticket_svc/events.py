@@ -2,8 +2,10 @@
 events it consumes (customer-svc's customers, for the local customer table)."""
 
 import uuid
+from datetime import UTC, datetime
 
-from crm_common import customer_refs
+import sqlalchemy as sa
+from crm_common import customer_refs, erasure
 from crm_common.contracts.ticket import (
     TicketClosed,
     TicketCommunicationAdded,
@@ -16,7 +18,7 @@ from crm_common.contracts.ticket import (
 )
 from crm_common.events.envelope import CloudEvent, event_from
 from crm_common.events.outbox import add_events
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc.models import Ticket, TicketCommunication
@@ -140,4 +142,30 @@ async def repoint(session: AsyncSession, moves: customer_refs.Moves, event: Clou
         )
 
 
-HANDLERS = customer_refs.handlers(repoint)
+async def scrub_erased_customer(session: AsyncSession, customer_id: uuid.UUID) -> set[str]:
+    """customer.erased: the text of the customer's tickets and of every communication on them (what
+    the customer wrote and what was written to them) goes; numbers, statuses, SLA times and ratings
+    stay, so the support metrics do not move."""
+    tickets = select(Ticket.id).where(Ticket.customer_id == customer_id)
+    removed = await erasure.scrub_columns(
+        session,
+        TicketCommunication,
+        sa.or_(TicketCommunication.ticket_id.in_(tickets), TicketCommunication.customer_id == customer_id),
+        text=("body",),
+        json=("attachments",),
+    )
+    removed |= await erasure.scrub_columns(
+        session,
+        Ticket,
+        Ticket.customer_id == customer_id,
+        text=("subject", "description", "resolution", "satisfaction_comment"),
+        json=("tags", "custom_fields"),
+        also={"version": Ticket.version + 1, "updated_at": datetime.now(UTC)},
+    )
+    return removed
+
+
+HANDLERS = {
+    **customer_refs.handlers(repoint),
+    "customer.erased": erasure.erased_handler(scrub_erased_customer),
+}

@@ -2,14 +2,17 @@
 "webhook" in crm_common.events.catalogue.SUBSCRIPTIONS). Each runs inside the inbox transaction and
 queues the deliveries the event owes; the user and team events also keep crm_common's directory."""
 
-from crm_common import directory
+import sqlalchemy as sa
+from crm_common import directory, erasure
 from crm_common.contracts.catalogue import by_routing_key
+from crm_common.contracts.customer import CustomerErased
 from crm_common.db import Database
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.envelope import CloudEvent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.delivery.worker import DeliveryWorker
+from webhook_svc.models import Delivery
 from webhook_svc.service import deliveries
 
 _contracts = by_routing_key()
@@ -22,11 +25,13 @@ def check_contract(event: CloudEvent) -> None:
 
 
 async def wanted(db: Database, event: CloudEvent) -> bool:
-    """Whether an event can have an effect here: the directory's always, the others when an active
-    subscription wants them (deliveries.wanted_by_any). An event breaking its contract is refused
-    whether or not anyone wants it, as the handler would."""
+    """Whether an event can have an effect here: the directory's and `customer.erased` (which scrubs
+    the delivery log) always, the others when an active subscription wants them
+    (deliveries.wanted_by_any). An event breaking its contract is refused whether or not anyone
+    wants it, as the handler would."""
     check_contract(event)
-    return event.routing_key in directory.HANDLERS or await deliveries.wanted_by_any(db, event)
+    always = event.routing_key in directory.HANDLERS or event.routing_key == "customer.erased"
+    return always or await deliveries.wanted_by_any(db, event)
 
 
 def handlers(worker: DeliveryWorker) -> dict:
@@ -41,7 +46,20 @@ def handlers(worker: DeliveryWorker) -> dict:
 
         return handle
 
+    async def erase_then_forward(session: AsyncSession, event: CloudEvent) -> None:
+        """customer.erased: the delivery log forgets every event about the customer (delivered or
+        not: what was not sent yet is not sent), attempts with it; then the event itself goes out, so
+        subscribers erase on their side too."""
+        check_contract(event)
+        customer_id = CustomerErased.model_validate(event.data).customer_id
+        await session.execute(
+            sa.delete(Delivery).where(erasure.mentions(Delivery.payload, {str(customer_id)}))
+        )
+        await erasure.scrub_event_store(session, customer_id=customer_id, values=set())
+        await forward(session, event)
+
     table = {key: forward for key in SUBSCRIPTIONS["webhook"]}
+    table["customer.erased"] = erase_then_forward
     for key, keep in directory.HANDLERS.items():
         table[key] = with_directory(keep)
     return table

@@ -94,3 +94,16 @@ class CustomerAssigned(EventData):
     previous_assigned_to_id: uuid.UUID | None = None
     previous_team_id: uuid.UUID | None = None
     assigned_by: uuid.UUID | None = None
+
+
+class CustomerErased(EventData):
+    """The person's personal data was erased on request (GDPR art. 17): every context scrubs what it
+    holds about this customer (names, contact data, free text) and keeps ids, amounts and counts.
+    Carries no personal data itself."""
+
+    event_type: ClassVar[str] = "customer.erased"
+
+    customer_id: uuid.UUID
+    customer_number: str
+    erased_by: uuid.UUID | None = None
+    erased_at: datetime

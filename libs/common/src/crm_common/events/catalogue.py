@@ -11,6 +11,8 @@ from crm_common.contracts.registry import EVENT_TYPES
 DIRECTORY_EVENTS = ("user.created", "user.updated", "team.created", "team.updated")
 # ... and every context that references customers keeps crm_common.customer_refs from these.
 CUSTOMER_REF_EVENTS = ("customer.created", "customer.updated", "customer.converted", "customer.merged")
+# ... and scrubs what it holds about a person on this one (crm_common.erasure).
+ERASURE_EVENTS = ("customer.erased",)
 
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "customer": (
@@ -29,6 +31,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "customer.updated",
         "customer.converted",
         "customer.merged",
+        *ERASURE_EVENTS,
     ),
     "activity": (
         *DIRECTORY_EVENTS,
@@ -37,6 +40,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "customer.converted",
         "customer.merged",
         "customer.assigned",
+        *ERASURE_EVENTS,
         "opportunity.created",
         "opportunity.stage_changed",
         "opportunity.won",
@@ -49,10 +53,11 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "campaign.member_converted",
     ),
     # Every context that references customers keeps crm_common.customer_refs from the same four.
-    "ticket": (*DIRECTORY_EVENTS, *CUSTOMER_REF_EVENTS),
+    "ticket": (*DIRECTORY_EVENTS, *CUSTOMER_REF_EVENTS, *ERASURE_EVENTS),
     "campaign": (
         *DIRECTORY_EVENTS,
         *CUSTOMER_REF_EVENTS,
+        *ERASURE_EVENTS,
         "opportunity.won",
     ),
     # webhook-svc forwards any event to the HTTP endpoints subscribed to it, so it consumes them all
