@@ -60,6 +60,9 @@ GATEWAY_ADMIN = {
     "outbox_list",
     "outbox_get",
     "outbox_replay",
+    "roles_list",
+    "roles_get",
+    "roles_update",
 }
 # The seed's action API: reading the context lets you in; each REST call it makes checks writes.
 GATEWAY_READ = {"actions_customer_manager": "customers:read", "actions_sales_pipeline": "sales:read"}

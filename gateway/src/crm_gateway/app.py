@@ -22,7 +22,7 @@ from crm_gateway.clientaddr import parse_networks
 from crm_gateway.dashboard.api import router as dashboard_router
 from crm_gateway.frontdoor import FrontDoor
 from crm_gateway.identity import service as identity
-from crm_gateway.identity.admin_api import key_router, team_router, user_router
+from crm_gateway.identity.admin_api import key_router, role_router, team_router, user_router
 from crm_gateway.identity.api import router as identity_router
 from crm_gateway.identity.client_api import router as oauth_client_router
 from crm_gateway.identity.login import PasswordWork, make_login_throttle
@@ -108,6 +108,7 @@ def create_app(
             team_router,
             key_router,
             oauth_client_router,
+            role_router,
             dashboard_router,
             views_router,
             actions_router,

@@ -84,6 +84,10 @@ class FrontDoor:
         for h in [h for h, entry in self._keys.items() if entry[2] == key_id]:
             del self._keys[h]
 
+    def forget_keys(self) -> None:
+        """Called when a role changes: the next use of any key is exchanged with the new definition."""
+        self._keys.clear()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
             return await self.app(scope, receive, send)
@@ -227,6 +231,7 @@ class FrontDoor:
                 "name": f"API key {identity.name}",
                 "roles": [],
                 "perms": identity.permissions,
+                "scp": identity.scopes,
                 "akid": str(identity.key_id),
                 # The creator's: their deactivation or password change revokes this token too.
                 "tv": identity.token_version,

@@ -1,4 +1,4 @@
-"""`/api/v1/users`, `/api/v1/teams` (reads: any signed-in caller, users in full for admins and
+"""`/api/v1/roles` (admins), `/api/v1/users`, `/api/v1/teams` (reads: any signed-in caller, users in full for admins and
 themselves, names only for others; writes: admins) and
 `/api/v1/api-keys` (admins)."""
 
@@ -12,13 +12,15 @@ from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from crm_gateway.identity import apikeys, service, users
+from crm_gateway.identity import apikeys, roles, service, users
 from crm_gateway.identity.passwords import password_problems
 from crm_gateway.identity.schemas import (
     ApiKeyCreated,
     ApiKeyCreateRequest,
     ApiKeyRead,
     Role,
+    RoleRead,
+    RoleUpdateRequest,
     TeamCreateRequest,
     TeamPage,
     TeamRead,
@@ -39,6 +41,7 @@ IfMatch = Annotated[
 user_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 team_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 key_router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
+role_router = APIRouter(prefix="/api/v1/roles", tags=["roles"])
 
 
 @user_router.get(
@@ -73,9 +76,10 @@ async def create_user(body: UserCreateRequest, request: Request, _: Admin, respo
     password_hash = await service.hash_with(state.password_work, body.password) if body.password else None
     async with state.runtime.db.transaction() as session:
         user = await users.create_user(session, body, password_hash=password_hash)
+        book = await roles.role_book(session)
     response.headers["ETag"] = etag(user.version)
     response.headers["Location"] = f"/api/v1/users/{user.id}"
-    return users.user_read(user, [])
+    return users.user_read(user, [], book=book)
 
 
 @user_router.get(
@@ -85,7 +89,8 @@ async def get_user(user_id: uuid.UUID, session: SessionDep, caller: Reader, resp
     user = await users.get_user(session, user_id)
     response.headers["ETag"] = etag(user.version)
     full = caller.can("admin") or caller.id == user.id
-    return users.user_read(user, (await users.team_ids_of(session, [user.id]))[user.id], full=full)
+    teams = (await users.team_ids_of(session, [user.id]))[user.id]
+    return users.user_read(user, teams, full=full, book=await roles.role_book(session))
 
 
 @user_router.patch(
@@ -115,8 +120,9 @@ async def update_user(
             session, user_id=user_id, data=body, if_match=if_match, password_hash=password_hash
         )
         team_ids = (await users.team_ids_of(session, [user.id]))[user.id]
+        book = await roles.role_book(session)
     response.headers["ETag"] = etag(user.version)
-    return users.user_read(user, team_ids)
+    return users.user_read(user, team_ids, book=book)
 
 
 @team_router.get("", operation_id="teams_list", summary="List teams", responses=problem_doc(401, 422))
@@ -217,3 +223,55 @@ async def revoke_key(key_id: uuid.UUID, session: SessionDep, _: Admin, request: 
     if front_door is not None:
         front_door.forget_key(key.id)
     return ApiKeyRead.model_validate(key)
+
+
+@role_router.get(
+    "",
+    operation_id="roles_list",
+    summary="List the roles: permissions and record scopes (admin)",
+    responses=problem_doc(401, 403),
+)
+async def list_roles(session: SessionDep, _: Admin) -> list[RoleRead]:
+    return [roles.role_read(r) for r in await roles.list_roles(session)]
+
+
+@role_router.get(
+    "/{name}",
+    operation_id="roles_get",
+    summary="Get a role: its permissions and record scopes (admin)",
+    responses=problem_doc(401, 403, 404),
+)
+async def get_role(name: Role, session: SessionDep, _: Admin, response: Response) -> RoleRead:
+    row = await roles.get_role(session, name)
+    response.headers["ETag"] = etag(row.version)
+    return roles.role_read(row)
+
+
+@role_router.put(
+    "/{name}",
+    operation_id="roles_update",
+    summary="Change a role's permissions and record scopes (admin)",
+    description="Replaces the permissions and the scope of every data context (a write scope never wider "
+    "than its read scope: 422 `INVALID_ROLE`; the admin role keeps `admin`). Needs the version read "
+    "(`If-Match` or `version`): 412 stale, 428 missing. Every holder of the role is signed out (their "
+    "tokens are refused within 5 s in every service) and their next token carries the new definition.",
+    responses=problem_doc(401, 403, 404, 412, 422, 428),
+)
+async def update_role(
+    name: Role,
+    body: RoleUpdateRequest,
+    session: SessionDep,
+    _: Admin,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> RoleRead:
+    row = await roles.update_role(session, name=name, data=body, if_match=if_match)
+    guard = getattr(request.app.state, "session_guard", None)
+    if guard is not None:  # the gateway's own check need not wait for its cache to expire
+        guard.clear()
+    front_door = getattr(request.app.state, "front_door", None)
+    if front_door is not None:
+        front_door.forget_keys()
+    response.headers["ETag"] = etag(row.version)
+    return roles.role_read(row)

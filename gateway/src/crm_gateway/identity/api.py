@@ -3,18 +3,19 @@
 
 from typing import Annotated
 
-from crm_common.auth import Principal, current_principal
+from crm_common.auth import DATA_CONTEXTS, Principal, current_principal
 from crm_common.errors import ProblemError, problem_doc
 from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from crm_gateway.clientaddr import client_address
 from crm_gateway.identity import grants, refresh, service
 from crm_gateway.identity.grants import NO_STORE
 from crm_gateway.identity.login import LoginThrottle, RedisLoginThrottle
 from crm_gateway.identity.oauth_schemas import AuthLogoutRequest, TokenRequest, TokenResponse
-from crm_gateway.identity.schemas import PasswordChangeRequest
+from crm_gateway.identity.schemas import ContextScope, PasswordChangeRequest
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -25,6 +26,9 @@ class Me(ApiModel):
     name: str
     roles: list[str]
     permissions: list[str]
+    scopes: dict[str, ContextScope] = Field(
+        description="The caller's record scope per data context (see `GET /api/v1/roles`)."
+    )
 
 
 def _answer(body: TokenResponse) -> JSONResponse:
@@ -140,4 +144,8 @@ async def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
         name=principal.name,
         roles=list(principal.roles),
         permissions=sorted(principal.permissions),
+        scopes={
+            c: ContextScope(read=principal.scope(c, "read"), write=principal.scope(c, "write"))
+            for c in DATA_CONTEXTS
+        },
     )

@@ -25,6 +25,7 @@ from crm_gateway.identity.credentials import (
     usable,
 )
 from crm_gateway.identity.models import ApiKey, User
+from crm_gateway.identity.roles import role_book
 from crm_gateway.identity.schemas import ApiKeyCreateRequest
 
 PREFIX = "crm_"
@@ -84,6 +85,8 @@ class KeyIdentity:
     email: str
     expires_at: datetime | None
     token_version: int = 0
+    # The creator's record scopes now: a key reads and writes the records its creator may.
+    scopes: dict[str, list[str]] | None = None
 
 
 async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
@@ -102,8 +105,17 @@ async def resolve(session: AsyncSession, secret: str) -> KeyIdentity | None:
     key, user = row
     if not usable(revoked_at=key.revoked_at, expires_at=key.expires_at, creator_active=user.is_active):
         return None
-    effective = effective_permissions(key.permissions, user.roles)
-    return KeyIdentity(key.id, key.name, effective, user.id, user.email, key.expires_at, user.token_version)
+    book = await role_book(session)
+    return KeyIdentity(
+        key.id,
+        key.name,
+        effective_permissions(key.permissions, user.roles, book),
+        user.id,
+        user.email,
+        key.expires_at,
+        user.token_version,
+        book.scope_claim(user.roles),
+    )
 
 
 __all__ = ["create_key", "get_key", "list_keys", "looks_like_key", "not_found", "resolve", "revoke_key"]

@@ -27,6 +27,7 @@ from crm_gateway.identity.credentials import (
 )
 from crm_gateway.identity.models import OAuthClient, User
 from crm_gateway.identity.oauth_schemas import OAuthClientCreateRequest
+from crm_gateway.identity.roles import role_book
 
 ID_PREFIX = "crmc_"
 SECRET_PREFIX = "crms_"
@@ -94,6 +95,8 @@ class ClientIdentity:
     email: str
     expires_at: datetime | None
     token_version: int
+    # The creator's record scopes now: a client reads and writes the records its creator may.
+    scopes: dict[str, list[str]] | None = None
 
 
 async def authenticate(session: AsyncSession, client_id: str, secret: str) -> ClientIdentity | None:
@@ -116,12 +119,14 @@ async def authenticate(session: AsyncSession, client_id: str, secret: str) -> Cl
         return None
     if not usable(revoked_at=client.revoked_at, expires_at=client.expires_at, creator_active=user.is_active):
         return None
+    book = await role_book(session)
     return ClientIdentity(
         client.client_id,
         client.name,
-        effective_permissions(client.permissions, user.roles),
+        effective_permissions(client.permissions, user.roles, book),
         user.id,
         user.email,
         client.expires_at,
         user.token_version,
+        book.scope_claim(user.roles),
     )

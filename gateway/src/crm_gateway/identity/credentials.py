@@ -9,9 +9,11 @@ for why a fast hash is right for them).
 import hashlib
 from datetime import datetime
 
-from crm_common.auth import PERMISSIONS, Principal, expand_permissions, permissions_for
+from crm_common.auth import PERMISSIONS, Principal, expand_permissions
 from crm_common.errors import FieldError, ProblemError
 from crm_common.models import utcnow
+
+from crm_gateway.identity.roles import RoleBook
 
 
 def hash_secret(secret: str) -> str:
@@ -60,9 +62,10 @@ def usable(*, revoked_at: datetime | None, expires_at: datetime | None, creator_
     return expires_at is None or expires_at > utcnow()
 
 
-def effective_permissions(own: list[str], creator_roles: list[str]) -> list[str]:
-    """A credential's own permissions intersected with what its creator's roles grant now."""
+def effective_permissions(own: list[str], creator_roles: list[str], book: RoleBook) -> list[str]:
+    """A credential's own permissions intersected with what its creator's roles grant now (the
+    role definitions as stored, crm_gateway.identity.roles)."""
     expanded = expand_permissions(own)
     if "admin" in expanded:  # admin stands for every permission: what the creator keeps of it stays
         expanded = frozenset(PERMISSIONS)
-    return sorted(expanded & permissions_for(creator_roles))
+    return sorted(expanded & book.permissions_for(creator_roles))

@@ -21,7 +21,7 @@ from crm_common.auth import PERMISSIONS, expand_permissions
 from crm_common.errors import ProblemError
 from fastapi import Request
 
-from crm_gateway.identity import clients, refresh
+from crm_gateway.identity import clients, refresh, roles
 from crm_gateway.identity.oauth_schemas import TokenRequest, TokenResponse
 from crm_gateway.identity.service import SignIn
 
@@ -113,6 +113,7 @@ async def client_credentials(request: Request, form: TokenRequest) -> TokenRespo
             "name": f"OAuth client {client.name}",
             "roles": [],
             "perms": permissions,
+            "scp": client.scopes,
             "cid": client.client_id,
             # The creator's: their deactivation, demotion or password change revokes this token too.
             "tv": client.token_version,
@@ -135,7 +136,9 @@ async def for_person(request: Request, user: SignIn) -> TokenResponse:
             session, user_id=user.id, token_version=user.token_version, ttl_seconds=issuer.refresh_ttl_seconds
         )
     return TokenResponse(
-        access_token=_access_token(issuer, user), expires_in=issuer.ttl_seconds, refresh_token=refresh_token
+        access_token=await _access_token(state, user),
+        expires_in=issuer.ttl_seconds,
+        refresh_token=refresh_token,
     )
 
 
@@ -150,17 +153,22 @@ async def refresh_token(request: Request, form: TokenRequest) -> TokenResponse:
     if rotated.user is None:
         raise oauth_error(400, "invalid_grant", "INVALID_GRANT", rotated.reason)
     return TokenResponse(
-        access_token=_access_token(issuer, rotated.user),
+        access_token=await _access_token(state, rotated.user),
         expires_in=issuer.ttl_seconds,
         refresh_token=rotated.refresh_token,
     )
 
 
-def _access_token(issuer, user: SignIn) -> str:
-    return issuer.issue(
+async def _access_token(state, user: SignIn) -> str:
+    """A person's token: what their roles grant now, permissions and record scopes (roles.py says why
+    the scopes travel in the token)."""
+    book = await roles.load_book(state.runtime.db)
+    return state.token_issuer.issue(
         user_id=user.id,
         email=user.email,
         name=user.full_name,
         roles=list(user.roles),
         token_version=user.token_version,
+        permissions=book.permissions_for(user.roles),
+        scopes=book.scope_claim(user.roles),
     )

@@ -131,3 +131,21 @@ class RefreshToken(Base, table=True):
     expires_at: datetime = timestamp_field()
     used_at: datetime | None = timestamp_field(nullable=True)
     revoked_at: datetime | None = timestamp_field(nullable=True)
+
+
+_role_version = sa.Column("version", sa.Integer(), nullable=False)
+
+
+class RoleDefinition(Base, table=True):
+    """What a built-in role grants: its permissions and its record scope per data context
+    (`{"customers": {"read": "team", "write": "own"}, ...}`). Seeded by a migration with the defaults
+    of crm_common.auth; admins change them through `PUT /api/v1/roles/{name}`."""
+
+    __tablename__ = "roles"
+    __mapper_args__ = {"version_id_col": _role_version}
+
+    name: str = Field(sa_type=sa.String(32), primary_key=True)
+    permissions: list[str] = json_field(list)
+    scopes: dict = json_field(dict)
+    updated_at: datetime = timestamp_field()
+    version: int = Field(default=None, sa_column=_role_version)

@@ -138,3 +138,30 @@ class ApiKeyRead(ApiModel):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The secret. Shown this once: only its hash is stored.")
+
+
+ScopeLevel = Literal["all", "team", "own"]
+DataContext = Literal["customers", "sales", "activities", "tickets", "campaigns"]
+
+
+class ContextScope(StrictApiModel):
+    read: ScopeLevel = Field(description="Which records a read sees: `all`, `team` or `own`.")
+    write: ScopeLevel = Field(description="Which records a write may change; never wider than `read`.")
+
+
+class RoleRead(ApiModel):
+    name: str
+    permissions: list[str]
+    scopes: dict[DataContext, ContextScope] = Field(
+        description="Record scope per data context: `own` = records assigned to (owned by) the caller; "
+        "`team` = those and records whose team is one of the caller's teams or whose owner is a member "
+        "of one; `all` = every record. A scope never grants a permission the role lacks."
+    )
+    updated_at: datetime
+    version: int
+
+
+class RoleUpdateRequest(StrictApiModel):
+    permissions: list[Permission] = Field(min_length=1)
+    scopes: dict[DataContext, ContextScope] = Field(description="Every data context, each read and write.")
+    version: int | None = Field(default=None, description="The version you read (or send If-Match).")

@@ -3,6 +3,7 @@
 import logging
 import os
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import jwt
 from crm_common.auth import ALGORITHM, permissions_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from crm_gateway.identity.roles import DEFAULT_BOOK
 
 log = logging.getLogger("crm.gateway.tokens")
 
@@ -56,15 +59,26 @@ class TokenIssuer:
         self.refresh_ttl_seconds = refresh_ttl_seconds
 
     def issue(
-        self, *, user_id: uuid.UUID, email: str, name: str, roles: list[str], token_version: int = 0
+        self,
+        *,
+        user_id: uuid.UUID,
+        email: str,
+        name: str,
+        roles: list[str],
+        token_version: int = 0,
+        permissions: Iterable[str] | None = None,
+        scopes: dict[str, list[str]] | None = None,
     ) -> str:
+        """`permissions` and `scopes` are what the roles grant now (crm_gateway.identity.roles); the
+        built-in defaults when not given."""
         now = datetime.now(UTC)
         claims = {
             "sub": str(user_id),
             "email": email,
             "name": name,
             "roles": roles,
-            "perms": sorted(permissions_for(roles)),
+            "perms": sorted(permissions if permissions is not None else permissions_for(roles)),
+            "scp": scopes if scopes is not None else DEFAULT_BOOK.scope_claim(roles),
             "tv": token_version,
             "iss": self.issuer,
             "aud": self.audience,

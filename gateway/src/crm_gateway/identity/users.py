@@ -4,7 +4,7 @@ import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from crm_common.auth import Principal, permissions_for
+from crm_common.auth import Principal
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_gateway.identity.events import team_event, user_event
 from crm_gateway.identity.models import Team, TeamMember, User
 from crm_gateway.identity.passwords import check_password
+from crm_gateway.identity.roles import DEFAULT_BOOK, RoleBook, role_book
 from crm_gateway.identity.schemas import (
     TeamCreateRequest,
     TeamRead,
@@ -78,7 +79,9 @@ async def team_ids_of(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[
     return out
 
 
-def user_read(user: User, team_ids: list[uuid.UUID], *, full: bool = True) -> UserRead:
+def user_read(
+    user: User, team_ids: list[uuid.UUID], *, full: bool = True, book: RoleBook = DEFAULT_BOOK
+) -> UserRead:
     """`full=False` for a caller who is neither an admin nor this user: the directory entry only
     (name, active, teams), not the email, roles or permissions."""
     if not full:
@@ -100,7 +103,7 @@ def user_read(user: User, team_ids: list[uuid.UUID], *, full: bool = True) -> Us
         email=user.email,
         full_name=user.full_name,
         roles=list(user.roles),
-        permissions=sorted(permissions_for(user.roles)),
+        permissions=sorted(book.permissions_for(user.roles)),
         time_zone=user.time_zone,
         is_active=user.is_active,
         team_ids=sorted(team_ids),
@@ -139,7 +142,8 @@ async def list_users(
     query = query.order_by(*order_by(params.sort, USER_SORT, [User.full_name, User.id]))
     users, total = await paginate(session, query, params)
     teams = await team_ids_of(session, [u.id for u in users])
-    return [user_read(u, teams[u.id], full=admin or u.id == viewer.id) for u in users], total
+    book = await role_book(session)
+    return [user_read(u, teams[u.id], full=admin or u.id == viewer.id, book=book) for u in users], total
 
 
 async def _active_admins_besides(session: AsyncSession, user_id: uuid.UUID) -> int:

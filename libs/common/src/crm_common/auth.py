@@ -7,8 +7,8 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 import jwt
@@ -58,6 +58,46 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+# Record scopes (EspoCRM's model): per role and data context, which records a read and a write may
+# touch. `own`: those assigned to / owned by the caller; `team`: those plus records whose team is one
+# of the caller's teams or whose owner is a member of one; `all`: every record. A scope only widens
+# what a permission allows; it never grants one. These are the defaults the gateway's migration seeds
+# into its `roles` table; admins change them through `PUT /api/v1/roles/{name}` and tokens carry the
+# result (claim `scp`). Enforced by crm_common.record_scope in each service's queries.
+SCOPE_LEVELS = ("own", "team", "all")  # narrowest first
+Scopes = dict[str, tuple[str, str]]  # context -> (read scope, write scope)
+
+
+def _scopes(default: str, **per_context: str) -> Scopes:
+    return {c: (per_context.get(c, default),) * 2 for c in DATA_CONTEXTS}
+
+
+ROLE_SCOPES: dict[str, Scopes] = {
+    "admin": _scopes("all"),
+    "sales_manager": _scopes("team"),
+    "sales_rep": _scopes("team"),
+    "support_agent": _scopes("team", tickets="all"),
+    "marketer": _scopes("team", campaigns="all"),
+    "read_only": _scopes("all"),
+}
+
+
+def widest(levels) -> str:
+    """The widest of the given scope levels (`own` when there are none)."""
+    return max(levels, key=SCOPE_LEVELS.index, default="own")
+
+
+def scopes_for(definitions) -> Scopes:
+    """What several roles' scopes give together: per context and access the widest."""
+    definitions = list(definitions)
+    out: Scopes = {}
+    for context in DATA_CONTEXTS:
+        read = widest(d[context][0] for d in definitions if context in d)
+        write = widest(d[context][1] for d in definitions if context in d)
+        out[context] = (read, write)
+    return out
+
+
 def expand_permissions(names) -> frozenset[str]:
     """The permissions `names` stand for: legacy names become read and write of their context."""
     out: set[str] = set()
@@ -98,12 +138,24 @@ class Principal:
     permissions: frozenset[str]
     # The user's token version when the token was issued (claim `tv`; 0 for tokens without it).
     token_version: int = 0
+    # Record scopes per data context (claim `scp`): (read, write); see ROLE_SCOPES. A context it does
+    # not name is `own`.
+    scopes: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
 
     def can(self, permission: str) -> bool:
         """True when the caller holds `permission` (a legacy name: all it stands for); admins hold all."""
         if "admin" in self.permissions:
             return True
         return expand_permissions([permission]) <= self.permissions
+
+    def scope(self, context: str, access: Literal["read", "write"]) -> str:
+        """The caller's record scope for `access` in `context`: `all`, `team` or `own`."""
+        if "admin" in self.permissions:
+            return "all"
+        pair = self.scopes.get(context)
+        if pair is None:
+            return "own"
+        return pair[0] if access == "read" else pair[1]
 
 
 def _unauthorized(detail: str, *, code: str = "UNAUTHORIZED") -> ProblemError:
@@ -168,12 +220,28 @@ class TokenVerifier:
                 roles=tuple(claims.get("roles", ())),
                 permissions=expand_permissions(claims.get("perms", ())),
                 token_version=int(claims.get("tv", 0)),
+                scopes=_scope_claim(claims),
             )
             return principal, float(claims["exp"])
         except jwt.ExpiredSignatureError:
             raise _unauthorized("The access token has expired.") from None
         except (jwt.InvalidTokenError, ValueError, KeyError):
             raise _unauthorized("The access token is not valid.") from None
+
+
+def _scope_claim(claims: dict) -> Scopes:
+    """`scp` as the gateway signs it ({context: [read, write]}); a token issued before scopes existed
+    has none and gets the default scopes of the roles it names."""
+    raw = claims.get("scp")
+    if raw is None:
+        return scopes_for(ROLE_SCOPES[r] for r in claims.get("roles", ()) if r in ROLE_SCOPES)
+    out: Scopes = {}
+    for context, pair in dict(raw).items():
+        read, write = pair
+        if read not in SCOPE_LEVELS or write not in SCOPE_LEVELS:
+            raise ValueError(f"bad scope {pair!r}")
+        out[str(context)] = (read, write)
+    return out
 
 
 SessionState = tuple[int, bool]  # (the user's current token version, active)
@@ -195,6 +263,9 @@ class SessionGuard:
 
     def forget(self, user_id: uuid.UUID) -> None:
         self._cache.pop(user_id, None)
+
+    def clear(self) -> None:
+        self._cache.clear()
 
     async def _state(self, user_id: uuid.UUID) -> SessionState | None:
         now = time.monotonic()

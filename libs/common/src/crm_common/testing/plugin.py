@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from crm_common.auth import ALGORITHM, new_keypair, permissions_for
+from crm_common.auth import ALGORITHM, DATA_CONTEXTS, new_keypair, permissions_for
 from crm_common.db import async_url
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -156,9 +156,18 @@ def make_token(signing_key) -> Callable[..., str]:
     return make
 
 
+# Every record of every context in scope: what the tests of an operation's behaviour act with.
+ALL_RECORDS = {context: ["all", "all"] for context in DATA_CONTEXTS}
+
+
 @pytest.fixture(scope="session")
 def auth_headers(make_token) -> Callable[..., dict[str, str]]:
+    """auth_headers(*roles, user_id=..., **claims): a bearer header with the roles' permissions and,
+    unless `scp` is given, every record in scope (tests of what an operation does). Record scope
+    tests sign with the roles' own scopes: make_token without `scp`, or `scp=` here."""
+
     def headers(*roles: str, **kwargs) -> dict[str, str]:
+        kwargs.setdefault("scp", ALL_RECORDS)
         return {"Authorization": f"Bearer {make_token(roles or ('admin',), **kwargs)}"}
 
     return headers
