@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common import directory
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require, require_access
+from crm_common.auth import Principal, require
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
@@ -19,6 +19,7 @@ from crm_common.pagination import (
     query_model,
     sync_page_params,
 )
+from crm_common.record_scope import ScopedCaller, scoped
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -62,9 +63,11 @@ from customer_svc.service import (
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
-CustomerAccess = Annotated[Principal, Depends(require_access("customers"))]
+# The caller with their record scopes (crm_common.record_scope): every query below is limited to the
+# customers they may read, and a write to those they may change.
+CustomerAccess = Annotated[ScopedCaller, Depends(scoped("customers"))]
 # A POST that only reads (evaluating a filter) needs read access, like a GET.
-CustomerReader = Annotated[Principal, Depends(require_access("customers", "read"))]
+CustomerReader = Annotated[ScopedCaller, Depends(scoped("customers", "read"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
 ]
@@ -109,7 +112,7 @@ async def create_customer(
     # The assignee's name is read before the create takes the customer-number counter's row lock,
     # which is held to commit: every statement after it makes every other create wait longer.
     names = await directory.user_names(session, [body.assigned_to_id or user.id])
-    customer = await customers.create_customer(session, data=body, actor_id=user.id)
+    customer = await customers.create_customer(session, data=body, caller=user)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
     response.headers["ETag"] = etag(customer.version)
     return customers.read_with(customer, names)
@@ -125,7 +128,7 @@ async def list_customers(
     filters: ListFilter,
 ) -> CustomerPage:
     q, f = filters
-    items, total = await customers.list_customers(session, params=params, q=q, f=f)
+    items, total = await customers.list_customers(session, caller=user, params=params, q=q, f=f)
     return CustomerPage(
         items=await customers.to_read(session, items),
         total=total,
@@ -225,7 +228,7 @@ async def batch_read(
 async def merge_customers(
     body: CustomerMergeRequest, session: SessionDep, user: CustomerAccess
 ) -> MergeResult:
-    primary, secondary = await merge.merge_customers(session, data=body, actor_id=user.id)
+    primary, secondary = await merge.merge_customers(session, data=body, caller=user)
     primary_read, secondary_read = await customers.to_read(session, [primary, secondary])
     return MergeResult(customer=primary_read, merged_customer=secondary_read)
 
@@ -244,7 +247,7 @@ async def preview_segment(
     user: CustomerReader,
     params: Annotated[PageParams, Depends(page_params)],
 ) -> CustomerPage:
-    items, total = await segments.evaluate(session, f=body.filter, params=params)
+    items, total = await segments.evaluate(session, caller=user, f=body.filter, params=params)
     return CustomerPage(
         items=await customers.to_read(session, items),
         total=total,
@@ -302,7 +305,7 @@ async def import_customers(
         )
     try:
         report = await importer.run_import(
-            request.app.state.runtime.db, request.stream(), fmt=fmt, dry_run=dry_run, actor_id=user.id
+            request.app.state.runtime.db, request.stream(), fmt=fmt, dry_run=dry_run, caller=user
         )
     except importer.BadHeader as exc:
         raise ProblemError(
@@ -338,7 +341,9 @@ async def export_customers(
     q, f = filters
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        exporter.export_csv(request.app.state.runtime.db, q=q, f=f, sort=sort, include_merged=include_merged),
+        exporter.export_csv(
+            request.app.state.runtime.db, caller=user, q=q, f=f, sort=sort, include_merged=include_merged
+        ),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="customers-{stamp}.csv"'},
     )
@@ -362,7 +367,12 @@ async def rank_customers(
     currency: Annotated[list[Currency], any_of("Only these currencies; all when absent.", max_items=20)] = [],
 ) -> CustomerRanking:
     groups = await ranking.top_by_value(
-        session, measure=measure, limit=limit, statuses=status, currencies=list(dict.fromkeys(currency))
+        session,
+        caller=user,
+        measure=measure,
+        limit=limit,
+        statuses=status,
+        currencies=list(dict.fromkeys(currency)),
     )
     rows = await customers.to_read(session, (c for _, items in groups for c, _ in items))
     by_id = {r.id: r for r in rows}
@@ -384,7 +394,7 @@ async def rank_customers(
 async def get_customer(
     customer_id: uuid.UUID, session: SessionDep, user: CustomerAccess, response: Response
 ) -> CustomerRead:
-    customer = await customers.get_customer(session, customer_id)
+    customer = await customers.get_customer(session, customer_id, caller=user)
     response.headers["ETag"] = etag(customer.version)
     return await customers.to_read_one(session, customer)
 
@@ -406,7 +416,7 @@ async def update_customer(
     if_match: IfMatch = None,
 ) -> CustomerRead:
     customer = await customers.update_customer(
-        session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
+        session, customer_id=customer_id, data=body, if_match=if_match, caller=user
     )
     response.headers["ETag"] = etag(customer.version)
     return await customers.to_read_one(session, customer)
@@ -430,7 +440,7 @@ async def convert_customer(
     if_match: IfMatch = None,
 ) -> ConvertResult:
     customer, draft = await actions.convert_customer(
-        session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
+        session, customer_id=customer_id, data=body, if_match=if_match, caller=user
     )
     response.headers["ETag"] = etag(customer.version)
     return ConvertResult(
@@ -456,7 +466,7 @@ async def assign_customer(
     if_match: IfMatch = None,
 ) -> CustomerRead:
     customer = await actions.assign_customer(
-        session, customer_id=customer_id, data=body, if_match=if_match, actor_id=user.id
+        session, customer_id=customer_id, data=body, if_match=if_match, caller=user
     )
     response.headers["ETag"] = etag(customer.version)
     return await customers.to_read_one(session, customer)

@@ -112,7 +112,7 @@ async def segment_customers(
     segment_id: uuid.UUID, session: SessionDep, user: CustomerAccess, params: Paging
 ) -> CustomerPage:
     segment = await segments.get_segment(session, segment_id)
-    items, total = await segments.evaluate(session, f=segments.filter_of(segment), params=params)
+    items, total = await segments.evaluate(session, caller=user, f=segments.filter_of(segment), params=params)
     return CustomerPage(
         items=await customers.to_read(session, items),
         total=total,

@@ -8,6 +8,7 @@ from crm_common.concurrency import check_version
 from crm_common.contracts.customer import OpportunityDraft
 from crm_common.errors import ProblemError
 from crm_common.events.outbox import add_events
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc import events
@@ -30,12 +31,13 @@ async def convert_customer(
     customer_id: uuid.UUID,
     data: CustomerConvertRequest,
     if_match: str | None,
-    actor_id: uuid.UUID,
+    caller: ScopedCaller,
 ) -> tuple[Customer, OpportunityDraft | None]:
     """A LEAD or PROSPECT becomes a CUSTOMER. The optional opportunity draft gets its id here and
     travels in `customer.converted`; pipeline-svc creates the opportunity with that id."""
     # Locked: of two concurrent conversions the second sees the first's outcome (409, not 412).
-    customer = await get_customer(session, customer_id, for_update=True)
+    actor_id = caller.id
+    customer = await get_customer(session, customer_id, for_update=True, caller=caller, write=True)
     _check_optional_version(customer, if_match, data.version)
     if customer.merged_into_id is not None:
         raise merged_error(customer)
@@ -65,11 +67,13 @@ async def assign_customer(
     customer_id: uuid.UUID,
     data: CustomerAssignRequest,
     if_match: str | None,
-    actor_id: uuid.UUID,
+    caller: ScopedCaller,
 ) -> Customer:
     """Assign to a user and/or a team known (and active) in the directory kept from the gateway's
-    events; an explicit null clears the assignee or the team."""
-    customer = await get_customer(session, customer_id)
+    events; an explicit null clears the assignee or the team. The customer must be in the caller's
+    write scope; who it goes to need not be (a rep hands a lead over to another team)."""
+    actor_id = caller.id
+    customer = await get_customer(session, customer_id, caller=caller, write=True)
     _check_optional_version(customer, if_match, data.version)
     if customer.merged_into_id is not None:
         raise merged_error(customer)

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from crm_common import directory
 from crm_common.batch import external_id_exists
 from crm_common.changes import Changes, ChangesParams, changes_page
@@ -12,6 +13,7 @@ from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, paginate
+from crm_common.record_scope import ScopedCaller
 from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select, update
@@ -23,7 +25,7 @@ from sqlalchemy.orm import selectinload
 from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress, CustomerNumberCounter, CustomerType
 from customer_svc.schemas import CustomerCreateRequest, CustomerRead, CustomerUpdateRequest, SegmentFilter
-from customer_svc.service.query import customer_select
+from customer_svc.service.query import customer_select, in_scope
 
 
 async def next_customer_numbers(session: AsyncSession, year: int, count: int = 1) -> list[str]:
@@ -121,8 +123,11 @@ def jsonable(value: Any) -> Any:
 
 
 async def create_customer(
-    session: AsyncSession, *, data: CustomerCreateRequest, actor_id: uuid.UUID
+    session: AsyncSession, *, data: CustomerCreateRequest, caller: ScopedCaller
 ) -> Customer:
+    actor_id = caller.id
+    # A new customer is the caller's unless they give it away: to someone inside their write scope.
+    caller.check_write(data.assigned_to_id or actor_id, data.team_id)
     # A fast, friendly answer for the common case; the unique index below settles races.
     if await email_taken(session, data.email):
         raise email_exists(data.email)
@@ -155,11 +160,18 @@ async def create_customer(
 
 
 async def get_customer(
-    session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    caller: ScopedCaller | None = None,
+    write: bool = False,
 ) -> Customer:
+    """The customer; 404 when it does not exist or is outside `caller`'s read scope (the same answer,
+    so nothing tells them apart), and with `write` a 403 when readable but outside the write scope."""
     query = (
         select(Customer)
-        .where(Customer.id == customer_id)
+        .where(Customer.id == customer_id, in_scope(caller) if caller is not None else sa.true())
         .options(selectinload(Customer.addresses))
         .execution_options(populate_existing=True)
     )
@@ -168,6 +180,8 @@ async def get_customer(
     customer = (await session.execute(query)).scalar_one_or_none()
     if customer is None:
         raise not_found("customer", customer_id)
+    if write and caller is not None:
+        caller.check_write(customer.assigned_to_id, customer.team_id)
     return customer
 
 
@@ -183,11 +197,12 @@ async def update_customer(
     customer_id: uuid.UUID,
     data: CustomerUpdateRequest,
     if_match: str | None,
-    actor_id: uuid.UUID,
+    caller: ScopedCaller,
 ) -> Customer:
     """A partial update: only the fields sent change; fullName follows the name fields; the UPDATE
     carries the version read (a racing write is a 412)."""
-    customer = await get_customer(session, customer_id)
+    actor_id = caller.id
+    customer = await get_customer(session, customer_id, caller=caller, write=True)
     check_version(customer.version, if_match=if_match, body_version=data.version)
     if customer.merged_into_id is not None:
         raise merged_error(customer)
@@ -237,14 +252,15 @@ async def update_customer(
 async def list_customers(
     session: AsyncSession,
     *,
+    caller: ScopedCaller,
     params: PageParams,
     q: str | None = None,
     f: SegmentFilter | None = None,
     exclude_merged: bool = False,
 ) -> tuple[list[Customer], int]:
-    query = customer_select(session, q=q, f=f, sort=params.sort, exclude_merged=exclude_merged).options(
-        selectinload(Customer.addresses)
-    )
+    query = customer_select(
+        session, caller=caller, q=q, f=f, sort=params.sort, exclude_merged=exclude_merged
+    ).options(selectinload(Customer.addresses))
     return await paginate(session, query, params)
 
 

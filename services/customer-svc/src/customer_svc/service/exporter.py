@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from crm_common import directory
 from crm_common.db import Database
+from crm_common.record_scope import ScopedCaller
 
 from customer_svc.schemas import SegmentFilter
 from customer_svc.service.importer import TAG_SEPARATOR
@@ -86,7 +87,13 @@ def _defused(text: str) -> str:
 
 
 async def export_csv(
-    db: Database, *, q: str | None, f: SegmentFilter, sort: str | None, include_merged: bool
+    db: Database,
+    *,
+    caller: ScopedCaller,
+    q: str | None,
+    f: SegmentFilter,
+    sort: str | None,
+    include_merged: bool,
 ) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -100,7 +107,9 @@ async def export_csv(
     writer.writerow(EXPORT_COLUMNS)
     yield b"\xef\xbb\xbf" + flush()  # a BOM, so spreadsheets read UTF-8
     async with db.transaction(read_only=True) as session:
-        query = customer_select(session, q=q, f=f, sort=sort, exclude_merged=not include_merged)
+        query = customer_select(
+            session, caller=caller, q=q, f=f, sort=sort, exclude_merged=not include_merged
+        )
         result = await session.stream_scalars(query.execution_options(yield_per=CHUNK))
         async for customers in result.partitions(CHUNK):
             names = await directory.user_names(session, (c.assigned_to_id for c in customers))

@@ -27,6 +27,7 @@ from crm_common import input_guard as bounded_json
 from crm_common.db import Database
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
+from crm_common.record_scope import ScopedCaller
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.dialects import postgresql, sqlite
@@ -316,8 +317,9 @@ def _addresses(customer_id: uuid.UUID, row: CustomerImportRow) -> list[dict]:
 
 
 class Importer:
-    def __init__(self, db: Database, *, actor_id: uuid.UUID, dry_run: bool, report: Report):
-        self.db, self.actor_id, self.dry_run, self.report = db, actor_id, dry_run, report
+    def __init__(self, db: Database, *, caller: ScopedCaller, dry_run: bool, report: Report):
+        self.db, self.caller, self.dry_run, self.report = db, caller, dry_run, report
+        self.actor_id = caller.id
         # Dry run: what earlier batches would have written, so later rows see it.
         self.overlay: dict[str, dict] = {}
 
@@ -384,6 +386,10 @@ class Importer:
         """The new customer's values (current is None) or the changes to make ({} for none); None
         when the row is refused (reported)."""
         report = self.report
+        # A row matching a customer the caller may not change is refused like any other bad row.
+        if current is not None and not self.caller.can_write(current["assigned_to_id"], current["team_id"]):
+            report.fail(line, "email", "a customer outside your write scope has this email", "out_of_scope")
+            return None
         # A new assignee or team must be active in the directory; an unchanged one is left alone.
         if (
             row.assigned_to_id
@@ -411,6 +417,9 @@ class Importer:
                 **sent,
             }
             values["assigned_to_id"] = values.get("assigned_to_id") or self.actor_id  # as in create
+            if not self.caller.can_write(values["assigned_to_id"], values.get("team_id")):
+                report.fail(line, "assignedToId", "outside your write scope", "out_of_scope")
+                return None
             state = values
         else:
             values = {k: v for k, v in sent.items() if current.get(k) != v}
@@ -569,11 +578,11 @@ async def _rows(
 
 
 async def run_import(
-    db: Database, chunks: AsyncIterator[bytes], *, fmt: str, dry_run: bool, actor_id: uuid.UUID
+    db: Database, chunks: AsyncIterator[bytes], *, fmt: str, dry_run: bool, caller: ScopedCaller
 ) -> Report:
     """Raises BadHeader before anything is written; everything else is in the report."""
     report = Report(dry_run=dry_run, format=fmt)
-    importer = Importer(db, actor_id=actor_id, dry_run=dry_run, report=report)
+    importer = Importer(db, caller=caller, dry_run=dry_run, report=report)
     batch: list[tuple[int, CustomerImportRow]] = []
     emails: set[str] = set()
     try:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from crm_common import changes as sync_changes
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
+from crm_common.record_scope import ScopedCaller
 from pydantic.alias_generators import to_camel, to_snake
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -16,6 +17,7 @@ from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress, CustomerOpportunity, CustomerStatus
 from customer_svc.schemas import CustomerMergeRequest, MergeField, MergeRule
 from customer_svc.service.customers import full_name_of, get_customer, jsonable, name_errors
+from customer_svc.service.query import in_scope
 from customer_svc.service.reactions import recompute_totals
 
 NOTES_SEPARATOR = "\n\n---\n\n"
@@ -60,8 +62,11 @@ def _not_found(field: str, customer_id: uuid.UUID) -> ProblemError:
 
 
 async def merge_customers(
-    session: AsyncSession, *, data: CustomerMergeRequest, actor_id: uuid.UUID
+    session: AsyncSession, *, data: CustomerMergeRequest, caller: ScopedCaller
 ) -> tuple[Customer, Customer]:
+    """Both customers must be in the caller's read scope (404 otherwise, as if absent) and write
+    scope (403)."""
+    actor_id = caller.id
     p_id, s_id = data.primary_customer_id, data.secondary_customer_id
     if p_id == s_id:
         raise ProblemError(
@@ -76,7 +81,7 @@ async def merge_customers(
     rows = (
         await session.execute(
             sa.select(Customer)
-            .where(Customer.id.in_((p_id, s_id)))
+            .where(Customer.id.in_((p_id, s_id)), in_scope(caller))
             .order_by(Customer.id)
             .options(selectinload(Customer.addresses))
             .with_for_update(of=Customer)
@@ -89,6 +94,8 @@ async def merge_customers(
     if s_id not in found:
         raise _not_found("secondaryCustomerId", s_id)
     primary, secondary = found[p_id], found[s_id]
+    for customer in (primary, secondary):
+        caller.check_write(customer.assigned_to_id, customer.team_id)
     for field, customer in (("primaryCustomerId", primary), ("secondaryCustomerId", secondary)):
         if customer.merged_into_id is not None:
             raise ProblemError(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from crm_common import directory
 from crm_common.errors import FieldError, ProblemError
+from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,16 +173,25 @@ def sort_clauses(sort: str | None) -> tuple[list, bool]:
     return clauses + DEFAULT_ORDER, needs_names
 
 
+def in_scope(caller: ScopedCaller, access: Access = "read") -> sa.ColumnElement[bool]:
+    """The customers `caller` may read (or write): the owner is the assignee, the team the customer's."""
+    return scope_clause(caller, Customer.assigned_to_id, Customer.team_id, access=access)
+
+
 def customer_select(
     session: AsyncSession,
     *,
+    caller: ScopedCaller | None,
     q: str | None = None,
     f: SegmentFilter | None = None,
     sort: str | None = None,
     exclude_merged: bool = False,
 ) -> sa.Select:
+    """`caller`: whose read scope limits the rows (None only for the service's own work)."""
     order, needs_names = sort_clauses(sort)
     query = sa.select(Customer)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     if needs_names:
         query = query.outerjoin(directory.users, directory.users.c.id == Customer.assigned_to_id)
     if q and q.strip():

@@ -5,10 +5,12 @@ from decimal import Decimal
 from typing import Literal
 
 import sqlalchemy as sa
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from customer_svc.models import Customer, CustomerValueTotal
+from customer_svc.service.query import in_scope
 
 Measure = Literal["lifetimeValue", "totalValue"]
 MEASURES = {"lifetimeValue": CustomerValueTotal.lifetime_value, "totalValue": CustomerValueTotal.total_value}
@@ -29,6 +31,7 @@ async def currencies_with_value(session: AsyncSession, measure: Measure) -> list
 async def top_by_value(
     session: AsyncSession,
     *,
+    caller: ScopedCaller,
     measure: Measure,
     limit: int,
     statuses: list[str],
@@ -44,6 +47,7 @@ async def top_by_value(
             sa.select(Customer, column)
             .join(CustomerValueTotal, CustomerValueTotal.customer_id == Customer.id)
             .where(CustomerValueTotal.currency == currency, column > 0, Customer.merged_into_id.is_(None))
+            .where(in_scope(caller))
             .order_by(column.desc(), Customer.id)
             .limit(limit)
             .options(selectinload(Customer.addresses))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.pagination import PageParams, order_by, paginate
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,7 +111,8 @@ def filter_of(segment: Segment) -> SegmentFilter:
 
 
 async def evaluate(
-    session: AsyncSession, *, f: SegmentFilter, params: PageParams
+    session: AsyncSession, *, caller: ScopedCaller, f: SegmentFilter, params: PageParams
 ) -> tuple[list[Customer], int]:
-    """A page of the customers matching `f`, and how many match. Merged customers never match."""
-    return await list_customers(session, params=params, f=f, exclude_merged=True)
+    """A page of the customers matching `f` that the caller may read, and how many. Merged customers
+    never match."""
+    return await list_customers(session, caller=caller, params=params, f=f, exclude_merged=True)
