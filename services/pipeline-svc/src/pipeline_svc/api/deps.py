@@ -1,9 +1,12 @@
 from typing import Annotated
 
 from crm_common.auth import Principal, require, require_access
+from crm_common.record_scope import ScopedCaller, scoped
 from fastapi import Depends, Header
 
 SalesAccess = Annotated[Principal, Depends(require_access("sales"))]
+# Opportunities: the caller with their record scopes (crm_common.record_scope).
+SalesCaller = Annotated[ScopedCaller, Depends(scoped("sales"))]
 # Configuring the pipeline (its stages) is an administrator's job.
 AdminAccess = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[

@@ -11,7 +11,7 @@ from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
-from pipeline_svc.api.deps import IfMatch, SalesAccess
+from pipeline_svc.api.deps import IfMatch, SalesCaller
 from pipeline_svc.models import OpportunityStatus
 from pipeline_svc.schemas import (
     InvoiceRead,
@@ -53,9 +53,9 @@ def _read(response: Response, view: OpportunityRead) -> OpportunityRead:
     responses=problem_doc(409, 422),
 )
 async def create_opportunity(
-    body: OpportunityCreateRequest, session: SessionDep, user: SalesAccess, response: Response
+    body: OpportunityCreateRequest, session: SessionDep, user: SalesCaller, response: Response
 ) -> OpportunityRead:
-    opportunity = await service.create_opportunity(session, data=body, actor_id=user.id)
+    opportunity = await service.create_opportunity(session, data=body, actor_id=user.id, caller=user)
     response.headers["Location"] = f"/api/v1/opportunities/{opportunity.id}"
     return _read(response, await service.view(session, opportunity))
 
@@ -65,7 +65,7 @@ async def create_opportunity(
 )
 async def list_opportunities(
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     params: Annotated[PageParams, Depends(sync_page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Search the title.")] = None,
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
@@ -78,6 +78,7 @@ async def list_opportunities(
 ) -> OpportunityPage:
     items, total = await service.list_opportunities(
         session,
+        caller=user,
         params=params,
         q=q,
         customer_id=customer_id,
@@ -105,7 +106,7 @@ async def list_opportunities(
 )
 async def forecast(
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     period: Annotated[Literal["month", "quarter", "year"] | None, Query()] = None,
     date_from: Annotated[
         date | None, Query(alias="from", description="Explicit range start (inclusive).")
@@ -141,7 +142,7 @@ async def forecast(
         name = period or "quarter"
         start, end = forecast_service.period_range(name, datetime.now(UTC).date())
     return await forecast_service.forecast(
-        session, period=name, start=start, end=end, owner_id=owner_id, team_id=team_id
+        session, period=name, start=start, end=end, owner_id=owner_id, team_id=team_id, caller=user
     )
 
 
@@ -154,7 +155,7 @@ async def forecast(
 )
 async def board(
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     owner_id: Annotated[uuid.UUID | None, Query(alias="ownerId")] = None,
     team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
@@ -166,6 +167,7 @@ async def board(
         team_id=team_id,
         customer_id=customer_id,
         cards_per_column=cards_per_column,
+        caller=user,
     )
     # Already in the documented shape (PipelineBoard): serialised once, not re-validated card by card.
     return Response(to_json(result), media_type="application/json")
@@ -253,9 +255,9 @@ async def opportunity_changes(
     responses=problem_doc(404),
 )
 async def get_opportunity(
-    opportunity_id: uuid.UUID, session: SessionDep, user: SalesAccess, response: Response
+    opportunity_id: uuid.UUID, session: SessionDep, user: SalesCaller, response: Response
 ) -> OpportunityRead:
-    opportunity = await service.load_opportunity(session, opportunity_id)
+    opportunity = await service.load_opportunity(session, opportunity_id, caller=user)
     return _read(response, await service.view(session, opportunity))
 
 
@@ -269,12 +271,12 @@ async def update_opportunity(
     opportunity_id: uuid.UUID,
     body: OpportunityUpdateRequest,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> OpportunityRead:
     opportunity = await service.update_opportunity(
-        session, opportunity_id=opportunity_id, data=body, if_match=if_match, actor_id=user.id
+        session, opportunity_id=opportunity_id, data=body, if_match=if_match, actor_id=user.id, caller=user
     )
     return _read(response, await service.view(session, opportunity))
 
@@ -289,7 +291,7 @@ async def update_stage(
     opportunity_id: uuid.UUID,
     body: OpportunityStageChangeRequest,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> OpportunityRead:
@@ -300,6 +302,7 @@ async def update_stage(
         if_match=if_match,
         body_version=body.version,
         actor_id=user.id,
+        caller=user,
     )
     return _read(response, await service.view(session, opportunity))
 
@@ -313,7 +316,7 @@ async def update_stage(
 async def win(
     opportunity_id: uuid.UUID,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
     body: OpportunityWinRequest | None = None,
@@ -324,6 +327,7 @@ async def win(
         if_match=if_match,
         body_version=body.version if body else None,
         actor_id=user.id,
+        caller=user,
     )
     return OpportunityWinResult(opportunity=_read(response, won), invoice=InvoiceRead.model_validate(invoice))
 
@@ -338,7 +342,7 @@ async def lose(
     opportunity_id: uuid.UUID,
     body: OpportunityLoseRequest,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> OpportunityRead:
@@ -349,6 +353,7 @@ async def lose(
         if_match=if_match,
         body_version=body.version,
         actor_id=user.id,
+        caller=user,
     )
     return _read(response, await service.view(session, opportunity))
 
@@ -364,12 +369,12 @@ async def add_product(
     opportunity_id: uuid.UUID,
     body: OpportunityLineItemCreateRequest,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> OpportunityRead:
     opportunity = await line_items.add_line_item(
-        session, opportunity_id=opportunity_id, data=body, if_match=if_match, actor_id=user.id
+        session, opportunity_id=opportunity_id, data=body, if_match=if_match, actor_id=user.id, caller=user
     )
     return _read(response, await service.view(session, opportunity))
 
@@ -385,7 +390,7 @@ async def update_product(
     product_id: uuid.UUID,
     body: OpportunityLineItemUpdateRequest,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> OpportunityRead:
@@ -396,6 +401,7 @@ async def update_product(
         data=body,
         if_match=if_match,
         actor_id=user.id,
+        caller=user,
     )
     return _read(response, await service.view(session, opportunity))
 
@@ -410,11 +416,16 @@ async def remove_product(
     opportunity_id: uuid.UUID,
     product_id: uuid.UUID,
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> OpportunityRead:
     opportunity = await line_items.remove_line_item(
-        session, opportunity_id=opportunity_id, product_id=product_id, if_match=if_match, actor_id=user.id
+        session,
+        opportunity_id=opportunity_id,
+        product_id=product_id,
+        if_match=if_match,
+        actor_id=user.id,
+        caller=user,
     )
     return _read(response, await service.view(session, opportunity))

@@ -14,11 +14,13 @@ from decimal import Decimal
 import sqlalchemy as sa
 from crm_common import customer_refs
 from crm_common.directory import users
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc.models import Opportunity, OpportunityStage, StageTotal
 from pipeline_svc.service.common import cents
+from pipeline_svc.service.opportunities import in_scope
 from pipeline_svc.service.stages import active_stages
 
 _CARD_COLUMNS = (
@@ -128,6 +130,7 @@ async def board(
     team_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
     cards_per_column: int = 25,
+    caller: ScopedCaller | None = None,
 ) -> dict:
     stages = await active_stages(session)
     if not stages:
@@ -139,6 +142,9 @@ async def board(
         filters.append(Opportunity.team_id == team_id)
     if customer_id is not None:
         filters.append(Opportunity.customer_id == customer_id)
+    if caller is not None and caller.read.level != "all":
+        # Summed from the caller's opportunities, not the stage totals of everyone's.
+        filters.append(in_scope(caller))
     stage_ids = [s.id for s in stages]
 
     summaries = await (

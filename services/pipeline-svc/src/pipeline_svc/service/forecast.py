@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc.models import Opportunity, OpportunityStage, OpportunityStatus
 from pipeline_svc.schemas import ForecastCurrency, ForecastDateRange, ForecastStage, SalesForecast
 from pipeline_svc.service.common import HUNDRED, cents
+from pipeline_svc.service.opportunities import in_scope
 
 # The seed's buckets: bestCase from probability 75, mostLikely from 25, worstCase below.
 BEST_CASE_FROM = 75
@@ -69,6 +71,7 @@ async def forecast(
     end: date,
     owner_id: uuid.UUID | None = None,
     team_id: uuid.UUID | None = None,
+    caller: ScopedCaller | None = None,
 ) -> SalesForecast:
     amount, probability = Opportunity.amount, Opportunity.probability
     zero = Decimal("0")
@@ -104,6 +107,8 @@ async def forecast(
         query = query.where(Opportunity.owner_id == owner_id)
     if team_id is not None:
         query = query.where(Opportunity.team_id == team_id)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     rows = (await session.execute(query)).all()
 
     per_currency: dict[str, _Totals] = {}

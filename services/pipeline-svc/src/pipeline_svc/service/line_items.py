@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,9 +48,9 @@ def _find(opportunity: Opportunity, product_id: uuid.UUID) -> OpportunityProduct
 
 
 async def _open_opportunity(
-    session: AsyncSession, opportunity_id: uuid.UUID, if_match: str | None
+    session: AsyncSession, opportunity_id: uuid.UUID, if_match: str | None, caller: ScopedCaller | None
 ) -> Opportunity:
-    opportunity = await load_opportunity(session, opportunity_id, lock=True)
+    opportunity = await load_opportunity(session, opportunity_id, lock=True, caller=caller, write=True)
     check_optional_version(opportunity.version, if_match=if_match, body_version=None)
     if opportunity.status != OpportunityStatus.OPEN:
         raise not_open(opportunity, "change their line items")
@@ -88,8 +89,9 @@ async def add_line_item(
     data: OpportunityLineItemCreateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
-    opportunity = await _open_opportunity(session, opportunity_id, if_match)
+    opportunity = await _open_opportunity(session, opportunity_id, if_match, caller)
     product = await session.get(Product, data.product_id)
     if product is None:
         raise unprocessable(
@@ -146,8 +148,9 @@ async def update_line_item(
     data: OpportunityLineItemUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
-    opportunity = await _open_opportunity(session, opportunity_id, if_match)
+    opportunity = await _open_opportunity(session, opportunity_id, if_match, caller)
     item = _find(opportunity, product_id)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
@@ -166,8 +169,9 @@ async def remove_line_item(
     product_id: uuid.UUID,
     if_match: str | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
-    opportunity = await _open_opportunity(session, opportunity_id, if_match)
+    opportunity = await _open_opportunity(session, opportunity_id, if_match, caller)
     item = _find(opportunity, product_id)
     opportunity.line_items.remove(item)
     return await _changed(session, opportunity, actor_id=actor_id)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from crm_common import customer_refs
 from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
@@ -14,6 +15,7 @@ from crm_common.directory import require_active_team, require_active_user, user_
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
+from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select
@@ -56,15 +58,27 @@ def not_open(opportunity: Opportunity, what: str) -> ProblemError:
     )
 
 
+def in_scope(caller: ScopedCaller, access: Access = "read"):
+    """The opportunities `caller` may read (or write): owned by them, or by their teams' members, or
+    of one of their teams."""
+    return scope_clause(caller, Opportunity.owner_id, Opportunity.team_id, access=access)
+
+
 async def load_opportunity(
-    session: AsyncSession, opportunity_id: uuid.UUID, *, lock: bool = False
+    session: AsyncSession,
+    opportunity_id: uuid.UUID,
+    *,
+    lock: bool = False,
+    caller: ScopedCaller | None = None,
+    write: bool = False,
 ) -> Opportunity:
     """The opportunity with its line items (and their products). `lock` takes its row lock for the
     rest of the transaction (Postgres; SQLite transactions are serialised anyway), so concurrent
-    actions on one opportunity queue instead of failing."""
+    actions on one opportunity queue instead of failing. Outside `caller`'s read scope it is a 404
+    like a missing one; with `write`, outside their write scope a 403."""
     query = (
         select(Opportunity)
-        .where(Opportunity.id == opportunity_id)
+        .where(Opportunity.id == opportunity_id, in_scope(caller) if caller is not None else sa.true())
         .options(selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product))
         .execution_options(populate_existing=True)
     )
@@ -73,6 +87,8 @@ async def load_opportunity(
     opportunity = (await session.execute(query)).scalar_one_or_none()
     if opportunity is None:
         raise not_found("opportunity", opportunity_id)
+    if write and caller is not None:
+        caller.check_write(opportunity.owner_id, opportunity.team_id)
     return opportunity
 
 
@@ -205,12 +221,18 @@ async def _check_people(
 
 
 async def create_opportunity(
-    session: AsyncSession, *, data: OpportunityCreateRequest, actor_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    data: OpportunityCreateRequest,
+    actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
     # A merged customer's survivor takes the opportunity (the rule everywhere: crm_common.customer_refs).
     customer = await customer_refs.require(session, data.customer_id, field="customerId")
     await _check_people(session, owner_id=data.owner_id, team_id=data.team_id, actor_id=actor_id)
     await check_external_id_free(session, Opportunity, "opportunity", data.external_id)
+    if caller is not None:  # a new opportunity is the caller's unless given to someone in their write scope
+        caller.check_write(data.owner_id or actor_id, data.team_id)
     stage = await first_open_stage(session)
     opportunity = await insert_opportunity(
         session,
@@ -247,8 +269,9 @@ async def update_opportunity(
     data: OpportunityUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
-    opportunity = await load_opportunity(session, opportunity_id, lock=True)
+    opportunity = await load_opportunity(session, opportunity_id, lock=True, caller=caller, write=True)
     check_version(opportunity.version, if_match=if_match, body_version=data.version)
     wanted = data.model_dump(exclude_unset=True, exclude={"version"})
     if opportunity.status != OpportunityStatus.OPEN and wanted.keys() & {"amount", "currency", "probability"}:
@@ -305,6 +328,7 @@ async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
 async def list_opportunities(
     session: AsyncSession,
     *,
+    caller: ScopedCaller,
     params: PageParams,
     q: str | None = None,
     customer_id: uuid.UUID | None = None,
@@ -315,8 +339,10 @@ async def list_opportunities(
     close_from: date | None = None,
     close_to: date | None = None,
 ) -> tuple[list[Opportunity], int]:
-    query = select(Opportunity).options(
-        selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product)
+    query = (
+        select(Opportunity)
+        .where(in_scope(caller))
+        .options(selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product))
     )
     if q:
         query = query.where(func.lower(Opportunity.title).like(f"%{q.lower()}%"))

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,12 +58,13 @@ async def move_stage(
     if_match: str | None,
     body_version: int | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
     """update_stage. Refused (422 INVALID_STAGE_TRANSITION, the reasons in `errors` and the unmet
     requirements in `unmetRequirements`) when the opportunity is not OPEN, the target stage is inactive
     or is the won/lost stage (use win/lose), or, moving forward, the current stage's requirements are
     not met or an active stage with requirements would be skipped. Moving back is always allowed."""
-    opportunity = await load_opportunity(session, opportunity_id, lock=True)
+    opportunity = await load_opportunity(session, opportunity_id, lock=True, caller=caller, write=True)
     check_optional_version(opportunity.version, if_match=if_match, body_version=body_version)
     target = await session.get(OpportunityStage, stage_id)
     if target is None:
@@ -156,8 +158,9 @@ async def win(
     if_match: str | None,
     body_version: int | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> tuple[OpportunityRead, Invoice]:
-    opportunity = await load_opportunity(session, opportunity_id, lock=True)
+    opportunity = await load_opportunity(session, opportunity_id, lock=True, caller=caller, write=True)
     check_optional_version(opportunity.version, if_match=if_match, body_version=body_version)
     if opportunity.status != OpportunityStatus.OPEN:
         raise not_open(opportunity, "be won")
@@ -185,8 +188,9 @@ async def lose(
     if_match: str | None,
     body_version: int | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Opportunity:
-    opportunity = await load_opportunity(session, opportunity_id, lock=True)
+    opportunity = await load_opportunity(session, opportunity_id, lock=True, caller=caller, write=True)
     check_optional_version(opportunity.version, if_match=if_match, body_version=body_version)
     if opportunity.status != OpportunityStatus.OPEN:
         raise not_open(opportunity, "be lost")

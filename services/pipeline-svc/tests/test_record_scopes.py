@@ -1,0 +1,158 @@
+"""Record scopes on opportunities (issue 13): two teams of two reps, a manager, support, marketing and
+read_only; get, list (and totals), update, win/lose, line items, board and forecast each follow them."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from crm_common.contracts.identity import TeamCreated, UserCreated
+from crm_common.events.envelope import event_from
+from pipeline_svc.service.forecast import period_range
+
+from .conftest import publish
+
+ROLES = {
+    "a1": "sales_rep",
+    "a2": "sales_rep",
+    "b1": "sales_rep",
+    "b2": "sales_rep",
+    "manager": "sales_manager",
+    "support": "support_agent",
+    "marketer": "marketer",
+    "reader": "read_only",
+    "admin": "admin",
+    "outsider": "sales_rep",
+}
+VISIBLE = {
+    "a1": {"a1", "a2"},
+    "b2": {"b1", "b2", "team_b"},
+    "manager": {"a1", "a2"},  # manages team A
+    "support": {"b1", "b2", "team_b"},  # reads sales with team scope; a member of team B
+    "marketer": set(),  # in no team
+    "reader": {"a1", "a2", "b1", "b2", "team_b"},
+    "admin": {"a1", "a2", "b1", "b2", "team_b"},
+}
+
+
+def headers(make_token, person, ids, **claims):
+    return {"Authorization": f"Bearer {make_token([ROLES[person]], user_id=ids[person], **claims)}"}
+
+
+@pytest.fixture
+async def world(client, make_token, new_customer):
+    ids = {}
+    for person, role in ROLES.items():
+        payload = UserCreated(
+            user_id=uuid.uuid4(),
+            email=f"{person}@example.com",
+            full_name=person,
+            roles=[role],
+            is_active=True,
+        )
+        await publish(client.bus, event_from(payload, service="gateway", subject=payload.user_id, sequence=1))
+        ids[person] = payload.user_id
+    teams = {}
+    for name, members, manager in (("A", ["a1", "a2"], "manager"), ("B", ["b1", "b2", "support"], None)):
+        payload = TeamCreated(
+            team_id=uuid.uuid4(),
+            name=name,
+            type="SALES",
+            manager_id=ids[manager] if manager else None,
+            member_ids=[ids[m] for m in members],
+        )
+        await publish(client.bus, event_from(payload, service="gateway", subject=payload.team_id, sequence=1))
+        teams[name] = payload.team_id
+    customer = str(await new_customer())
+    close = period_range("quarter", datetime.now(UTC).date())[0].isoformat()
+    admin = headers(make_token, "admin", ids)
+    opportunities = {}
+    for name, owner, team in (
+        ("a1", "a1", None),
+        ("a2", "a2", None),
+        ("b1", "b1", None),
+        ("b2", "b2", None),
+        ("team_b", "outsider", teams["B"]),
+    ):
+        body = {
+            "title": f"Deal of {name}",
+            "customerId": customer,
+            "ownerId": str(ids[owner]),
+            "amount": "100.00",
+            "currency": "USD",
+            "expectedCloseDate": close,
+        }
+        if team:
+            body["teamId"] = str(team)
+        r = await client.post("/api/v1/opportunities", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+        opportunities[name] = r.json()
+    return ids, opportunities
+
+
+async def test_each_caller_sees_and_counts_only_their_scope(client, make_token, world):
+    ids, opportunities = world
+    by_id = {o["id"]: name for name, o in opportunities.items()}
+    for person, expected in VISIBLE.items():
+        h = headers(make_token, person, ids)
+        page = (await client.get("/api/v1/opportunities", params={"pageSize": 200}, headers=h)).json()
+        assert {by_id[i["id"]] for i in page["items"]} == expected, person
+        assert page["total"] == len(expected), person
+        for name, o in opportunities.items():
+            r = await client.get(f"/api/v1/opportunities/{o['id']}", headers=h)
+            assert r.status_code == (200 if name in expected else 404), (person, name)
+
+        board = (await client.get("/api/v1/opportunities/board", headers=h)).json()
+        cards = {by_id[c["id"]] for col in board["columns"] for c in col["cards"]}
+        assert cards == expected, person
+        assert sum(col["summary"]["count"] for col in board["columns"]) == len(expected), person
+
+        forecast = (await client.get("/api/v1/opportunities/forecast", headers=h)).json()
+        assert forecast["totalOpportunities"] == len(expected), person
+        totals = [(c["currency"], c["totalValue"]) for c in forecast["currencies"]]
+        assert totals == ([("USD", f"{100 * len(expected)}.00")] if expected else []), person
+
+
+async def test_writes_follow_the_read_and_write_scopes(client, make_token, world):
+    ids, opportunities = world
+    a1 = headers(make_token, "a1", ids)
+    theirs, mate = opportunities["b1"], opportunities["a2"]
+    for method, path, body in (
+        ("PATCH", "", {"title": "Mine now", "version": 1}),
+        ("POST", "/win", {}),
+        ("POST", "/lose", {"lostReason": "price"}),
+    ):
+        r = await client.request(method, f"/api/v1/opportunities/{theirs['id']}{path}", json=body, headers=a1)
+        assert r.status_code == 404, path
+    admin = headers(make_token, "admin", ids)
+    after = (await client.get(f"/api/v1/opportunities/{theirs['id']}", headers=admin)).json()
+    assert after["version"] == theirs["version"] and after["status"] == "OPEN"
+
+    # Reading the team but writing only their own: a teammate's deal is a 403.
+    own_writer = headers(make_token, "a1", ids, scp={"sales": ["team", "own"]})
+    r = await client.patch(
+        f"/api/v1/opportunities/{mate['id']}", json={"title": "x", "version": 1}, headers=own_writer
+    )
+    assert r.status_code == 403 and r.json()["code"] == "OUT_OF_SCOPE"
+    r = await client.post(f"/api/v1/opportunities/{mate['id']}/win", json={}, headers=own_writer)
+    assert r.status_code == 403
+    r = await client.post(
+        f"/api/v1/opportunities/{opportunities['a1']['id']}/win", json={}, headers=own_writer
+    )
+    assert r.status_code == 200, r.text
+    # With the default team write scope the teammate's deal is theirs to change.
+    r = await client.post(
+        f"/api/v1/opportunities/{mate['id']}/lose", json={"lostReason": "price"}, headers=a1
+    )
+    assert r.status_code == 200, r.text
+    # Creating one for somebody outside the write scope is refused.
+    r = await client.post(
+        "/api/v1/opportunities",
+        json={"title": "t", "customerId": theirs["customerId"], "ownerId": str(ids["b1"])},
+        headers=a1,
+    )
+    assert r.status_code == 403
+    reader = headers(make_token, "reader", ids)
+    r = await client.patch(
+        f"/api/v1/opportunities/{theirs['id']}", json={"title": "x", "version": 1}, headers=reader
+    )
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
