@@ -44,7 +44,7 @@ ROLES = {
 @pytest.fixture
 async def world(client, make_token) -> World:
     ids = {person: await add_user(client, person) for person in ROLES}
-    team_a = await add_team_of(client, "A", [ids["a1"], ids["a2"]], manager=ids["manager"])
+    await add_team_of(client, "A", [ids["a1"], ids["a2"]], manager=ids["manager"])
     team_b = await add_team_of(client, "B", [ids["b1"], ids["b2"], ids["support"]])
     # Signed with the roles' own scopes (no `scp` claim: the defaults of crm_common.auth).
     headers = {

@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import directory
+from crm_common.app import SessionDep
 from crm_common.auth import DATA_CONTEXTS, Principal, require_access
 from crm_common.errors import ProblemError
 
@@ -131,21 +132,36 @@ async def resolve(session: AsyncSession | None, principal: Principal, context: s
     )
 
 
-def scoped(context: str, access: Access | None = None):
+def scoped(context: str, access: Access | None = None, *, own_transaction: bool = False):
     """Dependency: the caller with their scopes in `context`, after the permission check of
-    crm_common.auth.require_access (read for GET/HEAD, write otherwise, unless `access` says). Teams
-    are read in a short read-only transaction of their own, so routes that commit in several
-    transactions (the streamed import) hold nothing meanwhile."""
+    crm_common.auth.require_access (read for GET/HEAD, write otherwise, unless `access` says).
+
+    The caller's teams are read with the request's own session (one connection per request: a
+    second one per request could starve the pool under load). A route that holds no session and
+    commits in several transactions of its own (the streamed import) passes `own_transaction`: the
+    teams are then read in a short read-only transaction before it starts."""
     if context not in DATA_CONTEXTS:
         raise ValueError(f"unknown data context {context!r}")
     permission = require_access(context, access)
 
+    def needs_teams(principal: Principal) -> bool:
+        return "team" in (principal.scope(context, "read"), principal.scope(context, "write"))
+
+    if own_transaction:
+
+        async def resolve_alone(
+            request: Request, principal: Annotated[Principal, Depends(permission)]
+        ) -> ScopedCaller:
+            if not needs_teams(principal):
+                return await resolve(None, principal, context)
+            async with request.app.state.runtime.db.transaction(read_only=True) as session:
+                return await resolve(session, principal, context)
+
+        return resolve_alone
+
     async def resolve_caller(
-        request: Request, principal: Annotated[Principal, Depends(permission)]
+        session: SessionDep, principal: Annotated[Principal, Depends(permission)]
     ) -> ScopedCaller:
-        if "team" not in (principal.scope(context, "read"), principal.scope(context, "write")):
-            return await resolve(None, principal, context)
-        async with request.app.state.runtime.db.transaction(read_only=True) as session:
-            return await resolve(session, principal, context)
+        return await resolve(session if needs_teams(principal) else None, principal, context)
 
     return resolve_caller

@@ -68,6 +68,8 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=pro
 CustomerAccess = Annotated[ScopedCaller, Depends(scoped("customers"))]
 # A POST that only reads (evaluating a filter) needs read access, like a GET.
 CustomerReader = Annotated[ScopedCaller, Depends(scoped("customers", "read"))]
+# The import commits batch by batch in transactions of its own: its caller's teams are read before.
+Importer = Annotated[ScopedCaller, Depends(scoped("customers", own_transaction=True))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
 ]
@@ -289,7 +291,7 @@ _CONTENT_TYPES = {
 )
 async def import_customers(
     request: Request,
-    user: CustomerAccess,
+    user: Importer,
     dry_run: Annotated[bool, Query(alias="dryRun", description="Validate and count; write nothing.")] = False,
     format: Annotated[
         Literal["csv", "jsonl"] | None, Query(description="Overrides the content type.")
