@@ -4,12 +4,12 @@ import uuid
 from typing import Annotated
 
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require_access
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, sync_page_params
+from crm_common.record_scope import ScopedCaller, scoped
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime
 
@@ -33,7 +33,8 @@ from activity_svc.service import activities, batch, views
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"], responses=problem_doc(401, 403))
 timelines = APIRouter(prefix="/api/v1", tags=["timelines"], responses=problem_doc(401, 403))
-ActivityAccess = Annotated[Principal, Depends(require_access("activities"))]
+# The caller with their record scopes (crm_common.record_scope): activities by owner.
+ActivityAccess = Annotated[ScopedCaller, Depends(scoped("activities"))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3".')]
 TimeZone = Annotated[
     str | None,
@@ -60,7 +61,7 @@ def _with_etag(response: Response, version: int) -> None:
 async def create_activity(
     body: ActivityCreateRequest, session: SessionDep, user: ActivityAccess, response: Response
 ) -> ActivityRead:
-    activity, _ = await activities.create_activity(session, data=body, actor_id=user.id)
+    activity, _ = await activities.create_activity(session, data=body, actor_id=user.id, caller=user)
     response.headers["Location"] = f"/api/v1/activities/{activity.id}"
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)
@@ -89,6 +90,7 @@ async def list_activities(
     ] = None,
 ) -> ActivityPage:
     query, order = activities.list_query(
+        caller=user,
         params=params,
         customer_id=customer_id,
         opportunity_id=opportunity_id,
@@ -165,6 +167,7 @@ async def feed(
         types=type,
         include_system=include_system,
         group_by_date=group_by_date,
+        caller=user,
     )
 
 
@@ -249,7 +252,7 @@ async def activity_changes(
 async def get_activity(
     activity_id: uuid.UUID, session: SessionDep, user: ActivityAccess, response: Response
 ) -> ActivityRead:
-    activity = await activities.get_activity(session, activity_id)
+    activity = await activities.get_activity(session, activity_id, caller=user)
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)
 
@@ -269,7 +272,7 @@ async def update_activity(
     if_match: IfMatch = None,
 ) -> ActivityRead:
     activity, _ = await activities.update_activity(
-        session, activity_id, data=body, if_match=if_match, actor_id=user.id
+        session, activity_id, data=body, if_match=if_match, actor_id=user.id, caller=user
     )
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)
@@ -285,7 +288,7 @@ async def update_activity(
 async def delete_activity(
     activity_id: uuid.UUID, session: SessionDep, user: ActivityAccess, if_match: IfMatch = None
 ) -> Response:
-    await activities.delete_activity(session, activity_id, if_match=if_match)
+    await activities.delete_activity(session, activity_id, if_match=if_match, caller=user)
     return Response(status_code=204)
 
 
@@ -302,7 +305,7 @@ async def start_activity(
     response: Response,
     if_match: IfMatch = None,
 ) -> ActivityRead:
-    activity = await activities.start_activity(session, activity_id, if_match=if_match)
+    activity = await activities.start_activity(session, activity_id, if_match=if_match, caller=user)
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)
 
@@ -322,7 +325,7 @@ async def complete_activity(
     if_match: IfMatch = None,
 ) -> ActivityCompletion:
     activity, follow_up = await activities.complete_activity(
-        session, activity_id, data=body or ActivityCompleteRequest(), if_match=if_match
+        session, activity_id, data=body or ActivityCompleteRequest(), if_match=if_match, caller=user
     )
     _with_etag(response, activity.version)
     shown = await views.present(session, [activity, *([follow_up] if follow_up else [])])
@@ -344,7 +347,7 @@ async def cancel_activity(
     if_match: IfMatch = None,
 ) -> ActivityRead:
     activity = await activities.cancel_activity(
-        session, activity_id, data=body or ActivityCancelRequest(), if_match=if_match
+        session, activity_id, data=body or ActivityCancelRequest(), if_match=if_match, caller=user
     )
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)
@@ -353,8 +356,10 @@ async def cancel_activity(
 # --- timelines (paths under other contexts' resources; the gateway routes them here) ---------------
 
 
-async def _timeline_page(session, params: PageParams, types, system, **owner) -> ActivityPage:
-    items, total = await views.timeline(session, params=params, types=types, system=system, **owner)
+async def _timeline_page(session, caller, params: PageParams, types, system, **owner) -> ActivityPage:
+    items, total = await views.timeline(
+        session, params=params, types=types, system=system, caller=caller, **owner
+    )
     return ActivityPage(
         items=items, total=total, page=params.page, pageSize=params.page_size, next=params.next
     )
@@ -379,7 +384,7 @@ async def customer_timeline(
     type: Types = [],
     system: SystemFilter = None,
 ) -> ActivityPage:
-    return await _timeline_page(session, params, type, system, customer_id=customer_id)
+    return await _timeline_page(session, user, params, type, system, customer_id=customer_id)
 
 
 @timelines.get(
@@ -396,7 +401,7 @@ async def opportunity_timeline(
     type: Types = [],
     system: SystemFilter = None,
 ) -> ActivityPage:
-    return await _timeline_page(session, params, type, system, opportunity_id=opportunity_id)
+    return await _timeline_page(session, user, params, type, system, opportunity_id=opportunity_id)
 
 
 @timelines.get(
@@ -413,4 +418,4 @@ async def ticket_timeline(
     type: Types = [],
     system: SystemFilter = None,
 ) -> ActivityPage:
-    return await _timeline_page(session, params, type, system, ticket_id=ticket_id)
+    return await _timeline_page(session, user, params, type, system, ticket_id=ticket_id)

@@ -11,6 +11,7 @@ from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by
+from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,7 +100,11 @@ async def _check_owner(session: AsyncSession, owner_id: uuid.UUID, actor_id: uui
 
 
 async def create_activity(
-    session: AsyncSession, *, data: ActivityCreateRequest, actor_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    data: ActivityCreateRequest,
+    actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> tuple[Activity, Activity | None]:
     """The new activity and, when it is created COMPLETED with a followUpDate, its follow-up task."""
     if data.status not in INITIAL_STATUSES:
@@ -108,6 +113,8 @@ async def create_activity(
         )
     end, duration = schedule(data.start_date, data.end_date, data.duration)
     owner_id = data.owner_id or actor_id
+    if caller is not None:  # for someone else only inside the caller's write scope
+        caller.check_write(owner_id)
     await _check_owner(session, owner_id, actor_id)
     await require_known_users(session, data.participant_ids, field="participantIds")
     await check_external_id_free(session, Activity, "activity", data.external_id)
@@ -134,10 +141,23 @@ async def create_activity(
     return activity, follow_up
 
 
-async def get_activity(session: AsyncSession, activity_id: uuid.UUID) -> Activity:
-    activity = await session.get(Activity, activity_id, populate_existing=True)
+def in_scope(caller: ScopedCaller, access: Access = "read"):
+    """The activities `caller` may read (or write): by owner (activities have no team)."""
+    return scope_clause(caller, Activity.owner_id, access=access)
+
+
+async def get_activity(
+    session: AsyncSession, activity_id: uuid.UUID, *, caller: ScopedCaller | None = None, write: bool = False
+) -> Activity:
+    """404 when missing or outside `caller`'s read scope; with `write`, 403 outside the write scope."""
+    query = select(Activity).where(Activity.id == activity_id).execution_options(populate_existing=True)
+    if caller is not None:
+        query = query.where(in_scope(caller))
+    activity = (await session.execute(query)).scalar_one_or_none()
     if activity is None:
         raise not_found("activity", activity_id)
+    if write and caller is not None:
+        caller.check_write(activity.owner_id)
     return activity
 
 
@@ -148,8 +168,9 @@ async def _editable(
     if_match: str | None,
     version: int | None,
     required: bool,
+    caller: ScopedCaller | None = None,
 ) -> Activity:
-    activity = await get_activity(session, activity_id)
+    activity = await get_activity(session, activity_id, caller=caller, write=True)
     if activity.system:
         raise ProblemError(
             409,
@@ -212,8 +233,11 @@ async def update_activity(
     data: ActivityUpdateRequest,
     if_match: str | None,
     actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> tuple[Activity, Activity | None]:
-    activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=True)
+    activity = await _editable(
+        session, activity_id, if_match=if_match, version=data.version, required=True, caller=caller
+    )
     fields = data.model_dump(exclude_unset=True, exclude={"version"})
     now = datetime.now(UTC)
 
@@ -268,8 +292,12 @@ async def _flush(session: AsyncSession, activity: Activity) -> None:
         raise
 
 
-async def start_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None) -> Activity:
-    activity = await _editable(session, activity_id, if_match=if_match, version=None, required=False)
+async def start_activity(
+    session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None, caller: ScopedCaller | None = None
+) -> Activity:
+    activity = await _editable(
+        session, activity_id, if_match=if_match, version=None, required=False, caller=caller
+    )
     _check_transition(activity, ActivityStatus.IN_PROGRESS)
     activity.status = ActivityStatus.IN_PROGRESS
     activity.updated_at = datetime.now(UTC)
@@ -278,9 +306,16 @@ async def start_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_ma
 
 
 async def complete_activity(
-    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityCompleteRequest, if_match: str | None
+    session: AsyncSession,
+    activity_id: uuid.UUID,
+    *,
+    data: ActivityCompleteRequest,
+    if_match: str | None,
+    caller: ScopedCaller | None = None,
 ) -> tuple[Activity, Activity | None]:
-    activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=False)
+    activity = await _editable(
+        session, activity_id, if_match=if_match, version=data.version, required=False, caller=caller
+    )
     _check_transition(activity, ActivityStatus.COMPLETED)
     fields = data.model_dump(exclude_unset=True, exclude={"version"})
     for name, value in fields.items():
@@ -290,9 +325,16 @@ async def complete_activity(
 
 
 async def cancel_activity(
-    session: AsyncSession, activity_id: uuid.UUID, *, data: ActivityCancelRequest, if_match: str | None
+    session: AsyncSession,
+    activity_id: uuid.UUID,
+    *,
+    data: ActivityCancelRequest,
+    if_match: str | None,
+    caller: ScopedCaller | None = None,
 ) -> Activity:
-    activity = await _editable(session, activity_id, if_match=if_match, version=data.version, required=False)
+    activity = await _editable(
+        session, activity_id, if_match=if_match, version=data.version, required=False, caller=caller
+    )
     _check_transition(activity, ActivityStatus.CANCELLED)
     activity.status = ActivityStatus.CANCELLED
     if data.reason is not None:
@@ -302,8 +344,12 @@ async def cancel_activity(
     return activity
 
 
-async def delete_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None) -> None:
-    activity = await _editable(session, activity_id, if_match=if_match, version=None, required=False)
+async def delete_activity(
+    session: AsyncSession, activity_id: uuid.UUID, *, if_match: str | None, caller: ScopedCaller | None = None
+) -> None:
+    activity = await _editable(
+        session, activity_id, if_match=if_match, version=None, required=False, caller=caller
+    )
     await session.delete(activity)
     await session.flush()
     await changes.record_deleted(session, "activity", [activity.id])
@@ -311,6 +357,7 @@ async def delete_activity(session: AsyncSession, activity_id: uuid.UUID, *, if_m
 
 def list_query(
     *,
+    caller: ScopedCaller,
     params: PageParams,
     customer_id: uuid.UUID | None = None,
     opportunity_id: uuid.UUID | None = None,
@@ -326,7 +373,7 @@ def list_query(
     follow_up_of_id: uuid.UUID | None = None,
 ) -> tuple[Select, list]:
     """The query and order of an activity list (run by `views.page_of`)."""
-    query = select(Activity)
+    query = select(Activity).where(in_scope(caller))
     if customer_id:
         query = query.where(Activity.customer_id == customer_id)
     if opportunity_id:

@@ -11,6 +11,7 @@ from crm_common import customer_refs, directory
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.errors import FieldError, ProblemError
 from crm_common.pagination import PageParams, cursor_window, next_cursor, order_by, sync_filters, sync_order
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +24,7 @@ from activity_svc.schemas import (
     ActivityParticipantRead,
     ActivityRead,
 )
-from activity_svc.service.activities import DEFAULT_ORDER, SORTABLE
+from activity_svc.service.activities import DEFAULT_ORDER, SORTABLE, in_scope
 from activity_svc.service.common import SYSTEM_USER_ID, SYSTEM_USER_NAME
 
 AGENDA_TYPES = (ActivityType.TASK, ActivityType.MEETING)
@@ -129,10 +130,14 @@ async def timeline(
     ticket_id: uuid.UUID | None = None,
     types: Sequence[str] = (),
     system: bool | None = None,
+    caller: ScopedCaller | None = None,
 ) -> tuple[list[ActivityRead], int]:
-    """Everything about one customer, opportunity or ticket, user activities and system notes
-    mixed, newest first (by startDate)."""
+    """Everything about one customer, opportunity or ticket: the user activities `caller` may read
+    and the system notes (owned by no one: the record's history, part of every timeline), mixed,
+    newest first (by startDate)."""
     query = select(Activity)
+    if caller is not None:
+        query = query.where(or_(in_scope(caller), Activity.system.is_(True)))
     if customer_id is not None:
         query = query.where(Activity.customer_id == customer_id)
     if opportunity_id is not None:
@@ -258,11 +263,14 @@ async def feed(
     types: Sequence[str],
     include_system: bool,
     group_by_date: bool,
+    caller: ScopedCaller | None = None,
 ) -> ActivityFeed:
     """The latest activities (by creation), with customer and owner names; grouped by the local
     creation date when asked."""
     tz = zone(time_zone)
     query = select(Activity)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     if before is not None:
         query = query.where(Activity.created_at < before)
     if owner_id is not None:
