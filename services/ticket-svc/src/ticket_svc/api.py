@@ -11,6 +11,7 @@ from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, page_params, sync_page_params
+from crm_common.record_scope import ScopedCaller, scoped
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, StringConstraints
 
@@ -44,6 +45,8 @@ policy_router = APIRouter(
 )
 
 SupportAccess = Annotated[Principal, Depends(require_access("tickets"))]
+# Tickets: the caller with their record scopes (crm_common.record_scope).
+TicketCaller = Annotated[ScopedCaller, Depends(scoped("tickets"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description="The ETag you read; a stale one is a 412.")
@@ -78,9 +81,9 @@ async def _ticket_response(session, ticket, now: datetime, response: Response) -
     responses=problem_doc(422),
 )
 async def create_ticket(
-    body: TicketCreateRequest, session: SessionDep, user: SupportAccess, now: Now, response: Response
+    body: TicketCreateRequest, session: SessionDep, user: TicketCaller, now: Now, response: Response
 ) -> TicketRead:
-    ticket, read = await tickets.create_ticket(session, data=body, actor_id=user.id, now=now)
+    ticket, read = await tickets.create_ticket(session, data=body, actor_id=user.id, now=now, caller=user)
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
     response.headers["ETag"] = etag(ticket.version)
     return read
@@ -89,7 +92,7 @@ async def create_ticket(
 @router.get("", operation_id="tickets_list", summary="List and search tickets", responses=problem_doc(422))
 async def list_tickets(
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     params: Annotated[PageParams, Depends(sync_page_params)],
     q: Annotated[str | None, Query(max_length=200, description="Search ticket number and subject.")] = None,
@@ -114,6 +117,7 @@ async def list_tickets(
 ) -> TicketPage:
     items, total = await tickets.list_tickets(
         session,
+        caller=user,
         params=params,
         now=now,
         q=q,
@@ -146,7 +150,7 @@ async def list_tickets(
 )
 async def ticket_metrics(
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     created_from: Annotated[
         AwareDatetime | None, Query(alias="from", description="Tickets created at or after this instant.")
@@ -171,6 +175,7 @@ async def ticket_metrics(
         team_id=team_id,
         assigned_to_id=assigned_to_id,
         group_by=group_by,
+        caller=user,
     )
 
 
@@ -254,9 +259,11 @@ async def ticket_changes(
 
 @router.get("/{ticket_id}", operation_id="tickets_get", summary="Get a ticket", responses=problem_doc(404))
 async def get_ticket(
-    ticket_id: uuid.UUID, session: SessionDep, user: SupportAccess, now: Now, response: Response
+    ticket_id: uuid.UUID, session: SessionDep, user: TicketCaller, now: Now, response: Response
 ) -> TicketRead:
-    return await _ticket_response(session, await tickets.get_ticket(session, ticket_id), now, response)
+    return await _ticket_response(
+        session, await tickets.get_ticket(session, ticket_id, caller=user), now, response
+    )
 
 
 @router.patch(
@@ -269,12 +276,14 @@ async def update_ticket(
     ticket_id: uuid.UUID,
     body: TicketUpdateRequest,
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     response: Response,
     if_match: IfMatch = None,
 ) -> TicketRead:
-    ticket = await tickets.update_ticket(session, ticket_id=ticket_id, data=body, if_match=if_match, now=now)
+    ticket = await tickets.update_ticket(
+        session, ticket_id=ticket_id, data=body, if_match=if_match, now=now, caller=user
+    )
     return await _ticket_response(session, ticket, now, response)
 
 
@@ -288,13 +297,13 @@ async def change_status(
     ticket_id: uuid.UUID,
     body: TicketStatusChangeRequest,
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     response: Response,
     if_match: IfMatch = None,
 ) -> TicketRead:
     ticket = await workflow.change_status(
-        session, ticket_id=ticket_id, data=body, if_match=if_match, actor_id=user.id, now=now
+        session, ticket_id=ticket_id, data=body, if_match=if_match, actor_id=user.id, now=now, caller=user
     )
     return await _ticket_response(session, ticket, now, response)
 
@@ -309,7 +318,7 @@ async def escalate(
     ticket_id: uuid.UUID,
     body: TicketEscalateRequest,
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     response: Response,
     if_match: IfMatch = None,
@@ -322,6 +331,7 @@ async def escalate(
         if_match=if_match,
         actor_id=user.id,
         now=now,
+        caller=user,
     )
     return await _ticket_response(session, ticket, now, response)
 
@@ -337,13 +347,13 @@ async def rate_satisfaction(
     body: TicketSatisfactionRequest,
     request: Request,
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     response: Response,
 ) -> TicketRead:
     window = timedelta(hours=_settings(request).satisfaction_change_window_hours)
     ticket = await workflow.rate_satisfaction(
-        session, ticket_id=ticket_id, data=body, now=now, change_window=window
+        session, ticket_id=ticket_id, data=body, now=now, change_window=window, caller=user
     )
     return await _ticket_response(session, ticket, now, response)
 
@@ -360,13 +370,13 @@ async def add_communication(
     body: TicketCommunicationCreateRequest,
     request: Request,
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     now: Now,
     response: Response,
 ) -> TicketCommunicationRead:
     window = timedelta(hours=_settings(request).reopen_window_hours)
     communication = await communications.add_communication(
-        session, ticket_id=ticket_id, data=body, actor_id=user.id, now=now, reopen_window=window
+        session, ticket_id=ticket_id, data=body, actor_id=user.id, now=now, reopen_window=window, caller=user
     )
     response.headers["Location"] = f"/api/v1/tickets/{ticket_id}/communications/{communication.id}"
     return TicketCommunicationRead.model_validate(communication)
@@ -379,10 +389,10 @@ async def add_communication(
     responses=problem_doc(404),
 )
 async def get_communication(
-    ticket_id: uuid.UUID, communication_id: uuid.UUID, session: SessionDep, user: SupportAccess
+    ticket_id: uuid.UUID, communication_id: uuid.UUID, session: SessionDep, user: TicketCaller
 ) -> TicketCommunicationRead:
     communication = await communications.get_communication(
-        session, ticket_id=ticket_id, communication_id=communication_id
+        session, ticket_id=ticket_id, communication_id=communication_id, caller=user
     )
     return TicketCommunicationRead.model_validate(communication)
 
@@ -398,13 +408,14 @@ async def list_communications(
     session: SessionDep,
     user: SupportAccess,
     params: Annotated[PageParams, Depends(sync_page_params)],
+from crm_common.record_scope import ScopedCaller, scoped
     internal: Annotated[
         bool | None, Query(description="Only internal notes (true) or only messages (false).")
     ] = None,
     direction: Annotated[list[CommunicationDirection], any_of()] = [],
 ) -> TicketCommunicationPage:
     items, total = await communications.list_communications(
-        session, ticket_id=ticket_id, params=params, internal=internal, direction=direction
+        session, ticket_id=ticket_id, params=params, internal=internal, direction=direction, caller=user
     )
     return TicketCommunicationPage(
         items=[TicketCommunicationRead.model_validate(c) for c in items],

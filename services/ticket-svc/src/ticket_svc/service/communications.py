@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from crm_common import directory
 from crm_common.errors import FieldError, ProblemError
 from crm_common.pagination import PageParams, order_by, paginate
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,8 +45,9 @@ async def add_communication(
     actor_id: uuid.UUID,
     now: datetime,
     reopen_window: timedelta,
+    caller: ScopedCaller | None = None,
 ) -> TicketCommunication:
-    ticket = await get_ticket(session, ticket_id, for_update=True)
+    ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     if ticket.status == TicketStatus.CLOSED:
         raise ticket_closed(ticket)
     internal = data.internal or data.channel == CommunicationChannel.NOTE
@@ -107,9 +109,13 @@ async def add_communication(
 
 
 async def get_communication(
-    session: AsyncSession, *, ticket_id: uuid.UUID, communication_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    ticket_id: uuid.UUID,
+    communication_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> TicketCommunication:
-    await get_ticket(session, ticket_id)
+    await get_ticket(session, ticket_id, caller=caller)
     communication = await session.get(TicketCommunication, communication_id)
     # An id from another ticket is as unknown here as one that does not exist.
     if communication is None or communication.ticket_id != ticket_id:
@@ -129,8 +135,9 @@ async def list_communications(
     params: PageParams,
     internal: bool | None,
     direction: Sequence[str] = (),
+    caller: ScopedCaller | None = None,
 ) -> tuple[list[TicketCommunication], int]:
-    await get_ticket(session, ticket_id)
+    await get_ticket(session, ticket_id, caller=caller)
     query = select(TicketCommunication).where(TicketCommunication.ticket_id == ticket_id)
     if internal is not None:
         query = query.where(TicketCommunication.internal.is_(internal))

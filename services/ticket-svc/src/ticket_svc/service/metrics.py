@@ -12,12 +12,13 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 from crm_common import directory
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc.models import Ticket, TicketPriority, TicketStatus
 from ticket_svc.schemas import TicketMetrics, TicketMetricsGroup, TicketMetricsReport
-from ticket_svc.service.tickets import breached_sql, resolution_breached_sql, response_breached_sql
+from ticket_svc.service.tickets import breached_sql, in_scope, resolution_breached_sql, response_breached_sql
 
 GROUPS = ("team", "day", "week", "month")
 _ALL = "__all__"
@@ -183,8 +184,9 @@ async def ticket_metrics(
     team_id: uuid.UUID | None = None,
     assigned_to_id: uuid.UUID | None = None,
     group_by: str | None = None,
+    caller: ScopedCaller | None = None,
 ) -> TicketMetricsReport:
-    where = []
+    where = [in_scope(caller)] if caller is not None else []
     if created_from is not None:
         where.append(Ticket.created_at >= created_from)
     if created_to is not None:

@@ -12,6 +12,7 @@ from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.models import UtcDateTime
 from crm_common.pagination import PageParams, order_by, paginate
+from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
@@ -23,16 +24,36 @@ from ticket_svc.schemas import TicketCreateRequest, TicketRead, TicketUpdateRequ
 from ticket_svc.service import numbers
 from ticket_svc.service.policies import NO_SLA, SlaTerms, select_policy, terms_for
 
+OWNERS = (Ticket.assigned_to_id, Ticket.created_by_id)
 
-async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket:
+
+def in_scope(caller: ScopedCaller, access: Access = "read"):
+    """The tickets `caller` may read (or write): assigned to or opened by them (or, with `team`, by
+    their teams' members), or of one of their teams."""
+    return scope_clause(caller, OWNERS, Ticket.team_id, access=access)
+
+
+async def get_ticket(
+    session: AsyncSession,
+    ticket_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    caller: ScopedCaller | None = None,
+    write: bool = False,
+) -> Ticket:
     """A ticket; `for_update` locks its row first, so the writes on one ticket queue up instead of
-    failing each other on the version."""
+    failing each other on the version. Outside `caller`'s read scope a 404 like a missing one; with
+    `write`, outside their write scope a 403."""
     query = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     if for_update:
         query = query.with_for_update()
     ticket = (await session.execute(query)).scalar_one_or_none()
     if ticket is None:
         raise not_found("ticket", ticket_id)
+    if write and caller is not None:
+        caller.check_write((ticket.assigned_to_id, ticket.created_by_id), ticket.team_id)
     return ticket
 
 
@@ -95,12 +116,19 @@ async def _check_people(session: AsyncSession, assigned_to_id, team_id) -> None:
 
 
 async def create_ticket(
-    session: AsyncSession, *, data: TicketCreateRequest, actor_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    *,
+    data: TicketCreateRequest,
+    actor_id: uuid.UUID,
+    now: datetime,
+    caller: ScopedCaller | None = None,
 ) -> tuple[Ticket, TicketRead]:
     """The new ticket and its read model. Everything is read and computed first; the number is
     allocated last (service/numbers.py), so the counter row stays locked as briefly as possible."""
     # A merged customer's survivor takes the ticket (the rule everywhere: crm_common.customer_refs).
     customer = await customer_refs.require(session, data.customer_id, field="customerId")
+    if caller is not None and data.assigned_to_id is not None:  # given to someone: inside the write scope
+        caller.check_write(data.assigned_to_id, data.team_id)
     await _check_people(session, data.assigned_to_id, data.team_id)
     related = await _check_related(session, data.related_tickets, self_id=None)
     await check_external_id_free(session, Ticket, "ticket", data.external_id)
@@ -141,8 +169,9 @@ async def update_ticket(
     data: TicketUpdateRequest,
     if_match: str | None,
     now: datetime,
+    caller: ScopedCaller | None = None,
 ) -> Ticket:
-    ticket = await get_ticket(session, ticket_id, for_update=True)
+    ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     check_version(ticket.version, if_match=if_match, body_version=data.version)
     if ticket.status == TicketStatus.CLOSED:
         raise ticket_closed(ticket)
@@ -312,8 +341,11 @@ async def list_tickets(
     tags: Sequence[str] = (),
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    caller: ScopedCaller | None = None,
 ) -> tuple[list[Ticket], int]:
     query = select(Ticket)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     if q:
         pattern = f"%{q.lower()}%"
         query = query.where(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError
+from crm_common.record_scope import ScopedCaller
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,8 +177,9 @@ async def change_status(
     if_match: str | None,
     actor_id: uuid.UUID,
     now: datetime,
+    caller: ScopedCaller | None = None,
 ) -> Ticket:
-    ticket = await get_ticket(session, ticket_id, for_update=True)
+    ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     check_optional_version(ticket, if_match, data.version)
     target = data.status
     if target not in ALLOWED[ticket.status]:
@@ -222,8 +224,9 @@ async def escalate(
     if_match: str | None,
     actor_id: uuid.UUID,
     now: datetime,
+    caller: ScopedCaller | None = None,
 ) -> Ticket:
-    ticket = await get_ticket(session, ticket_id, for_update=True)
+    ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     check_optional_version(ticket, if_match, body_version)
     terms = await terms_for(session, ticket.sla_revision_id)
     pending = events.Pending(ticket)
@@ -239,10 +242,11 @@ async def rate_satisfaction(
     data: TicketSatisfactionRequest,
     now: datetime,
     change_window: timedelta,
+    caller: ScopedCaller | None = None,
 ) -> Ticket:
     """A rating on a RESOLVED or CLOSED ticket; it can be replaced within `change_window` of the
     first rating, then it is final."""
-    ticket = await get_ticket(session, ticket_id, for_update=True)
+    ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     if ticket.status not in (S.RESOLVED, S.CLOSED):
         raise ProblemError(
             422,
