@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 
 from crm_common import customer_refs
 from crm_common.app import SessionDep
-from crm_common.auth import Principal, require_access
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import ProblemError, problem_doc
@@ -17,6 +16,7 @@ from crm_common.pagination import (
     paginate,
     sync_page_params,
 )
+from crm_common.record_scope import ScopedCaller, scoped
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
 
@@ -41,7 +41,8 @@ from campaign_svc.service import attribution, campaigns, members, segments, trac
 from campaign_svc.settings import Settings
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=problem_doc(401, 403))
-MarketingAccess = Annotated[Principal, Depends(require_access("campaigns"))]
+# The caller with their record scopes (crm_common.record_scope): campaigns by owner and team.
+MarketingAccess = Annotated[ScopedCaller, Depends(scoped("campaigns"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
 ]
@@ -69,7 +70,7 @@ async def _present(rows) -> list[CampaignRead]:
 async def create_campaign(
     body: CampaignCreateRequest, session: SessionDep, user: MarketingAccess, response: Response
 ) -> CampaignRead:
-    campaign = await campaigns.create_campaign(session, data=body, actor_id=user.id)
+    campaign = await campaigns.create_campaign(session, data=body, actor_id=user.id, caller=user)
     response.headers["Location"] = f"/api/v1/campaigns/{campaign.id}"
     response.headers["ETag"] = etag(campaign.version)
     return read(campaign)
@@ -86,7 +87,7 @@ async def list_campaigns(
     owner_id: Annotated[list[uuid.UUID], any_of(alias="ownerId", max_items=MAX_FILTER_IDS)] = [],
 ) -> CampaignPage:
     items, total = await campaigns.list_campaigns(
-        session, params=params, q=q, status=status, type_=type, owner_id=owner_id
+        session, params=params, q=q, status=status, type_=type, owner_id=owner_id, caller=user
     )
     return CampaignPage(
         items=[read(c) for c in items],
@@ -117,7 +118,7 @@ async def campaign_changes(
 async def get_campaign(
     campaign_id: uuid.UUID, session: SessionDep, user: MarketingAccess, response: Response
 ) -> CampaignRead:
-    campaign = await campaigns.get_campaign(session, campaign_id)
+    campaign = await campaigns.get_campaign(session, campaign_id, caller=user)
     response.headers["ETag"] = etag(campaign.version)
     return read(campaign)
 
@@ -137,7 +138,9 @@ async def update_campaign(
     response: Response,
     if_match: IfMatch = None,
 ) -> CampaignRead:
-    campaign = await campaigns.update_campaign(session, campaign_id, data=body, if_match=if_match)
+    campaign = await campaigns.update_campaign(
+        session, campaign_id, data=body, if_match=if_match, caller=user
+    )
     response.headers["ETag"] = etag(campaign.version)
     return read(campaign)
 
@@ -152,7 +155,7 @@ async def update_campaign(
 async def delete_campaign(
     campaign_id: uuid.UUID, session: SessionDep, user: MarketingAccess, if_match: IfMatch = None
 ) -> Response:
-    await campaigns.delete_campaign(session, campaign_id, if_match=if_match)
+    await campaigns.delete_campaign(session, campaign_id, if_match=if_match, caller=user)
     return Response(status_code=204)
 
 
@@ -166,7 +169,12 @@ def _transition_route(action: str, summary: str):
         if_match: IfMatch = None,
     ) -> CampaignRead:
         campaign = await campaigns.transition(
-            session, campaign_id, action, if_match=if_match, body_version=body.version if body else None
+            session,
+            campaign_id,
+            action,
+            if_match=if_match,
+            body_version=body.version if body else None,
+            caller=user,
         )
         response.headers["ETag"] = etag(campaign.version)
         return read(campaign)
@@ -215,9 +223,9 @@ async def add_targets(
             f"At most {limit} customer ids per request.",
             extra={"limit": limit},
         )
-    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True, caller=user, write=True)
     added, already, refused = await members.add_targets(session, campaign, body.customer_ids)
-    campaign = await campaigns.get_campaign(session, campaign_id)
+    campaign = await campaigns.get_campaign(session, campaign_id, caller=user)
     return TargetsAddResult(
         added=added, already_targets=already, refused=refused, target_count=campaign.target_count
     )
@@ -240,7 +248,7 @@ async def add_targets_from_segment(
     request: Request,
 ) -> TargetsAddResult:
     settings = settings_of(request)
-    campaign = await campaigns.get_campaign(session, campaign_id)
+    campaign = await campaigns.get_campaign(session, campaign_id, caller=user, write=True)
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
         raise members.closed(campaign)
     found = await segments.segment_customers(
@@ -251,12 +259,12 @@ async def add_targets_from_segment(
         timeout=settings.customer_timeout,
         transport=request.app.state.customer_transport,
     )
-    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True, caller=user, write=True)
     await members.remember_customers(session, found)
     added, already, refused = await members.add_targets(
         session, campaign, list(found), statuses={cid: status for cid, (_, status) in found.items()}
     )
-    campaign = await campaigns.get_campaign(session, campaign_id)
+    campaign = await campaigns.get_campaign(session, campaign_id, caller=user)
     return TargetsAddResult(
         added=added, already_targets=already, refused=refused, target_count=campaign.target_count
     )
@@ -282,7 +290,7 @@ async def list_targets(
     params: Annotated[PageParams, Depends(sync_page_params)],
     status: Annotated[list[MemberStatus], any_of()] = [],
 ) -> TargetPage:
-    await campaigns.get_campaign(session, campaign_id)
+    await campaigns.get_campaign(session, campaign_id, caller=user)
     query = select(CampaignTarget).where(CampaignTarget.campaign_id == campaign_id)
     if status:
         query = query.where(CampaignTarget.status.in_(status))
@@ -310,7 +318,7 @@ async def list_targets(
 async def remove_target(
     campaign_id: uuid.UUID, customer_id: uuid.UUID, session: SessionDep, user: MarketingAccess
 ) -> Response:
-    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True, caller=user, write=True)
     await members.remove_target(session, campaign, customer_id)
     return Response(status_code=204)
 
@@ -335,11 +343,11 @@ async def record_interactions(
     user: MarketingAccess,
     request: Request,
 ) -> InteractionResult:
-    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True)
+    campaign = await campaigns.get_campaign(session, campaign_id, for_update=True, caller=user, write=True)
     recorded, duplicates, changed = await tracking.record_interactions(
         session, campaign, body.interactions, limit=settings_of(request).interaction_batch_limit
     )
-    campaign = await campaigns.get_campaign(session, campaign_id)
+    campaign = await campaigns.get_campaign(session, campaign_id, caller=user)
     return InteractionResult(
         received=len(body.interactions),
         recorded=recorded,
@@ -366,7 +374,7 @@ async def campaign_metrics(
     ] = None,
 ) -> CampaignMetrics:
     settings = settings_of(request)
-    campaign = await campaigns.get_campaign(session, campaign_id)
+    campaign = await campaigns.get_campaign(session, campaign_id, caller=user)
     model = attribution_model or settings.attribution_model.upper()
     if model not in attribution.MODELS:
         model = "FIRST_TOUCH"

@@ -9,6 +9,7 @@ from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
+from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,12 +56,18 @@ def invalid(errors: list[FieldError]) -> ProblemError:
 
 
 async def create_campaign(
-    session: AsyncSession, *, data: CampaignCreateRequest, actor_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    data: CampaignCreateRequest,
+    actor_id: uuid.UUID,
+    caller: ScopedCaller | None = None,
 ) -> Campaign:
     errors = date_errors(data.start_date, data.end_date)
     if errors:
         raise invalid(errors)
     owner_id = data.owner_id or actor_id
+    if caller is not None:  # for someone else only inside the caller's write scope
+        caller.check_write(owner_id, data.team_id)
     if data.owner_id is not None:
         await directory.require_active_user(session, data.owner_id, field="ownerId")
     if data.team_id is not None:
@@ -78,15 +85,31 @@ async def create_campaign(
     return campaign
 
 
+def in_scope(caller: ScopedCaller, access: Access = "read"):
+    """The campaigns `caller` may read (or write): by owner and team."""
+    return scope_clause(caller, Campaign.owner_id, Campaign.team_id, access=access)
+
+
 async def get_campaign(
-    session: AsyncSession, campaign_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    caller: ScopedCaller | None = None,
+    write: bool = False,
 ) -> Campaign:
+    """404 when missing or outside `caller`'s read scope; with `write`, 403 outside the write scope.
+    Its targets, interactions and metrics are reached through it, so they follow."""
     query = select(Campaign).where(Campaign.id == campaign_id).execution_options(populate_existing=True)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     if for_update:
         query = query.with_for_update()
     campaign = (await session.execute(query)).scalar_one_or_none()
     if campaign is None:
         raise not_found("campaign", campaign_id)
+    if write and caller is not None:
+        caller.check_write(campaign.owner_id, campaign.team_id)
     return campaign
 
 
@@ -98,8 +121,11 @@ async def list_campaigns(
     status: list[str],
     type_: list[str],
     owner_id: list[uuid.UUID],
+    caller: ScopedCaller | None = None,
 ) -> tuple[list[Campaign], int]:
     query = select(Campaign)
+    if caller is not None:
+        query = query.where(in_scope(caller))
     if q:
         query = query.where(Campaign.name.ilike(f"%{q}%"))
     if status:
@@ -118,8 +144,9 @@ async def update_campaign(
     *,
     data: CampaignUpdateRequest,
     if_match: str | None,
+    caller: ScopedCaller | None = None,
 ) -> Campaign:
-    campaign = await get_campaign(session, campaign_id, for_update=True)
+    campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
     check_version(campaign.version, if_match=if_match, body_version=data.version)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
     not_null = {
@@ -165,8 +192,10 @@ def _camel(name: str) -> str:
     return head + "".join(p.capitalize() for p in rest)
 
 
-async def delete_campaign(session: AsyncSession, campaign_id: uuid.UUID, *, if_match: str | None) -> None:
-    campaign = await get_campaign(session, campaign_id, for_update=True)
+async def delete_campaign(
+    session: AsyncSession, campaign_id: uuid.UUID, *, if_match: str | None, caller: ScopedCaller | None = None
+) -> None:
+    campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
     if if_match is not None:
         check_version(campaign.version, if_match=if_match, body_version=None)
     if campaign.status not in (CampaignStatus.PLANNING, CampaignStatus.CANCELLED):
@@ -195,9 +224,10 @@ async def transition(
     *,
     if_match: str | None,
     body_version: int | None,
+    caller: ScopedCaller | None = None,
 ) -> Campaign:
     allowed, to = TRANSITIONS[action]
-    campaign = await get_campaign(session, campaign_id, for_update=True)
+    campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
     if if_match is not None or body_version is not None:
         check_version(campaign.version, if_match=if_match, body_version=body_version)
     if campaign.status not in allowed:

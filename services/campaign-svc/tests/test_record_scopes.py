@@ -1,0 +1,113 @@
+"""Record scopes on campaigns (issue 13): marketing reads and writes all campaigns, sales its teams';
+get, list (and totals), targets, metrics, updates and transitions follow them."""
+
+import uuid
+
+from crm_common.contracts.identity import TeamCreated, UserCreated
+from crm_common.events.envelope import event_from
+
+from .conftest import create_campaign, customer_created, deliver
+
+ROLES = {
+    "a1": "sales_rep",
+    "a2": "sales_rep",
+    "b1": "sales_rep",
+    "b2": "sales_rep",
+    "manager": "sales_manager",
+    "marketer": "marketer",
+    "reader": "read_only",
+    "admin": "admin",
+}
+EVERY = {"a1", "b1", "marketer"}  # campaigns by owner
+VISIBLE = {
+    "a2": {"a1"},
+    "b2": {"b1"},
+    "manager": {"a1"},  # manages team A
+    "marketer": EVERY,  # `all` on campaigns
+    "reader": EVERY,
+    "admin": EVERY,
+}
+
+
+def bearer(make_token, role, user_id, **claims):
+    return {"Authorization": f"Bearer {make_token([role], user_id=user_id, **claims)}"}
+
+
+async def setup(client, make_token):
+    ids = {}
+    for person, role in ROLES.items():
+        user = UserCreated(
+            user_id=uuid.uuid4(),
+            email=f"{person}@example.com",
+            full_name=person,
+            roles=[role],
+            is_active=True,
+        )
+        await deliver(client, event_from(user, service="gateway", subject=user.user_id, sequence=1))
+        ids[person] = user.user_id
+    for name, members, manager in (("A", ["a1", "a2"], "manager"), ("B", ["b1", "b2"], None)):
+        team = TeamCreated(
+            team_id=uuid.uuid4(),
+            name=name,
+            type="SALES",
+            manager_id=ids[manager] if manager else None,
+            member_ids=[ids[m] for m in members],
+        )
+        await deliver(client, event_from(team, service="gateway", subject=team.team_id, sequence=1))
+    headers = {p: bearer(make_token, role, ids[p]) for p, role in ROLES.items()}
+    campaigns = {
+        owner: await create_campaign(client, headers["admin"], name=f"Of {owner}", ownerId=str(ids[owner]))
+        for owner in EVERY
+    }
+    return ids, headers, campaigns
+
+
+async def test_each_caller_sees_and_counts_only_their_scope(client, make_token):
+    _, headers, campaigns = await setup(client, make_token)
+    by_id = {c["id"]: name for name, c in campaigns.items()}
+    for person, expected in VISIBLE.items():
+        h = headers[person]
+        page = (await client.get("/api/v1/campaigns", params={"pageSize": 200}, headers=h)).json()
+        assert {by_id[i["id"]] for i in page["items"]} == expected and page["total"] == len(expected), person
+        for name, c in campaigns.items():
+            status = 200 if name in expected else 404
+            for path in ("", "/targets", "/metrics"):
+                r = await client.get(f"/api/v1/campaigns/{c['id']}{path}", headers=h)
+                assert r.status_code == status, (person, name, path)
+
+
+async def test_writes_follow_the_read_and_write_scopes(client, make_token):
+    ids, headers, campaigns = await setup(client, make_token)
+    manager, outside, mine = headers["manager"], campaigns["b1"], campaigns["a1"]
+    customer = uuid.uuid4()
+    await deliver(client, customer_created(customer))
+    attempts = (
+        ("PATCH", "", {"name": "x", "version": 1}),
+        ("POST", "/activate", None),
+        ("POST", "/targets", {"customerIds": [str(customer)]}),
+        ("DELETE", "", None),
+    )
+    for method, path, body in attempts:
+        r = await client.request(
+            method, f"/api/v1/campaigns/{outside['id']}{path}", json=body, headers=manager
+        )
+        assert r.status_code == 404, path
+    after = (await client.get(f"/api/v1/campaigns/{outside['id']}", headers=headers["admin"])).json()
+    assert after["version"] == outside["version"] and after["targetCount"] == 0
+
+    narrow = bearer(make_token, "sales_manager", ids["manager"], scp={"campaigns": ["team", "own"]})
+    for method, path, body in attempts:
+        r = await client.request(method, f"/api/v1/campaigns/{mine['id']}{path}", json=body, headers=narrow)
+        assert r.status_code == 403 and r.json()["code"] == "OUT_OF_SCOPE", path
+    r = await client.patch(
+        f"/api/v1/campaigns/{mine['id']}", json={"name": "Renamed", "version": 1}, headers=manager
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/v1/campaigns", json={"name": "n", "type": "EMAIL", "ownerId": str(ids["b1"])}, headers=manager
+    )
+    assert r.status_code == 403
+    r = await client.patch(
+        f"/api/v1/campaigns/{mine['id']}", json={"name": "x", "version": 2}, headers=headers["a2"]
+    )
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
