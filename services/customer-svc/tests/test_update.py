@@ -241,6 +241,7 @@ async def test_idempotency_key_replays_a_retried_update(client, auth_headers):
 async def test_a_write_racing_past_the_version_check_still_fails(client, auth_headers):
     """Both writers read version 1 and pass the If-Match check; the UPDATE's `WHERE version = 1`
     refuses the second (StaleDataError, answered as a 412)."""
+    from crm_common.record_scope import ScopedCaller
     from customer_svc.schemas import CustomerUpdateRequest
     from customer_svc.service import customers
     from sqlalchemy.orm.exc import StaleDataError
@@ -258,7 +259,7 @@ async def test_a_write_racing_past_the_version_check_still_fails(client, auth_he
                 customer_id=uuid.UUID(c["id"]),
                 data=CustomerUpdateRequest(title=title),
                 if_match='W/"1"',
-                actor_id=uuid.uuid4(),
+                caller=ScopedCaller.unrestricted(uuid.uuid4(), "customers"),
             )
             if first:
                 a_flushed.set()

@@ -71,6 +71,13 @@ class ScopedCaller:
     def id(self) -> uuid.UUID:
         return self.principal.id
 
+    @classmethod
+    def unrestricted(cls, user_id: uuid.UUID, context: str) -> "ScopedCaller":
+        """Every record in scope, acting as `user_id`: for a service's own work outside a request."""
+        principal = Principal(user_id, "", "", (), frozenset({"admin"}))
+        everything = RecordScope("all", user_id)
+        return cls(principal, context, everything, everything)
+
     def can_write(self, owners, team_id: uuid.UUID | None = None) -> bool:
         return self.write.allows(owners, team_id)
 
