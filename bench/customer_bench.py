@@ -14,6 +14,8 @@ What a run does, on a fresh database `crm_custbench_<hex>` (dropped afterwards):
    - get by id: one at a time (p50/p99);
    - create: `--creates` POSTs at `--concurrency` (throughput and p50/p99);
    - import: `--import-rows` new customers as one streamed CSV (elapsed, rows/s);
+   - scoped list: the default list and search + filter as a sales rep (team scope: a team of 4 of
+     the 50 assignees) against the same as admin (all), interleaved (p50/p99 each);
 4. the baseline: the list's two SQL statements (count + page) and the get by id run with asyncpg
    directly on the same database, one at a time, so the service's own overhead shows.
 See bench/README_customer.md.
@@ -199,6 +201,14 @@ async def seed(pg_url: str, count: int, rng: random.Random) -> dict:
             "ON CONFLICT (year) DO UPDATE SET last_value = excluded.last_value",
             now.year,
             count,
+        )
+        # A sales team of four of the 50 users, for the scoped list (record scopes, issue 13).
+        await conn.execute(
+            "INSERT INTO directory_teams (id, name, type, manager_id, member_ids, is_active, version, updated_at)"
+            " VALUES ($1, 'Bench team', 'SALES', NULL, $2::jsonb, true, 1, $3)",
+            uuid.uuid4(),
+            json.dumps([str(u) for u in users[:4]]),
+            now,
         )
         await conn.execute("ANALYZE")
         return {"ids": ids, "users": users, "surnames": sorted(set(surnames))}
@@ -392,6 +402,26 @@ async def main(args: argparse.Namespace) -> dict:
                     ]
                     s, _ = await timed_gets(session, sorts, headers)
                     results["list_sort_assignee_name"] = latency_stats(s)
+                    log("scoped list: a sales rep (team scope, a team of 4 of the 50 assignees) vs admin")
+                    rep = {"Authorization": f"Bearer {token(private_key, 'sales_rep', data['users'][0])}"}
+                    plain = [(url, {"pageSize": 25}) for _ in range(args.list_requests // 2)]
+                    searched = [(url, {"q": t, "status": "LEAD", "pageSize": 25}) for t in terms]
+                    # Interleaved, so both see the same machine.
+                    for label, calls in (("list_default", plain), ("list_search_filter", searched)):
+                        unscoped, scoped, totals = [], [], []
+                        for call in calls:
+                            a, _ = await timed_gets(session, [call], headers)
+                            b, t = await timed_gets(session, [call], rep)
+                            unscoped += a
+                            scoped += b
+                            totals += t
+                        results[f"scoped_{label}"] = {
+                            "unscoped": latency_stats(unscoped),
+                            "scoped": {
+                                **latency_stats(scoped),
+                                "avg_total": round(sum(totals) / len(totals)),
+                            },
+                        }
                     log("ranking: top 5 customers by lifetime value, per currency")
                     rank = [
                         (f"{url}/ranking", {"status": "CUSTOMER", "limit": 5})
@@ -403,10 +433,13 @@ async def main(args: argparse.Namespace) -> dict:
                     ids = rng.sample(data["ids"], args.get_requests)
                     s, _ = await timed_gets(session, [(f"{url}/{i}", {}) for i in ids], headers)
                     results["get_by_id"] = latency_stats(s)
-                    log(f"create x{args.creates} at concurrency {args.concurrency}")
-                    results["create"] = await creates(session, base, headers, args.creates, args.concurrency)
-                    log(f"import of {args.import_rows} rows")
-                    results["import"] = await import_csv(session, base, headers, args.import_rows)
+                    if not args.reads_only:
+                        log(f"create x{args.creates} at concurrency {args.concurrency}")
+                        results["create"] = await creates(
+                            session, base, headers, args.creates, args.concurrency
+                        )
+                        log(f"import of {args.import_rows} rows")
+                        results["import"] = await import_csv(session, base, headers, args.import_rows)
                 log("baseline: the same reads with bare asyncpg")
                 results["baseline"] = await baseline(db_url, terms, ids)
     return results
@@ -422,8 +455,14 @@ def report(r: dict) -> str:
         ("ranking: top 5 by lifetimeValue per currency", r["ranking_top5"]),
         ("get by id (service)", r["get_by_id"]),
         ("get by id, bare asyncpg (baseline)", r["baseline"]["get"]),
-        ("create", r["create"]),
+        *((("create", r["create"]),) if "create" in r else ()),
     ]
+    for label in ("list_default", "list_search_filter"):
+        pair = r[f"scoped_{label}"]
+        rows += [
+            (f"{label.replace('_', ' ')}: admin (all)", pair["unscoped"]),
+            (f"{label.replace('_', ' ')}: sales rep (team scope)", pair["scoped"]),
+        ]
     out = [f"customer-svc on Postgres, {r['customers']:,} customers (seeded in {r['seed_seconds']} s)", ""]
     out.append(f"{'':52} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  extra")
     for label, s in rows:
@@ -435,11 +474,16 @@ def report(r: dict) -> str:
         out.append(
             f"{label:52} {s['n']:>6} {s['p50_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}  {', '.join(extra)}"
         )
-    i = r["import"]
-    out += [
-        "",
-        f"import: {i['rows']:,} rows in {i['seconds']} s ({i['rows_per_second']:,} rows/s), created {i['created']:,}, failed {i['failed']}",
-    ]
+    if "import" in r:
+        i = r["import"]
+        out += [
+            "",
+            f"import: {i['rows']:,} rows in {i['seconds']} s ({i['rows_per_second']:,} rows/s), created {i['created']:,}, failed {i['failed']}",
+        ]
+    for label in ("list_default", "list_search_filter"):
+        pair = r[f"scoped_{label}"]
+        ratio = pair["scoped"]["p99_ms"] / pair["unscoped"]["p99_ms"]
+        out.append(f"scoped/unscoped p99, {label.replace('_', ' ')}: {ratio:.2f}x (target: within 1.5x)")
     out += [
         "",
         "plan of the baseline's count (search + filter):",
@@ -461,6 +505,7 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--reads-only", action="store_true", help="skip the create and import runs")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     arguments = parser.parse_args()
     figures = asyncio.run(main(arguments))
