@@ -188,7 +188,7 @@ _BATCH = (
 async def batch_create(
     body: ActivityBatchCreateRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
-    return await batch.create_many(session, body.items, actor_id=user.id)
+    return await batch.create_many(session, body.items, actor_id=user.id, caller=user)
 
 
 @router.post(
@@ -202,7 +202,7 @@ async def batch_create(
 async def batch_update(
     body: ActivityBatchUpdateRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
-    return await batch.update_many(session, body.items, actor_id=user.id)
+    return await batch.update_many(session, body.items, actor_id=user.id, caller=user)
 
 
 @router.post(
@@ -216,7 +216,7 @@ async def batch_update(
 async def batch_upsert(
     body: ActivityBatchCreateRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
-    return await batch.upsert_many(session, body.items, actor_id=user.id)
+    return await batch.upsert_many(session, body.items, actor_id=user.id, caller=user)
 
 
 @router.post(
@@ -229,7 +229,7 @@ async def batch_upsert(
 async def batch_read(
     body: BatchReadRequest, session: SessionDep, user: ActivityAccess
 ) -> ActivityBatchResult:
-    return await batch.read_many(session, body.ids)
+    return await batch.read_many(session, body.ids, caller=user)
 
 
 @router.get(
@@ -243,7 +243,7 @@ async def batch_read(
 async def activity_changes(
     session: SessionDep, user: ActivityAccess, params: Annotated[ChangesParams, Depends(changes_params)]
 ) -> ActivityChanges:
-    return await views.changes_feed(session, params)
+    return await views.changes_feed(session, params, caller=user)
 
 
 @router.get(

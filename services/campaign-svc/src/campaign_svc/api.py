@@ -109,7 +109,7 @@ async def list_campaigns(
 async def campaign_changes(
     session: SessionDep, user: MarketingAccess, params: Annotated[ChangesParams, Depends(changes_params)]
 ) -> CampaignChanges:
-    return await campaigns.changes_feed(session, params, present=_present)
+    return await campaigns.changes_feed(session, params, present=_present, caller=user)
 
 
 @router.get(

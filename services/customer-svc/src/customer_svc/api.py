@@ -152,7 +152,7 @@ async def list_customers(
 async def customer_changes(
     session: SessionDep, user: CustomerReader, params: Annotated[ChangesParams, Depends(changes_params)]
 ) -> CustomerChanges:
-    return await customers.changes_feed(session, params)
+    return await customers.changes_feed(session, params, caller=user)
 
 
 _BATCH = (
@@ -172,7 +172,7 @@ _BATCH = (
 async def batch_create(
     body: CustomerBatchCreateRequest, session: SessionDep, user: CustomerAccess
 ) -> CustomerBatchResult:
-    return await batch.create_many(session, body.items, actor_id=user.id)
+    return await batch.create_many(session, body.items, caller=user)
 
 
 @router.post(
@@ -186,7 +186,7 @@ async def batch_create(
 async def batch_update(
     body: CustomerBatchUpdateRequest, session: SessionDep, user: CustomerAccess
 ) -> CustomerBatchResult:
-    return await batch.update_many(session, body.items, actor_id=user.id)
+    return await batch.update_many(session, body.items, caller=user)
 
 
 @router.post(
@@ -200,7 +200,7 @@ async def batch_update(
 async def batch_upsert(
     body: CustomerBatchUpsertRequest, session: SessionDep, user: CustomerAccess
 ) -> CustomerBatchResult:
-    return await batch.upsert_many(session, body.items, id_property=body.id_property, actor_id=user.id)
+    return await batch.upsert_many(session, body.items, id_property=body.id_property, caller=user)
 
 
 @router.post(
@@ -213,7 +213,7 @@ async def batch_upsert(
 async def batch_read(
     body: BatchReadRequest, session: SessionDep, user: CustomerReader
 ) -> CustomerBatchResult:
-    return await batch.read_many(session, body.ids)
+    return await batch.read_many(session, body.ids, caller=user)
 
 
 @router.post(

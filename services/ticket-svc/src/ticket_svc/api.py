@@ -194,9 +194,9 @@ _BATCH = (
     responses=problem_doc(422),
 )
 async def batch_create(
-    body: TicketBatchCreateRequest, session: SessionDep, user: SupportAccess, now: Now
+    body: TicketBatchCreateRequest, session: SessionDep, user: TicketCaller, now: Now
 ) -> TicketBatchResult:
-    return await batch.create_many(session, body.items, actor_id=user.id, now=now)
+    return await batch.create_many(session, body.items, actor_id=user.id, now=now, caller=user)
 
 
 @router.post(
@@ -208,9 +208,9 @@ async def batch_create(
     responses=problem_doc(422),
 )
 async def batch_update(
-    body: TicketBatchUpdateRequest, session: SessionDep, user: SupportAccess, now: Now
+    body: TicketBatchUpdateRequest, session: SessionDep, user: TicketCaller, now: Now
 ) -> TicketBatchResult:
-    return await batch.update_many(session, body.items, now=now)
+    return await batch.update_many(session, body.items, now=now, caller=user)
 
 
 @router.post(
@@ -222,9 +222,9 @@ async def batch_update(
     responses=problem_doc(422),
 )
 async def batch_upsert(
-    body: TicketBatchCreateRequest, session: SessionDep, user: SupportAccess, now: Now
+    body: TicketBatchCreateRequest, session: SessionDep, user: TicketCaller, now: Now
 ) -> TicketBatchResult:
-    return await batch.upsert_many(session, body.items, actor_id=user.id, now=now)
+    return await batch.upsert_many(session, body.items, actor_id=user.id, now=now, caller=user)
 
 
 @router.post(
@@ -235,9 +235,9 @@ async def batch_upsert(
     responses=problem_doc(422),
 )
 async def batch_read(
-    body: BatchReadRequest, session: SessionDep, user: SupportAccess, now: Now
+    body: BatchReadRequest, session: SessionDep, user: TicketCaller, now: Now
 ) -> TicketBatchResult:
-    return await batch.read_many(session, body.ids, now=now)
+    return await batch.read_many(session, body.ids, now=now, caller=user)
 
 
 @router.get(
@@ -250,11 +250,11 @@ async def batch_read(
 )
 async def ticket_changes(
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     params: Annotated[ChangesParams, Depends(changes_params)],
     now: Now,
 ) -> TicketChanges:
-    return await tickets.changes_feed(session, params, now)
+    return await tickets.changes_feed(session, params, now, caller=user)
 
 
 @router.get("/{ticket_id}", operation_id="tickets_get", summary="Get a ticket", responses=problem_doc(404))
@@ -406,9 +406,8 @@ async def get_communication(
 async def list_communications(
     ticket_id: uuid.UUID,
     session: SessionDep,
-    user: SupportAccess,
+    user: TicketCaller,
     params: Annotated[PageParams, Depends(sync_page_params)],
-from crm_common.record_scope import ScopedCaller, scoped
     internal: Annotated[
         bool | None, Query(description="Only internal notes (true) or only messages (false).")
     ] = None,

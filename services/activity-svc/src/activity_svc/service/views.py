@@ -110,11 +110,10 @@ async def page_of(
     return await present(session, activities, names=names), count
 
 
-async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
-    """Activities changed after the cursor, and deleted ones as tombstones."""
-    return await changes_page(
-        session, select(Activity), "activity", params, lambda rows: present(session, rows)
-    )
+async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
+    """Activities the caller may read changed after the cursor, and deleted ones as tombstones."""
+    query = select(Activity).where(in_scope(caller))
+    return await changes_page(session, query, "activity", params, lambda rows: present(session, rows))
 
 
 async def present_one(session: AsyncSession, activity: Activity) -> ActivityRead:

@@ -212,9 +212,12 @@ async def delete_campaign(
     await changes.record_deleted(session, "campaign", [campaign.id])
 
 
-async def changes_feed(session: AsyncSession, params: ChangesParams, *, present) -> Changes:
-    """Campaigns changed after the cursor, and deleted ones as tombstones."""
-    return await changes.changes_page(session, select(Campaign), "campaign", params, present)
+async def changes_feed(
+    session: AsyncSession, params: ChangesParams, *, present, caller: ScopedCaller
+) -> Changes:
+    """Campaigns the caller may read changed after the cursor, and deleted ones as tombstones."""
+    query = select(Campaign).where(in_scope(caller))
+    return await changes.changes_page(session, query, "campaign", params, present)
 
 
 async def transition(

@@ -264,9 +264,12 @@ async def list_customers(
     return await paginate(session, query, params)
 
 
-async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
-    """Customers changed after the cursor; merged-away customers as tombstones naming the survivor."""
-    query = customer_select(session, exclude_merged=True).options(selectinload(Customer.addresses))
+async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
+    """Customers the caller may read changed after the cursor; merged-away customers as tombstones
+    naming the survivor."""
+    query = customer_select(session, caller=caller, exclude_merged=True).options(
+        selectinload(Customer.addresses)
+    )
     return await changes_page(session, query, "customer", params, lambda rows: to_read(session, rows))
 
 

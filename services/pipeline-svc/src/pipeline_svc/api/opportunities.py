@@ -188,9 +188,9 @@ _BATCH = (
     responses=problem_doc(422),
 )
 async def batch_create(
-    body: OpportunityBatchCreateRequest, session: SessionDep, user: SalesAccess
+    body: OpportunityBatchCreateRequest, session: SessionDep, user: SalesCaller
 ) -> OpportunityBatchResult:
-    return await batch.create_many(session, body.items, actor_id=user.id)
+    return await batch.create_many(session, body.items, actor_id=user.id, caller=user)
 
 
 @router.post(
@@ -202,9 +202,9 @@ async def batch_create(
     responses=problem_doc(422),
 )
 async def batch_update(
-    body: OpportunityBatchUpdateRequest, session: SessionDep, user: SalesAccess
+    body: OpportunityBatchUpdateRequest, session: SessionDep, user: SalesCaller
 ) -> OpportunityBatchResult:
-    return await batch.update_many(session, body.items, actor_id=user.id)
+    return await batch.update_many(session, body.items, actor_id=user.id, caller=user)
 
 
 @router.post(
@@ -216,9 +216,9 @@ async def batch_update(
     responses=problem_doc(422),
 )
 async def batch_upsert(
-    body: OpportunityBatchCreateRequest, session: SessionDep, user: SalesAccess
+    body: OpportunityBatchCreateRequest, session: SessionDep, user: SalesCaller
 ) -> OpportunityBatchResult:
-    return await batch.upsert_many(session, body.items, actor_id=user.id)
+    return await batch.upsert_many(session, body.items, actor_id=user.id, caller=user)
 
 
 @router.post(
@@ -229,9 +229,9 @@ async def batch_upsert(
     responses=problem_doc(422),
 )
 async def batch_read(
-    body: BatchReadRequest, session: SessionDep, user: SalesAccess
+    body: BatchReadRequest, session: SessionDep, user: SalesCaller
 ) -> OpportunityBatchResult:
-    return await batch.read_many(session, body.ids)
+    return await batch.read_many(session, body.ids, caller=user)
 
 
 @router.get(
@@ -243,9 +243,9 @@ async def batch_read(
     responses=problem_doc(422),
 )
 async def opportunity_changes(
-    session: SessionDep, user: SalesAccess, params: Annotated[ChangesParams, Depends(changes_params)]
+    session: SessionDep, user: SalesCaller, params: Annotated[ChangesParams, Depends(changes_params)]
 ) -> OpportunityChanges:
-    return await service.changes_feed(session, params)
+    return await service.changes_feed(session, params, caller=user)
 
 
 @router.get(

@@ -317,10 +317,13 @@ async def update_opportunity(
     return opportunity
 
 
-async def changes_feed(session: AsyncSession, params: ChangesParams) -> Changes:
-    """Opportunities changed after the cursor (they are never deleted: a merge re-points them)."""
-    query = select(Opportunity).options(
-        selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product)
+async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
+    """Opportunities the caller may read changed after the cursor (they are never deleted: a merge
+    re-points them)."""
+    query = (
+        select(Opportunity)
+        .where(in_scope(caller))
+        .options(selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product))
     )
     return await changes_page(session, query, "opportunity", params, lambda rows: views(session, rows))
 

@@ -317,11 +317,13 @@ def _has_any_tag(session: AsyncSession, tags: Sequence[str]):
     return select(1).select_from(each).where(each.c.value.in_(list(tags))).exists()
 
 
-async def changes_feed(session: AsyncSession, params: ChangesParams, now: datetime) -> Changes:
-    """Tickets changed after the cursor (they are never deleted: a merge re-points them)."""
-    return await changes_page(
-        session, select(Ticket), "ticket", params, lambda rows: read_models(session, rows, now)
-    )
+async def changes_feed(
+    session: AsyncSession, params: ChangesParams, now: datetime, *, caller: ScopedCaller
+) -> Changes:
+    """Tickets the caller may read changed after the cursor (they are never deleted: a merge
+    re-points them)."""
+    query = select(Ticket).where(in_scope(caller))
+    return await changes_page(session, query, "ticket", params, lambda rows: read_models(session, rows, now))
 
 
 async def list_tickets(
