@@ -76,7 +76,7 @@ SERVICE_ADMIN = {
     "stages_update",
 }
 # POSTs that only read.
-SERVICE_READ = {"segments_preview"}
+SERVICE_READ = {"segments_preview", "customers_batch_read"}
 UUID = "00000000-0000-0000-0000-000000000001"
 
 
