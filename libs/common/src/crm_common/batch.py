@@ -174,8 +174,9 @@ def add_external_id_v1(table: str, *, live_only: bool = False) -> None:
 
 def drop_external_id_v1(table: str) -> None:
     op.drop_index(f"uq_{table}_external_id", table_name=table)
-    with op.batch_alter_table(table) as batch_op:
-        batch_op.drop_column("external_id")
+    # A plain DROP COLUMN (SQLite 3.35+), not batch mode: batch recreates the table on SQLite, which
+    # silently drops the triggers on it (the pipeline's stage totals are kept by triggers).
+    op.drop_column(table, "external_id")
 
 
 def external_id_index(table: str, *, live_only: bool = False) -> sa.Index:
