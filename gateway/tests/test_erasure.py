@@ -96,8 +96,8 @@ async def created_when_known(send):
     return await eventually(attempt)
 
 
-async def test_erasure_leaves_no_personal_string_in_any_table(crm, receiver, tmp_path):
-    admin = await login(crm)
+async def seed_person(crm, admin, receiver) -> dict:
+    """The person, with distinctive strings in every context; answers what was created."""
     hook = await ok(
         await crm.post(
             "/api/v1/webhooks",
@@ -198,6 +198,20 @@ async def test_erasure_leaves_no_personal_string_in_any_table(crm, receiver, tmp
         return any(FIRST.encode() in r.body for r in receiver.received)
 
     assert await eventually(delivered)
+    return {
+        "hook": hook,
+        "customer": customer,
+        "activity": activity,
+        "ticket": ticket,
+        "opportunity": opportunity,
+    }
+
+
+async def test_erasure_leaves_no_personal_string_in_any_table(crm, receiver, tmp_path):
+    admin = await login(crm)
+    seeded = await seed_person(crm, admin, receiver)
+    hook, customer, cid = seeded["hook"], seeded["customer"], seeded["customer"]["id"]
+    activity, ticket, opportunity = seeded["activity"], seeded["ticket"], seeded["opportunity"]
     # Everything is in place: the secrets are spread over every service's database.
     before = leftovers(tmp_path)
     places = {key.split("/")[0] for key in before}
@@ -252,3 +266,44 @@ async def sales_rep(crm, admin) -> tuple[str, str]:
     user = {"email": email, "password": PASSWORD, "fullName": "Rep", "roles": ["sales_rep"]}
     await ok(await crm.post("/api/v1/users", json=user, headers=admin), 201)
     return email, PASSWORD
+
+
+async def test_personal_data_export_gathers_every_context_in_one_document(crm, receiver):
+    admin = await login(crm)
+    seeded = await seed_person(crm, admin, receiver)
+    cid = seeded["customer"]["id"]
+
+    r = await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=admin)
+    doc = await ok(r)
+    assert doc["customerId"] == cid
+    customer = doc["customer"]
+    assert (customer["firstName"], customer["email"]) == (FIRST, "zanzi.quix@privacy-example.com")
+    assert customer["addresses"][0]["street"] == "17 Marmaladeweg"
+    assert customer["customFields"] == {"passport": "PX-998877-ZQ"}
+    assert [o["id"] for o in doc["opportunities"]] == [seeded["opportunity"]["id"]]
+    assert doc["opportunities"][0]["amount"] == "1250.00"
+    assert seeded["activity"]["id"] in [a["id"] for a in doc["activities"]]
+    assert [t["id"] for t in doc["tickets"]] == [seeded["ticket"]["id"]]
+    assert [c["body"] for c in doc["tickets"][0]["communications"]] == [
+        f"I am {FIRST}, my IBAN is DE-IBAN-4455-ZQ"
+    ]
+    assert doc["invoices"] == []
+
+    # Only an admin exports; an unknown customer is a 404 problem.
+    rep = await login(crm, *await sales_rep(crm, admin))
+    r = await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=rep)
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", r.text
+    r = await crm.get("/api/v1/customers/00000000-0000-4000-8000-000000000000/personal-data", headers=admin)
+    assert r.status_code == 404 and r.json()["code"] == "CUSTOMER_NOT_FOUND", r.text
+
+    # After an erasure the export shows what is left: no personal string at all.
+    await ok(await crm.post(f"/api/v1/customers/{cid}/erase", headers=admin), 202)
+
+    async def export_scrubbed():
+        text = (await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=admin)).text
+        return not any(s.lower() in text.lower() for s in SECRETS)
+
+    assert await eventually(export_scrubbed, timeout=30)
+    doc = await ok(await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=admin))
+    assert doc["opportunities"][0]["amount"] == "1250.00"
+    assert len(doc["tickets"][0]["communications"]) == 1

@@ -63,6 +63,8 @@ GATEWAY_ADMIN = {
     "roles_list",
     "roles_get",
     "roles_update",
+    # Everything held about a person (GDPR art. 15).
+    "customers_personal_data",
 }
 # The seed's action API: reading the context lets you in; each REST call it makes checks writes.
 GATEWAY_READ = {"actions_customer_manager": "customers:read", "actions_sales_pipeline": "sales:read"}

@@ -28,6 +28,7 @@ from crm_gateway.identity.client_api import router as oauth_client_router
 from crm_gateway.identity.login import PasswordWork, make_login_throttle
 from crm_gateway.identity.tokens import TokenIssuer, load_or_create_keypair
 from crm_gateway.internal import ServiceClient
+from crm_gateway.privacy import router as privacy_router
 from crm_gateway.proxy import HttpUpstream
 from crm_gateway.ratelimit import make_rate_limiter
 from crm_gateway.routing import Dispatcher
@@ -112,6 +113,7 @@ def create_app(
             dashboard_router,
             views_router,
             actions_router,
+            privacy_router,
         ],
         migrations=Path(__file__).parent / "migrations",
         bus=bus,

@@ -35,9 +35,13 @@ _TIMELINE = re.compile(r"^/api/v1/(customers|opportunities|tickets)/[^/]+/timeli
 # (`.../events/gateway/...`) and unknown names stay with the gateway.
 _EVENT_ADMIN = re.compile(r"^/api/v1/admin/events/([a-z]+)(/|$)")
 _SERVICES = frozenset(service for _, service in ROUTES)
+# The gateway's own compositions under a service's prefix: a person's data from every context.
+_GATEWAY_OWN = re.compile(r"^/api/v1/customers/[^/]+/personal-data$")
 
 
 def service_for(path: str) -> str | None:
+    if _GATEWAY_OWN.match(path):
+        return None
     if _TIMELINE.match(path):
         return "activity"
     if (match := _EVENT_ADMIN.match(path)) and match[1] in _SERVICES:
