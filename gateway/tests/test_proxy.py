@@ -1,12 +1,14 @@
 """The distributed mode's HTTP upstream: limits, streaming, timeouts, unreachable services."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
 from aiohttp import web
 from crm_common.errors import install_problem_handlers
-from crm_gateway.proxy import HttpUpstream
+from crm_gateway.proxy import HttpUpstream, retry_after_seconds
 from fastapi import FastAPI
 
 
@@ -186,3 +188,118 @@ async def test_a_service_that_keeps_failing_trips_the_circuit_and_is_probed_agai
         finally:
             await runner.cleanup()
     await upstream.close()
+
+
+@pytest.fixture
+async def overloaded_service(unused_tcp_port):
+    """A service whose admission control refuses the first `refusals` requests (503 OVERLOADED with
+    the given `Retry-After`), then serves; it notes when each request arrived."""
+    state = {"refusals": 1, "retry_after": "1", "code": "OVERLOADED"}
+    arrivals: list[tuple[str, float]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        arrivals.append((request.method, asyncio.get_running_loop().time()))
+        if len(arrivals) <= state["refusals"]:
+            return web.json_response(
+                {"type": "about:blank", "title": "Service Unavailable", "status": 503, "code": state["code"]},
+                status=503,
+                headers={"Retry-After": state["retry_after"]},
+                content_type="application/problem+json",
+            )
+        return web.json_response({"served": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/api/v1/customers", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    yield f"http://127.0.0.1:{unused_tcp_port}", state, arrivals
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "attempts"),
+    [
+        ("GET", {}, 200, 2),
+        ("POST", {"Idempotency-Key": "k-1"}, 200, 2),
+        # A write without a key is the client's to retry (its refusal changed nothing, but the
+        # gateway does not repeat writes that are not marked safe to repeat).
+        ("POST", {}, 503, 1),
+    ],
+)
+async def test_a_safe_request_refused_as_overload_is_retried_after_retry_after(
+    overloaded_service, method, headers, status, attempts
+):
+    url, _, arrivals = overloaded_service
+    client, upstream = await client_for(url, overload_retry_seconds=1.5)
+    async with client:
+        r = await client.request(
+            method, "/api/v1/customers", headers=headers, json={} if method == "POST" else None
+        )
+    await upstream.close()
+    assert r.status_code == status, r.text
+    assert [m for m, _ in arrivals] == [method] * attempts
+    if attempts == 2:
+        assert r.json() == {"served": True}
+        assert arrivals[1][1] - arrivals[0][1] >= 1.0  # not sooner than the service asked
+    else:
+        assert r.json()["code"] == "OVERLOADED" and r.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("budget", "retry_after", "code"),
+    [
+        (1.5, "5", "OVERLOADED"),  # the wait asked for is past the budget: the client waits, not the gateway
+        (0.0, "1", "OVERLOADED"),  # the default: refusals go straight to the client
+        (1.5, "1", "CUSTOMER_SERVICE_UNAVAILABLE"),  # not an admission refusal: not the gateway's to retry
+    ],
+)
+async def test_a_refusal_the_gateway_will_not_wait_for_reaches_the_client_with_its_retry_after(
+    overloaded_service, budget, retry_after, code
+):
+    url, state, arrivals = overloaded_service
+    state.update(retry_after=retry_after, code=code)
+    client, upstream = await client_for(url, overload_retry_seconds=budget)
+    async with client:
+        r = await client.get("/api/v1/customers")
+    await upstream.close()
+    assert r.status_code == 503 and r.json()["code"] == code
+    assert r.headers["retry-after"] == retry_after
+    assert len(arrivals) == 1
+
+
+async def test_a_service_still_overloaded_on_the_retry_answers_the_client_with_its_refusal(
+    overloaded_service,
+):
+    url, state, arrivals = overloaded_service
+    state["refusals"] = 2
+    client, upstream = await client_for(url, overload_retry_seconds=1.5)
+    async with client:
+        r = await client.get("/api/v1/customers")
+    await upstream.close()
+    assert r.status_code == 503 and r.json()["code"] == "OVERLOADED" and r.headers["retry-after"] == "1"
+    assert len(arrivals) == 2  # one retry, never more
+
+
+async def test_overload_refusals_do_not_trip_the_circuit(overloaded_service):
+    url, state, arrivals = overloaded_service
+    state["refusals"] = 100
+    client, upstream = await client_for(url)
+    async with client:
+        answers = [
+            await client.get("/api/v1/customers") for _ in range(upstream.circuit.failure_threshold + 2)
+        ]
+    await upstream.close()
+    # An overloaded service is alive: every request reached it and its own refusal came back.
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(503, "OVERLOADED")] * len(answers)
+    assert len(arrivals) == len(answers)
+    assert not upstream.circuit.is_open
+
+
+def test_retry_after_is_read_as_seconds_or_as_a_date():
+    assert retry_after_seconds("3") == 3.0
+    later = retry_after_seconds(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True))
+    assert later is not None and 25 < later <= 30
+    assert retry_after_seconds(format_datetime(datetime(2000, 1, 1, tzinfo=UTC), usegmt=True)) == 0.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None

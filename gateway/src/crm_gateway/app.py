@@ -65,7 +65,10 @@ def create_app(
         url = settings.upstream_url(name)
         if url:
             remote[name] = HttpUpstream(
-                url, timeout=settings.upstream_timeout_seconds, max_body_bytes=settings.max_body_bytes
+                url,
+                timeout=settings.upstream_timeout_seconds,
+                max_body_bytes=settings.max_body_bytes,
+                overload_retry_seconds=settings.upstream_overload_retry_seconds,
             )
         else:
             log.warning("service %s has no upstream (set CRM_GATEWAY_%s_URL)", name, name.upper())

@@ -8,9 +8,17 @@ A service that restarts drops connections for a moment: a request that could not
 once more after a short pause when that is safe (nothing reached the service, or the method is safe,
 or the request carries an `Idempotency-Key`). A service that keeps failing trips its circuit: the
 gateway answers 503 `SERVICE_UNAVAILABLE` with `Retry-After` at once instead of piling requests on it.
+
+A service at capacity answers 503 `OVERLOADED` with `Retry-After`. It is alive, so that answer never
+counts towards its circuit. A request that is safe to repeat is sent once more after the wait the
+service asked for, but only when that wait fits in the gateway's overload retry budget (counted from
+when the request arrived). Otherwise the refusal goes straight to the client with its `Retry-After`.
 """
 
 import asyncio
+import json
+import time
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 from crm_common import tracing
@@ -42,12 +50,42 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 RETRY_PAUSE_SECONDS = 0.3
 
 
+def _safe_to_repeat(method: str, headers: list[tuple[str, str]]) -> bool:
+    return method in SAFE_METHODS or any(k.lower() == "idempotency-key" for k, _ in headers)
+
+
 def _retryable(method: str, headers: list[tuple[str, str]], exc: Exception) -> bool:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return True  # the connection was never made: the service saw nothing
     if not isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return False
-    return method in SAFE_METHODS or any(k.lower() == "idempotency-key" for k, _ in headers)
+    return _safe_to_repeat(method, headers)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds from now: delay-seconds or an HTTP date (RFC 9110); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _problem_code(body: bytes) -> str | None:
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        return None
+    return problem.get("code") if isinstance(problem, dict) else None
+
+
+# An admission refusal is a few hundred bytes; a 503 body larger than this (or of unknown length) is
+# not one and is streamed on as it is.
+MAX_OVERLOAD_BODY_BYTES = 16384
 
 
 # Below uvicorn's keep-alive timeout (5 s), which `crm serve` runs the services with.
@@ -88,6 +126,7 @@ class HttpUpstream:
         bulk_timeout: float = 600.0,
         max_bulk_body_bytes: int = 1024**3,
         circuit: Circuit | None = None,
+        overload_retry_seconds: float = 0.0,
     ):
         self.base_url = base_url.rstrip("/")
         # A deadline on connecting and on every wait for the service, not on the whole exchange,
@@ -97,6 +136,8 @@ class HttpUpstream:
         self.max_body_bytes = max_body_bytes
         self.max_bulk_body_bytes = max_bulk_body_bytes
         self.circuit = circuit or Circuit()
+        # How long a request may be held beyond its first attempt to retry after a 503 OVERLOADED.
+        self.overload_retry_seconds = overload_retry_seconds
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -114,6 +155,16 @@ class HttpUpstream:
         async with self._session.get(self.base_url + path, timeout=self.timeout) as resp:
             resp.raise_for_status()
             return await resp.json()
+
+    def _overload_wait(self, retry_after: str | None, body: bytes, arrived: float) -> float | None:
+        """The pause before sending a refused request again, or None when the refusal is for the client:
+        not an admission refusal, no usable `Retry-After`, or a wait past the retry budget."""
+        if _problem_code(body) != "OVERLOADED":
+            return None
+        wait = retry_after_seconds(retry_after)
+        if wait is None or time.monotonic() - arrived + wait > self.overload_retry_seconds:
+            return None
+        return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self._session is not None
@@ -140,6 +191,8 @@ class HttpUpstream:
         if not self.circuit.allow():
             return await _circuit_open(request, self.circuit)(scope, receive, send)
         started = False
+        arrived = time.monotonic()
+        repeatable = not bulk and _safe_to_repeat(scope["method"], headers)
         try:
             # Small bodies go as one piece (and can be sent again); bulk ones are streamed on as they
             # arrive, so they are never retried.
@@ -154,16 +207,29 @@ class HttpUpstream:
                         allow_redirects=False,
                         timeout=self.bulk_timeout if bulk else self.timeout,
                     ) as resp:
+                        # Any answer means the service is alive, a 503 OVERLOADED too: never a failure.
+                        self.circuit.succeeded()
                         out_headers = [
                             (k, v)
                             for k, v in resp.raw_headers
                             if k.lower() not in HOP_BY_HOP or k.lower() == b"content-length"
                         ]
-                        self.circuit.succeeded()
+                        head = b""
+                        small = (
+                            resp.content_length or MAX_OVERLOAD_BODY_BYTES + 1
+                        ) <= MAX_OVERLOAD_BODY_BYTES
+                        if resp.status == 503 and repeatable and attempt == 1 and small:
+                            head = await resp.read()
+                            wait = self._overload_wait(resp.headers.get("Retry-After"), head, arrived)
+                            if wait is not None:
+                                await asyncio.sleep(wait)
+                                continue
+                        started = True
                         await send(
                             {"type": "http.response.start", "status": resp.status, "headers": out_headers}
                         )
-                        started = True
+                        if head:
+                            await send({"type": "http.response.body", "body": head, "more_body": True})
                         async for chunk in resp.content.iter_chunked(65536):
                             await send({"type": "http.response.body", "body": chunk, "more_body": True})
                         await send({"type": "http.response.body", "body": b""})

@@ -30,6 +30,10 @@ class GatewaySettings(ServiceSettings):
     campaign_url: str | None = None
     webhook_url: str | None = None
     upstream_timeout_seconds: float = 10.0
+    # How long, from its arrival, a safe request may be held to retry it once after a service's 503
+    # OVERLOADED, waiting its Retry-After. 0: the refusal goes straight to the client (kept fast, and
+    # an overloaded service is not sent the same request again by the gateway as well as the client).
+    upstream_overload_retry_seconds: float = 0.0
     max_body_bytes: int = 2 * 1024 * 1024
     # Import/export endpoints take bigger bodies.
     max_bulk_body_bytes: int = 1024**3
