@@ -307,3 +307,34 @@ async def test_personal_data_export_gathers_every_context_in_one_document(crm, r
     doc = await ok(await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=admin))
     assert doc["opportunities"][0]["amount"] == "1250.00"
     assert len(doc["tickets"][0]["communications"]) == 1
+
+
+async def test_erasing_a_survivor_erases_the_duplicates_merged_into_it(crm):
+    admin = await login(crm)
+    person = {"firstName": FIRST, "lastName": LAST}
+    primary = await ok(
+        await crm.post("/api/v1/customers", json={**person, "email": "zq1@example.com"}, headers=admin), 201
+    )
+    duplicate = await ok(
+        await crm.post(
+            "/api/v1/customers",
+            json={**person, "email": "zq2@example.com", "phone": "+1-555-0199-771"},
+            headers=admin,
+        ),
+        201,
+    )
+    body = {"primaryCustomerId": primary["id"], "secondaryCustomerId": duplicate["id"]}
+    await ok(await crm.post("/api/v1/customers/merge", json=body, headers=admin))
+
+    # The merged-away record is erased through its survivor.
+    r = await crm.post(f"/api/v1/customers/{duplicate['id']}/erase", headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "CUSTOMER_MERGED", r.text
+    assert r.json()["mergedIntoId"] == primary["id"]
+
+    await ok(await crm.post(f"/api/v1/customers/{primary['id']}/erase", headers=admin), 202)
+    for record in (primary, duplicate):
+        got = await ok(await crm.get(f"/api/v1/customers/{record['id']}", headers=admin))
+        assert got["fullName"] == "[erased]" and got["email"] == f"{record['id']}@erased.invalid", got
+        assert got["phone"] is None
+    # Now erased, the duplicate's own erasure answers as the idempotent repeat it is.
+    await ok(await crm.post(f"/api/v1/customers/{duplicate['id']}/erase", headers=admin), 202)

@@ -483,8 +483,10 @@ async def assign_customer(
     "are scrubbed here at once (the answer shows the record as it now is: same id, number, status and "
     "value totals); every other context scrubs what it holds about the customer (activity and ticket text, "
     "opportunity titles, webhook delivery logs, event copies) from the `customer.erased` event, hence 202. "
-    "Idempotent: erasing an erased customer answers the same and publishes nothing. See docs/privacy.md.",
-    responses=problem_doc(403, 404),
+    "Idempotent: erasing an erased customer answers the same and publishes nothing. The duplicates merged "
+    "into the customer are erased with it; a merged-away customer is erased through its survivor (409 "
+    "`CUSTOMER_MERGED` names it). See docs/privacy.md.",
+    responses=problem_doc(403, 404, 409),
 )
 async def erase_customer(
     customer_id: uuid.UUID,

@@ -9,13 +9,15 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common import erasure
+from crm_common.customer_refs import MAX_MERGE_HOPS
 from crm_common.events.outbox import add_events
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress
-from customer_svc.service.customers import get_customer
+from customer_svc.service.customers import get_customer, merged_error
 
 # The email is required and unique: an erased customer gets one that names no one and never delivers
 # (`.invalid` is reserved, RFC 2606). It is also how an erased customer is recognised.
@@ -39,11 +41,49 @@ def is_erased(customer: Customer) -> bool:
 
 
 async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID, actor_id: uuid.UUID) -> Customer:
-    """Scrub the customer and publish `customer.erased`; a second call finds it erased and changes
-    nothing. A merged-away customer is erased too (its record still holds the data)."""
+    """Scrub the customer, and the duplicates merged into it (the same person: their records still
+    hold what they had), publishing `customer.erased` for each. A second call finds it erased and
+    changes nothing. A merged-away customer is erased through its survivor (409 CUSTOMER_MERGED)."""
     customer = await get_customer(session, customer_id, for_update=True)
     if is_erased(customer):
         return customer
+    if customer.merged_into_id is not None:
+        raise merged_error(customer)
+    records = [customer, *await _merged_into(session, customer.id)]
+    now = datetime.now(UTC)
+    removed: set[str] = set()
+    for record in records:
+        removed |= await _scrub(session, record)
+    await session.flush()
+    await add_events(session, *(events.customer_erased(r, actor_id=actor_id, at=now) for r in records))
+    for record in records:
+        await erasure.scrub_event_store(session, customer_id=record.id, values=removed)
+    return await get_customer(session, customer.id)
+
+
+async def _merged_into(session: AsyncSession, survivor_id: uuid.UUID) -> list[Customer]:
+    """Every customer whose merge chain ends at the survivor (bounded like customer_refs' chains)."""
+    found: list[Customer] = []
+    frontier = [survivor_id]
+    for _ in range(MAX_MERGE_HOPS):
+        if not frontier:
+            break
+        rows = (
+            await session.execute(
+                select(Customer)
+                .where(Customer.merged_into_id.in_(frontier))
+                .options(selectinload(Customer.addresses))
+                .with_for_update(of=Customer)
+            )
+        ).scalars()
+        fresh = [c for c in rows if c not in found and c.id != survivor_id]
+        found += fresh
+        frontier = [c.id for c in fresh]
+    return found
+
+
+async def _scrub(session: AsyncSession, customer: Customer) -> set[str]:
+    """The record's personal data goes; answers the values removed."""
     removed = erasure.values_of(
         *(getattr(customer, f) for f in (*_CLEARED, "full_name", "email")),
         customer.tags,
@@ -56,10 +96,6 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID, actor
     customer.email = f"{customer.id}@{ERASED_EMAIL_DOMAIN}"
     customer.tags = []
     customer.custom_fields = {}
-    now = datetime.now(UTC)
-    customer.updated_at = now
+    customer.updated_at = datetime.now(UTC)
     await session.execute(delete(CustomerAddress).where(CustomerAddress.customer_id == customer.id))
-    await session.flush()
-    await add_events(session, events.customer_erased(customer, actor_id=actor_id, at=now))
-    await erasure.scrub_event_store(session, customer_id=customer.id, values=removed)
-    return await get_customer(session, customer.id)
+    return removed
