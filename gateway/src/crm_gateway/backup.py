@@ -165,12 +165,12 @@ def backup(data_dir: Path, dest: Path) -> Result:
 def _known_revisions(service: str) -> set[str] | None:
     """Alembic revisions this release knows for `service` (None if they cannot be read)."""
     try:
-        import importlib
+        import importlib.resources
 
         from alembic.script import ScriptDirectory
 
         package = "crm_gateway" if service == "gateway" else f"{service}_svc"
-        location = Path(importlib.import_module(package).__file__).parent / "migrations"
+        location = importlib.resources.files(package) / "migrations"
         return {rev.revision for rev in ScriptDirectory(str(location)).walk_revisions()}
     except Exception:
         return None

@@ -16,6 +16,7 @@ crm admin reset-password USER             a new password for a user (the admin w
 import argparse
 import asyncio
 import importlib
+import importlib.resources
 import json
 import os
 import sys
@@ -41,7 +42,7 @@ def _modules(name: str):
 
 
 def _migrations_dir(package: str) -> Path:
-    return Path(importlib.import_module(package).__file__).parent / "migrations"
+    return Path(str(importlib.resources.files(package) / "migrations"))
 
 
 def _database(settings) -> Database:
@@ -293,4 +294,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

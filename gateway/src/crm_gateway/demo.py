@@ -137,7 +137,7 @@ async def _load(api: Api, rng: random.Random, sizes: dict[str, int]) -> Loaded:
             "POST", "/teams", json={"name": name, "type": kind, "managerId": manager, "memberIds": members}
         )
     loaded.count("teams", len(teams))
-    reps = [(users[u[0]], teams[u[3]]) for u in USERS if u[2] in ("sales_rep", "sales_manager")]
+    reps = [(users[u[0]], teams[str(u[3])]) for u in USERS if u[2] in ("sales_rep", "sales_manager")]
     agents = [users[u[0]] for u in USERS if u[2] == "support_agent"]
 
     campaign = await api.call(

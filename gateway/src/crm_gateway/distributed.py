@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from crm_gateway.settings import SERVICES
 
@@ -59,7 +60,7 @@ def run_distributed(
     log_dir = log_dir or data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
-    logs = []
+    logs: list[IO[bytes]] = []
     try:
         # The gateway first: it writes the token key pair the services verify with.
         for name, port in [("gateway", gateway_port), *ports.items()]:
@@ -100,8 +101,8 @@ def run_distributed(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        for log in logs:
-            log.close()
+        for opened in logs:
+            opened.close()
 
 
 def options_from_env(env: Mapping[str, str]) -> dict:

@@ -72,7 +72,9 @@ def _checked(r: ServiceResponse, *, not_found: str | None = None) -> Any:
         return r.body
     body = r.body if isinstance(r.body, dict) else {}
     reason = body.get("code")
-    message = SEED_MESSAGES.get(reason) or (not_found if r.status == 404 and not_found else None)
+    message = (SEED_MESSAGES.get(reason) if isinstance(reason, str) else None) or (
+        not_found if r.status == 404 and not_found else None
+    )
     raise ActionFailed(
         r.status, message or body.get("detail") or f"HTTP {r.status}", reason, body.get("errors")
     )

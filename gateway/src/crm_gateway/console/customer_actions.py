@@ -160,7 +160,7 @@ async def merge(customer_id: str, request: Request, ctx: Annotated[Console, Depe
     duplicate_id, why = await _find_duplicate(ctx, wanted)
     if duplicate_id is None:
         return await customer_page(
-            ctx, customer_id, status_code=422, message=f"{wanted}: {ctx.translate(why)}"
+            ctx, customer_id, status_code=422, message=f"{wanted}: {ctx.translate(why or '')}"
         )
     rules = {}
     for name in (*MERGE_FIELDS, *COMBINABLE):

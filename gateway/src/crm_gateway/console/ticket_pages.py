@@ -3,7 +3,7 @@ with its status changes (the transitions the API allows) and the conversation (i
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -65,7 +65,7 @@ async def tickets(request: Request, ctx: Annotated[Console, Depends(console)]):
         return f"{COOKIE_PATH}/tickets?" + urlencode({k: v for k, v in current.items() if v})
 
     now = datetime.now(UTC)
-    context = dict(
+    context: dict[str, Any] = dict(
         data=result.body if result.ok else None,
         message=None if result.ok else result.detail,
         chosen=dict(params),

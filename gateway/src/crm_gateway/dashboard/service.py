@@ -119,7 +119,7 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
     auth = {"authorization": authorization}
     board_task: asyncio.Task | None = None
 
-    def board() -> Awaitable[dict]:
+    def board() -> Awaitable[ServiceResponse]:
         nonlocal board_task
         if board_task is None:  # one board call feeds two widgets
             board_task = asyncio.ensure_future(

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from crm_common.db import affected
 from crm_common.models import utcnow
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,7 +88,7 @@ async def rotate(session: AsyncSession, secret: str, *, ttl_seconds: int) -> Rot
         .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
         .values(used_at=now)
     )
-    if claimed.rowcount != 1:
+    if affected(claimed) != 1:
         await _revoke_family(session, row.family_id)
         return Rotated(
             None, reason="The refresh token was already used: every token of its sign-in is now revoked."

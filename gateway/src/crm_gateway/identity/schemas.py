@@ -2,15 +2,19 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from crm_common.auth import LEGACY_PERMISSIONS, PERMISSIONS, ROLE_PERMISSIONS
 from crm_common.schemas import ApiModel, StrictApiModel
 from pydantic import EmailStr, Field
 
-Role = Literal[tuple(ROLE_PERMISSIONS)]  # type: ignore[valid-type]
-# The legacy names (`customer_access`, ...) are still accepted: each is read and write of its context.
-Permission = Literal[(*PERMISSIONS, *LEGACY_PERMISSIONS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # built from the permission tables at run time, which a type checker cannot follow
+    Role = str
+    Permission = str
+else:
+    Role = Literal[tuple(ROLE_PERMISSIONS)]
+    # The legacy names (`customer_access`, ...) are still accepted: each is read and write of its context.
+    Permission = Literal[(*PERMISSIONS, *LEGACY_PERMISSIONS)]
 TeamType = Literal["SALES", "MARKETING", "SUPPORT", "MANAGEMENT"]
 
 

@@ -150,9 +150,12 @@ async def _sign_in(db, *, email: str | None = None, user_id: uuid.UUID | None = 
         User.token_version,
         User.password_hash,
     )
-    query = (
-        query.where(User.id == user_id) if user_id else query.where(func.lower(User.email) == email.lower())
-    )
+    if user_id:
+        query = query.where(User.id == user_id)
+    elif email is not None:
+        query = query.where(func.lower(User.email) == email.lower())
+    else:
+        raise TypeError("_sign_in needs an email or a user_id")
     async with db.transaction(read_only=True) as session:
         row = (await session.execute(query)).first()
     return None if row is None else SignIn(*row)

@@ -288,7 +288,7 @@ def _name_taken(name: str) -> ProblemError:
 async def team_reads(session: AsyncSession, teams: list[Team]) -> list[TeamRead]:
     members = await _members(session, [t.id for t in teams])
     manager_ids = {t.manager_id for t in teams if t.manager_id}
-    names = {}
+    names: dict[uuid.UUID | None, str] = {}
     if manager_ids:
         names = dict(
             (await session.execute(select(User.id, User.full_name).where(User.id.in_(manager_ids)))).all()

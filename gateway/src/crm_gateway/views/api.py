@@ -168,11 +168,13 @@ async def view_data(
                 "pageSize": r.body["pageSize"],
             }
         # sales-pipeline
-        params = {"cardsPerColumn": cards_per_column}
+        board_params: dict[str, Any] = {"cardsPerColumn": cards_per_column}
         for name, value in (("ownerId", owner_id), ("teamId", team_id), ("customerId", customer_id)):
             if value:
-                params[name] = value
-        r = await client.get("pipeline", "/api/v1/opportunities/board", params=params, authorization=auth)
+                board_params[name] = value
+        r = await client.get(
+            "pipeline", "/api/v1/opportunities/board", params=board_params, authorization=auth
+        )
         if r.status >= 400:
             return _passthrough(r.status, r.body)
         columns = [

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,13 +124,13 @@ def _request_context_and_method_check_first(app: FastAPI) -> None:
     build = app.build_middleware_stack
 
     def build_in_order():
-        first = (RequestContextMiddleware, MethodCheck, RefuseNulInQuery)
+        first: tuple[Any, ...] = (RequestContextMiddleware, MethodCheck, RefuseNulInQuery)
         app.user_middleware = sorted(
             app.user_middleware, key=lambda m: first.index(m.cls) if m.cls in first else len(first)
         )
         return build()
 
-    app.build_middleware_stack = build_in_order
+    app.build_middleware_stack = build_in_order  # type: ignore[method-assign]  # on purpose: order first
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:

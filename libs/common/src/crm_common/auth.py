@@ -202,7 +202,7 @@ class TokenVerifier:
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, float]:
-        if not self.has_key:
+        if not self.has_key or self._key is None:
             raise ProblemError(503, "AUTH_UNAVAILABLE", "The token verification key is not configured yet.")
         try:
             claims = jwt.decode(

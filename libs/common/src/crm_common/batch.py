@@ -84,7 +84,7 @@ async def run_batch(
         else:
             outcomes.append((status, record, None))
     shown = iter(await present([record for _, record, problem in outcomes if problem is None]))
-    results = []
+    results: list[BatchItemResult[Any]] = []
     for index, (status, record, problem) in enumerate(outcomes):
         if problem is not None:
             results.append(BatchItemResult(index=index, status=status, problem=problem))

@@ -104,7 +104,7 @@ async def record_deleted(
             )
             .values(merged_into_id=merged_into, deleted_at=now)
         )
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     insert = dialect.insert(tombstones).values(rows)
     await session.execute(
         insert.on_conflict_do_update(
@@ -194,7 +194,7 @@ async def changes_page(
         next_cursor = params.cursor
     shown = iter(await present([item for _, item in keyed if not isinstance(item, Tombstone)]))
     items = [item if isinstance(item, Tombstone) else next(shown) for _, item in keyed]
-    return Changes(items=items, next=next_cursor, hasMore=has_more)
+    return Changes(items=items, next=next_cursor, has_more=has_more)
 
 
 def _tombstone_window(resource: str, paging: PageParams, frontier: datetime | None) -> sa.Select:

@@ -22,7 +22,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic import op
@@ -111,8 +111,10 @@ def drop_customer_refs_v1(
         )
     op.drop_index("ix_customer_refs_merged_into_id", table_name="customer_refs")
     op.drop_table("customer_refs")
-    if restore is not None and name != restore:
-        op.rename_table(name, restore)
+    if restore is None:
+        return
+    if name != restore:
+        op.rename_table(f"{restore}_v0", restore)
     if index is not None:
         op.create_index(index, restore, ["merged_into_id"])
 
@@ -121,7 +123,7 @@ def drop_customer_refs_v1(
 
 
 def _insert(session: AsyncSession):
-    return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(refs)
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(refs)
 
 
 async def apply_state(session: AsyncSession, customer_id: uuid.UUID, *, version: int, **data: Any) -> None:
@@ -417,7 +419,9 @@ async def learn_many(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uui
         if answer is None:
             missing.add(cid)
         else:
-            await record(session, answer)
+            await record(
+                session, cast(customer_lookup.CustomerRefData, answer)
+            )  # exceptions were raised above
     return missing
 
 

@@ -9,8 +9,9 @@ Postgres: the service's own schema first on the search_path, so models carry no 
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
+from typing import Any, cast
 
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -187,7 +188,7 @@ async def not_writing_records(session: AsyncSession) -> None:
     """Mark a long Postgres transaction that writes no listed records (the outbox relay's, held open
     while it publishes) so incremental sync does not hold its cursor back for it: the sync frontier
     (crm_common.pagination) waits only for transactions under the service's own application name."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text(
                 "SELECT set_config('application_name', current_setting('application_name') || '-aside', true)"
@@ -199,3 +200,9 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     callbacks = session.info.setdefault(AFTER_COMMIT, [])
     if callback not in callbacks:
         callbacks.append(callback)
+
+
+def affected(result: Result[Any]) -> int:
+    """The rows an INSERT, UPDATE or DELETE touched. `session.execute` is typed as answering a plain
+    `Result`; for such a statement it is a `CursorResult`, which carries the count."""
+    return cast(CursorResult[Any], result).rowcount

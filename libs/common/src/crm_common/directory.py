@@ -94,7 +94,7 @@ def drop_directory_token_version_v2() -> None:
 
 
 async def _upsert_newer(session: AsyncSession, table: sa.Table, values: dict) -> None:
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(**values)
     update = {k: stmt.excluded[k] for k in values if k != "id"}
     await session.execute(

@@ -103,6 +103,8 @@ class Claim:
     async def commit_with(self, outcome: store.Outcome) -> bool:
         """Store the outcome in the request's transaction and commit both; False (rolled back) if
         the claim was taken over meanwhile."""
+        if self._open is None:
+            raise RuntimeError("commit_with() needs the claim's transaction open (see is_open)")
         stack, session = self._open
         self._open = None
         try:

@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import Database
+from crm_common.db import Database, affected
 from crm_common.errors import ProblemError
 from crm_common.models import UtcDateTime
 
@@ -100,7 +100,7 @@ async def claim(
             .values(principal=principal, key=key, request_hash=digest, created_at=now)
             .on_conflict_do_nothing(index_elements=["principal", "key"])
         )
-        if inserted.rowcount == 1:
+        if affected(inserted) == 1:
             return Held(principal, key, now)
         row = (await session.execute(sa.select(keys).where(where).with_for_update())).one()
         if row.status_code is not None:
@@ -127,7 +127,7 @@ async def store_in(
     if request_hash is not None:
         values["request_hash"] = request_hash
     result = await session.execute(sa.update(keys).where(held.mine()).values(**values))
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 async def store(db: Database, held: Held, outcome: Outcome, request_hash: str | None = None) -> bool:
@@ -145,7 +145,7 @@ async def renew(db: Database, held: Held) -> bool:
     now = datetime.now(UTC)
     async with db.transaction() as session:
         result = await session.execute(sa.update(keys).where(held.mine()).values(created_at=now))
-    if result.rowcount != 1:
+    if affected(result) != 1:
         return False
     held.token = now
     return True
@@ -162,7 +162,7 @@ async def release_abandoned(db: Database) -> int:
         if not await (await session.connection()).run_sync(has_table):
             return 0
         result = await session.execute(sa.delete(keys).where(keys.c.status_code.is_(None)))
-        return result.rowcount
+        return affected(result)
 
 
 def reused() -> ProblemError:

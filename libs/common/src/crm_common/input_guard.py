@@ -20,6 +20,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, FutureDate, FutureDatetime, NaiveDatetime, PastDate, PastDatetime
 from pydantic_core import PydanticCustomError, PydanticKnownError
+from pydantic_core.core_schema import ErrorType
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
@@ -130,6 +131,13 @@ def _kind(annotation: Any) -> str | None:
     return None
 
 
+_TEMPORAL_ERRORS: dict[str, ErrorType] = {
+    "datetime": "datetime_type",
+    "date": "date_type",
+    "time": "time_type",
+}
+
+
 def check_json_type(kind: str | None, value: Any) -> None:
     """Refuse what lax mode would coerce across JSON types: numbers as date-times, anything but a
     boolean as a boolean, a boolean as a number."""
@@ -138,9 +146,9 @@ def check_json_type(kind: str | None, value: Any) -> None:
     if kind == "bool":
         if not isinstance(value, bool):
             raise PydanticKnownError("bool_type")
-    elif kind in ("datetime", "date", "time"):
+    elif kind in _TEMPORAL_ERRORS:
         if isinstance(value, int | float | Decimal):  # bool is an int too
-            raise PydanticKnownError(f"{kind}_type")
+            raise PydanticKnownError(_TEMPORAL_ERRORS[kind])
     elif kind == "number" and isinstance(value, bool):
         raise PydanticKnownError("int_type")
 

@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from crm_common.errors import FieldError, ProblemError
 from crm_common.models import utcnow
@@ -221,7 +222,7 @@ def order_by(sort: str | None, columns: Mapping[str, ColumnElement], default: li
     return clauses + default
 
 
-def sync_columns(entity: Any) -> tuple[ColumnElement, ColumnElement, ColumnElement]:
+def sync_columns(entity: Any) -> tuple[QueryableAttribute, QueryableAttribute, QueryableAttribute]:
     """(changed, created, id) columns of a record type: `updated_at`, else `created_at` for records
     never changed after they are written; `created_at`, else `added_at` (campaign members)."""
     created = getattr(entity, "created_at", None) or entity.added_at
@@ -247,7 +248,7 @@ async def sync_frontier(session: AsyncSession) -> datetime | None:
     take their timestamps in their turn, so every row a reader can see is older than any change
     still to commit. Postgres: writers run concurrently and commit in any order, so a page stops
     before the start of this service's oldest open transaction and a little short of now."""
-    if session.bind.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return None
     frontier = utcnow() - SYNC_SETTLE
     oldest = (
@@ -338,12 +339,8 @@ async def paginate(session: AsyncSession, query: Select, params: PageParams) -> 
     total = (
         await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
     ).scalar_one()
-    rows = (
-        (await session.execute(query.limit(params.page_size).offset((params.page - 1) * params.page_size)))
-        .scalars()
-        .all()
-    )
-    return list(rows), total
+    found = await session.execute(query.limit(params.page_size).offset((params.page - 1) * params.page_size))
+    return list(found.scalars().all()), total
 
 
 M = TypeVar("M", bound=BaseModel)

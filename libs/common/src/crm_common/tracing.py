@@ -72,9 +72,9 @@ def server_span(scope: MutableMapping[str, Any], service: str) -> Iterator[trace
 
 
 def mark_response(span: trace.Span, scope: MutableMapping[str, Any], status: int) -> None:
-    route = scope.get("route")
-    if getattr(route, "path", None):
-        span.update_name(f"{scope.get('method', '')} {route.path}")
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        span.update_name(f"{scope.get('method', '')} {path}")
     span.set_attribute("http.response.status_code", status)
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR))

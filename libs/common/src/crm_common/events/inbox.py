@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency
-from crm_common.db import Database
+from crm_common.db import Database, affected
 from crm_common.events.acceptance import check_event
 from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import CloudEvent
@@ -62,15 +62,15 @@ def _claim_statement(dialect_name: str, consumer: str, event: CloudEvent):
 
 async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
     """Record the event as processed by `consumer`; False if it already was."""
-    result = await session.execute(_claim_statement(session.bind.dialect.name, consumer, event))
-    return result.rowcount == 1
+    result = await session.execute(_claim_statement(session.get_bind().dialect.name, consumer, event))
+    return affected(result) == 1
 
 
 async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
     """`claim` as a statement of its own, for an event that has nothing else to do here."""
     async with db.single_statements() as conn:
         result = await conn.execute(_claim_statement(conn.dialect.name, consumer, event))
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def idempotent_dispatcher(
@@ -98,7 +98,7 @@ def idempotent_dispatcher(
                     raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
         return applied
 
-    async def _wanted(event: CloudEvent) -> bool:
+    async def _wanted(event: CloudEvent, wanted: EventWanted) -> bool:
         try:
             return await wanted(event)
         except ValidationError as exc:
@@ -115,7 +115,7 @@ def idempotent_dispatcher(
         started, outcome = time.perf_counter(), "failed"
         try:
             with consumer_span(consumer, event.type, str(event.id), event.traceparent):
-                if wanted is not None and not await _wanted(event):
+                if wanted is not None and not await _wanted(event, wanted):
                     applied = await claim_alone(db, consumer, event)
                 else:
                     applied = await _handle(event, handler)
@@ -150,7 +150,7 @@ async def purge_processed(db: Database, retention: timedelta, *, consumer: str |
     if consumer is not None:
         query = query.where(inbox.c.consumer == consumer)
     async with db.transaction() as session:
-        removed = (await session.execute(query)).rowcount
+        removed = affected(await session.execute(query))
     if removed:
         PURGED.labels(consumer or "all").inc(removed)
         log.info("inbox retention: removed %d rows processed before %s", removed, cutoff.isoformat())

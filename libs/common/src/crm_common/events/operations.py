@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_common.db import Database
+from crm_common.db import Database, affected
 from crm_common.events import dead_letters as dl
 from crm_common.events.envelope import TYPE_PREFIX, CloudEvent
 from crm_common.events.tables import inbox, outbox
@@ -88,7 +88,7 @@ async def discard_dead_letters(
     if event_id is not None:
         query = query.where(table.c.event_id == event_id)
     async with db.transaction() as session:
-        return (await session.execute(query)).rowcount
+        return affected(await session.execute(query))
 
 
 # --- the outbox ------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ async def replay_outbox(
         until=until,
     ).values(state="PENDING", attempts=0, next_attempt_at=None, published_at=None)
     async with db.transaction() as session:
-        return (await session.execute(query)).rowcount
+        return affected(await session.execute(query))
 
 
 def age_seconds(created_at: datetime) -> float:

@@ -18,9 +18,15 @@ CloudEvent) is recorded the same way at once, with the reason and the start of i
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import PublishError
 
 from crm_common.events.acceptance import UnreadableMessage, read_message
@@ -51,8 +57,8 @@ class RabbitBus:
         self.connection_name = connection_name
         self.reconnect_interval = reconnect_interval
         self._connection: AbstractRobustConnection | None = None
-        self._publish_channel = None
-        self._exchange = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractExchange | None = None
         self._declared: set[str] = set()
 
     def queue_name(self, consumer: str) -> str:
@@ -258,6 +264,7 @@ def _delivery_count(message: AbstractIncomingMessage) -> int:
     """Failed deliveries so far, from the quorum queue's header. A publisher can set that header on
     a first delivery too: a value that is not a count reads as 0 (the queue's own limit still holds)."""
     try:
-        return max(0, int((message.headers or {}).get("x-delivery-count", 0)))
+        count: Any = (message.headers or {}).get("x-delivery-count", 0)
+        return max(0, int(count))
     except (TypeError, ValueError):
         return 0

@@ -9,12 +9,13 @@ default) has one process per file, so it reads, publishes and records in separat
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import Database, not_writing_records
+from crm_common.db import Database, affected, not_writing_records
 from crm_common.events.bus import Bus, UnroutableError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import outbox
@@ -113,7 +114,7 @@ class OutboxRelay:
                 result = await session.execute(
                     delete(outbox).where(outbox.c.state == state).where(outbox.c.published_at < cutoff)
                 )
-                removed[state] = result.rowcount
+                removed[state] = affected(result)
         for state, count in removed.items():
             if count:
                 PURGED.labels(self.service, state.lower()).inc(count)
@@ -220,7 +221,7 @@ class OutboxRelay:
                 continue
             if isinstance(error, InvalidOutboxRow):
                 log.error("outbox row at position %s is not an event: %s", row.position, error)
-                values = {"state": "FAILED", "last_error": str(error)[:1000]}
+                values: dict[str, Any] = {"state": "FAILED", "last_error": str(error)[:1000]}
                 RELAYED.labels(self.service, "invalid").inc()
             elif isinstance(error, UnroutableError):
                 # No queue is bound for it: nobody subscribes. Kept (not deleted) so it can be replayed.

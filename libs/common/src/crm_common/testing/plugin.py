@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import httpx
@@ -49,7 +50,7 @@ def _docker_answers() -> bool:
         return False
 
 
-def _unavailable(what: str) -> None:
+def _unavailable(what: str) -> NoReturn:
     reason = f"{what} is not reachable (set CRM_TEST_{what.upper()}_URL, run it locally, or start Docker)"
     if os.environ.get("CRM_REQUIRE_SERVICES") == "1":
         pytest.fail(f"CRM_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
