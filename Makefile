@@ -61,9 +61,11 @@ bench: install
 bench-slice: install
 	$(VENV)/bin/python bench/slice.py
 
+## ruff, and mypy on libs/common and the gateway (its settings: [tool.mypy] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .
