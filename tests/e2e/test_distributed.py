@@ -406,3 +406,89 @@ async def test_webhooks_across_processes(platform: Platform):
             assert verifier.verify(got[1].body, got[1].headers)["subject"] == second
     finally:
         await receiver.stop()
+
+
+async def test_erasure_reaches_every_postgres_schema(platform: Platform, pg_database):
+    """GDPR art. 17 in distributed mode: after `POST /customers/{id}/erase` and `customer.erased` over
+    RabbitMQ, no table of any schema of the Postgres database holds the person's strings (the same
+    proof as gateway/tests/test_erasure.py on SQLite)."""
+    secrets = {"Zanzibarella", "Quixotefeld", "zanzi.quix@example.com", "Marmaduke-77", "DE-IBAN-4455-ZQ"}
+
+    async def leftovers() -> set[str]:
+        conn = await asyncpg.connect(pg_database)
+        try:
+            tables = await conn.fetch(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+            )
+            found = set()
+            for t in tables:
+                name = f'"{t["table_schema"]}"."{t["table_name"]}"'
+                for row in await conn.fetch(f"SELECT row_to_json(t)::text AS j FROM {name} t"):
+                    found |= {f"{name}: {s}" for s in secrets if s.lower() in row["j"].lower()}
+            return found
+        finally:
+            await conn.close()
+
+    async with httpx.AsyncClient(base_url=platform.gateway, timeout=10) as client:
+        resp = await client.post(
+            "/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        client.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+        resp = await client.post(
+            "/api/v1/customers",
+            json={"firstName": "Zanzibarella", "lastName": "Quixotefeld", "email": "zanzi.quix@example.com"},
+        )
+        assert resp.status_code == 201, resp.text
+        cid = resp.json()["id"]
+
+        async def created(path: str, body: dict) -> dict:
+            async def attempt():
+                r = await client.post(path, json=body)
+                assert r.status_code in (201, 422), r.text
+                return r.status_code == 201 and r.json()
+
+            return await eventually(attempt, timeout=NOTE_TIMEOUT)
+
+        await created(
+            "/api/v1/activities",
+            {
+                "type": "CALL",
+                "subject": "Call Zanzibarella",
+                "customerId": cid,
+                "startDate": "2030-01-01T10:00:00Z",
+            },
+        )
+        ticket = await created(
+            "/api/v1/tickets",
+            {
+                "subject": "Quixotefeld refund",
+                "description": "Marmaduke-77",
+                "customerId": cid,
+                "type": "REQUEST",
+            },
+        )
+        resp = await client.post(
+            f"/api/v1/tickets/{ticket['id']}/communications",
+            json={"direction": "INBOUND", "channel": "EMAIL", "body": "IBAN DE-IBAN-4455-ZQ"},
+        )
+        assert resp.status_code == 201, resp.text
+        opportunity = await created(
+            "/api/v1/opportunities", {"title": "Quixotefeld renewal", "customerId": cid, "amount": "900.00"}
+        )
+
+        async def everywhere():
+            schemas = {hit.split(".")[0] for hit in await leftovers()}
+            return len(schemas) >= 4 and schemas
+
+        assert await eventually(everywhere, timeout=NOTE_TIMEOUT), await leftovers()
+        resp = await client.post(f"/api/v1/customers/{cid}/erase")
+        assert resp.status_code == 202, resp.text
+
+        async def scrubbed():
+            return not await leftovers()
+
+        await eventually(scrubbed, timeout=30)
+        assert await leftovers() == set()
+        resp = await client.get(f"/api/v1/opportunities/{opportunity['id']}")
+        assert resp.json()["amount"] == "900.00"
