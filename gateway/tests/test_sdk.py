@@ -6,6 +6,7 @@ scenario goes only through its typed functions and models.
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -159,6 +160,52 @@ async def test_a_sale_and_a_support_case_through_the_sdk(sdk, tmp_path):
             httpx_args={"transport": httpx.ASGITransport(app=app)},
         ) as crm:
             await sale_and_support_case(m, op, crm)
+
+
+class RefusingFirst(httpx.AsyncBaseTransport):
+    """The CRM behind a transport whose first answer is an admission refusal (503 OVERLOADED)."""
+
+    def __init__(self, app):
+        self.crm = httpx.ASGITransport(app=app)
+        self.seen: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request.url.path)
+        if len(self.seen) == 1:
+            problem = {
+                "type": "about:blank",
+                "title": "Service Unavailable",
+                "status": 503,
+                "code": "OVERLOADED",
+            }
+            return httpx.Response(503, json=problem, headers={"Retry-After": "0"})
+        return await self.crm.handle_async_request(request)
+
+
+async def test_the_sdk_takes_the_documented_retry_after_transport(sdk, tmp_path):
+    """docs/api-guide.md "Overload and retries": the example transport plugged into the generated client."""
+    path = CONFIG.parent / "examples" / "retry_after.py"
+    spec = importlib.util.spec_from_file_location("retry_after_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    m, op = sdk.models, sdk.operation
+    app = create_embedded_app(settings(tmp_path), only=("customer",))
+    async with running(app):
+        async with sdk.client.Client(
+            base_url=BASE_URL, httpx_args={"transport": httpx.ASGITransport(app=app)}
+        ) as anonymous:
+            token = await op("auth_token").asyncio(
+                client=anonymous, body=m.BodyAuthToken(username=ADMIN, password=PASSWORD)
+            )
+        crm = RefusingFirst(app)
+        async with sdk.client.AuthenticatedClient(
+            base_url=BASE_URL,
+            token=token.access_token,
+            httpx_args={"transport": example.AsyncRetryAfterTransport(crm)},
+        ) as client:
+            page = await op("customers_list").asyncio_detailed(client=client)
+    assert page.status_code == 200 and isinstance(page.parsed, m.PageCustomerRead), page.content
+    assert crm.seen == ["/api/v1/customers", "/api/v1/customers"]
 
 
 async def sale_and_support_case(m, op, crm):
