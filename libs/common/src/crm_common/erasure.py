@@ -82,7 +82,7 @@ async def scrub_columns(
     for row in rows:
         data = row._mapping
         removed |= values_of(*(data[c] for c in text + json))
-        values = {c: ERASED for c in text if data[c] is not None}
+        values: dict[str, Any] = {c: ERASED for c in text if data[c] is not None}
         values |= {c: [] if isinstance(data[c], list) else {} for c in json if data[c]}
         if values:
             values |= dict(also or {})

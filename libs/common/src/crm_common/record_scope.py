@@ -14,7 +14,7 @@ readable (else 404) and inside the write scope (else 403 `OUT_OF_SCOPE`).
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -104,7 +104,7 @@ def scope_clause(
     the caller; `team` = an owner is a member of one of the caller's teams, or the record's team is
     one of them; `all` = no condition. `owner_column` may be several columns (assignee or creator)."""
     scope = caller if isinstance(caller, RecordScope) else (caller.read if access == "read" else caller.write)
-    columns = list(owner_column) if isinstance(owner_column, list | tuple) else [owner_column]
+    columns: list[Any] = list(owner_column) if isinstance(owner_column, list | tuple) else [owner_column]
     return scope.clause(columns, team_column)
 
 
@@ -128,8 +128,13 @@ async def teams_of(session: AsyncSession, user_id: uuid.UUID) -> tuple[frozenset
 
 async def resolve(session: AsyncSession | None, principal: Principal, context: str) -> ScopedCaller:
     read, write = principal.scope(context, "read"), principal.scope(context, "write")
-    team_ids = member_ids = frozenset()
+    team_ids: frozenset[uuid.UUID] = frozenset()
+    member_ids: frozenset[uuid.UUID] = frozenset()
     if "team" in (read, write):
+        if session is None:
+            raise RuntimeError(
+                f"a team scope on {context} needs the request's session to read the caller's teams"
+            )
         team_ids, member_ids = await teams_of(session, principal.id)
     return ScopedCaller(
         principal,
