@@ -28,6 +28,45 @@ def _ready(url: str) -> bool:
         return False
 
 
+def service_ports(service_base_port: int) -> dict[str, int]:
+    """Each service's port: numbered from service_base_port in SERVICES order."""
+    return {name: service_base_port + i for i, name in enumerate(SERVICES)}
+
+
+def serve_argv(name: str, host: str, port: int) -> list[str]:
+    """`crm serve <name>`: the gateway or one service in its own process, as docker-compose runs it."""
+    return [sys.executable, "-m", "crm_gateway.cli", "serve", name, "--host", host, "--port", str(port)]
+
+
+def distributed_env(
+    *,
+    database_url: str,
+    amqp_url: str,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    service_base_port: int = 8001,
+    events_namespace: str = "",
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment every process of the distributed mode runs with: one for all, so that a
+    drill (bench/ops_drill.py) can start a killed service again exactly as it was."""
+    env = {
+        **os.environ,
+        "CRM_DATABASE_URL": database_url,
+        "CRM_AMQP_URL": amqp_url,
+        "CRM_DATA_DIR": str(data_dir),
+        "CRM_EVENTS_NAMESPACE": events_namespace,
+        **(extra_env or {}),
+    }
+    ports = service_ports(service_base_port)
+    for name, port in ports.items():
+        env[f"CRM_GATEWAY_{name.upper()}_URL"] = f"http://{host}:{port}"
+    # Contexts look up customers they have not heard of yet at customer-svc, with a service credential.
+    env["CRM_CUSTOMER_URL"] = f"http://{host}:{ports['customer']}"
+    env.setdefault("CRM_SERVICE_TOKEN", secrets.token_urlsafe(32))
+    return env
+
+
 @contextmanager
 def run_distributed(
     *,
@@ -43,20 +82,16 @@ def run_distributed(
     log_dir: Path | None = None,
 ) -> Iterator[str]:
     """Start every service and the gateway; yield the gateway's base URL once all are ready."""
-    env = {
-        **os.environ,
-        "CRM_DATABASE_URL": database_url,
-        "CRM_AMQP_URL": amqp_url,
-        "CRM_DATA_DIR": str(data_dir),
-        "CRM_EVENTS_NAMESPACE": events_namespace,
-        **(extra_env or {}),
-    }
-    ports = {name: service_base_port + i for i, name in enumerate(SERVICES)}
-    for name, port in ports.items():
-        env[f"CRM_GATEWAY_{name.upper()}_URL"] = f"http://{host}:{port}"
-    # Contexts look up customers they have not heard of yet at customer-svc, with a service credential.
-    env["CRM_CUSTOMER_URL"] = f"http://{host}:{ports['customer']}"
-    env.setdefault("CRM_SERVICE_TOKEN", secrets.token_urlsafe(32))
+    ports = service_ports(service_base_port)
+    env = distributed_env(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        data_dir=data_dir,
+        host=host,
+        service_base_port=service_base_port,
+        events_namespace=events_namespace,
+        extra_env=extra_env,
+    )
     log_dir = log_dir or data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
@@ -66,7 +101,7 @@ def run_distributed(
         for name, port in [("gateway", gateway_port), *ports.items()]:
             log = open(log_dir / f"{name}.log", "ab")
             processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "crm_gateway.cli", "serve", name, "--host", host, "--port", str(port)],
+                serve_argv(name, host, port),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
