@@ -77,8 +77,14 @@ SERVICE_ADMIN = {
     "stages_delete",
     "stages_update",
 }
-# POSTs that only read.
-SERVICE_READ = {"segments_preview", "customers_batch_read"}
+# POSTs that only read: a read-only caller batch-reads what it may read, in every service.
+SERVICE_READ = {
+    "segments_preview",
+    "customers_batch_read",
+    "opportunities_batch_read",
+    "activities_batch_read",
+    "tickets_batch_read",
+}
 UUID = "00000000-0000-0000-0000-000000000001"
 
 
@@ -219,3 +225,55 @@ async def test_a_read_key_cannot_write(gateway):
     assert (await gw.get("/api/v1/customers", headers=key)).status_code == 200
     r = await gw.post("/api/v1/customers", json={"firstName": "X", "email": "x@example.com"}, headers=key)
     assert r.status_code == 403 and "`customers:write`" in r.json()["detail"]
+
+
+async def test_read_only_batch_reads_and_cannot_batch_write(gateway):
+    """Batch reads need the read permission in every service, batch writes the write one."""
+    gw = gateway
+    admin = await login(gw)
+    reader = await user_with(gw, admin, "read_only")
+    customer = await gw.post(
+        "/api/v1/customers",
+        json={"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"},
+        headers=admin,
+    )
+    assert customer.status_code == 201, customer.text
+    customer_id = customer.json()["id"]
+    created = {}
+    for resource, body in {
+        "opportunities": {"title": "Analytical engine", "customerId": customer_id},
+        "activities": {
+            "type": "CALL",
+            "subject": "Intro",
+            "customerId": customer_id,
+            "startDate": "2026-12-01T09:00:00Z",
+        },
+        "tickets": {
+            "subject": "Help",
+            "description": "It broke",
+            "customerId": customer_id,
+            "type": "QUESTION",
+        },
+    }.items():
+        r = await gw.post(f"/api/v1/{resource}", json=body, headers=admin)
+        assert r.status_code == 201, (resource, r.text)
+        created[resource] = r.json()["id"]
+    created["customers"] = customer_id
+    missing = "00000000-0000-0000-0000-00000000abcd"
+    for resource, record_id in created.items():
+        r = await gw.post(
+            f"/api/v1/{resource}/batch/read", json={"ids": [record_id, missing]}, headers=reader
+        )
+        assert r.status_code == 200, (resource, r.text)
+        answer = r.json()
+        assert [item["status"] for item in answer["results"]] == [200, 404], resource
+        assert answer["results"][0]["id"] == record_id
+        assert (answer["succeeded"], answer["failed"]) == (1, 1)
+        context = {"opportunities": "sales"}.get(resource, resource)
+        r = await gw.post(
+            f"/api/v1/{resource}/batch/update",
+            json={"items": [{"id": record_id}]},
+            headers=reader,
+        )
+        assert r.status_code == 403, (resource, r.text)
+        assert r.json()["code"] == "FORBIDDEN" and f"`{context}:write`" in r.json()["detail"]

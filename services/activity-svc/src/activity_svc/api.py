@@ -35,6 +35,8 @@ router = APIRouter(prefix="/api/v1/activities", tags=["activities"], responses=p
 timelines = APIRouter(prefix="/api/v1", tags=["timelines"], responses=problem_doc(401, 403))
 # The caller with their record scopes (crm_common.record_scope): activities by owner.
 ActivityAccess = Annotated[ScopedCaller, Depends(scoped("activities"))]
+# A POST that only reads (batch/read) needs read access, like a GET.
+ActivityReader = Annotated[ScopedCaller, Depends(scoped("activities", "read"))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3".')]
 TimeZone = Annotated[
     str | None,
@@ -227,7 +229,7 @@ async def batch_upsert(
     responses=problem_doc(422),
 )
 async def batch_read(
-    body: BatchReadRequest, session: SessionDep, user: ActivityAccess
+    body: BatchReadRequest, session: SessionDep, user: ActivityReader
 ) -> ActivityBatchResult:
     return await batch.read_many(session, body.ids, caller=user)
 

@@ -47,6 +47,8 @@ policy_router = APIRouter(
 SupportAccess = Annotated[Principal, Depends(require_access("tickets"))]
 # Tickets: the caller with their record scopes (crm_common.record_scope).
 TicketCaller = Annotated[ScopedCaller, Depends(scoped("tickets"))]
+# A POST that only reads (batch/read) needs read access, like a GET.
+TicketReader = Annotated[ScopedCaller, Depends(scoped("tickets", "read"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description="The ETag you read; a stale one is a 412.")
@@ -235,7 +237,7 @@ async def batch_upsert(
     responses=problem_doc(422),
 )
 async def batch_read(
-    body: BatchReadRequest, session: SessionDep, user: TicketCaller, now: Now
+    body: BatchReadRequest, session: SessionDep, user: TicketReader, now: Now
 ) -> TicketBatchResult:
     return await batch.read_many(session, body.ids, now=now, caller=user)
 

@@ -7,6 +7,8 @@ from fastapi import Depends, Header
 SalesAccess = Annotated[Principal, Depends(require_access("sales"))]
 # Opportunities: the caller with their record scopes (crm_common.record_scope).
 SalesCaller = Annotated[ScopedCaller, Depends(scoped("sales"))]
+# A POST that only reads (batch/read) needs read access, like a GET.
+SalesReader = Annotated[ScopedCaller, Depends(scoped("sales", "read"))]
 # Configuring the pipeline (its stages) is an administrator's job.
 AdminAccess = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[

@@ -11,7 +11,7 @@ from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
-from pipeline_svc.api.deps import IfMatch, SalesCaller
+from pipeline_svc.api.deps import IfMatch, SalesCaller, SalesReader
 from pipeline_svc.models import OpportunityStatus
 from pipeline_svc.schemas import (
     InvoiceRead,
@@ -229,7 +229,7 @@ async def batch_upsert(
     responses=problem_doc(422),
 )
 async def batch_read(
-    body: BatchReadRequest, session: SessionDep, user: SalesCaller
+    body: BatchReadRequest, session: SessionDep, user: SalesReader
 ) -> OpportunityBatchResult:
     return await batch.read_many(session, body.ids, caller=user)
 
