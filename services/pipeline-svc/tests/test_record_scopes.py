@@ -156,3 +156,78 @@ async def test_writes_follow_the_read_and_write_scopes(client, make_token, world
         f"/api/v1/opportunities/{theirs['id']}", json={"title": "x", "version": 1}, headers=reader
     )
     assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+
+
+async def test_invoices_follow_their_opportunity(client, make_token, world):
+    """An invoice is read (and issued, paid, voided) by whoever may read (change) its opportunity; one
+    made for a customer alone follows its creator."""
+    ids, opportunities = world
+    admin = headers(make_token, "admin", ids)
+    names = {}
+    for name, o in opportunities.items():
+        r = await client.post(f"/api/v1/opportunities/{o['id']}/win", json={}, headers=admin)
+        assert r.status_code == 200, r.text
+        names[r.json()["invoice"]["id"]] = name
+    customer = opportunities["a1"]["customerId"]
+    lone = {"customerId": customer, "lines": [{"description": "Consulting", "unitPrice": "50.00"}]}
+    for creator in ("a1", "admin"):
+        r = await client.post("/api/v1/invoices", json=lone, headers=headers(make_token, creator, ids))
+        assert r.status_code == 201, r.text
+        names[r.json()["id"]] = f"made_by_{creator}"
+    made_by = {  # who reads the invoices made without an opportunity
+        "a1": {"made_by_a1"},
+        "manager": {"made_by_a1"},
+        "reader": {"made_by_a1", "made_by_admin"},
+        "admin": {"made_by_a1", "made_by_admin"},
+    }
+    for person, expected in VISIBLE.items():
+        expected = expected | made_by.get(person, set())
+        h = headers(make_token, person, ids)
+        page = (await client.get("/api/v1/invoices", params={"pageSize": 200}, headers=h)).json()
+        assert {names[i["id"]] for i in page["items"]} == expected, person
+        assert page["total"] == len(expected), person
+        for invoice_id, name in names.items():
+            r = await client.get(f"/api/v1/invoices/{invoice_id}", headers=h)
+            assert r.status_code == (200 if name in expected else 404), (person, name)
+            if r.status_code == 404:
+                assert r.json()["code"] == "INVOICE_NOT_FOUND"
+    invoice_of = {name: invoice_id for invoice_id, name in names.items()}
+
+    a1 = headers(make_token, "a1", ids)
+    by_opportunity = await client.get(
+        "/api/v1/invoices", params={"opportunityId": opportunities["b1"]["id"]}, headers=a1
+    )
+    assert by_opportunity.json()["total"] == 0 and by_opportunity.json()["items"] == []
+    # Another team's invoice cannot be issued, paid or voided: a 404, and it stays a DRAFT.
+    for action in ("issue", "pay", "void"):
+        r = await client.post(f"/api/v1/invoices/{invoice_of['b1']}/{action}", json={}, headers=a1)
+        assert r.status_code == 404 and r.json()["code"] == "INVOICE_NOT_FOUND", action
+    theirs = (await client.get(f"/api/v1/invoices/{invoice_of['b1']}", headers=admin)).json()
+    assert theirs["status"] == "DRAFT" and theirs["version"] == 1
+    # Reading the team but changing only their own: a teammate's invoice is a 403, their own is fine.
+    own_writer = headers(make_token, "a1", ids, scp={"sales": ["team", "own"]})
+    r = await client.post(f"/api/v1/invoices/{invoice_of['a2']}/issue", json={}, headers=own_writer)
+    assert r.status_code == 403 and r.json()["code"] == "OUT_OF_SCOPE"
+    assert (await client.get(f"/api/v1/invoices/{invoice_of['a2']}", headers=admin)).json()[
+        "status"
+    ] == "DRAFT"
+    r = await client.post(f"/api/v1/invoices/{invoice_of['a1']}/issue", json={}, headers=own_writer)
+    assert r.status_code == 200 and r.json()["status"] == "ISSUED", r.text
+    r = await client.post(f"/api/v1/invoices/{invoice_of['a2']}/void", json={}, headers=a1)
+    assert r.status_code == 200 and r.json()["status"] == "VOID", r.text
+    reader = headers(make_token, "reader", ids)
+    r = await client.post(f"/api/v1/invoices/{invoice_of['a1']}/pay", json={}, headers=reader)
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+
+    # Invoicing another team's deal: the deal is unknown to the caller; a teammate's, with an own
+    # write scope, is refused. Neither writes an invoice.
+    before = (await client.get("/api/v1/invoices", headers=admin)).json()["total"]
+    r = await client.post(
+        "/api/v1/invoices", json={**lone, "opportunityId": opportunities["b1"]["id"]}, headers=a1
+    )
+    assert r.status_code == 422 and r.json()["code"] == "UNKNOWN_OPPORTUNITY", r.text
+    r = await client.post(
+        "/api/v1/invoices", json={**lone, "opportunityId": opportunities["a2"]["id"]}, headers=own_writer
+    )
+    assert r.status_code == 403 and r.json()["code"] == "OUT_OF_SCOPE", r.text
+    assert (await client.get("/api/v1/invoices", headers=admin)).json()["total"] == before

@@ -7,7 +7,7 @@ from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Query, Response
 
-from pipeline_svc.api.deps import IfMatch, SalesAccess
+from pipeline_svc.api.deps import IfMatch, SalesCaller
 from pipeline_svc.models import InvoiceStatus
 from pipeline_svc.schemas import InvoiceActionRequest, InvoiceCreateRequest, InvoicePage, InvoiceRead
 from pipeline_svc.service import invoices as service
@@ -23,9 +23,9 @@ router = APIRouter(prefix="/api/v1/invoices", tags=["invoices"], responses=probl
     responses=problem_doc(422),
 )
 async def create_invoice(
-    body: InvoiceCreateRequest, session: SessionDep, user: SalesAccess, response: Response
+    body: InvoiceCreateRequest, session: SessionDep, user: SalesCaller, response: Response
 ) -> InvoiceRead:
-    invoice = await service.create_invoice(session, data=body, actor_id=user.id)
+    invoice = await service.create_invoice(session, data=body, caller=user)
     response.headers["Location"] = f"/api/v1/invoices/{invoice.id}"
     response.headers["ETag"] = etag(invoice.version)
     return InvoiceRead.model_validate(invoice)
@@ -34,14 +34,19 @@ async def create_invoice(
 @router.get("", operation_id="invoices_list", summary="List invoices", responses=problem_doc(422))
 async def list_invoices(
     session: SessionDep,
-    user: SalesAccess,
+    user: SalesCaller,
     params: Annotated[PageParams, Depends(sync_page_params)],
     customer_id: Annotated[uuid.UUID | None, Query(alias="customerId")] = None,
     opportunity_id: Annotated[uuid.UUID | None, Query(alias="opportunityId")] = None,
     status: Annotated[list[InvoiceStatus], any_of()] = [],
 ) -> InvoicePage:
     items, total = await service.list_invoices(
-        session, params=params, customer_id=customer_id, opportunity_id=opportunity_id, status=status
+        session,
+        params=params,
+        caller=user,
+        customer_id=customer_id,
+        opportunity_id=opportunity_id,
+        status=status,
     )
     return InvoicePage(
         items=[InvoiceRead.model_validate(i) for i in items],
@@ -56,9 +61,9 @@ async def list_invoices(
     "/{invoice_id}", operation_id="invoices_get", summary="Get an invoice", responses=problem_doc(404)
 )
 async def get_invoice(
-    invoice_id: uuid.UUID, session: SessionDep, user: SalesAccess, response: Response
+    invoice_id: uuid.UUID, session: SessionDep, user: SalesCaller, response: Response
 ) -> InvoiceRead:
-    invoice = await service.get_invoice(session, invoice_id)
+    invoice = await service.get_invoice(session, invoice_id, caller=user)
     response.headers["ETag"] = etag(invoice.version)
     return InvoiceRead.model_validate(invoice)
 
@@ -67,7 +72,7 @@ def _action(action: str, summary: str):
     async def endpoint(
         invoice_id: uuid.UUID,
         session: SessionDep,
-        user: SalesAccess,
+        user: SalesCaller,
         response: Response,
         if_match: IfMatch = None,
         body: InvoiceActionRequest | None = None,
@@ -78,6 +83,7 @@ def _action(action: str, summary: str):
             action=action,
             if_match=if_match,
             body_version=body.version if body else None,
+            caller=user,
         )
         response.headers["ETag"] = etag(invoice.version)
         return InvoiceRead.model_validate(invoice)

@@ -1,4 +1,9 @@
-"""Invoices: INV-YYYY-NNNNNN, DRAFT -> ISSUED -> PAID, or VOID. A won opportunity gets a DRAFT."""
+"""Invoices: INV-YYYY-NNNNNN, DRAFT -> ISSUED -> PAID, or VOID. A won opportunity gets a DRAFT.
+
+Record scopes (crm_common.record_scope, context `sales`): an invoice follows its opportunity, so whoever
+may read (change) the opportunity may read (issue, pay, void) its invoices; an invoice made for a
+customer without an opportunity follows its creator. Outside the read scope an invoice is a 404 and
+absent from lists and totals; readable but outside the write scope, a status change is a 403."""
 
 import uuid
 from collections.abc import Sequence
@@ -10,7 +15,8 @@ from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
-from sqlalchemy import select
+from crm_common.record_scope import Access, ScopedCaller, scope_clause
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -18,6 +24,7 @@ from sqlalchemy.orm import selectinload
 from pipeline_svc import events
 from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
 from pipeline_svc.schemas import InvoiceCreateRequest
+from pipeline_svc.service import opportunities
 from pipeline_svc.service.common import cents, check_optional_version, line_total, unprocessable
 
 # A won opportunity's draft invoice is due this many days after the close date.
@@ -37,6 +44,18 @@ TRANSITIONS = {
     "pay": ({InvoiceStatus.ISSUED}, InvoiceStatus.PAID),
     "void": ({InvoiceStatus.DRAFT, InvoiceStatus.ISSUED}, InvoiceStatus.VOID),
 }
+
+
+def in_scope(caller: ScopedCaller, access: Access = "read"):
+    """The invoices `caller` may read (or change): those of an opportunity in that scope, and those
+    without one that the caller's scope covers by their creator."""
+    if (caller.read if access == "read" else caller.write).level == "all":
+        return true()
+    of_opportunities = select(Opportunity.id).where(opportunities.in_scope(caller, access))
+    return or_(
+        Invoice.opportunity_id.in_(of_opportunities),
+        and_(Invoice.opportunity_id.is_(None), scope_clause(caller, Invoice.created_by_id, access=access)),
+    )
 
 
 async def next_invoice_number(session: AsyncSession, year: int) -> str:
@@ -157,11 +176,19 @@ async def invoice_for_won(
 
 
 async def create_invoice(
-    session: AsyncSession, *, data: InvoiceCreateRequest, actor_id: uuid.UUID
+    session: AsyncSession, *, data: InvoiceCreateRequest, caller: ScopedCaller
 ) -> Invoice:
+    """An opportunity outside the caller's read scope is unknown (422, as if missing); one they may
+    read but not change is a 403: invoicing it is a change of the deal."""
     customer_id = (await customer_refs.require(session, data.customer_id, field="customerId")).id
     if data.opportunity_id is not None:
-        opportunity = await session.get(Opportunity, data.opportunity_id)
+        opportunity = (
+            await session.execute(
+                select(Opportunity).where(
+                    Opportunity.id == data.opportunity_id, opportunities.in_scope(caller)
+                )
+            )
+        ).scalar_one_or_none()
         if opportunity is None:
             raise unprocessable(
                 "UNKNOWN_OPPORTUNITY",
@@ -186,6 +213,7 @@ async def create_invoice(
                 message=f"must be {opportunity.currency}",
                 rule="currency_mismatch",
             )
+        caller.check_write(opportunity.owner_id, opportunity.team_id)
     invoice = await insert_invoice(
         session,
         customer_id=customer_id,
@@ -194,15 +222,24 @@ async def create_invoice(
         lines=[line.model_dump() for line in data.lines],
         due_date=data.due_date,
         notes=data.notes,
-        actor_id=actor_id,
+        actor_id=caller.id,
     )
     return await get_invoice(session, invoice.id)
 
 
-async def get_invoice(session: AsyncSession, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
+async def get_invoice(
+    session: AsyncSession,
+    invoice_id: uuid.UUID,
+    *,
+    lock: bool = False,
+    caller: ScopedCaller | None = None,
+    write: bool = False,
+) -> Invoice:
+    """Outside `caller`'s read scope a 404 like a missing invoice; with `write`, outside their write
+    scope a 403."""
     query = (
         select(Invoice)
-        .where(Invoice.id == invoice_id)
+        .where(Invoice.id == invoice_id, in_scope(caller) if caller is not None else true())
         .options(selectinload(Invoice.lines))
         .execution_options(populate_existing=True)
     )
@@ -211,6 +248,12 @@ async def get_invoice(session: AsyncSession, invoice_id: uuid.UUID, *, lock: boo
     invoice = (await session.execute(query)).scalar_one_or_none()
     if invoice is None:
         raise not_found("invoice", invoice_id)
+    if write and caller is not None:
+        if invoice.opportunity_id is None:
+            caller.check_write(invoice.created_by_id)
+        else:
+            opportunity = await session.get(Opportunity, invoice.opportunity_id)
+            caller.check_write(opportunity.owner_id, opportunity.team_id)
     return invoice
 
 
@@ -218,11 +261,12 @@ async def list_invoices(
     session: AsyncSession,
     *,
     params: PageParams,
+    caller: ScopedCaller,
     customer_id: uuid.UUID | None = None,
     opportunity_id: uuid.UUID | None = None,
     status: Sequence[str] = (),
 ) -> tuple[list[Invoice], int]:
-    query = select(Invoice).options(selectinload(Invoice.lines))
+    query = select(Invoice).where(in_scope(caller)).options(selectinload(Invoice.lines))
     if customer_id:
         query = query.where(Invoice.customer_id == customer_id)
     if opportunity_id:
@@ -240,8 +284,9 @@ async def transition_invoice(
     action: str,
     if_match: str | None,
     body_version: int | None,
+    caller: ScopedCaller,
 ) -> Invoice:
-    invoice = await get_invoice(session, invoice_id, lock=True)
+    invoice = await get_invoice(session, invoice_id, lock=True, caller=caller, write=True)
     check_optional_version(invoice.version, if_match=if_match, body_version=body_version)
     sources, target = TRANSITIONS[action]
     if invoice.status not in sources:
