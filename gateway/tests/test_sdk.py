@@ -5,6 +5,7 @@ scenario goes only through its typed functions and models.
 """
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -17,7 +18,7 @@ from types import ModuleType, SimpleNamespace
 
 import httpx
 import pytest
-from crm_common.testing.plugin import running
+from crm_common.testing.plugin import eventually, running
 from crm_gateway.embedded import create_embedded_app
 from crm_gateway.settings import GatewaySettings
 
@@ -415,3 +416,110 @@ async def test_refresh_and_client_credentials_through_the_sdk(sdk, tmp_path):
                 client=integration, body=m.CustomerCreateRequest(email="sync@example.com", first_name="Sync")
             )
             assert isinstance(created, m.CustomerRead), created
+
+
+async def test_a_sale_as_a_sales_rep_through_the_sdk(sdk, tmp_path):
+    """Issue 13: the SDK as a sales rep sees their team's records, and another team's are 404s, exactly
+    as missing ones (typed Problems), in gets, lists and totals, batch reads and actions."""
+    m, op = sdk.models, sdk.operation
+    app = create_embedded_app(settings(tmp_path), only=("customer", "pipeline"))
+    transport = {"transport": httpx.ASGITransport(app=app)}
+    async with running(app), contextlib.AsyncExitStack() as clients:
+        async with sdk.client.Client(base_url=BASE_URL, httpx_args=transport) as anonymous:
+
+            async def signed_in(email: str):
+                token = await op("auth_token").asyncio(
+                    client=anonymous, body=m.BodyAuthToken(username=email, password=PASSWORD)
+                )
+                assert isinstance(token, m.TokenResponse), token
+                return await clients.enter_async_context(
+                    sdk.client.AuthenticatedClient(
+                        base_url=BASE_URL, token=token.access_token, httpx_args=transport
+                    )
+                )
+
+            admin = await signed_in(ADMIN)
+            reps = {}
+            for name in ("ada", "alan", "bob"):
+                body = {
+                    "email": f"{name}@example.com",
+                    "fullName": name,
+                    "password": PASSWORD,
+                    "roles": ["sales_rep"],
+                }
+                made = await op("users_create").asyncio_detailed(
+                    client=admin, body=m.UserCreateRequest.from_dict(body)
+                )
+                assert made.status_code == 201, made.content
+                reps[name] = made.parsed.id
+            for team, members in (("North", ["ada", "alan"]), ("South", ["bob"])):
+                body = {"name": team, "type": "SALES", "memberIds": [str(reps[n]) for n in members]}
+                made = await op("teams_create").asyncio_detailed(
+                    client=admin, body=m.TeamCreateRequest.from_dict(body)
+                )
+                assert made.status_code == 201, made.content
+            ada, alan, bob = [await signed_in(f"{name}@example.com") for name in ("ada", "alan", "bob")]
+            records = {}
+            for name, crm in (("ada", ada), ("alan", alan), ("bob", bob)):
+                records[name] = await rep_sale(m, op, crm, name)
+            await as_a_rep(m, op, ada, records)
+
+
+async def rep_sale(m, op, crm, name):
+    """A rep's customer and opportunity (theirs by default), won: its DRAFT invoice."""
+    customer = await op("customers_create").asyncio(
+        client=crm,
+        body=m.CustomerCreateRequest(
+            email=f"client-of-{name}@example.com", first_name="Client", last_name=name
+        ),
+    )
+    assert isinstance(customer, m.CustomerRead), customer
+    opportunity = await op("opportunities_create").asyncio(
+        client=crm,
+        body=m.OpportunityCreateRequest(
+            title=f"Deal of {name}", customer_id=customer.id, amount="100.00", currency="USD"
+        ),
+    )
+    assert isinstance(opportunity, m.OpportunityRead), opportunity
+    won = await op("opportunities_win").asyncio(opportunity.id, client=crm)
+    assert isinstance(won, m.OpportunityWinResult), won
+    return SimpleNamespace(customer=customer, opportunity=opportunity, invoice=won.invoice)
+
+
+async def as_a_rep(m, op, ada, records):
+    ours, theirs = records["alan"], records["bob"]
+
+    async def team_listed():
+        # The team reaches the services in the gateway's `team.*` events.
+        page = await op("customers_list").asyncio(client=ada, page_size=50)
+        return page if page.total == 2 else None
+
+    page = await eventually(team_listed)
+    assert isinstance(page, m.PageCustomerRead), page
+    assert {c.id for c in page.items} == {records["ada"].customer.id, ours.customer.id}
+    deals = await op("opportunities_list").asyncio(client=ada, page_size=50)
+    assert isinstance(deals, m.PageOpportunityRead), deals
+    assert {o.id for o in deals.items} == {records["ada"].opportunity.id, ours.opportunity.id}
+    assert deals.total == 2
+    invoices = await op("invoices_list").asyncio(client=ada, page_size=50)
+    assert {i.id for i in invoices.items} == {records["ada"].invoice.id, ours.invoice.id}
+
+    # A teammate's records are there; another team's answer 404 like records that do not exist.
+    mate = await op("opportunities_get").asyncio(ours.opportunity.id, client=ada)
+    assert isinstance(mate, m.OpportunityRead) and mate.title == "Deal of alan", mate
+    for operation, record_id, code in (
+        ("customers_get", theirs.customer.id, "CUSTOMER_NOT_FOUND"),
+        ("opportunities_get", theirs.opportunity.id, "OPPORTUNITY_NOT_FOUND"),
+        ("invoices_get", theirs.invoice.id, "INVOICE_NOT_FOUND"),
+        # Not the 409 a won deal would give its owner: nothing tells the rep it exists.
+        ("opportunities_win", theirs.opportunity.id, "OPPORTUNITY_NOT_FOUND"),
+        ("invoices_issue", theirs.invoice.id, "INVOICE_NOT_FOUND"),
+    ):
+        answer = await op(operation).asyncio_detailed(record_id, client=ada)
+        assert answer.status_code == 404 and isinstance(answer.parsed, m.Problem), (operation, answer)
+        assert answer.parsed.code == code, operation
+    batch = await op("customers_batch_read").asyncio(
+        client=ada, body=m.BatchReadRequest(ids=[ours.customer.id, theirs.customer.id])
+    )
+    assert [(r.status, r.id) for r in batch.results] == [(200, ours.customer.id), (404, None)]
+    assert batch.results[1].problem.code == "CUSTOMER_NOT_FOUND"
