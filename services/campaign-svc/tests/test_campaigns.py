@@ -130,3 +130,22 @@ async def test_idempotent_create(client, headers):
     again = await client.post("/api/v1/campaigns", json=body, headers=h)
     assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
     assert await count_rows(client, Campaign) == 1
+
+
+async def test_a_null_body_is_refused_not_taken_for_no_body(client, headers):
+    """The body of a transition is optional, but when sent it is an object: `null` is a 422 and the
+    campaign does not move (FastAPI alone read `null` as no body and completed the campaign)."""
+    c = await create_campaign(client, headers)
+    r = await client.post(
+        f"/api/v1/campaigns/{c['id']}/activate",
+        content=b" null ",
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("body", "body_null")]
+    r = await client.get(f"/api/v1/campaigns/{c['id']}", headers=headers)
+    assert r.json()["status"] == "PLANNING"
+    # A small body that is not null still reaches the route whole.
+    r = await client.post(f"/api/v1/campaigns/{c['id']}/activate", json={}, headers=headers)
+    assert r.status_code == 200 and r.json()["status"] == "ACTIVE"

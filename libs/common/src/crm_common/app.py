@@ -29,7 +29,7 @@ from crm_common.events.inbox import EventHandler, idempotent_dispatcher, keep_re
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.rabbitmq_bus import RabbitBus
 from crm_common.events.relay import OutboxRelay, backoff
-from crm_common.input_guard import RefuseNulInQuery
+from crm_common.input_guard import RefuseNullBody, RefuseNulInQuery
 from crm_common.methods import MethodCheck
 from crm_common.metrics import runtime_metrics
 from crm_common.migrations import migrate
@@ -124,7 +124,7 @@ def _request_context_and_method_check_first(app: FastAPI) -> None:
     build = app.build_middleware_stack
 
     def build_in_order():
-        first: tuple[Any, ...] = (RequestContextMiddleware, MethodCheck, RefuseNulInQuery)
+        first: tuple[Any, ...] = (RequestContextMiddleware, MethodCheck, RefuseNulInQuery, RefuseNullBody)
         app.user_middleware = sorted(
             app.user_middleware, key=lambda m: first.index(m.cls) if m.cls in first else len(first)
         )
@@ -271,6 +271,7 @@ def create_service_app(
         customer_lookup.install(app, settings)  # it references customers: crm_common.customer_refs
     app.add_middleware(MethodCheck)
     app.add_middleware(RefuseNulInQuery)
+    app.add_middleware(RefuseNullBody)
     install_admission(app, settings)
     # Outside admission: a request waiting for its events holds no slot meanwhile.
     consistency.install(app, settings, handlers)

@@ -183,3 +183,57 @@ class RefuseNulInQuery:
                     )
                     return await response(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+class RefuseNullBody:
+    """ASGI middleware: a JSON body that is just `null` is a 422. FastAPI reads it as "no body", so on
+    an operation whose body is optional a `null` (which the document does not allow: the body is an
+    object) was taken as if nothing had been sent. Only tiny bodies are looked at: `null` with
+    whitespace around it fits in `_NULL_BODY_MAX` bytes, and anything longer passes untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is None or not length.isdigit() or int(length) > _NULL_BODY_MAX:
+            return await self.app(scope, receive, send)
+        # At most _NULL_BODY_MAX bytes: read it whole (a server may send it in several messages).
+        body, message = b"", {"type": "http.request", "more_body": True}
+        while message["type"] == "http.request" and message.get("more_body"):
+            message = await receive()
+            body += message.get("body", b"")
+        if message["type"] == "http.request" and body.strip() == b"null":
+            from crm_common.errors import FieldError, problem_response
+
+            response = problem_response(
+                Request(scope),
+                422,
+                "VALIDATION_ERROR",
+                "The request is not valid; see `errors`.",
+                errors=[
+                    FieldError(
+                        field="body",
+                        message="The body must be a JSON object; send no body to leave it out",
+                        code="body_null",
+                    )
+                ],
+            )
+            return await response(scope, receive, send)
+        whole = {"type": "http.request", "body": body, "more_body": False}
+        first = whole if message["type"] == "http.request" else message
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+_NULL_BODY_MAX = 16
