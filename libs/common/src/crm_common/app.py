@@ -29,7 +29,7 @@ from crm_common.events.inbox import EventHandler, idempotent_dispatcher, keep_re
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.rabbitmq_bus import RabbitBus
 from crm_common.events.relay import OutboxRelay, backoff
-from crm_common.input_guard import RefuseNullBody, RefuseNulInQuery
+from crm_common.input_guard import RefuseNulInQuery, RefuseNullBody
 from crm_common.methods import MethodCheck
 from crm_common.metrics import runtime_metrics
 from crm_common.migrations import migrate
