@@ -39,7 +39,15 @@ class Writer:
         self.statuses: list[int] = []
 
     async def call(self, method, path, **kwargs):
-        r = await admitted(lambda: self.gw.request(method, f"/api/v1{path}", headers=self.headers, **kwargs))
+        for _ in range(20):
+            r = await admitted(
+                lambda: self.gw.request(method, f"/api/v1{path}", headers=self.headers, **kwargs)
+            )
+            # A busy machine can time out the activity service's question to the customer service:
+            # a 503 that wrote nothing and says to try again, which a client does.
+            if r.status_code != 503 or r.json().get("code") != "CUSTOMER_SERVICE_UNAVAILABLE":
+                break
+            await asyncio.sleep(0.5)
         assert r.status_code < 500, r.text
         self.statuses.append(r.status_code)
         return r
