@@ -35,9 +35,9 @@ demo: install
 down:
 	@if [ -x $(VENV)/bin/crm ]; then $(VENV)/bin/crm down; else echo "Nothing to stop: the CRM was never installed here."; fi
 
-## Run the tests (unit, service, integration on Postgres + RabbitMQ, end-to-end).
+## Run the tests (unit, service, integration on Postgres + RabbitMQ, end-to-end); lists the 25 slowest.
 test: install
-	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 migrate: install
 	$(VENV)/bin/crm migrate all
