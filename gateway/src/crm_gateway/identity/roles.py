@@ -51,6 +51,14 @@ class RoleBook:
     def scopes_for(self, roles) -> Scopes:
         return scopes_for(self.scopes[r] for r in roles if r in self.scopes)
 
+    def read_scopes(self, roles) -> dict[str, str]:
+        """Per data context the read scope, `none` where the roles grant no read permission (in
+        `user.*` events, for webhook-svc)."""
+        permissions, scopes = self.permissions_for(roles), self.scopes_for(roles)
+        if "admin" in permissions:
+            return dict.fromkeys(DATA_CONTEXTS, "all")
+        return {c: scopes[c][0] if f"{c}:read" in permissions else "none" for c in DATA_CONTEXTS}
+
     def scope_claim(self, roles) -> dict[str, list[str]]:
         return {c: list(pair) for c, pair in self.scopes_for(roles).items()}
 
@@ -135,6 +143,7 @@ async def update_role(session: AsyncSession, *, name: str, data: RoleUpdateReque
 
 
 async def _sign_out_holders(session: AsyncSession, role: str) -> list[uuid.UUID]:
+    book = await role_book(session)
     # roles is a small JSON list of known names: matching its text works on SQLite and Postgres alike.
     holders = (
         await session.execute(select(User).where(sa.cast(User.roles, sa.Text).like(f'%"{role}"%')))
@@ -146,6 +155,6 @@ async def _sign_out_holders(session: AsyncSession, role: str) -> list[uuid.UUID]
         user.token_version += 1
         user.updated_at = utcnow()
         await session.flush()
-        await add_events(session, user_event(user, created=False))
+        await add_events(session, user_event(user, created=False, book=book))
         signed_out.append(user.id)
     return signed_out

@@ -20,6 +20,7 @@ from crm_gateway.identity.events import user_event
 from crm_gateway.identity.login import PasswordWork
 from crm_gateway.identity.models import User
 from crm_gateway.identity.passwords import check_password, password_problems
+from crm_gateway.identity.roles import role_book
 
 log = logging.getLogger("crm.gateway.identity")
 hasher = PasswordHasher()
@@ -71,7 +72,7 @@ async def bootstrap_admin(session: AsyncSession, *, email: str, password: str | 
         async with session.begin_nested():
             session.add(admin)
             await session.flush()
-            await add_events(session, user_event(admin, created=True))
+            await add_events(session, user_event(admin, created=True, book=await role_book(session)))
     except IntegrityError:
         return None
     return generated
@@ -114,7 +115,7 @@ async def reset_password(session: AsyncSession, email: str, password: str) -> bo
     user.token_version += 1  # a reset signs the user out everywhere, like any password change
     user.updated_at = datetime.now(UTC)
     await session.flush()
-    await add_events(session, user_event(user, created=False))
+    await add_events(session, user_event(user, created=False, book=await role_book(session)))
     return True
 
 
@@ -201,7 +202,7 @@ async def change_password(db, work: PasswordWork, *, user_id: uuid.UUID, current
         row.token_version += 1
         row.updated_at = utcnow()
         await session.flush()
-        await add_events(session, user_event(row, created=False))
+        await add_events(session, user_event(row, created=False, book=await role_book(session)))
         return SignIn(
             row.id, row.email, row.full_name, list(row.roles), row.is_active, row.token_version, new_hash
         )

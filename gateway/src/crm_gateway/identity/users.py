@@ -180,7 +180,7 @@ async def create_user(session: AsyncSession, data: UserCreateRequest, *, passwor
             await session.flush()
     except IntegrityError:  # a concurrent create with the same email won the unique index
         raise _email_taken(data.email) from None
-    await add_events(session, user_event(user, created=True))
+    await add_events(session, user_event(user, created=True, book=await role_book(session)))
     return user
 
 
@@ -233,7 +233,7 @@ async def update_user(
             await session.flush()
     except IntegrityError:
         raise _email_taken(fields.get("email", user.email)) from None
-    await add_events(session, user_event(user, created=False))
+    await add_events(session, user_event(user, created=False, book=await role_book(session)))
     return user
 
 

@@ -18,6 +18,11 @@ class UserData(EventData):
     # Raised by the gateway when the user is deactivated, loses a role or changes password: a token
     # carrying a lower `tv` claim is refused by every service (crm_common.auth.SessionGuard).
     token_version: int = 0
+    # What the user may read now, per data context: their record scope there (`all`, `team`, `own`)
+    # or `none` without the read permission. From the role definitions when the event was published
+    # (a role change raises `token_version` and republishes its holders): webhook-svc narrows the
+    # deliveries of the subscriptions the user made with it. Absent in events published before it.
+    read_scopes: dict[str, str] | None = None
 
 
 class UserCreated(UserData):
