@@ -361,6 +361,14 @@ async def sync_through_the_sdk(m, op, crm, customer):
     bad = await op("customers_list").asyncio_detailed(client=crm, updated_after="yesterday")
     assert bad.status_code == 422 and [e.field for e in bad.parsed.errors] == ["updatedAfter"]
 
+    # Archive and restore (docs/api-guide.md, Archive): the list leaves the archived customer out.
+    archived = await op("customers_archive").asyncio(customer.id, client=crm)
+    assert isinstance(archived, m.CustomerRead) and archived.archived_at is not None, archived
+    assert (await op("customers_list").asyncio(client=crm)).items == []
+    restored = await op("customers_restore").asyncio(customer.id, client=crm)
+    assert restored.archived_at is None and restored.version == archived.version + 1
+    assert [c.id for c in (await op("customers_list").asyncio(client=crm)).items] == [customer.id]
+
 
 async def test_refresh_and_client_credentials_through_the_sdk(sdk, tmp_path):
     m, op = sdk.models, sdk.operation

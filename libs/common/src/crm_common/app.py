@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common import consistency, customer_lookup, directory, idempotency
+from crm_common import archive, consistency, customer_lookup, directory, idempotency
 from crm_common.admission import install_admission
 from crm_common.auth import SessionGuard, TokenVerifier
 from crm_common.db import Database
@@ -166,6 +166,7 @@ def create_service_app(
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
     event_wanted: EventFilter | None = None,
     document_event_admin: bool = False,
+    purge_archived: Callable[[Database, timedelta], Awaitable[int]] | None = None,
     **fastapi_options,
 ) -> FastAPI:
     """`bus` is passed in when several services share one in-process bus (the embedded default).
@@ -173,7 +174,9 @@ def create_service_app(
     lets a consumer skip the handler's transaction for events that can have no effect here. Services (not the
     gateway, which is its source) keep the user and team directory from the gateway's events.
     `document_event_admin`: list the admin endpoints over dead letters and the outbox
-    (crm_common.events.admin_api) in this app's OpenAPI (the gateway's)."""
+    (crm_common.events.admin_api) in this app's OpenAPI (the gateway's). `purge_archived(db, retention)`
+    deletes the service's records archived longer than the retention (crm_common.archive): run at start
+    and every `archive_purge_interval_seconds`."""
     handlers = dict(handlers or {})
     if settings.service_name in SUBSCRIPTIONS:
         handlers = {**directory.HANDLERS, **handlers}
@@ -214,6 +217,17 @@ def create_service_app(
                         settings.service_name,
                         timedelta(days=settings.inbox_retention_days),
                         settings.inbox_purge_interval_seconds,
+                    )
+                )
+            )
+        if purge_archived is not None:
+            retention = timedelta(days=settings.archive_retention_days)
+            runtime.tasks.append(
+                asyncio.create_task(
+                    archive.keep_purging(
+                        settings.service_name,
+                        functools.partial(purge_archived, db, retention),
+                        settings.archive_purge_interval_seconds,
                     )
                 )
             )

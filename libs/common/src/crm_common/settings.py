@@ -44,6 +44,10 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: int = Field(default=14, ge=1)
     # How often each consuming service purges its inbox.
     inbox_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Archived records (crm_common.archive) stay restorable this long, then are purged; the purge runs
+    # this often.
+    archive_retention_days: int = Field(default=30, ge=1)
+    archive_purge_interval_seconds: float = Field(default=3600.0, gt=0)
     migrate_on_start: bool = True
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common import directory
 from crm_common.app import SessionDep
+from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.auth import Principal, require
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
@@ -51,6 +52,7 @@ from customer_svc.schemas import (
 )
 from customer_svc.service import (
     actions,
+    archiving,
     batch,
     customers,
     erasure,
@@ -128,9 +130,12 @@ async def list_customers(
     user: CustomerAccess,
     params: Annotated[PageParams, Depends(sync_page_params)],
     filters: ListFilter,
+    archived: ArchivedParam = "exclude",
 ) -> CustomerPage:
     q, f = filters
-    items, total = await customers.list_customers(session, caller=user, params=params, q=q, f=f)
+    items, total = await customers.list_customers(
+        session, caller=user, params=params, q=q, f=f, archived=archived
+    )
     return CustomerPage(
         items=await customers.to_read(session, items),
         total=total,
@@ -495,5 +500,47 @@ async def erase_customer(
     response: Response,
 ) -> CustomerRead:
     customer = await erasure.erase_customer(session, customer_id=customer_id, actor_id=user.id)
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)
+
+
+@router.post(
+    "/{customer_id}/archive",
+    operation_id="customers_archive",
+    summary="Archive a customer",
+    description=archive_description("lists, searches, segments, rankings and exports", "customer.purged"),
+    responses=problem_doc(404, 412),
+)
+async def archive_customer(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    user: CustomerAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CustomerRead:
+    customer = await archiving.set_archived(
+        session, customer_id=customer_id, archived=True, if_match=if_match, caller=user
+    )
+    response.headers["ETag"] = etag(customer.version)
+    return await customers.to_read_one(session, customer)
+
+
+@router.post(
+    "/{customer_id}/restore",
+    operation_id="customers_restore",
+    summary="Restore an archived customer",
+    description=RESTORE_DESCRIPTION,
+    responses=problem_doc(404, 412),
+)
+async def restore_customer(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    user: CustomerAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CustomerRead:
+    customer = await archiving.set_archived(
+        session, customer_id=customer_id, archived=False, if_match=if_match, caller=user
+    )
     response.headers["ETag"] = etag(customer.version)
     return await customers.to_read_one(session, customer)

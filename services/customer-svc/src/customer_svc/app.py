@@ -9,6 +9,7 @@ from customer_svc.api import router
 from customer_svc.api_internal import router as internal_router
 from customer_svc.api_segments import router as segments_router
 from customer_svc.handlers import HANDLERS
+from customer_svc.service import archiving
 from customer_svc.settings import Settings
 
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,
+        purge_archived=archiving.purge,
     )
     # `Idempotency-Key` on POST/PATCH: a retried write happens once. The import streams its body
     # (never held in memory) and commits batch by batch: its key stores the final report.

@@ -5,11 +5,14 @@ from datetime import datetime
 from typing import Any
 
 from crm_common.contracts.customer import (
+    CustomerArchived,
     CustomerAssigned,
     CustomerConverted,
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
+    CustomerPurged,
+    CustomerRestored,
     CustomerUpdated,
     OpportunityDraft,
 )
@@ -111,3 +114,33 @@ def customer_erased(customer: Customer, *, actor_id: uuid.UUID, at: datetime) ->
         customer_id=customer.id, customer_number=customer.customer_number, erased_by=actor_id, erased_at=at
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_archived(customer: Customer, *, actor_id: uuid.UUID) -> CloudEvent:
+    payload = CustomerArchived(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        archived_by=actor_id,
+        archived_at=customer.archived_at,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_restored(customer: Customer, *, actor_id: uuid.UUID) -> CloudEvent:
+    payload = CustomerRestored(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        restored_by=actor_id,
+        restored_at=customer.updated_at,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
+
+
+def customer_purged(customer: Customer, *, at: datetime) -> CloudEvent:
+    payload = CustomerPurged(
+        customer_id=customer.id,
+        customer_number=customer.customer_number,
+        archived_at=customer.archived_at,
+        purged_at=at,
+    )
+    return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version + 1)

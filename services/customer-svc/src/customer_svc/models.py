@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.archive import archived_at_field, archived_index
 from crm_common.batch import external_id_index
 from crm_common.changes import sync_index
 from crm_common.models import (
@@ -90,6 +91,7 @@ class Customer(Base, table=True):
         sa.Index("ix_customers_merged_into_id", "merged_into_id"),
         external_id_index("customers", live_only=True),
         sync_index("customers"),
+        archived_index("customers"),
     )
     __mapper_args__ = {"version_id_col": _customer_version}
 
@@ -127,6 +129,7 @@ class Customer(Base, table=True):
     custom_fields: dict = json_field(dict)
     notes: str | None = Field(default=None, sa_type=sa.Text())
     merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    archived_at: datetime | None = archived_at_field()
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = updated_at_field()

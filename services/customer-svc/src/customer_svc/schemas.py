@@ -224,6 +224,9 @@ class CustomerRead(ApiModel):
     custom_fields: dict
     notes: str | None
     merged_into_id: uuid.UUID | None
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: hidden from lists, purged after the retention."
+    )
     addresses: list[AddressRead] = []
     created_at: datetime
     updated_at: datetime

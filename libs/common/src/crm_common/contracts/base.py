@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 from typing import ClassVar
 
 from pydantic import ConfigDict
@@ -28,3 +29,26 @@ class RepointedByMerge(EventData):
 
     from_customer_id: uuid.UUID
     customer_id: uuid.UUID
+
+
+class RecordArchived(EventData):
+    """Base of the `*.archived` events: the record is hidden from lists and searches (crm_common.archive)
+    and purged after the retention unless restored. Consumers treat it like a field update."""
+
+    archived_by: uuid.UUID | None = None
+    archived_at: datetime
+
+
+class RecordRestored(EventData):
+    """Base of the `*.restored` events: an archived record is live again."""
+
+    restored_by: uuid.UUID | None = None
+    restored_at: datetime
+
+
+class RecordPurged(EventData):
+    """Base of the `*.purged` events: an archived record was deleted once the archive retention passed.
+    Consumers react as to a deletion; the id is never used again."""
+
+    archived_at: datetime
+    purged_at: datetime

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from crm_common.contracts.base import EventData
+from crm_common.contracts.base import EventData, RecordArchived, RecordPurged, RecordRestored
 from crm_common.contracts.enums import CustomerPriority, CustomerStatus, CustomerType
 from crm_common.schemas import EventDecimal
 
@@ -107,3 +107,29 @@ class CustomerErased(EventData):
     customer_number: str
     erased_by: uuid.UUID | None = None
     erased_at: datetime
+
+
+class CustomerArchived(RecordArchived):
+    """The customer was archived: hidden from lists, restorable until purged (docs/api-guide.md,
+    Archive)."""
+
+    event_type: ClassVar[str] = "customer.archived"
+
+    customer_id: uuid.UUID
+    customer_number: str
+
+
+class CustomerRestored(RecordRestored):
+    event_type: ClassVar[str] = "customer.restored"
+
+    customer_id: uuid.UUID
+    customer_number: str
+
+
+class CustomerPurged(RecordPurged):
+    """An archived customer was deleted after the archive retention."""
+
+    event_type: ClassVar[str] = "customer.purged"
+
+    customer_id: uuid.UUID
+    customer_number: str

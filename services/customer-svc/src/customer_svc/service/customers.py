@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from crm_common import directory
+from crm_common.archive import ArchivedMode, check_not_archived
 from crm_common.batch import external_id_exists
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
@@ -166,9 +167,11 @@ async def get_customer(
     for_update: bool = False,
     caller: ScopedCaller | None = None,
     write: bool = False,
+    archived_ok: bool = False,
 ) -> Customer:
     """The customer; 404 when it does not exist or is outside `caller`'s read scope (the same answer,
-    so nothing tells them apart), and with `write` a 403 when readable but outside the write scope."""
+    so nothing tells them apart), and with `write` a 403 when readable but outside the write scope and
+    a 409 `ARCHIVED` when archived (unless `archived_ok`: archive and restore)."""
     query = (
         select(Customer)
         .where(Customer.id == customer_id, in_scope(caller) if caller is not None else sa.true())
@@ -182,6 +185,8 @@ async def get_customer(
         raise not_found("customer", customer_id)
     if write and caller is not None:
         caller.check_write(customer.assigned_to_id, customer.team_id)
+    if write and not archived_ok:
+        check_not_archived(customer, "customer")
     return customer
 
 
@@ -257,17 +262,18 @@ async def list_customers(
     q: str | None = None,
     f: SegmentFilter | None = None,
     exclude_merged: bool = False,
+    archived: ArchivedMode = "exclude",
 ) -> tuple[list[Customer], int]:
     query = customer_select(
-        session, caller=caller, q=q, f=f, sort=params.sort, exclude_merged=exclude_merged
+        session, caller=caller, q=q, f=f, sort=params.sort, exclude_merged=exclude_merged, archived=archived
     ).options(selectinload(Customer.addresses))
     return await paginate(session, query, params)
 
 
 async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
-    """Customers the caller may read changed after the cursor; merged-away customers as tombstones
-    naming the survivor."""
-    query = customer_select(session, caller=caller, exclude_merged=True).options(
+    """Customers the caller may read changed after the cursor (archived ones too, with `archivedAt`);
+    merged-away and purged customers as tombstones."""
+    query = customer_select(session, caller=caller, exclude_merged=True, archived="include").options(
         selectinload(Customer.addresses)
     )
     return await changes_page(session, query, "customer", params, lambda rows: to_read(session, rows))

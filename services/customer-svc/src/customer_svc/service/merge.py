@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from crm_common import changes as sync_changes
+from crm_common.archive import check_not_archived
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
@@ -96,6 +97,7 @@ async def merge_customers(
     primary, secondary = found[p_id], found[s_id]
     for customer in (primary, secondary):
         caller.check_write(customer.assigned_to_id, customer.team_id)
+        check_not_archived(customer, "customer")
     for field, customer in (("primaryCustomerId", primary), ("secondaryCustomerId", secondary)):
         if customer.merged_into_id is not None:
             raise ProblemError(

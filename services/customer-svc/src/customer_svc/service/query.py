@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from crm_common import directory
+from crm_common.archive import ArchivedMode, archived_clause
 from crm_common.errors import FieldError, ProblemError
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy.dialects import postgresql
@@ -186,10 +187,11 @@ def customer_select(
     f: SegmentFilter | None = None,
     sort: str | None = None,
     exclude_merged: bool = False,
+    archived: ArchivedMode = "exclude",
 ) -> sa.Select:
     """`caller`: whose read scope limits the rows (None only for the service's own work)."""
     order, needs_names = sort_clauses(sort)
-    query = sa.select(Customer)
+    query = sa.select(Customer).where(archived_clause(Customer.archived_at, archived))
     if caller is not None:
         query = query.where(in_scope(caller))
     if needs_names:

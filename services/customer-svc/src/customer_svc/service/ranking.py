@@ -47,6 +47,7 @@ async def top_by_value(
             sa.select(Customer, column)
             .join(CustomerValueTotal, CustomerValueTotal.customer_id == Customer.id)
             .where(CustomerValueTotal.currency == currency, column > 0, Customer.merged_into_id.is_(None))
+            .where(Customer.archived_at.is_(None))
             .where(in_scope(caller))
             .order_by(column.desc(), Customer.id)
             .limit(limit)
