@@ -63,6 +63,7 @@ def read(sub: Subscription) -> WebhookRead:
         ),
         previous_secret_expires_at=sub.previous_secret_expires_at if sub.previous_secret else None,
         created_by=sub.created_by,
+        record_scopes=sub.record_scopes,
         created_at=sub.created_at,
         updated_at=sub.updated_at,
         version=sub.version,
@@ -94,9 +95,7 @@ async def event_types(user: WebhookAccess) -> EventTypeList:
 async def create_webhook(
     body: WebhookCreateRequest, session: SessionDep, user: WebhookAccess, request: Request, response: Response
 ) -> WebhookWithSecret:
-    sub = await subscriptions.create(
-        session, data=body, guard=request.app.state.webhook_guard, actor_id=user.id
-    )
+    sub = await subscriptions.create(session, data=body, guard=request.app.state.webhook_guard, actor=user)
     response.headers["Location"] = f"/api/v1/webhooks/{sub.id}"
     response.headers["ETag"] = etag(sub.version)
     return with_secret(sub)

@@ -1,6 +1,7 @@
 """Handlers for the events webhook-svc consumes: every event type of the catalogue (listed under
 "webhook" in crm_common.events.catalogue.SUBSCRIPTIONS). Each runs inside the inbox transaction and
-queues the deliveries the event owes; the user and team events also keep crm_common's directory."""
+queues the deliveries the event owes; the user and team events also keep crm_common's directory (and
+what each user may read, for record scopes)."""
 
 import sqlalchemy as sa
 from crm_common import directory, erasure
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.delivery.worker import DeliveryWorker
 from webhook_svc.models import Delivery
-from webhook_svc.service import deliveries
+from webhook_svc.service import deliveries, record_scopes
 
 _contracts = by_routing_key()
 
@@ -31,7 +32,17 @@ async def wanted(db: Database, event: CloudEvent) -> bool:
     wants it, as the handler would."""
     check_contract(event)
     always = event.routing_key in directory.HANDLERS or event.routing_key == "customer.erased"
-    return always or await deliveries.wanted_by_any(db, event)
+    # An event telling a record's owner is kept whoever wants it: a subscription made later needs the
+    # owner of a record created earlier (record_scopes.RecordOwner).
+    return always or record_scopes.carries_owner(event) or await deliveries.wanted_by_any(db, event)
+
+
+def _keep_user(keep_directory):
+    async def keep(session: AsyncSession, event: CloudEvent) -> None:
+        await keep_directory(session, event)
+        await record_scopes.on_user_event(session, event)
+
+    return keep
 
 
 def handlers(worker: DeliveryWorker) -> dict:
@@ -62,4 +73,6 @@ def handlers(worker: DeliveryWorker) -> dict:
     table["customer.erased"] = erase_then_forward
     for key, keep in directory.HANDLERS.items():
         table[key] = with_directory(keep)
+    for key in ("user.created", "user.updated"):
+        table[key] = with_directory(_keep_user(directory.HANDLERS[key]))
     return table

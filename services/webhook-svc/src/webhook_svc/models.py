@@ -31,6 +31,8 @@ class DeliveryState(StrEnum):
     PENDING = "PENDING"  # due now or at next_attempt_at
     DELIVERED = "DELIVERED"  # a 2xx answer
     FAILED = "FAILED"  # every attempt of the schedule failed (a replay queues it again)
+    # Never sent: the subscription's creator may not read the record (see `skip_reason`).
+    SKIPPED = "SKIPPED"
 
 
 _subscription_version = sa.Column("version", sa.Integer(), nullable=False)
@@ -53,6 +55,10 @@ class Subscription(Base, table=True):
     previous_secret: str | None = Field(default=None, max_length=200)
     previous_secret_expires_at: datetime | None = timestamp_field(nullable=True)
     created_by: uuid.UUID = Field(sa_type=sa.Uuid())
+    # The creator's read scope per data context when they subscribed (`all`, `team`, `own`, `none`);
+    # null for subscriptions made before record scopes (treated as `all`). Narrowed further by what
+    # the creator may read now (UserAccess). See service/record_scopes.py.
+    record_scopes: dict | None = Field(default=None, sa_type=JSONType, nullable=True)
     created_at: datetime = timestamp_field()
     updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_subscription_version)
@@ -101,6 +107,9 @@ class Delivery(Base, table=True):
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=1000)
     replayed_at: datetime | None = timestamp_field(nullable=True)
+    # Why a SKIPPED delivery was not sent: CREATOR_INACTIVE, NO_READ_PERMISSION, OUT_OF_SCOPE,
+    # RECORD_OWNER_UNKNOWN.
+    skip_reason: str | None = Field(default=None, max_length=64)
 
 
 class Attempt(Base, table=True):
@@ -121,3 +130,30 @@ class Attempt(Base, table=True):
     response_excerpt: str | None = Field(default=None, max_length=1024)
     error: str | None = Field(default=None, max_length=1000)
     success: bool = False
+
+
+class RecordOwner(Base, table=True):
+    """Who owns a record, as the last event that said so told (customer.created/assigned,
+    opportunity.*, activity.completed, ticket.created, invoice.created): most events do not carry
+    the owner, and a scoped subscription needs it to decide."""
+
+    __tablename__ = "webhook_record_owners"
+
+    kind: str = Field(primary_key=True, max_length=32)  # customer, opportunity, invoice, ...
+    record_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid())
+    owner_ids: list[str] = json_field(list)
+    team_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), nullable=True)
+    version: int = 0  # the event's sequence (the record's version); an older one changes nothing
+    updated_at: datetime = timestamp_field()
+
+
+class UserAccess(Base, table=True):
+    """What each user may read now, from the gateway's user.* events (`readScopes`)."""
+
+    __tablename__ = "webhook_user_access"
+
+    user_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid())
+    read_scopes: dict | None = Field(default=None, sa_type=JSONType, nullable=True)
+    is_active: bool = True
+    version: int = 0
+    updated_at: datetime = timestamp_field()

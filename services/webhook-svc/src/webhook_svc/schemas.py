@@ -73,6 +73,11 @@ class WebhookRead(ApiModel):
         description="Until then, deliveries are signed with the previous secret as well."
     )
     created_by: uuid.UUID
+    record_scopes: dict[str, str] | None = Field(
+        description="What the creator could read when subscribing, per data context (`all`, `team`, `own`, "
+        "`none`): events about records outside it are not sent (SKIPPED in the log). Narrowed further by "
+        "what the creator may read now; null for subscriptions made before record scopes (all)."
+    )
     created_at: datetime
     updated_at: datetime
     version: int
@@ -125,6 +130,11 @@ class DeliveryRead(ApiModel):
     last_status_code: int | None
     last_error: str | None
     replayed_at: datetime | None
+    skip_reason: str | None = Field(
+        description="Why a SKIPPED delivery was not sent: `CREATOR_INACTIVE`, `NO_READ_PERMISSION` (the "
+        "creator may not read that context), `OUT_OF_SCOPE` (the record is outside the creator's record "
+        "scope), `RECORD_OWNER_UNKNOWN` (a scoped webhook gets no event whose record owner is unknown)."
+    )
 
 
 class DeliveryDetail(DeliveryRead):

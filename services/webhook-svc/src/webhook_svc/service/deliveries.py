@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webhook_svc import events
 from webhook_svc.delivery.sender import Outcome
 from webhook_svc.models import Attempt, Delivery, DeliveryState, Subscription
-from webhook_svc.service import patterns
+from webhook_svc.service import patterns, record_scopes
 from webhook_svc.service.subscriptions import FAILURE_STREAK
 
 
@@ -27,12 +27,18 @@ def event_document(event: CloudEvent) -> dict:
     return event.model_dump(mode="json", exclude_none=True)
 
 
-_ACTIVE = select(Subscription.id, Subscription.event_types, Subscription.filter).where(Subscription.active)
+_ACTIVE = select(
+    Subscription.id,
+    Subscription.event_types,
+    Subscription.filter,
+    Subscription.created_by,
+    Subscription.record_scopes,
+).where(Subscription.active)
 
 
-def _wanting(subscriptions, event: CloudEvent, document: dict) -> list[uuid.UUID]:
+def _wanting(subscriptions, event: CloudEvent, document: dict) -> list:
     return [
-        s.id
+        s
         for s in subscriptions
         if patterns.matches(s.event_types, event.routing_key) and patterns.filter_matches(s.filter, document)
     ]
@@ -54,30 +60,38 @@ async def wanted_by_any(db: Database, event: CloudEvent) -> bool:
 
 async def fan_out(session: AsyncSession, event: CloudEvent, *, wake=None) -> int:
     """Queue a delivery of `event` for every active subscription that wants it; returns how many.
-    Runs in the inbox transaction, so an event is queued once whatever the bus redelivers."""
+    Runs in the inbox transaction, so an event is queued once whatever the bus redelivers.
+
+    A subscription whose creator may not read the event's record (service/record_scopes.py) gets a
+    SKIPPED row instead, with the reason, so its log shows what was withheld and why."""
+    record = await record_scopes.resolve_owners(session, event)
     subscriptions = (await session.execute(_ACTIVE)).all()
     document = event_document(event)
     wanted = _wanting(subscriptions, event, document)
     if not wanted:
         return 0
+    audience = record_scopes.Audience(session, record)
     now = datetime.now(UTC)
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "subscription_id": subscription_id,
-            "event_id": event.id,
-            "event_type": event.routing_key,
-            "subject": (event.subject or "")[:200] or None,
-            "payload": document,
-            "event_time": event.time,
-            "state": DeliveryState.PENDING,
-            "attempts": 0,
-            "total_attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for subscription_id in wanted
-    ]
+    rows = []
+    for subscription in wanted:
+        reason = await audience.skip_reason(subscription.created_by, subscription.record_scopes)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "subscription_id": subscription.id,
+                "event_id": event.id,
+                "event_type": event.routing_key,
+                "subject": (event.subject or "")[:200] or None,
+                "payload": document,
+                "event_time": event.time,
+                "state": DeliveryState.PENDING if reason is None else DeliveryState.SKIPPED,
+                "skip_reason": reason,
+                "attempts": 0,
+                "total_attempts": 0,
+                "next_attempt_at": now if reason is None else None,
+                "created_at": now,
+            }
+        )
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
         dialect.insert(Delivery.__table__)
@@ -272,6 +286,13 @@ async def replay_one(
         raise ProblemError(
             409, "DELIVERY_PENDING", "This delivery is still queued; it is sent again without a replay."
         )
+    if delivery.state == DeliveryState.SKIPPED:
+        raise ProblemError(
+            409,
+            "DELIVERY_SKIPPED",
+            f"This delivery was never sent ({delivery.skip_reason}): the webhook's creator may not read "
+            "the record it is about.",
+        )
     for key, value in _requeue_values(datetime.now(UTC)).items():
         setattr(delivery, key, value)
     await session.flush()
@@ -293,7 +314,7 @@ async def replay_range(
     until = until or now
     if until <= since:
         raise ProblemError(422, "INVALID_RANGE", "`until` must be after `since`.")
-    wanted = [s.value for s in states if s != DeliveryState.PENDING]
+    wanted = [s.value for s in states if s not in (DeliveryState.PENDING, DeliveryState.SKIPPED)]
     if not wanted:
         raise ProblemError(422, "INVALID_RANGE", "Replay DELIVERED and/or FAILED deliveries.")
     table = Delivery.__table__

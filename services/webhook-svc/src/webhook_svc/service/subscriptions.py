@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from crm_common.auth import Principal
 from crm_common.concurrency import check_version
 from crm_common.errors import not_found
 from crm_common.pagination import PageParams, order_by, paginate
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.models import Subscription
 from webhook_svc.schemas import WebhookCreateRequest, WebhookUpdateRequest
-from webhook_svc.service import patterns, signing
+from webhook_svc.service import patterns, record_scopes, signing
 from webhook_svc.service.targets import Guard, check_target
 
 DISABLED_BY_USER = "DISABLED_BY_USER"
@@ -19,7 +20,7 @@ FAILURE_STREAK = "FAILURE_STREAK"
 
 
 async def create(
-    session: AsyncSession, *, data: WebhookCreateRequest, guard: Guard, actor_id: uuid.UUID
+    session: AsyncSession, *, data: WebhookCreateRequest, guard: Guard, actor: Principal
 ) -> Subscription:
     # Validated before anything is written: a refused target leaves nothing behind.
     event_types = patterns.check_event_types(data.event_types)
@@ -35,7 +36,9 @@ async def create(
         disabled_reason=None if data.active else DISABLED_BY_USER,
         disabled_at=None if data.active else now,
         secret=signing.new_secret(),
-        created_by=actor_id,
+        created_by=actor.id,
+        # What the creator may read now; narrowed later by what they may read then (record_scopes).
+        record_scopes=record_scopes.captured_scopes(actor),
         created_at=now,
         updated_at=now,
     )
