@@ -31,7 +31,7 @@ from crm_gateway.internal import ServiceClient
 from crm_gateway.privacy import router as privacy_router
 from crm_gateway.proxy import HttpUpstream
 from crm_gateway.ratelimit import make_rate_limiter
-from crm_gateway.routing import Dispatcher
+from crm_gateway.routing import Dispatcher, service_for
 from crm_gateway.securityheaders import SecurityHeaders
 from crm_gateway.settings import SERVICES, GatewaySettings
 from crm_gateway.views.api import router as views_router
@@ -123,6 +123,8 @@ def create_app(
         on_startup=startup,
         on_shutdown=shutdown,
         document_event_admin=True,
+        # Each service's share is admitted here, before auth and the proxy (crm_common.admission).
+        admission_upstream_of=service_for,
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

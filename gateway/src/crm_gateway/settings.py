@@ -59,10 +59,17 @@ class GatewaySettings(ServiceSettings):
     login_address_failures: int = 20
     login_address_window_seconds: float = 300.0
 
-    # The gateway mostly waits on the services (which admit their own load): wider budgets than theirs.
+    # The gateway's own routes (sign-in, dashboards, personal data) mostly wait on the services:
+    # wider budgets than theirs.
     admission_read_limit: int = 128
     admission_write_limit: int = 64
     admission_queue: int = 512
+    # Requests passed on to a service are admitted here too, per service (`<service>:read`/`:write`
+    # budgets), so the excess is refused before the proxy: each service's share is its own limits
+    # (8 / 4) and as many again in its queue, which keeps it busy between requests. With several
+    # replicas of a service (or of the gateway), scale by service replicas / gateway replicas. 0: off.
+    admission_upstream_read_limit: int = 16
+    admission_upstream_write_limit: int = 8
 
     # Time budget of each dashboard widget (its service calls together).
     dashboard_widget_timeout_seconds: float = 2.0

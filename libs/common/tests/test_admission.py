@@ -141,3 +141,69 @@ async def test_past_capacity_requests_get_503_overloaded_at_once_and_health_is_n
         assert (await client.get("/healthz")).status_code == 200
         gate.set()
         assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200, 200]
+
+
+async def test_a_queue_holds_no_more_than_the_target_wait_of_work_however_young_its_head():
+    budget = Budget("write", "t", limit=1, queue=100, max_wait=5, target_wait=0.5)
+    await budget.acquire()
+    for _ in range(100):  # lately, requests have held their slot 0.2 s each
+        budget.in_flight += 1
+        budget.release(held=0.2)
+    # Two turns due within 0.5 s wait; the third would be due in ~0.6 s: refused on arrival, though
+    # the head of the queue has only just arrived (four times the capacity fills a queue that fast).
+    waiting = [asyncio.create_task(budget.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    assert not any(t.done() for t in waiting)
+    with pytest.raises(Overloaded) as refused:
+        await budget.acquire()
+    assert refused.value.reason == "expected_wait"
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_the_gateway_admits_each_upstream_service_by_a_budget_of_its_own():
+    gate = asyncio.Event()
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/api/v1/customers")
+    async def slow_service() -> dict:
+        await gate.wait()
+        return {"created": True}
+
+    @app.post("/api/v1/tickets")
+    async def other_service() -> dict:
+        return {"created": True}
+
+    @app.post("/auth/login")
+    async def own_route() -> dict:
+        return {"ok": True}
+
+    def upstream_of(path: str) -> str | None:
+        return path.split("/")[3] if path.startswith("/api/v1/") else None
+
+    app.add_middleware(
+        AdmissionMiddleware,
+        service="gateway",
+        read_limit=8,
+        write_limit=8,
+        queue=0,
+        max_wait=5,
+        upstream_of=upstream_of,
+        upstream_read_limit=1,
+        upstream_write_limit=1,
+    )
+    install_observability(app, "gateway")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
+        held = asyncio.create_task(client.post("/api/v1/customers"))
+        await asyncio.sleep(0.05)
+        refused = await client.post("/api/v1/customers")
+        assert refused.status_code == 503 and refused.json()["code"] == "OVERLOADED"
+        assert refused.headers["retry-after"] == "1"
+        # Another service's share and the gateway's own routes are not taken by it.
+        assert (await client.post("/api/v1/tickets")).status_code == 200
+        assert (await client.post("/auth/login")).status_code == 200
+        gate.set()
+        assert (await held).status_code == 200
+        assert (await client.post("/api/v1/customers")).status_code == 200

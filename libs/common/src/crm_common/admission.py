@@ -9,8 +9,10 @@ Health and metrics endpoints are never refused. 429 stays the per-credential rat
 """
 
 import asyncio
+import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -49,13 +51,15 @@ class Budget:
     """At most `limit` at once; up to `queue` more wait (first come, first served) for at most
     `max_wait` seconds.
 
-    A request whose turn would come later than `max_wait` is refused on arrival, not after waiting in
-    vain, so refusals stay immediate and the queue holds only what will be served in time: its wait
-    is its place in the queue times the running mean of how long a request holds a slot, over
-    `limit` slots. A burst may queue up to `max_wait`; but while the request at the head of the queue
-    has waited longer than `target_wait`, the queue is not draining as fast as requests come
-    (sustained overload) and no one else joins it: served requests stay fast and the excess is
-    refused at once (CoDel's idea: a queue that stays long is shed, one that comes and goes is let be).
+    A request whose turn would come later than `target_wait` (`max_wait` when there is no target) is
+    refused on arrival, not after waiting in vain, so refusals stay immediate and the queue holds
+    only what will be served in time: its wait is its place in the queue times the running mean of
+    how long a request holds a slot, over `limit` slots. The bound is on the estimate, not on how long
+    the head has waited: at 4x capacity a queue admitted while its head was young holds four times
+    `target_wait` of work, and every request in it was served late (bench/overload.py: served p99
+    2.4 s with a 0.5 s target). While the request at the head of the queue has waited longer than
+    `target_wait` the estimate is behind (requests got slower), and no one else joins (CoDel's idea:
+    a queue that stays long is shed). `max_wait` is the most a request waits, estimate or not.
     """
 
     name: str
@@ -79,8 +83,7 @@ class Budget:
             return
         if len(self._waiters) >= self.queue:
             self._refuse("queue_full")
-        expected = self.expected_wait()
-        if expected > self.max_wait:
+        if self.expected_wait() > (self.max_wait if self.target_wait is None else self.target_wait):
             self._refuse("expected_wait")
         started = time.perf_counter()
         if self.target_wait is not None and self._waiters:
@@ -130,6 +133,13 @@ class Budget:
 
 
 class AdmissionMiddleware:
+    """Budgets `read` and `write` for what this process serves itself. `upstream_of` (the gateway's):
+    the name of the service a path is passed on to, or None; those requests are admitted by budgets
+    of their own per service (`<service>:read`, `<service>:write`), as small as the service's, so the
+    excess is refused here, on arrival, rather than proxied to be refused there (a refusal that
+    crosses a hop costs both processes a request, and the gateway's loop is shared by everything it
+    serves)."""
+
     def __init__(
         self,
         app: ASGIApp,
@@ -141,6 +151,9 @@ class AdmissionMiddleware:
         max_wait: float,
         target_wait: float | None = None,
         retry_after: int = 1,
+        upstream_of: Callable[[str], str | None] | None = None,
+        upstream_read_limit: int = 0,
+        upstream_write_limit: int = 0,
     ):
         self.app = app
         self.retry_after = retry_after
@@ -148,11 +161,28 @@ class AdmissionMiddleware:
             "read": Budget("read", service, read_limit, queue, max_wait, target_wait),
             "write": Budget("write", service, write_limit, queue, max_wait, target_wait),
         }
+        self.upstream_of = upstream_of if upstream_read_limit > 0 and upstream_write_limit > 0 else None
+        self._upstream_budget = functools.partial(Budget, service=service, queue=queue, max_wait=max_wait)
+        self._upstream_limits = {"read": upstream_read_limit, "write": upstream_write_limit}
+        self._target_wait = target_wait
+
+    def budget_for(self, scope: Scope) -> Budget:
+        kind = "read" if scope["method"] in READ_METHODS else "write"
+        upstream = self.upstream_of(scope["path"]) if self.upstream_of is not None else None
+        if upstream is None:
+            return self.budgets[kind]
+        name = f"{upstream}:{kind}"
+        budget = self.budgets.get(name)
+        if budget is None:
+            budget = self.budgets[name] = self._upstream_budget(
+                name=name, limit=self._upstream_limits[kind], target_wait=self._target_wait
+            )
+        return budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
             return await self.app(scope, receive, send)
-        budget = self.budgets["read" if scope["method"] in READ_METHODS else "write"]
+        budget = self.budget_for(scope)
         try:
             await budget.acquire()
         except Overloaded:
@@ -171,8 +201,10 @@ class AdmissionMiddleware:
             budget.release(time.perf_counter() - started)
 
 
-def install_admission(app, settings) -> None:
-    """Inside the request-id middleware (installed after this), so refusals carry the request id."""
+def install_admission(app, settings, upstream_of: Callable[[str], str | None] | None = None) -> None:
+    """Inside the request-id middleware (installed after this), so refusals carry the request id.
+    `upstream_of`: the gateway's routing (see AdmissionMiddleware), with the settings'
+    `admission_upstream_read_limit` / `admission_upstream_write_limit`."""
     app.add_middleware(
         AdmissionMiddleware,
         service=settings.service_name,
@@ -181,4 +213,7 @@ def install_admission(app, settings) -> None:
         queue=settings.admission_queue,
         max_wait=settings.admission_max_wait_seconds,
         target_wait=settings.admission_target_wait_seconds,
+        upstream_of=upstream_of,
+        upstream_read_limit=getattr(settings, "admission_upstream_read_limit", 0),
+        upstream_write_limit=getattr(settings, "admission_upstream_write_limit", 0),
     )

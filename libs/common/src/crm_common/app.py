@@ -166,6 +166,7 @@ def create_service_app(
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
     event_wanted: EventFilter | None = None,
     document_event_admin: bool = False,
+    admission_upstream_of: Callable[[str], str | None] | None = None,
     purge_archived: Callable[[Database, timedelta], Awaitable[int]] | None = None,
     **fastapi_options,
 ) -> FastAPI:
@@ -174,7 +175,9 @@ def create_service_app(
     lets a consumer skip the handler's transaction for events that can have no effect here. Services (not the
     gateway, which is its source) keep the user and team directory from the gateway's events.
     `document_event_admin`: list the admin endpoints over dead letters and the outbox
-    (crm_common.events.admin_api) in this app's OpenAPI (the gateway's). `purge_archived(db, retention)`
+    (crm_common.events.admin_api) in this app's OpenAPI (the gateway's). `admission_upstream_of`: the
+    gateway's routing, for admission budgets per service it passes requests on to
+    (crm_common.admission). `purge_archived(db, retention)`
     deletes the service's records archived longer than the retention (crm_common.archive): run at start
     and every `archive_purge_interval_seconds`."""
     handlers = dict(handlers or {})
@@ -286,7 +289,7 @@ def create_service_app(
     app.add_middleware(MethodCheck)
     app.add_middleware(RefuseNulInQuery)
     app.add_middleware(RefuseNullBody)
-    install_admission(app, settings)
+    install_admission(app, settings, admission_upstream_of)
     # Outside admission: a request waiting for its events holds no slot meanwhile.
     consistency.install(app, settings, handlers)
     install_observability(app, settings.service_name)
