@@ -94,3 +94,47 @@ async def test_a_reading_transaction_takes_no_connection_until_it_queries(sqlite
         assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0
     release.set()
     await asyncio.gather(*readers)
+
+
+@pytest.fixture
+async def both_db(database):
+    url, schema = database
+    db = Database(url, schema=schema)
+    await db_module.ensure_schema(db.engine, schema)
+    async with db.transaction() as s:
+        await s.execute(sa.text("CREATE TABLE log (n INTEGER)"))
+    yield db
+    await db.dispose()
+
+
+async def test_reads_see_what_was_committed_and_refuse_to_write(both_db):
+    """Database.reads (a GET's session): reads as a read transaction does; a write there (on
+    Postgres each statement would commit on its own) is refused and nothing is written."""
+    async with both_db.transaction() as s:
+        await s.execute(sa.text("INSERT INTO log VALUES (1)"))
+    async with both_db.reads() as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 1
+        assert (await s.execute(sa.text("WITH c AS (SELECT n FROM log) SELECT max(n) FROM c"))).scalar() == 1
+    if not both_db.is_sqlite:
+        with pytest.raises(RuntimeError, match="a write in a session of reads"):
+            async with both_db.reads() as s:
+                await s.execute(sa.text("INSERT INTO log VALUES (2)"))
+    async with both_db.transaction(read_only=True) as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 1
+
+
+async def test_reads_leave_no_transaction_and_give_back_a_transactional_connection(both_db):
+    """On Postgres a session of reads runs outside a transaction (no BEGIN/COMMIT round trips); the
+    pooled connection it used is back in transaction mode for the next writer, whose statements are
+    atomic again."""
+    xid = sa.text("SELECT 1" if both_db.is_sqlite else "SELECT pg_current_xact_id()::text")
+    for _ in range(both_db.engine.sync_engine.pool.size() + 1):
+        async with both_db.reads() as s:
+            first, second = [(await s.execute(xid)).scalar_one() for _ in range(2)]
+            assert (first != second) if not both_db.is_sqlite else first == second
+    with pytest.raises(sa.exc.DBAPIError):
+        async with both_db.transaction() as s:
+            await s.execute(sa.text("INSERT INTO log VALUES (3)"))
+            await s.execute(sa.text("INSERT INTO nowhere VALUES (3)"))
+    async with both_db.reads() as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0

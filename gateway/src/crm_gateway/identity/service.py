@@ -121,7 +121,7 @@ async def reset_password(session: AsyncSession, email: str, password: str) -> bo
 
 async def session_state(state, user_id: uuid.UUID) -> tuple[int, bool] | None:
     """(token version, active) of a user, for the gateway's own SessionGuard."""
-    async with state.runtime.db.transaction(read_only=True) as session:
+    async with state.runtime.db.reads() as session:
         row = (
             await session.execute(select(User.token_version, User.is_active).where(User.id == user_id))
         ).first()

@@ -145,11 +145,23 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with claim.transaction() as session:
             yield session
         return
-    async with db.transaction(read_only=read_only) as session:
+    # A GET's statements need no transaction around them (Database.reads: on Postgres no BEGIN and
+    # COMMIT round trips; each statement sees what was committed when it started, as it did inside
+    # a READ COMMITTED transaction). A GET that needs one takes ReadTransactionDep.
+    async with db.reads() if read_only else db.transaction() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+
+async def db_read_transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """A GET whose statements must share one transaction (`SET LOCAL`, a server-side cursor)."""
+    async with request.app.state.runtime.db.transaction(read_only=True) as session:
+        yield session
+
+
+ReadTransactionDep = Annotated[AsyncSession, Depends(db_read_transaction, scope="function")]
 
 
 def create_service_app(
@@ -274,7 +286,7 @@ def create_service_app(
         # Tokens of users deactivated, demoted or re-passworded since are refused, from the directory.
         async def session_state(user_id):
             try:
-                async with app.state.runtime.db.transaction(read_only=True) as session:
+                async with app.state.runtime.db.reads() as session:
                     return await directory.session_state(session, user_id)
             except Exception:
                 # The directory cannot be read (database away, schema behind): the request's own

@@ -166,7 +166,7 @@ def scoped(context: str, access: Access | None = None, *, own_transaction: bool 
         ) -> ScopedCaller:
             if not needs_teams(principal):
                 return await resolve(None, principal, context)
-            async with request.app.state.runtime.db.transaction(read_only=True) as session:
+            async with request.app.state.runtime.db.reads() as session:
                 return await resolve(session, principal, context)
 
         return resolve_alone

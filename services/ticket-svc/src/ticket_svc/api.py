@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from crm_common.app import SessionDep
+from crm_common.app import ReadTransactionDep, SessionDep
 from crm_common.auth import Principal, require, require_access
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
@@ -151,7 +151,7 @@ async def list_tickets(
     responses=problem_doc(422),
 )
 async def ticket_metrics(
-    session: SessionDep,
+    session: ReadTransactionDep,  # SET LOCAL work_mem holds for its transaction only
     user: TicketCaller,
     now: Now,
     created_from: Annotated[
