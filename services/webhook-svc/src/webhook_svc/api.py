@@ -53,6 +53,7 @@ def read(sub: Subscription) -> WebhookRead:
         event_types=sub.event_types,
         filter=sub.filter,
         active=sub.active,
+        ordered_by_aggregate=sub.ordered_by_aggregate,
         disabled_reason=sub.disabled_reason,
         disabled_at=sub.disabled_at,
         health=WebhookHealth(

@@ -50,6 +50,8 @@ class Subscription(Base, table=True):
     # {dotted path in the CloudEvent: value or list of values}, all must match; null = every event.
     filter: dict | None = Field(default=None, sa_type=JSONType, nullable=True)
     active: bool = True
+    # Per-aggregate ordering: a delivery waits while an earlier one of the same subject is PENDING.
+    ordered_by_aggregate: bool = False
     secret: str = Field(max_length=200)
     # After a rotation the previous secret signs too, until it expires.
     previous_secret: str | None = Field(default=None, max_length=200)
@@ -79,6 +81,7 @@ class Delivery(Base, table=True):
         sa.UniqueConstraint("subscription_id", "event_id"),
         sa.Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
         sa.Index("ix_webhook_deliveries_log", "subscription_id", "created_at"),
+        sa.Index("ix_webhook_deliveries_aggregate", "subscription_id", "subject", "state"),
     )
 
     id: uuid.UUID = id_field()

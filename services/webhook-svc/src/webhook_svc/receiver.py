@@ -5,6 +5,7 @@ can be stopped and started again on the same port to play a receiver that is dow
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -26,6 +27,8 @@ class Receiver:
     # Seconds to wait before answering (a slow receiver).
     delay: float = 0.0
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # Chooses the status per request (a receiver failing some events); `status` when None.
+    status_for: Callable[[Received], int] | None = None
     received: list[Received] = field(default_factory=list)
     _server: uvicorn.Server | None = None
     _task: asyncio.Task | None = None
@@ -45,14 +48,16 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        self.received.append(Received(headers, body, time.time()))
+        received = Received(headers, body, time.time())
+        self.received.append(received)
         self._arrived.set()
+        status = self.status if self.status_for is None else self.status_for(received)
         if self.delay:
             await asyncio.sleep(self.delay)
         await send(
             {
                 "type": "http.response.start",
-                "status": self.status,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), *self.extra_headers],
             }
         )

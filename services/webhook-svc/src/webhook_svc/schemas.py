@@ -36,6 +36,12 @@ class WebhookCreateRequest(StrictApiModel):
     filter: Filter = None
     description: str | None = Field(default=None, max_length=500)
     active: bool = True
+    ordered_by_aggregate: bool = Field(
+        default=False,
+        description="Deliver each aggregate's events in order: a delivery about a record (the CloudEvent "
+        "`subject`) is not attempted while an earlier one about the same record is still pending or "
+        "retrying. A failing record holds back only its own later events.",
+    )
 
 
 class WebhookUpdateRequest(StrictApiModel):
@@ -46,6 +52,7 @@ class WebhookUpdateRequest(StrictApiModel):
     filter: Filter = None
     description: str | None = Field(default=None, max_length=500)
     active: bool | None = None
+    ordered_by_aggregate: bool | None = None
     version: int | None = None
 
 
@@ -63,6 +70,9 @@ class WebhookRead(ApiModel):
     event_types: list[str]
     filter: dict[str, Any] | None
     active: bool
+    ordered_by_aggregate: bool = Field(
+        description="Whether each record's events are delivered in order (see docs/webhooks.md)."
+    )
     disabled_reason: str | None = Field(
         description="Why it is inactive: `DISABLED_BY_USER`, or `FAILURE_STREAK` when the platform "
         "switched it off after failing too long (a `webhook.disabled` event was published)."

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from crm_common.db import Database
 from crm_common.events.envelope import CloudEvent
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from webhook_svc.delivery.sender import Outcome, Sender
 from webhook_svc.models import Delivery, DeliveryState, Subscription
@@ -126,6 +127,7 @@ class DeliveryWorker:
                 Delivery.next_attempt_at <= now,
                 or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
                 Subscription.active,
+                not_held(),
             )
             .order_by(Delivery.next_attempt_at, Delivery.created_at)
             .limit(limit)
@@ -176,6 +178,7 @@ class DeliveryWorker:
                         Delivery.state == DeliveryState.PENDING,
                         Subscription.active,
                         or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+                        not_held(),
                     )
                 )
             ).scalar_one_or_none()
@@ -205,6 +208,28 @@ class DeliveryWorker:
         except Exception:
             # The lease runs out and the delivery is tried again: at least once, never dropped.
             log.warning("webhook delivery %s could not be recorded", job.delivery_id, exc_info=True)
+
+
+def not_held():
+    """The condition that a delivery is not held back by per-aggregate ordering: its subscription does
+    not ask for it, or no earlier delivery of the same subscription and subject (the aggregate) is
+    still PENDING (queued, in flight or retrying). A held delivery becomes due when the one before it
+    is DELIVERED or FAILED (the worker is woken when a delivery finishes)."""
+    earlier = aliased(Delivery)
+    pending_before = (
+        select(earlier.id)
+        .where(
+            earlier.subscription_id == Delivery.subscription_id,
+            earlier.subject == Delivery.subject,
+            earlier.state == DeliveryState.PENDING,
+            or_(
+                earlier.created_at < Delivery.created_at,
+                and_(earlier.created_at == Delivery.created_at, earlier.event_time < Delivery.event_time),
+            ),
+        )
+        .exists()
+    )
+    return or_(Subscription.ordered_by_aggregate.is_(False), Delivery.subject.is_(None), ~pending_before)
 
 
 def _aware(value: datetime | None) -> datetime | None:

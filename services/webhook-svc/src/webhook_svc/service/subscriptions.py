@@ -33,6 +33,7 @@ async def create(
         event_types=event_types,
         filter=filter_,
         active=data.active,
+        ordered_by_aggregate=data.ordered_by_aggregate,
         disabled_reason=None if data.active else DISABLED_BY_USER,
         disabled_at=None if data.active else now,
         secret=signing.new_secret(),
@@ -94,6 +95,8 @@ async def update(
         subscription.filter = patterns.check_filter(data.filter)
     if "description" in fields:
         subscription.description = data.description
+    if "ordered_by_aggregate" in fields and data.ordered_by_aggregate is not None:
+        subscription.ordered_by_aggregate = data.ordered_by_aggregate
     if "active" in fields and data.active is not None and data.active != subscription.active:
         subscription.active = data.active
         if data.active:
