@@ -6,7 +6,7 @@ from campaign_svc.app import create_app
 from campaign_svc.handlers import handlers
 from campaign_svc.settings import Settings
 from crm_common import directory
-from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerOwner, CustomerUpdated
 from crm_common.contracts.identity import UserCreated
 from crm_common.events.envelope import event_from, new_event
 from crm_common.events.inbox import idempotent_dispatcher
@@ -46,9 +46,14 @@ async def client(database, signing_key, tmp_path, bus, settings_extra):
         yield client
 
 
+# The marketer the `headers` fixture signs in as; the customers of `customer_created` are theirs by
+# default, so they are inside the marketer's customer read scope (`team`: their own, in no team).
+MARKETER = uuid.uuid4()
+
+
 @pytest.fixture
 def headers(auth_headers):
-    return auth_headers("marketer", user_id=uuid.uuid4())
+    return auth_headers("marketer", user_id=MARKETER)
 
 
 async def count_rows(client, table) -> int:
@@ -86,7 +91,16 @@ async def add_user(client, user_id=None) -> uuid.UUID:
     return user_id
 
 
-def customer_created(customer_id=None, *, status="LEAD", source_campaign_id=None, name="Jo Doe", at=None):
+def customer_created(
+    customer_id=None,
+    *,
+    status="LEAD",
+    source_campaign_id=None,
+    name="Jo Doe",
+    at=None,
+    assigned_to=MARKETER,
+    team=None,
+):
     customer_id = customer_id or uuid.uuid4()
     payload = CustomerCreated(
         customer_id=customer_id,
@@ -96,6 +110,7 @@ def customer_created(customer_id=None, *, status="LEAD", source_campaign_id=None
         email=f"{customer_id.hex[:8]}@example.com",
         status=status,
         source_campaign_id=source_campaign_id,
+        owner=CustomerOwner(assigned_to_id=assigned_to, team_id=team),
     )
     event = event_from(payload, service="customer", subject=customer_id, sequence=1)
     if at is not None:

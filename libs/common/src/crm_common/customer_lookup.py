@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from crm_common.contracts.customer import CustomerOwner
 from crm_common.errors import ProblemError
 
 log = logging.getLogger("crm.customer_lookup")
@@ -51,6 +52,8 @@ class CustomerRefData(BaseModel):
     source_campaign_id: uuid.UUID | None = None
     merged_into_id: uuid.UUID | None = None
     version: int
+    # Assignee and team (record scopes); null from a customer-svc older than the field.
+    owner: CustomerOwner | None = None
 
 
 class CustomerServiceUnavailable(Exception):
@@ -209,4 +212,5 @@ def ref_data(customer: Any) -> CustomerRefData:
         source_campaign_id=customer.source_campaign_id,
         merged_into_id=customer.merged_into_id,
         version=customer.version,
+        owner=CustomerOwner(assigned_to_id=customer.assigned_to_id, team_id=customer.team_id),
     )

@@ -13,6 +13,12 @@ Rules (the same everywhere, so one event history leaves the same state in every 
 - Survivor: follow the edges at most `MAX_MERGE_HOPS`; when the path closes a cycle, the smallest id
   on the cycle survives. The edges do not depend on delivery order, so neither does the survivor.
 - A write naming a merged customer is redirected to the survivor (never refused), in every service.
+- Owner (record scopes): the customer's assignee and team, from the `owner` the events carry
+  (customer.created/updated/converted, a merge's `primaryOwner`, and customer.assigned), under the
+  same version rule. `owner_known` is false for a row whose owner was never carried (a row from
+  before the owner columns, one created from a merge or a segment in passing): its assignee and team
+  are then not to be trusted. Each use says what it does with such a row (`owner_in_scope`): ask
+  customer-svc (campaign targets), or keep the rule that held before (invoices follow their creator).
 
 Each service passes a `repoint(session, moves, event)` hook to `merged_handler`: `moves` maps every
 customer whose survivor the merge changed to its new survivor, and the hook moves its own rows.
@@ -22,7 +28,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,10 +36,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import customer_lookup
-from crm_common.contracts.customer import CustomerConverted, CustomerCreated, CustomerMerged, CustomerUpdated
+from crm_common.contracts.customer import (
+    CustomerAssigned,
+    CustomerConverted,
+    CustomerCreated,
+    CustomerMerged,
+    CustomerOwner,
+    CustomerUpdated,
+)
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.models import UtcDateTime
+
+if TYPE_CHECKING:
+    from crm_common.record_scope import RecordScope
 
 MAX_MERGE_HOPS = 32
 
@@ -52,9 +68,13 @@ refs = sa.Table(
     sa.Column("merge_version", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("assigned_to_id", sa.Uuid(), index=True),
+    sa.Column("team_id", sa.Uuid(), index=True),
+    sa.Column("owner_known", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 DATA_FIELDS = ("customer_number", "full_name", "status", "priority", "source_campaign_id")
+OWNER_FIELDS = ("assigned_to_id", "team_id", "owner_known")
 
 
 # --- migration -----------------------------------------------------------------------------------
@@ -119,6 +139,30 @@ def drop_customer_refs_v1(
         op.create_index(index, restore, ["merged_into_id"])
 
 
+def create_customer_refs_v2() -> None:
+    """For a service's migration, after v1. A frozen snapshot: the owner columns (assignee, team,
+    whether they are known). Existing rows get `owner_known` false: nothing in this service's database
+    says who owns them; the next event about the customer (or a lookup at customer-svc) fills them."""
+    op.add_column("customer_refs", sa.Column("assigned_to_id", sa.Uuid(), nullable=True))
+    op.add_column("customer_refs", sa.Column("team_id", sa.Uuid(), nullable=True))
+    op.add_column(
+        "customer_refs",
+        sa.Column("owner_known", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.create_index("ix_customer_refs_assigned_to_id", "customer_refs", ["assigned_to_id"])
+    op.create_index("ix_customer_refs_team_id", "customer_refs", ["team_id"])
+
+
+def drop_customer_refs_v2() -> None:
+    """Downgrade of create_customer_refs_v2 (plain drops: a batch rebuild on SQLite would lose the
+    table's other indexes' names)."""
+    op.drop_index("ix_customer_refs_team_id", table_name="customer_refs")
+    op.drop_index("ix_customer_refs_assigned_to_id", table_name="customer_refs")
+    op.drop_column("customer_refs", "owner_known")
+    op.drop_column("customer_refs", "team_id")
+    op.drop_column("customer_refs", "assigned_to_id")
+
+
 # --- applying events -----------------------------------------------------------------------------
 
 
@@ -129,14 +173,17 @@ def _insert(session: AsyncSession):
 async def apply_state(session: AsyncSession, customer_id: uuid.UUID, *, version: int, **data: Any) -> None:
     """The customer as of `version`: inserted, or applied over what is stored when strictly newer.
     Only the fields given change (an update that does not mention the priority keeps it)."""
-    data = {k: v for k, v in data.items() if k in DATA_FIELDS}
+    data = {k: v for k, v in data.items() if k in DATA_FIELDS or k in OWNER_FIELDS}
     values = {"id": customer_id, **data, "version": version, "updated_at": datetime.now(UTC)}
     stmt = _insert(session).values(**values)
+    newer = refs.c.version < stmt.excluded.version
+    if data.get("owner_known"):
+        # A row whose owner was never carried takes it from the same version too (a lookup of a
+        # customer last heard of by an event older than the owner field).
+        newer = sa.or_(newer, sa.and_(refs.c.version == stmt.excluded.version, sa.not_(refs.c.owner_known)))
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={k: stmt.excluded[k] for k in values if k != "id"},
-            where=refs.c.version < stmt.excluded.version,
+            index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}, where=newer
         )
     )
 
@@ -164,6 +211,13 @@ def _version(event: CloudEvent) -> int:
     return event.sequence or 1
 
 
+def _owner(owner: CustomerOwner | None) -> dict[str, Any]:
+    """The owner columns an event sets: none when it does not carry the owner (an older event)."""
+    if owner is None:
+        return {}
+    return {"assigned_to_id": owner.assigned_to_id, "team_id": owner.team_id, "owner_known": True}
+
+
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
     data = CustomerCreated.model_validate(event.data)
     await apply_state(
@@ -175,6 +229,7 @@ async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
         status=data.status,
         priority=data.priority,
         source_campaign_id=data.source_campaign_id,
+        **_owner(data.owner),
     )
 
 
@@ -201,6 +256,7 @@ async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
             "customer_number": data.customer_number,
             "full_name": data.full_name,
             "status": data.status,
+            **_owner(data.owner),
         },
     )
 
@@ -214,6 +270,19 @@ async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> Non
         customer_number=data.customer_number,
         full_name=data.full_name,
         status=data.status,
+        **_owner(data.owner),
+    )
+
+
+async def on_customer_assigned(session: AsyncSession, event: CloudEvent) -> None:
+    data = CustomerAssigned.model_validate(event.data)
+    await apply_state(
+        session,
+        data.customer_id,
+        version=_version(event),
+        customer_number=data.customer_number,
+        full_name=data.full_name,
+        **_owner(CustomerOwner(assigned_to_id=data.assigned_to_id, team_id=data.team_id)),
     )
 
 
@@ -239,6 +308,7 @@ async def apply_merge(session: AsyncSession, event: CloudEvent) -> Moves:
             **_from_changes(data.primary_changes),
             "customer_number": data.primary_customer_number,
             "full_name": data.primary_full_name,
+            **_owner(data.primary_owner),
         },
     )
     current = (
@@ -307,6 +377,7 @@ def handlers(repoint: Repoint | None = None) -> dict:
         "customer.created": on_customer_created,
         "customer.updated": on_customer_updated,
         "customer.converted": on_customer_converted,
+        "customer.assigned": on_customer_assigned,
         "customer.merged": merged_handler(repoint),
     }
 
@@ -390,6 +461,7 @@ async def record(session: AsyncSession, data: customer_lookup.CustomerRefData) -
         data.id,
         version=data.version,
         **{f: getattr(data, f) for f in DATA_FIELDS},
+        **_owner(data.owner),
     )
     if data.merged_into_id is not None:
         await session.execute(
@@ -452,3 +524,40 @@ async def rows_by_id(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> 
     if not wanted:
         return {}
     return {row.id: row for row in await session.execute(sa.select(refs).where(refs.c.id.in_(wanted)))}
+
+
+# --- record scopes -------------------------------------------------------------------------------
+
+
+def owner_in_scope(scope: "RecordScope") -> sa.ColumnElement[bool]:
+    """customer_refs rows whose (known) owner is inside `scope` (crm_common.record_scope: a caller's
+    read or write scope). Rows with `owner_known` false are not matched: each use decides what they
+    mean (see the module's rules)."""
+    return sa.and_(refs.c.owner_known, scope.clause([refs.c.assigned_to_id], refs.c.team_id))
+
+
+async def outside_scope(
+    session: AsyncSession, scope: "RecordScope", ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The given customers `scope` does not cover, judged as customer-svc would (assignee or team):
+    unknown ones, and ones whose owner is not known here even after asking customer-svc (no
+    customer-svc to ask: refused rather than guessed)."""
+    wanted = list(dict.fromkeys(ids))
+    if scope.level == "all" or not wanted:
+        return set()
+
+    unsure = []
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        rows = await session.execute(sa.select(refs.c.id).where(refs.c.id.in_(part), refs.c.owner_known))
+        known = {row.id for row in rows}
+        unsure += [cid for cid in part if cid not in known]
+    if unsure and customer_lookup.current()[0] is not None:
+        await learn_many(session, unsure)
+    inside: set[uuid.UUID] = set()
+    for i in range(0, len(wanted), 500):
+        rows = await session.execute(
+            sa.select(refs.c.id).where(refs.c.id.in_(wanted[i : i + 500]), owner_in_scope(scope))
+        )
+        inside |= {row.id for row in rows}
+    return set(wanted) - inside

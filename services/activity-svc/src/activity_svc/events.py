@@ -128,6 +128,7 @@ async def _team_name(session: AsyncSession, team_id) -> str | None:
 
 
 async def on_customer_assigned(session: AsyncSession, event: CloudEvent) -> None:
+    await customer_refs.on_customer_assigned(session, event)
     data = CustomerAssigned.model_validate(event.data)
     if data.assigned_to_id is not None:
         names = await directory.user_names(session, [data.assigned_to_id])

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Literal
 
-from crm_common import customer_refs
+from crm_common import customer_refs, record_scope
 from crm_common.app import SessionDep
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
@@ -205,7 +205,9 @@ _transition_route("cancel", "Cancel a campaign that is not COMPLETED or CANCELLE
     operation_id="campaign_targets_add",
     summary="Add customers to a campaign by id",
     description="Duplicates are reported as `alreadyTargets`; unknown and INACTIVE customers are refused per "
-    "item (`refused`), the others are added. Merged customers stand for the customer they were merged into.",
+    "item (`refused`), the others are added. A customer outside your customer read scope is refused as "
+    "`UNKNOWN_CUSTOMER`, like one that does not exist. Merged customers stand for the customer they were "
+    "merged into.",
     responses=problem_doc(404, 409, 422),
 )
 async def add_targets(
@@ -224,7 +226,12 @@ async def add_targets(
             extra={"limit": limit},
         )
     campaign = await campaigns.get_campaign(session, campaign_id, for_update=True, caller=user, write=True)
-    added, already, refused = await members.add_targets(session, campaign, body.customer_ids)
+    # Customers by id are checked against the caller's *customer* read scope (as customer-svc would
+    # answer them); a segment's members come from customer-svc evaluated with the caller's token.
+    customers = await record_scope.resolve(session, user.principal, "customers")
+    added, already, refused = await members.add_targets(
+        session, campaign, body.customer_ids, scope=customers.read
+    )
     campaign = await campaigns.get_campaign(session, campaign_id, caller=user)
     return TargetsAddResult(
         added=added, already_targets=already, refused=refused, target_count=campaign.target_count

@@ -11,6 +11,7 @@ from crm_common.contracts.customer import (
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
+    CustomerOwner,
     CustomerPurged,
     CustomerRestored,
     CustomerUpdated,
@@ -21,6 +22,11 @@ from crm_common.events.envelope import CloudEvent, event_from
 from customer_svc.models import Customer
 
 SERVICE = "customer"
+
+
+def owner_of(customer: Customer) -> CustomerOwner:
+    """The customer's assignee and team, carried so every context can apply record scopes to it."""
+    return CustomerOwner(assigned_to_id=customer.assigned_to_id, team_id=customer.team_id)
 
 
 def customer_created(customer: Customer) -> CloudEvent:
@@ -36,6 +42,7 @@ def customer_created(customer: Customer) -> CloudEvent:
         assigned_to_id=customer.assigned_to_id,
         created_by=customer.created_by_id,
         priority=customer.priority,
+        owner=owner_of(customer),
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
 
@@ -48,6 +55,7 @@ def customer_updated(customer: Customer, changes: dict[str, Any], actor_id: uuid
         status=customer.status,
         changes=changes,
         updated_by=actor_id,
+        owner=owner_of(customer),
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
 
@@ -63,6 +71,7 @@ def customer_converted(
         status=customer.status,
         converted_by=actor_id,
         opportunity=draft,
+        owner=owner_of(customer),
     )
     return event_from(payload, service=SERVICE, subject=customer.id, sequence=customer.version)
 
@@ -85,6 +94,7 @@ def customer_merged(
         merged_by=actor_id,
         primary_changes=changes,
         merged_at=at,
+        primary_owner=owner_of(primary),
     )
     return event_from(payload, service=SERVICE, subject=primary.id, sequence=primary.version)
 

@@ -9,6 +9,15 @@ from crm_common.contracts.enums import CustomerPriority, CustomerStatus, Custome
 from crm_common.schemas import EventDecimal
 
 
+class CustomerOwner(EventData):
+    """Who a customer belongs to for record scopes (crm_common.record_scope): its assignee and team.
+    Carried by customer.created/updated/converted (and a merge's primary) so every context keeps it in
+    crm_common.customer_refs; absent (null) in events published before it existed."""
+
+    assigned_to_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+
+
 class CustomerCreated(EventData):
     event_type: ClassVar[str] = "customer.created"
     version: ClassVar[int] = 1
@@ -25,6 +34,8 @@ class CustomerCreated(EventData):
     created_by: uuid.UUID | None = None
     # LOW / MEDIUM / HIGH / CRITICAL: ticket-svc picks SLA policies by it.
     priority: CustomerPriority | None = None
+    # The customer's assignee and team after the event (additive; null in older events).
+    owner: CustomerOwner | None = None
 
 
 class CustomerUpdated(EventData):
@@ -38,6 +49,7 @@ class CustomerUpdated(EventData):
     status: CustomerStatus
     changes: dict[str, Any]
     updated_by: uuid.UUID | None = None
+    owner: CustomerOwner | None = None
 
 
 class OpportunityDraft(EventData):
@@ -64,6 +76,7 @@ class CustomerConverted(EventData):
     status: CustomerStatus
     converted_by: uuid.UUID | None = None
     opportunity: OpportunityDraft | None = None
+    owner: CustomerOwner | None = None
 
 
 class CustomerMerged(EventData):
@@ -81,6 +94,8 @@ class CustomerMerged(EventData):
     # Fields of the primary the merge changed (camelCase -> new value), like customer.updated's.
     primary_changes: dict[str, Any] = {}
     merged_at: datetime | None = None
+    # The primary's assignee and team after the merge.
+    primary_owner: CustomerOwner | None = None
 
 
 class CustomerAssigned(EventData):

@@ -10,7 +10,13 @@ from crm_common.contracts.registry import EVENT_TYPES
 # Every service keeps a directory of users and teams (crm_common.directory) from these.
 DIRECTORY_EVENTS = ("user.created", "user.updated", "team.created", "team.updated")
 # ... and every context that references customers keeps crm_common.customer_refs from these.
-CUSTOMER_REF_EVENTS = ("customer.created", "customer.updated", "customer.converted", "customer.merged")
+CUSTOMER_REF_EVENTS = (
+    "customer.created",
+    "customer.updated",
+    "customer.converted",
+    "customer.merged",
+    "customer.assigned",
+)
 # ... and scrubs what it holds about a person on this one (crm_common.erasure).
 ERASURE_EVENTS = ("customer.erased",)
 
@@ -27,19 +33,12 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     ),
     "pipeline": (
         *DIRECTORY_EVENTS,
-        "customer.created",
-        "customer.updated",
-        "customer.converted",
-        "customer.merged",
+        *CUSTOMER_REF_EVENTS,
         *ERASURE_EVENTS,
     ),
     "activity": (
         *DIRECTORY_EVENTS,
-        "customer.created",
-        "customer.updated",
-        "customer.converted",
-        "customer.merged",
-        "customer.assigned",
+        *CUSTOMER_REF_EVENTS,
         *ERASURE_EVENTS,
         "opportunity.created",
         "opportunity.stage_changed",
@@ -52,7 +51,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "campaign.target_added",
         "campaign.member_converted",
     ),
-    # Every context that references customers keeps crm_common.customer_refs from the same four.
+    # Every context that references customers keeps crm_common.customer_refs from the same five.
     "ticket": (*DIRECTORY_EVENTS, *CUSTOMER_REF_EVENTS, *ERASURE_EVENTS),
     "campaign": (
         *DIRECTORY_EVENTS,

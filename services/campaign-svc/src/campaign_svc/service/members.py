@@ -10,6 +10,7 @@ from crm_common.contracts.customer import CustomerCreated, CustomerUpdated
 from crm_common.errors import ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
+from crm_common.record_scope import RecordScope
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -179,10 +180,12 @@ async def add_targets(
     customer_ids: list[uuid.UUID],
     *,
     statuses: dict[uuid.UUID, str] | None = None,
+    scope: RecordScope | None = None,
 ) -> tuple[list[uuid.UUID], list[uuid.UUID], list[TargetRefused]]:
     """Add members; refused: unknown (not yet seen here) or INACTIVE customers. `statuses` (from a
-    segment evaluated by customer-svc) stand in for the read model where given. The caller holds the
-    campaign's row lock."""
+    segment evaluated by customer-svc) stand in for the read model where given. `scope` is the
+    caller's customer read scope: a customer outside it (or merged into one outside it) is refused
+    exactly as an unknown one, so nothing tells them apart. The caller holds the campaign's row lock."""
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
         raise closed(campaign)
     wanted = list(dict.fromkeys(customer_ids))
@@ -195,13 +198,15 @@ async def add_targets(
         missing = await customer_refs.learn_many(session, unheard)
         known.update(await customer_refs.rows_by_id(session, [c for c in unheard if c not in missing]))
     merged = await customer_refs.survivors(session, wanted)
+    hidden = await customer_refs.outside_scope(session, scope, [*known, *merged.values()]) if scope else set()
     survivors = await customer_refs.rows_by_id(session, set(merged.values()))
     refused: list[TargetRefused] = []
     resolved: list[uuid.UUID] = []
     for cid in wanted:
         row = known.get(cid)
         status = (statuses or {}).get(cid) or (row.status if row else None)
-        if row is None and (statuses is None or cid not in statuses):
+        unknown = row is None and (statuses is None or cid not in statuses)
+        if unknown or cid in hidden or merged.get(cid) in hidden:
             refused.append(
                 TargetRefused(customer_id=cid, code="UNKNOWN_CUSTOMER", message="no such customer")
             )

@@ -2,8 +2,11 @@
 
 Record scopes (crm_common.record_scope, context `sales`): an invoice follows its opportunity, so whoever
 may read (change) the opportunity may read (issue, pay, void) its invoices; an invoice made for a
-customer without an opportunity follows its creator. Outside the read scope an invoice is a 404 and
-absent from lists and totals; readable but outside the write scope, a status change is a 403."""
+customer without an opportunity follows that customer's owner: its assignee and team as customer-svc
+last told (crm_common.customer_refs). Until this service knows the customer's owner (a customer last
+heard of before the owner was carried, until its next event), such an invoice follows its creator, as
+before. Outside the read scope an invoice is a 404 and absent from lists and totals; readable but
+outside the write scope, a status change is a 403."""
 
 import uuid
 from collections.abc import Sequence
@@ -16,7 +19,7 @@ from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -48,14 +51,42 @@ TRANSITIONS = {
 
 def in_scope(caller: ScopedCaller, access: Access = "read"):
     """The invoices `caller` may read (or change): those of an opportunity in that scope, and those
-    without one that the caller's scope covers by their creator."""
-    if (caller.read if access == "read" else caller.write).level == "all":
+    without one whose customer the scope covers by its owner (by the invoice's creator while the
+    customer's owner is not known here)."""
+    scope = caller.read if access == "read" else caller.write
+    if scope.level == "all":
         return true()
+    refs = customer_refs.refs
     of_opportunities = select(Opportunity.id).where(opportunities.in_scope(caller, access))
+    of_customers = select(refs.c.id).where(customer_refs.owner_in_scope(scope))
+    owner_known = exists().where(refs.c.id == Invoice.customer_id, refs.c.owner_known)
     return or_(
         Invoice.opportunity_id.in_(of_opportunities),
-        and_(Invoice.opportunity_id.is_(None), scope_clause(caller, Invoice.created_by_id, access=access)),
+        and_(Invoice.opportunity_id.is_(None), Invoice.customer_id.in_(of_customers)),
+        and_(
+            Invoice.opportunity_id.is_(None),
+            ~owner_known,
+            scope_clause(caller, Invoice.created_by_id, access=access),
+        ),
     )
+
+
+async def owners(session: AsyncSession, invoice: Invoice) -> tuple[object, uuid.UUID | None]:
+    """(owners, team) an invoice's write check uses: its opportunity's, else its customer's, else
+    (customer's owner not known here) its creator."""
+    if invoice.opportunity_id is not None:
+        opportunity = await session.get(Opportunity, invoice.opportunity_id)
+        return opportunity.owner_id, opportunity.team_id
+    return await customer_owner(session, invoice.customer_id, fallback=invoice.created_by_id)
+
+
+async def customer_owner(
+    session: AsyncSession, customer_id: uuid.UUID, *, fallback: uuid.UUID | None
+) -> tuple[object, uuid.UUID | None]:
+    ref = await customer_refs.get(session, customer_id)
+    if ref is not None and ref.owner_known:
+        return ref.assigned_to_id, ref.team_id
+    return fallback, None
 
 
 async def next_invoice_number(session: AsyncSession, year: int) -> str:
@@ -214,6 +245,13 @@ async def create_invoice(
                 rule="currency_mismatch",
             )
         caller.check_write(opportunity.owner_id, opportunity.team_id)
+    else:
+        # The invoice will follow the customer: one outside the caller's read scope is unknown to
+        # them (422, as if missing), one they may read but not change is a 403.
+        owner, team = await customer_owner(session, customer_id, fallback=caller.id)
+        if not caller.read.allows(owner, team):
+            raise customer_refs.unknown_customer(data.customer_id, field="customerId")
+        caller.check_write(owner, team)
     invoice = await insert_invoice(
         session,
         customer_id=customer_id,
@@ -249,11 +287,7 @@ async def get_invoice(
     if invoice is None:
         raise not_found("invoice", invoice_id)
     if write and caller is not None:
-        if invoice.opportunity_id is None:
-            caller.check_write(invoice.created_by_id)
-        else:
-            opportunity = await session.get(Opportunity, invoice.opportunity_id)
-            caller.check_write(opportunity.owner_id, opportunity.team_id)
+        caller.check_write(*await owners(session, invoice))
     return invoice
 
 
