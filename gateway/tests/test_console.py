@@ -132,6 +132,42 @@ def test_console_routes_are_not_in_the_api_document(tmp_path):
     assert not [p for p in app.openapi()["paths"] if p.startswith("/app")]
 
 
+async def test_the_language_switch_is_kept_on_the_user_not_the_browser(gw):
+    """Signed in, the switch saves the user's preference (`locale` in /me): no cookie, and a new
+    sign-in from another browser is in that language whatever it sends; another user is unaffected."""
+    await sign_in(gw)
+    page = await gw.get("/app")
+    switched = await gw.post(
+        "/app/language", data={"csrf": csrf_in(page.text), "language": "zh", "next": "/app"}
+    )
+    assert switched.status_code == 303
+    assert not [c for c in switched.headers.get_list("set-cookie") if c.startswith("crm_console_lang=")]
+    assert (await gw.get("/api/v1/me", headers=await login(gw))).json()["locale"] == "zh"
+    gw.cookies.clear()  # another browser: nothing of the first one's
+    await sign_in(gw)
+    assert '<html lang="zh">' in (await gw.get("/app", headers={"Accept-Language": "en"})).text
+    rep = {"email": "rep@example.com", "fullName": "Rep", "password": PASSWORD, "roles": ["sales_rep"]}
+    assert (await gw.post("/api/v1/users", json=rep, headers=await login(gw))).status_code == 201
+    gw.cookies.clear()
+    await sign_in(gw, "rep@example.com")
+    assert '<html lang="en">' in (await gw.get("/app", headers={"Accept-Language": "en"})).text
+    assert '<html lang="zh">' in (await gw.get("/app", headers={"Accept-Language": "zh"})).text
+
+
+async def test_before_sign_in_the_switch_is_a_cookie_for_the_sign_in_page_only(gw):
+    form = await gw.get("/app/login", headers={"Accept-Language": "en"})
+    assert '<html lang="en">' in form.text
+    chosen = await gw.post(
+        "/app/language", data={"csrf": csrf_in(form.text), "language": "zh", "next": "/app/login"}
+    )
+    assert chosen.status_code == 303
+    assert [c for c in chosen.headers.get_list("set-cookie") if c.startswith("crm_console_lang=zh")]
+    assert '<html lang="zh">' in (await gw.get("/app/login", headers={"Accept-Language": "en"})).text
+    # Signed in, the user's preference (none yet) and then Accept-Language decide, not the cookie.
+    await sign_in(gw)
+    assert '<html lang="en">' in (await gw.get("/app", headers={"Accept-Language": "en"})).text
+
+
 async def test_the_language_switch_wins_over_the_browsers_language_for_every_word(gw):
     await sign_in(gw)
     page = await gw.get("/app/customers")

@@ -29,6 +29,7 @@ PUBLIC = {"auth_token", "auth_logout"}
 # permissions, see test_dashboard and test_views).
 ANY_CALLER = {
     "me_get",
+    "me_update",
     "auth_password_change",
     "dashboard_get",
     "views_list",

@@ -555,3 +555,33 @@ def test_support_and_marketing_pages_and_the_agenda(crm, browser, api):
     expect(page.get_by_role("button", name="退出")).to_be_visible()
     person.check("17-tickets-zh")
     person.context.close()
+
+
+def test_the_language_choice_follows_the_user_to_a_fresh_browser(crm, browser, api):
+    """The switch saves the signed-in user's preference on their user record: another browser (a
+    fresh context, no cookies, still sending Accept-Language: en) signs in to the same language."""
+    from playwright.sync_api import expect
+
+    email = f"polyglot-{uuid.uuid4().hex[:8]}@example.com"
+    user = {"email": email, "fullName": "Poly Glot", "password": PASSWORD, "roles": ["sales_rep"]}
+    assert api.post("/api/v1/users", json=user).status_code == 201
+    first = Person(browser, crm)
+    first.sign_in(email)
+    expect(first.page.get_by_role("heading", name="CRM Dashboard")).to_be_visible()
+    first.page.get_by_label("Language").select_option("zh")
+    first.page.get_by_role("button", name="Switch").click()
+    expect(first.page.get_by_role("heading", name="CRM仪表盘")).to_be_visible()
+    first.context.close()
+
+    second = Person(browser, crm)
+    page = second.page
+    second.sign_in(email)  # the sign-in page is the browser's English: nobody is signed in yet
+    expect(page.get_by_role("heading", name="CRM仪表盘")).to_be_visible()
+    assert page.locator("html").get_attribute("lang") == "zh"
+    expect(page.get_by_role("link", name="客户", exact=True)).to_be_visible()
+    second.check("19-dashboard-preference-zh")
+    # And back: the choice is the user's in this browser too.
+    page.get_by_label("语言").select_option("en")
+    page.get_by_role("button", name="切换").click()
+    expect(page.get_by_role("heading", name="CRM Dashboard")).to_be_visible()
+    second.context.close()

@@ -12,8 +12,10 @@ from crm_gateway.console.session import (
     REFRESH_COOKIE,
     SESSION_COOKIE,
     Console,
+    SignInRequired,
     anonymous,
     check_csrf,
+    console,
     set_cookie,
     set_session,
 )
@@ -72,10 +74,20 @@ async def logout(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
 
 @router.post("/language")
 async def choose_language(request: Request):
-    """The language switch: the choice is kept in a cookie (a year) and wins over Accept-Language."""
+    """The language switch. Signed in: saved as the user's preference (PATCH /api/v1/me), so it
+    follows them to any browser; on the sign-in page, before anyone is signed in: a cookie (a year)."""
     form = await check_csrf(request)
     response = redirect(request, _safe_next(str(form.get("next") or "")))
     language = str(form.get("language", ""))
-    if language in LANGUAGES:
+    if language not in LANGUAGES:
+        return response
+    try:
+        ctx = await console(request)
+    except SignInRequired:
         set_cookie(response, LANGUAGE_COOKIE, language, request, max_age=365 * 24 * 3600)
+        return response
+    r = await ctx.patch("/api/v1/me", json={"locale": language})
+    if not r.ok:
+        return page(ctx, "error.html", status_code=r.status, message=r.detail)
+    ctx.memo.forget(ctx.user_key("me"))  # the next page reads the new choice
     return response

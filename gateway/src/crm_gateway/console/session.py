@@ -30,6 +30,8 @@ SESSION_COOKIE = "crm_console"
 REFRESH_COOKIE = "crm_console_refresh"
 REFRESH_COOKIE_SECONDS = 14 * 24 * 3600  # the API's refresh lifetime; the API decides validity
 CSRF_COOKIE = "crm_console_csrf"
+# The language switch's choice on the sign-in page, before anyone is signed in; a signed-in user's
+# choice is kept on their user record (`locale`, PATCH /api/v1/me) and follows them to any browser.
 LANGUAGE_COOKIE = "crm_console_lang"
 # The consistency token of the user's last write, kept for the page the write redirects to, so that
 # page reads its own write in every context (e.g. the opportunity a convert made, the timeline note).
@@ -87,6 +89,10 @@ class Console:
 
     @property
     def language(self) -> str:
+        """Signed in: the user's stored choice (`locale` in /me), else the browser's Accept-Language;
+        before sign-in: see language_of."""
+        if self.token:
+            return self.me.get("locale") or preferred_language(self.request.headers.get("accept-language"))
         return language_of(self.request)
 
     def translate(self, text: str, **values) -> str:
@@ -181,8 +187,11 @@ class Console:
 
 
 def language_of(request: Request) -> str:
-    """The console's language: the user's choice (the switch in the header, kept in a cookie), else
-    the browser's Accept-Language."""
+    """The page's language: a signed-in user's (Console.language, recorded by `console` for the pages
+    drawn without their session, such as an error); before sign-in, the sign-in page's switch (kept
+    in a cookie), else the browser's Accept-Language, else English."""
+    if known := getattr(request.state, "language", None):
+        return known
     chosen = request.cookies.get(LANGUAGE_COOKIE)
     if chosen in LANGUAGES:
         return chosen
@@ -248,6 +257,7 @@ async def console(request: Request) -> Console:
     if not me.ok:
         raise SignInRequired(ctx.translate("Your session has expired. Please sign in again."))
     ctx.me = me.body
+    request.state.language = ctx.language
     return ctx
 
 

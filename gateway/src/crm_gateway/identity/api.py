@@ -1,11 +1,14 @@
 """`POST /api/v1/auth/token` (OAuth2 password, refresh_token and client credentials grants),
-`POST /api/v1/auth/logout`, `POST /api/v1/auth/password` and `GET /api/v1/me`."""
+`POST /api/v1/auth/logout`, `POST /api/v1/auth/password`, `GET /api/v1/me` and `PATCH /api/v1/me` (the
+caller's own preferences)."""
 
 from typing import Annotated
 
+import sqlalchemy as sa
+from crm_common.app import SessionDep
 from crm_common.auth import DATA_CONTEXTS, Principal, current_principal
-from crm_common.errors import ProblemError, problem_doc
-from crm_common.schemas import ApiModel
+from crm_common.errors import ProblemError, not_found, problem_doc
+from crm_common.schemas import ApiModel, StrictApiModel
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -14,10 +17,14 @@ from crm_gateway.clientaddr import client_address
 from crm_gateway.identity import grants, refresh, service
 from crm_gateway.identity.grants import NO_STORE
 from crm_gateway.identity.login import LoginThrottle, RedisLoginThrottle
+from crm_gateway.identity.models import User
 from crm_gateway.identity.oauth_schemas import AuthLogoutRequest, TokenRequest, TokenResponse
 from crm_gateway.identity.schemas import ContextScope, PasswordChangeRequest
+from crm_gateway.views.labels import Locale
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+# The users table itself, for the Core statements of the caller's preferences (see update_me).
+_users: sa.Table = User.__table__  # type: ignore[attr-defined]  # SQLModel does not declare it
 
 
 class Me(ApiModel):
@@ -28,6 +35,17 @@ class Me(ApiModel):
     permissions: list[str]
     scopes: dict[str, ContextScope] = Field(
         description="The caller's record scope per data context (see `GET /api/v1/roles`)."
+    )
+    locale: Locale | None = Field(
+        default=None,
+        description="The caller's chosen language for the console and the views' labels; null: none "
+        "chosen, so their browser's `Accept-Language` decides (else English).",
+    )
+
+
+class PreferencesUpdateRequest(StrictApiModel):
+    locale: Locale | None = Field(
+        default=None, description="`en` or `zh` (422 otherwise); null forgets the choice."
     )
 
 
@@ -136,8 +154,7 @@ async def change_password(
     return _answer(await grants.for_person(request, user))
 
 
-@router.get("/me", operation_id="me_get", summary="The caller", tags=["users"], responses=problem_doc(401))
-async def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
+def _me(principal: Principal, locale: str | None) -> Me:
     return Me(
         id=str(principal.id),
         email=principal.email,
@@ -148,4 +165,39 @@ async def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
             c: ContextScope(read=principal.scope(c, "read"), write=principal.scope(c, "write"))
             for c in DATA_CONTEXTS
         },
+        locale=locale,
     )
+
+
+@router.get("/me", operation_id="me_get", summary="The caller", tags=["users"], responses=problem_doc(401))
+async def me(principal: Annotated[Principal, Depends(current_principal)], session: SessionDep) -> Me:
+    # Who the caller is comes from the token; their preferences from their user record.
+    locale = await session.scalar(sa.select(_users.c.locale).where(_users.c.id == principal.id))
+    return _me(principal, locale)
+
+
+@router.patch(
+    "/me",
+    operation_id="me_update",
+    summary="Change your own preferences (your language)",
+    description="Only the fields sent change. A preference is not an edit of the user record: the "
+    "user's `version` (ETag) stays, so it never conflicts with an admin's change, and no event is "
+    "published.",
+    tags=["users"],
+    responses=problem_doc(401, 404, 422),
+)
+async def update_me(
+    body: PreferencesUpdateRequest,
+    principal: Annotated[Principal, Depends(current_principal)],
+    session: SessionDep,
+) -> Me:
+    table = _users
+    row = (await session.execute(sa.select(table.c.locale).where(table.c.id == principal.id))).first()
+    if row is None:  # a token outliving its user
+        raise not_found("user", principal.id)
+    locale = row.locale
+    if "locale" in body.model_fields_set:
+        # A Core UPDATE, so the ORM's version counter is not raised (see the description).
+        await session.execute(sa.update(table).where(table.c.id == principal.id).values(locale=body.locale))
+        locale = body.locale
+    return _me(principal, locale)

@@ -33,6 +33,8 @@ class User(Base, table=True):
     roles: list[str] = json_field(list)
     is_active: bool = Field(default=True, nullable=False)
     time_zone: str = Field(default="UTC", sa_type=sa.String(64), nullable=False)
+    # The user's language (`en`, `zh`), set by themselves (PATCH /api/v1/me); None: their browser's.
+    locale: str | None = Field(default=None, sa_type=sa.String(8))
     # Raised when the user is deactivated, loses a role or changes password: tokens carry it (`tv`)
     # and every service refuses one below the user's current value (crm_common.auth.SessionGuard).
     token_version: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})

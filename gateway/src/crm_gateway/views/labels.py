@@ -5,7 +5,7 @@ text is served to callers who ask for Chinese (`Accept-Language: zh`). Every lab
 has an English entry here (a test checks it), so a renderer never shows a mix of both.
 """
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 LABEL_KEYS = ("displayName", "title", "label")
 
@@ -46,7 +46,9 @@ ENGLISH = {
     "添加活动": "Add activity",
 }
 
-LANGUAGES = ("en", "zh")
+# The languages a user may choose (their stored preference, `PATCH /api/v1/me`) and a caller may ask for.
+Locale = Literal["en", "zh"]
+LANGUAGES: tuple[str, ...] = get_args(Locale)
 
 
 def preferred_language(accept_language: str | None) -> str:
