@@ -15,6 +15,7 @@ from crm_common.schemas import ApiModel
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, RootModel
+from pydantic_core import to_json
 
 from crm_gateway.dashboard import service as dashboard
 from crm_gateway.internal import ServiceClient, ServiceUnavailable
@@ -94,6 +95,12 @@ async def get_view(view_id: str, request: Request, response: Response, _: Caller
     return View.model_validate(localized(_view(view_id), _language(request, response)))
 
 
+def _plain_json(body: dict) -> Response:
+    """A body built from the services' JSON (plain str, int, float, None, lists and dicts) sent as it
+    is: FastAPI would otherwise walk it value by value first (jsonable_encoder; ~9% of a kanban's CPU)."""
+    return Response(to_json(body), media_type="application/json")
+
+
 def _passthrough(status: int, body: Any) -> JSONResponse:
     """A service's 4xx (its problem document) goes back to the caller as it is."""
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
@@ -160,13 +167,15 @@ async def view_data(
                 }
                 for c in r.body["items"]
             ]
-            return {
-                "view": view_id,
-                "items": rows,
-                "total": r.body["total"],
-                "page": r.body["page"],
-                "pageSize": r.body["pageSize"],
-            }
+            return _plain_json(
+                {
+                    "view": view_id,
+                    "items": rows,
+                    "total": r.body["total"],
+                    "page": r.body["page"],
+                    "pageSize": r.body["pageSize"],
+                }
+            )
         # sales-pipeline
         board_params: dict[str, Any] = {"cardsPerColumn": cards_per_column}
         for name, value in (("ownerId", owner_id), ("teamId", team_id), ("customerId", customer_id)):
@@ -204,7 +213,7 @@ async def view_data(
             }
             for col in r.body["columns"]
         ]
-        return {"view": view_id, "columns": columns}
+        return _plain_json({"view": view_id, "columns": columns})
     except ServiceUnavailable as exc:
         raise ProblemError(
             503, "SERVICE_UNAVAILABLE", f"The data of this view is not reachable: {exc}."
