@@ -66,10 +66,11 @@ class GatewaySettings(ServiceSettings):
     admission_queue: int = 512
     # Requests passed on to a service are admitted here too, per service (`<service>:read`/`:write`
     # budgets), so the excess is refused before the proxy: each service's share is its own limits
-    # (8 / 4) and as many again in its queue, which keeps it busy between requests. With several
+    # (8 / 4) and two more in its queue, which keeps it busy between requests (more only lengthens
+    # its queue, and every served request's time with it). With several
     # replicas of a service (or of the gateway), scale by service replicas / gateway replicas. 0: off.
-    admission_upstream_read_limit: int = 16
-    admission_upstream_write_limit: int = 8
+    admission_upstream_read_limit: int = 12
+    admission_upstream_write_limit: int = 6
 
     # Time budget of each dashboard widget (its service calls together).
     dashboard_widget_timeout_seconds: float = 2.0

@@ -63,14 +63,14 @@ class ServiceSettings(BaseSettings):
     # joins the queue; the rest get 503 OVERLOADED at once.
     # Sized from the database pool: reads + writes + `event_prefetch` handlers = 15 = the pool's 10 +
     # 5 overflow, so a request does not wait for a connection (beyond, more concurrency only queues on connections and locks, and overflow
-    # connections are opened and closed per use). A burst (20 parallel creates) may wait up to 2 s;
-    # sustained overload waits 0.5 s at most, which keeps served p99 under a second at 4x
-    # (bench/overload.py). The queue length only caps memory.
+    # connections are opened and closed per use). A request waits only when its turn is due within
+    # 0.25 s (estimated; at most 2 s whatever the estimate), which keeps served p99 under a second
+    # at 4x (bench/overload.py: 0.5 s gave ~1.2 s). The queue length only caps memory.
     admission_read_limit: int = 8
     admission_write_limit: int = 4
     admission_queue: int = 256
     admission_max_wait_seconds: float = 2.0
-    admission_target_wait_seconds: float = 0.5
+    admission_target_wait_seconds: float = 0.25
 
     # When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: `authorization` in the
     # scrape config).
