@@ -5,9 +5,11 @@ webhook delivery log, the outboxes, a stored idempotent response) is erased thro
 `customer.erased` has flowed, no table of any service's database holds any of those strings, while
 ids, amounts and counts are still there."""
 
+import json
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 from crm_common.testing.plugin import eventually, running
 from crm_gateway.embedded import create_embedded_app
@@ -288,6 +290,31 @@ async def test_personal_data_export_gathers_every_context_in_one_document(crm, r
         f"I am {FIRST}, my IBAN is DE-IBAN-4455-ZQ"
     ]
     assert doc["invoices"] == []
+    (membership,) = doc["campaigns"]["memberships"]
+    assert membership["customerId"] == cid and membership["campaignName"] == "Spring mailing"
+    assert membership["status"] == "TARGETED" and membership["addedAt"]
+    assert doc["campaigns"]["interactions"] == [] and doc["campaigns"]["conversions"] == []
+    # The webhook delivery log's entries about the person, with the payload sent and every attempt.
+    deliveries = doc["webhookDeliveries"]
+    created = next(d for d in deliveries if d["eventType"] == "customer.created")
+    assert created["payload"]["data"]["fullName"] == f"{FIRST} {LAST}"
+    assert created["subscriptionId"] == seeded["hook"]["id"] and created["state"] == "DELIVERED"
+    assert created["attempts"][0]["statusCode"] == 200
+    assert all(cid in json.dumps(d["payload"]) for d in deliveries)
+
+    # All or nothing: a context that cannot answer makes the whole export a 503, never a partial one.
+    client = crm._transport.app.state.service_client
+    working = client._local["webhook"]
+    client._local["webhook"] = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(503)), base_url="http://webhook"
+    )
+    try:
+        r = await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=admin)
+        assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE", r.text
+        assert "customer" not in r.json()
+    finally:
+        await client._local["webhook"].aclose()
+        client._local["webhook"] = working
 
     # Only an admin exports; an unknown customer is a 404 problem.
     rep = await login(crm, *await sales_rep(crm, admin))
@@ -307,6 +334,8 @@ async def test_personal_data_export_gathers_every_context_in_one_document(crm, r
     doc = await ok(await crm.get(f"/api/v1/customers/{cid}/personal-data", headers=admin))
     assert doc["opportunities"][0]["amount"] == "1250.00"
     assert len(doc["tickets"][0]["communications"]) == 1
+    assert len(doc["campaigns"]["memberships"]) == 1
+    assert {d["eventType"] for d in doc["webhookDeliveries"]} <= {"customer.erased"}
 
 
 async def test_erasing_a_survivor_erases_the_duplicates_merged_into_it(crm):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from crm_common.auth import Principal, require
+from crm_common.erasure import PERSONAL_DATA_PATH
 from crm_common.errors import ProblemError, problem_doc
 from fastapi import APIRouter, Depends, Request
 
@@ -47,11 +48,14 @@ async def compose(client: ServiceClient, customer_id: uuid.UUID, *, authorizatio
     cid = str(customer_id)
     # The customer first: an unknown one is a 404 before anything else is asked.
     customer = await export.get("customer", f"/api/v1/customers/{cid}")
-    opportunities, invoices, activities, tickets = await asyncio.gather(
+    own_part = PERSONAL_DATA_PATH.format(customer_id=cid)
+    opportunities, invoices, activities, tickets, campaigns, webhooks = await asyncio.gather(
         export.every("pipeline", "/api/v1/opportunities", customerId=cid),
         export.every("pipeline", "/api/v1/invoices", customerId=cid),
         export.every("activity", "/api/v1/activities", customerId=cid),
         export.every("ticket", "/api/v1/tickets", customerId=cid),
+        export.get("campaign", own_part),
+        export.get("webhook", own_part),
     )
     communications = await asyncio.gather(
         *(export.every("ticket", f"/api/v1/tickets/{t['id']}/communications") for t in tickets)
@@ -66,6 +70,10 @@ async def compose(client: ServiceClient, customer_id: uuid.UUID, *, authorizatio
         "tickets": [
             {**ticket, "communications": comms} for ticket, comms in zip(tickets, communications, strict=True)
         ],
+        # Memberships (with funnel dates), tracked interactions, leads and conversions.
+        "campaigns": campaigns,
+        # Webhook deliveries whose payload mentions the person, with every attempt.
+        "webhookDeliveries": webhooks["deliveries"],
     }
 
 
@@ -74,7 +82,8 @@ async def compose(client: ServiceClient, customer_id: uuid.UUID, *, authorizatio
     operation_id="customers_personal_data",
     summary="Everything held about a person, as one JSON document (GDPR art. 15)",
     description="Admin only. The customer record (addresses, notes, custom fields) with its opportunities, "
-    "invoices, activities, and tickets with every communication, each as its own service answers it, "
+    "invoices, activities, tickets with every communication, campaign memberships (interactions, leads, "
+    "conversions) and the webhook deliveries that mention the person, each as its own service answers it, "
     "composed with the caller's token. All or nothing: 503 `SERVICE_UNAVAILABLE` when a service cannot "
     "answer (retry later); 404 `CUSTOMER_NOT_FOUND` for an unknown id. See docs/privacy.md.",
     responses=problem_doc(401, 403, 404, 503),

@@ -32,6 +32,10 @@ from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import outbox
 from crm_common.idempotency_store import keys as idempotency_keys
 
+# Where a service answers what it holds about one customer, for the gateway's GDPR art. 15 export
+# (crm_gateway.privacy): admin only, not routed by the gateway, not in the OpenAPI document.
+PERSONAL_DATA_PATH = "/internal/customers/{customer_id}/personal-data"
+
 # What a scrubbed text reads afterwards (also the name of an erased customer).
 ERASED = "[erased]"
 # Shorter strings (an initial, "Mr") would match everywhere and identify no one.
@@ -39,6 +43,18 @@ MIN_VALUE_LENGTH = 3
 
 # A service's hook: scrub what it holds about the customer, return the values it removed.
 Scrub = Callable[[AsyncSession, uuid.UUID], Awaitable[set[str]]]
+
+
+def rows_as_json(rows: Iterable[Any]) -> list[dict]:
+    """Table rows (SQLModel objects) as camelCase JSON objects, every column, for an export."""
+    from fastapi.encoders import jsonable_encoder
+    from pydantic.alias_generators import to_camel
+
+    out = []
+    for row in rows:
+        columns = row.__table__.columns.keys()
+        out.append({to_camel(c): jsonable_encoder(getattr(row, c)) for c in columns})
+    return out
 
 
 def values_of(*found: Any) -> set[str]:

@@ -6,6 +6,7 @@ from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
 from campaign_svc.api import router
+from campaign_svc.api_internal import router as internal_router
 from campaign_svc.handlers import handlers
 from campaign_svc.settings import Settings
 
@@ -16,7 +17,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings,
         title="CRM campaign service",
         description="Marketing campaigns, targets, tracking and attribution.",
-        routers=[router],
+        routers=[router, internal_router],
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers(settings),
         bus=bus,

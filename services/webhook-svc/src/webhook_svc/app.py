@@ -6,6 +6,7 @@ from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
 from webhook_svc.api import router
+from webhook_svc.api_internal import router as internal_router
 from webhook_svc.delivery.worker import DeliveryWorker
 from webhook_svc.handlers import handlers, wanted
 from webhook_svc.service.targets import Guard
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings,
         title="CRM webhook service",
         description="Signed HTTP deliveries (Standard Webhooks) of the platform's events to subscribed endpoints.",
-        routers=[router],
+        routers=[router, internal_router],
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers(worker),
         event_wanted=wanted,
