@@ -401,9 +401,9 @@ async def rank_customers(
 async def get_customer(
     customer_id: uuid.UUID, session: SessionDep, user: CustomerAccess, response: Response
 ) -> CustomerRead:
-    customer = await customers.get_customer(session, customer_id, caller=user)
+    customer = await customers.read_customer(session, customer_id, caller=user)
     response.headers["ETag"] = etag(customer.version)
-    return await customers.to_read_one(session, customer)
+    return customer
 
 
 @router.patch(

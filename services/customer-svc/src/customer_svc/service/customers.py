@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress, CustomerNumberCounter, CustomerType
@@ -188,6 +188,28 @@ async def get_customer(
     if write and not archived_ok:
         check_not_archived(customer, "customer")
     return customer
+
+
+async def read_customer(
+    session: AsyncSession, customer_id: uuid.UUID, *, caller: ScopedCaller
+) -> CustomerRead:
+    """GET one customer in one round trip: the row, its addresses (joined) and its assignee's name
+    (from the user directory) in one statement; 404 as get_customer answers it."""
+    assignee = directory.users.c.full_name.label("assignee_name")
+    query = (
+        select(Customer, assignee)
+        .outerjoin(directory.users, directory.users.c.id == Customer.assigned_to_id)
+        .where(Customer.id == customer_id, in_scope(caller))
+        .options(joinedload(Customer.addresses))
+        .execution_options(populate_existing=True)
+    )
+    found = (await session.execute(query)).unique().first()
+    if found is None:
+        raise not_found("customer", customer_id)
+    customer, name = found
+    row = CustomerRead.model_validate(customer)
+    row.assigned_to_name = name if customer.assigned_to_id else None
+    return row
 
 
 def _address_key(a) -> tuple:
