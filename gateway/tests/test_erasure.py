@@ -234,6 +234,7 @@ async def test_erasure_leaves_no_personal_string_in_any_table(crm, receiver, tmp
     assert erased["customerNumber"] == customer["customerNumber"]
     assert erased["fullName"] == "[erased]"
     assert erased["email"] == f"{cid}@erased.invalid"
+    assert erased["erasedAt"] is not None and customer["erasedAt"] is None
     assert erased["phone"] is None and erased["addresses"] == [] and erased["customFields"] == {}
     # Idempotent: a second erasure answers the same record.
     again = await ok(await crm.post(f"/api/v1/customers/{cid}/erase", headers=admin), 202)

@@ -36,6 +36,11 @@ from crm_common.idempotency_store import keys as idempotency_keys
 # (crm_gateway.privacy): admin only, not routed by the gateway, not in the OpenAPI document.
 PERSONAL_DATA_PATH = "/internal/customers/{customer_id}/personal-data"
 
+# An erased customer's email: the column is required and unique, so it gets one that names no one and
+# never delivers (`.invalid` is reserved, RFC 2606). Before `erased_at` existed it was the only marker
+# of an erased customer (the migration adding the column recognises them by it).
+ERASED_EMAIL_DOMAIN = "erased.invalid"
+
 # What a scrubbed text reads afterwards (also the name of an erased customer).
 ERASED = "[erased]"
 # Shorter strings (an initial, "Mr") would match everywhere and identify no one.

@@ -130,6 +130,8 @@ class Customer(Base, table=True):
     notes: str | None = Field(default=None, sa_type=sa.Text())
     merged_into_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     archived_at: datetime | None = archived_at_field()
+    # When the person's data was erased (GDPR art. 17); null for everyone else.
+    erased_at: datetime | None = timestamp_field(nullable=True)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = updated_at_field()

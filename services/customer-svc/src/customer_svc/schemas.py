@@ -227,6 +227,11 @@ class CustomerRead(ApiModel):
     archived_at: datetime | None = Field(
         default=None, description="Set while archived: hidden from lists, purged after the retention."
     )
+    erased_at: datetime | None = Field(
+        default=None,
+        description="Set once the person's data was erased on request (GDPR art. 17): names and contact "
+        "data are gone, the record stays for what refers to it. See docs/privacy.md.",
+    )
     addresses: list[AddressRead] = []
     created_at: datetime
     updated_at: datetime

@@ -19,9 +19,7 @@ from customer_svc import events
 from customer_svc.models import Customer, CustomerAddress
 from customer_svc.service.customers import get_customer, merged_error
 
-# The email is required and unique: an erased customer gets one that names no one and never delivers
-# (`.invalid` is reserved, RFC 2606). It is also how an erased customer is recognised.
-ERASED_EMAIL_DOMAIN = "erased.invalid"
+ERASED_EMAIL_DOMAIN = erasure.ERASED_EMAIL_DOMAIN
 # Nullable personal fields, emptied.
 _CLEARED = (
     "first_name",
@@ -37,7 +35,7 @@ _CLEARED = (
 
 
 def is_erased(customer: Customer) -> bool:
-    return customer.email.endswith("@" + ERASED_EMAIL_DOMAIN)
+    return customer.erased_at is not None
 
 
 async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID, actor_id: uuid.UUID) -> Customer:
@@ -53,7 +51,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID, actor
     now = datetime.now(UTC)
     removed: set[str] = set()
     for record in records:
-        removed |= await _scrub(session, record)
+        removed |= await _scrub(session, record, at=now)
     await session.flush()
     await add_events(session, *(events.customer_erased(r, actor_id=actor_id, at=now) for r in records))
     for record in records:
@@ -82,7 +80,7 @@ async def _merged_into(session: AsyncSession, survivor_id: uuid.UUID) -> list[Cu
     return found
 
 
-async def _scrub(session: AsyncSession, customer: Customer) -> set[str]:
+async def _scrub(session: AsyncSession, customer: Customer, *, at: datetime) -> set[str]:
     """The record's personal data goes; answers the values removed."""
     removed = erasure.values_of(
         *(getattr(customer, f) for f in (*_CLEARED, "full_name", "email")),
@@ -96,6 +94,7 @@ async def _scrub(session: AsyncSession, customer: Customer) -> set[str]:
     customer.email = f"{customer.id}@{ERASED_EMAIL_DOMAIN}"
     customer.tags = []
     customer.custom_fields = {}
-    customer.updated_at = datetime.now(UTC)
+    customer.erased_at = at
+    customer.updated_at = at
     await session.execute(delete(CustomerAddress).where(CustomerAddress.customer_id == customer.id))
     return removed
