@@ -34,7 +34,7 @@ def user_event(user_id, role, *, version=1, active=True, read_scopes=None, creat
     return event_from(user, service="gateway", subject=user_id, sequence=version)
 
 
-def customer_updated(customer_id, name="Renamed") -> object:
+def customer_updated(customer_id, name="Renamed", **extra) -> object:
     return new_event(
         "customer.updated",
         service="customer",
@@ -45,6 +45,7 @@ def customer_updated(customer_id, name="Renamed") -> object:
             "fullName": name,
             "status": "LEAD",
             "changes": {"fullName": name},
+            **extra,
         },
         sequence=2,
     )
@@ -62,6 +63,7 @@ async def setup(world: World, make_token):
             team_id=uuid.uuid4(), name=name, type="SALES", member_ids=[ids[m] for m in members]
         )
         await world.publish(event_from(team, service="gateway", subject=team.team_id, sequence=1))
+        ids[f"team {name}"] = team.team_id
     return ids
 
 
@@ -188,3 +190,35 @@ async def test_a_demoted_or_deactivated_creator_stops_receiving(world: World, ma
     assert reasons == ["CREATOR_INACTIVE", "CREATOR_INACTIVE", "OUT_OF_SCOPE"]
     await asyncio.sleep(0.3)
     assert len(receiver.received) == 3
+
+
+async def test_the_owner_and_team_carried_by_customer_events_decide(world: World, make_token, receiver):
+    ids = await setup(world, make_token)
+    hook = await subscribe_as(world, rep_headers(make_token, ids["a1"]), receiver.url)
+    team_a, team_b = uuid.uuid4(), uuid.uuid4()
+    # Unassigned but of team A (readable by team A's rep), then moved to team B (not any more).
+    await world.publish(customer_updated(team_a, "Team A's Record", owner={"teamId": str(ids["team A"])}))
+    await world.publish(customer_updated(team_b, "Team B's Record", owner={"teamId": str(ids["team B"])}))
+    (got,) = await receiver.wait_for(1)
+    assert names([got]) == {"Team A's Record"}
+    # customer.archived carries no owner: the one kept from the last event decides.
+    archived = new_event(
+        "customer.archived",
+        service="customer",
+        subject=team_a,
+        data={
+            "customerId": str(team_a),
+            "customerNumber": "CUST-2026-000002",
+            "archivedAt": "2026-12-07T03:00:00Z",
+        },
+        sequence=3,
+    )
+    await world.publish(archived)
+    await receiver.wait_for(2)
+    log = await log_of(world, hook)
+    # (The last one may still be recording its attempt: PENDING or DELIVERED, it was sent.)
+    assert sorted((d["eventType"], d["state"] == "SKIPPED") for d in log) == [
+        ("customer.archived", False),
+        ("customer.updated", False),
+        ("customer.updated", True),
+    ]

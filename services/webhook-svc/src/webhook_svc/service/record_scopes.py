@@ -63,11 +63,13 @@ def narrower(a: str, b: str) -> str:
 @dataclass(frozen=True)
 class Record:
     kind: str
-    record_id: uuid.UUID
+    # None when the event does not name it (then its owner is unknown).
+    record_id: uuid.UUID | None
     # From the event itself, when it carries them; None = look them up.
     owners: tuple[uuid.UUID, ...] | None = None
     team_id: uuid.UUID | None = None
-    # For an invoice: whose opportunity it belongs to (its owners are the opportunity's).
+    # Whose owners this record has when it names none itself (an invoice: its opportunity's, or its
+    # customer's when it has no opportunity).
     via: "Record | None" = None
 
     @property
@@ -83,25 +85,37 @@ def record_of(event: CloudEvent) -> Record | None:
     data = _contracts[event.routing_key].model_validate(event.data)
     if kind == "customer":
         if action == "merged":
-            return Record(kind, data.primary_customer_id)
-        if action == "created":
-            return Record(kind, data.customer_id, owners=_ids(data.assigned_to_id))
+            return _customer(data.primary_customer_id, data.primary_owner)
         if action == "assigned":
-            return Record(kind, data.customer_id, owners=_ids(data.assigned_to_id), team_id=data.team_id)
-        return Record(kind, data.customer_id)
-    if kind == "opportunity":
-        return Record(kind, data.opportunity_id, owners=_ids(data.owner_id))
+            return Record(kind, data.customer_id, _ids(data.assigned_to_id), data.team_id)
+        if action == "created" and data.owner is None:  # published before `owner` existed
+            return Record(kind, data.customer_id, _ids(data.assigned_to_id))
+        return _customer(getattr(data, "customer_id", None), getattr(data, "owner", None))
+    record_id = getattr(data, f"{kind}_id", None)
+    if kind == "opportunity" and getattr(data, "owner_id", None):
+        return Record(kind, record_id, _ids(data.owner_id))
     if kind == "invoice":
         opportunity_id = getattr(data, "opportunity_id", None)
-        via = Record("opportunity", opportunity_id) if opportunity_id else None
-        return Record(kind, data.invoice_id, via=via)
-    if kind == "activity":
-        return Record(kind, data.activity_id, owners=_ids(getattr(data, "owner_id", None)) or None)
-    if kind == "ticket":
-        if action == "created":
-            return Record(kind, data.ticket_id, owners=_ids(data.assigned_to_id, data.created_by))
-        return Record(kind, data.ticket_id)
-    return Record(kind, data.campaign_id)  # campaign events carry no owner
+        customer_id = getattr(data, "customer_id", None)
+        via = (
+            Record("opportunity", opportunity_id)
+            if opportunity_id
+            else Record("customer", customer_id)
+            if customer_id
+            else None
+        )
+        return Record(kind, record_id, via=via)
+    if kind == "activity" and getattr(data, "owner_id", None):
+        return Record(kind, record_id, _ids(data.owner_id))
+    if kind == "ticket" and action == "created":
+        return Record(kind, record_id, _ids(data.assigned_to_id, data.created_by))
+    return Record(kind, record_id)  # look the owner up (campaign events carry none)
+
+
+def _customer(customer_id: uuid.UUID | None, owner) -> Record:
+    if owner is None:
+        return Record("customer", customer_id)
+    return Record("customer", customer_id, _ids(owner.assigned_to_id), owner.team_id)
 
 
 def _ids(*ids: uuid.UUID | None) -> tuple[uuid.UUID, ...]:
@@ -134,9 +148,9 @@ async def resolve_owners(session: AsyncSession, event: CloudEvent) -> Record | N
     """The event's record with its owners known if they can be (kept for the next events about it);
     owners None = unknown."""
     record = record_of(event)
-    if record is None:
-        return None
-    if record.owners is None and record.via is not None:
+    if record is None or record.record_id is None:
+        return record
+    if record.owners is None and record.via is not None and record.via.record_id is not None:
         source = await _stored(session, record.via.kind, record.via.record_id)
         if source is not None:
             owners = tuple(uuid.UUID(o) for o in source.owner_ids)
