@@ -4,11 +4,12 @@ on request, restorable, no writes while archived, purged after the retention wit
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from crm_common.events.envelope import new_event
 from crm_common.settings import ServiceSettings
 from customer_svc.models import CustomerAddress
 from customer_svc.service import archiving
 
-from .conftest import count_rows, create, outbox_payloads
+from .conftest import count_rows, create, deliver, opportunity_event, outbox_payloads
 from .test_sync_list import settled
 
 RETENTION = timedelta(days=ServiceSettings().archive_retention_days)
@@ -112,3 +113,35 @@ async def test_purge_after_the_retention_leaves_a_tombstone(client, auth_headers
     }
     purged = await outbox_payloads(client, "customer.purged")
     assert [e["data"]["customerId"] for e in purged] == [customer["id"]]
+
+
+async def test_a_purged_opportunity_leaves_the_customers_totals(client, auth_headers):
+    headers = auth_headers()
+    customer = await create(client, headers)
+    opportunity_id = uuid.uuid4()
+    await deliver(client, opportunity_event(customer["id"], amount="100.00", opportunity_id=opportunity_id))
+    got = (await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)).json()
+    assert got["totalValue"] == "100.00"
+
+    purged = new_event(
+        "opportunity.purged",
+        service="pipeline",
+        subject=opportunity_id,
+        data={
+            "opportunityId": str(opportunity_id),
+            "customerId": customer["id"],
+            "archivedAt": "2026-01-01T00:00:00Z",
+            "purgedAt": "2026-02-01T00:00:00Z",
+        },
+        sequence=3,
+    )
+    late = opportunity_event(
+        customer["id"],
+        amount="100.00",
+        opportunity_id=opportunity_id,
+        sequence=2,
+        routing_key="opportunity.updated",
+    )
+    await deliver(client, purged, late)
+    got = (await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)).json()
+    assert got["totalValue"] == "0.00" and got["valueTotals"] == []

@@ -9,6 +9,7 @@ HANDLERS = {
     "opportunity.stage_changed": reactions.apply_opportunity,
     "opportunity.won": reactions.apply_opportunity,
     "opportunity.lost": reactions.apply_opportunity,
+    "opportunity.purged": reactions.apply_opportunity_purged,
     "activity.completed": reactions.apply_activity_completed,
     "ticket.communication_added": reactions.apply_ticket_communication,
 }

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from pipeline_svc.api import ROUTERS
 from pipeline_svc.handlers import HANDLERS
+from pipeline_svc.service import archiving
 from pipeline_svc.settings import Settings
 
 
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,
+        purge_archived=archiving.purge,
     )
     # `Idempotency-Key` on POST/PATCH/DELETE: a retried write (a create, a win) happens once.
     app.add_middleware(IdempotencyMiddleware)

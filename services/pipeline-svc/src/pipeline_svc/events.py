@@ -6,15 +6,18 @@ newest state it has seen in any delivery order. Handlers of consumed events are 
 """
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from crm_common.contracts.pipeline import (
     InvoiceCreated,
     InvoiceRepointed,
     InvoiceStatusChanged,
+    OpportunityArchived,
     OpportunityCreated,
     OpportunityLost,
+    OpportunityPurged,
+    OpportunityRestored,
     OpportunityStageChanged,
     OpportunityUpdated,
     OpportunityWon,
@@ -125,3 +128,34 @@ def invoice_status_changed(invoice: Invoice, from_status: str) -> CloudEvent:
 def invoice_repointed(invoice_id: uuid.UUID, version: int, old: uuid.UUID, survivor: uuid.UUID) -> CloudEvent:
     payload = InvoiceRepointed(invoice_id=invoice_id, from_customer_id=old, customer_id=survivor)
     return event_from(payload, service=SERVICE, subject=invoice_id, sequence=version)
+
+
+def opportunity_archived(opportunity: Opportunity, *, by: uuid.UUID) -> CloudEvent:
+    payload = OpportunityArchived(
+        opportunity_id=opportunity.id,
+        customer_id=opportunity.customer_id,
+        archived_by=by,
+        archived_at=opportunity.archived_at,
+    )
+    return _event(payload, opportunity)
+
+
+def opportunity_restored(opportunity: Opportunity, *, by: uuid.UUID) -> CloudEvent:
+    payload = OpportunityRestored(
+        opportunity_id=opportunity.id,
+        customer_id=opportunity.customer_id,
+        restored_by=by,
+        restored_at=opportunity.updated_at,
+    )
+    return _event(payload, opportunity)
+
+
+def opportunity_purged(opportunity: Opportunity, *, at: datetime) -> CloudEvent:
+    payload = OpportunityPurged(
+        opportunity_id=opportunity.id,
+        customer_id=opportunity.customer_id,
+        archived_at=opportunity.archived_at,
+        purged_at=at,
+    )
+    # Newer than any state of the opportunity: a consumer keeping its newest state drops it for good.
+    return event_from(payload, service=SERVICE, subject=opportunity.id, sequence=opportunity.version + 1)

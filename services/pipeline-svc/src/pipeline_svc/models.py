@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.archive import archived_at_field, archived_index
 from crm_common.batch import external_id_index
 from crm_common.changes import sync_index
 from crm_common.models import (
@@ -110,6 +111,7 @@ class Opportunity(Base, table=True):
     __table_args__ = (
         external_id_index("opportunities"),
         sync_index("opportunities"),
+        archived_index("opportunities"),
         # The forecast (open opportunities closing in a period, by owner, team or all) and the board (the
         # first cards of each stage, soonest close first, and per-currency sums per stage) read these. On
         # Postgres the INCLUDE columns let both be answered from the index alone (index-only scans).
@@ -169,6 +171,7 @@ class Opportunity(Base, table=True):
     competitors: list = json_field(list)
     custom_fields: dict = json_field(dict)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    archived_at: datetime | None = archived_at_field()
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_opportunity_version)

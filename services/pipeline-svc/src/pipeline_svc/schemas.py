@@ -315,6 +315,9 @@ class OpportunityRead(ApiModel):
     custom_fields: dict
     line_items: list[OpportunityLineItemRead]
     created_by_id: uuid.UUID | None
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: hidden from lists, purged after the retention."
+    )
     created_at: datetime
     updated_at: datetime
     version: int

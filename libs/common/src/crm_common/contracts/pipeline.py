@@ -9,7 +9,13 @@ import uuid
 from datetime import date
 from typing import Any, ClassVar
 
-from crm_common.contracts.base import EventData, RepointedByMerge
+from crm_common.contracts.base import (
+    EventData,
+    RecordArchived,
+    RecordPurged,
+    RecordRestored,
+    RepointedByMerge,
+)
 from crm_common.contracts.enums import InvoiceStatus, OpportunityStatus
 from crm_common.schemas import EventDecimal
 
@@ -99,3 +105,30 @@ class InvoiceRepointed(RepointedByMerge):
     event_type: ClassVar[str] = "invoice.repointed"
 
     invoice_id: uuid.UUID
+
+
+class OpportunityArchived(RecordArchived):
+    """The opportunity was archived: hidden from lists, the board and the forecast, restorable until
+    purged (docs/api-guide.md, Archive). It still counts in its customer's totals until purged."""
+
+    event_type: ClassVar[str] = "opportunity.archived"
+
+    opportunity_id: uuid.UUID
+    customer_id: uuid.UUID
+
+
+class OpportunityRestored(RecordRestored):
+    event_type: ClassVar[str] = "opportunity.restored"
+
+    opportunity_id: uuid.UUID
+    customer_id: uuid.UUID
+
+
+class OpportunityPurged(RecordPurged):
+    """An archived opportunity was deleted after the archive retention: its customer's totals drop it;
+    invoices raised from it keep their lines and lose the link (`opportunityId` null)."""
+
+    event_type: ClassVar[str] = "opportunity.purged"
+
+    opportunity_id: uuid.UUID
+    customer_id: uuid.UUID

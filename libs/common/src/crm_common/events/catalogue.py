@@ -28,6 +28,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "opportunity.stage_changed",
         "opportunity.won",
         "opportunity.lost",
+        "opportunity.purged",
         "activity.completed",
         "ticket.communication_added",
     ),

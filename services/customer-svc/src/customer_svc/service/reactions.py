@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from crm_common.contracts.activity import ActivityCompleted
-from crm_common.contracts.pipeline import OpportunityState
+from crm_common.contracts.pipeline import OpportunityPurged, OpportunityState
 from crm_common.contracts.ticket import TicketCommunicationAdded
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -26,6 +26,8 @@ from customer_svc.service.customers import get_customer
 # customer's open and won opportunities are all in another one (see value_currency_of).
 DEFAULT_CURRENCY = "USD"
 OPEN, WON = "OPEN", "WON"
+# An opportunity deleted after its archive retention: kept as its newest state, counted nowhere.
+PURGED = "PURGED"
 ZERO = Decimal("0.00")
 
 
@@ -175,6 +177,41 @@ async def apply_opportunity(session: AsyncSession, event: CloudEvent) -> None:
         await recompute_totals(session, customer_id)
     if state.status == WON and target in known_customers:
         await promote_on_win(session, target)
+
+
+async def apply_opportunity_purged(session: AsyncSession, event: CloudEvent) -> None:
+    """The opportunity is gone: its customer's totals drop it. Its row stays, as the newest state
+    (status PURGED at a version above any other), so a late event about it changes nothing."""
+    data = OpportunityPurged.model_validate(event.data)
+    version = event.sequence or 0
+    row_of = sa.select(CustomerOpportunity).where(CustomerOpportunity.opportunity_id == data.opportunity_id)
+    known = (await session.execute(row_of)).scalar_one_or_none()
+    if known is not None and known.version >= version:
+        return
+    if known is None:
+        target = await surviving_customer(session, data.customer_id)
+        session.add(
+            CustomerOpportunity(
+                opportunity_id=data.opportunity_id,
+                customer_id=target,
+                status=PURGED,
+                amount=ZERO,
+                currency=DEFAULT_CURRENCY,
+                version=version,
+            )
+        )
+        await session.flush()
+        return  # it never counted here
+    await lock_customers(session, {known.customer_id})
+    known = (
+        await session.execute(row_of.with_for_update().execution_options(populate_existing=True))
+    ).scalar_one()
+    if known.version >= version:
+        return
+    known.status, known.version, known.updated_at = PURGED, version, datetime.now(UTC)
+    await session.flush()
+    if (await session.execute(sa.select(Customer.id).where(Customer.id == known.customer_id))).first():
+        await recompute_totals(session, known.customer_id)
 
 
 async def move_last_contact(session: AsyncSession, customer_id: uuid.UUID | None, at: datetime) -> None:

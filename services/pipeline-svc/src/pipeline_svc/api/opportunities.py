@@ -3,6 +3,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
+from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
@@ -32,7 +33,7 @@ from pipeline_svc.schemas import (
     PipelineBoard,
     SalesForecast,
 )
-from pipeline_svc.service import batch, line_items, transitions
+from pipeline_svc.service import archiving, batch, line_items, transitions
 from pipeline_svc.service import board as board_service
 from pipeline_svc.service import forecast as forecast_service
 from pipeline_svc.service import opportunities as service
@@ -75,6 +76,7 @@ async def list_opportunities(
     status: Annotated[list[OpportunityStatus], any_of()] = [],
     close_from: Annotated[date | None, Query(alias="expectedCloseFrom")] = None,
     close_to: Annotated[date | None, Query(alias="expectedCloseTo")] = None,
+    archived: ArchivedParam = "exclude",
 ) -> OpportunityPage:
     items, total = await service.list_opportunities(
         session,
@@ -88,6 +90,7 @@ async def list_opportunities(
         status=status,
         close_from=close_from,
         close_to=close_to,
+        archived=archived,
     )
     return OpportunityPage(
         items=await service.views(session, items),
@@ -427,5 +430,45 @@ async def remove_product(
         if_match=if_match,
         actor_id=user.id,
         caller=user,
+    )
+    return _read(response, await service.view(session, opportunity))
+
+
+@router.post(
+    "/{opportunity_id}/archive",
+    operation_id="opportunities_archive",
+    summary="Archive an opportunity",
+    description=archive_description("lists, searches, the board and the forecast", "opportunity.purged"),
+    responses=problem_doc(404, 412),
+)
+async def archive_opportunity(
+    opportunity_id: uuid.UUID,
+    session: SessionDep,
+    user: SalesCaller,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OpportunityRead:
+    opportunity = await archiving.set_archived(
+        session, opportunity_id=opportunity_id, archived=True, if_match=if_match, caller=user
+    )
+    return _read(response, await service.view(session, opportunity))
+
+
+@router.post(
+    "/{opportunity_id}/restore",
+    operation_id="opportunities_restore",
+    summary="Restore an archived opportunity",
+    description=RESTORE_DESCRIPTION,
+    responses=problem_doc(404, 412),
+)
+async def restore_opportunity(
+    opportunity_id: uuid.UUID,
+    session: SessionDep,
+    user: SalesCaller,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OpportunityRead:
+    opportunity = await archiving.set_archived(
+        session, opportunity_id=opportunity_id, archived=False, if_match=if_match, caller=user
     )
     return _read(response, await service.view(session, opportunity))

@@ -95,6 +95,7 @@ async def forecast(
         )
         .where(
             Opportunity.status == OpportunityStatus.OPEN,
+            Opportunity.archived_at.is_(None),
             Opportunity.expected_close_date >= start,
             Opportunity.expected_close_date <= end,
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from crm_common import customer_refs
+from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
@@ -71,11 +72,13 @@ async def load_opportunity(
     lock: bool = False,
     caller: ScopedCaller | None = None,
     write: bool = False,
+    archived_ok: bool = False,
 ) -> Opportunity:
     """The opportunity with its line items (and their products). `lock` takes its row lock for the
     rest of the transaction (Postgres; SQLite transactions are serialised anyway), so concurrent
     actions on one opportunity queue instead of failing. Outside `caller`'s read scope it is a 404
-    like a missing one; with `write`, outside their write scope a 403."""
+    like a missing one; with `write`, outside their write scope a 403, and archived a 409 `ARCHIVED`
+    (unless `archived_ok`: archive and restore)."""
     query = (
         select(Opportunity)
         .where(Opportunity.id == opportunity_id, in_scope(caller) if caller is not None else sa.true())
@@ -89,6 +92,8 @@ async def load_opportunity(
         raise not_found("opportunity", opportunity_id)
     if write and caller is not None:
         caller.check_write(opportunity.owner_id, opportunity.team_id)
+    if write and not archived_ok:
+        check_not_archived(opportunity, "opportunity")
     return opportunity
 
 
@@ -318,8 +323,8 @@ async def update_opportunity(
 
 
 async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
-    """Opportunities the caller may read changed after the cursor (they are never deleted: a merge
-    re-points them)."""
+    """Opportunities the caller may read changed after the cursor (archived ones too, with
+    `archivedAt`; a merge re-points them; purged ones as tombstones)."""
     query = (
         select(Opportunity)
         .where(in_scope(caller))
@@ -341,10 +346,11 @@ async def list_opportunities(
     status: Sequence[str] = (),
     close_from: date | None = None,
     close_to: date | None = None,
+    archived: ArchivedMode = "exclude",
 ) -> tuple[list[Opportunity], int]:
     query = (
         select(Opportunity)
-        .where(in_scope(caller))
+        .where(in_scope(caller), archived_clause(Opportunity.archived_at, archived))
         .options(selectinload(Opportunity.line_items).selectinload(OpportunityProduct.product))
     )
     if q:
