@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from crm_common.app import SessionDep
+from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
@@ -29,7 +30,7 @@ from activity_svc.schemas import (
     ActivityRead,
     ActivityUpdateRequest,
 )
-from activity_svc.service import activities, batch, views
+from activity_svc.service import activities, archiving, batch, views
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"], responses=problem_doc(401, 403))
 timelines = APIRouter(prefix="/api/v1", tags=["timelines"], responses=problem_doc(401, 403))
@@ -90,6 +91,7 @@ async def list_activities(
     follow_up_of_id: Annotated[
         uuid.UUID | None, Query(alias="followUpOfId", description="Follow-up tasks of this activity.")
     ] = None,
+    archived: ArchivedParam = "exclude",
 ) -> ActivityPage:
     query, order = activities.list_query(
         caller=user,
@@ -106,6 +108,7 @@ async def list_activities(
         start_from=start_from,
         start_to=start_to,
         follow_up_of_id=follow_up_of_id,
+        archived=archived,
     )
     items, total = await views.page_of(session, query, order, params)
     return ActivityPage(
@@ -350,6 +353,49 @@ async def cancel_activity(
 ) -> ActivityRead:
     activity = await activities.cancel_activity(
         session, activity_id, data=body or ActivityCancelRequest(), if_match=if_match, caller=user
+    )
+    _with_etag(response, activity.version)
+    return await views.present_one(session, activity)
+
+
+@router.post(
+    "/{activity_id}/archive",
+    operation_id="activities_archive",
+    summary="Archive an activity",
+    description=archive_description("lists, timelines, the agenda and the feed", "activity.purged")
+    + " System notes cannot be archived (409 `SYSTEM_ACTIVITY_READ_ONLY`).",
+    responses=problem_doc(404, 409, 412),
+)
+async def archive_activity(
+    activity_id: uuid.UUID,
+    session: SessionDep,
+    user: ActivityAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ActivityRead:
+    activity = await archiving.set_archived(
+        session, activity_id, archived=True, if_match=if_match, caller=user
+    )
+    _with_etag(response, activity.version)
+    return await views.present_one(session, activity)
+
+
+@router.post(
+    "/{activity_id}/restore",
+    operation_id="activities_restore",
+    summary="Restore an archived activity",
+    description=RESTORE_DESCRIPTION,
+    responses=problem_doc(404, 409, 412),
+)
+async def restore_activity(
+    activity_id: uuid.UUID,
+    session: SessionDep,
+    user: ActivityAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ActivityRead:
+    activity = await archiving.set_archived(
+        session, activity_id, archived=False, if_match=if_match, caller=user
     )
     _with_etag(response, activity.version)
     return await views.present_one(session, activity)

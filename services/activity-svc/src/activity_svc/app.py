@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from activity_svc.api import router, timelines
 from activity_svc.events import HANDLERS
+from activity_svc.service import archiving
 from activity_svc.settings import Settings
 
 
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,
+        purge_archived=archiving.purge,
     )
     # `Idempotency-Key` on POST/PATCH/DELETE: a retried write happens once.
     app.add_middleware(IdempotencyMiddleware)

@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory, erasure
-from crm_common.contracts.activity import ActivityCompleted, ActivityRepointed
+from crm_common.contracts.activity import (
+    ActivityArchived,
+    ActivityCompleted,
+    ActivityPurged,
+    ActivityRepointed,
+    ActivityRestored,
+)
 from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
 from crm_common.contracts.customer import (
     CustomerAssigned,
@@ -35,6 +41,36 @@ from activity_svc.service import notes
 from activity_svc.service.common import SYSTEM_USER_ID
 
 SERVICE = "activity"
+
+
+def activity_archived(activity: Activity, *, by: uuid.UUID) -> CloudEvent:
+    payload = ActivityArchived(
+        activity_id=activity.id,
+        customer_id=activity.customer_id,
+        archived_by=by,
+        archived_at=activity.archived_at,
+    )
+    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version)
+
+
+def activity_restored(activity: Activity, *, by: uuid.UUID) -> CloudEvent:
+    payload = ActivityRestored(
+        activity_id=activity.id,
+        customer_id=activity.customer_id,
+        restored_by=by,
+        restored_at=activity.updated_at,
+    )
+    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version)
+
+
+def activity_purged(activity: Activity, *, at: datetime) -> CloudEvent:
+    payload = ActivityPurged(
+        activity_id=activity.id,
+        customer_id=activity.customer_id,
+        archived_at=activity.archived_at,
+        purged_at=at,
+    )
+    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version + 1)
 
 
 def activity_completed(activity: Activity) -> CloudEvent:

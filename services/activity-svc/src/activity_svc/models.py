@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.archive import archived_at_field, archived_index
 from crm_common.batch import external_id_index
 from crm_common.changes import sync_index
 from crm_common.models import (
@@ -65,6 +66,7 @@ class Activity(Base, table=True):
     __table_args__ = (
         external_id_index("activities"),
         sync_index("activities"),
+        archived_index("activities"),
         # Timelines: newest first by startDate, id as the tie-breaker, per customer/opportunity/ticket.
         sa.Index("ix_activities_customer_timeline", "customer_id", "start_date", "id"),
         sa.Index("ix_activities_opportunity_timeline", "opportunity_id", "start_date", "id"),
@@ -103,6 +105,7 @@ class Activity(Base, table=True):
     completed_at: datetime | None = timestamp_field(nullable=True)
     # The activity whose completion created this follow-up TASK.
     follow_up_of_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
+    archived_at: datetime | None = archived_at_field()
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_version_column)

@@ -154,6 +154,9 @@ class ActivityRead(ApiModel):
     source_event_id: uuid.UUID | None
     completed_at: datetime | None = None
     follow_up_of_id: uuid.UUID | None = None
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: hidden from lists, purged after the retention."
+    )
     created_at: datetime
     updated_at: datetime
     version: int

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from crm_common import changes
+from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
@@ -147,9 +148,15 @@ def in_scope(caller: ScopedCaller, access: Access = "read"):
 
 
 async def get_activity(
-    session: AsyncSession, activity_id: uuid.UUID, *, caller: ScopedCaller | None = None, write: bool = False
+    session: AsyncSession,
+    activity_id: uuid.UUID,
+    *,
+    caller: ScopedCaller | None = None,
+    write: bool = False,
+    archived_ok: bool = False,
 ) -> Activity:
-    """404 when missing or outside `caller`'s read scope; with `write`, 403 outside the write scope."""
+    """404 when missing or outside `caller`'s read scope; with `write`, 403 outside the write scope
+    and 409 `ARCHIVED` when archived (unless `archived_ok`: archive and restore)."""
     query = select(Activity).where(Activity.id == activity_id).execution_options(populate_existing=True)
     if caller is not None:
         query = query.where(in_scope(caller))
@@ -158,6 +165,8 @@ async def get_activity(
         raise not_found("activity", activity_id)
     if write and caller is not None:
         caller.check_write(activity.owner_id)
+    if write and not archived_ok:
+        check_not_archived(activity, "activity")
     return activity
 
 
@@ -169,8 +178,9 @@ async def _editable(
     version: int | None,
     required: bool,
     caller: ScopedCaller | None = None,
+    archived_ok: bool = False,
 ) -> Activity:
-    activity = await get_activity(session, activity_id, caller=caller, write=True)
+    activity = await get_activity(session, activity_id, caller=caller, write=True, archived_ok=archived_ok)
     if activity.system:
         raise ProblemError(
             409,
@@ -371,9 +381,10 @@ def list_query(
     start_from: datetime | None = None,
     start_to: datetime | None = None,
     follow_up_of_id: uuid.UUID | None = None,
+    archived: ArchivedMode = "exclude",
 ) -> tuple[Select, list]:
     """The query and order of an activity list (run by `views.page_of`)."""
-    query = select(Activity).where(in_scope(caller))
+    query = select(Activity).where(in_scope(caller), archived_clause(Activity.archived_at, archived))
     if customer_id:
         query = query.where(Activity.customer_id == customer_id)
     if opportunity_id:

@@ -111,7 +111,8 @@ async def page_of(
 
 
 async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
-    """Activities the caller may read changed after the cursor, and deleted ones as tombstones."""
+    """Activities the caller may read changed after the cursor (archived ones too, with `archivedAt`),
+    and deleted or purged ones as tombstones."""
     query = select(Activity).where(in_scope(caller))
     return await changes_page(session, query, "activity", params, lambda rows: present(session, rows))
 
@@ -134,7 +135,7 @@ async def timeline(
     """Everything about one customer, opportunity or ticket: the user activities `caller` may read
     and the system notes (owned by no one: the record's history, part of every timeline), mixed,
     newest first (by startDate)."""
-    query = select(Activity)
+    query = select(Activity).where(Activity.archived_at.is_(None))
     if caller is not None:
         query = query.where(or_(in_scope(caller), Activity.system.is_(True)))
     if customer_id is not None:
@@ -225,7 +226,10 @@ async def agenda(
         ),
     )
     base = select(Activity).where(
-        mine, Activity.status.in_(OPEN_STATUSES), Activity.type.in_(types or AGENDA_TYPES)
+        mine,
+        Activity.status.in_(OPEN_STATUSES),
+        Activity.type.in_(types or AGENDA_TYPES),
+        Activity.archived_at.is_(None),
     )
     buckets = []
     for first, last in (
@@ -267,7 +271,7 @@ async def feed(
     """The latest activities (by creation), with customer and owner names; grouped by the local
     creation date when asked."""
     tz = zone(time_zone)
-    query = select(Activity)
+    query = select(Activity).where(Activity.archived_at.is_(None))
     if caller is not None:
         query = query.where(in_scope(caller))
     if before is not None:
