@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from crm_common.app import ReadTransactionDep, SessionDep
+from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.auth import Principal, require, require_access
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
@@ -37,7 +38,7 @@ from ticket_svc.schemas import (
     TicketStatusChangeRequest,
     TicketUpdateRequest,
 )
-from ticket_svc.service import batch, communications, metrics, policies, tickets, workflow
+from ticket_svc.service import archiving, batch, communications, metrics, policies, tickets, workflow
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], responses=problem_doc(401, 403))
 policy_router = APIRouter(
@@ -116,6 +117,7 @@ async def list_tickets(
     ] = [],
     created_from: Annotated[AwareDatetime | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[AwareDatetime | None, Query(alias="createdTo")] = None,
+    archived: ArchivedParam = "exclude",
 ) -> TicketPage:
     items, total = await tickets.list_tickets(
         session,
@@ -134,6 +136,7 @@ async def list_tickets(
         tags=tag,
         created_from=created_from,
         created_to=created_to,
+        archived=archived,
     )
     return TicketPage(
         items=await tickets.read_models(session, items, now),
@@ -285,6 +288,49 @@ async def update_ticket(
 ) -> TicketRead:
     ticket = await tickets.update_ticket(
         session, ticket_id=ticket_id, data=body, if_match=if_match, now=now, caller=user
+    )
+    return await _ticket_response(session, ticket, now, response)
+
+
+@router.post(
+    "/{ticket_id}/archive",
+    operation_id="tickets_archive",
+    summary="Archive a ticket",
+    description=archive_description("lists and searches", "ticket.purged")
+    + " The SLA scheduler does not escalate an archived ticket.",
+    responses=problem_doc(404, 412),
+)
+async def archive_ticket(
+    ticket_id: uuid.UUID,
+    session: SessionDep,
+    user: TicketCaller,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketRead:
+    ticket = await archiving.set_archived(
+        session, ticket_id=ticket_id, archived=True, if_match=if_match, caller=user
+    )
+    return await _ticket_response(session, ticket, now, response)
+
+
+@router.post(
+    "/{ticket_id}/restore",
+    operation_id="tickets_restore",
+    summary="Restore an archived ticket",
+    description=RESTORE_DESCRIPTION,
+    responses=problem_doc(404, 412),
+)
+async def restore_ticket(
+    ticket_id: uuid.UUID,
+    session: SessionDep,
+    user: TicketCaller,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketRead:
+    ticket = await archiving.set_archived(
+        session, ticket_id=ticket_id, archived=False, if_match=if_match, caller=user
     )
     return await _ticket_response(session, ticket, now, response)
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from ticket_svc.api import policy_router, router
 from ticket_svc.events import HANDLERS
 from ticket_svc.scheduler import run_scheduler
+from ticket_svc.service import archiving
 from ticket_svc.settings import Settings
 
 log = logging.getLogger("crm.ticket")
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         handlers=HANDLERS,
         bus=bus,
         on_startup=start_scheduler,
+        purge_archived=archiving.purge,
         openapi_tags=[
             {"name": "tickets", "description": "Support tickets, their communications and metrics."},
             {"name": "sla-policies", "description": "SLA targets, business hours and pause statuses."},

@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from crm_common import customer_refs, erasure
 from crm_common.contracts.ticket import (
+    TicketArchived,
     TicketClosed,
     TicketCommunicationAdded,
     TicketCreated,
     TicketEscalated,
+    TicketPurged,
     TicketReopened,
     TicketRepointed,
     TicketResolved,
+    TicketRestored,
     TicketStatusChanged,
 )
 from crm_common.events.envelope import CloudEvent, event_from
@@ -49,6 +52,39 @@ def created(ticket: Ticket) -> TicketCreated:
 def created_event(ticket: Ticket) -> CloudEvent:
     """`ticket.created` for a new ticket (version 1)."""
     return event_from(created(ticket), service=SERVICE, subject=ticket.id, sequence=ticket.version)
+
+
+def archived(ticket: Ticket, by: uuid.UUID) -> CloudEvent:
+    payload = TicketArchived(
+        ticket_id=ticket.id,
+        ticket_number=ticket.ticket_number,
+        customer_id=ticket.customer_id,
+        archived_by=by,
+        archived_at=ticket.archived_at,
+    )
+    return event_from(payload, service=SERVICE, subject=ticket.id, sequence=ticket.version)
+
+
+def restored(ticket: Ticket, by: uuid.UUID) -> CloudEvent:
+    payload = TicketRestored(
+        ticket_id=ticket.id,
+        ticket_number=ticket.ticket_number,
+        customer_id=ticket.customer_id,
+        restored_by=by,
+        restored_at=ticket.updated_at,
+    )
+    return event_from(payload, service=SERVICE, subject=ticket.id, sequence=ticket.version)
+
+
+def purged(ticket: Ticket, at: datetime) -> CloudEvent:
+    payload = TicketPurged(
+        ticket_id=ticket.id,
+        ticket_number=ticket.ticket_number,
+        customer_id=ticket.customer_id,
+        archived_at=ticket.archived_at,
+        purged_at=at,
+    )
+    return event_from(payload, service=SERVICE, subject=ticket.id, sequence=ticket.version + 1)
 
 
 def status_changed(ticket: Ticket, from_status: str, by: uuid.UUID | None) -> TicketStatusChanged:

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.archive import archived_at_field, archived_index
 from crm_common.batch import external_id_index
 from crm_common.changes import sync_index
 from crm_common.models import (
@@ -111,6 +112,7 @@ class Ticket(Base, table=True):
     __table_args__ = (
         external_id_index("tickets"),
         sync_index("tickets"),
+        archived_index("tickets"),
         sa.Index("ix_tickets_team_created", "team_id", "created_at"),
         _pending_breach_index(
             "ix_tickets_response_due_pending", "first_response_due_at", RESPONSE_PENDING_SQL
@@ -161,6 +163,7 @@ class Ticket(Base, table=True):
     response_breached_at: datetime | None = timestamp_field(nullable=True)
     resolution_breached_at: datetime | None = timestamp_field(nullable=True)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    archived_at: datetime | None = archived_at_field()
     created_at: datetime = timestamp_field(index=True)
     updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_ticket_version)

@@ -59,6 +59,7 @@ def _candidates(kind: BreachKind, now: datetime, batch_size: int):
             # Implied by the next condition (a stop is never in the future); lets the index range.
             due < literal(now, UtcDateTime()),
             overdue_sql(due, now),
+            Ticket.archived_at.is_(None),  # an archived ticket is not worked on: no escalation
         )
         .order_by(due)
         .limit(batch_size)

@@ -124,6 +124,9 @@ class TicketRead(ApiModel):
     response_breached: bool
     resolution_breached: bool
     created_by_id: uuid.UUID | None
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: hidden from lists, purged after the retention."
+    )
     created_at: datetime
     updated_at: datetime
     version: int

@@ -4,7 +4,13 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from crm_common.contracts.base import EventData, RepointedByMerge
+from crm_common.contracts.base import (
+    EventData,
+    RecordArchived,
+    RecordPurged,
+    RecordRestored,
+    RepointedByMerge,
+)
 from crm_common.contracts.enums import (
     CommunicationChannel,
     CommunicationDirection,
@@ -86,3 +92,31 @@ class TicketRepointed(RepointedByMerge):
     event_type: ClassVar[str] = "ticket.repointed"
 
     ticket_id: uuid.UUID
+
+
+class TicketArchived(RecordArchived):
+    """The ticket was archived: hidden from lists, restorable until purged (docs/api-guide.md, Archive)."""
+
+    event_type: ClassVar[str] = "ticket.archived"
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    customer_id: uuid.UUID | None = None
+
+
+class TicketRestored(RecordRestored):
+    event_type: ClassVar[str] = "ticket.restored"
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    customer_id: uuid.UUID | None = None
+
+
+class TicketPurged(RecordPurged):
+    """An archived ticket was deleted after the archive retention."""
+
+    event_type: ClassVar[str] = "ticket.purged"
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    customer_id: uuid.UUID | None = None

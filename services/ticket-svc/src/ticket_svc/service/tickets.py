@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
+from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
@@ -40,10 +41,12 @@ async def get_ticket(
     for_update: bool = False,
     caller: ScopedCaller | None = None,
     write: bool = False,
+    archived_ok: bool = False,
 ) -> Ticket:
     """A ticket; `for_update` locks its row first, so the writes on one ticket queue up instead of
     failing each other on the version. Outside `caller`'s read scope a 404 like a missing one; with
-    `write`, outside their write scope a 403."""
+    `write`, outside their write scope a 403, and archived a 409 `ARCHIVED` (unless `archived_ok`:
+    archive and restore)."""
     query = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
     if caller is not None:
         query = query.where(in_scope(caller))
@@ -54,6 +57,8 @@ async def get_ticket(
         raise not_found("ticket", ticket_id)
     if write and caller is not None:
         caller.check_write((ticket.assigned_to_id, ticket.created_by_id), ticket.team_id)
+    if write and not archived_ok:
+        check_not_archived(ticket, "ticket")
     return ticket
 
 
@@ -320,8 +325,8 @@ def _has_any_tag(session: AsyncSession, tags: Sequence[str]):
 async def changes_feed(
     session: AsyncSession, params: ChangesParams, now: datetime, *, caller: ScopedCaller
 ) -> Changes:
-    """Tickets the caller may read changed after the cursor (they are never deleted: a merge
-    re-points them)."""
+    """Tickets the caller may read changed after the cursor (archived ones too, with `archivedAt`; a
+    merge re-points them; purged ones as tombstones)."""
     query = select(Ticket).where(in_scope(caller))
     return await changes_page(session, query, "ticket", params, lambda rows: read_models(session, rows, now))
 
@@ -344,8 +349,9 @@ async def list_tickets(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     caller: ScopedCaller | None = None,
+    archived: ArchivedMode = "exclude",
 ) -> tuple[list[Ticket], int]:
-    query = select(Ticket)
+    query = select(Ticket).where(archived_clause(Ticket.archived_at, archived))
     if caller is not None:
         query = query.where(in_scope(caller))
     if q:
