@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from crm_common import customer_refs, record_scope
 from crm_common.app import SessionDep
+from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
 from crm_common.errors import ProblemError, problem_doc
@@ -37,7 +38,7 @@ from campaign_svc.schemas import (
     TargetRead,
     TargetsAddResult,
 )
-from campaign_svc.service import attribution, campaigns, members, segments, tracking
+from campaign_svc.service import archiving, attribution, campaigns, members, segments, tracking
 from campaign_svc.settings import Settings
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=problem_doc(401, 403))
@@ -85,9 +86,17 @@ async def list_campaigns(
     status: Annotated[list[CampaignStatus], any_of()] = [],
     type: Annotated[list[CampaignType], any_of()] = [],
     owner_id: Annotated[list[uuid.UUID], any_of(alias="ownerId", max_items=MAX_FILTER_IDS)] = [],
+    archived: ArchivedParam = "exclude",
 ) -> CampaignPage:
     items, total = await campaigns.list_campaigns(
-        session, params=params, q=q, status=status, type_=type, owner_id=owner_id, caller=user
+        session,
+        params=params,
+        q=q,
+        status=status,
+        type_=type,
+        owner_id=owner_id,
+        caller=user,
+        archived=archived,
     )
     return CampaignPage(
         items=[read(c) for c in items],
@@ -195,6 +204,49 @@ _transition_route("activate", "Start (PLANNING) or resume (PAUSED) a campaign: A
 _transition_route("pause", "Pause an ACTIVE campaign")
 _transition_route("complete", "Complete an ACTIVE or PAUSED campaign")
 _transition_route("cancel", "Cancel a campaign that is not COMPLETED or CANCELLED")
+
+
+@router.post(
+    "/{campaign_id}/archive",
+    operation_id="campaigns_archive",
+    summary="Archive a campaign",
+    description=archive_description("lists and searches", "campaign.purged")
+    + " Purging deletes its members, interactions, leads and conversions, as a delete does.",
+    responses=problem_doc(404, 412),
+)
+async def archive_campaign(
+    campaign_id: uuid.UUID,
+    session: SessionDep,
+    user: MarketingAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CampaignRead:
+    campaign = await archiving.set_archived(
+        session, campaign_id, archived=True, if_match=if_match, caller=user
+    )
+    response.headers["ETag"] = etag(campaign.version)
+    return read(campaign)
+
+
+@router.post(
+    "/{campaign_id}/restore",
+    operation_id="campaigns_restore",
+    summary="Restore an archived campaign",
+    description=RESTORE_DESCRIPTION,
+    responses=problem_doc(404, 412),
+)
+async def restore_campaign(
+    campaign_id: uuid.UUID,
+    session: SessionDep,
+    user: MarketingAccess,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CampaignRead:
+    campaign = await archiving.set_archived(
+        session, campaign_id, archived=False, if_match=if_match, caller=user
+    )
+    response.headers["ETag"] = etag(campaign.version)
+    return read(campaign)
 
 
 # --- targets ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from campaign_svc.api import router
 from campaign_svc.api_internal import router as internal_router
 from campaign_svc.handlers import handlers
+from campaign_svc.service import archiving
 from campaign_svc.settings import Settings
 
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers(settings),
         bus=bus,
+        purge_archived=archiving.purge,
     )
     app.state.campaign_settings = settings
     # Tests (or an embedding) may route customer-svc calls through a transport of their own.

@@ -1,12 +1,16 @@
 """Events campaign-svc publishes (contracts in crm_common.contracts.campaign)."""
 
 import uuid
+from datetime import datetime
 
 from crm_common.contracts.campaign import (
     CampaignActivated,
+    CampaignArchived,
     CampaignCompleted,
     CampaignMemberConverted,
     CampaignMemberRepointed,
+    CampaignPurged,
+    CampaignRestored,
     CampaignTargetAdded,
 )
 from crm_common.events.envelope import CloudEvent, event_from
@@ -58,3 +62,24 @@ def member_converted(
 def member_repointed(campaign_id: uuid.UUID, old: uuid.UUID, survivor: uuid.UUID) -> CloudEvent:
     payload = CampaignMemberRepointed(campaign_id=campaign_id, from_customer_id=old, customer_id=survivor)
     return event_from(payload, service=SERVICE, subject=campaign_id)
+
+
+def campaign_archived(campaign: Campaign, *, by: uuid.UUID) -> CloudEvent:
+    payload = CampaignArchived(
+        campaign_id=campaign.id, name=campaign.name, archived_by=by, archived_at=campaign.archived_at
+    )
+    return event_from(payload, service=SERVICE, subject=campaign.id, sequence=campaign.version)
+
+
+def campaign_restored(campaign: Campaign, *, by: uuid.UUID) -> CloudEvent:
+    payload = CampaignRestored(
+        campaign_id=campaign.id, name=campaign.name, restored_by=by, restored_at=campaign.updated_at
+    )
+    return event_from(payload, service=SERVICE, subject=campaign.id, sequence=campaign.version)
+
+
+def campaign_purged(campaign: Campaign, *, at: datetime) -> CloudEvent:
+    payload = CampaignPurged(
+        campaign_id=campaign.id, name=campaign.name, archived_at=campaign.archived_at, purged_at=at
+    )
+    return event_from(payload, service=SERVICE, subject=campaign.id, sequence=campaign.version + 1)

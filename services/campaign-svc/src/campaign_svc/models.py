@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import sqlalchemy as sa
+from crm_common.archive import archived_at_field, archived_index
 from crm_common.changes import sync_index
 from crm_common.models import (
     Field,
@@ -78,6 +79,7 @@ class Campaign(Base, table=True):
         sa.Index("ix_campaigns_status", "status"),
         sa.Index("ix_campaigns_owner_id", "owner_id"),
         sync_index("campaigns"),
+        archived_index("campaigns"),
     )
     __mapper_args__ = {"version_id_col": _campaign_version}
 
@@ -113,6 +115,7 @@ class Campaign(Base, table=True):
     activated_at: datetime | None = timestamp_field(nullable=True)
     completed_at: datetime | None = timestamp_field(nullable=True)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
+    archived_at: datetime | None = archived_at_field()
     created_at: datetime = timestamp_field()
     updated_at: datetime = updated_at_field()
     version: int = Field(default=1, sa_column=_campaign_version)

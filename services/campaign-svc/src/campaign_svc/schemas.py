@@ -91,6 +91,9 @@ class CampaignRead(ApiModel):
     activated_at: datetime | None
     completed_at: datetime | None
     created_by_id: uuid.UUID | None
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: hidden from lists, purged after the retention."
+    )
     created_at: datetime
     updated_at: datetime
     version: int

@@ -4,7 +4,13 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from crm_common.contracts.base import EventData, RepointedByMerge
+from crm_common.contracts.base import (
+    EventData,
+    RecordArchived,
+    RecordPurged,
+    RecordRestored,
+    RepointedByMerge,
+)
 from crm_common.contracts.enums import CampaignStatus, CampaignType
 
 
@@ -53,3 +59,28 @@ class CampaignMemberRepointed(RepointedByMerge):
     event_type: ClassVar[str] = "campaign.member_repointed"
 
     campaign_id: uuid.UUID
+
+
+class CampaignArchived(RecordArchived):
+    """The campaign was archived: hidden from lists, restorable until purged (docs/api-guide.md, Archive)."""
+
+    event_type: ClassVar[str] = "campaign.archived"
+
+    campaign_id: uuid.UUID
+    name: str
+
+
+class CampaignRestored(RecordRestored):
+    event_type: ClassVar[str] = "campaign.restored"
+
+    campaign_id: uuid.UUID
+    name: str
+
+
+class CampaignPurged(RecordPurged):
+    """An archived campaign was deleted after the archive retention."""
+
+    event_type: ClassVar[str] = "campaign.purged"
+
+    campaign_id: uuid.UUID
+    name: str

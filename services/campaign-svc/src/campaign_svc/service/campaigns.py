@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common import changes, directory
+from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.changes import Changes, ChangesParams
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found
@@ -97,8 +98,10 @@ async def get_campaign(
     for_update: bool = False,
     caller: ScopedCaller | None = None,
     write: bool = False,
+    archived_ok: bool = False,
 ) -> Campaign:
-    """404 when missing or outside `caller`'s read scope; with `write`, 403 outside the write scope.
+    """404 when missing or outside `caller`'s read scope; with `write`, 403 outside the write scope
+    and 409 `ARCHIVED` when archived (unless `archived_ok`: archive and restore).
     Its targets, interactions and metrics are reached through it, so they follow."""
     query = select(Campaign).where(Campaign.id == campaign_id).execution_options(populate_existing=True)
     if caller is not None:
@@ -110,6 +113,8 @@ async def get_campaign(
         raise not_found("campaign", campaign_id)
     if write and caller is not None:
         caller.check_write(campaign.owner_id, campaign.team_id)
+    if write and not archived_ok:
+        check_not_archived(campaign, "campaign")
     return campaign
 
 
@@ -122,8 +127,9 @@ async def list_campaigns(
     type_: list[str],
     owner_id: list[uuid.UUID],
     caller: ScopedCaller | None = None,
+    archived: ArchivedMode = "exclude",
 ) -> tuple[list[Campaign], int]:
-    query = select(Campaign)
+    query = select(Campaign).where(archived_clause(Campaign.archived_at, archived))
     if caller is not None:
         query = query.where(in_scope(caller))
     if q:
@@ -215,7 +221,8 @@ async def delete_campaign(
 async def changes_feed(
     session: AsyncSession, params: ChangesParams, *, present, caller: ScopedCaller
 ) -> Changes:
-    """Campaigns the caller may read changed after the cursor, and deleted ones as tombstones."""
+    """Campaigns the caller may read changed after the cursor (archived ones too, with `archivedAt`),
+    and deleted or purged ones as tombstones."""
     query = select(Campaign).where(in_scope(caller))
     return await changes.changes_page(session, query, "campaign", params, present)
 
