@@ -114,39 +114,40 @@ class Opportunity(Base, table=True):
         archived_index("opportunities"),
         # The forecast (open opportunities closing in a period, by owner, team or all) and the board (the
         # first cards of each stage, soonest close first, and per-currency sums per stage) read these. On
-        # Postgres the INCLUDE columns let both be answered from the index alone (index-only scans).
+        # Postgres the INCLUDE columns let both be answered from the index alone (index-only scans);
+        # `archived_at` among them keeps it so with the filter on live opportunities.
         sa.Index(
             "ix_opportunities_owner_status_close",
             "owner_id",
             "status",
             "expected_close_date",
-            postgresql_include=["currency", "stage_id", "amount", "probability"],
+            postgresql_include=["currency", "stage_id", "amount", "probability", "archived_at"],
         ),
         sa.Index(
             "ix_opportunities_status_close",
             "status",
             "expected_close_date",
-            postgresql_include=["currency", "stage_id", "amount", "probability", "team_id"],
+            postgresql_include=["currency", "stage_id", "amount", "probability", "team_id", "archived_at"],
         ),
         sa.Index(
             "ix_opportunities_owner_stage_close",
             "owner_id",
             "stage_id",
             "expected_close_date",
-            postgresql_include=["currency", "amount"],
+            postgresql_include=["currency", "amount", "archived_at"],
         ),
         sa.Index(
             "ix_opportunities_team_stage_close",
             "team_id",
             "stage_id",
             "expected_close_date",
-            postgresql_include=["currency", "amount"],
+            postgresql_include=["currency", "amount", "archived_at"],
         ),
         sa.Index(
             "ix_opportunities_stage_close",
             "stage_id",
             "expected_close_date",
-            postgresql_include=["currency", "amount"],
+            postgresql_include=["currency", "amount", "archived_at"],
         ),
     )
     __mapper_args__ = {"version_id_col": _opportunity_version}
