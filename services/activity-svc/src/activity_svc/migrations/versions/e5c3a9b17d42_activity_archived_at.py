@@ -1,7 +1,7 @@
 """activities.archived_at: archived activities (crm_common.archive)
 
 Revision ID: e5c3a9b17d42
-Revises: a0d1c8e9fa63
+Revises: 7c1e5a9b3d21
 Create Date: 2026-12-07 03:10:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from crm_common.archive import add_archived_at_v1, drop_archived_at_v1
 
 revision: str = "e5c3a9b17d42"
-down_revision: str | None = "a0d1c8e9fa63"
+down_revision: str | None = "7c1e5a9b3d21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

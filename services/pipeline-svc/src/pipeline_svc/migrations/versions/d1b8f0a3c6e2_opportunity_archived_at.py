@@ -1,7 +1,7 @@
 """opportunities.archived_at: archived opportunities (crm_common.archive)
 
 Revision ID: d1b8f0a3c6e2
-Revises: 65e6b1e492ac
+Revises: 9e3a7c1d5f43
 Create Date: 2026-12-07 03:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from crm_common.archive import add_archived_at_v1, drop_archived_at_v1
 
 revision: str = "d1b8f0a3c6e2"
-down_revision: str | None = "65e6b1e492ac"
+down_revision: str | None = "9e3a7c1d5f43"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
