@@ -7,7 +7,8 @@ that capacity for `--phase` seconds each. Per phase it prints served/s, refused/
 failed/s (anything else), p50/p99 of served requests and of refusals, and for creates the
 commit-to-effect lag (create answered -> its "Customer created" note visible in activity-svc) of a
 sample, from the servers' clocks (customer createdAt -> note createdAt); after the last phase, how
-long until every note is there (the queues drained).
+long until every note is there (the queues drained). The default phases end with a 0.5x phase after
+the 4x one ("0.5x after"): its lag against the first 0.5x figure is the recovery once overload stops.
 
     .venv/bin/python bench/overload.py [--mode embedded|distributed] [--kind create|get] [--phase 10]
 
@@ -57,6 +58,7 @@ REFUSED_BACKOFF = 0.25
 class Phase:
     factor: float
     offered_rps: float
+    after_peak: bool = False  # a phase after the highest one: recovery once the overload stops
     sent: int = 0
     served: list[float] = field(default_factory=list)
     refused: list[float] = field(default_factory=list)
@@ -199,7 +201,7 @@ def row(phase: Phase) -> list[str]:
         return "-" if v is None else f"{v:.{d}f}"
 
     return [
-        f"{phase.factor:g}x",
+        f"{phase.factor:g}x" + (" after" if phase.after_peak else ""),
         f(phase.offered_rps),
         f(rate(phase.served, phase.wall)),
         f(rate(phase.refused, phase.wall)),
@@ -224,8 +226,9 @@ async def drive(base: str, password: str, args: argparse.Namespace) -> list[Phas
         capacity = await driver.closed_loop(args.concurrency, args.measure)
         log(f"capacity: {capacity:.1f} {args.kind}s/s")
         phases = []
-        for factor in args.factors:
-            phase = Phase(factor, capacity * factor)
+        peak = args.factors.index(max(args.factors))
+        for i, factor in enumerate(args.factors):
+            phase = Phase(factor, capacity * factor, after_peak=i > peak)
             log(f"{factor:g}x: offering {phase.offered_rps:.1f}/s open-loop for {args.phase}s")
             await driver.open_loop(phase, args.phase)
             if args.kind == "create":
@@ -275,11 +278,11 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> str:
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(row(p)) + " |" for p in phases]
-    one = next((p for p in phases if p.factor == 1), None)
+    one = next((p for p in phases if p.factor == 1 and not p.after_peak), None)
     if one is not None:
         base = rate(one.served, one.wall)
         for p in phases:
-            if p.factor > 1 and base:
+            if p.factor > 1 and base and not p.after_peak:
                 lines.append(f"served at {p.factor:g}x: {100 * rate(p.served, p.wall) / base:.0f}% of 1x")
     if args.kind == "create":
         lines.append(f"every note present {args.drain_seconds:.1f} s after the last phase")
@@ -345,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--measure", type=float, default=8.0, help="seconds of the closed-loop capacity run")
     parser.add_argument("--phase", type=float, default=10.0, help="seconds of each open-loop phase")
-    parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1, 2, 4])
+    # The last 0.5x comes after the overload: how soon the lag is back to the first 0.5x figure.
+    parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1, 2, 4, 0.5])
     parser.add_argument("--lag-sample", type=int, default=20)
     parser.add_argument("--database-url", default=DEFAULT_PG)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP)
