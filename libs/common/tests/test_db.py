@@ -138,3 +138,22 @@ async def test_reads_leave_no_transaction_and_give_back_a_transactional_connecti
             await s.execute(sa.text("INSERT INTO nowhere VALUES (3)"))
     async with both_db.reads() as s:
         assert (await s.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0
+
+
+async def test_insert_for_upserts_on_the_sessions_dialect(sqlite_db):
+    """The one dialect-neutral INSERT: on conflict do nothing, then do update from `excluded`."""
+    async with sqlite_db.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE counters (year INTEGER PRIMARY KEY, n INTEGER)"))
+    counters = sa.table("counters", sa.column("year"), sa.column("n"))
+    async with sqlite_db.transaction() as s:
+        first = db_module.insert_for(s, counters).values(year=2026, n=1)
+        assert db_module.affected(await s.execute(first.on_conflict_do_nothing(index_elements=["year"]))) == 1
+        again = db_module.insert_for(s, counters).values(year=2026, n=5)
+        assert db_module.affected(await s.execute(again.on_conflict_do_nothing(index_elements=["year"]))) == 0
+        bump = db_module.insert_for(s, counters).values(year=2026, n=1)
+        bump = bump.on_conflict_do_update(index_elements=["year"], set_={"n": counters.c.n + bump.excluded.n})
+        await s.execute(bump)
+        assert (await s.execute(sa.text("SELECT n FROM counters"))).scalar_one() == 2
+    assert type(db_module.insert_for("postgresql", counters)).__module__.startswith(
+        "sqlalchemy.dialects.postgresql"
+    )

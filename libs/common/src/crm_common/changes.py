@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from alembic import op
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.db import insert_for
 from crm_common.models import UtcDateTime, utcnow
 from crm_common.pagination import (
     MAX_PAGE_SIZE,
@@ -104,8 +104,7 @@ async def record_deleted(
             )
             .values(merged_into_id=merged_into, deleted_at=now)
         )
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(tombstones).values(rows)
+    insert = insert_for(session, tombstones).values(rows)
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=["resource", "id"],

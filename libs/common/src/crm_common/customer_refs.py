@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import customer_lookup
@@ -44,6 +43,7 @@ from crm_common.contracts.customer import (
     CustomerOwner,
     CustomerUpdated,
 )
+from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.models import UtcDateTime
@@ -167,7 +167,7 @@ def drop_customer_refs_v2() -> None:
 
 
 def _insert(session: AsyncSession):
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(refs)
+    return insert_for(session, refs)
 
 
 async def apply_state(session: AsyncSession, customer_id: uuid.UUID, *, version: int, **data: Any) -> None:

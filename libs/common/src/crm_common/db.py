@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -47,6 +48,30 @@ def async_url(url: str) -> str:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+# What an INSERT is built for: a session or connection (the dialect of its bind), an engine, or a
+# dialect's name ("postgresql", "sqlite") for a statement built once ahead of use.
+Bind = AsyncSession | AsyncConnection | AsyncEngine | str
+
+
+def dialect_name(bind: Bind) -> str:
+    if isinstance(bind, str):
+        return bind
+    if isinstance(bind, AsyncSession):
+        return bind.get_bind().dialect.name
+    return bind.dialect.name
+
+
+def insert_for(bind: Bind, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """The one dialect-neutral INSERT (with upserts): `insert_for(session, Table).values(...)` then
+    `.on_conflict_do_nothing(index_elements=[...])` or `.on_conflict_do_update(index_elements=[...],
+    set_={...})`, reading `.excluded` for the proposed row. Postgres and SQLite spell these the same;
+    only the statement class differs, so this picks it, and no other code imports the dialects for it.
+    """
+    if dialect_name(bind) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 # How long a request waits for a pooled connection before it is answered 503 OVERLOADED (SQLAlchemy's

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.contracts.identity import TeamData, UserData
+from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.models import JSONType, UtcDateTime
@@ -94,8 +95,7 @@ def drop_directory_token_version_v2() -> None:
 
 
 async def _upsert_newer(session: AsyncSession, table: sa.Table, values: dict) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
+    stmt = insert_for(session, table).values(**values)
     update = {k: stmt.excluded[k] for k in values if k != "id"}
     await session.execute(
         stmt.on_conflict_do_update(

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import Database, affected
+from crm_common.db import Database, affected, insert_for
 from crm_common.errors import ProblemError
 from crm_common.models import UtcDateTime
 
@@ -91,12 +90,11 @@ async def claim(
     `check_finished=False` returns a stored outcome without comparing `digest` (a streamed request
     compares the digest of its whole body once it has read it)."""
     now = datetime.now(UTC)
-    dialect = postgresql if not db.is_sqlite else sqlite
     where = (keys.c.principal == principal) & (keys.c.key == key)
     async with db.transaction() as session:
         await session.execute(sa.delete(keys).where(keys.c.created_at < now - RETENTION))
         inserted = await session.execute(
-            dialect.insert(keys)
+            insert_for(session, keys)
             .values(principal=principal, key=key, request_hash=digest, created_at=now)
             .on_conflict_do_nothing(index_elements=["principal", "key"])
         )

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 from prometheus_client import Counter
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
-from crm_common.db import Database
+from crm_common.db import Database, insert_for
 from crm_common.events.envelope import CloudEvent
 from crm_common.models import JSONType, UtcDateTime
 
@@ -110,8 +110,7 @@ async def record(
 ) -> None:
     """Write (or update) the consumer's dead letter for `event`, in its own transaction."""
     now = datetime.now(UTC)
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(dead_letters).values(
+    stmt = insert_for(db.engine, dead_letters).values(
         consumer=consumer,
         event_id=event.id,
         event_type=event.type,
@@ -151,7 +150,6 @@ async def record_unreadable(
     """Write (or count again) the consumer's dead letter for a message that is not an event."""
     now = datetime.now(UTC)
     ident = unreadable_id(body)
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     payload = {
         "unreadable": True,
         "messageId": message_id,
@@ -159,7 +157,7 @@ async def record_unreadable(
         # NUL cannot be stored in a Postgres text (nor in JSONB): shown as the replacement character.
         "head": body[:UNREADABLE_KEPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
     }
-    stmt = dialect.insert(dead_letters).values(
+    stmt = insert_for(db.engine, dead_letters).values(
         consumer=consumer,
         event_id=ident,
         event_type=UNREADABLE_TYPE,

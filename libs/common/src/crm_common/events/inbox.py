@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency
-from crm_common.db import Database, affected
+from crm_common.db import Bind, Database, affected, insert_for
 from crm_common.events.acceptance import check_event
 from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import CloudEvent
@@ -51,10 +50,9 @@ LAG = Histogram(
 EventWanted = Callable[[CloudEvent], Awaitable[bool]]
 
 
-def _claim_statement(dialect_name: str, consumer: str, event: CloudEvent):
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
+def _claim_statement(bind: Bind, consumer: str, event: CloudEvent):
     return (
-        dialect.insert(inbox)
+        insert_for(bind, inbox)
         .values(consumer=consumer, event_id=event.id, event_type=event.type, processed_at=datetime.now(UTC))
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
     )
@@ -62,14 +60,14 @@ def _claim_statement(dialect_name: str, consumer: str, event: CloudEvent):
 
 async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
     """Record the event as processed by `consumer`; False if it already was."""
-    result = await session.execute(_claim_statement(session.get_bind().dialect.name, consumer, event))
+    result = await session.execute(_claim_statement(session, consumer, event))
     return affected(result) == 1
 
 
 async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
     """`claim` as a statement of its own, for an event that has nothing else to do here."""
     async with db.single_statements() as conn:
-        result = await conn.execute(_claim_statement(conn.dialect.name, consumer, event))
+        result = await conn.execute(_claim_statement(conn, consumer, event))
     return affected(result) == 1
 
 

@@ -5,7 +5,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
+from crm_common.db import dialect_name, insert_for
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activity_svc.models import Activity, ActivityPriority, ActivityStatus, ActivityType
@@ -64,14 +64,10 @@ async def record_system_note(
 
 
 _NOTE_INSERTS = {
-    name: dialect.insert(Activity.__table__).on_conflict_do_nothing(index_elements=["source_event_id"])
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    name: insert_for(name, Activity.__table__).on_conflict_do_nothing(index_elements=["source_event_id"])
+    for name in ("postgresql", "sqlite")
 }
 
 
 def _note_insert(session: AsyncSession):
-    return _NOTE_INSERTS["postgresql" if session.bind.dialect.name == "postgresql" else "sqlite"]
-
-
-def _insert(session: AsyncSession):
-    return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
+    return _NOTE_INSERTS[dialect_name(session)]

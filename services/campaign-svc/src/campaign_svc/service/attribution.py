@@ -13,6 +13,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from crm_common import customer_refs
 from crm_common.contracts.pipeline import OpportunityWon
+from crm_common.db import insert_for
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from campaign_svc import events
 from campaign_svc.models import Campaign, CampaignConversion, CampaignLead, CampaignStatus, CampaignTarget
 from campaign_svc.schemas import CampaignMetrics, CurrencyAmount, FunnelStep
-from campaign_svc.service.members import insert_for
 from campaign_svc.service.tracking import STEP_FIELDS, add_to_counters, status_of
 
 MODELS = ("FIRST_TOUCH", "LAST_TOUCH")
@@ -93,7 +93,6 @@ async def apply_won(session: AsyncSession, event: CloudEvent, *, window_days: in
         ).scalars()
     }
     window = timedelta(days=window_days)
-    insert = insert_for(session)
     for campaign in campaigns:
         start = campaign.start_date or campaign.activated_at
         if start is None or campaign.status in (CampaignStatus.PLANNING, CampaignStatus.CANCELLED):
@@ -115,7 +114,7 @@ async def apply_won(session: AsyncSession, event: CloudEvent, *, window_days: in
             "sequence": sequence,
         }
         inserted = await session.execute(
-            insert(CampaignConversion)
+            insert_for(session, CampaignConversion)
             .values(id=uuid.uuid4(), opportunity_id=data.opportunity_id, campaign_id=campaign.id, **values)
             .on_conflict_do_nothing(index_elements=["opportunity_id", "campaign_id"])
         )

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from crm_common import customer_refs
 from crm_common.contracts.customer import CustomerCreated, CustomerUpdated
+from crm_common.db import insert_for
 from crm_common.errors import ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import RecordScope
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from campaign_svc import events
@@ -32,10 +32,6 @@ INACTIVE = "INACTIVE"
 CHUNK = 500
 
 
-def insert_for(session: AsyncSession):
-    return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
-
-
 def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -52,7 +48,7 @@ async def add_lead(
         return  # not a campaign of ours: nothing to count
     customer_id = await customer_refs.resolve(session, customer_id)
     await session.execute(
-        insert_for(session)(CampaignLead)
+        insert_for(session, CampaignLead)
         .values(id=uuid.uuid4(), campaign_id=campaign_id, customer_id=customer_id, created_at=at)
         .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id"])
     )

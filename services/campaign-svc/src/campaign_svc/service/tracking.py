@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import sqlalchemy as sa
 from crm_common import customer_refs
+from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from campaign_svc.models import Campaign, CampaignInteraction, CampaignStatus, CampaignTarget
@@ -207,11 +207,10 @@ async def record_interactions(
         }
         for item in first.values()
     ]
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     inserted: set[str] = set()
     for part in [rows[i : i + 1000] for i in range(0, len(rows), 1000)]:
         statement = (
-            insert(CampaignInteraction)
+            insert_for(session, CampaignInteraction)
             .values(part)
             .on_conflict_do_nothing(index_elements=["campaign_id", "external_id"])
             .returning(CampaignInteraction.external_id)

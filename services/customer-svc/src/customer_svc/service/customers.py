@@ -11,6 +11,7 @@ from crm_common.archive import ArchivedMode, check_not_archived
 from crm_common.batch import external_id_exists
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
+from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, paginate
@@ -18,7 +19,6 @@ from crm_common.record_scope import ScopedCaller
 from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -33,9 +33,8 @@ async def next_customer_numbers(session: AsyncSession, year: int, count: int = 1
     """`count` consecutive CUST-YYYY-NNNNNN numbers from a per-year counter row, incremented under its
     row lock (Postgres) or the write lock (SQLite): concurrent creates get distinct, consecutive
     numbers; a rolled-back create gives its numbers back."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(CustomerNumberCounter)
+        insert_for(session, CustomerNumberCounter)
         .values(year=year, last_value=0)
         .on_conflict_do_nothing(index_elements=["year"])
     )

@@ -24,13 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from crm_common import directory
 from crm_common import input_guard as bounded_json
-from crm_common.db import Database
+from crm_common.db import Database, dialect_name, insert_for
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc import events
@@ -461,12 +460,13 @@ class Importer:
             row = dict(_NEW_ROW)
             row.update(values, customer_number=number)
             rows.append(row)
-        if session.bind.dialect.name == "postgresql":
-            stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(
+        stmt = insert_for(session, _TABLE)
+        if dialect_name(session) == "postgresql":
+            stmt = stmt.on_conflict_do_nothing(
                 index_elements=[sa.text("lower(email)")], index_where=sa.text("merged_into_id IS NULL")
             )
         else:
-            stmt = sqlite.insert(_TABLE).on_conflict_do_nothing()
+            stmt = stmt.on_conflict_do_nothing()
         inserted = set((await session.execute(stmt.returning(_TABLE.c.id), rows)).scalars())
         addresses = []
         for (line, _, row_in), row in zip(inserts, rows, strict=True):

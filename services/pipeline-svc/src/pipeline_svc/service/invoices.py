@@ -14,13 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from crm_common import customer_refs
+from crm_common.db import insert_for
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy import and_, exists, or_, select, true
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -93,8 +93,7 @@ async def next_invoice_number(session: AsyncSession, year: int) -> str:
     """INV-YYYY-NNNNNN from a per-year counter row, created or incremented by one upsert that holds its
     row lock (Postgres) or the write lock (SQLite) until commit: concurrent creates get distinct,
     consecutive numbers; a rolled-back create gives its number back."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(InvoiceNumberCounter).values(year=year, last_value=1)
+    insert = insert_for(session, InvoiceNumberCounter).values(year=year, last_value=1)
     value = (
         await session.execute(
             insert.on_conflict_do_update(

@@ -11,12 +11,11 @@ taken before the insert.)
 import json
 
 import sqlalchemy as sa
-from crm_common.db import OUTBOX_WRITTEN, after_commit
+from crm_common.db import OUTBOX_WRITTEN, after_commit, insert_for
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.models import utcnow
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -28,9 +27,8 @@ def _format(year: int, value: int) -> str:
 
 
 async def _ensure_counter(session: AsyncSession, year: int) -> None:
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(TicketNumberCounter)
+        insert_for(session, TicketNumberCounter)
         .values(year=year, last_value=0)
         .on_conflict_do_nothing(index_elements=["year"])
     )

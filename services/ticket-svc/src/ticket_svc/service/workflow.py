@@ -8,9 +8,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from crm_common.concurrency import check_version
+from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError
 from crm_common.record_scope import ScopedCaller
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticket_svc import events, sla
@@ -58,10 +58,9 @@ async def record_breach(
     escalation_level: int | None = None,
 ) -> bool:
     """Record a breach of one kind on a ticket, once ever: False when it was already recorded."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     due = ticket.first_response_due_at if kind == BreachKind.FIRST_RESPONSE else ticket.resolution_due_at
     result = await session.execute(
-        dialect.insert(SlaBreach)
+        insert_for(session, SlaBreach)
         .values(
             ticket_id=ticket.id,
             kind=kind,

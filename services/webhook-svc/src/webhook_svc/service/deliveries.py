@@ -5,14 +5,13 @@ the retry schedule. Every attempt is logged."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from crm_common.db import Database, after_commit
+from crm_common.db import Database, after_commit, insert_for
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.models import UtcDateTime
 from crm_common.pagination import PageParams, paginate
 from sqlalchemy import and_, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc import events
@@ -92,9 +91,8 @@ async def fan_out(session: AsyncSession, event: CloudEvent, *, wake=None) -> int
                 "created_at": now,
             }
         )
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(Delivery.__table__)
+        insert_for(session, Delivery.__table__)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
     )
