@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from crm_common.auth import DATA_CONTEXTS, SCOPE_LEVELS, Principal
 from crm_common.contracts.catalogue import by_routing_key
 from crm_common.contracts.identity import UserData
+from crm_common.db import insert_for
 from crm_common.events.envelope import CloudEvent
 from crm_common.record_scope import RecordScope, teams_of
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.models import RecordOwner, UserAccess
@@ -129,8 +129,7 @@ def carries_owner(event: CloudEvent) -> bool:
 
 
 async def _upsert(session: AsyncSession, table: sa.Table, key: list[str], values: dict) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
+    stmt = insert_for(session, table).values(**values)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=key,
