@@ -24,6 +24,7 @@ from pathlib import Path
 
 import uvicorn
 from crm_common import tracing
+from crm_common.app import settle_heap
 from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
 from crm_common.observability import configure_logging, json_logs_wanted
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         except BackupError as exc:
             sys.exit(f"crm up: {exc}")
         app = create_embedded_app()
+        settle_heap()
         print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
         # proxy_headers=False: X-Forwarded-For is the gateway's to judge (CRM_GATEWAY_TRUSTED_PROXIES);
         # uvicorn's default believes it from 127.0.0.1, so any local client could pick its address.
@@ -283,8 +285,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
+        app = module.create_app()
+        settle_heap()
         uvicorn.run(
-            module.create_app(),
+            app,
             host=args.host,
             port=args.port,
             log_config=None,

@@ -4,6 +4,7 @@ migrations and event handlers."""
 
 import asyncio
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -131,6 +132,17 @@ def _request_context_and_method_check_first(app: FastAPI) -> None:
         return build()
 
     app.build_middleware_stack = build_in_order  # type: ignore[method-assign]  # on purpose: order first
+
+
+def settle_heap() -> None:
+    """For a server process once its app is built (`crm up`, `crm serve`): moves what it has built
+    (modules, routes, models, schemas: ~190k objects in the gateway) out of the cyclic garbage
+    collector's sight (gc.freeze), after collecting the start-up's garbage. A full collection walks
+    every tracked object: 140 ms of CPU in the gateway and 0.5-1.7 s of wall time on a busy machine,
+    every few dozen console pages, which were the kanban's p99; it now walks only what came after
+    (5-9 ms). Not for tests, which build many apps in one process: a frozen cycle is never freed."""
+    gc.collect()
+    gc.freeze()
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
