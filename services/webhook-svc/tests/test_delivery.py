@@ -70,7 +70,7 @@ async def test_a_redelivered_event_is_sent_once(world: World, receiver):
 async def test_an_event_nobody_wants_is_only_recorded_and_later_subscriptions_get_what_follows(
     world: World, receiver
 ):
-    """Events no active subscription matches take no handler transaction, but are in the inbox
+    """Events no active subscription matches queue no delivery, but are in the inbox
     (a redelivery is a duplicate, a consistency token naming them waits for nothing); a subscription
     created afterwards gets every event from then on."""
     unwanted = customer_created("Before Anyone")
