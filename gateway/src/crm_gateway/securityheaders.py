@@ -22,6 +22,9 @@ HTML_CSP = (
 
 
 class SecurityHeaders:
+    # Ordered before admission control (crm_common.app): refusals carry the headers too.
+    every_response = True
+
     def __init__(self, app: ASGIApp):
         self.app = app
 

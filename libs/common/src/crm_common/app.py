@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import archive, consistency, customer_lookup, directory, idempotency
-from crm_common.admission import install_admission
+from crm_common.admission import AdmissionMiddleware, install_admission
 from crm_common.auth import SessionGuard, TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
@@ -117,15 +117,25 @@ async def _connect_bus(
             await asyncio.sleep(backoff(attempt, cap=5))
 
 
-def _request_context_and_method_check_first(app: FastAPI) -> None:
+def _request_context_and_method_check_first(app: FastAPI, *, admission_first: bool = False) -> None:
     """Services add middleware of their own after this (idempotency); whatever they add, the request
     id is taken first (so every problem carries it) and an undeclared method is a 405 before any
     other middleware reads the body or its headers (an `Idempotency-Key` on a PUT to a POST-only
-    path was checked, and refused, as a key)."""
+    path was checked, and refused, as a key).
+
+    `admission_first` (the gateway, whose refusals are most of what it answers under overload): a
+    refusal is answered right after the request id and the headers every response carries (classes
+    marked `every_response`), before the method check matches the path against every route, the
+    body is read, or the request is authenticated."""
     build = app.build_middleware_stack
 
     def build_in_order():
         first: tuple[Any, ...] = (RequestContextMiddleware, MethodCheck, RefuseNulInQuery, RefuseNullBody)
+        if admission_first:
+            every_response = tuple(
+                m.cls for m in app.user_middleware if getattr(m.cls, "every_response", False)
+            )
+            first = (RequestContextMiddleware, *every_response, AdmissionMiddleware, *first[1:])
         app.user_middleware = sorted(
             app.user_middleware, key=lambda m: first.index(m.cls) if m.cls in first else len(first)
         )
@@ -317,7 +327,7 @@ def create_service_app(
     # Outside admission: a request waiting for its events holds no slot meanwhile.
     consistency.install(app, settings, handlers)
     install_observability(app, settings.service_name)
-    _request_context_and_method_check_first(app)
+    _request_context_and_method_check_first(app, admission_first=admission_upstream_of is not None)
 
     async def ready_checks() -> dict[str, bool]:
         runtime: Runtime = app.state.runtime
