@@ -151,7 +151,7 @@ async def load(url: str, args) -> dict:
     t0 = time.perf_counter()
     try:
         await conn.execute(
-            "INSERT INTO customers (id, customer_number, full_name, version, updated_at) "
+            "INSERT INTO customer_refs (id, customer_number, full_name, version, updated_at) "
             "SELECT md5('customer-' || c)::uuid, 'CUST-2025-' || lpad(c::text, 6, '0'), 'Customer ' || c, 1, now() "
             "FROM generate_series(0, $1 - 1) c",
             args.customers,
@@ -211,7 +211,7 @@ async def load(url: str, args) -> dict:
             await conn.execute(row["indexdef"])
         t3 = time.perf_counter()
         await conn.execute("VACUUM ANALYZE tickets")
-        await conn.execute("VACUUM ANALYZE customers")
+        await conn.execute("VACUUM ANALYZE customer_refs")
         size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('tickets'))")
         count = await conn.fetchval("SELECT count(*) FROM tickets")
     finally:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from ticket_svc.api import policy_router, router
 from ticket_svc.events import HANDLERS
+from ticket_svc.metric_totals import run_folding
 from ticket_svc.scheduler import run_scheduler
 from ticket_svc.service import archiving
 from ticket_svc.settings import Settings
@@ -30,6 +31,9 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
             )
             # Cancelled with the other background tasks when the app stops.
             runtime.tasks.append(asyncio.create_task(task, name="ticket-escalation-scheduler"))
+        # The metric deltas the ticket triggers append, folded into the kept totals.
+        folding = run_folding(runtime.db, interval=settings.metrics_fold_interval_seconds)
+        runtime.tasks.append(asyncio.create_task(folding, name="ticket-metrics-folding"))
 
     app = create_service_app(
         settings,

@@ -2,21 +2,36 @@
 times (average, nearest-rank p90, in business minutes), CSAT average and distribution; overall and
 grouped by team or by creation period (UTC day, ISO week starting Monday, month).
 
-Computed in the database. Postgres: one scan per request: every figure is an aggregate of one
-SELECT (percentile_disc for the p90s), and a grouped request gets its groups and the overall
-figures from the same scan with GROUPING SETS ((key), ()). SQLite (embedded, small): one
-aggregate query per level, plus a row_number window query per percentile."""
+Two ways to the same figures:
+
+- Kept aggregates (ticket_svc.metric_totals: per-team totals and exact time histograms, kept by
+  triggers in the transaction of every ticket write) serve a caller whose ticket read scope is `all`
+  asking for every ticket, or one team's (`teamId`), overall or `groupBy=team`: a few small reads
+  whatever the number of tickets, plus the open tickets whose due time passed since the scheduler last
+  marked breaches (read through the partial pending-breach indexes).
+- Everything else scans the tickets: a scoped caller (`team`/`own`: the kept figures are per team,
+  not per scope), a creation period (`from`/`to`), `assignedToId`, and `groupBy` day/week/month.
+  Postgres: every figure is an aggregate of one SELECT (percentile_disc for the p90s), and a grouped
+  request gets its groups and the overall figures from the same scan with GROUPING SETS ((key), ()).
+  SQLite (embedded, small): one aggregate query per level, plus a row_number window query per
+  percentile.
+
+Both give the same answer (tests compare them after every kind of write)."""
 
 import uuid
+from collections import defaultdict
 from datetime import date, datetime
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from crm_common import directory
+from crm_common.models import UtcDateTime
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc.models import Ticket, TicketPriority, TicketStatus
+from ticket_svc import metric_totals
+from ticket_svc.models import OPEN_SQL, Ticket, TicketPriority, TicketStatus
 from ticket_svc.schemas import TicketMetrics, TicketMetricsGroup, TicketMetricsReport
 from ticket_svc.service.tickets import breached_sql, in_scope, resolution_breached_sql, response_breached_sql
 
@@ -175,6 +190,203 @@ async def _sqlite(session: AsyncSession, *, key, where: list, now: datetime) -> 
     return overall, {r.k: _metrics(r, fr.get(r.k), res.get(r.k)) for r in rows}
 
 
+# --- kept aggregates --------------------------------------------------------------------------------
+
+
+def kept_can_serve(
+    caller: ScopedCaller | None,
+    *,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    assigned_to_id: uuid.UUID | None,
+    group_by: str | None,
+) -> bool:
+    unscoped = caller is None or caller.read.level == "all"
+    return (
+        unscoped
+        and created_from is None
+        and created_to is None
+        and assigned_to_id is None
+        and (group_by in (None, "team"))
+    )
+
+
+def _team(key: uuid.UUID) -> uuid.UUID | None:
+    return None if key == metric_totals.NO_TEAM else key
+
+
+async def _kept_counts(session: AsyncSession, team_id: uuid.UUID | None) -> dict:
+    """{team: {counted column: sum}}: the folded totals plus the deltas not folded yet."""
+    parts = []
+    for table in (metric_totals.totals, metric_totals.totals_delta):
+        part = select(table.c.team_key, *(table.c[c] for c in metric_totals.COUNTED))
+        parts.append(part.where(table.c.team_key == team_id) if team_id is not None else part)
+    u = sa.union_all(*parts).subquery()
+    query = select(u.c.team_key, *(func.sum(u.c[c]).label(c) for c in metric_totals.COUNTED)).group_by(
+        u.c.team_key
+    )
+    return {
+        _team(row.team_key): {c: int(row._mapping[c] or 0) for c in metric_totals.COUNTED}
+        for row in await session.execute(query)
+    }
+
+
+async def _breaching_now(session: AsyncSession, now: datetime, team_id: uuid.UUID | None) -> list:
+    """Open tickets whose due time has passed but whose breach is not marked yet (the scheduler marks
+    them on its next pass): their breach depends on `now`, so it is counted here, not kept. The
+    conditions repeat the partial pending-breach indexes' (literal status list), so they are used."""
+    at = sa.literal(now, UtcDateTime())
+    running = sa.and_(text(OPEN_SQL), Ticket.sla_stopped_at.is_(None))
+    if team_id is not None:
+        running = sa.and_(running, Ticket.team_id == team_id)
+    response = sa.and_(
+        running,
+        Ticket.first_response_at.is_(None),
+        Ticket.response_breached_at.is_(None),
+        Ticket.first_response_due_at.is_not(None),
+        Ticket.first_response_due_at < at,
+    )
+    resolution = sa.and_(
+        running,
+        Ticket.resolution_breached_at.is_(None),
+        Ticket.resolution_due_at.is_not(None),
+        Ticket.resolution_due_at < at,
+    )
+    rows = []
+    for kind, condition in (("response", response), ("resolution", resolution)):
+        query = select(
+            Ticket.id,
+            Ticket.team_id,
+            Ticket.response_breached_at.is_(None).label("response_unmarked"),
+            Ticket.resolution_breached_at.is_(None).label("resolution_unmarked"),
+        ).where(condition)
+        rows += [(kind, row) for row in await session.execute(query)]
+    return rows
+
+
+def _bucket_range(bucket: int) -> tuple[int, int]:
+    """The values of a coarse bucket (SQL integer division truncates toward zero)."""
+    size = metric_totals.BUCKET
+    if bucket > 0:
+        return bucket * size, bucket * size + size - 1
+    if bucket < 0:
+        return bucket * size - size + 1, bucket * size
+    return -size + 1, size - 1
+
+
+async def _kept_p90(session: AsyncSession, team_id: uuid.UUID | None, counts: dict, *, by_team: bool) -> dict:
+    """{(team or _ALL, metric): nearest-rank p90}: the smallest value whose cumulative count reaches
+    ceil(0.9 n) (what percentile_disc(0.9) gives). The coarse buckets say where that rank falls,
+    then the exact values of that one bucket (per team and metric) say which value it is."""
+    mt = metric_totals
+    targets = {}  # (key, metric) -> rank
+    for key, team_counts in counts.items():
+        for metric, n in ((mt.FIRST_RESPONSE, team_counts["fr_n"]), (mt.RESOLUTION, team_counts["res_n"])):
+            if n:
+                targets[(key, metric)] = (9 * n + 9) // 10
+
+    def histogram(base, column: str, delta_value):
+        parts = []
+        for table, value in ((base, base.c[column]), (mt.time_delta, delta_value)):
+            part = select(table.c.team_key, table.c.metric, value.label("v"), table.c.n)
+            parts.append(part.where(table.c.team_key == team_id) if team_id is not None else part)
+        return sa.union_all(*parts).subquery()
+
+    def key_of(row):
+        return _team(row.team_key) if by_team else _ALL
+
+    u = histogram(mt.time_buckets, "bucket", mt.time_delta.c.value // mt.BUCKET)
+    keys = [u.c.team_key] if by_team else []
+    rows = await session.execute(
+        select(*keys, u.c.metric, u.c.v, func.sum(u.c.n).label("n"))
+        .group_by(*keys, u.c.metric, u.c.v)
+        .having(func.sum(u.c.n) != 0)
+        .order_by(u.c.v)
+    )
+    seen: dict = defaultdict(int)
+    where: dict = {}  # (key, metric) -> (bucket, rank within it)
+    for row in rows:
+        target = (key_of(row), row.metric)
+        if target not in targets or target in where:
+            continue
+        if seen[target] + row.n >= targets[target]:
+            where[target] = (int(row.v), targets[target] - seen[target])
+        seen[target] += row.n
+    if not where:
+        return {}
+    u = histogram(mt.time_counts, "value", mt.time_delta.c.value)
+    keys = [u.c.team_key] if by_team else []
+    conditions = []
+    for (key, metric), (bucket, _) in where.items():
+        low, high = _bucket_range(bucket)
+        condition = sa.and_(u.c.metric == metric, u.c.v.between(low, high))
+        if by_team:
+            condition = sa.and_(condition, u.c.team_key == (key or mt.NO_TEAM))
+        conditions.append(condition)
+    rows = await session.execute(
+        select(*keys, u.c.metric, u.c.v, func.sum(u.c.n).label("n"))
+        .where(sa.or_(*conditions))
+        .group_by(*keys, u.c.metric, u.c.v)
+        .having(func.sum(u.c.n) != 0)
+        .order_by(u.c.v)
+    )
+    found: dict = {}
+    seen = defaultdict(int)
+    for row in rows:
+        target = (key_of(row), row.metric)
+        if target not in where or target in found:
+            continue
+        seen[target] += row.n
+        if seen[target] >= where[target][1]:
+            found[target] = int(row.v)
+    return found
+
+
+def _kept_metrics(counts: dict, p90: dict, key) -> TicketMetrics:
+    def avg(total, n):
+        return None if not n else total / n
+
+    row = SimpleNamespace(
+        total=counts["tickets"],
+        **{f"status_{s.value}": counts[f"status_{s.value.lower()}"] for s in TicketStatus},
+        **{f"priority_{p.value}": counts[f"priority_{p.value.lower()}"] for p in TicketPriority},
+        **{c: counts[c] for c in ("with_sla", "breached", "response_breached", "resolution_breached")},
+        fr_n=counts["fr_n"],
+        fr_avg=avg(counts["fr_sum"], counts["fr_n"]),
+        res_n=counts["res_n"],
+        res_avg=avg(counts["res_sum"], counts["res_n"]),
+        csat_n=counts["csat_n"],
+        csat_avg=avg(counts["csat_sum"], counts["csat_n"]),
+        **{f"csat_{r}": counts[f"csat_{r}"] for r in range(1, 6)},
+    )
+    return _metrics(
+        row, p90.get((key, metric_totals.FIRST_RESPONSE)), p90.get((key, metric_totals.RESOLUTION))
+    )
+
+
+async def _kept(
+    session: AsyncSession, *, now: datetime, team_id: uuid.UUID | None, by_team: bool
+) -> tuple[TicketMetrics, dict]:
+    per_team = await _kept_counts(session, team_id)
+    # Breaches that happened since the scheduler's last pass: added to the kept (marked) ones.
+    unmarked: dict = {}
+    for kind, row in await _breaching_now(session, now, team_id):
+        counts = per_team.setdefault(row.team_id, defaultdict(int))
+        counts[f"{kind}_breached"] += 1
+        if row.response_unmarked and row.resolution_unmarked:
+            unmarked[row.id] = row.team_id  # breached by time alone: counted once in `breached`
+    for team in unmarked.values():
+        per_team[team]["breached"] += 1
+    per_team = {team: counts for team, counts in per_team.items() if counts.get("tickets")}
+    overall_counts = {c: sum(counts.get(c, 0) for counts in per_team.values()) for c in metric_totals.COUNTED}
+    p90 = await _kept_p90(session, team_id, {_ALL: overall_counts}, by_team=False)
+    overall = _kept_metrics(overall_counts, p90, _ALL)
+    if not by_team:
+        return overall, {}
+    p90 = await _kept_p90(session, team_id, per_team, by_team=True)
+    return overall, {team: _kept_metrics(counts, p90, team) for team, counts in per_team.items()}
+
+
 async def ticket_metrics(
     session: AsyncSession,
     *,
@@ -185,7 +397,17 @@ async def ticket_metrics(
     assigned_to_id: uuid.UUID | None = None,
     group_by: str | None = None,
     caller: ScopedCaller | None = None,
+    kept: bool | None = None,
 ) -> TicketMetricsReport:
+    """`kept`: None chooses (the kept aggregates when they can serve the request), False scans."""
+    if kept is None:
+        kept = kept_can_serve(
+            caller,
+            created_from=created_from,
+            created_to=created_to,
+            assigned_to_id=assigned_to_id,
+            group_by=group_by,
+        )
     where = [in_scope(caller)] if caller is not None else []
     if created_from is not None:
         where.append(Ticket.created_at >= created_from)
@@ -195,11 +417,14 @@ async def ticket_metrics(
         where.append(Ticket.team_id == team_id)
     if assigned_to_id is not None:
         where.append(Ticket.assigned_to_id == assigned_to_id)
-    key = _key_expression(session, group_by)
-    compute = _postgres if session.bind.dialect.name == "postgresql" else _sqlite
-    overall, per_key = await compute(session, key=key, where=where, now=now)
-    if overall is None:  # no ticket at all: GROUPING SETS gives no overall row then
-        overall = (await _postgres(session, key=None, where=where, now=now))[0]
+    if kept:
+        overall, per_key = await _kept(session, now=now, team_id=team_id, by_team=group_by == "team")
+    else:
+        key = _key_expression(session, group_by)
+        compute = _postgres if session.bind.dialect.name == "postgresql" else _sqlite
+        overall, per_key = await compute(session, key=key, where=where, now=now)
+        if overall is None:  # no ticket at all: GROUPING SETS gives no overall row then
+            overall = (await _postgres(session, key=None, where=where, now=now))[0]
     team_names: dict = {}
     if group_by == "team" and per_key:
         ids = [k for k in per_key if k is not None]
