@@ -247,9 +247,17 @@ def main() -> None:
     modes = ("embedded", "distributed") if args.mode == "both" else (args.mode,)
     results = {"at": datetime.now(UTC).isoformat(), "load_average": os.getloadavg(), "args": vars(args)}
     for mode in modes:
-        with scratch_dir(f"crm-bench-webhook-{mode}-", keep=args.keep_data, log=log) as folder:
-            log(f"{mode} mode")
-            results[mode] = (embedded if mode == "embedded" else distributed)(args, folder)
+        for _attempt in range(3):
+            try:
+                with scratch_dir(f"crm-bench-webhook-{mode}-", keep=args.keep_data, log=log) as folder:
+                    log(f"{mode} mode")
+                    results[mode] = (embedded if mode == "embedded" else distributed)(args, folder)
+                break
+            except RuntimeError as exc:
+                # A service that could not start (e.g. its port taken meanwhile on a shared machine).
+                log(f"{mode} did not start ({exc}); trying again")
+        else:
+            raise SystemExit(f"{mode} mode did not start three times")
     path = write_results(results, "webhook_throughput_")
     print(json.dumps(results, indent=2))
     for mode in modes:
