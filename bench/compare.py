@@ -14,9 +14,13 @@ it is measured against:
     gateway list q  GET /api/v1/customers?q=person1 (25 rows + total) through the gateway
     bare INSERT     bare app, POST /customers: one INSERT
     gateway POST    POST /api/v1/customers through the gateway, every service consuming its events
+    opportunity GET / board / POST / win, ticket GET / POST: the same shapes for pipeline-svc and
+                    ticket-svc through the gateway (`--cases customer` leaves them out)
 
 After each POST phase it times the drain: until every consumer queue on RabbitMQ is empty and every
 created customer's "Customer created" note is in activity-svc (the embedded default: the note).
+After the warm-up and after each round it reads each server process's resident memory (RSS); per
+case it prints the servers' CPU time per request served (the figure other load moves least).
 
     .venv/bin/python bench/compare.py [--mode embedded|distributed|both] [--seconds 5] [--rounds 3]
 
@@ -27,6 +31,7 @@ for the bare cases first).
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -77,7 +82,19 @@ RATIOS = {
     "gateway list q": "bare GET",
     "bare INSERT": None,
     "gateway POST": "bare INSERT",
+    "opportunity GET": "bare GET",
+    "opportunity board": "bare GET",
+    "opportunity POST": "bare INSERT",
+    "opportunity win": "bare INSERT",
+    "ticket GET": "bare GET",
+    "ticket POST": "bare INSERT",
 }
+CUSTOMER_CASES = ("bare GET", "direct GET", "gateway GET", "gateway list q", "bare INSERT", "gateway POST")
+# Seeded through the API (batch create) before the run: what the GET cases read, and open
+# opportunities for the win case (each opportunity POST adds one more).
+SEEDED_OPPORTUNITIES = 800
+SEEDED_TICKETS = 200
+SEED_BATCH = 25
 
 
 @dataclass
@@ -88,6 +105,11 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
     client_cores: float | None = None
+    server_cpu_s: float | None = None  # CPU time every server process used during the phase
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return round(1000 * self.server_cpu_s / self.ok, 2) if self.ok and self.server_cpu_s else None
 
     @property
     def rps(self) -> float:
@@ -106,6 +128,11 @@ class Target:
     bare_ids: list[str]
     queues: list[str] = field(default_factory=list)  # RabbitMQ queue names (distributed)
     amqp_url: str | None = None
+    opportunity_ids: list[str] = field(default_factory=list)
+    open_opportunities: list[str] = field(default_factory=list)  # for the win case, taken once each
+    ticket_ids: list[str] = field(default_factory=list)
+    servers: dict[str, int] = field(default_factory=dict)  # process name -> its listening port
+    pids: list[Path] = field(default_factory=list)  # /proc entries of those processes
 
 
 class Load:
@@ -117,9 +144,25 @@ class Load:
         self.n = 0
         self.created = 0
 
-    def request(self, case: str) -> tuple[str, str, dict | None, dict, int]:
-        """(method, url, json body, headers, the status that counts as served)."""
+    def request(self, case: str) -> tuple[str, str, dict | None, dict, int] | None:
+        """(method, url, json body, headers, the status that counts as served); None when the win
+        case has no open opportunity left."""
         t = self.t
+        api = f"{t.gateway}/api/v1"
+        if case == "opportunity GET":
+            return "GET", f"{api}/opportunities/{random.choice(t.opportunity_ids)}", None, t.headers, 200
+        if case == "opportunity board":
+            return "GET", f"{api}/opportunities/board", None, t.headers, 200
+        if case == "ticket GET":
+            return "GET", f"{api}/tickets/{random.choice(t.ticket_ids)}", None, t.headers, 200
+        if case == "opportunity win":
+            if not t.open_opportunities:
+                return None
+            return "POST", f"{api}/opportunities/{t.open_opportunities.pop()}/win", None, t.headers, 200
+        if case == "opportunity POST":
+            return "POST", f"{api}/opportunities", opportunity_body(t, self.n), t.headers, 201
+        if case == "ticket POST":
+            return "POST", f"{api}/tickets", ticket_body(t, self.n), t.headers, 201
         if case == "bare GET":
             return "GET", f"{t.bare}/customers/{random.choice(t.bare_ids)}", None, {}, 200
         if case == "direct GET":
@@ -150,11 +193,16 @@ class Load:
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                method, url, body, headers, wanted = self.request(case)
+                request = self.request(case)
+                if request is None:
+                    result.errors.append("no open opportunity left")
+                    await asyncio.sleep(REFUSED_BACKOFF)
+                    continue
+                method, url, body, headers, wanted = request
                 t0 = time.perf_counter()
                 try:
                     async with self.session.request(method, url, json=body, headers=headers) as r:
-                        await r.read()
+                        content = await r.read()
                         status = r.status
                 except aiohttp.ClientError as exc:
                     result.errors.append(type(exc).__name__)
@@ -162,7 +210,11 @@ class Load:
                 if status == wanted:
                     result.ok += 1
                     result.latencies.append(time.perf_counter() - t0)
+                    if case == "opportunity POST":
+                        self.t.open_opportunities.append(json.loads(content)["id"])
                 elif status == 503:
+                    if case == "opportunity win":  # not won: still open for another try
+                        self.t.open_opportunities.append(url.rsplit("/", 2)[-2])
                     # Refused as overload (admission control): back off as a client should, or
                     # the loop measures how fast refusals come rather than what is served.
                     result.refused += 1
@@ -171,12 +223,16 @@ class Load:
                     result.errors.append(str(status))
 
         before = cpu_sample(os.getpid())
+        servers_before = servers_cpu(self.t)
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(self.concurrency)))
         result.wall = time.perf_counter() - started
         after = cpu_sample(os.getpid())
         if before and after:
             result.client_cores = round((after[0] - before[0]) / result.wall, 2)
+        servers_after = servers_cpu(self.t)
+        if servers_before is not None and servers_after is not None:
+            result.server_cpu_s = servers_after - servers_before
         if case == "gateway POST":
             self.created += result.ok
         return result
@@ -213,14 +269,129 @@ class Load:
                 await connection.close()
 
 
+# Opportunities and tickets are for the first few seeded customers: those were seeded without events,
+# so pipeline-svc and ticket-svc look each one up from customer-svc once (crm_common.customer_lookup),
+# during seeding; a real deployment knows its customers from their events.
+REFERENCED_CUSTOMERS = 50
+
+
+def opportunity_body(t: Target, n: int) -> dict:
+    return {"title": f"Bench deal {n}", "customerId": random.choice(t.customer_ids[:REFERENCED_CUSTOMERS])}
+
+
+def ticket_body(t: Target, n: int) -> dict:
+    return {
+        "subject": f"Bench ticket {n}",
+        "description": "Seeded by bench/compare.py",
+        "customerId": random.choice(t.customer_ids[:REFERENCED_CUSTOMERS]),
+        "type": "QUESTION",
+    }
+
+
+def rss_mb(port: int) -> float | None:
+    """Resident memory (MB) of the server process listening on `port`."""
+    total = 0
+    pids = server_pids(port)
+    for entry in pids:
+        try:
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1) if pids else None
+
+
+def server_pids(port: int) -> list[Path]:
+    """/proc entries of the server process listening on `port` (found by its command line, which
+    names the port)."""
+    wanted = ["--port", str(port)]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(argv[i : i + 2] == wanted for i in range(len(argv) - 1)):
+            found.append(entry)
+    return found
+
+
+def servers_cpu(target: Target) -> float | None:
+    """CPU seconds used so far by every server process of the run (the CRM's and the bare app's):
+    per request served, the figure the machine's other load moves least."""
+    if not target.pids:
+        return None
+    total = 0.0
+    for entry in target.pids:
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def memory(target: Target) -> dict[str, float | None]:
+    return {name: rss_mb(port) for name, port in target.servers.items()}
+
+
+async def seed_records(s: aiohttp.ClientSession, target: Target, cases: list[str]) -> None:
+    """Opportunities and tickets through the API (batch create, 100 a request), when a case needs them."""
+    api, headers = f"{target.gateway}/api/v1", target.headers
+
+    async def batch(path: str, items: list[dict]) -> list[str]:
+        ids: list[str] = []
+        for start in range(0, len(items), SEED_BATCH):
+            for attempt in range(5):
+                async with s.post(
+                    f"{api}/{path}/batch/create",
+                    json={"items": items[start : start + SEED_BATCH]},
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=300),
+                ) as r:
+                    if r.status == 200:
+                        answer = await r.json()
+                        break
+                    # A busy machine: 503 OVERLOADED or 504 (nothing written), try again.
+                    if r.status not in (503, 504) or attempt == 4:
+                        raise RuntimeError(f"seeding {path}: HTTP {r.status} {await r.text()}")
+                await asyncio.sleep(1)
+            failed = [x for x in answer["results"] if x["status"] != 201]
+            if failed:
+                raise RuntimeError(f"seeding {path}: {len(failed)} refused, e.g. {failed[0]}")
+            ids += [x["id"] for x in answer["results"]]
+        return ids
+
+    if any(c.startswith("opportunity") for c in cases):
+        log(f"seeding {SEEDED_OPPORTUNITIES} opportunities")
+        ids = await batch("opportunities", [opportunity_body(target, n) for n in range(SEEDED_OPPORTUNITIES)])
+        # Half are read (GET, board), half are won: a won one is read as often as an open one.
+        target.opportunity_ids = ids[: len(ids) // 2]
+        target.open_opportunities = ids[len(ids) // 2 :]
+    if any(c.startswith("ticket") for c in cases):
+        log(f"seeding {SEEDED_TICKETS} tickets")
+        target.ticket_ids = await batch("tickets", [ticket_body(target, n) for n in range(SEEDED_TICKETS)])
+
+
 async def measure(target: Target, args: argparse.Namespace) -> dict:
-    cases = [c for c in RATIOS if c != "direct GET" or target.direct]
+    cases = [
+        c
+        for c in RATIOS
+        if (c != "direct GET" or target.direct) and (args.cases == "all" or c in CUSTOMER_CASES)
+    ]
     # Idle connections dropped before the servers' uvicorn drops them (5 s; phases leave them idle).
     connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=4)
     results: dict[str, list[Phase]] = {c: [] for c in cases}
     drains: list[float | None] = []
+    rss: list[dict[str, float | None]] = []
     loadavg = os.getloadavg()[0]
+    target.pids = [entry for port in target.servers.values() for entry in server_pids(port)]
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as s:
+        await seed_records(s, target, cases)
         load = Load(s, target, args.concurrency)
         notes_before = await load.notes()
         log(f"warm-up: {args.warmup}s per case")
@@ -228,6 +399,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
             await load.phase(case, args.warmup)
         if await load.drain(notes_before + load.created) is None:
             raise RuntimeError("the warm-up's events were not consumed within 60 s")
+        rss.append(memory(target))
         for r in range(args.rounds):
             order = cases[r % len(cases) :] + cases[: r % len(cases)]
             log(f"round {r + 1}/{args.rounds}: {', '.join(order)}")
@@ -235,10 +407,11 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
                 phase = await load.phase(case, args.seconds)
                 results[case].append(phase)
                 log(f"  {case}: {phase.rps:.1f}/s, {len(phase.errors)} errors")
-                if case == "gateway POST":
+                if case in ("gateway POST", "opportunity POST", "opportunity win", "ticket POST"):
                     drains.append(await load.drain(notes_before + load.created))
+            rss.append(memory(target))
     loadavg = f"{loadavg:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    return {"cases": results, "drains": drains, "created": load.created, "loadavg": loadavg}
+    return {"cases": results, "drains": drains, "created": load.created, "loadavg": loadavg, "rss": rss}
 
 
 def summary(measured: dict) -> dict:
@@ -255,6 +428,7 @@ def summary(measured: dict) -> dict:
             "errors": len(errors),
             "error_samples": sorted(set(errors))[:5],
             "client_cores": max((p.client_cores or 0) for p in phases),
+            "server_cpu_ms": median_or_none([p.cpu_ms_per_request for p in phases]),
         }
     for case, against in RATIOS.items():
         if against not in rows and against is not None:
@@ -268,15 +442,22 @@ def summary(measured: dict) -> dict:
         "rows": rows,
         "drains_s": [None if d is None else round(d, 2) for d in drains],
         "loadavg": measured["loadavg"],
+        "rss_mb": measured["rss"],
     }
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
 
 
 def report(mode: str, s: dict, args: argparse.Namespace) -> str:
     lines = [
         f"{mode}: {args.rounds} rounds x {args.seconds:g}s per case, {args.concurrency} concurrent, "
         f"{args.customers} customers, load average {s['loadavg']}",
-        "| case | req/s (median) | per round | p50 ms | p99 ms | refused | errors | ratio | client cores |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | req/s (median) | per round | p50 ms | p99 ms | refused | errors | ratio | server CPU ms/req "
+        "| client cores |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, r in s["rows"].items():
         ratio = (
@@ -286,10 +467,21 @@ def report(mode: str, s: dict, args: argparse.Namespace) -> str:
         )
         lines.append(
             f"| {case} | {r['rps']:.1f} | {' / '.join(f'{x:.0f}' for x in r['rounds'])} | {r['p50_ms']} | "
-            f"{r['p99_ms']} | {r['refused']} | {r['errors']} | {ratio} | {r['client_cores']} |"
+            f"{r['p99_ms']} | {r['refused']} | {r['errors']} | {ratio} | {r['server_cpu_ms']} | "
+            f"{r['client_cores']} |"
         )
     drains = ", ".join("not drained in 60 s" if d is None else f"{d:.2f}" for d in s["drains_s"])
     lines.append(f"drain after each POST phase (queues empty, every note there), s: {drains}")
+    if s["rss_mb"]:
+        lines.append("resident memory (RSS) in MB after the warm-up, then after each round:")
+        lines.append(
+            "| process | "
+            + " | ".join(["warm-up"] + [f"round {i}" for i in range(1, len(s["rss_mb"]))])
+            + " |"
+        )
+        lines.append("|---" * len(s["rss_mb"]) + "|---|")
+        for name in s["rss_mb"][0]:
+            lines.append(f"| {name} | " + " | ".join(str(r.get(name)) for r in s["rss_mb"]) + " |")
     for case, r in s["rows"].items():
         if r["errors"]:
             lines.append(f"{case}: {r['errors']} errors, e.g. {r['error_samples']}")
@@ -405,6 +597,7 @@ def run_embedded(args, data_dir: Path) -> dict:
         target = run_async(
             prepare(gateway, bare, None, args.password, f"sqlite:///{data_dir / 'customer.db'}", args)
         )
+        target.servers = {"crm up (every service)": port, "bare app": int(bare.rsplit(":", 1)[1])}
         return run_async(measure(target, args))
 
 
@@ -417,6 +610,7 @@ def run_distributed_mode(args, data_dir: Path) -> dict:
     database_url = run_async(create_database(args.database_url, db_name))
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CRM_")}
     base_port = free_port() + 1
+    gateway_port = free_port()
     direct = f"http://{HOST}:{base_port + SERVICES.index('customer')}"
     try:
         bare, bare_server = bare_app(database_url, data_dir)
@@ -426,7 +620,7 @@ def run_distributed_mode(args, data_dir: Path) -> dict:
                 amqp_url=args.amqp_url,
                 data_dir=data_dir,
                 host=HOST,
-                gateway_port=free_port(),
+                gateway_port=gateway_port,
                 service_base_port=base_port,
                 events_namespace=namespace,
                 extra_env={
@@ -440,6 +634,11 @@ def run_distributed_mode(args, data_dir: Path) -> dict:
             target = run_async(prepare(gateway, bare, direct, args.password, database_url, args))
             target.amqp_url = args.amqp_url
             target.queues = [f"{namespace}{c}.events" for c in SUBSCRIPTIONS]
+            target.servers = {
+                "gateway": gateway_port,
+                **{f"{name}-svc": base_port + i for i, name in enumerate(SERVICES)},
+                "bare app": int(bare.rsplit(":", 1)[1]),
+            }
             return run_async(measure(target, args))
     finally:
         os.environ.update(saved)
@@ -456,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds per case before the rounds")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--cases", choices=("all", "customer"), default="all", help="customer: the customer rows only"
+    )
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--database-url", default=DEFAULT_PG)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP)
