@@ -4,10 +4,14 @@ on request, restorable, no writes while archived, purged after the retention wit
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from crm_common.events.envelope import new_event
 from crm_common.settings import ServiceSettings
-from customer_svc.models import CustomerAddress
+from crm_common.testing.plugin import eventually, running
+from customer_svc.app import create_app
+from customer_svc.models import Customer, CustomerAddress
 from customer_svc.service import archiving
+from customer_svc.settings import Settings
 
 from .conftest import count_rows, create, deliver, opportunity_event, outbox_payloads
 from .test_sync_list import settled
@@ -145,3 +149,38 @@ async def test_a_purged_opportunity_leaves_the_customers_totals(client, auth_hea
     await deliver(client, purged, late)
     got = (await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)).json()
     assert got["totalValue"] == "0.00" and got["valueTotals"] == []
+
+
+async def test_the_service_purges_on_its_own(database, signing_key, tmp_path, bus, auth_headers):
+    """The periodic task create_service_app starts: with a short interval, a customer archived longer
+    than the retention ago goes without anyone calling the purge."""
+    url, schema = database
+    settings = Settings(
+        database_url=url,
+        db_schema=schema,
+        jwt_public_key=signing_key[1],
+        data_dir=tmp_path,
+        archive_retention_days=2,
+        archive_purge_interval_seconds=0.1,
+    )
+    headers = auth_headers()
+    app = create_app(settings, bus=bus)
+    async with running(app) as client:
+        old = await create(client, headers)
+        recent = await create(client, headers)
+        for customer in (old, recent):
+            assert (
+                await client.post(f"/api/v1/customers/{customer['id']}/archive", headers=headers)
+            ).status_code == 200
+        async with app.state.runtime.db.transaction() as s:
+            await s.execute(
+                sa.update(Customer)
+                .where(Customer.id == uuid.UUID(old["id"]))
+                .values(archived_at=datetime.now(UTC) - timedelta(days=3))
+            )
+
+        async def gone():
+            return (await client.get(f"/api/v1/customers/{old['id']}", headers=headers)).status_code == 404
+
+        assert await eventually(gone)
+        assert (await client.get(f"/api/v1/customers/{recent['id']}", headers=headers)).status_code == 200
