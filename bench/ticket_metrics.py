@@ -97,6 +97,11 @@ async def run(args) -> None:
                     same = await kept_equals_scan(url)
                     log(f"kept figures equal the scan's: {same}")
                     team = kept["groups"][0]["key"]
+                    # The floor of any request on this machine at this moment: the readiness probe.
+                    floor, _ = await timed(http, f"http://{HOST}:{port}/readyz", {}, {}, args.requests)
+                    stats = latency_stats(floor)
+                    rows = [("floor: GET /readyz (no query)", stats, 0)]
+                    log(f"floor: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms")
                     shapes = {
                         "kept: all tickets": {},
                         "kept: by team": {"groupBy": "team"},
@@ -104,7 +109,6 @@ async def run(args) -> None:
                         "scan: all tickets (from=2000-01-01)": {"from": EPOCH},
                         "scan: by month": {"groupBy": "month"},
                     }
-                    rows = []
                     for label, params in shapes.items():
                         times, body = await timed(http, metrics_url, headers, params, args.requests)
                         stats = latency_stats(times)

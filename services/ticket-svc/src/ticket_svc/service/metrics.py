@@ -252,16 +252,20 @@ async def _breaching_now(session: AsyncSession, now: datetime, team_id: uuid.UUI
         Ticket.resolution_due_at.is_not(None),
         Ticket.resolution_due_at < at,
     )
-    rows = []
-    for kind, condition in (("response", response), ("resolution", resolution)):
-        query = select(
-            Ticket.id,
-            Ticket.team_id,
-            Ticket.response_breached_at.is_(None).label("response_unmarked"),
-            Ticket.resolution_breached_at.is_(None).label("resolution_unmarked"),
-        ).where(condition)
-        rows += [(kind, row) for row in await session.execute(query)]
-    return rows
+    # One round trip: each branch reads its own partial index.
+    query = sa.union_all(
+        *(
+            select(
+                sa.literal(kind).label("kind"),
+                Ticket.id,
+                Ticket.team_id,
+                Ticket.response_breached_at.is_(None).label("response_unmarked"),
+                Ticket.resolution_breached_at.is_(None).label("resolution_unmarked"),
+            ).where(condition)
+            for kind, condition in (("response", response), ("resolution", resolution))
+        )
+    )
+    return [(row.kind, row) for row in await session.execute(query)]
 
 
 def _bucket_range(bucket: int) -> tuple[int, int]:
