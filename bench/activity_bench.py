@@ -146,8 +146,8 @@ async def load(url: str, args) -> dict:
             args.customers,
         )
         await conn.execute(
-            "INSERT INTO customer_refs VALUES (md5('customer-hot')::uuid, 'CUST-2025-999999', 'Hot Customer',"
-            " NULL, 1, now())"
+            "INSERT INTO customer_refs (id, customer_number, full_name, merged_into_id, version, updated_at)"
+            " VALUES (md5('customer-hot')::uuid, 'CUST-2025-999999', 'Hot Customer', NULL, 1, now())"
         )
         await conn.execute(
             "INSERT INTO directory_users (id, email, full_name, roles, is_active, time_zone, version, updated_at)"

@@ -190,7 +190,8 @@ async def seed(pg_url: str, count: int, rng: random.Random) -> dict:
             await conn.copy_records_to_table(
                 "customers",
                 schema_name="customer",
-                records=[tuple(r[c] for c in columns) for r in rows],
+                # A column customer_row does not fill (one added since, such as archived_at) is null.
+                records=[tuple(r.get(c) for c in columns) for r in rows],
                 columns=columns,
             )
             await conn.copy_records_to_table(
