@@ -11,6 +11,8 @@ import importlib
 import json
 import math
 import os
+import random
+import secrets
 import shutil
 import signal
 import socket
@@ -21,9 +23,10 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import aio_pika
 import aiohttp
@@ -377,6 +380,73 @@ async def migrate(database_url: str, service: str) -> None:
         await run_migrations(db, Path(package.__file__).parent / "migrations")
     finally:
         await db.dispose()
+
+
+async def seed_sales(
+    db_url: str, *, customers: int, opportunities: int, pipeline_customers: int | None = None
+) -> dict[str, float]:
+    """Customers (customer_bench.seed) and opportunities over them (pipeline_bench.seed: 200 owners,
+    20 teams, open over four stages, won and lost, three currencies); `pipeline_customers`: how many
+    customer ids the opportunities draw from (default `customers`). Answers the seconds each took."""
+    import customer_bench  # imported here: both import this module
+    import pipeline_bench
+
+    seconds = {}
+    t = time.perf_counter()
+    await customer_bench.seed(db_url, customers, random.Random(42))
+    seconds["customers"] = time.perf_counter() - t
+    t = time.perf_counter()
+    await pipeline_bench.seed(
+        db_url,
+        SimpleNamespace(
+            owners=200,
+            teams=20,
+            customers=pipeline_customers or customers,
+            opportunities=opportunities,
+            seed_chunk=100_000,
+        ),
+    )
+    seconds["opportunities"] = time.perf_counter() - t
+    return seconds
+
+
+@contextlib.contextmanager
+def sales_stack(
+    args, *, prefix: str, log: Callable[[str], None], load: Callable[[str], Awaitable[dict]]
+) -> Iterator[dict[str, str]]:
+    """What the console and dashboard benchmarks run on: a new database `crm_<prefix>_<hex>` on
+    `args.database_url`, migrated (`crm migrate all`) and filled by `load(url)`, served by the gateway
+    and customer-, pipeline- and activity-svc (`crm serve`, admin password `args.password`, rate limit
+    off), events to RabbitMQ (`args.amqp_url`) under a throw-away namespace. Yields each one's base
+    URL; drops the database (unless `args.keep`) and the broker objects after."""
+    name = f"crm_{prefix}_{secrets.token_hex(4)}"
+    db_url = with_database(args.database_url, name)
+    namespace = f"bench-{prefix}-{uuid.uuid4().hex[:8]}."
+    ports = {n: free_port() for n in ("gateway", "customer", "pipeline", "activity")}
+    with scratch_dir(f"crm-{prefix}-", keep=False, log=log) as data:
+        env = crm_env(
+            ports,
+            data_dir=data,
+            amqp_url=args.amqp_url,
+            namespace=namespace,
+            admin_password=args.password,
+            CRM_DATABASE_URL=db_url,
+            CRM_GATEWAY_RATE_LIMIT_ENABLED="false",
+        )
+        asyncio.run(create_database(args.database_url, name))
+        try:
+            subprocess.run([sys.executable, "-m", "crm_gateway.cli", "migrate", "all"], env=env, check=True)
+            log(f"loading into {name}")
+            seconds = asyncio.run(load(db_url))
+            log(f"loaded in { {k: round(v, 1) for k, v in seconds.items()} } s")
+            with crm_processes(ports, env, data):
+                yield {n: f"http://{HOST}:{port}" for n, port in ports.items()}
+        finally:
+            asyncio.run(delete_broker_objects(args.amqp_url, namespace, log))
+            if args.keep:
+                log(f"kept database {name}")
+            else:
+                asyncio.run(drop_database(args.database_url, name, log))
 
 
 # --- broker ---------------------------------------------------------------------------------------

@@ -19,55 +19,14 @@ In one invocation:
 import argparse
 import asyncio
 import os
-import random
 import re
-import secrets
-import subprocess
-import sys
 import time
 import uuid
-from types import SimpleNamespace
 
 import aiohttp
-import customer_bench
-import pipeline_bench
-from _support import (
-    DEFAULT_AMQP,
-    DEFAULT_PG,
-    HOST,
-    create_database,
-    crm_env,
-    crm_processes,
-    delete_broker_objects,
-    drop_database,
-    free_port,
-    logger,
-    percentile,
-    scratch_dir,
-    with_database,
-)
+from _support import DEFAULT_AMQP, DEFAULT_PG, logger, percentile, sales_stack, seed_sales
 
 log = logger("console-bench")
-
-
-async def load(db_url: str, args) -> dict:
-    seconds = {}
-    t = time.perf_counter()
-    await customer_bench.seed(db_url, args.customers, random.Random(42))
-    seconds["customers"] = time.perf_counter() - t
-    t = time.perf_counter()
-    await pipeline_bench.seed(
-        db_url,
-        SimpleNamespace(
-            owners=200,
-            teams=20,
-            customers=args.customers,
-            opportunities=args.opportunities,
-            seed_chunk=100_000,
-        ),
-    )
-    seconds["opportunities"] = time.perf_counter() - t
-    return {k: round(v, 1) for k, v in seconds.items()}
 
 
 async def sign_in(session: aiohttp.ClientSession, gateway: str, password: str) -> None:
@@ -143,34 +102,12 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     args = p.parse_args()
     args.password = "bench-" + uuid.uuid4().hex
-    name = f"crm_consolebench_{secrets.token_hex(4)}"
-    db_url = with_database(args.database_url, name)
-    namespace = f"bench-console-{uuid.uuid4().hex[:8]}."
-    ports = {n: free_port() for n in ("gateway", "customer", "pipeline", "activity")}
-    with scratch_dir("crm-consolebench-", keep=False, log=log) as data:
-        env = crm_env(
-            ports,
-            data_dir=data,
-            amqp_url=args.amqp_url,
-            namespace=namespace,
-            admin_password=args.password,
-            CRM_DATABASE_URL=db_url,
-            CRM_GATEWAY_RATE_LIMIT_ENABLED="false",
-        )
-        asyncio.run(create_database(args.database_url, name))
-        try:
-            subprocess.run([sys.executable, "-m", "crm_gateway.cli", "migrate", "all"], env=env, check=True)
-            log(f"loading into {name}")
-            seconds = asyncio.run(load(db_url, args))
-            log(f"loaded in {seconds} s")
-            with crm_processes(ports, env, data):
-                asyncio.run(measure(args, f"http://{HOST}:{ports['gateway']}"))
-        finally:
-            asyncio.run(delete_broker_objects(args.amqp_url, namespace, log))
-            if args.keep:
-                log(f"kept database {name}")
-            else:
-                asyncio.run(drop_database(args.database_url, name, log))
+
+    async def load(db_url: str) -> dict:
+        return await seed_sales(db_url, customers=args.customers, opportunities=args.opportunities)
+
+    with sales_stack(args, prefix="consolebench", log=log, load=load) as urls:
+        asyncio.run(measure(args, urls["gateway"]))
 
 
 if __name__ == "__main__":
