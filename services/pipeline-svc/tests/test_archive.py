@@ -6,10 +6,13 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from crm_common.events.envelope import new_event
 from crm_common.pagination import SYNC_SETTLE
 from crm_common.settings import ServiceSettings
 from pipeline_svc.models import Opportunity, OpportunityProduct
 from pipeline_svc.service import archiving
+
+from .conftest import publish
 
 RETENTION = timedelta(days=ServiceSettings().archive_retention_days)
 
@@ -124,3 +127,31 @@ async def test_purge_after_the_retention(
         (opportunity["id"], opportunity["customerId"])
     ]
     assert purged[0]["sequence"] > r.json()["version"]
+
+
+async def test_a_purged_customer_is_forgotten_as_if_deleted(client, auth_headers, new_customer):
+    """customer.purged (customer-svc's archive purge): the customer read model drops it, so a new
+    opportunity for it is refused like one for a customer that never existed."""
+    headers = auth_headers("sales_rep")
+    customer_id = await new_customer()
+    r = await client.post(
+        "/api/v1/opportunities", json={"title": "Before", "customerId": str(customer_id)}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    purged = new_event(
+        "customer.purged",
+        service="customer",
+        subject=customer_id,
+        data={
+            "customerId": str(customer_id),
+            "customerNumber": "CUST-2026-000001",
+            "archivedAt": "2026-01-01T00:00:00Z",
+            "purgedAt": "2026-02-01T00:00:00Z",
+        },
+        sequence=3,
+    )
+    await publish(client.bus, purged)
+    r = await client.post(
+        "/api/v1/opportunities", json={"title": "After", "customerId": str(customer_id)}, headers=headers
+    )
+    assert r.status_code == 422 and r.json()["code"] == "UNKNOWN_CUSTOMER", r.text

@@ -372,6 +372,17 @@ def merged_handler(repoint: Repoint | None = None):
     return on_customer_merged
 
 
+async def on_customer_purged(session: AsyncSession, event: CloudEvent) -> None:
+    """An archived customer was deleted after the archive retention (crm_common.archive): forgotten
+    here, as after a deletion, so a write naming it asks customer-svc and is refused (422
+    UNKNOWN_CUSTOMER). The context's own records keep the id (their customer name reads empty)."""
+    await session.execute(
+        sa.delete(refs).where(
+            refs.c.id == uuid.UUID(str(event.data["customerId"])), refs.c.version < _version(event)
+        )
+    )
+
+
 def handlers(repoint: Repoint | None = None) -> dict:
     return {
         "customer.created": on_customer_created,
@@ -379,6 +390,7 @@ def handlers(repoint: Repoint | None = None) -> dict:
         "customer.converted": on_customer_converted,
         "customer.assigned": on_customer_assigned,
         "customer.merged": merged_handler(repoint),
+        "customer.purged": on_customer_purged,
     }
 
 

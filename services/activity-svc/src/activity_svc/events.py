@@ -353,6 +353,7 @@ HANDLERS = {
     "customer.converted": on_customer_converted,
     "customer.merged": on_customer_merged,
     "customer.assigned": on_customer_assigned,
+    "customer.purged": customer_refs.on_customer_purged,
     "opportunity.created": on_opportunity_created,
     "opportunity.stage_changed": on_opportunity_stage_changed,
     "opportunity.won": on_opportunity_won,

@@ -16,6 +16,7 @@ CUSTOMER_REF_EVENTS = (
     "customer.converted",
     "customer.merged",
     "customer.assigned",
+    "customer.purged",
 )
 # ... and scrubs what it holds about a person on this one (crm_common.erasure).
 ERASURE_EVENTS = ("customer.erased",)
@@ -52,7 +53,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "campaign.target_added",
         "campaign.member_converted",
     ),
-    # Every context that references customers keeps crm_common.customer_refs from the same five.
+    # Every context that references customers keeps crm_common.customer_refs from the same six.
     "ticket": (*DIRECTORY_EVENTS, *CUSTOMER_REF_EVENTS, *ERASURE_EVENTS),
     "campaign": (
         *DIRECTORY_EVENTS,
