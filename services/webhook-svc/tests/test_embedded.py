@@ -3,6 +3,7 @@ the in-process bus): events caused through the public API reach a real HTTP rece
 Standard Webhooks, verified here with the `standardwebhooks` package."""
 
 import json
+import uuid
 
 import pytest
 from crm_common.testing.plugin import eventually, running
@@ -119,3 +120,107 @@ async def test_ssrf_targets_are_refused_through_the_gateway(crm, url):
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "WEBHOOK_TARGET_FORBIDDEN"
     assert (await crm.get(API)).json()["total"] == 0
+
+
+async def test_a_reps_webhook_follows_their_record_scope_and_its_redefinition(crm, receiver):
+    """Through the public API: an admin lets sales reps manage webhooks; team A's rep subscribes and
+    gets team A's customers only; when the role is narrowed to `own`, the gateway's `user.updated`
+    carries it and a teammate's customer is withheld too."""
+    from crm_common import directory
+    from sqlalchemy import select
+    from webhook_svc.models import UserAccess
+
+    role = (await crm.get("/api/v1/roles/sales_rep")).json()
+    scopes = {c: {"read": s["read"], "write": s["write"]} for c, s in role["scopes"].items()}
+    body = {"permissions": [*role["permissions"], "webhooks:read", "webhooks:write"], "scopes": scopes}
+    r = await crm.put("/api/v1/roles/sales_rep", json={**body, "version": role["version"]})
+    assert r.status_code == 200, r.text
+    users = {}
+    for name in ("a1", "a2", "b1"):
+        r = await crm.post(
+            "/api/v1/users",
+            json={
+                "email": f"{name.replace(' ', '.')}@example.com",
+                "fullName": name,
+                "password": PASSWORD,
+                "roles": ["sales_rep"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        users[name] = r.json()["id"]
+    for team, members in (("A", ["a1", "a2"]), ("B", ["b1"])):
+        r = await crm.post(
+            "/api/v1/teams", json={"name": team, "type": "SALES", "memberIds": [users[m] for m in members]}
+        )
+        assert r.status_code == 201, r.text
+    r = await crm.post("/api/v1/auth/token", data={"username": "a1@example.com", "password": PASSWORD})
+    rep = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    r = await crm.post(API, json={"url": receiver.url, "eventTypes": ["customer.created"]}, headers=rep)
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    assert hook["recordScopes"]["customers"] == "team"
+
+    async def customer(name, owner):
+        r = await crm.post(
+            "/api/v1/customers",
+            json={
+                "firstName": name,
+                "lastName": "X",
+                "email": f"{name.replace(' ', '.')}@example.com",
+                "assignedToId": users[owner],
+            },
+        )
+        assert r.status_code == 201, r.text
+
+    async def log():
+        # Read as the admin: the role change below signs the rep out.
+        r = await crm.get(f"{API}/{hook['id']}/deliveries", params={"pageSize": 100})
+        return {d["payload"]["data"]["fullName"]: d["state"] for d in (await _details(crm, hook, r))}
+
+    # The teams reach webhook-svc from their events, as every service: wait until it knows them.
+    webhook_db = crm._transport.app.state.services["webhook"].state.runtime.db
+
+    async def teams_known():
+        async with webhook_db.transaction(read_only=True) as s:
+            return len((await s.execute(select(directory.teams.c.id))).all()) == 2
+
+    assert await eventually(teams_known)
+    await customer("Mate", "a2")
+    await receiver.wait_for(1)
+    await customer("Other", "b1")
+
+    async def skipped_other():
+        return (await log()).get("Other X") == "SKIPPED"
+
+    assert await eventually(skipped_other)
+    assert [json.loads(r.body)["data"]["fullName"] for r in receiver.received] == ["Mate X"]
+
+    # The role narrowed to `own`: a teammate's customer is no longer a1's to read.
+    role = (await crm.get("/api/v1/roles/sales_rep")).json()
+    own = {c: {"read": "own", "write": "own"} for c in scopes}
+    r = await crm.put("/api/v1/roles/sales_rep", json={**body, "scopes": own, "version": role["version"]})
+    assert r.status_code == 200, r.text
+
+    async def narrowed():
+        async with webhook_db.transaction(read_only=True) as s:
+            access = await s.scalar(select(UserAccess).where(UserAccess.user_id == uuid.UUID(users["a1"])))
+            return access is not None and access.read_scopes["customers"] == "own"
+
+    assert await eventually(narrowed)
+    await customer("Mate Again", "a2")
+    await customer("Mine", "a1")
+
+    async def decided():
+        states = await log()
+        return states.get("Mate Again X") == "SKIPPED" and states.get("Mine X") in ("PENDING", "DELIVERED")
+
+    assert await eventually(decided)
+
+
+async def _details(crm, hook, page) -> list[dict]:
+    """The deliveries of a log page with their payloads."""
+    out = []
+    for d in page.json()["items"]:
+        r = await crm.get(f"{API}/{hook['id']}/deliveries/{d['id']}")
+        out.append(r.json())
+    return out
