@@ -279,9 +279,10 @@ def _bucket_range(bucket: int) -> tuple[int, int]:
 
 
 async def _kept_p90(session: AsyncSession, team_id: uuid.UUID | None, counts: dict, *, by_team: bool) -> dict:
-    """{(team or _ALL, metric): nearest-rank p90}: the smallest value whose cumulative count reaches
-    ceil(0.9 n) (what percentile_disc(0.9) gives). The coarse buckets say where that rank falls,
-    then the exact values of that one bucket (per team and metric) say which value it is."""
+    """{(team or _ALL, metric): nearest-rank p90} for each key of `counts` ({team or _ALL: totals};
+    _ALL adds up every team): the smallest value whose cumulative count reaches ceil(0.9 n) (what
+    percentile_disc(0.9) gives). The coarse buckets say where that rank falls, then the exact values
+    of that one bucket say which value it is: two queries, overall and per team alike."""
     mt = metric_totals
     targets = {}  # (key, metric) -> rank
     for key, team_counts in counts.items():
@@ -296,53 +297,54 @@ async def _kept_p90(session: AsyncSession, team_id: uuid.UUID | None, counts: di
             parts.append(part.where(table.c.team_key == team_id) if team_id is not None else part)
         return sa.union_all(*parts).subquery()
 
-    def key_of(row):
-        return _team(row.team_key) if by_team else _ALL
+    async def counted(u, where=None) -> dict:
+        """{(key, metric): {v: n}} for the targets' keys: per team and, for _ALL, all teams added."""
+        keys = [u.c.team_key] if by_team else []
+        query = select(*keys, u.c.metric, u.c.v, func.sum(u.c.n).label("n")).group_by(
+            *keys, u.c.metric, u.c.v
+        )
+        if where is not None:
+            query = query.where(where)
+        found: dict = defaultdict(lambda: defaultdict(int))
+        for row in await session.execute(query):
+            if by_team:
+                found[(_team(row.team_key), row.metric)][row.v] += row.n
+            found[(_ALL, row.metric)][row.v] += row.n
+        return found
 
-    u = histogram(mt.time_buckets, "bucket", mt.time_delta.c.value // mt.BUCKET)
-    keys = [u.c.team_key] if by_team else []
-    rows = await session.execute(
-        select(*keys, u.c.metric, u.c.v, func.sum(u.c.n).label("n"))
-        .group_by(*keys, u.c.metric, u.c.v)
-        .having(func.sum(u.c.n) != 0)
-        .order_by(u.c.v)
-    )
-    seen: dict = defaultdict(int)
-    where: dict = {}  # (key, metric) -> (bucket, rank within it)
-    for row in rows:
-        target = (key_of(row), row.metric)
-        if target not in targets or target in where:
-            continue
-        if seen[target] + row.n >= targets[target]:
-            where[target] = (int(row.v), targets[target] - seen[target])
-        seen[target] += row.n
+    def position(values: dict, rank: int):
+        """(value, rank left) where the cumulative count of `values` in order reaches `rank`."""
+        seen = 0
+        for v in sorted(values):
+            if values[v] and seen + values[v] >= rank:
+                return v, rank - seen
+            seen += values[v]
+        return None, None
+
+    buckets = await counted(histogram(mt.time_buckets, "bucket", mt.time_delta.c.value // mt.BUCKET))
+    where = {}  # (key, metric) -> (bucket, rank within it)
+    for target, rank in targets.items():
+        bucket, left = position(buckets.get(target, {}), rank)
+        if bucket is not None:
+            where[target] = (int(bucket), left)
     if not where:
         return {}
     u = histogram(mt.time_counts, "value", mt.time_delta.c.value)
-    keys = [u.c.team_key] if by_team else []
     conditions = []
     for (key, metric), (bucket, _) in where.items():
         low, high = _bucket_range(bucket)
         condition = sa.and_(u.c.metric == metric, u.c.v.between(low, high))
-        if by_team:
+        if key != _ALL:
             condition = sa.and_(condition, u.c.team_key == (key or mt.NO_TEAM))
         conditions.append(condition)
-    rows = await session.execute(
-        select(*keys, u.c.metric, u.c.v, func.sum(u.c.n).label("n"))
-        .where(sa.or_(*conditions))
-        .group_by(*keys, u.c.metric, u.c.v)
-        .having(func.sum(u.c.n) != 0)
-        .order_by(u.c.v)
-    )
-    found: dict = {}
-    seen = defaultdict(int)
-    for row in rows:
-        target = (key_of(row), row.metric)
-        if target not in where or target in found:
-            continue
-        seen[target] += row.n
-        if seen[target] >= where[target][1]:
-            found[target] = int(row.v)
+    values = await counted(u, sa.or_(*conditions))
+    found = {}
+    for target, (bucket, left) in where.items():
+        low, high = _bucket_range(bucket)
+        in_bucket = {v: n for v, n in values.get(target, {}).items() if low <= v <= high}
+        value, _ = position(in_bucket, left)
+        if value is not None:
+            found[target] = int(value)
     return found
 
 
@@ -383,11 +385,12 @@ async def _kept(
         per_team[team]["breached"] += 1
     per_team = {team: counts for team, counts in per_team.items() if counts.get("tickets")}
     overall_counts = {c: sum(counts.get(c, 0) for counts in per_team.values()) for c in metric_totals.COUNTED}
-    p90 = await _kept_p90(session, team_id, {_ALL: overall_counts}, by_team=False)
+    p90 = await _kept_p90(
+        session, team_id, {_ALL: overall_counts, **(per_team if by_team else {})}, by_team=by_team
+    )
     overall = _kept_metrics(overall_counts, p90, _ALL)
     if not by_team:
         return overall, {}
-    p90 = await _kept_p90(session, team_id, per_team, by_team=True)
     return overall, {team: _kept_metrics(counts, p90, team) for team, counts in per_team.items()}
 
 
