@@ -19,7 +19,7 @@ from pydantic import Field, StringConstraints
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.errors import FieldError, Problem, ProblemError
+from crm_common.errors import FieldError, Problem, ProblemError, unique_violation
 from crm_common.schemas import ApiModel, StrictApiModel
 
 MAX_BATCH = 100
@@ -131,7 +131,7 @@ def external_id_conflict(
     exc: IntegrityError, table: str, resource: str, external_id: str | None
 ) -> ProblemError | None:
     """The 409 for a write that ran into the unique externalId index; None for another violation."""
-    if f"uq_{table}_external_id" in str(exc.orig):
+    if unique_violation(exc) == f"uq_{table}_external_id":
         return external_id_exists(resource, external_id or "")
     return None
 

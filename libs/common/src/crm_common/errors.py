@@ -5,15 +5,19 @@ own 422 shape and Starlette's plain-text errors never reach a client.
 """
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm_common.input_guard import MAX_JSON_DEPTH
@@ -84,6 +88,52 @@ class ProblemError(Exception):
 
 def not_found(what: str, ident: object) -> ProblemError:
     return ProblemError(404, f"{what.upper()}_NOT_FOUND", f"{what.capitalize()} {ident} does not exist.")
+
+
+# SQLite names a violated unique index over expressions, and lists the columns of one over columns.
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?:index '(?P<index>[^']+)'|(?P<columns>.+))")
+
+
+def unique_violation(exc: BaseException) -> str | None:
+    """The name of the unique constraint or index a write ran into, or None for any other error:
+    the one place that reads it, so code compares names (`== "uq_customers_email_lower"`) and never
+    searches error text.
+
+    Postgres: asyncpg's `UniqueViolationError.constraint_name`. SQLite gives the name only for an
+    index over expressions (`lower(email)`); for one over plain columns it lists `table.column`s,
+    which are looked up among the unique indexes and constraints of the tables SQLModel declares,
+    else named by the convention `uq_<table>_<column>…` (what `crm_common.batch` names the externalId
+    index); a primary key is `<table>_pkey`, as Postgres names it.
+    """
+    if not isinstance(exc, IntegrityError):
+        return None
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    if cause is not None and type(cause).__name__ == "UniqueViolationError":
+        return getattr(cause, "constraint_name", None)
+    found = _SQLITE_UNIQUE.search(str(exc.orig))
+    if found is None:
+        return None
+    if found["index"]:
+        return found["index"]
+    qualified = [c.strip().split(".", 1) for c in found["columns"].split(",")]
+    table = qualified[0][0]
+    columns = [c[-1] for c in qualified]
+    if getattr(exc.orig, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_PRIMARYKEY":
+        return f"{table}_pkey"
+    return _declared_unique(table, columns) or "_".join(["uq", table, *columns])
+
+
+def _declared_unique(table_name: str, columns: list[str]) -> str | None:
+    table = SQLModel.metadata.tables.get(table_name)
+    if table is None:
+        return None
+    for index in table.indexes:
+        if index.unique and [c.name for c in index.columns] == columns and isinstance(index.name, str):
+            return index.name
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint) and [c.name for c in constraint.columns] == columns:
+            return constraint.name if isinstance(constraint.name, str) else None
+    return None
 
 
 def problem_response(

@@ -12,7 +12,7 @@ from crm_common.batch import external_id_exists
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.db import insert_for
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, paginate
 from crm_common.record_scope import ScopedCaller
@@ -88,7 +88,7 @@ def email_exists(email: str) -> ProblemError:
 
 
 def is_email_conflict(exc: IntegrityError) -> bool:
-    return "uq_customers_email_lower" in str(exc.orig)
+    return unique_violation(exc) == "uq_customers_email_lower"
 
 
 async def external_id_taken(
@@ -104,7 +104,7 @@ def unique_conflict(exc: IntegrityError, customer: Customer) -> ProblemError | N
     """The problem for a unique index the write ran into (a race the checks before it lost)."""
     if is_email_conflict(exc):
         return email_exists(customer.email)
-    if "uq_customers_external_id" in str(exc.orig):
+    if unique_violation(exc) == "uq_customers_external_id":
         return external_id_exists("customer", customer.external_id)
     return None
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy import func, select
@@ -33,7 +33,7 @@ async def _flush(session: AsyncSession, name: str) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        if "uq_segments_name_lower" in str(exc.orig):
+        if unique_violation(exc) == "uq_segments_name_lower":
             raise _name_taken(name) from None
         raise
 

@@ -8,7 +8,7 @@ changes leave it alone until the client sends `amount: null` again.
 import uuid
 from datetime import UTC, datetime
 
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError, ProblemError, unique_violation
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.exc import IntegrityError
@@ -69,7 +69,7 @@ async def _changed(session: AsyncSession, opportunity: Opportunity, *, actor_id:
     try:
         await session.flush()
     except IntegrityError as exc:
-        if "uq_opportunity_products" in str(exc.orig) or "opportunity_products" in str(exc.orig):
+        if unique_violation(exc) == "uq_opportunity_products":
             raise ProblemError(
                 409, "LINE_ITEM_EXISTS", "That product is already on this opportunity."
             ) from None

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -44,7 +44,7 @@ async def _flush(session: AsyncSession, code: str) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        if "code" in str(exc.orig):
+        if unique_violation(exc) == "uq_products_code_lower":
             raise _code_exists(code) from None
         raise
 

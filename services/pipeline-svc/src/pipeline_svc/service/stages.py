@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -41,7 +41,7 @@ async def _flush_unique_name(session: AsyncSession, name: str) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        if "name" in str(exc.orig):
+        if unique_violation(exc) == "uq_opportunity_stages_name_lower":
             raise _name_exists(name) from None
         raise
 
