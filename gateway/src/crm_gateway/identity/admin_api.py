@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, current_principal, require
-from crm_common.concurrency import etag
+from crm_common.concurrency import IfMatch, etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from crm_gateway.identity import apikeys, roles, service, users
 from crm_gateway.identity.passwords import password_problems
@@ -34,9 +34,6 @@ from crm_gateway.identity.schemas import (
 Reader = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Paging = Annotated[PageParams, Depends(page_params)]
-IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
-]
 
 user_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 team_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])

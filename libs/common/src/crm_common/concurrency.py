@@ -5,7 +5,23 @@ Models map their `version` column as SQLAlchemy's `version_id_col`, so the UPDAT
 `WHERE version = :seen`: a write racing past the check still fails (StaleDataError -> 412).
 """
 
+from typing import Annotated, Any
+
+from fastapi import Header
+
 from crm_common.errors import ProblemError
+
+IF_MATCH_OR_VERSION = 'The ETag you read, e.g. W/"3" (or send `version`).'
+
+
+def if_match_header(description: str = IF_MATCH_OR_VERSION) -> Any:
+    """The optional `If-Match` request header. Routes take it as `if_match: IfMatch = None`; the
+    description is an argument only because some services word it their own way in the published
+    OpenAPI document, which stays as it is."""
+    return Header(alias="If-Match", description=description)
+
+
+IfMatch = Annotated[str | None, if_match_header()]
 
 
 def etag(version: int) -> str:
@@ -37,6 +53,13 @@ def check_version(current: int, *, if_match: str | None, body_version: int | Non
     if "*" in expected or current in expected:
         return
     raise stale(current)
+
+
+def check_optional_version(current: int, *, if_match: str | None, body_version: int | None = None) -> None:
+    """`check_version` for writes that do not require a version (actions guarded by a state machine,
+    deletes): nothing sent passes; a version sent that is stale is still a 412."""
+    if if_match is not None or body_version is not None:
+        check_version(current, if_match=if_match, body_version=body_version)
 
 
 def stale(current: int | None = None) -> ProblemError:

@@ -7,11 +7,11 @@ from crm_common.app import SessionDep
 from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
-from crm_common.concurrency import etag
+from crm_common.concurrency import etag, if_match_header
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, sync_page_params
 from crm_common.record_scope import ScopedCaller, scoped
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
 from activity_svc.models import ActivityPriority, ActivityStatus, ActivityType
@@ -38,7 +38,7 @@ timelines = APIRouter(prefix="/api/v1", tags=["timelines"], responses=problem_do
 ActivityAccess = Annotated[ScopedCaller, Depends(scoped("activities"))]
 # A POST that only reads (batch/read) needs read access, like a GET.
 ActivityReader = Annotated[ScopedCaller, Depends(scoped("activities", "read"))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3".')]
+IfMatch = Annotated[str | None, if_match_header('The ETag you read, e.g. W/"3".')]
 TimeZone = Annotated[
     str | None,
     Query(

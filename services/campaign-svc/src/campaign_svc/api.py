@@ -7,7 +7,7 @@ from crm_common import customer_refs, record_scope
 from crm_common.app import SessionDep
 from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
 from crm_common.changes import ChangesParams, changes_params
-from crm_common.concurrency import etag
+from crm_common.concurrency import IfMatch, etag
 from crm_common.errors import ProblemError, problem_doc
 from crm_common.pagination import (
     MAX_FILTER_IDS,
@@ -18,7 +18,7 @@ from crm_common.pagination import (
     sync_page_params,
 )
 from crm_common.record_scope import ScopedCaller, scoped
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
 from campaign_svc.models import CampaignStatus, CampaignTarget, CampaignType, MemberStatus
@@ -44,9 +44,6 @@ from campaign_svc.settings import Settings
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=problem_doc(401, 403))
 # The caller with their record scopes (crm_common.record_scope): campaigns by owner and team.
 MarketingAccess = Annotated[ScopedCaller, Depends(scoped("campaigns"))]
-IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
-]
 
 
 def settings_of(request: Request) -> Settings:

@@ -10,7 +10,7 @@ from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_descr
 from crm_common.auth import Principal, require
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
-from crm_common.concurrency import etag
+from crm_common.concurrency import IfMatch, etag
 from crm_common.errors import FieldError, ProblemError, problem_doc
 from crm_common.pagination import (
     MAX_FILTER_IDS,
@@ -21,7 +21,7 @@ from crm_common.pagination import (
     sync_page_params,
 )
 from crm_common.record_scope import ScopedCaller, scoped
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from customer_svc.models import CustomerStatus, CustomerType, Priority
@@ -72,9 +72,6 @@ CustomerAccess = Annotated[ScopedCaller, Depends(scoped("customers"))]
 CustomerReader = Annotated[ScopedCaller, Depends(scoped("customers", "read"))]
 # The import commits batch by batch in transactions of its own: its caller's teams are read before.
 Importer = Annotated[ScopedCaller, Depends(scoped("customers", own_transaction=True))]
-IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
-]
 
 
 def list_filter(

@@ -4,12 +4,12 @@ import uuid
 from typing import Annotated
 
 from crm_common.app import SessionDep
-from crm_common.concurrency import etag
+from crm_common.concurrency import IfMatch, etag
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
 from fastapi import APIRouter, Depends, Query, Response
 
-from customer_svc.api import CustomerAccess, IfMatch
+from customer_svc.api import CustomerAccess
 from customer_svc.schemas import (
     CustomerPage,
     SegmentCreateRequest,

@@ -9,11 +9,11 @@ from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_descr
 from crm_common.auth import Principal, require, require_access
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
-from crm_common.concurrency import etag
+from crm_common.concurrency import etag, if_match_header
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, page_params, sync_page_params
 from crm_common.record_scope import ScopedCaller, scoped
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, StringConstraints
 
 from ticket_svc.models import CommunicationDirection, TicketPriority, TicketStatus, TicketType
@@ -51,9 +51,7 @@ TicketCaller = Annotated[ScopedCaller, Depends(scoped("tickets"))]
 # A POST that only reads (batch/read) needs read access, like a GET.
 TicketReader = Annotated[ScopedCaller, Depends(scoped("tickets", "read"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
-IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description="The ETag you read; a stale one is a 412.")
-]
+IfMatch = Annotated[str | None, if_match_header("The ETag you read; a stale one is a 412.")]
 
 
 def current_time(request: Request) -> datetime:

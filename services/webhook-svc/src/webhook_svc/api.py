@@ -6,11 +6,11 @@ from typing import Annotated
 
 from crm_common.app import SessionDep
 from crm_common.auth import Principal, require_access
-from crm_common.concurrency import etag
+from crm_common.concurrency import IfMatch, etag
 from crm_common.contracts.registry import EVENT_TYPES
 from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, page_params
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime
 
 from webhook_svc.models import Delivery, DeliveryState, Subscription
@@ -36,9 +36,6 @@ from webhook_svc.settings import Settings
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=problem_doc(401, 403))
 WebhookAccess = Annotated[Principal, Depends(require_access("webhooks"))]
-IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description='The ETag you read, e.g. W/"3" (or send `version`).')
-]
 
 
 def settings_of(request: Request) -> Settings:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from crm_common import changes
 from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.batch import check_external_id_free, external_id_conflict
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version, check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by
@@ -187,8 +187,10 @@ async def _editable(
             "SYSTEM_ACTIVITY_READ_ONLY",
             "System notes are the record of business events and cannot be changed or deleted.",
         )
-    if required or if_match is not None or version is not None:
+    if required:
         check_version(activity.version, if_match=if_match, body_version=version)
+    else:
+        check_optional_version(activity.version, if_match=if_match, body_version=version)
     return activity
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from crm_common import changes, directory
 from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.changes import Changes, ChangesParams
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version, check_version
 from crm_common.errors import FieldError, ProblemError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
@@ -202,8 +202,7 @@ async def delete_campaign(
     session: AsyncSession, campaign_id: uuid.UUID, *, if_match: str | None, caller: ScopedCaller | None = None
 ) -> None:
     campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
-    if if_match is not None:
-        check_version(campaign.version, if_match=if_match, body_version=None)
+    check_optional_version(campaign.version, if_match=if_match)
     if campaign.status not in (CampaignStatus.PLANNING, CampaignStatus.CANCELLED):
         raise ProblemError(
             409,
@@ -238,8 +237,7 @@ async def transition(
 ) -> Campaign:
     allowed, to = TRANSITIONS[action]
     campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
-    if if_match is not None or body_version is not None:
-        check_version(campaign.version, if_match=if_match, body_version=body_version)
+    check_optional_version(campaign.version, if_match=if_match, body_version=body_version)
     if campaign.status not in allowed:
         raise ProblemError(
             409,

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common import directory
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version
 from crm_common.contracts.customer import OpportunityDraft
 from crm_common.errors import ProblemError
 from crm_common.events.outbox import add_events
@@ -17,12 +17,6 @@ from customer_svc.schemas import CustomerAssignRequest, CustomerConvertRequest
 from customer_svc.service.customers import get_customer, merged_error
 
 CONVERTIBLE = (CustomerStatus.LEAD, CustomerStatus.PROSPECT)
-
-
-def _check_optional_version(customer: Customer, if_match: str | None, body_version: int | None) -> None:
-    """Actions take the version read as an option: when sent, a stale one is a 412."""
-    if if_match is not None or body_version is not None:
-        check_version(customer.version, if_match=if_match, body_version=body_version)
 
 
 async def convert_customer(
@@ -38,7 +32,7 @@ async def convert_customer(
     # Locked: of two concurrent conversions the second sees the first's outcome (409, not 412).
     actor_id = caller.id
     customer = await get_customer(session, customer_id, for_update=True, caller=caller, write=True)
-    _check_optional_version(customer, if_match, data.version)
+    check_optional_version(customer.version, if_match=if_match, body_version=data.version)
     if customer.merged_into_id is not None:
         raise merged_error(customer)
     if customer.status not in CONVERTIBLE:
@@ -74,7 +68,7 @@ async def assign_customer(
     write scope; who it goes to need not be (a rep hands a lead over to another team)."""
     actor_id = caller.id
     customer = await get_customer(session, customer_id, caller=caller, write=True)
-    _check_optional_version(customer, if_match, data.version)
+    check_optional_version(customer.version, if_match=if_match, body_version=data.version)
     if customer.merged_into_id is not None:
         raise merged_error(customer)
     sent = data.model_fields_set

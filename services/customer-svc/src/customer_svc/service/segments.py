@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version, check_version
 from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import ScopedCaller
@@ -83,8 +83,7 @@ async def update_segment(
 
 async def delete_segment(session: AsyncSession, *, segment_id: uuid.UUID, if_match: str | None) -> None:
     segment = await get_segment(session, segment_id)
-    if if_match is not None:
-        check_version(segment.version, if_match=if_match, body_version=None)
+    check_optional_version(segment.version, if_match=if_match)
     await session.delete(segment)
     await session.flush()
 

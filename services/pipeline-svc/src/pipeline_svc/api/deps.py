@@ -1,8 +1,9 @@
 from typing import Annotated
 
 from crm_common.auth import Principal, require, require_access
+from crm_common.concurrency import if_match_header
 from crm_common.record_scope import ScopedCaller, scoped
-from fastapi import Depends, Header
+from fastapi import Depends
 
 SalesAccess = Annotated[Principal, Depends(require_access("sales"))]
 # Opportunities: the caller with their record scopes (crm_common.record_scope).
@@ -12,8 +13,5 @@ SalesReader = Annotated[ScopedCaller, Depends(scoped("sales", "read"))]
 # Configuring the pipeline (its stages) is an administrator's job.
 AdminAccess = Annotated[Principal, Depends(require("admin"))]
 IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match", description='The ETag you read, e.g. `W/"3"`; 412 when the resource changed since.'
-    ),
+    str | None, if_match_header('The ETag you read, e.g. `W/"3"`; 412 when the resource changed since.')
 ]

@@ -3,7 +3,6 @@
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
-from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError
 
 CENT = Decimal("0.01")
@@ -19,13 +18,6 @@ def cents(value: Decimal) -> Decimal:
 
 def line_total(quantity: Decimal, unit_price: Decimal, discount: Decimal) -> Decimal:
     return cents(Decimal(quantity) * Decimal(unit_price) * (HUNDRED - Decimal(discount)) / HUNDRED)
-
-
-def check_optional_version(current: int, *, if_match: str | None, body_version: int | None) -> None:
-    """Actions are guarded by the state machine; a client that sends a version still gets 412 if stale."""
-    if if_match is None and body_version is None:
-        return
-    check_version(current, if_match=if_match, body_version=body_version)
 
 
 def unprocessable(code: str, detail: str, *, field: str, message: str, rule: str, **extra) -> ProblemError:

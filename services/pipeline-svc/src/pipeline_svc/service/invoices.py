@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from crm_common import customer_refs
+from crm_common.concurrency import check_optional_version
 from crm_common.db import insert_for
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
@@ -28,7 +29,7 @@ from pipeline_svc import events
 from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
 from pipeline_svc.schemas import InvoiceCreateRequest
 from pipeline_svc.service import opportunities
-from pipeline_svc.service.common import cents, check_optional_version, line_total, unprocessable
+from pipeline_svc.service.common import cents, line_total, unprocessable
 
 # A won opportunity's draft invoice is due this many days after the close date.
 PAYMENT_TERMS_DAYS = 30

@@ -8,6 +8,7 @@ changes leave it alone until the client sends `amount: null` again.
 import uuid
 from datetime import UTC, datetime
 
+from crm_common.concurrency import check_optional_version
 from crm_common.errors import FieldError, ProblemError, unique_violation
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pipeline_svc import events
 from pipeline_svc.models import Opportunity, OpportunityProduct, OpportunityStatus, Product, ProductStatus
 from pipeline_svc.schemas import OpportunityLineItemCreateRequest, OpportunityLineItemUpdateRequest
-from pipeline_svc.service.common import check_optional_version, line_total, unprocessable
+from pipeline_svc.service.common import line_total, unprocessable
 from pipeline_svc.service.opportunities import (
     change_record,
     computed_amount,
@@ -51,7 +52,7 @@ async def _open_opportunity(
     session: AsyncSession, opportunity_id: uuid.UUID, if_match: str | None, caller: ScopedCaller | None
 ) -> Opportunity:
     opportunity = await load_opportunity(session, opportunity_id, lock=True, caller=caller, write=True)
-    check_optional_version(opportunity.version, if_match=if_match, body_version=None)
+    check_optional_version(opportunity.version, if_match=if_match)
     if opportunity.status != OpportunityStatus.OPEN:
         raise not_open(opportunity, "change their line items")
     return opportunity

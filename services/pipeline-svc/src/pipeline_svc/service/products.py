@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version, check_version
 from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import func, or_, select
@@ -111,8 +111,7 @@ async def update_product(
 
 async def delete_product(session: AsyncSession, *, product_id: uuid.UUID, if_match: str | None) -> None:
     product = await get_product(session, product_id)
-    if if_match is not None:
-        check_version(product.version, if_match=if_match, body_version=None)
+    check_optional_version(product.version, if_match=if_match)
     used = await session.execute(
         select(OpportunityProduct.id).where(OpportunityProduct.product_id == product_id).limit(1)
     )

@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version, check_version
 from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import func, select
@@ -161,8 +161,7 @@ async def update_stage(
 
 async def delete_stage(session: AsyncSession, *, stage_id: uuid.UUID, if_match: str | None) -> None:
     stage = await get_stage(session, stage_id)
-    if if_match is not None:
-        check_version(stage.version, if_match=if_match, body_version=None)
+    check_optional_version(stage.version, if_match=if_match)
     if await stage_in_use(session, stage.id):
         raise _in_use(stage, "be deleted")
     await session.delete(stage)

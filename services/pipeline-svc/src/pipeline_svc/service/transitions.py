@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
+from crm_common.concurrency import check_optional_version
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
@@ -12,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pipeline_svc import events
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage, OpportunityStatus
 from pipeline_svc.schemas import OpportunityRead
-from pipeline_svc.service.common import check_optional_version
 from pipeline_svc.service.invoices import invoice_for_won
 from pipeline_svc.service.opportunities import load_opportunity, not_open, view
 from pipeline_svc.service.stages import closing_stage

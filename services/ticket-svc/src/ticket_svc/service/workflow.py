@@ -7,7 +7,7 @@ satisfaction.
 import uuid
 from datetime import datetime, timedelta
 
-from crm_common.concurrency import check_version
+from crm_common.concurrency import check_optional_version
 from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError
 from crm_common.record_scope import ScopedCaller
@@ -40,12 +40,6 @@ def invalid_transition(current: str, target: str) -> ProblemError:
         errors=[FieldError(field="status", message=f"not allowed from {current}", code="invalid_transition")],
         extra={"currentStatus": current, "allowedStatuses": allowed},
     )
-
-
-def check_optional_version(ticket: Ticket, if_match: str | None, body_version: int | None) -> None:
-    """Actions take a version (If-Match or body) when the caller sends one; they do not need it."""
-    if if_match is not None or body_version is not None:
-        check_version(ticket.version, if_match=if_match, body_version=body_version)
 
 
 async def record_breach(
@@ -179,7 +173,7 @@ async def change_status(
     caller: ScopedCaller | None = None,
 ) -> Ticket:
     ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
-    check_optional_version(ticket, if_match, data.version)
+    check_optional_version(ticket.version, if_match=if_match, body_version=data.version)
     target = data.status
     if target not in ALLOWED[ticket.status]:
         raise invalid_transition(ticket.status, target)
@@ -226,7 +220,7 @@ async def escalate(
     caller: ScopedCaller | None = None,
 ) -> Ticket:
     ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
-    check_optional_version(ticket, if_match, body_version)
+    check_optional_version(ticket.version, if_match=if_match, body_version=body_version)
     terms = await terms_for(session, ticket.sla_revision_id)
     pending = events.Pending(ticket)
     await escalate_ticket(session, ticket, terms, reason=reason, now=now, actor_id=actor_id, pending=pending)
