@@ -21,6 +21,11 @@ from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.models import JSONType, UtcDateTime
 
+# The owner of what no person did: a system note, a record created from an event that names no
+# acting user (an integration's). No user has this id; lists show it under this name.
+SYSTEM_USER_ID = uuid.UUID(int=0)
+SYSTEM_USER_NAME = "System"
+
 metadata = sa.MetaData()
 
 users = sa.Table(

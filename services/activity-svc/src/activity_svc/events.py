@@ -32,13 +32,13 @@ from crm_common.contracts.pipeline import (
     OpportunityWon,
 )
 from crm_common.contracts.ticket import TicketClosed, TicketCreated, TicketEscalated, TicketResolved
+from crm_common.directory import SYSTEM_USER_ID
 from crm_common.events.envelope import CloudEvent, event_from
 from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activity_svc.models import Activity
 from activity_svc.service import notes
-from activity_svc.service.common import SYSTEM_USER_ID
 
 SERVICE = "activity"
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from crm_common import customer_refs, erasure
 from crm_common.contracts.customer import CustomerConverted, CustomerMerged
 from crm_common.currencies import ISO_4217
+from crm_common.directory import SYSTEM_USER_ID
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from sqlalchemy import select, update
@@ -14,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc import events
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage
-from pipeline_svc.service.common import SYSTEM_USER_ID
 from pipeline_svc.service.opportunities import change_record, insert_opportunity, stage_names
 from pipeline_svc.service.stages import first_open_stage
 

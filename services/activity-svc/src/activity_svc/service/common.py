@@ -8,10 +8,6 @@ from crm_common import customer_lookup, customer_refs, directory
 from crm_common.errors import FieldError, ProblemError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# A system note needs an owner; events from integrations may carry no acting user.
-SYSTEM_USER_ID = uuid.UUID(int=0)
-SYSTEM_USER_NAME = "System"
-
 
 async def require_known_users(session: AsyncSession, ids: Iterable[uuid.UUID], *, field: str) -> None:
     """Every id must be a known, active user of the directory; one 422 naming each one that is not.

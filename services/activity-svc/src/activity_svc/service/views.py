@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from crm_common import customer_refs, directory
 from crm_common.changes import Changes, ChangesParams, changes_page
+from crm_common.directory import SYSTEM_USER_ID, SYSTEM_USER_NAME
 from crm_common.errors import FieldError, ProblemError
 from crm_common.pagination import PageParams, cursor_window, next_cursor, order_by, sync_filters, sync_order
 from crm_common.record_scope import ScopedCaller
@@ -25,7 +26,6 @@ from activity_svc.schemas import (
     ActivityRead,
 )
 from activity_svc.service.activities import DEFAULT_ORDER, SORTABLE, in_scope
-from activity_svc.service.common import SYSTEM_USER_ID, SYSTEM_USER_NAME
 
 AGENDA_TYPES = (ActivityType.TASK, ActivityType.MEETING)
 

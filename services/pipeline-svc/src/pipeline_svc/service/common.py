@@ -1,14 +1,11 @@
 """Helpers shared by the pipeline's domain modules."""
 
-import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 from crm_common.errors import FieldError, ProblemError
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal("100")
-# Events from integrations may carry no acting user; records they create are owned by this id.
-SYSTEM_USER_ID = uuid.UUID(int=0)
 
 
 def cents(value: Decimal) -> Decimal:
