@@ -28,6 +28,7 @@ from crm_common.app import settle_heap
 from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
 from crm_common.observability import configure_logging, json_logs_wanted
+from crm_common.settings import PlatformSettings
 
 NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign", "webhook")
 
@@ -132,15 +133,15 @@ async def _reset_password(email: str, *, generate: bool) -> None:
     print(f"Password of {email} changed." + (f" New password: {password}" if generate else ""))
 
 
-def _backup_or_restore(args) -> None:
+def _backup_or_restore(args, platform: PlatformSettings) -> None:
     from crm_gateway import backup
 
-    if os.environ.get("CRM_DATABASE_URL"):
+    if platform.database_url:
         sys.exit(
             f"crm {args.command}: CRM_DATABASE_URL is set; back up Postgres with pg_dump / pg_restore "
             '(docs/operations.md, "Postgres")'
         )
-    data_dir = Path(os.environ.get("CRM_DATA_DIR", "data"))
+    data_dir = platform.data_dir
     try:
         if args.command == "backup":
             result = backup.backup(data_dir, args.dest)
@@ -160,16 +161,17 @@ def _backup_or_restore(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    platform = PlatformSettings()
     parser = argparse.ArgumentParser(prog="crm", description="Run the CRM platform.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run every service and the gateway in one process (embedded default)")
-    up.add_argument("--host", default=os.environ.get("CRM_HOST", "127.0.0.1"))
-    up.add_argument("--port", type=int, default=int(os.environ.get("CRM_PORT", "8000")))
+    up.add_argument("--host", default=platform.host)
+    up.add_argument("--port", type=int, default=platform.port)
     sub.add_parser("down", help="stop the CRM that `crm up` runs from CRM_DATA_DIR")
     serve = sub.add_parser("serve", help="run one service or the gateway (distributed mode)")
     serve.add_argument("service", choices=NAMES)
-    serve.add_argument("--host", default=os.environ.get("CRM_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("CRM_PORT", "8000")))
+    serve.add_argument("--host", default=platform.host)
+    serve.add_argument("--port", type=int, default=platform.port)
     mig = sub.add_parser("migrate", help="migrate databases to the latest schema")
     mig.add_argument("service", choices=(*NAMES, "all"))
     mk = sub.add_parser("makemigrations", help="autogenerate a migration from model changes")
@@ -177,11 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     mk.add_argument("-m", "--message", required=True)
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI 3.0 document")
     demo = sub.add_parser("demo", help="load a sample company into a running CRM through its API")
-    demo.add_argument("--url", default=os.environ.get("CRM_URL", "http://127.0.0.1:8000"))
-    demo.add_argument("--admin-email", default=os.environ.get("CRM_ADMIN_EMAIL", "admin@example.com"))
+    demo.add_argument("--url", default=platform.url)
+    demo.add_argument("--admin-email", default=platform.admin_email)
     demo.add_argument(
         "--admin-password",
-        default=os.environ.get("CRM_ADMIN_PASSWORD"),
+        default=platform.admin_password,
         help="the admin's password (default: CRM_ADMIN_PASSWORD)",
     )
     bk = sub.add_parser("backup", help="back up the embedded default's databases into a new folder")
@@ -224,26 +226,25 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "down":
         from crm_gateway import runfile
 
-        print(runfile.stop(Path(os.environ.get("CRM_DATA_DIR", "data"))), flush=True)
+        print(runfile.stop(platform.data_dir), flush=True)
         return
 
     # The embedded default keeps everything there; distributed processes may run on a read-only
     # file system (Kubernetes), their data in Postgres.
-    sqlite = not os.environ.get("CRM_DATABASE_URL")
+    sqlite = not platform.database_url
     if args.command in ("up", "backup", "restore") or (
         sqlite and args.command in ("migrate", "events", "admin")
     ):
-        _check_data_dir(Path(os.environ.get("CRM_DATA_DIR", "data")), args.command)
+        _check_data_dir(platform.data_dir, args.command)
     if args.command in ("backup", "restore"):
-        _backup_or_restore(args)
+        _backup_or_restore(args, platform)
         return
 
-    log_level = os.environ.get("CRM_LOG_LEVEL", "INFO")
-    configure_logging(log_level, json_logs=json_logs_wanted(os.environ.get("CRM_LOG_JSON")))
+    configure_logging(platform.log_level, json_logs=json_logs_wanted(platform.log_json))
     # Off unless an OTLP collector is named (crm_common.tracing).
     tracing.configure(
         "crm" if args.command == "up" else f"crm-{getattr(args, 'service', 'cli')}",
-        endpoint=os.environ.get("CRM_OTLP_ENDPOINT") or None,
+        endpoint=platform.otlp_endpoint or None,
     )
 
     if args.command == "admin":
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         from crm_gateway import runfile
         from crm_gateway.embedded import create_embedded_app
 
-        data_dir = Path(os.environ.get("CRM_DATA_DIR", "data"))
+        data_dir = platform.data_dir
         if (pid := runfile.running_pid(data_dir)) is not None:
             # Two processes on one set of SQLite files would each relay and consume the same events.
             sys.exit(f"A CRM (process {pid}) is already running from {data_dir}; `crm down` stops it.")

@@ -12,6 +12,35 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 
+class PlatformSettings(BaseSettings):
+    """The platform-wide `CRM_` values the `crm` command reads for its whole process (where it binds,
+    where its files are, logging, tracing, what `crm demo` loads into): only these names, as no one
+    service's prefix applies to the process that hosts them all. Each service reads its own settings
+    (`ServiceSettings`) beside these."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    # Set: the distributed mode's Postgres (no SQLite files to check, back up or restore here).
+    database_url: str | None = None
+    log_level: str = "INFO"
+    # Unset: JSON unless stderr is a terminal (crm_common.observability.json_logs_wanted).
+    log_json: str | None = None
+    # An OTLP/HTTP collector; unset or empty, tracing is off (crm_common.tracing).
+    otlp_endpoint: str | None = None
+    # `crm demo`: the running CRM it loads a sample company into, and the admin it signs in as.
+    url: str = "http://127.0.0.1:8000"
+    admin_email: str = "admin@example.com"
+    admin_password: str | None = None
+
+    @property
+    def local_url(self) -> str:
+        """This process's own address (the embedded default's gateway)."""
+        return f"http://{self.host}:{self.port}"
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
 

@@ -1,6 +1,4 @@
-import os
-
-from crm_common.settings import ServiceSettings
+from crm_common.settings import PlatformSettings, ServiceSettings
 from pydantic_settings import SettingsConfigDict
 
 
@@ -29,6 +27,4 @@ class Settings(ServiceSettings):
     def resolved_customer_url(self) -> str:
         if self.customer_url:
             return self.customer_url.rstrip("/")
-        host = os.environ.get("CRM_HOST", "127.0.0.1")
-        port = os.environ.get("CRM_PORT", "8000")
-        return f"http://{host}:{port}"
+        return PlatformSettings().local_url
