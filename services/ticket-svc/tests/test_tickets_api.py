@@ -126,6 +126,7 @@ async def test_assignee_and_team_must_exist_and_be_active(
 async def test_concurrent_creates_get_distinct_consecutive_numbers(client, agent, add_customer):
     customer = str(await add_customer())
     body = {"subject": "S", "description": "D", "type": "QUESTION", "customerId": customer}
+    # A client honouring 503 OVERLOADED's Retry-After, as on a loaded machine the burst may meet it.
     responses = await asyncio.gather(
         *(admitted(lambda: client.post("/api/v1/tickets", json=body, headers=agent)) for _ in range(20))
     )

@@ -6,19 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from crm_common import directory
+from crm_common import directory, numbering
 from crm_common.archive import ArchivedMode, check_not_archived
 from crm_common.batch import external_id_exists
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
-from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, paginate
 from crm_common.record_scope import ScopedCaller
 from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -30,23 +29,8 @@ from customer_svc.service.query import customer_select, in_scope
 
 
 async def next_customer_numbers(session: AsyncSession, year: int, count: int = 1) -> list[str]:
-    """`count` consecutive CUST-YYYY-NNNNNN numbers from a per-year counter row, incremented under its
-    row lock (Postgres) or the write lock (SQLite): concurrent creates get distinct, consecutive
-    numbers; a rolled-back create gives its numbers back."""
-    await session.execute(
-        insert_for(session, CustomerNumberCounter)
-        .values(year=year, last_value=0)
-        .on_conflict_do_nothing(index_elements=["year"])
-    )
-    last = (
-        await session.execute(
-            update(CustomerNumberCounter)
-            .where(CustomerNumberCounter.year == year)
-            .values(last_value=CustomerNumberCounter.last_value + count)
-            .returning(CustomerNumberCounter.last_value)
-        )
-    ).scalar_one()
-    return [f"CUST-{year}-{n:06d}" for n in range(last - count + 1, last + 1)]
+    """`count` consecutive CUST-YYYY-NNNNNN numbers, gap-free (crm_common.numbering)."""
+    return await numbering.next_numbers(session, CustomerNumberCounter, "CUST", year, count)
 
 
 async def next_customer_number(session: AsyncSession, year: int) -> str:

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from crm_common import customer_refs
+from crm_common import customer_refs, numbering
 from crm_common.concurrency import check_optional_version
-from crm_common.db import insert_for
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
@@ -91,18 +90,8 @@ async def customer_owner(
 
 
 async def next_invoice_number(session: AsyncSession, year: int) -> str:
-    """INV-YYYY-NNNNNN from a per-year counter row, created or incremented by one upsert that holds its
-    row lock (Postgres) or the write lock (SQLite) until commit: concurrent creates get distinct,
-    consecutive numbers; a rolled-back create gives its number back."""
-    insert = insert_for(session, InvoiceNumberCounter).values(year=year, last_value=1)
-    value = (
-        await session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["year"], set_={"last_value": InvoiceNumberCounter.last_value + 1}
-            ).returning(InvoiceNumberCounter.last_value)
-        )
-    ).scalar_one()
-    return f"INV-{year}-{value:06d}"
+    """INV-YYYY-NNNNNN, gap-free (crm_common.numbering)."""
+    return await numbering.next_number(session, InvoiceNumberCounter, "INV", year)
 
 
 async def insert_invoice(

@@ -1,9 +1,9 @@
-"""Ticket numbers, TKT-YYYY-NNNNNN: from a per-year counter row incremented under its row lock, so
-concurrent creates get distinct, consecutive numbers and a rolled-back create gives its number back.
+"""Ticket numbers, TKT-YYYY-NNNNNN, gap-free: crm_common.numbering's algorithm (ensure the year's
+counter row, then increment it under its lock, held until commit).
 
 The counter row is the one thing every create of a year waits for, so it is taken as late and held
 as briefly as possible: on Postgres the ticket is inserted first under a placeholder number, then a
-single statement increments the counter, numbers the ticket and writes its `ticket.created` outbox
+single statement runs that same increment, numbers the ticket and writes its `ticket.created` outbox
 row; only the commit follows. (SQLite has one writer at a time anyway: there the number is simply
 taken before the insert.)
 """
@@ -11,40 +11,19 @@ taken before the insert.)
 import json
 
 import sqlalchemy as sa
-from crm_common.db import OUTBOX_WRITTEN, after_commit, insert_for
+from crm_common import numbering
+from crm_common.db import OUTBOX_WRITTEN, after_commit
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.models import utcnow
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ticket_svc.models import Ticket, TicketNumberCounter
 
 
-def _format(year: int, value: int) -> str:
-    return f"TKT-{year}-{value:06d}"
-
-
-async def _ensure_counter(session: AsyncSession, year: int) -> None:
-    await session.execute(
-        insert_for(session, TicketNumberCounter)
-        .values(year=year, last_value=0)
-        .on_conflict_do_nothing(index_elements=["year"])
-    )
-
-
 async def next_ticket_number(session: AsyncSession, year: int) -> str:
-    await _ensure_counter(session, year)
-    value = (
-        await session.execute(
-            update(TicketNumberCounter)
-            .where(TicketNumberCounter.year == year)
-            .values(last_value=TicketNumberCounter.last_value + 1)
-            .returning(TicketNumberCounter.last_value)
-        )
-    ).scalar_one()
-    return _format(year, value)
+    return await numbering.next_number(session, TicketNumberCounter, "TKT", year)
 
 
 _NUMBER_AND_PUBLISH = sa.text(
@@ -85,7 +64,7 @@ async def insert_numbered(session: AsyncSession, ticket: Ticket, year: int, crea
         await session.flush()
         await add_events(session, created(ticket))
         return
-    await _ensure_counter(session, year)
+    await numbering.ensure_year(session, TicketNumberCounter, year)
     ticket.ticket_number = ticket.id.hex  # a unique placeholder, 32 characters
     session.add(ticket)
     await session.flush()

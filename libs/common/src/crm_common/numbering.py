@@ -1,0 +1,64 @@
+"""Yearly record numbers (`CUST-2026-000001`, `INV-…`, `TKT-…`): one algorithm for every service.
+
+A service keeps a counter table with one row per year (`year` primary key, `last_value`). Numbers
+are taken in two statements: `ensure_year` inserts the year's row if it is missing (ON CONFLICT DO
+NOTHING, which takes no lock on a row that exists), then one UPDATE adds `count` to `last_value`,
+RETURNING it. That UPDATE holds the row's lock (Postgres) or runs under the single write lock
+(SQLite) until the transaction ends, so:
+- concurrent writers get distinct, consecutive numbers, never one twice;
+- a transaction that rolls back gives its numbers back (its increment rolls back with it), so the
+  numbers committed are gap-free: 1, 2, 3, … within a year, in commit order;
+- the price: a year's creates queue on that row from the increment to their commit, so take the
+  number as late in the transaction as you can. Ensuring the row is apart for that reason: it can
+  run early and the increment last (ticket-svc, on Postgres, ensures the row before it
+  inserts the ticket and inlines the increment into the one statement that numbers the ticket and
+  writes its event, right before the commit).
+
+The number is `<PREFIX>-<year>-<value>`, the value zero-padded to six digits (more when it grows).
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import insert_for
+
+
+def format_number(prefix: str, year: int, value: int) -> str:
+    return f"{prefix}-{year}-{value:06d}"
+
+
+async def ensure_year(session: AsyncSession, counter: Any, year: int) -> None:
+    """The counter row of `year` (`last_value` 0) if there is none yet."""
+    table = getattr(counter, "__table__", counter)
+    await session.execute(
+        insert_for(session, table)
+        .values(year=year, last_value=0)
+        .on_conflict_do_nothing(index_elements=["year"])
+    )
+
+
+async def take(session: AsyncSession, counter: Any, year: int, count: int = 1) -> range:
+    """`count` consecutive values of `year` from the counter table (a model or `sa.Table` with
+    `year` and `last_value` columns), reserved until the transaction ends."""
+    table = getattr(counter, "__table__", counter)
+    await ensure_year(session, table, year)
+    increment = (
+        sa.update(table)
+        .where(table.c.year == year)
+        .values(last_value=table.c.last_value + count)
+        .returning(table.c.last_value)
+    )
+    last = (await session.execute(increment)).scalar_one()
+    return range(last - count + 1, last + 1)
+
+
+async def next_numbers(
+    session: AsyncSession, counter: Any, prefix: str, year: int, count: int = 1
+) -> list[str]:
+    return [format_number(prefix, year, value) for value in await take(session, counter, year, count)]
+
+
+async def next_number(session: AsyncSession, counter: Any, prefix: str, year: int) -> str:
+    return (await next_numbers(session, counter, prefix, year))[0]
