@@ -5,15 +5,11 @@ import pytest
 from campaign_svc.app import create_app
 from campaign_svc.handlers import handlers
 from campaign_svc.settings import Settings
-from crm_common import directory
 from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerOwner, CustomerUpdated
-from crm_common.contracts.identity import UserCreated
 from crm_common.events.envelope import event_from, new_event
-from crm_common.events.inbox import idempotent_dispatcher
 from crm_common.events.memory_bus import MemoryBus
-from crm_common.events.tables import outbox
+from crm_common.testing import plugin as shared
 from crm_common.testing.plugin import running
-from sqlalchemy import func, select
 
 
 @pytest.fixture
@@ -56,38 +52,18 @@ def headers(auth_headers):
     return auth_headers("marketer", user_id=MARKETER)
 
 
-async def count_rows(client, table) -> int:
-    async with client.app.state.runtime.db.transaction() as s:
-        return (await s.execute(select(func.count()).select_from(table))).scalar_one()
-
-
-async def outbox_payloads(client, routing_key: str | None = None) -> list[dict]:
-    async with client.app.state.runtime.db.transaction() as s:
-        query = select(outbox).order_by(outbox.c.position)
-        if routing_key:
-            query = query.where(outbox.c.routing_key == routing_key)
-        return [r.payload for r in (await s.execute(query)).all()]
+count_rows = shared.count_rows
+outbox_payloads = shared.outbox_payloads
 
 
 async def deliver(client, *events) -> None:
-    """Hand events to campaign-svc exactly as its bus consumer does (inbox + handlers)."""
-    dispatch = idempotent_dispatcher(
-        client.app.state.runtime.db, "campaign", {**directory.HANDLERS, **handlers(client.settings)}
-    )
-    for event in events:
-        await dispatch(event)
+    """Hand events to campaign-svc exactly as its bus consumer does (crm_common.testing.plugin)."""
+    await shared.deliver(client, "campaign", handlers(client.settings), *events)
 
 
 async def add_user(client, user_id=None) -> uuid.UUID:
     user_id = user_id or uuid.uuid4()
-    payload = UserCreated(
-        user_id=user_id,
-        email=f"{user_id.hex[:8]}@crm.example",
-        full_name="Ada",
-        roles=["marketer"],
-        is_active=True,
-    )
-    await deliver(client, event_from(payload, service="gateway", subject=user_id, sequence=1))
+    await deliver(client, shared.user_event(user_id, name="Ada", roles=["marketer"]))
     return user_id
 
 

@@ -3,19 +3,15 @@ import os
 import uuid
 
 import pytest
-from crm_common import directory
-from crm_common.contracts.identity import TeamCreated, UserCreated, UserUpdated
 from crm_common.db import async_url
-from crm_common.events.envelope import event_from
-from crm_common.events.inbox import idempotent_dispatcher
 from crm_common.events.memory_bus import MemoryBus
-from crm_common.events.tables import outbox
+from crm_common.testing import plugin as shared
 from crm_common.testing.plugin import DEFAULT_PG, running
 from customer_svc.app import create_app
 from customer_svc.handlers import HANDLERS
 from customer_svc.models import Customer
 from customer_svc.settings import Settings
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
@@ -76,52 +72,30 @@ async def client(database, signing_key, tmp_path, bus):
         yield client
 
 
+outbox_payloads = shared.outbox_payloads
+
+
 async def count_rows(client, table=Customer) -> int:
-    async with client.app.state.runtime.db.transaction() as s:
-        return (await s.execute(select(func.count()).select_from(table))).scalar_one()
-
-
-async def outbox_payloads(client, routing_key: str | None = None) -> list[dict]:
-    async with client.app.state.runtime.db.transaction() as s:
-        query = select(outbox).order_by(outbox.c.position)
-        if routing_key:
-            query = query.where(outbox.c.routing_key == routing_key)
-        return [r.payload for r in (await s.execute(query)).all()]
+    return await shared.count_rows(client, table)
 
 
 async def deliver(client, *events, concurrently=False) -> None:
-    """Hand events to customer-svc exactly as its bus consumer does (inbox + handlers, one
-    transaction each). On the shared MemoryBus every other service's queue is declared too, with
-    nobody consuming in these tests, so a publish would wait for them."""
-    dispatch = idempotent_dispatcher(
-        client.app.state.runtime.db, "customer", {**directory.HANDLERS, **HANDLERS}
-    )
-    if concurrently:
-        await asyncio.gather(*(dispatch(e) for e in events))
-    else:
-        for event in events:
-            await dispatch(event)
+    """Hand events to customer-svc exactly as its bus consumer does (crm_common.testing.plugin)."""
+    await shared.deliver(client, "customer", HANDLERS, *events, concurrently=concurrently)
 
 
 async def add_user(client, name="Grace Hopper", *, active=True, user_id=None, version=1) -> uuid.UUID:
     """Feed a user into the service's directory the way the gateway does: a user.* event."""
     user_id = user_id or uuid.uuid4()
-    cls = UserCreated if version == 1 else UserUpdated
-    payload = cls(
-        user_id=user_id,
-        email=f"{user_id.hex[:8]}@crm.example",
-        full_name=name,
-        roles=["sales_rep"],
-        is_active=active,
+    await deliver(
+        client, shared.user_event(user_id, name=name, roles=["sales_rep"], active=active, version=version)
     )
-    await deliver(client, event_from(payload, service="gateway", subject=user_id, sequence=version))
     return user_id
 
 
 async def add_team(client, name="EMEA", *, active=True) -> uuid.UUID:
     team_id = uuid.uuid4()
-    payload = TeamCreated(team_id=team_id, name=name, type="SALES", is_active=active)
-    await deliver(client, event_from(payload, service="gateway", subject=team_id, sequence=1))
+    await deliver(client, shared.team_event(team_id, name=name, active=active))
     return team_id
 
 

@@ -6,10 +6,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from crm_common.events.tables import outbox
 from crm_common.testing.plugin import admitted
-from customer_svc.models import Customer
-from sqlalchemy import func, select
+
+from .conftest import count_rows, outbox_payloads
 
 ADA = {
     "firstName": "Ada",
@@ -23,16 +22,6 @@ ADA = {
         {"type": "BILLING", "city": "Oxford"},
     ],
 }
-
-
-async def count_rows(client, table=Customer) -> int:
-    async with client.app.state.runtime.db.transaction() as s:
-        return (await s.execute(select(func.count()).select_from(table))).scalar_one()
-
-
-async def outbox_payloads(client) -> list[dict]:
-    async with client.app.state.runtime.db.transaction() as s:
-        return [r.payload for r in (await s.execute(select(outbox).order_by(outbox.c.position))).all()]
 
 
 async def test_create_returns_the_customer_in_camel_case(client, auth_headers):

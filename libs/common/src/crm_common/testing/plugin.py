@@ -9,15 +9,16 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -215,3 +216,88 @@ async def eventually(check: Callable, *, timeout: float = 10.0, interval: float 
         if asyncio.get_running_loop().time() > deadline:
             return result
         await asyncio.sleep(interval)
+
+
+# --- a service's own tables and consumer, as its tests look at them ------------------------------
+# `client` is a service app's test client (`running(create_app(...))`): its runtime's database is
+# the service's own. Every service's tests use these, not copies.
+
+
+async def count_rows(client: httpx.AsyncClient, table: Any) -> int:
+    """Rows in one of the service's tables (a model or `sa.Table`)."""
+    async with _runtime(client).db.transaction(read_only=True) as s:
+        return (await s.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
+
+
+async def outbox_payloads(client: httpx.AsyncClient, routing_key: str | None = None) -> list[dict]:
+    """The events the service has written to its outbox (envelopes), oldest first; of one routing
+    key when given."""
+    from crm_common.events.tables import outbox
+
+    query = sa.select(outbox.c.payload).order_by(outbox.c.position)
+    if routing_key:
+        query = query.where(outbox.c.routing_key == routing_key)
+    async with _runtime(client).db.transaction(read_only=True) as s:
+        return list((await s.execute(query)).scalars())
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    consumer: str,
+    handlers: Mapping[str, Any],
+    *events: Any,
+    concurrently: bool = False,
+) -> None:
+    """Hand events to the service exactly as its bus consumer `consumer` does: through the inbox,
+    one transaction each, to `handlers` and the directory's (user.*, team.*). Straight to the
+    handlers, not through the bus: on a shared MemoryBus every other service's queue is declared
+    too, with nobody consuming in a service's tests, so a publish would wait for them."""
+    from crm_common import directory
+    from crm_common.events.inbox import idempotent_dispatcher
+
+    dispatch = idempotent_dispatcher(_runtime(client).db, consumer, {**directory.HANDLERS, **handlers})
+    if concurrently:
+        await asyncio.gather(*(dispatch(e) for e in events))
+    else:
+        for event in events:
+            await dispatch(event)
+
+
+def user_event(
+    user_id: uuid.UUID | None = None,
+    *,
+    name: str = "Grace Hopper",
+    roles: Sequence[str] = ("sales_rep",),
+    active: bool = True,
+    version: int = 1,
+) -> Any:
+    """The gateway's `user.created` (version 1) or `user.updated` event for a user, as every
+    service's directory hears it."""
+    from crm_common.contracts.identity import UserCreated, UserUpdated
+    from crm_common.events.envelope import event_from
+
+    user_id = user_id or uuid.uuid4()
+    payload = (UserCreated if version == 1 else UserUpdated)(
+        user_id=user_id,
+        email=f"{user_id.hex[:8]}@crm.example",
+        full_name=name,
+        roles=list(roles),
+        is_active=active,
+    )
+    return event_from(payload, service="gateway", subject=user_id, sequence=version)
+
+
+def team_event(
+    team_id: uuid.UUID | None = None, *, name: str = "EMEA", type: str = "SALES", active: bool = True
+) -> Any:
+    """The gateway's `team.created` event for a team."""
+    from crm_common.contracts.identity import TeamCreated
+    from crm_common.events.envelope import event_from
+
+    team_id = team_id or uuid.uuid4()
+    payload = TeamCreated(team_id=team_id, name=name, type=type, is_active=active)
+    return event_from(payload, service="gateway", subject=team_id, sequence=1)
+
+
+def _runtime(client: httpx.AsyncClient) -> Any:
+    return client.app.state.runtime  # type: ignore[attr-defined]
