@@ -1,9 +1,9 @@
 """Yearly record numbers (`CUST-2026-000001`, `INV-…`, `TKT-…`): one algorithm for every service.
 
 A service keeps a counter table with one row per year (`year` primary key, `last_value`). Numbers
-are taken in two statements: `ensure_year` inserts the year's row if it is missing (ON CONFLICT DO
-NOTHING, which takes no lock on a row that exists), then one UPDATE adds `count` to `last_value`,
-RETURNING it. That UPDATE holds the row's lock (Postgres) or runs under the single write lock
+are taken by one UPDATE that adds `count` to `last_value`, RETURNING it; only when the year's row is
+missing (its first number) does `ensure_year` insert it (ON CONFLICT DO NOTHING) before the UPDATE
+runs again. That UPDATE holds the row's lock (Postgres) or runs under the single write lock
 (SQLite) until the transaction ends, so:
 - concurrent writers get distinct, consecutive numbers, never one twice;
 - a transaction that rolls back gives its numbers back (its increment rolls back with it), so the
@@ -43,14 +43,19 @@ async def take(session: AsyncSession, counter: Any, year: int, count: int = 1) -
     """`count` consecutive values of `year` from the counter table (a model or `sa.Table` with
     `year` and `last_value` columns), reserved until the transaction ends."""
     table = getattr(counter, "__table__", counter)
-    await ensure_year(session, table, year)
     increment = (
         sa.update(table)
         .where(table.c.year == year)
         .values(last_value=table.c.last_value + count)
         .returning(table.c.last_value)
     )
-    last = (await session.execute(increment)).scalar_one()
+    # The increment first: the year's row exists for all but its first number. Ensuring it first
+    # cost a round trip per number, and on Postgres that INSERT .. ON CONFLICT waited for the
+    # transaction holding the row's lock as the UPDATE then did again, so each create queued twice.
+    last = (await session.execute(increment)).scalar_one_or_none()
+    if last is None:
+        await ensure_year(session, table, year)
+        last = (await session.execute(increment)).scalar_one()
     return range(last - count + 1, last + 1)
 
 
