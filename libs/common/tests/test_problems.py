@@ -4,12 +4,16 @@ import json
 
 import httpx
 import pytest
-from crm_common.errors import ProblemError, install_problem_handlers, problem_response
+from crm_common.errors import DomainError, ProblemError, install_problem_handlers, problem_response
 from crm_common.observability import install_observability
 from crm_common.pagination import PageParams, page_params
 from crm_common.schemas import StrictApiModel
 from fastapi import Depends, FastAPI
 from pydantic import Field
+
+
+class ThingLocked(DomainError):
+    status, code = 409, "THING_LOCKED"
 
 
 class Thing(StrictApiModel):
@@ -29,6 +33,10 @@ def make_app() -> FastAPI:
     @app.get("/conflict")
     async def conflict():
         raise ProblemError(409, "THING_EXISTS", "A thing with that name exists.")
+
+    @app.get("/locked")
+    async def locked():
+        raise ThingLocked("The thing is locked.", extra={"lockedBy": "someone"})
 
     @app.get("/boom")
     async def boom():
@@ -126,3 +134,19 @@ async def test_problem_documents_keep_their_status_whatever_extra_members_are_pa
     r = problem_response(None, 409, "X", "d", extra={"status": "CANCELLED", "currentStatus": "CANCELLED"})
     body = json.loads(r.body)
     assert (r.status_code, body["status"], body["currentStatus"]) == (409, 409, "CANCELLED")
+
+
+async def test_a_domain_error_is_answered_with_its_class_status_and_code():
+    async with client() as c:
+        r = await c.get("/locked")
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert (body["status"], body["code"], body["title"]) == (409, "THING_LOCKED", "Conflict")
+    assert (body["detail"], body["lockedBy"]) == ("The thing is locked.", "someone")
+
+
+def test_a_domain_error_is_a_problem_error_so_batches_report_it_per_item():
+    exc = ThingLocked("locked")
+    assert isinstance(exc, ProblemError)
+    assert (exc.status, exc.code, exc.detail) == (409, "THING_LOCKED", "locked")

@@ -86,6 +86,40 @@ class ProblemError(Exception):
         self.extra = _checked_extra(extra)
 
 
+class DomainError(ProblemError):
+    """A refusal by a domain rule, raised by a service function as a typed exception.
+
+    Each context declares its kinds in `service/errors.py`, one subclass per refusal, with the
+    `status` and `code` that api-guide.md documents as class attributes:
+
+        class StageNotFound(DomainError):
+            status, code = 404, "STAGE_NOT_FOUND"
+
+        raise StageNotFound(f"Stage {stage_id} does not exist.")
+
+    Service code then names what went wrong, tests and callers can catch one kind, and the HTTP
+    shape is decided in one place: `install_problem_handlers` answers every ProblemError, this
+    included, with its problem document (a batch item carries the same problem).
+    """
+
+    status: int = 422
+    code: str = "VALIDATION_ERROR"
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        cls = type(self)
+        super().__init__(
+            cls.status, cls.code, detail, title=cls.title, errors=errors, headers=headers, extra=extra
+        )
+
+
 def not_found(what: str, ident: object) -> ProblemError:
     return ProblemError(404, f"{what.upper()}_NOT_FOUND", f"{what.capitalize()} {ident} does not exist.")
 
