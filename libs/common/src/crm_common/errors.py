@@ -104,7 +104,6 @@ class DomainError(ProblemError):
 
     status: int = 422
     code: str = "VALIDATION_ERROR"
-    title: str | None = None
 
     def __init__(
         self,
@@ -115,9 +114,7 @@ class DomainError(ProblemError):
         extra: dict[str, Any] | None = None,
     ):
         cls = type(self)
-        super().__init__(
-            cls.status, cls.code, detail, title=cls.title, errors=errors, headers=headers, extra=extra
-        )
+        super().__init__(cls.status, cls.code, detail, errors=errors, headers=headers, extra=extra)
 
 
 def not_found(what: str, ident: object) -> ProblemError:
