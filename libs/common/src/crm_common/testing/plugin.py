@@ -299,5 +299,40 @@ def team_event(
     return event_from(payload, service="gateway", subject=team_id, sequence=1)
 
 
+def customer_created_event(
+    customer_id: uuid.UUID | None = None,
+    *,
+    name: str = "Acme Ltd",
+    number: str | None = None,
+    type: str = "COMPANY",
+    status: str = "CUSTOMER",
+    email: str | None = None,
+    sequence: int = 1,
+    **extra: Any,
+) -> Any:
+    """customer-svc's `customer.created` event for a customer, as every other context hears it;
+    `extra` sets the contract's other fields (`owner=CustomerOwner(...)`, `source_campaign_id=...`)."""
+    from crm_common.contracts.customer import CustomerCreated
+    from crm_common.events.envelope import event_from
+
+    customer_id = customer_id or uuid.uuid4()
+    payload = CustomerCreated(
+        customer_id=customer_id,
+        customer_number=number or f"CUST-2026-{customer_id.int % 10**6:06d}",
+        type=type,
+        full_name=name,
+        email=email or f"{customer_id.hex[:8]}@example.com",
+        status=status,
+        **extra,
+    )
+    return event_from(payload, service="customer", subject=customer_id, sequence=sequence)
+
+
+async def publish(bus: Any, *events: Any) -> None:
+    """Publish events on a test's MemoryBus and return once every one was handled by its consumers."""
+    results = await bus.publish(list(events), timeout=10)
+    assert results == [None] * len(events), results
+
+
 def _runtime(client: httpx.AsyncClient) -> Any:
     return client.app.state.runtime  # type: ignore[attr-defined]
