@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from campaign_svc.app import create_app
-from campaign_svc.handlers import handlers
+from campaign_svc.events.handlers import handlers
 from campaign_svc.settings import Settings
 from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerOwner, CustomerUpdated
 from crm_common.events.envelope import event_from, new_event

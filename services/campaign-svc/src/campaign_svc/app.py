@@ -5,9 +5,8 @@ from crm_common.events.bus import Bus
 from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
-from campaign_svc.api import router
-from campaign_svc.api_internal import router as internal_router
-from campaign_svc.handlers import handlers
+from campaign_svc.api import ROUTERS
+from campaign_svc.events.handlers import handlers
 from campaign_svc.service import archiving
 from campaign_svc.settings import Settings
 
@@ -18,7 +17,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings,
         title="CRM campaign service",
         description="Marketing campaigns, targets, tracking and attribution.",
-        routers=[router, internal_router],
+        routers=ROUTERS,
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers(settings),
         bus=bus,

@@ -12,7 +12,7 @@ from crm_common.record_scope import ScopedCaller
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from campaign_svc import events
+from campaign_svc.events import publish as events
 from campaign_svc.models import (
     Campaign,
     CampaignConversion,

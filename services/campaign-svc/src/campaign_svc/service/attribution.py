@@ -18,7 +18,7 @@ from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from campaign_svc import events
+from campaign_svc.events import publish as events
 from campaign_svc.models import Campaign, CampaignConversion, CampaignLead, CampaignStatus, CampaignTarget
 from campaign_svc.schemas import CampaignMetrics, CurrencyAmount, FunnelStep
 from campaign_svc.service.tracking import STEP_FIELDS, add_to_counters, status_of

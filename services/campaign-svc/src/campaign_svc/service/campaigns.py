@@ -14,7 +14,7 @@ from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from campaign_svc import events
+from campaign_svc.events import publish as events
 from campaign_svc.models import (
     Campaign,
     CampaignConversion,

@@ -14,7 +14,7 @@ from crm_common.events.outbox import add_events
 from crm_common.record_scope import RecordScope
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from campaign_svc import events
+from campaign_svc.events import publish as events
 from campaign_svc.models import (
     Campaign,
     CampaignConversion,
