@@ -6,7 +6,7 @@ from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
 from pipeline_svc.api import ROUTERS
-from pipeline_svc.handlers import HANDLERS
+from pipeline_svc.events.handlers import HANDLERS
 from pipeline_svc.service import archiving
 from pipeline_svc.settings import Settings
 

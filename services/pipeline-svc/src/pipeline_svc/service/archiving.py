@@ -12,7 +12,7 @@ from crm_common.models import utcnow
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pipeline_svc import events
+from pipeline_svc.events import publish as events
 from pipeline_svc.models import Invoice, Opportunity
 from pipeline_svc.service.opportunities import load_opportunity
 

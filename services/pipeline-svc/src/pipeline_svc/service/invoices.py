@@ -24,7 +24,7 @@ from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from pipeline_svc import events
+from pipeline_svc.events import publish as events
 from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
 from pipeline_svc.schemas import InvoiceCreateRequest
 from pipeline_svc.service import opportunities

@@ -15,7 +15,7 @@ from crm_common.record_scope import ScopedCaller
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pipeline_svc import events
+from pipeline_svc.events import publish as events
 from pipeline_svc.models import Opportunity, OpportunityProduct, OpportunityStatus, Product, ProductStatus
 from pipeline_svc.schemas import OpportunityLineItemCreateRequest, OpportunityLineItemUpdateRequest
 from pipeline_svc.service.common import line_total, unprocessable

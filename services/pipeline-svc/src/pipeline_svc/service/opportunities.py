@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from pipeline_svc import events
+from pipeline_svc.events import publish as events
 from pipeline_svc.models import (
     Opportunity,
     OpportunityProduct,

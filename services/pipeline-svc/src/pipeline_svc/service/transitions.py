@@ -10,7 +10,7 @@ from crm_common.record_scope import ScopedCaller
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pipeline_svc import events
+from pipeline_svc.events import publish as events
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage, OpportunityStatus
 from pipeline_svc.schemas import OpportunityRead
 from pipeline_svc.service.invoices import invoice_for_won

@@ -1,5 +1,6 @@
-"""Handlers for the events pipeline-svc consumes. Each runs inside the inbox transaction, which already
-drops a redelivered event; they are also idempotent on their own and tolerate out-of-order delivery."""
+"""What other contexts' events change in the pipeline (mapped in events/handlers.py). Each runs inside
+the inbox transaction, which already drops a redelivered event; they are also idempotent on their own
+and tolerate out-of-order delivery."""
 
 import logging
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from crm_common.events.outbox import add_events
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pipeline_svc import events
+from pipeline_svc.events import publish as events
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage
 from pipeline_svc.service.opportunities import change_record, insert_opportunity, stage_names
 from pipeline_svc.service.stages import first_open_stage
@@ -135,10 +136,3 @@ async def scrub_erased_customer(session: AsyncSession, customer_id) -> set[str]:
         also={"version": Invoice.version + 1, "updated_at": now},
     )
     return removed
-
-
-HANDLERS = {
-    **customer_refs.handlers(repoint),
-    "customer.converted": on_customer_converted,
-    "customer.erased": erasure.erased_handler(scrub_erased_customer),
-}

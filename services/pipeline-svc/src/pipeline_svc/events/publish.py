@@ -2,7 +2,7 @@
 
 Every opportunity event carries the opportunity's current state and the envelope's `sequence` is the
 opportunity's version after the change, so a consumer keeping per-customer totals can upsert the
-newest state it has seen in any delivery order. Handlers of consumed events are in `handlers.py`.
+newest state it has seen in any delivery order. Handlers of consumed events are in `handlers.py`, their bodies in `service/reactions.py`.
 """
 
 import uuid
