@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from activity_svc import events as activity_events
 from activity_svc.service import notes as notes_service
+from activity_svc.service import reactions
 from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
 from crm_common.contracts.customer import (
     CustomerAssigned,
@@ -535,7 +535,7 @@ async def test_a_note_racing_a_merge_still_ends_on_the_primary(client, world, au
             )
             other = asyncio.create_task(world.deliver(merge_event))
         else:
-            await activity_events.on_customer_merged(session, merge_event)
+            await reactions.on_customer_merged(session, merge_event)
             other = asyncio.create_task(world.deliver(late_ticket))
         await asyncio.sleep(0.3)
         assert not other.done()  # it waits for the lock this transaction holds

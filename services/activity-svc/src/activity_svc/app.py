@@ -5,8 +5,8 @@ from crm_common.events.bus import Bus
 from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
-from activity_svc.api import router, timelines
-from activity_svc.events import HANDLERS
+from activity_svc.api import ROUTERS
+from activity_svc.events.handlers import HANDLERS
 from activity_svc.service import archiving
 from activity_svc.settings import Settings
 
@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings or Settings(),
         title="CRM activity service",
         description="Calls, meetings, tasks, notes and the timeline of every customer, opportunity and ticket.",
-        routers=[router, timelines],
+        routers=ROUTERS,
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,

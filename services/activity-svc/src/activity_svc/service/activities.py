@@ -17,7 +17,7 @@ from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activity_svc import events
+from activity_svc.events import publish
 from activity_svc.models import (
     Activity,
     ActivityParticipant,
@@ -215,7 +215,7 @@ async def _completed(session: AsyncSession, activity: Activity, *, now: datetime
 
 async def _after_completion(session: AsyncSession, activity: Activity, *, now: datetime) -> Activity | None:
     await session.flush()  # the version the event carries as its sequence
-    await add_events(session, events.activity_completed(activity))
+    await add_events(session, publish.activity_completed(activity))
     if activity.follow_up_date is None:
         return None
     follow_up = Activity(

@@ -12,7 +12,7 @@ from crm_common.models import utcnow
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activity_svc import events
+from activity_svc.events import publish
 from activity_svc.models import Activity
 from activity_svc.service.activities import _editable, get_activity
 
@@ -31,7 +31,7 @@ async def set_archived(
     )
     if not await archive.set_archived(session, activity, archived, if_match=if_match):
         return activity
-    event = events.activity_archived if archived else events.activity_restored
+    event = publish.activity_archived if archived else publish.activity_restored
     await add_events(session, event(activity, by=caller.id))
     return await get_activity(session, activity.id)
 
@@ -39,7 +39,7 @@ async def set_archived(
 async def _on_purge(session: AsyncSession, activities: Sequence[Activity]) -> None:
     # Participants go with the row (ON DELETE CASCADE); follow-ups keep their `followUpOfId`.
     now = utcnow()
-    await add_events(session, *(events.activity_purged(a, at=now) for a in activities))
+    await add_events(session, *(publish.activity_purged(a, at=now) for a in activities))
 
 
 async def purge(db: Database, retention: timedelta, *, now: datetime | None = None) -> int:

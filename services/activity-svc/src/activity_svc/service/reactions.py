@@ -1,6 +1,7 @@
-"""Events activity-svc publishes, and the handlers for the events it consumes.
+"""What activity-svc does when other contexts' events arrive: a system note per business event,
+the activities following a customer merge, and a customer's erasure.
 
-Each handler runs inside the inbox transaction (one note per event id, never two). Notes are
+Each reaction runs inside the inbox transaction (one note per event id, never two). Notes are
 independent of each other and dated by the event, so any delivery order gives the same timeline;
 the customer read model applies names by the event's `sequence` and merges whatever came first.
 Subjects and descriptions follow the seed's wording where the seed has one.
@@ -11,13 +12,6 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from crm_common import customer_refs, directory, erasure
-from crm_common.contracts.activity import (
-    ActivityArchived,
-    ActivityCompleted,
-    ActivityPurged,
-    ActivityRepointed,
-    ActivityRestored,
-)
 from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTargetAdded
 from crm_common.contracts.customer import (
     CustomerAssigned,
@@ -33,60 +27,13 @@ from crm_common.contracts.pipeline import (
 )
 from crm_common.contracts.ticket import TicketClosed, TicketCreated, TicketEscalated, TicketResolved
 from crm_common.directory import SYSTEM_USER_ID
-from crm_common.events.envelope import CloudEvent, event_from
+from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activity_svc.events import publish
 from activity_svc.models import Activity
 from activity_svc.service import notes
-
-SERVICE = "activity"
-
-
-def activity_archived(activity: Activity, *, by: uuid.UUID) -> CloudEvent:
-    payload = ActivityArchived(
-        activity_id=activity.id,
-        customer_id=activity.customer_id,
-        archived_by=by,
-        archived_at=activity.archived_at,
-    )
-    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version)
-
-
-def activity_restored(activity: Activity, *, by: uuid.UUID) -> CloudEvent:
-    payload = ActivityRestored(
-        activity_id=activity.id,
-        customer_id=activity.customer_id,
-        restored_by=by,
-        restored_at=activity.updated_at,
-    )
-    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version)
-
-
-def activity_purged(activity: Activity, *, at: datetime) -> CloudEvent:
-    payload = ActivityPurged(
-        activity_id=activity.id,
-        customer_id=activity.customer_id,
-        archived_at=activity.archived_at,
-        purged_at=at,
-    )
-    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version + 1)
-
-
-def activity_completed(activity: Activity) -> CloudEvent:
-    payload = ActivityCompleted(
-        activity_id=activity.id,
-        type=activity.type,
-        subject=activity.subject,
-        owner_id=activity.owner_id,
-        completed_at=activity.completed_at,
-        customer_id=activity.customer_id,
-        opportunity_id=activity.opportunity_id,
-        ticket_id=activity.ticket_id,
-        outcome=activity.outcome,
-    )
-    return event_from(payload, service=SERVICE, subject=activity.id, sequence=activity.version)
-
 
 # --- customers --------------------------------------------------------------------------------------
 
@@ -133,12 +80,7 @@ async def on_customer_merged(session: AsyncSession, event: CloudEvent) -> None:
         await add_events(
             session,
             *(
-                event_from(
-                    ActivityRepointed(activity_id=i, from_customer_id=old, customer_id=survivor),
-                    service=SERVICE,
-                    subject=i,
-                    sequence=v,
-                )
+                publish.activity_repointed(i, from_customer_id=old, customer_id=survivor, sequence=v)
                 for i, v in moved.all()
             ),
         )
@@ -347,26 +289,6 @@ async def on_campaign_member_converted(session: AsyncSession, event: CloudEvent)
     )
 
 
-HANDLERS = {
-    "customer.created": on_customer_created,
-    "customer.updated": customer_refs.on_customer_updated,
-    "customer.converted": on_customer_converted,
-    "customer.merged": on_customer_merged,
-    "customer.assigned": on_customer_assigned,
-    "customer.purged": customer_refs.on_customer_purged,
-    "opportunity.created": on_opportunity_created,
-    "opportunity.stage_changed": on_opportunity_stage_changed,
-    "opportunity.won": on_opportunity_won,
-    "opportunity.lost": on_opportunity_lost,
-    "ticket.created": on_ticket_created,
-    "ticket.escalated": on_ticket_escalated,
-    "ticket.resolved": on_ticket_resolved,
-    "ticket.closed": on_ticket_closed,
-    "campaign.target_added": on_campaign_target_added,
-    "campaign.member_converted": on_campaign_member_converted,
-}
-
-
 async def scrub_erased_customer(session: AsyncSession, customer_id: uuid.UUID) -> set[str]:
     """customer.erased: the text of the customer's activities (system notes included) goes; types,
     dates, statuses and owners stay, so counts and timelines keep their shape. The name also goes
@@ -393,6 +315,3 @@ async def scrub_erased_customer(session: AsyncSession, customer_id: uuid.UUID) -
         json=("attachments", "links", "custom_fields"),
         also={"version": Activity.version + 1, "updated_at": datetime.now(UTC)},
     )
-
-
-HANDLERS["customer.erased"] = erasure.erased_handler(scrub_erased_customer)
