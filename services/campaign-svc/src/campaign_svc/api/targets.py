@@ -5,7 +5,7 @@ from typing import Annotated
 
 from crm_common import customer_refs, record_scope
 from crm_common.app import SessionDep
-from crm_common.errors import ProblemError, problem_doc
+from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, any_of, order_by, paginate, sync_page_params
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from campaign_svc.schemas import (
     TargetsAddResult,
 )
 from campaign_svc.service import campaigns, members, segments
+from campaign_svc.service.errors import TargetBatchTooLarge
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=problem_doc(401, 403))
 
@@ -43,9 +44,7 @@ async def add_targets(
 ) -> TargetsAddResult:
     limit = settings_of(request).target_batch_limit
     if len(body.customer_ids) > limit:
-        raise ProblemError(
-            422,
-            "TARGET_BATCH_TOO_LARGE",
+        raise TargetBatchTooLarge(
             f"At most {limit} customer ids per request.",
             extra={"limit": limit},
         )

@@ -7,7 +7,7 @@ from crm_common import changes, directory
 from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.changes import Changes, ChangesParams
 from crm_common.concurrency import check_optional_version, check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
@@ -24,6 +24,12 @@ from campaign_svc.models import (
     CampaignTarget,
 )
 from campaign_svc.schemas import CampaignCreateRequest, CampaignUpdateRequest
+from campaign_svc.service.errors import (
+    CampaignClosed,
+    CampaignNotDeletable,
+    InvalidCampaign,
+    InvalidStatusTransition,
+)
 
 FINAL = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
 # action -> (allowed from, to)
@@ -52,8 +58,8 @@ def date_errors(start: datetime | None, end: datetime | None) -> list[FieldError
     return []
 
 
-def invalid(errors: list[FieldError]) -> ProblemError:
-    return ProblemError(422, "VALIDATION_ERROR", "The campaign is not valid.", errors=errors)
+def invalid(errors: list[FieldError]) -> InvalidCampaign:
+    return InvalidCampaign("The campaign is not valid.", errors=errors)
 
 
 async def create_campaign(
@@ -171,10 +177,8 @@ async def update_campaign(
         if k in not_null and changes[k] is None
     ]
     if campaign.status in FINAL and set(changes) - {"description", "actual_cost", "custom_fields", "message"}:
-        raise ProblemError(
-            409,
-            "CAMPAIGN_CLOSED",
-            f"Campaign is {campaign.status}: only description, message, actualCost and customFields may change.",
+        raise CampaignClosed(
+            f"Campaign is {campaign.status}: only description, message, actualCost and customFields may change."
         )
     errors += date_errors(
         changes.get("start_date", campaign.start_date), changes.get("end_date", campaign.end_date)
@@ -204,10 +208,8 @@ async def delete_campaign(
     campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
     check_optional_version(campaign.version, if_match=if_match)
     if campaign.status not in (CampaignStatus.PLANNING, CampaignStatus.CANCELLED):
-        raise ProblemError(
-            409,
-            "CAMPAIGN_NOT_DELETABLE",
-            f"A {campaign.status} campaign cannot be deleted; only PLANNING or CANCELLED ones.",
+        raise CampaignNotDeletable(
+            f"A {campaign.status} campaign cannot be deleted; only PLANNING or CANCELLED ones."
         )
 
     for table in (CampaignInteraction, CampaignTarget, CampaignLead, CampaignConversion):
@@ -239,9 +241,7 @@ async def transition(
     campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
     check_optional_version(campaign.version, if_match=if_match, body_version=body_version)
     if campaign.status not in allowed:
-        raise ProblemError(
-            409,
-            "INVALID_STATUS_TRANSITION",
+        raise InvalidStatusTransition(
             f"Cannot {action} a {campaign.status} campaign.",
             extra={"currentStatus": campaign.status, "allowedFrom": sorted(allowed)},
         )

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from crm_common import customer_refs
 from crm_common.contracts.customer import CustomerCreated, CustomerUpdated
 from crm_common.db import insert_for
-from crm_common.errors import ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import RecordScope
@@ -24,6 +23,7 @@ from campaign_svc.models import (
     CampaignTarget,
 )
 from campaign_svc.schemas import TargetRefused
+from campaign_svc.service.errors import CampaignClosed, TargetNotFound
 from campaign_svc.service.tracking import COUNTER_OF, STEP_FIELDS, add_to_counters, recount, status_of
 
 COUNTED = tuple(COUNTER_OF)
@@ -164,10 +164,8 @@ async def repoint(session: AsyncSession, secondary: uuid.UUID, primary: uuid.UUI
 # --- targets ---------------------------------------------------------------------------------------
 
 
-def closed(campaign: Campaign) -> ProblemError:
-    return ProblemError(
-        409, "CAMPAIGN_CLOSED", f"Campaign is {campaign.status}: its targets can no longer change."
-    )
+def closed(campaign: Campaign) -> CampaignClosed:
+    return CampaignClosed(f"Campaign is {campaign.status}: its targets can no longer change.")
 
 
 async def add_targets(
@@ -288,9 +286,7 @@ async def remove_target(session: AsyncSession, campaign: Campaign, customer_id: 
         )
     ).first()
     if removed is None:
-        raise ProblemError(
-            404, "TARGET_NOT_FOUND", f"Customer {customer_id} is not a target of this campaign."
-        )
+        raise TargetNotFound(f"Customer {customer_id} is not a target of this campaign.")
     # The counters lose what this member had reached (the campaign's row lock is held).
     reached = {f: -1 for f in COUNTED if removed._mapping[f] is not None}
     await add_to_counters(session, campaign.id, reached)

@@ -5,15 +5,19 @@ before anything is written; customer-svc unreachable (or failing) is a 503, noth
 import uuid
 
 import httpx
-from crm_common.errors import ProblemError
+
+from campaign_svc.service.errors import (
+    CustomerServiceUnavailable,
+    SegmentForbidden,
+    SegmentNotFound,
+    SegmentTooLarge,
+)
 
 PAGE_SIZE = 200
 
 
-def unavailable(detail: str) -> ProblemError:
-    return ProblemError(
-        503,
-        "CUSTOMER_SERVICE_UNAVAILABLE",
+def unavailable(detail: str) -> CustomerServiceUnavailable:
+    return CustomerServiceUnavailable(
         f"customer-svc could not evaluate the segment ({detail}); nothing was changed, retry later.",
         headers={"Retry-After": "5"},
     )
@@ -43,12 +47,10 @@ async def segment_customers(
             except httpx.HTTPError as exc:
                 raise unavailable(type(exc).__name__) from None
             if r.status_code == 404:
-                raise ProblemError(404, "SEGMENT_NOT_FOUND", f"Segment {segment_id} does not exist.")
+                raise SegmentNotFound(f"Segment {segment_id} does not exist.")
             if r.status_code in (401, 403):
-                raise ProblemError(
-                    403,
-                    "SEGMENT_FORBIDDEN",
-                    "customer-svc refused to evaluate the segment for you (customer_access).",
+                raise SegmentForbidden(
+                    "customer-svc refused to evaluate the segment for you (customer_access)."
                 )
             if r.status_code != 200:
                 raise unavailable(f"HTTP {r.status_code}")
@@ -57,15 +59,13 @@ async def segment_customers(
                 total = int(body["total"])
                 items = body["items"]
                 if total > limit:
-                    raise ProblemError(
-                        422,
-                        "SEGMENT_TOO_LARGE",
+                    raise SegmentTooLarge(
                         f"The segment holds {total} customers; at most {limit} can be added at once.",
                         extra={"limit": limit, "total": total},
                     )
                 for item in items:
                     found[uuid.UUID(item["id"])] = (item.get("fullName"), item.get("status"))
-            except ProblemError:
+            except SegmentTooLarge:
                 raise
             except (ValueError, KeyError, TypeError):
                 raise unavailable("unexpected answer") from None

@@ -8,11 +8,12 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 from crm_common import customer_refs
 from crm_common.db import insert_for
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from campaign_svc.models import Campaign, CampaignInteraction, CampaignStatus, CampaignTarget
 from campaign_svc.schemas import InteractionInput
+from campaign_svc.service.errors import CampaignNotRunning, InteractionBatchTooLarge, InvalidInteractions
 
 # Funnel steps an interaction implies (a click means the message was sent, delivered and opened).
 IMPLIES: dict[str, tuple[str, ...]] = {
@@ -140,16 +141,12 @@ async def record_interactions(
     """All or nothing: any bad item is a 422 listing every bad item. Returns (recorded, duplicates,
     members whose status changed). The caller holds the campaign's row lock."""
     if len(items) > limit:
-        raise ProblemError(
-            422,
-            "INTERACTION_BATCH_TOO_LARGE",
+        raise InteractionBatchTooLarge(
             f"A batch holds at most {limit} interactions; this one has {len(items)}.",
             extra={"limit": limit},
         )
     if campaign.status in (CampaignStatus.PLANNING, CampaignStatus.CANCELLED):
-        raise ProblemError(
-            409, "CAMPAIGN_NOT_RUNNING", f"A {campaign.status} campaign does not take interactions."
-        )
+        raise CampaignNotRunning(f"A {campaign.status} campaign does not take interactions.")
     survivors = await customer_refs.survivors(session, {i.customer_id for i in items})
     customer_ids = {survivors.get(i.customer_id, i.customer_id) for i in items}
     # Plain rows, written back in one executemany: a batch touches up to `limit` members.
@@ -183,9 +180,7 @@ async def record_interactions(
                 )
             )
     if errors:
-        raise ProblemError(
-            422,
-            "INVALID_INTERACTIONS",
+        raise InvalidInteractions(
             f"{len(errors)} problem(s) in the batch; nothing was recorded.",
             errors=errors,
         )
