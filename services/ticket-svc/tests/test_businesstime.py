@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from ticket_svc.businesstime import (
+from ticket_svc.service.businesstime import (
     BusinessCalendar,
     CalendarError,
     add_business_minutes,
@@ -241,7 +241,7 @@ def test_impossible_calendars_are_refused():
 
 
 def test_a_calendar_closed_for_good_gives_up(monkeypatch):
-    import ticket_svc.businesstime as bt
+    import ticket_svc.service.businesstime as bt
 
     monkeypatch.setattr(bt, "MAX_SEARCH_DAYS", 30)
     cal = BusinessCalendar.from_hours(

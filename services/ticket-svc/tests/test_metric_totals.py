@@ -1,4 +1,4 @@
-"""The kept metric aggregates (ticket_svc.metric_totals, kept by triggers) answer exactly what a scan
+"""The kept metric aggregates (ticket_svc.service.metric_totals, kept by triggers) answer exactly what a scan
 of the tickets answers, after every kind of write: creates, status changes, responses, ratings,
 reassignments, merges, erasure, a breach marked by the scheduler, deletes and updates in plain SQL."""
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from crm_common.contracts.customer import CustomerErased
 from crm_common.events.envelope import new_event
-from ticket_svc.metric_totals import fold
 from ticket_svc.models import Ticket
 from ticket_svc.service import metrics
+from ticket_svc.service.metric_totals import fold
 
 from .conftest import publish
 from .test_customer_events import merged_event

@@ -7,7 +7,7 @@ from crm_common.db import Database
 from crm_common.testing.plugin import eventually, running
 from ticket_svc.app import create_app
 from ticket_svc.models import SlaBreach
-from ticket_svc.scheduler import escalate_breaches
+from ticket_svc.worker.scheduler import escalate_breaches
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the tests' clock starts on this Monday
 

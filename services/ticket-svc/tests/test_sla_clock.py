@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from ticket_svc import sla
-from ticket_svc.businesstime import BusinessCalendar, business_minutes
+from ticket_svc.service import sla
+from ticket_svc.service.businesstime import BusinessCalendar, business_minutes
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI")
 CAL = BusinessCalendar.from_hours("UTC", [(d, "09:00", "17:00") for d in WEEKDAYS])

@@ -8,12 +8,12 @@ from crm_common.events.bus import Bus
 from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
-from ticket_svc.api import policy_router, router
-from ticket_svc.events import HANDLERS
-from ticket_svc.metric_totals import run_folding
-from ticket_svc.scheduler import run_scheduler
+from ticket_svc.api import ROUTERS
+from ticket_svc.events.handlers import HANDLERS
 from ticket_svc.service import archiving
 from ticket_svc.settings import Settings
+from ticket_svc.worker.folding import run_folding
+from ticket_svc.worker.scheduler import run_scheduler
 
 log = logging.getLogger("crm.ticket")
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings,
         title="CRM ticket service",
         description="Support tickets with SLA, escalation, communications and satisfaction.",
-        routers=[router, policy_router],
+        routers=ROUTERS,
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,

@@ -152,7 +152,7 @@ class Ticket(Base, table=True):
     satisfaction_comment: str | None = Field(default=None, sa_type=sa.Text())
     satisfaction_rated_at: datetime | None = timestamp_field(nullable=True)
     custom_fields: dict = json_field(dict)
-    # SLA: the policy revision the ticket runs on, its due times and its clock (see sla.py).
+    # SLA: the policy revision the ticket runs on, its due times and its clock (see service/sla.py).
     sla_policy_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
     sla_revision_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), foreign_key="sla_revisions.id")
     first_response_due_at: datetime | None = timestamp_field(nullable=True)

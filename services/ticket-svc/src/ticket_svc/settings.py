@@ -18,5 +18,5 @@ class Settings(ServiceSettings):
     escalation_interval_seconds: float = 30.0
     escalation_batch_size: int = 100
     # How often the metric deltas written by the ticket triggers are folded into the kept totals
-    # (ticket_svc.metric_totals; the figures are exact either way, folding keeps the reads short).
+    # (ticket_svc.service.metric_totals; the figures are exact either way, folding keeps the reads short).
     metrics_fold_interval_seconds: float = 2.0

@@ -12,7 +12,7 @@ from crm_common.models import utcnow
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc import events
+from ticket_svc.events import publish
 from ticket_svc.models import Ticket
 from ticket_svc.service.tickets import get_ticket
 
@@ -26,7 +26,7 @@ async def set_archived(
     )
     if not await archive.set_archived(session, ticket, archived, if_match=if_match):
         return ticket
-    event = events.archived if archived else events.restored
+    event = publish.archived if archived else publish.restored
     await add_events(session, event(ticket, caller.id))
     return await get_ticket(session, ticket.id)
 
@@ -34,7 +34,7 @@ async def set_archived(
 async def _on_purge(session: AsyncSession, tickets: Sequence[Ticket]) -> None:
     # Communications and recorded breaches go with the row (ON DELETE CASCADE).
     now = utcnow()
-    await add_events(session, *(events.purged(t, now) for t in tickets))
+    await add_events(session, *(publish.purged(t, now) for t in tickets))
 
 
 async def purge(db: Database, retention: timedelta, *, now: datetime | None = None) -> int:

@@ -18,9 +18,10 @@ from crm_common.record_scope import ScopedCaller
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc import events, sla
+from ticket_svc.events import publish
 from ticket_svc.models import CommunicationChannel, CommunicationDirection, TicketCommunication, TicketStatus
 from ticket_svc.schemas import TicketCommunicationCreateRequest
+from ticket_svc.service import sla
 from ticket_svc.service.policies import terms_for
 from ticket_svc.service.tickets import clock_of, get_ticket, ticket_closed
 from ticket_svc.service.workflow import move, record_late
@@ -76,7 +77,7 @@ async def add_communication(
     session.add(communication)
 
     terms = await terms_for(session, ticket.sla_revision_id)
-    pending = events.Pending(ticket)
+    pending = publish.Pending(ticket)
     if not inbound and not internal and ticket.first_response_at is None:
         ticket.first_response_at = now
         ticket.response_time = sla.elapsed_minutes(terms.calendar, clock_of(ticket), now)
@@ -103,7 +104,7 @@ async def add_communication(
         )
     ticket.updated_at = now
     await session.flush()  # the communication exists and the ticket's version moved on
-    pending.add(events.communication_added(ticket, communication))
+    pending.add(publish.communication_added(ticket, communication))
     await pending.write(session)
     return communication
 

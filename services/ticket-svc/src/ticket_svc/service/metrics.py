@@ -4,7 +4,7 @@ grouped by team or by creation period (UTC day, ISO week starting Monday, month)
 
 Two ways to the same figures:
 
-- Kept aggregates (ticket_svc.metric_totals: per-team totals and exact time histograms, kept by
+- Kept aggregates (ticket_svc.service.metric_totals: per-team totals and exact time histograms, kept by
   triggers in the transaction of every ticket write) serve a caller whose ticket read scope is `all`
   asking for every ticket, or one team's (`teamId`), overall or `groupBy=team`: a few small reads
   whatever the number of tickets, plus the open tickets whose due time passed since the scheduler last
@@ -30,9 +30,9 @@ from crm_common.record_scope import ScopedCaller
 from sqlalchemy import case, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc import metric_totals
 from ticket_svc.models import OPEN_SQL, Ticket, TicketPriority, TicketStatus
 from ticket_svc.schemas import TicketMetrics, TicketMetricsGroup, TicketMetricsReport
+from ticket_svc.service import metric_totals
 from ticket_svc.service.tickets import breached_sql, in_scope, resolution_breached_sql, response_breached_sql
 
 GROUPS = ("team", "day", "week", "month")

@@ -12,10 +12,10 @@ from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc import sla
-from ticket_svc.businesstime import DAYS, BusinessCalendar, parse_hhmm
 from ticket_svc.models import SlaPolicy, SlaRevision
 from ticket_svc.schemas import SlaPolicyCreateRequest, SlaPolicyUpdateRequest
+from ticket_svc.service import sla
+from ticket_svc.service.businesstime import DAYS, BusinessCalendar, parse_hhmm
 
 
 @dataclass(frozen=True)

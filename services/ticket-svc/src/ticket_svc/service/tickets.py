@@ -19,10 +19,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc import events, sla
+from ticket_svc.events import publish
 from ticket_svc.models import OPEN_STATUSES, Ticket, TicketStatus
 from ticket_svc.schemas import TicketCreateRequest, TicketRead, TicketUpdateRequest
-from ticket_svc.service import numbers
+from ticket_svc.service import numbers, sla
 from ticket_svc.service.policies import NO_SLA, SlaTerms, select_policy, terms_for
 
 OWNERS = (Ticket.assigned_to_id, Ticket.created_by_id)
@@ -159,7 +159,7 @@ async def create_ticket(
         ticket.sla_stopped_at = now
     set_due_times(ticket, terms, now)
     try:
-        await numbers.insert_numbered(session, ticket, now.year, events.created_event)
+        await numbers.insert_numbered(session, ticket, now.year, publish.created_event)
     except IntegrityError as exc:
         if problem := external_id_conflict(exc, "tickets", "ticket", ticket.external_id):
             raise problem from None

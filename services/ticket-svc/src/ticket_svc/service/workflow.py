@@ -13,9 +13,10 @@ from crm_common.errors import FieldError, ProblemError
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticket_svc import events, sla
+from ticket_svc.events import publish
 from ticket_svc.models import OPEN_STATUSES, BreachKind, SlaBreach, Ticket, TicketStatus
 from ticket_svc.schemas import TicketSatisfactionRequest, TicketStatusChangeRequest
+from ticket_svc.service import sla
 from ticket_svc.service.policies import SlaTerms, terms_for
 from ticket_svc.service.tickets import clock_of, get_ticket, ticket_closed
 
@@ -114,7 +115,7 @@ async def move(
     *,
     now: datetime,
     actor_id: uuid.UUID | None,
-    pending: events.Pending,
+    pending: publish.Pending,
     reason: str | None = None,
 ) -> None:
     """Change the status (already checked allowed) with everything that goes with it."""
@@ -132,13 +133,13 @@ async def move(
         ticket.resolved_at = None
         ticket.resolution_time = None
     _run_clock(ticket, terms, status, now)
-    pending.add(events.status_changed(ticket, previous, actor_id))
+    pending.add(publish.status_changed(ticket, previous, actor_id))
     if status == S.RESOLVED:
-        pending.add(events.resolved(ticket, actor_id))
+        pending.add(publish.resolved(ticket, actor_id))
     elif status == S.CLOSED:
-        pending.add(events.closed(ticket, actor_id))
+        pending.add(publish.closed(ticket, actor_id))
     elif previous == S.RESOLVED:
-        pending.add(events.reopened(ticket, reason or "Reopened"))
+        pending.add(publish.reopened(ticket, reason or "Reopened"))
 
 
 async def escalate_ticket(
@@ -149,7 +150,7 @@ async def escalate_ticket(
     reason: str,
     now: datetime,
     actor_id: uuid.UUID | None,
-    pending: events.Pending,
+    pending: publish.Pending,
     automatic: bool = False,
 ) -> None:
     """Raise the escalation level by one and make the ticket ESCALATED (open tickets only)."""
@@ -159,7 +160,7 @@ async def escalate_ticket(
         await move(session, ticket, terms, S.ESCALATED, now=now, actor_id=actor_id, pending=pending)
     ticket.escalation_level += 1
     ticket.updated_at = now
-    pending.add(events.escalated(ticket, reason, actor_id, automatic))
+    pending.add(publish.escalated(ticket, reason, actor_id, automatic))
 
 
 async def change_status(
@@ -178,7 +179,7 @@ async def change_status(
     if target not in ALLOWED[ticket.status]:
         raise invalid_transition(ticket.status, target)
     terms = await terms_for(session, ticket.sla_revision_id)
-    pending = events.Pending(ticket)
+    pending = publish.Pending(ticket)
     if target == S.ESCALATED:
         if not data.reason:
             raise ProblemError(
@@ -222,7 +223,7 @@ async def escalate(
     ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     check_optional_version(ticket.version, if_match=if_match, body_version=body_version)
     terms = await terms_for(session, ticket.sla_revision_id)
-    pending = events.Pending(ticket)
+    pending = publish.Pending(ticket)
     await escalate_ticket(session, ticket, terms, reason=reason, now=now, actor_id=actor_id, pending=pending)
     await pending.write(session)
     return ticket

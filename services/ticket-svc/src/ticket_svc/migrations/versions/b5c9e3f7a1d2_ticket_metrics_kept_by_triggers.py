@@ -1,4 +1,4 @@
-"""ticket metrics kept by triggers (ticket_svc.metric_totals)
+"""ticket metrics kept by triggers (ticket_svc.service.metric_totals)
 
 Revision ID: b5c9e3f7a1d2
 Revises: f7a2c4e6b813
@@ -8,14 +8,14 @@ Every insert, delete and change of a watched column of a ticket appends its sign
 `ticket_totals_delta` and `ticket_time_delta` through triggers (Postgres: statement-level over
 transition tables, so a bulk load costs one grouped insert; SQLite: row triggers); the service folds
 them into `ticket_totals`, `ticket_time_counts` and `ticket_time_buckets`, which are backfilled here
-from the tickets. The SQL comes from ticket_svc.metric_totals, frozen with this revision.
+from the tickets. The SQL comes from ticket_svc.service.metric_totals, frozen with this revision.
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from ticket_svc.metric_totals import (
+from ticket_svc.service.metric_totals import (
     BUCKET,
     COUNTED,
     FIRST_RESPONSE,

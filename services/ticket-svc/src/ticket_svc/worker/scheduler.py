@@ -24,7 +24,7 @@ from crm_common.db import Database
 from crm_common.models import UtcDateTime
 from sqlalchemy import literal, select, text
 
-from ticket_svc import events
+from ticket_svc.events import publish
 from ticket_svc.models import RESOLUTION_PENDING_SQL, RESPONSE_PENDING_SQL, BreachKind, Ticket
 from ticket_svc.service.policies import terms_for
 from ticket_svc.service.tickets import overdue_sql
@@ -83,7 +83,7 @@ async def _escalate_batch(db: Database, kind: BreachKind, now: datetime, batch_s
             ):
                 continue  # another instance escalated this breach already
             terms = await terms_for(session, ticket.sla_revision_id)
-            pending = events.Pending(ticket)
+            pending = publish.Pending(ticket)
             await escalate_ticket(
                 session,
                 ticket,

@@ -23,8 +23,6 @@ The SQL below is written once for both dialects: `{r}` is the row's prefix (`NEW
 SQLite row trigger, nothing over a Postgres transition table). It is frozen with the migration: a
 change of what is counted needs a migration that rebuilds the tables."""
 
-import asyncio
-import logging
 import uuid
 
 import sqlalchemy as sa
@@ -34,7 +32,6 @@ from ticket_svc.models import OPEN_SQL, TicketPriority, TicketStatus, metadata
 BUCKET = 64  # minutes per coarse histogram bucket
 FOLD_LOCK = 0x7469636B  # advisory lock of the fold (Postgres)
 NO_TEAM = uuid.UUID(int=0)
-log = logging.getLogger("crm.ticket.metrics")
 FIRST_RESPONSE, RESOLUTION = 1, 2
 
 # Columns of the ticket whose change can move a figure (the update trigger's filter).
@@ -202,16 +199,3 @@ async def fold(session) -> None:
                 {"top": top},
             )
         await session.execute(sa.text("DELETE FROM ticket_time_delta WHERE id <= :top"), {"top": top})
-
-
-async def run_folding(db, *, interval: float) -> None:
-    """The fold, every `interval` seconds, for the life of the service."""
-    while True:
-        try:
-            async with db.transaction() as session:
-                await fold(session)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("folding the ticket metric deltas failed; retrying at the next interval")
-        await asyncio.sleep(interval)

@@ -16,7 +16,7 @@ before the stop stays where it was: a breach is a breach.
 from dataclasses import dataclass
 from datetime import datetime
 
-from ticket_svc.businesstime import BusinessCalendar, add_business_seconds, business_seconds
+from ticket_svc.service.businesstime import BusinessCalendar, add_business_seconds, business_seconds
 
 # Statuses in which the clock never runs, whatever the policy says.
 ALWAYS_STOPPED = frozenset({"RESOLVED", "CLOSED"})

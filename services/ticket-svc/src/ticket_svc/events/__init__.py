@@ -1,0 +1,1 @@
+"""Events: what ticket-svc publishes (publish.py) and the handlers of what it consumes (handlers.py)."""
