@@ -8,7 +8,7 @@ from crm_common.events.memory_bus import MemoryBus
 from crm_common.testing import plugin as shared
 from crm_common.testing.plugin import DEFAULT_PG, running
 from customer_svc.app import create_app
-from customer_svc.handlers import HANDLERS
+from customer_svc.events.handlers import HANDLERS
 from customer_svc.models import Customer
 from customer_svc.settings import Settings
 from sqlalchemy import text

@@ -5,10 +5,8 @@ from crm_common.events.bus import Bus
 from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
-from customer_svc.api import router
-from customer_svc.api_internal import router as internal_router
-from customer_svc.api_segments import router as segments_router
-from customer_svc.handlers import HANDLERS
+from customer_svc.api import ROUTERS
+from customer_svc.events.handlers import HANDLERS
 from customer_svc.service import archiving
 from customer_svc.settings import Settings
 
@@ -18,7 +16,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings or Settings(),
         title="CRM customer service",
         description="Customers and leads: create, search, convert, merge, assign, segment, import, export.",
-        routers=[router, segments_router, internal_router],
+        routers=ROUTERS,
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,

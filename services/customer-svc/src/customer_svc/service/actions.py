@@ -11,7 +11,7 @@ from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerStatus
 from customer_svc.schemas import CustomerAssignRequest, CustomerConvertRequest
 from customer_svc.service.customers import get_customer, merged_error
@@ -51,7 +51,7 @@ async def convert_customer(
             opportunity_id=uuid.uuid4(), owner_id=actor_id, **data.opportunity.model_dump()
         )
     await session.flush()
-    await add_events(session, events.customer_converted(customer, previous, actor_id, draft))
+    await add_events(session, publish.customer_converted(customer, previous, actor_id, draft))
     return await get_customer(session, customer.id), draft
 
 
@@ -87,7 +87,7 @@ async def assign_customer(
     await session.flush()
     await add_events(
         session,
-        events.customer_assigned(
+        publish.customer_assigned(
             customer, previous_assigned_to_id=previous_user, previous_team_id=previous_team, actor_id=actor_id
         ),
     )

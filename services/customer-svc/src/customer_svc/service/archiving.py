@@ -11,7 +11,7 @@ from crm_common.models import utcnow
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer
 from customer_svc.service.customers import get_customer
 
@@ -28,7 +28,7 @@ async def set_archived(
     customer = await get_customer(session, customer_id, caller=caller, write=True, archived_ok=True)
     if not await archive.set_archived(session, customer, archived, if_match=if_match):
         return customer
-    event = events.customer_archived if archived else events.customer_restored
+    event = publish.customer_archived if archived else publish.customer_restored
     await add_events(session, event(customer, actor_id=caller.id))
     return await get_customer(session, customer.id)
 
@@ -37,7 +37,7 @@ async def _on_purge(session: AsyncSession, customers: Sequence[Customer]) -> Non
     # Addresses and value totals go with the row (ON DELETE CASCADE); the copies of opportunities
     # stay, keyed by opportunity (their events may still come, and then change no customer).
     now = utcnow()
-    await add_events(session, *(events.customer_purged(c, at=now) for c in customers))
+    await add_events(session, *(publish.customer_purged(c, at=now) for c in customers))
 
 
 async def purge(db: Database, retention: timedelta, *, now=None) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress, CustomerNumberCounter, CustomerType
 from customer_svc.schemas import CustomerCreateRequest, CustomerRead, CustomerUpdateRequest, SegmentFilter
 from customer_svc.service.query import customer_select, in_scope
@@ -139,7 +139,7 @@ async def create_customer(
         if problem := unique_conflict(exc, customer):
             raise problem from None
         raise
-    await add_events(session, events.customer_created(customer))
+    await add_events(session, publish.customer_created(customer))
     return customer
 
 
@@ -255,7 +255,7 @@ async def update_customer(
         if problem := unique_conflict(exc, customer):
             raise problem from None
         raise
-    await add_events(session, events.customer_updated(customer, changes, actor_id))
+    await add_events(session, publish.customer_updated(customer, changes, actor_id))
     return await get_customer(session, customer.id)
 
 

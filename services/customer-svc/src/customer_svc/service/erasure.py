@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress
 from customer_svc.service.customers import get_customer, merged_error
 
@@ -53,7 +53,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID, actor
     for record in records:
         removed |= await _scrub(session, record, at=now)
     await session.flush()
-    await add_events(session, *(events.customer_erased(r, actor_id=actor_id, at=now) for r in records))
+    await add_events(session, *(publish.customer_erased(r, actor_id=actor_id, at=now) for r in records))
     for record in records:
         await erasure.scrub_event_store(session, customer_id=record.id, values=removed)
     return await get_customer(session, customer.id)

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress, CustomerStatus, CustomerType, Priority
 from customer_svc.schemas import CustomerImportRow, ImportedRecord, ImportResult, ImportRowError
 from customer_svc.service.customers import full_name_of, jsonable, name_errors, next_customer_numbers
@@ -482,7 +482,7 @@ class Importer:
             self.report.created += 1
             self.report.records.append(ImportedRecord(line=line, id=row["id"], outcome="CREATED"))
             addresses += _addresses(row["id"], row_in)
-            out.append(events.customer_created(types.SimpleNamespace(**row)))
+            out.append(publish.customer_created(types.SimpleNamespace(**row)))
         if addresses:
             await session.execute(sa.insert(_ADDRESSES), addresses)
 
@@ -516,7 +516,7 @@ class Importer:
                     jsonable(a.model_dump(by_alias=True)) for a in row.addresses or []
                 ]
             state = types.SimpleNamespace(**{**current, **columns, "version": version})
-            out.append(events.customer_updated(state, event_changes, self.actor_id))
+            out.append(publish.customer_updated(state, event_changes, self.actor_id))
             self.report.updated += 1
         for columns, params in groups.items():
             await session.execute(

@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress, CustomerOpportunity, CustomerStatus
 from customer_svc.schemas import CustomerMergeRequest, MergeField, MergeRule
 from customer_svc.service.customers import full_name_of, get_customer, jsonable, name_errors
@@ -183,6 +183,6 @@ async def merge_customers(
     for customer_id in sorted((primary.id, secondary.id)):
         await recompute_totals(session, customer_id)
     await add_events(
-        session, events.customer_merged(primary, secondary, changes=changes, actor_id=actor_id, at=now)
+        session, publish.customer_merged(primary, secondary, changes=changes, actor_id=actor_id, at=now)
     )
     return await get_customer(session, primary.id), await get_customer(session, secondary.id)

@@ -18,7 +18,7 @@ from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from customer_svc import events
+from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerOpportunity, CustomerStatus, CustomerValueTotal
 from customer_svc.service.customers import get_customer
 
@@ -130,7 +130,7 @@ async def promote_on_win(session: AsyncSession, customer_id: uuid.UUID) -> None:
     if promoted is not None:
         customer = await get_customer(session, customer_id)
         await add_events(
-            session, events.customer_updated(customer, {"status": CustomerStatus.CUSTOMER}, None)
+            session, publish.customer_updated(customer, {"status": CustomerStatus.CUSTOMER}, None)
         )
 
 

@@ -1,4 +1,4 @@
-"""HTTP routes of customer-svc: translate requests to service calls and back."""
+"""HTTP routes of customers (`/api/v1/customers`): translate requests to service calls and back."""
 
 import uuid
 from datetime import UTC, datetime
@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from crm_common import directory
 from crm_common.app import SessionDep
 from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_description
-from crm_common.auth import Principal, require
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import IfMatch, etag
@@ -20,10 +19,10 @@ from crm_common.pagination import (
     query_model,
     sync_page_params,
 )
-from crm_common.record_scope import ScopedCaller, scoped
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from customer_svc.api.deps import AdminAccess, CustomerAccess, CustomerReader, Importer
 from customer_svc.models import CustomerStatus, CustomerType, Priority
 from customer_svc.schemas import (
     ConvertResult,
@@ -65,13 +64,6 @@ from customer_svc.service import (
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
-# The caller with their record scopes (crm_common.record_scope): every query below is limited to the
-# customers they may read, and a write to those they may change.
-CustomerAccess = Annotated[ScopedCaller, Depends(scoped("customers"))]
-# A POST that only reads (evaluating a filter) needs read access, like a GET.
-CustomerReader = Annotated[ScopedCaller, Depends(scoped("customers", "read"))]
-# The import commits batch by batch in transactions of its own: its caller's teams are read before.
-Importer = Annotated[ScopedCaller, Depends(scoped("customers", own_transaction=True))]
 
 
 def list_filter(
@@ -493,7 +485,7 @@ async def assign_customer(
 async def erase_customer(
     customer_id: uuid.UUID,
     session: SessionDep,
-    user: Annotated[Principal, Depends(require("admin"))],
+    user: AdminAccess,
     response: Response,
 ) -> CustomerRead:
     customer = await erasure.erase_customer(session, customer_id=customer_id, actor_id=user.id)

@@ -9,7 +9,7 @@ from crm_common.errors import problem_doc
 from crm_common.pagination import PageParams, page_params
 from fastapi import APIRouter, Depends, Query, Response
 
-from customer_svc.api import CustomerAccess
+from customer_svc.api.deps import CustomerAccess
 from customer_svc.schemas import (
     CustomerPage,
     SegmentCreateRequest,

@@ -1,0 +1,1 @@
+"""What customer-svc publishes (publish.py) and how it reacts to what others publish (handlers.py)."""
