@@ -5,7 +5,7 @@ import pytest
 from campaign_svc.app import create_app
 from campaign_svc.events.handlers import handlers
 from campaign_svc.settings import Settings
-from crm_common.contracts.customer import CustomerCreated, CustomerMerged, CustomerOwner, CustomerUpdated
+from crm_common.contracts.customer import CustomerMerged, CustomerOwner, CustomerUpdated
 from crm_common.events.envelope import event_from, new_event
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.testing import plugin as shared
@@ -77,18 +77,15 @@ def customer_created(
     assigned_to=MARKETER,
     team=None,
 ):
-    customer_id = customer_id or uuid.uuid4()
-    payload = CustomerCreated(
-        customer_id=customer_id,
-        customer_number="CUST-2026-000001",
+    """customer.created for a person (a LEAD of the marketer's, unless told otherwise); `at` backdates it."""
+    event = shared.customer_created_event(
+        customer_id,
+        name=name,
         type="INDIVIDUAL",
-        full_name=name,
-        email=f"{customer_id.hex[:8]}@example.com",
         status=status,
         source_campaign_id=source_campaign_id,
         owner=CustomerOwner(assigned_to_id=assigned_to, team_id=team),
     )
-    event = event_from(payload, service="customer", subject=customer_id, sequence=1)
     if at is not None:
         event = event.model_copy(update={"time": at})
     return event

@@ -5,8 +5,8 @@ targets by id follow the caller's *customer* read scope."""
 import uuid
 
 from crm_common.contracts.customer import CustomerAssigned
-from crm_common.contracts.identity import TeamCreated, UserCreated
 from crm_common.events.envelope import event_from
+from crm_common.testing.plugin import team_event, user_event
 
 from .conftest import create_campaign, customer_created, deliver
 
@@ -38,25 +38,17 @@ def bearer(make_token, role, user_id, **claims):
 async def setup(client, make_token):
     ids = {}
     for person, role in ROLES.items():
-        user = UserCreated(
-            user_id=uuid.uuid4(),
-            email=f"{person}@example.com",
-            full_name=person,
-            roles=[role],
-            is_active=True,
-        )
-        await deliver(client, event_from(user, service="gateway", subject=user.user_id, sequence=1))
-        ids[person] = user.user_id
+        ids[person] = uuid.uuid4()
+        await deliver(client, user_event(ids[person], name=person, roles=[role]))
     for name, members, manager in (("A", ["a1", "a2"], "manager"), ("B", ["b1", "b2"], None)):
-        team = TeamCreated(
-            team_id=uuid.uuid4(),
+        ids[f"team_{name}"] = uuid.uuid4()
+        team = team_event(
+            ids[f"team_{name}"],
             name=name,
-            type="SALES",
             manager_id=ids[manager] if manager else None,
             member_ids=[ids[m] for m in members],
         )
-        await deliver(client, event_from(team, service="gateway", subject=team.team_id, sequence=1))
-        ids[f"team_{name}"] = team.team_id
+        await deliver(client, team)
     headers = {p: bearer(make_token, role, ids[p]) for p, role in ROLES.items()}
     campaigns = {
         owner: await create_campaign(client, headers["admin"], name=f"Of {owner}", ownerId=str(ids[owner]))

@@ -288,14 +288,20 @@ def user_event(
 
 
 def team_event(
-    team_id: uuid.UUID | None = None, *, name: str = "EMEA", type: str = "SALES", active: bool = True
+    team_id: uuid.UUID | None = None,
+    *,
+    name: str = "EMEA",
+    type: str = "SALES",
+    active: bool = True,
+    **extra: Any,
 ) -> Any:
-    """The gateway's `team.created` event for a team."""
+    """The gateway's `team.created` event for a team; `extra` sets the contract's other fields
+    (`manager_id=...`, `member_ids=[...]`)."""
     from crm_common.contracts.identity import TeamCreated
     from crm_common.events.envelope import event_from
 
     team_id = team_id or uuid.uuid4()
-    payload = TeamCreated(team_id=team_id, name=name, type=type, is_active=active)
+    payload = TeamCreated(team_id=team_id, name=name, type=type, is_active=active, **extra)
     return event_from(payload, service="gateway", subject=team_id, sequence=1)
 
 
