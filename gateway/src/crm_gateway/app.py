@@ -6,6 +6,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from crm_common.app import Runtime, create_service_app
 from crm_common.auth import SessionGuard
@@ -147,7 +148,7 @@ def create_app(
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
 
-    sources: dict[str, Callable[[], Awaitable[dict]]] = {}
+    sources: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {}
     for name, service_app in local_services.items():
         sources[name] = _local_openapi(service_app)
     for name, upstream in remote.items():
@@ -187,15 +188,15 @@ def create_app(
     return app
 
 
-def _local_openapi(service_app: FastAPI) -> Callable[[], Awaitable[dict]]:
-    async def fetch() -> dict:
+def _local_openapi(service_app: FastAPI) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def fetch() -> dict[str, Any]:
         return service_app.openapi()
 
     return fetch
 
 
-def _remote_openapi(upstream: HttpUpstream) -> Callable[[], Awaitable[dict]]:
-    async def fetch() -> dict:
+def _remote_openapi(upstream: HttpUpstream) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def fetch() -> dict[str, Any]:
         return await upstream.get_json("/openapi.json")
 
     return fetch

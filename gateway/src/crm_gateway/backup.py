@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from crm_gateway import runfile
 from crm_gateway.settings import SERVICES
@@ -44,7 +45,7 @@ class BackupError(Exception):
 @dataclass
 class Result:
     path: Path
-    files: list[dict]
+    files: list[dict[str, Any]]
     paused_ms: float
 
 
@@ -176,7 +177,7 @@ def _known_revisions(service: str) -> set[str] | None:
         return None
 
 
-def verify(src: Path) -> dict:
+def verify(src: Path) -> dict[str, Any]:
     """The manifest, once every file it lists is there, unchanged, intact and not from the future."""
     path = src / MANIFEST
     if not path.is_file():

@@ -6,7 +6,7 @@ import time
 
 
 class Circuit:
-    def __init__(self, *, failure_threshold: int = 5, reset_after: float = 5.0):
+    def __init__(self, *, failure_threshold: int = 5, reset_after: float = 5.0) -> None:
         self.failure_threshold = failure_threshold
         self.reset_after = reset_after
         self._failures = 0

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -68,11 +69,11 @@ class Loaded:
 class Api:
     """A thin client: every call must succeed, with short retries where the API asks for them."""
 
-    def __init__(self, client: httpx.AsyncClient, limit: int = 8):
+    def __init__(self, client: httpx.AsyncClient, limit: int = 8) -> None:
         self.client = client
         self.gate = asyncio.Semaphore(limit)
 
-    async def call(self, method: str, path: str, **kwargs) -> dict:
+    async def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         async with self.gate:
             for attempt in range(40):
                 r = await self.client.request(method, f"/api/v1{path}", **kwargs)
@@ -121,7 +122,7 @@ async def _load(api: Api, rng: random.Random, sizes: dict[str, int]) -> Loaded:
         )
     now = datetime.now(UTC).replace(microsecond=0)
 
-    users: dict[str, dict] = {}
+    users: dict[str, dict[str, Any]] = {}
     for email, name, role, _ in USERS:
         password = "-".join(rng.choice(FIRST + LAST).lower() for _ in range(3)) + f"-{rng.randint(10, 99)}"
         users[email] = await api.call(
@@ -129,7 +130,7 @@ async def _load(api: Api, rng: random.Random, sizes: dict[str, int]) -> Loaded:
         )
         loaded.users.append((email, role, password))
     loaded.count("users", len(users))
-    teams: dict[str, dict] = {}
+    teams: dict[str, dict[str, Any]] = {}
     for key, (name, kind) in TEAMS.items():
         members = [users[u[0]]["id"] for u in USERS if u[3] == key]
         manager = users[USERS[0][0]]["id"] if kind == "SALES" else members[0]
@@ -228,7 +229,7 @@ async def _load(api: Api, rng: random.Random, sizes: dict[str, int]) -> Loaded:
     return loaded
 
 
-async def _customer(api: Api, rng: random.Random, i: int, reps, campaign: dict) -> dict:
+async def _customer(api: Api, rng: random.Random, i: int, reps, campaign: dict[str, Any]) -> dict[str, Any]:
     # Draw everything before the first await: the seeded generator then gives the same data
     # whatever order the concurrent requests finish in.
     first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from crm_gateway.settings import SERVICES
 
@@ -140,7 +140,7 @@ def run_distributed(
             opened.close()
 
 
-def options_from_env(env: Mapping[str, str]) -> dict:
+def options_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     """`make distributed`'s settings, from the same variables the embedded default reads: the
     gateway on CRM_HOST:CRM_PORT, the services on the ports after it (or from CRM_SERVICE_BASE_PORT),
     and CRM_EVENTS_NAMESPACE kept, so two CRMs can share one broker."""

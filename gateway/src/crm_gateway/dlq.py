@@ -81,7 +81,7 @@ def _settings(name: str) -> ServiceSettings:
 class Service:
     """One consuming service's database (opened only if there is one to open)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
         self.settings = _settings(name)
         self._db: Database | None = None

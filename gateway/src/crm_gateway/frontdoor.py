@@ -36,11 +36,11 @@ class BodyTooLarge(Exception):
 
 
 class _Lru(OrderedDict):
-    def __init__(self, size: int):
+    def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key, value):
+    def put(self, key, value) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.size:
@@ -60,7 +60,7 @@ class FrontDoor:
         rate_window_seconds: float,
         limiter: MemoryRateLimiter | RedisRateLimiter | None = None,
         key_cache_seconds: float = 5.0,
-    ):
+    ) -> None:
         self.app = app
         self.gateway = gateway
         gateway.state.front_door = self

@@ -28,7 +28,7 @@ class ServiceResponse:
 
 
 class ServiceClient:
-    def __init__(self, local: Mapping[str, FastAPI], remote: Mapping[str, HttpUpstream]):
+    def __init__(self, local: Mapping[str, FastAPI], remote: Mapping[str, HttpUpstream]) -> None:
         self._local = {
             name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
             for name, app in local.items()
@@ -90,7 +90,7 @@ class ServiceClient:
             raise ServiceUnavailable(f"{service} answered {status}")
         return ServiceResponse(status, body)
 
-    async def get(self, service: str, path: str, **kwargs) -> ServiceResponse:
+    async def get(self, service: str, path: str, **kwargs: Any) -> ServiceResponse:
         return await self.request(service, "GET", path, **kwargs)
 
 

@@ -9,6 +9,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from crm_common.errors import PROBLEM_JSON
 
@@ -23,7 +24,7 @@ FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 FASTAPI_SHAPES = ("HTTPValidationError", "ValidationError")
 
 
-def merge(gateway_doc: dict, service_docs: Mapping[str, dict]) -> dict:
+def merge(gateway_doc: dict[str, Any], service_docs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     doc = {**gateway_doc, "paths": dict(gateway_doc.get("paths", {}))}
     components = doc.setdefault("components", {})
     tags = {t["name"]: t for t in doc.get("tags", [])}
@@ -50,7 +51,7 @@ def merge(gateway_doc: dict, service_docs: Mapping[str, dict]) -> dict:
     return doc
 
 
-def for_generators(doc: dict) -> dict:
+def for_generators(doc: dict[str, Any]) -> dict[str, Any]:
     """Describe errors as they are sent and optional bodies as optional, and name every schema apart.
 
     Works on a copy: the service documents FastAPI caches must stay as they are.
@@ -80,7 +81,7 @@ def for_generators(doc: dict) -> dict:
     return doc
 
 
-def _optional_body(body: dict | None) -> None:
+def _optional_body(body: dict[str, Any] | None) -> None:
     # A body that may be left out (`X | None = None`) is already optional through `required: false`;
     # FastAPI also makes its schema nullable, and openapi-python-client then sends its "unset" marker
     # as the JSON body when the caller leaves the body out (a TypeError before any request is made).
@@ -92,7 +93,7 @@ def _optional_body(body: dict | None) -> None:
             media["schema"] = next(a for a in alternatives if a != {"type": "null"})
 
 
-def _optional_parameter(parameter: dict) -> None:
+def _optional_parameter(parameter: dict[str, Any]) -> None:
     # A query parameter left out is already `required: false`; FastAPI also makes an optional one
     # nullable, which generators turn into a wrapper type (`TeamsListTypeType0` instead of an enum
     # named after the parameter). A query string cannot carry a null anyway.
@@ -105,7 +106,7 @@ def _optional_parameter(parameter: dict) -> None:
         parameter["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept}
 
 
-def _problem_as_sent(response: dict) -> None:
+def _problem_as_sent(response: dict[str, Any]) -> None:
     content = response.get("content")
     if not content:
         return
@@ -122,7 +123,7 @@ def _problem_as_sent(response: dict) -> None:
     response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
 
 
-def _distinct_titles(schemas: dict) -> None:
+def _distinct_titles(schemas: dict[str, Any]) -> None:
     # Generators name classes after the title. FastAPI splits a model whose request and response
     # schemas differ into `X-Input` and `X-Output`, both titled `X`, and the second class is then
     # dropped along with every schema that refers to it.
@@ -148,7 +149,9 @@ def _refs(node: object):
             yield from _refs(value)
 
 
-async def service_documents(sources: Mapping[str, Callable[[], Awaitable[dict]]]) -> dict[str, dict]:
+async def service_documents(
+    sources: Mapping[str, Callable[[], Awaitable[dict[str, Any]]]],
+) -> dict[str, dict[str, Any]]:
     docs = {}
     for service, fetch in sources.items():
         try:

@@ -2,6 +2,8 @@
 operation takes, an access token or an API key) and the OAuth2 flows that issue tokens, so that
 generated clients and tools such as Swagger UI know the token endpoint and its grants."""
 
+from typing import Any
+
 from crm_common.auth import PERMISSIONS
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -9,7 +11,7 @@ BEARER = "HTTPBearer"
 OAUTH2 = "OAuth2"
 
 
-def oauth2_scheme() -> dict:
+def oauth2_scheme() -> dict[str, Any]:
     scopes = {p: f"the `{p}` permission" for p in PERMISSIONS}
     return {
         "type": "oauth2",
@@ -24,7 +26,7 @@ def oauth2_scheme() -> dict:
     }
 
 
-def declare_security(doc: dict) -> None:
+def declare_security(doc: dict[str, Any]) -> None:
     """In place: the OAuth2 scheme beside the bearer one, accepted wherever a bearer token is."""
     schemes = doc.setdefault("components", {}).setdefault("securitySchemes", {})
     if BEARER not in schemes:

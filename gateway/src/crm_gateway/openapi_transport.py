@@ -90,7 +90,7 @@ WHY = {
 }
 
 
-def describe_transport(doc: dict, idempotent_paths: set[str]) -> None:
+def describe_transport(doc: dict[str, Any], idempotent_paths: set[str]) -> None:
     """In place. `idempotent_paths`: the paths whose writes go through the idempotency middleware
     (the services'; the gateway's own routes do not take the key)."""
     if "Problem" not in doc.get("components", {}).get("schemas", {}):
@@ -123,17 +123,17 @@ def describe_transport(doc: dict, idempotent_paths: set[str]) -> None:
                     _headers(response, int(status), schemas, idempotent=idempotent, service=service)
 
 
-def _add_idempotency_key(operation: dict) -> None:
+def _add_idempotency_key(operation: dict[str, Any]) -> None:
     _add_parameter(operation, IDEMPOTENCY_KEY)
 
 
-def _add_parameter(operation: dict, parameter: dict) -> None:
+def _add_parameter(operation: dict[str, Any], parameter: dict[str, Any]) -> None:
     parameters = operation.setdefault("parameters", [])
     if not any(p.get("name", "").lower() == parameter["name"].lower() for p in parameters):
         parameters.append(dict(parameter))
 
 
-def _problem(responses: dict, status: int) -> None:
+def _problem(responses: dict[str, Any], status: int) -> None:
     response = responses.setdefault(
         str(status), {"description": WHY.get(status) or HTTPStatus(status).phrase}
     )
@@ -142,7 +142,9 @@ def _problem(responses: dict, status: int) -> None:
     response.setdefault("content", {}).setdefault(PROBLEM_JSON, {"schema": {"$ref": PROBLEM_REF}})
 
 
-def _headers(response: dict, status: int, schemas: dict, *, idempotent: bool, service: bool) -> None:
+def _headers(
+    response: dict[str, Any], status: int, schemas: dict[str, Any], *, idempotent: bool, service: bool
+) -> None:
     names: list[str] = []
     if status < 300 or status == 429:
         names += RATE_LIMIT_HEADERS
@@ -163,7 +165,7 @@ def _headers(response: dict, status: int, schemas: dict, *, idempotent: bool, se
             headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})
 
 
-def _has_version(response: dict, schemas: dict) -> bool:
+def _has_version(response: dict[str, Any], schemas: dict[str, Any]) -> bool:
     for media in response.get("content", {}).values():
         ref = media.get("schema", {}).get("$ref", "")
         schema = schemas.get(ref.rsplit("/", 1)[-1], {}) if ref else media.get("schema", {})

@@ -16,6 +16,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from crm_common.events import operations as ops
 from crm_common.events.catalogue import SUBSCRIPTIONS
@@ -48,7 +49,7 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _row(row) -> dict:
+def _row(row) -> dict[str, Any]:
     return {
         "position": row.position,
         "eventId": str(row.event_id),
@@ -75,7 +76,7 @@ async def _open(service: str) -> Service:
 
 async def list_rows(
     service: str, *, states=ops.UNSENT, event_type: str | None = None, older_than: timedelta | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     svc = await _open(service)
     try:
         rows, _ = await ops.outbox_rows(svc.db, states=states, event_type=event_type, older_than=older_than)

@@ -22,17 +22,17 @@ PAGE_SIZE = 200
 
 
 class _Export:
-    def __init__(self, client: ServiceClient, authorization: str | None):
+    def __init__(self, client: ServiceClient, authorization: str | None) -> None:
         self.client, self.authorization = client, authorization
 
-    async def get(self, service: str, path: str, params: dict | None = None) -> Any:
+    async def get(self, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
         r = await self.client.get(service, path, params=params, authorization=self.authorization)
         if r.status >= 400:
             body = r.body if isinstance(r.body, dict) else {}
             raise ProblemError(r.status, body.get("code", "EXPORT_REFUSED"), body.get("detail"))
         return r.body
 
-    async def every(self, service: str, path: str, **filters: str) -> list[dict]:
+    async def every(self, service: str, path: str, **filters: str) -> list[dict[str, Any]]:
         """Every page of a list."""
         items, page = [], 1
         while True:
@@ -43,7 +43,9 @@ class _Export:
             page += 1
 
 
-async def compose(client: ServiceClient, customer_id: uuid.UUID, *, authorization: str | None) -> dict:
+async def compose(
+    client: ServiceClient, customer_id: uuid.UUID, *, authorization: str | None
+) -> dict[str, Any]:
     export = _Export(client, authorization)
     cid = str(customer_id)
     # The customer first: an unknown one is a 404 before anything else is asked.

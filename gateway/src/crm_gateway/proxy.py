@@ -19,6 +19,7 @@ import asyncio
 import json
 import time
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 from crm_common import tracing
@@ -127,7 +128,7 @@ class HttpUpstream:
         max_bulk_body_bytes: int = 1024**3,
         circuit: Circuit | None = None,
         overload_retry_seconds: float = 0.0,
-    ):
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         # A deadline on connecting and on every wait for the service, not on the whole exchange,
         # so a long streamed export is fine while a service that stops answering is not.
@@ -150,7 +151,7 @@ class HttpUpstream:
         if self._session is not None:
             await self._session.close()
 
-    async def get_json(self, path: str) -> dict:
+    async def get_json(self, path: str) -> dict[str, Any]:
         assert self._session is not None
         async with self._session.get(self.base_url + path, timeout=self.timeout) as resp:
             resp.raise_for_status()

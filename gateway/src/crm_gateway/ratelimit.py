@@ -34,7 +34,7 @@ class Window:
 class MemoryRateLimiter:
     """Counts in this process."""
 
-    def __init__(self, limit: int, window: float, *, max_keys: int = 100_000):
+    def __init__(self, limit: int, window: float, *, max_keys: int = 100_000) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
@@ -78,7 +78,7 @@ class RedisRateLimiter:
         *,
         prefix: str = "crm:ratelimit:",
         retry_after_failure: float = 5.0,
-    ):
+    ) -> None:
         self.limit = limit
         self.window = window
         self.prefix = prefix

@@ -53,7 +53,7 @@ def service_for(path: str) -> str | None:
 
 
 class Dispatcher:
-    def __init__(self, upstreams: Mapping[str, ASGIApp]):
+    def __init__(self, upstreams: Mapping[str, ASGIApp]) -> None:
         self.upstreams = upstreams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

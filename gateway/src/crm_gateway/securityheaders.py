@@ -25,7 +25,7 @@ class SecurityHeaders:
     # Ordered before admission control (crm_common.app): refusals carry the headers too.
     every_response = True
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

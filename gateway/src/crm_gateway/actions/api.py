@@ -52,7 +52,9 @@ class ActionResult(ApiModel):
 
 
 class ActionFailed(Exception):
-    def __init__(self, status: int, message: str, reason: str | None = None, errors: list | None = None):
+    def __init__(
+        self, status: int, message: str, reason: str | None = None, errors: list[Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.reason, self.errors = status, message, reason, errors
 

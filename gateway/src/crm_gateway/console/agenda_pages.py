@@ -3,7 +3,7 @@ time zone (activity-svc computes the buckets: `/api/v1/activities/agenda`)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
 from crm_gateway.console.web import ConsoleRoute, page, redirect
@@ -13,7 +13,7 @@ BUCKETS = (("overdue", "Overdue"), ("dueToday", "Today"), ("upcoming", "Upcoming
 
 
 @router.get("/agenda")
-async def agenda(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def agenda(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     days = request.query_params.get("days") or "7"
     r = await ctx.get("/api/v1/activities/agenda", params={"days": days})
     if not r.ok:
@@ -32,7 +32,7 @@ async def agenda(request: Request, ctx: Annotated[Console, Depends(console)]):
 
 
 @router.post("/activities/{activity_id}/complete")
-async def complete(activity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def complete(activity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     await check_csrf(request)
     r = await ctx.post(f"/api/v1/activities/{activity_id}/complete", json={})
     if r.ok:

@@ -3,7 +3,7 @@
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from crm_gateway.console.session import (
     COOKIE_PATH,
@@ -34,14 +34,16 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login")
-async def login_form(request: Request, ctx: Annotated[Console, Depends(anonymous)], next: str | None = None):
+async def login_form(
+    request: Request, ctx: Annotated[Console, Depends(anonymous)], next: str | None = None
+) -> Response:
     response = page(ctx, "login.html", next=_safe_next(next), message=request.cookies.get(FLASH))
     response.delete_cookie(FLASH, path=COOKIE_PATH)
     return response
 
 
 @router.post("/login")
-async def login(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
+async def login(request: Request, ctx: Annotated[Console, Depends(anonymous)]) -> Response:
     form = await check_csrf(request)
     target = _safe_next(str(form.get("next") or ""))
     r = await ctx.post(
@@ -60,7 +62,7 @@ async def login(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
 
 
 @router.post("/logout")
-async def logout(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
+async def logout(request: Request, ctx: Annotated[Console, Depends(anonymous)]) -> Response:
     await check_csrf(request)
     refresh = request.cookies.get(REFRESH_COOKIE)
     if refresh:  # ends the sign-in, so the refresh token is worth nothing after
@@ -73,7 +75,7 @@ async def logout(request: Request, ctx: Annotated[Console, Depends(anonymous)]):
 
 
 @router.post("/language")
-async def choose_language(request: Request):
+async def choose_language(request: Request) -> Response:
     """The language switch. Signed in: saved as the user's preference (PATCH /api/v1/me), so it
     follows them to any browser; on the sign-in page, before anyone is signed in: a cookie (a year)."""
     form = await check_csrf(request)

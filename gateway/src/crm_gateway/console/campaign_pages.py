@@ -2,11 +2,12 @@
 as an SVG on the server), leads, cost per lead, attributed revenue and ROI, and its status actions."""
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from crm_gateway.console import render
 from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
@@ -37,17 +38,19 @@ LIST_PARAMS = ("q", "status", "type", "sort", "page")
 
 
 @router.get("/campaigns")
-async def campaigns(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def campaigns(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     return await _campaign_list(request, ctx)
 
 
-async def _campaign_list(request: Request, ctx: Console, *, status_code: int | None = None, **extra):
+async def _campaign_list(
+    request: Request, ctx: Console, *, status_code: int | None = None, **extra: Any
+) -> Response:
     form = extra.pop("form", None)
     query = request.query_params
     params = [(k, query[k]) for k in LIST_PARAMS if query.get(k)]
     r = await ctx.get("/api/v1/campaigns", params=[*params, ("pageSize", "25")])
 
-    def link(**changes) -> str:
+    def link(**changes: Any) -> str:
         current = dict(params) | changes
         return f"{COOKIE_PATH}/campaigns?" + urlencode({k: v for k, v in current.items() if v})
 
@@ -68,7 +71,7 @@ async def _campaign_list(request: Request, ctx: Console, *, status_code: int | N
 
 
 @router.post("/campaigns")
-async def create_campaign(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def create_campaign(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     """A new campaign; its dates are days in the user's time zone, sent as that day's start there."""
     form = await check_csrf(request)
     entered = {
@@ -92,9 +95,9 @@ async def create_campaign(request: Request, ctx: Annotated[Console, Depends(cons
     return await _campaign_list(request, ctx, status_code=r.status, message=r.detail, form=entered)
 
 
-def funnel(metrics: dict, translate) -> dict:
+def funnel(metrics: dict[str, Any], translate: Callable[..., str]) -> dict[str, Any]:
     """The funnel chart's geometry: one bar per step, with the step's count and rate."""
-    steps = []
+    steps: list[dict[str, Any]] = []
     for key, label in STEPS:
         value = metrics.get(key)
         count, rate = (value.get("count"), value.get("rate")) if isinstance(value, dict) else (value, None)
@@ -106,7 +109,7 @@ def funnel(metrics: dict, translate) -> dict:
     return chart
 
 
-async def campaign_page(ctx: Console, campaign_id: str, *, status_code: int = 200, **extra):
+async def campaign_page(ctx: Console, campaign_id: str, *, status_code: int = 200, **extra: Any) -> Response:
     campaign, metrics = await asyncio.gather(
         ctx.get(f"/api/v1/campaigns/{campaign_id}"), ctx.get(f"/api/v1/campaigns/{campaign_id}/metrics")
     )
@@ -131,14 +134,14 @@ async def campaign_page(ctx: Console, campaign_id: str, *, status_code: int = 20
 
 
 @router.get("/campaigns/{campaign_id}")
-async def campaign(campaign_id: str, ctx: Annotated[Console, Depends(console)]):
+async def campaign(campaign_id: str, ctx: Annotated[Console, Depends(console)]) -> Response:
     return await campaign_page(ctx, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
 async def campaign_action(
     campaign_id: str, action: str, request: Request, ctx: Annotated[Console, Depends(console)]
-):
+) -> Response:
     await check_csrf(request)
     if action not in ACTIONS:
         return page(ctx, "error.html", status_code=404, message=ctx.translate("Not found."))

@@ -3,9 +3,10 @@ else saved first), convert, assign, merge a duplicate into it, and add an activi
 API's operation called as the user; a refusal shows the problem's message on the page."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.datastructures import FormData
 
 from crm_gateway.console import render
 from crm_gateway.console.customer_pages import COMBINABLE, MERGE_FIELDS, customer_page
@@ -32,16 +33,23 @@ EDIT_FIELDS: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return "" if value is None else str(value).replace("\r\n", "\n").strip()
 
 
-def _field(form, name: str) -> str:
+def _field(form: FormData, name: str) -> str:
     """A form value as compared with the API's: browsers send a textarea's line breaks as CRLF."""
     return _text(form.get(name, ""))
 
 
-def _edit_page(ctx: Console, customer: dict, values: dict, was: dict, version, **extra):
+def _edit_page(
+    ctx: Console,
+    customer: dict[str, Any],
+    values: dict[str, Any],
+    was: dict[str, Any],
+    version: int | str,
+    **extra: Any,
+) -> Response:
     return page(
         ctx,
         "customer_edit.html",
@@ -55,7 +63,7 @@ def _edit_page(ctx: Console, customer: dict, values: dict, was: dict, version, *
 
 
 @router.get("/customers/{customer_id}/edit")
-async def edit_form(customer_id: str, ctx: Annotated[Console, Depends(console)]):
+async def edit_form(customer_id: str, ctx: Annotated[Console, Depends(console)]) -> Response:
     r = await ctx.get(f"/api/v1/customers/{customer_id}")
     if not r.ok:
         return page(ctx, "error.html", status_code=r.status, message=r.detail)
@@ -64,7 +72,7 @@ async def edit_form(customer_id: str, ctx: Annotated[Console, Depends(console)])
 
 
 @router.post("/customers/{customer_id}/edit")
-async def edit(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def edit(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     """Sends only what the user changed (against the values the form showed), with the version the
     form was read at as If-Match: a save over someone else's newer one is refused (412) and shown."""
     form = await check_csrf(request)
@@ -110,9 +118,9 @@ async def edit(customer_id: str, request: Request, ctx: Annotated[Console, Depen
 
 
 @router.post("/customers/{customer_id}/convert")
-async def convert(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def convert(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     form = await check_csrf(request)
-    body: dict = {}
+    body: dict[str, Any] = {}
     title = str(form.get("title", "")).strip()
     if title:
         opportunity = {"title": title}
@@ -128,7 +136,7 @@ async def convert(customer_id: str, request: Request, ctx: Annotated[Console, De
 
 
 @router.post("/customers/{customer_id}/assign")
-async def assign(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def assign(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     form = await check_csrf(request)
     body = {name: (str(form.get(name, "")) or None) for name in ("assignedToId", "teamId")}
     r = await ctx.post(f"/api/v1/customers/{customer_id}/assign", json=body)
@@ -153,7 +161,7 @@ async def _find_duplicate(ctx: Console, wanted: str) -> tuple[str | None, str | 
 
 
 @router.post("/customers/{customer_id}/merge")
-async def merge(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def merge(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     """Merges a duplicate (named by its number or email) into this customer, with the chosen rules."""
     form = await check_csrf(request)
     wanted = str(form.get("duplicate", "")).strip()
@@ -177,7 +185,9 @@ async def merge(customer_id: str, request: Request, ctx: Annotated[Console, Depe
 
 
 @router.post("/customers/{customer_id}/tickets")
-async def open_ticket(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def open_ticket(
+    customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]
+) -> Response:
     form = await check_csrf(request)
     body = {"customerId": customer_id}
     body |= {name: str(form.get(name, "")).strip() for name in ("subject", "description", "type", "priority")}
@@ -188,11 +198,13 @@ async def open_ticket(customer_id: str, request: Request, ctx: Annotated[Console
 
 
 @router.post("/customers/{customer_id}/activities")
-async def add_activity(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def add_activity(
+    customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]
+) -> Response:
     """The start is typed in the user's own time zone and sent to the API with it."""
     form = await check_csrf(request)
     entered = {name: str(form.get(name, "")).strip() for name in ("type", "subject", "description", "start")}
-    body: dict = {"customerId": customer_id, "type": entered["type"], "subject": entered["subject"]}
+    body: dict[str, Any] = {"customerId": customer_id, "type": entered["type"], "subject": entered["subject"]}
     if entered["description"]:
         body["description"] = entered["description"]
     if form.get("done"):

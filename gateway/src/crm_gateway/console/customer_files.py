@@ -2,9 +2,10 @@
 each refused row shown, and the CSV export of the list as filtered. Registered before the customer
 page's routes, whose `/customers/{id}` would otherwise take `import` and `export` for ids."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
@@ -17,12 +18,12 @@ CHUNK = 64 * 1024
 
 
 @router.get("/customers/import")
-async def import_form(ctx: Annotated[Console, Depends(console)]):
+async def import_form(ctx: Annotated[Console, Depends(console)]) -> Response:
     return page(ctx, "customer_import.html", result=None)
 
 
 @router.post("/customers/import")
-async def import_file(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def import_file(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     form = await check_csrf(request)
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -34,7 +35,9 @@ async def import_file(request: Request, ctx: Annotated[Console, Depends(console)
             message=ctx.translate("Choose a CSV file."),
         )
 
-    async def chunks():  # the file passes through as it is read, never whole in memory
+    async def chunks() -> AsyncIterator[
+        bytes
+    ]:  # the file passes through as it is read, never whole in memory
         while chunk := await upload.read(CHUNK):
             yield chunk
 
@@ -51,7 +54,7 @@ async def import_file(request: Request, ctx: Annotated[Console, Depends(console)
 
 
 @router.get("/customers/export")
-async def export(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def export(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     """The API's export streamed on to the browser, with the list's search, filters and sort."""
     response = await ctx.stream(
         "GET", "/api/v1/customers/export", params=list(request.query_params.multi_items())

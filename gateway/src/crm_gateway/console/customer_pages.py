@@ -2,12 +2,12 @@
 sort, paging, search, actions), the create form, and a customer's page."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
-from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
+from crm_gateway.console.session import COOKIE_PATH, ApiResult, Console, check_csrf, console
 from crm_gateway.console.web import ConsoleRoute, is_htmx, page, redirect
 
 router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
@@ -36,19 +36,19 @@ TICKET_TYPES = ("QUESTION", "PROBLEM", "REQUEST", "INCIDENT")
 TICKET_PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
 
 
-def _offered(actions: list[dict], handlers: set[str], ctx: Console) -> list[dict]:
+def _offered(actions: list[dict[str, Any]], handlers: set[str], ctx: Console) -> list[dict[str, Any]]:
     writer = ctx.can("customers:write")
     return [
         a for a in actions if a["handler"] in handlers and (writer or a["handler"] not in WRITING_ACTIONS)
     ]
 
 
-def row_actions_for(row: dict, actions: list[dict]) -> list[dict]:
+def row_actions_for(row: dict[str, Any], actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The row actions whose definition `condition` (field: value) the row meets."""
     return [a for a in actions if all(row.get(k) == v for k, v in (a.get("condition") or {}).items())]
 
 
-def _filter_options(view: dict, users: list[dict]) -> list[dict]:
+def _filter_options(view: dict[str, Any], users: list[dict[str, Any]]) -> list[dict[str, Any]]:
     filters = []
     for f in view["config"].get("filters", []):
         options = f.get("options")
@@ -62,7 +62,7 @@ def _filter_options(view: dict, users: list[dict]) -> list[dict]:
 
 
 @router.get("/customers")
-async def customers(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def customers(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     view_r, users_r = await asyncio.gather(ctx.view("customer-list"), ctx.directory())
     if not view_r.ok:
         return page(ctx, "error.html", status_code=view_r.status, message=view_r.detail)
@@ -79,7 +79,7 @@ async def customers(request: Request, ctx: Annotated[Console, Depends(console)])
         ("-" if s["direction"] == "desc" else "") + s["field"] for s in config.get("defaultSort", [])
     )
 
-    def link(**changes) -> str:
+    def link(**changes: Any) -> str:
         """This list's URL with some parameters changed (sorting or paging keeps the filters)."""
         current = {k: v for k, v in [*params, ("sort", sort)] if v}
         current.update({k: v for k, v in changes.items()})
@@ -115,7 +115,7 @@ CREATE_FIELDS = ("type", "firstName", "lastName", "companyName", "email", "phone
 
 
 @router.post("/customers")
-async def create_customer(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def create_customer(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     form = await check_csrf(request)
     body = {k: str(form[k]).strip() for k in CREATE_FIELDS if str(form.get(k, "")).strip()}
     r = await ctx.post("/api/v1/customers", json=body)
@@ -125,7 +125,7 @@ async def create_customer(request: Request, ctx: Annotated[Console, Depends(cons
 
 
 @router.get("/customers/new")
-async def new_customer(ctx: Annotated[Console, Depends(console)]):
+async def new_customer(ctx: Annotated[Console, Depends(console)]) -> Response:
     return page(ctx, "customer_new.html", form={})
 
 
@@ -138,15 +138,16 @@ NOTICES = {
 }
 
 
-async def _nothing():
+async def _nothing() -> None:
     return None
 
 
-async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 200, **extra):
+async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 200, **extra: Any) -> Response:
     """The customer with its timeline, opportunities and tickets, and the forms of what the user may
     do to it (each offered only with the permission it needs)."""
     can_edit = ctx.can("customers:write")
-    customer, timeline, opportunities, tickets, users, teams, time_zone = await asyncio.gather(
+    # Seven at once: beyond asyncio.gather's typed overloads, hence the cast.
+    answers = await asyncio.gather(
         ctx.get(f"/api/v1/customers/{customer_id}"),
         ctx.get(f"/api/v1/customers/{customer_id}/timeline", params={"pageSize": 50}),
         ctx.get("/api/v1/opportunities", params={"customerId": customer_id, "pageSize": 50}),
@@ -156,6 +157,10 @@ async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 20
         ctx.directory() if can_edit else _nothing(),
         ctx.get("/api/v1/teams", params={"active": "true"}) if can_edit else _nothing(),
         ctx.time_zone(),
+    )
+    customer, timeline, opportunities, tickets, users, teams, time_zone = cast(
+        tuple[ApiResult, ApiResult, ApiResult, ApiResult | None, ApiResult | None, ApiResult | None, str],
+        answers,
     )
     if not customer.ok:
         return page(ctx, "error.html", status_code=customer.status, message=customer.detail)
@@ -189,12 +194,14 @@ async def customer_page(ctx: Console, customer_id: str, *, status_code: int = 20
 
 
 @router.get("/customers/{customer_id}")
-async def customer(customer_id: str, ctx: Annotated[Console, Depends(console)]):
+async def customer(customer_id: str, ctx: Annotated[Console, Depends(console)]) -> Response:
     return await customer_page(ctx, customer_id)
 
 
 @router.post("/customers/{customer_id}/opportunities")
-async def create_opportunity(customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def create_opportunity(
+    customer_id: str, request: Request, ctx: Annotated[Console, Depends(console)]
+) -> Response:
     form = await check_csrf(request)
     body = {"customerId": customer_id, "title": str(form.get("title", "")).strip()}
     for name in ("amount", "currency", "expectedCloseDate"):

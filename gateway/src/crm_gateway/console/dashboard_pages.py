@@ -4,7 +4,7 @@ from /api/v1/dashboard; the funnel and revenue drawn as SVG on the server."""
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from crm_gateway.console import render
 from crm_gateway.console.session import COOKIE_PATH, Console, console
@@ -14,7 +14,7 @@ router = APIRouter(prefix=COOKIE_PATH, route_class=ConsoleRoute)
 
 
 @router.get("")
-async def dashboard(ctx: Annotated[Console, Depends(console)]):
+async def dashboard(ctx: Annotated[Console, Depends(console)]) -> Response:
     view, data = await asyncio.gather(ctx.view("crm-dashboard"), ctx.get("/api/v1/dashboard"))
     if not data.ok:
         return page(ctx, "dashboard.html", message=data.detail, widgets={}, titles={})

@@ -17,12 +17,14 @@ MAX_ENTRIES = 10_000
 
 
 class Memo:
-    def __init__(self, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic):
-        self._entries: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+    def __init__(self, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries: OrderedDict[tuple[object, ...], tuple[float, Any]] = OrderedDict()
         self._max = max_entries
         self._clock = clock
 
-    async def get(self, key: tuple, seconds: float, fetch: Callable[[], Awaitable[tuple[bool, Any]]]) -> Any:
+    async def get(
+        self, key: tuple[object, ...], seconds: float, fetch: Callable[[], Awaitable[tuple[bool, Any]]]
+    ) -> Any:
         """The value kept for `key`, or `fetch()`'s; `fetch` answers (keep, value): a failure (a 403,
         a 503) is answered but not kept, so the next page asks again."""
         now = self._clock()
@@ -37,5 +39,5 @@ class Memo:
                 self._entries.popitem(last=False)
         return value
 
-    def forget(self, key: tuple) -> None:
+    def forget(self, key: tuple[object, ...]) -> None:
         self._entries.pop(key, None)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
@@ -28,7 +28,7 @@ def _cards(request: Request) -> int:
 
 async def _board(
     ctx: Console, *, status_code: int = 200, message: str | None = None, notice: str | None = None
-):
+) -> Response:
     cards = _cards(ctx.request)
     view, data = await asyncio.gather(
         ctx.view("sales-pipeline"),
@@ -52,12 +52,12 @@ async def _board(
 
 
 @router.get("/pipeline")
-async def pipeline(ctx: Annotated[Console, Depends(console)]):
+async def pipeline(ctx: Annotated[Console, Depends(console)]) -> Response:
     return await _board(ctx)
 
 
 @router.post("/opportunities/{opportunity_id}/stage")
-async def move(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def move(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     """Called by the drag and drop: JSON back, so the script can put a refused card back."""
     form = await check_csrf(request)
     r = await ctx.post(
@@ -70,7 +70,7 @@ async def move(opportunity_id: str, request: Request, ctx: Annotated[Console, De
 
 
 @router.post("/opportunities/{opportunity_id}/win")
-async def win(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def win(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     await check_csrf(request)
     r = await ctx.post(f"/api/v1/opportunities/{opportunity_id}/win", json={})
     if r.ok:
@@ -79,7 +79,7 @@ async def win(opportunity_id: str, request: Request, ctx: Annotated[Console, Dep
 
 
 @router.post("/opportunities/{opportunity_id}/lose")
-async def lose(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def lose(opportunity_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     form = await check_csrf(request)
     r = await ctx.post(
         f"/api/v1/opportunities/{opportunity_id}/lose", json={"lostReason": str(form.get("lostReason", ""))}

@@ -58,7 +58,7 @@ def local_time(value: Any, time_zone: str | None = None) -> str:
     return instant.astimezone(zone(time_zone)).strftime("%Y-%m-%d %H:%M")
 
 
-def funnel_svg(stages: list[dict], *, width: int = 560, bar_height: int = 28) -> dict:
+def funnel_svg(stages: list[dict[str, Any]], *, width: int = 560, bar_height: int = 28) -> dict[str, Any]:
     """Geometry for the funnel: one centred bar per stage, its width by the number of opportunities."""
     biggest = max([s["count"] for s in stages] + [1])
     rows = []
@@ -77,7 +77,9 @@ def funnel_svg(stages: list[dict], *, width: int = 560, bar_height: int = 28) ->
     return {"width": width, "height": max(1, len(stages)) * (bar_height + 8), "rows": rows}
 
 
-def revenue_svg(won: list[dict], stages: list[dict], *, width: int = 360) -> list[dict]:
+def revenue_svg(
+    won: list[dict[str, Any]], stages: list[dict[str, Any]], *, width: int = 360
+) -> list[dict[str, Any]]:
     """One small chart per currency (amounts in different currencies are never drawn on one scale):
     won revenue beside the open pipeline in that currency."""
     open_by_currency: dict[str, Decimal] = {}

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from fastapi import Request
+from fastapi import FastAPI, Request, Response
 from starlette.datastructures import FormData
 
 from crm_gateway.console import memo, words
@@ -43,7 +43,7 @@ CONSISTENCY_HEADER = "crm-consistency-token"
 class SignInRequired(Exception):
     """No session, or the access token has expired: back to the sign-in page."""
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None) -> None:
         self.message = message
 
 
@@ -71,7 +71,7 @@ class ApiResult:
         return detail + (" " + "; ".join(fields) if fields else "")
 
 
-def gateway_client(app) -> httpx.AsyncClient:
+def gateway_client(app: FastAPI) -> httpx.AsyncClient:
     """The console's way into the API: the gateway app itself, called in process."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.internal")
 
@@ -83,7 +83,7 @@ class Console:
     request: Request
     token: str | None
     csrf: str
-    me: dict = field(default_factory=dict)
+    me: dict[str, Any] = field(default_factory=dict)
     # The consistency token of the write this page follows (SEEN_COOKIE), sent on its reads.
     after: str | None = None
 
@@ -95,7 +95,7 @@ class Console:
             return self.me.get("locale") or preferred_language(self.request.headers.get("accept-language"))
         return language_of(self.request)
 
-    def translate(self, text: str, **values) -> str:
+    def translate(self, text: str, **values: Any) -> str:
         return words.translate(text, self.language, **values)
 
     @property
@@ -105,7 +105,7 @@ class Console:
     def can(self, permission: str) -> bool:
         return permission in self.permissions or "admin" in self.permissions
 
-    async def call(self, method: str, path: str, *, retry: bool = True, **kwargs) -> ApiResult:
+    async def call(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> ApiResult:
         client: httpx.AsyncClient = self.request.app.state.console_client
         headers = dict(kwargs.pop("headers", {}) or {})
         if self.token:
@@ -130,13 +130,13 @@ class Console:
             self.after = self.request.state.seen = r.headers[CONSISTENCY_HEADER]
         return ApiResult(r.status_code, body, r.headers.get("etag"))
 
-    async def get(self, path: str, **kwargs) -> ApiResult:
+    async def get(self, path: str, **kwargs: Any) -> ApiResult:
         return await self.call("GET", path, **kwargs)
 
-    async def post(self, path: str, **kwargs) -> ApiResult:
+    async def post(self, path: str, **kwargs: Any) -> ApiResult:
         return await self.call("POST", path, **kwargs)
 
-    async def stream(self, method: str, path: str, **kwargs) -> httpx.Response:
+    async def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An answer to read as it arrives (an export); the caller closes it."""
         client: httpx.AsyncClient = self.request.app.state.console_client
         headers = {"authorization": f"Bearer {self.token}", "accept-language": self.language}
@@ -147,50 +147,55 @@ class Console:
             raise SignInRequired(self.translate("Your session has expired. Please sign in again."))
         return response
 
-    async def patch(self, path: str, **kwargs) -> ApiResult:
+    async def patch(self, path: str, **kwargs: Any) -> ApiResult:
         return await self.call("PATCH", path, **kwargs)
 
     @property
     def memo(self) -> memo.Memo:
-        return self.request.app.state.console_memo
+        memo_: memo.Memo = self.request.app.state.console_memo
+        return memo_
 
-    def user_key(self, what: str) -> tuple:
+    def user_key(self, what: str) -> tuple[str, str]:
         """A memo key for something about this user: the token's digest, never the token."""
         return (what, hashlib.sha256((self.token or "").encode()).hexdigest())
 
     async def time_zone(self) -> str:
         """The user's IANA time zone from their user record (`/me` does not carry it)."""
 
-        async def fetch():
+        async def fetch() -> tuple[bool, str]:
             r = await self.get(f"/api/v1/users/{self.me.get('id')}")
             return r.ok, ((r.body or {}).get("timeZone") if r.ok else None) or "UTC"
 
-        return await self.memo.get(self.user_key("timeZone"), memo.USER_SECONDS, fetch)
+        zone: str = await self.memo.get(self.user_key("timeZone"), memo.USER_SECONDS, fetch)
+        return zone
 
     async def view(self, view_id: str) -> ApiResult:
         """A view definition in the page's language (the same for every user)."""
 
-        async def fetch():
+        async def fetch() -> tuple[bool, ApiResult]:
             r = await self.get(f"/api/v1/views/{view_id}")
             return r.ok, r
 
-        return await self.memo.get(("view", view_id, self.language), memo.VIEW_SECONDS, fetch)
+        view: ApiResult = await self.memo.get(("view", view_id, self.language), memo.VIEW_SECONDS, fetch)
+        return view
 
     async def directory(self) -> ApiResult:
         """The user directory (up to 200), for a filter's or an assignment's choices."""
 
-        async def fetch():
+        async def fetch() -> tuple[bool, ApiResult]:
             r = await self.get("/api/v1/users", params={"pageSize": 200})
             return r.ok, r
 
-        return await self.memo.get(self.user_key("users"), memo.USER_SECONDS, fetch)
+        users: ApiResult = await self.memo.get(self.user_key("users"), memo.USER_SECONDS, fetch)
+        return users
 
 
 def language_of(request: Request) -> str:
     """The page's language: a signed-in user's (Console.language, recorded by `console` for the pages
     drawn without their session, such as an error); before sign-in, the sign-in page's switch (kept
     in a cookie), else the browser's Accept-Language, else English."""
-    if known := getattr(request.state, "language", None):
+    known: str | None = getattr(request.state, "language", None)
+    if known:
         return known
     chosen = request.cookies.get(LANGUAGE_COOKIE)
     if chosen in LANGUAGES:
@@ -199,9 +204,10 @@ def language_of(request: Request) -> str:
 
 
 def csrf_of(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or request.state.__dict__.setdefault(
+    token: str = request.cookies.get(CSRF_COOKIE) or request.state.__dict__.setdefault(
         "new_csrf", secrets.token_urlsafe(32)
     )
+    return token
 
 
 async def check_csrf(request: Request) -> FormData:
@@ -214,7 +220,7 @@ async def check_csrf(request: Request) -> FormData:
     return form
 
 
-async def refreshed(request: Request) -> dict | None:
+async def refreshed(request: Request) -> dict[str, Any] | None:
     """A new token pair for this sign-in from its refresh token (kept in `request.state.new_session`
     for the response's cookies), or None. A refresh token works once and two uses at once revoke the
     sign-in, so refreshes are one at a time and the new pair is remembered for a minute under the old
@@ -225,14 +231,14 @@ async def refreshed(request: Request) -> dict | None:
     state = request.app.state
     key = ("refresh", hashlib.sha256(refresh.encode()).hexdigest())
 
-    async def fetch():
+    async def fetch() -> tuple[bool, dict[str, Any] | None]:
         r = await state.console_client.post(
             "/api/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh}
         )
         return r.status_code == 200, r.json() if r.status_code == 200 else None
 
     async with state.console_refresh_lock:
-        pair = await state.console_memo.get(key, 60.0, fetch)
+        pair: dict[str, Any] | None = await state.console_memo.get(key, 60.0, fetch)
     if pair:
         request.state.new_session = pair
     return pair
@@ -249,11 +255,11 @@ async def console(request: Request) -> Console:
         token = pair["access_token"]
     ctx = Console(request, token, csrf_of(request), after=request.cookies.get(SEEN_COOKIE))
 
-    async def fetch():
+    async def fetch() -> tuple[bool, ApiResult]:
         r = await ctx.get("/api/v1/me")
         return r.ok, r
 
-    me = await ctx.memo.get(ctx.user_key("me"), memo.USER_SECONDS, fetch)  # refreshes on a 401
+    me: ApiResult = await ctx.memo.get(ctx.user_key("me"), memo.USER_SECONDS, fetch)  # refreshes on a 401
     if not me.ok:
         raise SignInRequired(ctx.translate("Your session has expired. Please sign in again."))
     ctx.me = me.body
@@ -261,7 +267,7 @@ async def console(request: Request) -> Console:
     return ctx
 
 
-def set_session(response, request: Request, pair: dict) -> None:
+def set_session(response: Response, request: Request, pair: dict[str, Any]) -> None:
     """The cookies of a signed-in session from a token answer (sign-in or refresh)."""
     set_cookie(response, SESSION_COOKIE, pair["access_token"], request, max_age=int(pair["expires_in"]))
     if pair.get("refresh_token"):
@@ -277,7 +283,9 @@ def login_url(request: Request) -> str:
     return f"{COOKIE_PATH}/login?next={quote(target)}"
 
 
-def set_cookie(response, name: str, value: str, request: Request, max_age: int | None = None) -> None:
+def set_cookie(
+    response: Response, name: str, value: str, request: Request, max_age: int | None = None
+) -> None:
     response.set_cookie(
         name,
         value,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from crm_gateway.console.session import COOKIE_PATH, Console, check_csrf, console
 from crm_gateway.console.web import ConsoleRoute, is_htmx, page, redirect
@@ -28,7 +28,7 @@ LIST_PARAMS = ("q", "status", "priority", "breached", "sort", "page")
 SORTS = ("-createdAt", "resolutionDueAt", "firstResponseDueAt", "-priority", "ticketNumber")
 
 
-def sla_marks(ticket: dict, now: datetime) -> list[dict]:
+def sla_marks(ticket: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     """The SLA's state per target: breached (recorded, or due and passed on an open ticket), paused,
     met, or due at a time."""
     marks = []
@@ -53,14 +53,14 @@ def sla_marks(ticket: dict, now: datetime) -> list[dict]:
 
 
 @router.get("/tickets")
-async def tickets(request: Request, ctx: Annotated[Console, Depends(console)]):
+async def tickets(request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     query = request.query_params
     params = [(k, v) for k in LIST_PARAMS for v in query.getlist(k) if v]
     result, time_zone = await asyncio.gather(
         ctx.get("/api/v1/tickets", params=[*params, ("pageSize", "25")]), ctx.time_zone()
     )
 
-    def link(**changes) -> str:
+    def link(**changes: Any) -> str:
         current = dict(params) | changes
         return f"{COOKIE_PATH}/tickets?" + urlencode({k: v for k, v in current.items() if v})
 
@@ -81,7 +81,7 @@ async def tickets(request: Request, ctx: Annotated[Console, Depends(console)]):
     return page(ctx, "tickets.html", status_code=200 if result.ok else result.status, **context)
 
 
-async def ticket_page(ctx: Console, ticket_id: str, *, status_code: int = 200, **extra):
+async def ticket_page(ctx: Console, ticket_id: str, *, status_code: int = 200, **extra: Any) -> Response:
     ticket, conversation, users, time_zone = await asyncio.gather(
         ctx.get(f"/api/v1/tickets/{ticket_id}"),
         ctx.get(f"/api/v1/tickets/{ticket_id}/communications", params={"pageSize": 200}),
@@ -112,12 +112,14 @@ async def ticket_page(ctx: Console, ticket_id: str, *, status_code: int = 200, *
 
 
 @router.get("/tickets/{ticket_id}")
-async def ticket(ticket_id: str, ctx: Annotated[Console, Depends(console)]):
+async def ticket(ticket_id: str, ctx: Annotated[Console, Depends(console)]) -> Response:
     return await ticket_page(ctx, ticket_id)
 
 
 @router.post("/tickets/{ticket_id}/status")
-async def change_status(ticket_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def change_status(
+    ticket_id: str, request: Request, ctx: Annotated[Console, Depends(console)]
+) -> Response:
     form = await check_csrf(request)
     body = {"status": str(form.get("status", ""))}
     for name in ("resolution", "reason"):
@@ -131,7 +133,7 @@ async def change_status(ticket_id: str, request: Request, ctx: Annotated[Console
 
 
 @router.post("/tickets/{ticket_id}/communications")
-async def reply(ticket_id: str, request: Request, ctx: Annotated[Console, Depends(console)]):
+async def reply(ticket_id: str, request: Request, ctx: Annotated[Console, Depends(console)]) -> Response:
     form = await check_csrf(request)
     body = {
         "direction": str(form.get("direction", "OUTBOUND")),

@@ -74,7 +74,7 @@ def redirect(request: Request, url: str) -> Response:
 
 
 class ConsoleRoute(APIRoute):
-    def get_route_handler(self) -> Callable:
+    def get_route_handler(self) -> Callable[..., Any]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:

@@ -1,3 +1,5 @@
+from typing import Any
+
 # ruff: noqa: RUF001 (Chinese text uses full-width punctuation on purpose)
 """The console's own words (navigation, buttons, form labels, messages) in English and Chinese.
 
@@ -336,7 +338,7 @@ EN: dict[str, str] = {
 }
 
 
-def translate(text: str, /, language: str, **values) -> str:
+def translate(text: str, /, language: str, **values: Any) -> str:
     """`text` in `language` (English when it is `en` or no translation exists), `{name}`s filled in."""
     text = ZH.get(text, EN.get(text, text)) if language == "zh" else EN.get(text, text)
     return text.format(**values) if values else text

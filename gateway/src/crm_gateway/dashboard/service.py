@@ -21,7 +21,7 @@ CENTS = Decimal("0.01")
 
 
 class WidgetRefused(Exception):
-    def __init__(self, status: int, body: Any):
+    def __init__(self, status: int, body: Any) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
@@ -35,7 +35,7 @@ def _ok(r: ServiceResponse) -> Any:
 
 async def _widget(
     name: str, fetch: Callable[[], Awaitable[Any]], budget: float, model: type[BaseModel] | None = None
-) -> dict:
+) -> dict[str, Any]:
     # asyncio.wait, not wait_for: on timeout the widget answers at once and its call is cancelled
     # in the background (wait_for would wait for the cancellation to finish).
     task = asyncio.ensure_future(fetch())
@@ -70,7 +70,7 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(CENTS, rounding=ROUND_HALF_UP))
 
 
-def funnel_from_board(board: dict) -> dict:
+def funnel_from_board(board: dict[str, Any]) -> dict[str, Any]:
     """Per stage: count, amount and weighted amount (amount x stage probability), per currency."""
     stages = []
     for column in board["columns"]:
@@ -100,7 +100,7 @@ def funnel_from_board(board: dict) -> dict:
     return {"stages": stages}
 
 
-def _sales_from_board(board: dict) -> dict:
+def _sales_from_board(board: dict[str, Any]) -> dict[str, Any]:
     revenue: dict[str, Decimal] = {}
     open_count = 0
     for column in board["columns"]:
@@ -115,7 +115,7 @@ def _sales_from_board(board: dict) -> dict:
     }
 
 
-async def build(client: ServiceClient, *, authorization: str | None, budget: float) -> dict:
+async def build(client: ServiceClient, *, authorization: str | None, budget: float) -> dict[str, Any]:
     auth = {"authorization": authorization}
     board_task: asyncio.Task | None = None
 
@@ -135,7 +135,7 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
         )
         return r["total"]
 
-    async def conversion() -> dict:
+    async def conversion() -> dict[str, Any]:
         leads, prospects, customers = await asyncio.gather(
             count("LEAD"), count("PROSPECT"), count("CUSTOMER")
         )
@@ -152,7 +152,7 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
             "conversionRate": None if rate is None else str(rate),
         }
 
-    async def sales_metrics() -> dict:
+    async def sales_metrics() -> dict[str, Any]:
         pipeline, conv = await asyncio.gather(
             # Its parts get most of the budget, so the widget can still answer with what it has.
             _widget("salesMetrics.pipeline", lambda: _board_json(board()), budget * 0.9),
@@ -174,14 +174,14 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
         data["unavailable"] = missing
         return data
 
-    async def funnel() -> dict:
+    async def funnel() -> dict[str, Any]:
         return funnel_from_board(await _board_json(board()))
 
-    async def recent() -> dict:
+    async def recent() -> dict[str, Any]:
         body = _ok(await client.get("activity", "/api/v1/activities/feed", params={"limit": 10}, **auth))
         return {"items": body["items"], "timeZone": body.get("timeZone")}
 
-    async def top_customers() -> dict:
+    async def top_customers() -> dict[str, Any]:
         # One ranking per currency: lifetime values in different currencies are not comparable.
         body = _ok(
             await client.get(
@@ -233,6 +233,6 @@ def _consume(task: asyncio.Task) -> None:
         task.exception()
 
 
-async def _board_json(pending: Awaitable[ServiceResponse]) -> dict:
+async def _board_json(pending: Awaitable[ServiceResponse]) -> dict[str, Any]:
     # shield: the shared board call outlives one waiter's timeout so the other can still use it
     return _ok(await asyncio.shield(pending))

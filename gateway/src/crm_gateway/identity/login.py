@@ -24,7 +24,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from crm_common.errors import ProblemError
 from redis import asyncio as aioredis
@@ -37,12 +37,12 @@ MAX_TRACKED = 100_000
 
 
 class PasswordWork:
-    def __init__(self, *, concurrency: int, queue: int):
+    def __init__(self, *, concurrency: int, queue: int) -> None:
         self._slots = asyncio.Semaphore(concurrency)
         self.queue = queue
         self._waiting = 0
 
-    async def run(self, fn: Callable[..., T], *args) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._waiting >= self.queue:
             raise ProblemError(
                 503,
@@ -115,7 +115,7 @@ class LoginThrottle:
         address_failures: int = 20,
         address_window_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
-    ):
+    ) -> None:
         self.account_failures = account_failures
         self.lock_seconds = lock_seconds
         self.lock_max_seconds = lock_max_seconds
@@ -260,7 +260,7 @@ class RedisLoginThrottle:
         retry_after_failure: float = 5.0,
         clock: Callable[[], float] = time.time,
         **rules,
-    ):
+    ) -> None:
         self.prefix = prefix
         self.retry_after_failure = retry_after_failure
         self.clock = clock

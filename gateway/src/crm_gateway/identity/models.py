@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from crm_common.models import Field, SQLModel, id_field, json_field, new_registry, timestamp_field
@@ -148,6 +149,6 @@ class RoleDefinition(Base, table=True):
 
     name: str = Field(sa_type=sa.String(32), primary_key=True)
     permissions: list[str] = json_field(list)
-    scopes: dict = json_field(dict)
+    scopes: dict[str, Any] = json_field(dict)
     updated_at: datetime = timestamp_field()
     version: int = Field(default=None, sa_column=_role_version)

@@ -59,7 +59,7 @@ class TokenRequest:
         client_secret: Annotated[
             str | None, Form(description="client_credentials grant, unless sent with HTTP Basic")
         ] = None,
-    ):
+    ) -> None:
         self.grant_type = grant_type
         self.username = username
         self.password = password

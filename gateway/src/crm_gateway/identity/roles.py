@@ -11,6 +11,7 @@ replicated table whose lag would need its own guarantee and no lookup per reques
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from crm_common.auth import (
@@ -133,7 +134,7 @@ async def update_role(session: AsyncSession, *, name: str, data: RoleUpdateReque
     permissions = sorted(expand_permissions(data.permissions))
     if name == "admin" and "admin" not in permissions:
         raise _invalid("permissions", "The admin role keeps the `admin` permission.", "admin_required")
-    scopes = {c: {"read": p.read, "write": p.write} for c, p in data.scopes.items()}
+    scopes: dict[str, Any] = {c: {"read": p.read, "write": p.write} for c, p in data.scopes.items()}
     if (permissions, scopes) == (sorted(row.permissions), row.scopes):
         return row
     row.permissions, row.scopes, row.updated_at = permissions, scopes, utcnow()

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 from crm_common.auth import ALGORITHM, permissions_for
@@ -50,7 +51,7 @@ class TokenIssuer:
         audience: str,
         ttl_seconds: int,
         refresh_ttl_seconds: int = 14 * 24 * 3600,
-    ):
+    ) -> None:
         self.private_pem = private_pem
         self.issuer = issuer
         self.audience = audience
@@ -88,7 +89,9 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM)
 
-    def issue_claims(self, claims: dict, *, ttl_seconds: int, not_after: datetime | None = None) -> str:
+    def issue_claims(
+        self, claims: dict[str, Any], *, ttl_seconds: int, not_after: datetime | None = None
+    ) -> str:
         """A token with these claims (used for API keys: a short life, never past the key's expiry)."""
         now = datetime.now(UTC)
         exp = now + timedelta(seconds=ttl_seconds)

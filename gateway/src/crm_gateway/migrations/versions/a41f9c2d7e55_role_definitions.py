@@ -7,6 +7,7 @@ Create Date: 2026-12-06 23:45:00
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import crm_common.models
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ def _r(*contexts: str) -> list[str]:
     return [f"{c}:read" for c in contexts]
 
 
-def _scopes(default: str, **per_context: str) -> dict:
+def _scopes(default: str, **per_context: str) -> dict[str, Any]:
     return {c: {"read": per_context.get(c, default), "write": per_context.get(c, default)} for c in DATA}
 
 
