@@ -7,7 +7,7 @@ from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_descr
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import etag
-from crm_common.errors import FieldError, ProblemError, problem_doc
+from crm_common.errors import FieldError, problem_doc
 from crm_common.pagination import PageParams, any_of, sync_page_params
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
@@ -37,6 +37,7 @@ from pipeline_svc.service import archiving, batch, line_items, transitions
 from pipeline_svc.service import board as board_service
 from pipeline_svc.service import forecast as forecast_service
 from pipeline_svc.service import opportunities as service
+from pipeline_svc.service.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"], responses=problem_doc(401, 403))
 
@@ -137,9 +138,7 @@ async def forecast(
         elif date_from > date_to:
             errors.append(FieldError(field="to", message="must not be before from", code="range"))
         if errors:
-            raise ProblemError(
-                422, "VALIDATION_ERROR", "The forecast range is not valid; see `errors`.", errors=errors
-            )
+            raise InvalidInput("The forecast range is not valid; see `errors`.", errors=errors)
         name, start, end = "custom", date_from, date_to
     else:
         name = period or "quarter"

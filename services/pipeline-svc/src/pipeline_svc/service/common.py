@@ -2,8 +2,6 @@
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from crm_common.errors import FieldError, ProblemError
-
 CENT = Decimal("0.01")
 HUNDRED = Decimal("100")
 
@@ -15,9 +13,3 @@ def cents(value: Decimal) -> Decimal:
 
 def line_total(quantity: Decimal, unit_price: Decimal, discount: Decimal) -> Decimal:
     return cents(Decimal(quantity) * Decimal(unit_price) * (HUNDRED - Decimal(discount)) / HUNDRED)
-
-
-def unprocessable(code: str, detail: str, *, field: str, message: str, rule: str, **extra) -> ProblemError:
-    return ProblemError(
-        422, code, detail, errors=[FieldError(field=field, message=message, code=rule)], extra=extra or None
-    )

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from crm_common import customer_refs, numbering
 from crm_common.concurrency import check_optional_version
-from crm_common.errors import ProblemError, not_found
+from crm_common.errors import FieldError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
@@ -28,7 +28,13 @@ from pipeline_svc.events import publish as events
 from pipeline_svc.models import Invoice, InvoiceLine, InvoiceNumberCounter, InvoiceStatus, Opportunity
 from pipeline_svc.schemas import InvoiceCreateRequest
 from pipeline_svc.service import opportunities
-from pipeline_svc.service.common import cents, line_total, unprocessable
+from pipeline_svc.service.common import cents, line_total
+from pipeline_svc.service.errors import (
+    CurrencyMismatch,
+    InvalidInvoiceTransition,
+    OpportunityCustomerMismatch,
+    UnknownOpportunity,
+)
 
 # A won opportunity's draft invoice is due this many days after the close date.
 PAYMENT_TERMS_DAYS = 30
@@ -210,28 +216,31 @@ async def create_invoice(
             )
         ).scalar_one_or_none()
         if opportunity is None:
-            raise unprocessable(
-                "UNKNOWN_OPPORTUNITY",
+            raise UnknownOpportunity(
                 f"Opportunity {data.opportunity_id} does not exist.",
-                field="opportunityId",
-                message="unknown opportunity",
-                rule="unknown_opportunity",
+                errors=[
+                    FieldError(
+                        field="opportunityId", message="unknown opportunity", code="unknown_opportunity"
+                    )
+                ],
             )
         if opportunity.customer_id != customer_id:
-            raise unprocessable(
-                "OPPORTUNITY_CUSTOMER_MISMATCH",
+            raise OpportunityCustomerMismatch(
                 "The opportunity belongs to another customer.",
-                field="opportunityId",
-                message="belongs to another customer",
-                rule="customer_mismatch",
+                errors=[
+                    FieldError(
+                        field="opportunityId", message="belongs to another customer", code="customer_mismatch"
+                    )
+                ],
             )
         if opportunity.currency != data.currency:
-            raise unprocessable(
-                "CURRENCY_MISMATCH",
+            raise CurrencyMismatch(
                 f"The opportunity is in {opportunity.currency}; its invoices must be too.",
-                field="currency",
-                message=f"must be {opportunity.currency}",
-                rule="currency_mismatch",
+                errors=[
+                    FieldError(
+                        field="currency", message=f"must be {opportunity.currency}", code="currency_mismatch"
+                    )
+                ],
             )
         caller.check_write(opportunity.owner_id, opportunity.team_id)
     else:
@@ -313,9 +322,7 @@ async def transition_invoice(
     check_optional_version(invoice.version, if_match=if_match, body_version=body_version)
     sources, target = TRANSITIONS[action]
     if invoice.status not in sources:
-        raise ProblemError(
-            409,
-            "INVALID_INVOICE_TRANSITION",
+        raise InvalidInvoiceTransition(
             f"Invoice {invoice.invoice_number} is {invoice.status}; `{action}` needs "
             f"{' or '.join(sorted(sources))}.",
         )

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_optional_version
-from crm_common.errors import FieldError, ProblemError, unique_violation
+from crm_common.errors import FieldError, unique_violation
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pipeline_svc.events import publish as events
 from pipeline_svc.models import Opportunity, OpportunityProduct, OpportunityStatus, Product, ProductStatus
 from pipeline_svc.schemas import OpportunityLineItemCreateRequest, OpportunityLineItemUpdateRequest
-from pipeline_svc.service.common import line_total, unprocessable
+from pipeline_svc.service.common import line_total
+from pipeline_svc.service.errors import (
+    CurrencyMismatch,
+    LineItemExists,
+    LineItemNotFound,
+    ProductNotActive,
+    UnknownProduct,
+)
 from pipeline_svc.service.opportunities import (
     change_record,
     computed_amount,
@@ -28,10 +35,8 @@ from pipeline_svc.service.opportunities import (
 )
 
 
-def _line_exists(product: Product) -> ProblemError:
-    return ProblemError(
-        409,
-        "LINE_ITEM_EXISTS",
+def _line_exists(product: Product) -> LineItemExists:
+    return LineItemExists(
         f"Product {product.code!r} is already on this opportunity; change its quantity instead.",
         errors=[FieldError(field="productId", message="already a line item", code="unique")],
     )
@@ -41,11 +46,7 @@ def _find(opportunity: Opportunity, product_id: uuid.UUID) -> OpportunityProduct
     for item in opportunity.line_items:
         if item.product_id == product_id:
             return item
-    raise ProblemError(
-        404,
-        "LINE_ITEM_NOT_FOUND",
-        f"Product {product_id} is not a line item of opportunity {opportunity.id}.",
-    )
+    raise LineItemNotFound(f"Product {product_id} is not a line item of opportunity {opportunity.id}.")
 
 
 async def _open_opportunity(
@@ -71,9 +72,7 @@ async def _changed(session: AsyncSession, opportunity: Opportunity, *, actor_id:
         await session.flush()
     except IntegrityError as exc:
         if unique_violation(exc) == "uq_opportunity_products":
-            raise ProblemError(
-                409, "LINE_ITEM_EXISTS", "That product is already on this opportunity."
-            ) from None
+            raise LineItemExists("That product is already on this opportunity.") from None
         raise
     name = await stage_name(session, opportunity.stage_id)
     await add_events(
@@ -95,33 +94,34 @@ async def add_line_item(
     opportunity = await _open_opportunity(session, opportunity_id, if_match, caller)
     product = await session.get(Product, data.product_id)
     if product is None:
-        raise unprocessable(
-            "UNKNOWN_PRODUCT",
+        raise UnknownProduct(
             f"Product {data.product_id} does not exist.",
-            field="productId",
-            message="unknown product",
-            rule="unknown_product",
+            errors=[FieldError(field="productId", message="unknown product", code="unknown_product")],
         )
     if product.status != ProductStatus.ACTIVE:
-        raise unprocessable(
-            "PRODUCT_NOT_ACTIVE",
+        raise ProductNotActive(
             f"Product {product.code!r} is {product.status}; only ACTIVE products can be sold.",
-            field="productId",
-            message=f"product is {product.status}",
-            rule="product_not_active",
+            errors=[
+                FieldError(
+                    field="productId", message=f"product is {product.status}", code="product_not_active"
+                )
+            ],
         )
     if any(item.product_id == product.id for item in opportunity.line_items):
         raise _line_exists(product)
     unit_price = data.unit_price
     if unit_price is None:
         if product.currency != opportunity.currency:
-            raise unprocessable(
-                "CURRENCY_MISMATCH",
+            raise CurrencyMismatch(
                 f"Product {product.code!r} is priced in {product.currency} and the opportunity is in "
                 f"{opportunity.currency}; give a unitPrice in {opportunity.currency}.",
-                field="unitPrice",
-                message=f"required: the product is priced in {product.currency}",
-                rule="currency_mismatch",
+                errors=[
+                    FieldError(
+                        field="unitPrice",
+                        message=f"required: the product is priced in {product.currency}",
+                        code="currency_mismatch",
+                    )
+                ],
             )
         unit_price = product.price
     now = datetime.now(UTC)

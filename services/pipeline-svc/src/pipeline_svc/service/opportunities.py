@@ -13,7 +13,7 @@ from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.directory import require_active_team, require_active_user, user_names, users
-from crm_common.errors import ProblemError, not_found
+from crm_common.errors import not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
@@ -38,6 +38,7 @@ from pipeline_svc.schemas import (
     OpportunityUpdateRequest,
 )
 from pipeline_svc.service.common import cents
+from pipeline_svc.service.errors import OpportunityHasLineItems, OpportunityNotOpen
 from pipeline_svc.service.stages import first_open_stage
 
 SORTABLE = {
@@ -51,11 +52,9 @@ SORTABLE = {
 }
 
 
-def not_open(opportunity: Opportunity, what: str) -> ProblemError:
-    return ProblemError(
-        409,
-        "OPPORTUNITY_NOT_OPEN",
-        f"Opportunity {opportunity.id} is {opportunity.status}; only OPEN opportunities can {what}.",
+def not_open(opportunity: Opportunity, what: str) -> OpportunityNotOpen:
+    return OpportunityNotOpen(
+        f"Opportunity {opportunity.id} is {opportunity.status}; only OPEN opportunities can {what}."
     )
 
 
@@ -282,10 +281,8 @@ async def update_opportunity(
     if opportunity.status != OpportunityStatus.OPEN and wanted.keys() & {"amount", "currency", "probability"}:
         raise not_open(opportunity, "change amount, currency or probability")
     if "currency" in wanted and wanted["currency"] != opportunity.currency and opportunity.line_items:
-        raise ProblemError(
-            409,
-            "OPPORTUNITY_HAS_LINE_ITEMS",
-            "Line items are priced in the opportunity's currency; remove them before changing it.",
+        raise OpportunityHasLineItems(
+            "Line items are priced in the opportunity's currency; remove them before changing it."
         )
     await _check_people(
         session,

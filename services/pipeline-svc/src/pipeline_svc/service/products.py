@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_optional_version, check_version
-from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
+from crm_common.errors import FieldError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc.models import OpportunityProduct, Product
 from pipeline_svc.schemas import ProductCreateRequest, ProductUpdateRequest
+from pipeline_svc.service.errors import ProductCodeExists, ProductInUse
 
 SORTABLE = {
     "name": Product.name,
@@ -24,10 +25,8 @@ SORTABLE = {
 }
 
 
-def _code_exists(code: str) -> ProblemError:
-    return ProblemError(
-        409,
-        "PRODUCT_CODE_EXISTS",
+def _code_exists(code: str) -> ProductCodeExists:
+    return ProductCodeExists(
         f"A product with the code {code!r} already exists.",
         errors=[FieldError(field="code", message="already used by another product", code="unique")],
     )
@@ -115,10 +114,8 @@ async def delete_product(session: AsyncSession, *, product_id: uuid.UUID, if_mat
     used = await session.execute(
         select(OpportunityProduct.id).where(OpportunityProduct.product_id == product_id).limit(1)
     )
-    in_use = ProblemError(
-        409,
-        "PRODUCT_IN_USE",
-        f"Product {product.code!r} is on opportunities' line items; set its status to DISCONTINUED instead.",
+    in_use = ProductInUse(
+        f"Product {product.code!r} is on opportunities' line items; set its status to DISCONTINUED instead."
     )
     if used.first() is not None:
         raise in_use

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_optional_version, check_version
-from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
+from crm_common.errors import FieldError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pipeline_svc.models import Opportunity, OpportunityStage
 from pipeline_svc.schemas import OpportunityStageCreateRequest, OpportunityStageUpdateRequest
+from pipeline_svc.service.errors import (
+    InvalidInput,
+    NoActiveStage,
+    NoLostStage,
+    NoWonStage,
+    StageInUse,
+    StageNameExists,
+)
 
 SORTABLE = {
     "sortOrder": OpportunityStage.sort_order,
@@ -21,10 +29,8 @@ SORTABLE = {
 }
 
 
-def _name_exists(name: str) -> ProblemError:
-    return ProblemError(
-        409,
-        "STAGE_NAME_EXISTS",
+def _name_exists(name: str) -> StageNameExists:
+    return StageNameExists(
         f"A stage named {name!r} already exists.",
         errors=[FieldError(field="name", message="already used by another stage", code="unique")],
     )
@@ -95,9 +101,7 @@ async def first_open_stage(session: AsyncSession) -> OpportunityStage:
     for stage in await active_stages(session):
         if not stage.is_won and not stage.is_lost:
             return stage
-    raise ProblemError(
-        409, "NO_ACTIVE_STAGE", "The pipeline has no active open stage for a new opportunity to start in."
-    )
+    raise NoActiveStage("The pipeline has no active open stage for a new opportunity to start in.")
 
 
 async def closing_stage(session: AsyncSession, *, won: bool) -> OpportunityStage:
@@ -105,10 +109,8 @@ async def closing_stage(session: AsyncSession, *, won: bool) -> OpportunityStage
         if stage.is_won if won else stage.is_lost:
             return stage
     kind = "won" if won else "lost"
-    raise ProblemError(
-        409,
-        f"NO_{kind.upper()}_STAGE",
-        f"The pipeline has no active {kind} stage (isWon/isLost) to close into.",
+    raise (NoWonStage if won else NoLostStage)(
+        f"The pipeline has no active {kind} stage (isWon/isLost) to close into."
     )
 
 
@@ -117,10 +119,8 @@ async def stage_in_use(session: AsyncSession, stage_id: uuid.UUID) -> bool:
     return found.first() is not None
 
 
-def _in_use(stage: OpportunityStage, what: str) -> ProblemError:
-    return ProblemError(
-        409,
-        "STAGE_IN_USE",
+def _in_use(stage: OpportunityStage, what: str) -> StageInUse:
+    return StageInUse(
         f"Stage {stage.name!r} holds opportunities, so it cannot {what}; deactivate it instead (isActive false).",
     )
 
@@ -141,9 +141,7 @@ async def update_stage(
     is_won = changes.get("is_won", stage.is_won)
     is_lost = changes.get("is_lost", stage.is_lost)
     if is_won and is_lost:
-        raise ProblemError(
-            422,
-            "VALIDATION_ERROR",
+        raise InvalidInput(
             "A stage cannot be both isWon and isLost.",
             errors=[
                 FieldError(field="isWon", message="a stage cannot be both won and lost", code="conflict")

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_optional_version
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy import select
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pipeline_svc.events import publish as events
 from pipeline_svc.models import Invoice, Opportunity, OpportunityStage, OpportunityStatus
 from pipeline_svc.schemas import OpportunityRead
+from pipeline_svc.service.errors import InvalidStageTransition, UnknownStage
 from pipeline_svc.service.invoices import invoice_for_won
 from pipeline_svc.service.opportunities import load_opportunity, not_open, view
 from pipeline_svc.service.stages import closing_stage
@@ -46,10 +47,6 @@ def unmet_requirements(opportunity: Opportunity, stage: OpportunityStage) -> lis
     return [r for r in stage.requirements or () if not requirement_met(opportunity, r)]
 
 
-def _refuse(detail: str, errors: list[FieldError], **extra) -> ProblemError:
-    return ProblemError(422, "INVALID_STAGE_TRANSITION", detail, errors=errors, extra=extra)
-
-
 async def move_stage(
     session: AsyncSession,
     *,
@@ -68,18 +65,16 @@ async def move_stage(
     check_optional_version(opportunity.version, if_match=if_match, body_version=body_version)
     target = await session.get(OpportunityStage, stage_id)
     if target is None:
-        raise ProblemError(
-            422,
-            "UNKNOWN_STAGE",
+        raise UnknownStage(
             f"Stage {stage_id} does not exist.",
             errors=[FieldError(field="stageId", message="unknown stage", code="unknown_stage")],
         )
     current = await session.get(OpportunityStage, opportunity.stage_id)
     if opportunity.status != OpportunityStatus.OPEN:
-        raise _refuse(
+        raise InvalidStageTransition(
             f"Opportunity is {opportunity.status}; only OPEN opportunities move between stages.",
-            [FieldError(field="status", message=f"is {opportunity.status}", code="not_open")],
-            unmetRequirements=[],
+            errors=[FieldError(field="status", message=f"is {opportunity.status}", code="not_open")],
+            extra={"unmetRequirements": []},
         )
     if target.id == current.id:
         return opportunity  # already there: nothing changes, no event
@@ -133,10 +128,10 @@ async def move_stage(
                 )
             )
     if errors:
-        raise _refuse(
+        raise InvalidStageTransition(
             f"Opportunity cannot move from {current.name!r} to {target.name!r}; see `errors`.",
-            errors,
-            unmetRequirements=unmet,
+            errors=errors,
+            extra={"unmetRequirements": unmet},
         )
     opportunity.stage_id = target.id
     opportunity.probability = target.probability
