@@ -9,7 +9,7 @@ from crm_common import changes
 from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.concurrency import check_optional_version, check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import not_found
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
@@ -31,6 +31,13 @@ from activity_svc.schemas import (
     ActivityUpdateRequest,
 )
 from activity_svc.service.common import require_customer, require_known_users
+from activity_svc.service.errors import (
+    DurationMismatch,
+    EndBeforeStart,
+    InvalidInitialStatus,
+    InvalidStatusTransition,
+    SystemActivityReadOnly,
+)
 
 # Forward only: PLANNED -> IN_PROGRESS -> COMPLETED (a planned activity may be completed directly),
 # and any open state -> CANCELLED. COMPLETED and CANCELLED are final.
@@ -57,12 +64,6 @@ SORTABLE = {
 DEFAULT_ORDER = [Activity.start_date.desc(), Activity.id.desc()]
 
 
-def _invalid(code: str, field: str, message: str, status: int = 422) -> ProblemError:
-    return ProblemError(
-        status, code, message, errors=[FieldError(field=field, message=message, code=code.lower())]
-    )
-
-
 def _minutes(start: datetime, end: datetime) -> int:
     return int((end - start).total_seconds() // 60)
 
@@ -74,13 +75,11 @@ def schedule(
     it (a different duration is refused); with a duration only, the end is derived."""
     if end is not None:
         if end < start:
-            raise _invalid("END_BEFORE_START", "endDate", "endDate must not be before startDate.")
+            raise EndBeforeStart("endDate must not be before startDate.")
         derived = _minutes(start, end)
         if duration is not None and duration != derived:
-            raise _invalid(
-                "DURATION_MISMATCH",
-                "duration",
-                f"duration {duration} does not match startDate..endDate ({derived} minutes).",
+            raise DurationMismatch(
+                f"duration {duration} does not match startDate..endDate ({derived} minutes)."
             )
         return end, derived
     if duration is not None:
@@ -109,9 +108,7 @@ async def create_activity(
 ) -> tuple[Activity, Activity | None]:
     """The new activity and, when it is created COMPLETED with a followUpDate, its follow-up task."""
     if data.status not in INITIAL_STATUSES:
-        raise _invalid(
-            "INVALID_INITIAL_STATUS", "status", "A new activity is PLANNED, IN_PROGRESS or COMPLETED."
-        )
+        raise InvalidInitialStatus("A new activity is PLANNED, IN_PROGRESS or COMPLETED.")
     end, duration = schedule(data.start_date, data.end_date, data.duration)
     owner_id = data.owner_id or actor_id
     if caller is not None:  # for someone else only inside the caller's write scope
@@ -182,10 +179,8 @@ async def _editable(
 ) -> Activity:
     activity = await get_activity(session, activity_id, caller=caller, write=True, archived_ok=archived_ok)
     if activity.system:
-        raise ProblemError(
-            409,
-            "SYSTEM_ACTIVITY_READ_ONLY",
-            "System notes are the record of business events and cannot be changed or deleted.",
+        raise SystemActivityReadOnly(
+            "System notes are the record of business events and cannot be changed or deleted."
         )
     if required:
         check_version(activity.version, if_match=if_match, body_version=version)
@@ -196,9 +191,7 @@ async def _editable(
 
 def _check_transition(activity: Activity, target: str) -> None:
     if target not in TRANSITIONS[activity.status]:
-        raise ProblemError(
-            409,
-            "INVALID_STATUS_TRANSITION",
+        raise InvalidStatusTransition(
             f"An activity cannot go from {activity.status} to {target}.",
             extra={"currentStatus": activity.status, "allowed": sorted(TRANSITIONS[activity.status])},
         )

@@ -5,8 +5,10 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from crm_common import customer_lookup, customer_refs, directory
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from activity_svc.service.errors import UnknownUser
 
 
 async def require_known_users(session: AsyncSession, ids: Iterable[uuid.UUID], *, field: str) -> None:
@@ -23,9 +25,7 @@ async def require_known_users(session: AsyncSession, ids: Iterable[uuid.UUID], *
     known = {row.id for row in rows}
     unknown = [(i, uid) for i, uid in enumerate(ids) if uid not in known]
     if unknown:
-        raise ProblemError(
-            422,
-            "UNKNOWN_USER",
+        raise UnknownUser(
             f"Not known or not active: {', '.join(str(u) for _, u in unknown)}.",
             errors=[
                 FieldError(

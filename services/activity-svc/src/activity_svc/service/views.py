@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from crm_common import customer_refs, directory
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.directory import SYSTEM_USER_ID, SYSTEM_USER_NAME
-from crm_common.errors import FieldError, ProblemError
 from crm_common.pagination import PageParams, cursor_window, next_cursor, order_by, sync_filters, sync_order
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy import Select, and_, exists, func, or_, select
@@ -26,6 +25,7 @@ from activity_svc.schemas import (
     ActivityRead,
 )
 from activity_svc.service.activities import DEFAULT_ORDER, SORTABLE, in_scope
+from activity_svc.service.errors import InvalidTimeZone
 
 AGENDA_TYPES = (ActivityType.TASK, ActivityType.MEETING)
 
@@ -160,11 +160,8 @@ def zone(name: str) -> ZoneInfo:
             raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ProblemError(
-            422,
-            "INVALID_TIME_ZONE",
-            f"Unknown time zone {name!r}; use an IANA name such as Europe/Paris.",
-            errors=[FieldError(field="timeZone", message="unknown time zone", code="invalid_time_zone")],
+        raise InvalidTimeZone(
+            f"Unknown time zone {name!r}; use an IANA name such as Europe/Paris.", message="unknown time zone"
         ) from None
 
 
@@ -178,7 +175,7 @@ async def caller_zone(session: AsyncSession, user_id: uuid.UUID, requested: str 
     ).scalar_one_or_none()
     try:
         return zone(found).key if found else "UTC"
-    except ProblemError:
+    except InvalidTimeZone:
         return "UTC"
 
 
