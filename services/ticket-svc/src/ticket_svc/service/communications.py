@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from crm_common import directory
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from ticket_svc.events import publish
 from ticket_svc.models import CommunicationChannel, CommunicationDirection, TicketCommunication, TicketStatus
 from ticket_svc.schemas import TicketCommunicationCreateRequest
 from ticket_svc.service import sla
+from ticket_svc.service.errors import CommunicationNotFound, InvalidCommunication
 from ticket_svc.service.policies import terms_for
 from ticket_svc.service.tickets import clock_of, get_ticket, ticket_closed
 from ticket_svc.service.workflow import move, record_late
@@ -29,10 +30,8 @@ from ticket_svc.service.workflow import move, record_late
 CUSTOMER_REPLIED = "Customer replied"
 
 
-def _invalid(field: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "INVALID_COMMUNICATION",
+def _invalid(field: str, message: str) -> InvalidCommunication:
+    return InvalidCommunication(
         message,
         errors=[FieldError(field=field, message=message, code="invalid_communication")],
     )
@@ -120,9 +119,7 @@ async def get_communication(
     communication = await session.get(TicketCommunication, communication_id)
     # An id from another ticket is as unknown here as one that does not exist.
     if communication is None or communication.ticket_id != ticket_id:
-        raise ProblemError(
-            404, "COMMUNICATION_NOT_FOUND", f"Ticket {ticket_id} has no communication {communication_id}."
-        )
+        raise CommunicationNotFound(f"Ticket {ticket_id} has no communication {communication_id}.")
     return communication
 
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_common.concurrency import check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, not_found
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from ticket_svc.models import SlaPolicy, SlaRevision
 from ticket_svc.schemas import SlaPolicyCreateRequest, SlaPolicyUpdateRequest
 from ticket_svc.service import sla
 from ticket_svc.service.businesstime import DAYS, BusinessCalendar, parse_hhmm
+from ticket_svc.service.errors import InvalidBusinessHours, InvalidSlaTargets, InvalidTimeZone
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ async def terms_for(session: AsyncSession, revision_id: uuid.UUID | None) -> Sla
 # Checked in this order; the problem's code names the first kind found, `errors` lists every one,
 # so a client fixes a policy in one round trip.
 _PROBLEMS = {
-    "timeZone": ("INVALID_TIME_ZONE", "The time zone is not an IANA time zone (e.g. Europe/Berlin)."),
-    "businessHours": ("INVALID_BUSINESS_HOURS", "The business hours are impossible or overlap."),
-    "targets": ("INVALID_SLA_TARGETS", "The SLA targets are inconsistent."),
+    "timeZone": (InvalidTimeZone, "The time zone is not an IANA time zone (e.g. Europe/Berlin)."),
+    "businessHours": (InvalidBusinessHours, "The business hours are impossible or overlap."),
+    "targets": (InvalidSlaTargets, "The SLA targets are inconsistent."),
 }
 
 
@@ -178,8 +179,8 @@ def validate_policy(values: dict) -> None:
     """Semantic checks on a policy's (camelCase) data: one 422 problem listing every error."""
     errors = [*_time_zone_errors(values), *_hours_errors(values), *_target_errors(values)]
     if errors:
-        code, detail = _PROBLEMS[errors[0].field.split(".")[0]]
-        raise ProblemError(422, code, f"{detail} See `errors` for every problem found.", errors=errors)
+        kind, detail = _PROBLEMS[errors[0].field.split(".")[0]]
+        raise kind(f"{detail} See `errors` for every problem found.", errors=errors)
 
 
 def _normalised(values: dict) -> dict:

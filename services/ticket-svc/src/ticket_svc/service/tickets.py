@@ -10,7 +10,7 @@ from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.batch import check_external_id_free, external_id_conflict
 from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
-from crm_common.errors import FieldError, ProblemError, not_found
+from crm_common.errors import FieldError, not_found
 from crm_common.models import UtcDateTime
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
@@ -23,6 +23,7 @@ from ticket_svc.events import publish
 from ticket_svc.models import OPEN_STATUSES, Ticket, TicketStatus
 from ticket_svc.schemas import TicketCreateRequest, TicketRead, TicketUpdateRequest
 from ticket_svc.service import numbers, sla
+from ticket_svc.service.errors import ResolutionRequired, TicketClosed, UnknownTicket
 from ticket_svc.service.policies import NO_SLA, SlaTerms, select_policy, terms_for
 
 OWNERS = (Ticket.assigned_to_id, Ticket.created_by_id)
@@ -82,10 +83,8 @@ def set_due_times(ticket: Ticket, terms: SlaTerms, now: datetime) -> None:
     ticket.resolution_due_at = sla.due_at(terms.calendar, clock, target[1], now)
 
 
-def ticket_closed(ticket: Ticket) -> ProblemError:
-    return ProblemError(
-        422, "TICKET_CLOSED", f"Ticket {ticket.ticket_number} is closed; a closed ticket cannot change."
-    )
+def ticket_closed(ticket: Ticket) -> TicketClosed:
+    return TicketClosed(f"Ticket {ticket.ticket_number} is closed; a closed ticket cannot change.")
 
 
 async def _check_related(
@@ -107,9 +106,7 @@ async def _check_related(
             if r not in found and r != self_id
         ]
     if errors:
-        raise ProblemError(
-            422, "UNKNOWN_TICKET", "Related tickets must be other existing tickets.", errors=errors
-        )
+        raise UnknownTicket("Related tickets must be other existing tickets.", errors=errors)
     return [str(r) for r in unique]
 
 
@@ -190,9 +187,7 @@ async def update_ticket(
     if "tags" in changes:
         changes["tags"] = list(dict.fromkeys(changes["tags"]))
     if "resolution" in changes and not changes["resolution"] and ticket.status == TicketStatus.RESOLVED:
-        raise ProblemError(
-            422,
-            "RESOLUTION_REQUIRED",
+        raise ResolutionRequired(
             "A resolved ticket keeps its resolution.",
             errors=[FieldError(field="resolution", message="cannot be cleared", code="required")],
         )

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from crm_common.concurrency import check_optional_version
 from crm_common.db import insert_for
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,13 @@ from ticket_svc.events import publish
 from ticket_svc.models import OPEN_STATUSES, BreachKind, SlaBreach, Ticket, TicketStatus
 from ticket_svc.schemas import TicketSatisfactionRequest, TicketStatusChangeRequest
 from ticket_svc.service import sla
+from ticket_svc.service.errors import (
+    InvalidStatusTransition,
+    ReasonRequired,
+    ResolutionRequired,
+    SatisfactionAlreadyRated,
+    TicketNotResolved,
+)
 from ticket_svc.service.policies import SlaTerms, terms_for
 from ticket_svc.service.tickets import clock_of, get_ticket, ticket_closed
 
@@ -31,12 +38,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 
 
-def invalid_transition(current: str, target: str) -> ProblemError:
+def invalid_transition(current: str, target: str) -> InvalidStatusTransition:
     allowed = list(ALLOWED[current])
     listed = ", ".join(allowed) if allowed else "none (CLOSED is final)"
-    return ProblemError(
-        422,
-        "INVALID_STATUS_TRANSITION",
+    return InvalidStatusTransition(
         f"A {current} ticket cannot become {target}; allowed: {listed}.",
         errors=[FieldError(field="status", message=f"not allowed from {current}", code="invalid_transition")],
         extra={"currentStatus": current, "allowedStatuses": allowed},
@@ -182,9 +187,7 @@ async def change_status(
     pending = publish.Pending(ticket)
     if target == S.ESCALATED:
         if not data.reason:
-            raise ProblemError(
-                422,
-                "REASON_REQUIRED",
+            raise ReasonRequired(
                 "Escalating needs a reason.",
                 errors=[FieldError(field="reason", message="required to escalate", code="missing")],
             )
@@ -196,9 +199,7 @@ async def change_status(
             if data.resolution:
                 ticket.resolution = data.resolution
             if not ticket.resolution:
-                raise ProblemError(
-                    422,
-                    "RESOLUTION_REQUIRED",
+                raise ResolutionRequired(
                     "Resolving a ticket needs a resolution.",
                     errors=[FieldError(field="resolution", message="required to resolve", code="missing")],
                 )
@@ -242,16 +243,12 @@ async def rate_satisfaction(
     first rating, then it is final."""
     ticket = await get_ticket(session, ticket_id, for_update=True, caller=caller, write=True)
     if ticket.status not in (S.RESOLVED, S.CLOSED):
-        raise ProblemError(
-            422,
-            "TICKET_NOT_RESOLVED",
+        raise TicketNotResolved(
             f"Only a resolved or closed ticket can be rated; this one is {ticket.status}.",
             extra={"currentStatus": ticket.status},
         )
     if ticket.satisfaction_rated_at is not None and now - ticket.satisfaction_rated_at > change_window:
-        raise ProblemError(
-            409,
-            "SATISFACTION_ALREADY_RATED",
+        raise SatisfactionAlreadyRated(
             "This ticket was rated already and the time to change the rating has passed.",
             extra={"ratedAt": ticket.satisfaction_rated_at.isoformat()},
         )
