@@ -149,3 +149,35 @@ async def test_a_null_body_is_refused_not_taken_for_no_body(client, headers):
     # A small body that is not null still reaches the route whole.
     r = await client.post(f"/api/v1/campaigns/{c['id']}/activate", json={}, headers=headers)
     assert r.status_code == 200 and r.json()["status"] == "ACTIVE"
+
+
+async def test_patch_tells_null_from_not_sent(client, headers):
+    """A field left out of a PATCH stays as it is; null clears a field that may be empty and is a
+    422 (`null`) for one that may not, with nothing changed."""
+    c = await create_campaign(
+        client, headers, description="Spring mailing", budget="100.00", channels=["email"]
+    )
+    url = f"/api/v1/campaigns/{c['id']}"
+    r = await client.patch(
+        url, json={"name": None, "type": None, "channels": None, "version": 1}, headers=headers
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR")
+    assert sorted((e["field"], e["code"]) for e in r.json()["errors"]) == [
+        ("channels", "null"),
+        ("name", "null"),
+        ("type", "null"),
+    ]
+    after = (await client.get(url, headers=headers)).json()
+    assert (after["name"], after["type"], after["channels"], after["version"]) == (
+        "Spring launch",
+        "EMAIL",
+        ["email"],
+        1,
+    )
+    r = await client.patch(url, json={"description": None, "version": 1}, headers=headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["description"], r.json()["budget"], r.json()["name"]) == (
+        None,
+        "100.00",
+        "Spring launch",
+    )
