@@ -1,5 +1,7 @@
 """kill -9 during a burst of keyed writes, then a restart and a retry of every key: nothing is lost,
 nothing happens twice, and every write the client saw acknowledged is replayed as it was answered.
+The burst is more than the CRM admits at once: a write it refuses (503 OVERLOADED) is not
+acknowledged, and the client sends it again after Retry-After, as any client of an overloaded CRM.
 
 `crm up` as a real process, on SQLite files (the embedded default: claims left in flight are freed
 at start) and on Postgres (`CRM_DATABASE_URL`: they are taken over after the lease)."""
@@ -142,6 +144,13 @@ def _everything(client: httpx.Client, path: str, **params) -> list[dict]:
         page += 1
 
 
+def _overloaded(resp: httpx.Response) -> bool:
+    """503 OVERLOADED: the CRM turned the request away and wrote nothing (docs/operations.md, "Capacity
+    and overload"). To a client that is no acknowledgement: it sends the same key again after
+    Retry-After, as docs/api-guide.md tells SDK users to."""
+    return resp.status_code == 503 and resp.json().get("code") == "OVERLOADED"
+
+
 def _when_known(request) -> dict:
     deadline = time.monotonic() + 15
     while (resp := request()).status_code == 422 and time.monotonic() < deadline:
@@ -209,21 +218,26 @@ def test_kill_9_during_keyed_writes_then_retry_every_key(crm):
     acknowledged = threading.Semaphore(0)
     killed = threading.Event()
     local = threading.local()
+    refusals = Counter()
 
     def send(sent: Sent) -> None:
-        if killed.is_set():
-            return
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=crm.base_url, headers=headers, timeout=30)
-        sent.attempted = True
-        try:
-            resp = local.client.request(
-                sent.method, sent.path, json=sent.json, headers={"Idempotency-Key": sent.key}
-            )
-        except httpx.TransportError:
-            return
-        sent.response = resp
-        acknowledged.release()
+        while not killed.is_set():
+            sent.attempted = True
+            try:
+                resp = local.client.request(
+                    sent.method, sent.path, json=sent.json, headers={"Idempotency-Key": sent.key}
+                )
+            except httpx.TransportError:
+                return
+            if not _overloaded(resp):
+                sent.response = resp
+                acknowledged.release()
+                return
+            # Not acknowledged: if the kill comes first, the key stays unanswered until the retry.
+            refusals[sent.key] += 1
+            time.sleep(float(resp.headers.get("Retry-After", "1")))
 
     def killer() -> None:
         for _ in range(KILL_AFTER_ACKNOWLEDGED):
@@ -238,6 +252,7 @@ def test_kill_9_during_keyed_writes_then_retry_every_key(crm):
     watcher.join(timeout=60)
     assert killed.is_set(), "the burst ended before the kill"
 
+    # Every answer but a refusal is the write's outcome, and every write here succeeds.
     answered = [s for s in plan if s.response is not None]
     assert all(s.response.status_code in (200, 201) for s in answered), [
         (s.path, s.response.status_code, s.response.text) for s in answered if s.response.status_code >= 300
@@ -259,6 +274,10 @@ def test_kill_9_during_keyed_writes_then_retry_every_key(crm):
                 again = client.request(
                     sent.method, sent.path, json=sent.json, headers={"Idempotency-Key": sent.key}
                 )
+                if _overloaded(again):
+                    assert time.monotonic() < deadline, f"{sent.key} still refused after {RETRY_FOR_SECONDS}s"
+                    time.sleep(float(again.headers.get("Retry-After", "1")))
+                    continue
                 if again.status_code != 409 or again.json().get("code") != "IDEMPOTENCY_KEY_IN_USE":
                     break
                 assert crm.dialect == "postgres", (
@@ -289,7 +308,8 @@ def test_kill_9_during_keyed_writes_then_retry_every_key(crm):
     acknowledged_tickets = sum(1 for s in ticket_keys if s.response is not None)
     print(
         f"\n[{crm.dialect}] sent {sum(s.attempted for s in plan)} keyed writes, {len(answered)} acknowledged"
-        f" ({acknowledged_tickets} ticket creates, {len(answered) - acknowledged_tickets} wins) before kill -9;"
+        f" ({acknowledged_tickets} ticket creates, {len(answered) - acknowledged_tickets} wins) before kill -9"
+        f" ({sum(refusals.values())} refusals 503 OVERLOADED of {len(refusals)} keys, sent again);"
         f" after the restart {present_before_retry} of the keyed tickets present"
         f" ({present_before_retry - acknowledged_tickets + len(lost)} committed without an answer),"
         f" lost {len(lost)}; all {retried} keys retried: {len(replay_mismatch)} acknowledged ones not"

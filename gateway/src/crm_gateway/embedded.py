@@ -19,6 +19,14 @@ from crm_gateway.settings import SERVICES, GatewaySettings
 
 log = logging.getLogger("crm.embedded")
 
+# The one process's queue target when none is configured: every service, the gateway and the event
+# consumers share one event loop and two cores' worth of CPU, so a request that waited its turn then
+# also runs slower than in the distributed mode. At 4x overload (bench/overload.py, idle machine) the
+# distributed default of 0.25 s gave a served p99 of 1.05-1.13 s here; 0.1 s gave 0.57-0.59 s with
+# served/s still 107% of 1x and refusals under 20 ms.
+EMBEDDED_TARGET_WAIT_SECONDS = 0.1
+_TARGET_WAIT = "admission_target_wait_seconds"
+
 
 def _service_factory(name: str):
     """Imported on use, so a process (or a test) running some services needs only those."""
@@ -32,6 +40,8 @@ def create_embedded_app(
 ) -> FastAPI:
     """`only`: run just these services in the process (tests); the others answer 404."""
     settings = settings or GatewaySettings()
+    if _TARGET_WAIT not in settings.model_fields_set:
+        settings = settings.model_copy(update={_TARGET_WAIT: EMBEDDED_TARGET_WAIT_SECONDS})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = MemoryBus(delivery_limit=settings.event_delivery_limit, consumers=set(only) if only else None)
     # The services' credential for each other's internal endpoints: in process, a fresh one per start.
@@ -90,13 +100,13 @@ async def drain_outboxes(apps, timeout: float = DRAIN_SECONDS) -> None:
 
 def _build(name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str) -> FastAPI:
     create, settings_cls = _service_factory(name)
-    return create(
-        settings_cls(
-            data_dir=settings.data_dir,
-            jwt_public_key_file=settings.public_key_path(),
-            service_token=service_token,
-            # In process: never the distributed URL some environment variable may carry.
-            customer_url=None,
-        ),
-        bus=bus,
+    service_settings = settings_cls(
+        data_dir=settings.data_dir,
+        jwt_public_key_file=settings.public_key_path(),
+        service_token=service_token,
+        # In process: never the distributed URL some environment variable may carry.
+        customer_url=None,
     )
+    if _TARGET_WAIT not in service_settings.model_fields_set:
+        service_settings = service_settings.model_copy(update={_TARGET_WAIT: getattr(settings, _TARGET_WAIT)})
+    return create(service_settings, bus=bus)
