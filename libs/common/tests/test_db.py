@@ -5,7 +5,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from crm_common import db as db_module
-from crm_common.db import Database
+from crm_common.db import Database, LockWaitTimeout
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def test_a_writer_that_waits_too_long_fails_instead_of_hanging(sqlite_db, 
 
     holder = asyncio.create_task(hold())
     await holds.wait()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(LockWaitTimeout):  # answered 503 OVERLOADED (crm_common.errors.overloaded)
         async with sqlite_db.transaction():
             pass
     release.set()

@@ -1,13 +1,17 @@
 """Yearly numbers (crm_common.numbering) on SQLite and Postgres: concurrent writers never get one
 number twice, and a writer that rolls back gives its number back, so the committed numbers of a year
-are 1..n with no gap."""
+are 1..n with no gap. On Postgres a writer waits for the year's row a bounded time, then gives up
+(503 OVERLOADED) with nothing written."""
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import pytest
 import sqlalchemy as sa
 from crm_common.db import Database, ensure_schema
+from crm_common.errors import overloaded
 from crm_common.numbering import format_number, next_number, next_numbers
+from sqlalchemy.exc import DBAPIError
 
 metadata = sa.MetaData()
 counters = sa.Table(
@@ -66,3 +70,53 @@ async def test_each_year_counts_on_its_own_and_the_format_holds(db):
         assert await next_number(session, counters, "INV", 2027) == "INV-2027-000001"
         assert await next_number(session, counters, "INV", 2026) == "INV-2026-000002"
     assert format_number("TKT", 2026, 1_234_567) == "TKT-2026-1234567"
+
+
+@asynccontextmanager
+async def counter_row_held(db: Database, year: int):
+    """Another writer in the middle of its transaction, holding `year`'s counter row."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold():
+        async with db.transaction() as session:
+            await next_number(session, counters, "REC", year)
+            held.set()
+            await release.wait()
+            raise RolledBack  # its number goes back: the next one is the same again
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        with pytest.raises(RolledBack):
+            await holder
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_writer_waits_for_the_counter_row_a_bounded_time_then_is_overloaded(database):
+    url, schema = database
+    db = Database(url, schema=schema, numbering_lock_timeout=0.2)
+    await ensure_schema(db.engine, schema)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        await create(db, fail=False)  # REC-2026-000001: the year's row exists
+        async with counter_row_held(db, 2026):
+            with pytest.raises(DBAPIError) as refused:
+                async with asyncio.timeout(30):  # a ceiling for a loaded machine, not a measure
+                    await create(db, fail=False)
+        problem = overloaded(refused.value)
+        assert problem is not None and (problem.status, problem.code) == (503, "OVERLOADED")
+        assert problem.headers == {"Retry-After": "1"}
+        async with db.transaction() as session:
+            assert await next_number(session, counters, "REC", 2026) == "REC-2026-000002"  # no gap
+            # The bound was for the increment only: the rest of the transaction waits as before.
+            assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == "0"
+            await session.execute(sa.insert(records), [{"number": "REC-2026-000002"}])
+        async with db.transaction(read_only=True) as session:
+            committed = sorted((await session.execute(sa.select(records.c.number))).scalars())
+        assert committed == ["REC-2026-000001", "REC-2026-000002"]
+    finally:
+        await db.dispose()

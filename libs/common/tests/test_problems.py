@@ -1,15 +1,19 @@
 """Every error a client can see is an RFC 9457 problem document with a stable code."""
 
 import json
+import sqlite3
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from crm_common.db import LockWaitTimeout
 from crm_common.errors import DomainError, ProblemError, install_problem_handlers, problem_response
 from crm_common.observability import install_observability
 from crm_common.pagination import PageParams, page_params
 from crm_common.schemas import StrictApiModel
 from fastapi import Depends, FastAPI
 from pydantic import Field
+from sqlalchemy.exc import DBAPIError
 
 
 class ThingLocked(DomainError):
@@ -150,3 +154,48 @@ def test_a_domain_error_is_a_problem_error_so_batches_report_it_per_item():
     exc = ThingLocked("locked")
     assert isinstance(exc, ProblemError)
     assert (exc.status, exc.code, exc.detail) == (409, "THING_LOCKED", "locked")
+
+
+def _database_error(path, statement: str) -> DBAPIError:
+    """The error SQLAlchemy raises for `statement` on the SQLite file at `path`, waiting for no lock."""
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    except DBAPIError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{statement} ran")
+
+
+async def test_a_write_that_gave_up_waiting_for_a_lock_is_overloaded_other_database_errors_are_500(tmp_path):
+    path = tmp_path / "locks.db"
+    with sqlite3.connect(path, isolation_level=None) as setup:
+        setup.execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+        setup.execute("INSERT INTO t VALUES (1)")
+    duplicate = _database_error(path, "INSERT INTO t VALUES (1)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing: SQLite's busy timeout runs out
+    try:
+        busy = _database_error(path, "INSERT INTO t VALUES (2)")
+    finally:
+        holder.close()
+    app = make_app()
+    for name, error in {"busy": busy, "turn": LockWaitTimeout("no turn"), "duplicate": duplicate}.items():
+
+        async def fail(error=error):
+            raise error
+
+        app.add_api_route(f"/db/{name}", fail)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as c:
+        answers = {name: await c.get(f"/db/{name}") for name in ("busy", "turn", "duplicate")}
+    for name in ("busy", "turn"):
+        r = answers[name]
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "OVERLOADED" and r.headers["Retry-After"] == "1"
+    r = answers["duplicate"]
+    assert r.status_code == 500 and r.json()["code"] == "INTERNAL_ERROR"
+    assert "INSERT" not in r.text

@@ -221,7 +221,10 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         db = Database(
-            settings.resolved_database_url(), schema=settings.schema_name, pool_size=settings.db_pool_size
+            settings.resolved_database_url(),
+            schema=settings.schema_name,
+            pool_size=settings.db_pool_size,
+            numbering_lock_timeout=settings.numbering_lock_timeout_seconds,
         )
         if settings.migrate_on_start:
             await migrate(db, migrations)

@@ -30,8 +30,13 @@ STATEMENT_READS = "crm_statement_reads"
 # What such a connection may run: a statement that writes there would commit on its own, half of a
 # request's work, so it is refused instead (a read that needs to write takes a transaction).
 _READ_STATEMENTS = ("SELECT", "WITH", "(", "SHOW", ";")
-# As long as SQLite's own busy timeout: a writer waiting longer fails instead of hanging.
+# As long as SQLite's own busy timeout: a writer waiting longer fails instead of hanging
+# (LockWaitTimeout, answered 503 OVERLOADED like a Postgres lock timeout).
 SQLITE_WRITE_WAIT_SECONDS = 30
+# How long a write waits for a year's counter row (crm_common.numbering) on Postgres, unless the
+# service's `numbering_lock_timeout_seconds` says otherwise; Session.info key carrying it.
+NUMBERING_LOCK_TIMEOUT_SECONDS = 2.0
+NUMBERING_LOCK_TIMEOUT = "crm_numbering_lock_timeout"
 # Session.info key: the Database callback that tells outbox relays new events were committed.
 OUTBOX_WRITTEN = "crm_outbox_written"
 
@@ -44,6 +49,11 @@ def async_url(url: str) -> str:
     elif parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     return parsed.render_as_string(hide_password=False)
+
+
+class LockWaitTimeout(TimeoutError):
+    """A writer waited longer than its bound for its SQLite write turn: the transaction never began,
+    nothing was written (answered 503 OVERLOADED, crm_common.errors)."""
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -136,12 +146,21 @@ class Database:
     then the callbacks registered on the session (the outbox relay's wake-up) once it committed.
     """
 
-    def __init__(self, url: str, *, schema: str, pool_size: int = 10):
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str,
+        pool_size: int = 10,
+        numbering_lock_timeout: float = NUMBERING_LOCK_TIMEOUT_SECONDS,
+    ):
         self.schema = schema
         self.engine = create_engine(url, schema=schema, pool_size=pool_size)
         self.outbox_listeners: list[Callable[[], None]] = []
         self.sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, info={OUTBOX_WRITTEN: self._outbox_committed}
+            self.engine,
+            expire_on_commit=False,
+            info={OUTBOX_WRITTEN: self._outbox_committed, NUMBERING_LOCK_TIMEOUT: numbering_lock_timeout},
         )
         # Read-only sessions are bound to the same engine (same pool) with the read-only option, so
         # they take a connection at their first query, not when opened: a request's session then
@@ -238,8 +257,11 @@ def _refuse_writes_outside_transaction(conn, _cursor, statement, _parameters, _c
 
 @asynccontextmanager
 async def _acquired(lock: asyncio.Lock, timeout: float) -> AsyncIterator[None]:
-    async with asyncio.timeout(timeout):
-        await lock.acquire()
+    try:
+        async with asyncio.timeout(timeout):
+            await lock.acquire()
+    except TimeoutError:
+        raise LockWaitTimeout(f"no SQLite write turn within {timeout:g} s") from None
     try:
         yield
     finally:

@@ -14,12 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crm_common.db import LockWaitTimeout
 from crm_common.input_guard import MAX_JSON_DEPTH
 from crm_common.observability import current_request_id
 
@@ -167,6 +168,36 @@ def _declared_unique(table_name: str, columns: list[str]) -> str | None:
     return None
 
 
+def lock_wait_timed_out(exc: BaseException) -> bool:
+    """Whether a write gave up waiting, at its bound, for a lock another transaction held: Postgres'
+    `lock_timeout` (SQLSTATE 55P03 lock_not_available; crm_common.numbering bounds the wait for a
+    year's counter row with it), SQLite's busy timeout (SQLITE_BUSY: another process held the file's
+    write lock) or this process's SQLite write turn (crm_common.db.LockWaitTimeout). The statement
+    failed, so its transaction rolls back: nothing was written."""
+    if isinstance(exc, LockWaitTimeout):
+        return True
+    if not isinstance(exc, DBAPIError) or exc.orig is None:
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "55P03":
+        return True
+    return str(getattr(exc.orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+
+
+def overloaded(exc: BaseException) -> ProblemError | None:
+    """The 503 OVERLOADED answer to an error that says the service is at capacity rather than at
+    fault, else None: no database connection came free within the pool timeout (crm_common.db), or a
+    write waited its bound for a lock (`lock_wait_timed_out`). Either way its transaction never began
+    or was rolled back, so nothing was written and the client may send it again after Retry-After."""
+    if not (isinstance(exc, PoolTimeout) or lock_wait_timed_out(exc)):
+        return None
+    return ProblemError(
+        503,
+        "OVERLOADED",
+        "The service is at capacity; retry after the time given.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def problem_response(
     request: Request | None,
     status: int,
@@ -285,17 +316,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(PoolTimeout)
-    async def _pool_timeout(request: Request, exc: PoolTimeout):
-        # No database connection came free in time (crm_common.db: pool timeout): overload, not a
-        # fault; the transaction never started, so nothing was written.
-        log.warning("%s %s: no database connection within the pool timeout", request.method, request.url.path)
-        return problem_response(
-            request,
-            503,
-            "OVERLOADED",
-            "The service is at capacity; retry after the time given.",
-            headers={"Retry-After": "1"},
+    @app.exception_handler(LockWaitTimeout)
+    @app.exception_handler(DBAPIError)
+    async def _overloaded(request: Request, exc: Exception):
+        # Overload, not a fault (see `overloaded`); any other database error goes on to the
+        # unexpected-error handler below.
+        problem = overloaded(exc)
+        if problem is None:
+            raise exc
+        why = (
+            "no database connection within the pool timeout" if isinstance(exc, PoolTimeout) else "lock wait"
         )
+        log.warning("%s %s: 503 OVERLOADED (%s)", request.method, request.url.path, why)
+        return await _problem(request, problem)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

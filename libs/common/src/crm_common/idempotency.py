@@ -43,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common import idempotency_store as store
 from crm_common.db import Database
-from crm_common.errors import ProblemError, problem_response
+from crm_common.errors import ProblemError, overloaded, problem_response
 from crm_common.idempotency_store import (  # noqa: F401  (re-exported for the services' migrations)
     LEASE,
     Outcome,
@@ -210,8 +210,8 @@ class IdempotencyMiddleware:
         body = await _read_body(receive)
         try:
             claimed = await store.claim(db, principal, key, _hash(_request_line(scope), body))
-        except ProblemError as exc:
-            return await _problem(scope, receive, send, exc)
+        except Exception as exc:
+            return await _refused(scope, receive, send, exc)
         if isinstance(claimed, store.Outcome):
             return await _replay(send, claimed)
 
@@ -265,8 +265,8 @@ class IdempotencyMiddleware:
             # The body is not known yet: the claim names the request line; the whole body's digest is
             # compared with a stored outcome's, and stored with the outcome.
             claimed = await store.claim(db, principal, key, _hash(line, b"streamed"), check_finished=False)
-        except ProblemError as exc:
-            return await _problem(scope, receive, send, exc)
+        except Exception as exc:
+            return await _refused(scope, receive, send, exc)
         if isinstance(claimed, store.Outcome):
             digest = await _body_digest(receive)
             if digest is None:
@@ -354,6 +354,16 @@ async def _quietly(write, key: str) -> None:
 async def _problem(scope: Scope, receive: Receive, send: Send, exc: ProblemError) -> None:
     response = problem_response(Request(scope), exc.status, exc.code, exc.detail, headers=exc.headers)
     await response(scope, receive, send)
+
+
+async def _refused(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """The answer when the key could not be claimed: its problem (the key is in use, or reused), or
+    503 OVERLOADED when the claim's own short transaction found no connection or no write turn in
+    time (crm_common.errors.overloaded), as the request itself would have been answered."""
+    problem = exc if isinstance(exc, ProblemError) else overloaded(exc)
+    if problem is None:
+        raise exc
+    await _problem(scope, receive, send, problem)
 
 
 async def _replay(send: Send, outcome: store.Outcome) -> None:

@@ -14,19 +14,47 @@ runs again. That UPDATE holds the row's lock (Postgres) or runs under the single
   inserts the ticket and inlines the increment into the one statement that numbers the ticket and
   writes its event, right before the commit).
 
+A create waits for the row no longer than the service's `numbering_lock_timeout_seconds` (on
+Postgres, `lock_timeout` set for the statements that take the row, `bounded_wait`): past it the
+statement fails with lock_not_available, its transaction rolls back (nothing written, no number
+used) and the client is answered 503 OVERLOADED with Retry-After (crm_common.errors), rather than
+every create of the year piling up behind a slow holder, each on a connection of its own. On SQLite
+the wait is for the writer's turn, before its transaction begins (crm_common.db, also bounded and
+answered 503 OVERLOADED).
+
 The number is `<PREFIX>-<year>-<value>`, the value zero-padded to six digits (more when it grows).
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import insert_for
+from crm_common.db import NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS, dialect_name, insert_for
+
+_SET_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :timeout, true)")
+_RESET_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout TO DEFAULT")
 
 
 def format_number(prefix: str, year: int, value: int) -> str:
     return f"{prefix}-{year}-{value:06d}"
+
+
+@asynccontextmanager
+async def bounded_wait(session: AsyncSession) -> AsyncIterator[None]:
+    """Statements inside wait at most the session's numbering lock timeout (crm_common.db.Database's
+    `numbering_lock_timeout`) for a row another transaction holds; after them the transaction's
+    statements wait as before. Postgres only: on SQLite the writer's turn came before the transaction
+    began. A statement that times out ends the transaction (it is rolled back), so nothing follows it."""
+    if dialect_name(session) != "postgresql":
+        yield
+        return
+    timeout = session.info.get(NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS)
+    await session.execute(_SET_LOCK_TIMEOUT, {"timeout": f"{max(1, round(timeout * 1000))}ms"})
+    yield
+    await session.execute(_RESET_LOCK_TIMEOUT)
 
 
 async def ensure_year(session: AsyncSession, counter: Any, year: int) -> None:
@@ -49,13 +77,14 @@ async def take(session: AsyncSession, counter: Any, year: int, count: int = 1) -
         .values(last_value=table.c.last_value + count)
         .returning(table.c.last_value)
     )
-    # The increment first: the year's row exists for all but its first number. Ensuring it first
-    # cost a round trip per number, and on Postgres that INSERT .. ON CONFLICT waited for the
-    # transaction holding the row's lock as the UPDATE then did again, so each create queued twice.
-    last = (await session.execute(increment)).scalar_one_or_none()
-    if last is None:
-        await ensure_year(session, table, year)
-        last = (await session.execute(increment)).scalar_one()
+    async with bounded_wait(session):
+        # The increment first: the year's row exists for all but its first number. Ensuring it first
+        # cost a round trip per number, and on Postgres that INSERT .. ON CONFLICT waited for the
+        # transaction holding the row's lock as the UPDATE then did again, so each create queued twice.
+        last = (await session.execute(increment)).scalar_one_or_none()
+        if last is None:
+            await ensure_year(session, table, year)
+            last = (await session.execute(increment)).scalar_one()
     return range(last - count + 1, last + 1)
 
 

@@ -11,6 +11,8 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from crm_common.db import NUMBERING_LOCK_TIMEOUT_SECONDS
+
 
 class PlatformSettings(BaseSettings):
     """The platform-wide `CRM_` values the `crm` command reads for its whole process (where it binds,
@@ -100,6 +102,11 @@ class ServiceSettings(BaseSettings):
     admission_queue: int = 256
     admission_max_wait_seconds: float = 2.0
     admission_target_wait_seconds: float = 0.25
+    # Postgres: how long a create waits for its year's number (the counter row another create holds
+    # until it commits, crm_common.numbering); past it, 503 OVERLOADED with nothing written. A holder
+    # keeps the row for milliseconds: a wait this long means the creates of a year queue deeper than
+    # the admission budgets let them, or a holder is stuck.
+    numbering_lock_timeout_seconds: float = Field(default=NUMBERING_LOCK_TIMEOUT_SECONDS, gt=0)
 
     # When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: `authorization` in the
     # scrape config).

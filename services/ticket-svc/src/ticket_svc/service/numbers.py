@@ -64,24 +64,27 @@ async def insert_numbered(session: AsyncSession, ticket: Ticket, year: int, crea
         await session.flush()
         await add_events(session, created(ticket))
         return
-    await numbering.ensure_year(session, TicketNumberCounter, year)
-    ticket.ticket_number = ticket.id.hex  # a unique placeholder, 32 characters
-    session.add(ticket)
-    await session.flush()
-    event: CloudEvent = created(ticket)
-    number = (
-        await session.execute(
-            _NUMBER_AND_PUBLISH,
-            {
-                "year": year,
-                "ticket_id": ticket.id,
-                "event_id": event.id,
-                "routing_key": event.routing_key,
-                "payload": json.dumps(event.model_dump(mode="json", exclude_none=True)),
-                "created_at": utcnow(),
-            },
-        )
-    ).scalar_one()
+    # Both statements that wait for the counter row (ensuring it waits for its holder too) wait a
+    # bounded time: past it, 503 OVERLOADED and nothing written (crm_common.numbering).
+    async with numbering.bounded_wait(session):
+        await numbering.ensure_year(session, TicketNumberCounter, year)
+        ticket.ticket_number = ticket.id.hex  # a unique placeholder, 32 characters
+        session.add(ticket)
+        await session.flush()
+        event: CloudEvent = created(ticket)
+        number = (
+            await session.execute(
+                _NUMBER_AND_PUBLISH,
+                {
+                    "year": year,
+                    "ticket_id": ticket.id,
+                    "event_id": event.id,
+                    "routing_key": event.routing_key,
+                    "payload": json.dumps(event.model_dump(mode="json", exclude_none=True)),
+                    "created_at": utcnow(),
+                },
+            )
+        ).scalar_one()
     set_committed_value(ticket, "ticket_number", number)
     notify = session.info.get(OUTBOX_WRITTEN)
     if notify:
