@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from crm_common.events.envelope import new_event
 from crm_common.pagination import SYNC_SETTLE
 from crm_common.settings import ServiceSettings
+from crm_common.testing.plugin import count_rows, outbox_payloads, publish
 from pipeline_svc.models import Opportunity, OpportunityProduct
 from pipeline_svc.service import archiving
-
-from .conftest import publish
 
 RETENTION = timedelta(days=ServiceSettings().archive_retention_days)
 
@@ -31,7 +30,7 @@ async def board_count(client, headers) -> int:
     return sum(c["summary"]["count"] for c in columns)
 
 
-async def test_archive_hides_and_restore_brings_back(client, auth_headers, new_opportunity, outbox_events):
+async def test_archive_hides_and_restore_brings_back(client, auth_headers, new_opportunity):
     headers = auth_headers("sales_rep")
     tag = uuid.uuid4().hex[:8]
     kept = await new_opportunity(title=f"Kept {tag}", amount="10.00")
@@ -78,8 +77,12 @@ async def test_archive_hides_and_restore_brings_back(client, auth_headers, new_o
     assert await listed(client, headers, q=tag) == {kept["id"], gone["id"]}
     assert await board_count(client, headers) == 2
 
-    assert [e["data"]["opportunityId"] for e in await outbox_events("opportunity.archived")] == [gone["id"]]
-    assert [e["data"]["opportunityId"] for e in await outbox_events("opportunity.restored")] == [gone["id"]]
+    assert [e["data"]["opportunityId"] for e in await outbox_payloads(client, "opportunity.archived")] == [
+        gone["id"]
+    ]
+    assert [e["data"]["opportunityId"] for e in await outbox_payloads(client, "opportunity.restored")] == [
+        gone["id"]
+    ]
 
 
 async def test_archive_needs_write_access_and_scope(client, auth_headers, make_token, new_opportunity):
@@ -92,9 +95,7 @@ async def test_archive_needs_write_access_and_scope(client, auth_headers, make_t
     assert r.json()["archivedAt"] is None
 
 
-async def test_purge_after_the_retention(
-    client, auth_headers, new_opportunity, new_product, outbox_events, count_rows
-):
+async def test_purge_after_the_retention(client, auth_headers, new_opportunity, new_product):
     headers = auth_headers("sales_rep")
     opportunity = await new_opportunity()
     product = await new_product()
@@ -117,12 +118,12 @@ async def test_purge_after_the_retention(
     assert (
         await client.post(f"/api/v1/opportunities/{opportunity['id']}/restore", headers=headers)
     ).status_code == 404
-    assert await count_rows(Opportunity) == 0 and await count_rows(OpportunityProduct) == 0
+    assert await count_rows(client, Opportunity) == 0 and await count_rows(client, OpportunityProduct) == 0
     assert await board_count(client, headers) == 0
     await asyncio.sleep(SYNC_SETTLE.total_seconds() + 0.2)  # the feed stops short of now on Postgres
     feed = (await client.get("/api/v1/opportunities/changes", headers=headers)).json()
     assert [(i["id"], i.get("deleted")) for i in feed["items"]] == [(opportunity["id"], True)]
-    purged = await outbox_events("opportunity.purged")
+    purged = await outbox_payloads(client, "opportunity.purged")
     assert [(e["data"]["opportunityId"], e["data"]["customerId"]) for e in purged] == [
         (opportunity["id"], opportunity["customerId"])
     ]

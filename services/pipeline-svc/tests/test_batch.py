@@ -2,6 +2,7 @@
 
 import uuid
 
+from crm_common.testing.plugin import count_rows, outbox_payloads
 from pipeline_svc.models import Opportunity
 
 
@@ -9,9 +10,7 @@ async def post(client, headers, path, body):
     return await client.post(f"/api/v1/opportunities/batch/{path}", json=body, headers=headers)
 
 
-async def test_batch_create_update_upsert_and_read(
-    client, auth_headers, new_customer, count_rows, outbox_events
-):
+async def test_batch_create_update_upsert_and_read(client, auth_headers, new_customer):
     h = auth_headers()
     customer = str(await new_customer())
     items = [
@@ -27,7 +26,10 @@ async def test_batch_create_update_upsert_and_read(
     assert body["results"][2]["problem"]["code"] == "OPPORTUNITY_EXTERNAL_ID_EXISTS"
     a = body["results"][0]["data"]
     assert a["externalId"] == "erp-1" and (body["succeeded"], body["failed"]) == (1, 2)
-    assert await count_rows(Opportunity) == 1 and len(await outbox_events("opportunity.created")) == 1
+    assert (
+        await count_rows(client, Opportunity) == 1
+        and len(await outbox_payloads(client, "opportunity.created")) == 1
+    )
 
     r = await post(
         client,

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_common.testing.plugin import admitted
+from crm_common.testing.plugin import admitted, count_rows, outbox_payloads
 from pipeline_svc.models import Invoice
 
 
@@ -21,7 +21,7 @@ def new_invoice(client, auth_headers, new_customer):
     return make
 
 
-async def test_a_manual_draft_invoice(client, auth_headers, new_invoice, outbox_events):
+async def test_a_manual_draft_invoice(client, auth_headers, new_invoice):
     r = await new_invoice(
         currency="CHF",
         dueDate="2026-09-30",
@@ -43,7 +43,7 @@ async def test_a_manual_draft_invoice(client, auth_headers, new_invoice, outbox_
     assert invoice["total"] == "340.28"
     assert r.headers["location"] == f"/api/v1/invoices/{invoice['id']}"
     assert (await client.get(f"/api/v1/invoices/{invoice['id']}", headers=auth_headers())).json() == invoice
-    (event,) = await outbox_events("invoice.created")
+    (event,) = await outbox_payloads(client, "invoice.created")
     assert event["data"]["total"] == "340.28" and event["data"]["currency"] == "CHF"
     assert event["data"]["dueDate"] == "2026-09-30" and event["data"]["opportunityId"] is None
 
@@ -84,9 +84,7 @@ async def test_the_status_machine(client, auth_headers, new_invoice):
     assert r.status_code == 200 and r.json()["status"] == "VOID"
 
 
-async def test_invoice_rules_and_bad_input(
-    client, auth_headers, new_invoice, new_opportunity, new_customer, count_rows
-):
+async def test_invoice_rules_and_bad_input(client, auth_headers, new_invoice, new_opportunity, new_customer):
     r = await new_invoice(customerId=str(uuid.uuid4()))
     assert r.status_code == 422 and r.json()["code"] == "UNKNOWN_CUSTOMER"
     r = await new_invoice(opportunityId=str(uuid.uuid4()))
@@ -105,7 +103,7 @@ async def test_invoice_rules_and_bad_input(
     ):
         r = await new_invoice(**fields)
         assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR", fields
-    assert await count_rows(Invoice) == 0
+    assert await count_rows(client, Invoice) == 0
     r = await new_invoice(opportunityId=o["id"], customerId=o["customerId"], currency="EUR")
     assert r.status_code == 201
 
@@ -126,16 +124,14 @@ async def test_list_filters(client, auth_headers, new_invoice, new_customer):
     assert numbers == sorted(numbers) and len(numbers) == 3
 
 
-async def test_status_changes_publish_invoice_status_changed(
-    client, auth_headers, new_invoice, outbox_events
-):
+async def test_status_changes_publish_invoice_status_changed(client, auth_headers, new_invoice):
     invoice = (await new_invoice()).json()
     url = f"/api/v1/invoices/{invoice['id']}"
     h = auth_headers()
     assert (await client.post(f"{url}/pay", headers=h)).status_code == 409  # refused: nothing published
     assert (await client.post(f"{url}/issue", headers=h)).status_code == 200
     assert (await client.post(f"{url}/pay", headers=h)).status_code == 200
-    published = await outbox_events("invoice.status_changed")
+    published = await outbox_payloads(client, "invoice.status_changed")
     assert [
         (e["subject"], e["data"]["fromStatus"], e["data"]["status"], e["sequence"]) for e in published
     ] == [

@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from crm_common.testing.plugin import count_rows, outbox_payloads
 from pipeline_svc.models import OpportunityProduct
 
 
@@ -18,9 +19,7 @@ def add(client, auth_headers):
     return go
 
 
-async def test_line_items_recompute_the_amount(
-    client, auth_headers, add, new_opportunity, new_product, outbox_events
-):
+async def test_line_items_recompute_the_amount(client, auth_headers, add, new_opportunity, new_product):
     o = await new_opportunity()
     seat, setup = await new_product(name="Seat", price="19.99"), await new_product(name="Setup", price="500")
     r = await add(o, seat, quantity="3", discount="15")
@@ -51,7 +50,7 @@ async def test_line_items_recompute_the_amount(
     r = await client.delete(f"/api/v1/opportunities/{o['id']}/products/{seat['id']}", headers=auth_headers())
     assert r.status_code == 200 and r.json()["amount"] == "450.00" and len(r.json()["lineItems"]) == 1
 
-    events = await outbox_events("opportunity.updated")
+    events = await outbox_payloads(client, "opportunity.updated")
     assert [e["data"]["changes"] for e in events] == [
         {"lineItems": 1, "amount": "50.97"},
         {"lineItems": 2, "amount": "550.97"},
@@ -81,7 +80,7 @@ async def test_a_hand_set_amount_is_kept_until_it_is_cleared(
     assert r.json()["amount"] == "150.00" and r.json()["lineItems"][0]["lineTotal"] == "500.00"
 
 
-async def test_line_item_rules(client, auth_headers, add, new_opportunity, new_product, count_rows):
+async def test_line_item_rules(client, auth_headers, add, new_opportunity, new_product):
     o = await new_opportunity(currency="EUR")
     usd = await new_product(price="10", currency="USD")
     r = await add(o, usd)
@@ -108,7 +107,7 @@ async def test_line_item_rules(client, auth_headers, add, new_opportunity, new_p
         f"/api/v1/opportunities/{o['id']}", json={"currency": "USD", "version": 2}, headers=auth_headers()
     )
     assert r.status_code == 409 and r.json()["code"] == "OPPORTUNITY_HAS_LINE_ITEMS"
-    assert await count_rows(OpportunityProduct) == 1
+    assert await count_rows(client, OpportunityProduct) == 1
 
 
 BAD_LINE_ITEMS = [
@@ -123,12 +122,12 @@ BAD_LINE_ITEMS = [
 ]
 
 
-async def test_bad_line_items_are_422_and_write_nothing(add, new_opportunity, new_product, count_rows):
+async def test_bad_line_items_are_422_and_write_nothing(client, add, new_opportunity, new_product):
     for fields, field in BAD_LINE_ITEMS:
         o, product = await new_opportunity(), await new_product()
         r = await add(o, product, **fields)
         assert r.status_code == 422 and field in {e["field"] for e in r.json()["errors"]}
-        assert await count_rows(OpportunityProduct) == 0
+        assert await count_rows(client, OpportunityProduct) == 0
 
 
 async def test_closed_opportunities_keep_their_line_items(

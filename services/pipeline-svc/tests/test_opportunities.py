@@ -2,11 +2,12 @@
 
 import uuid
 
+from crm_common.testing.plugin import count_rows, outbox_payloads
 from pipeline_svc.models import Opportunity
 
 
 async def test_create_starts_in_the_first_active_stage_with_its_probability(
-    client, auth_headers, new_customer, outbox_events
+    client, auth_headers, new_customer
 ):
     user = uuid.uuid4()
     customer = await new_customer("Acme Ltd")
@@ -39,7 +40,7 @@ async def test_create_starts_in_the_first_active_stage_with_its_probability(
     got = await client.get(f"/api/v1/opportunities/{o['id']}", headers=auth_headers("sales_rep"))
     assert got.status_code == 200 and got.json() == o and got.headers["etag"] == 'W/"1"'
 
-    (event,) = await outbox_events("opportunity.created")
+    (event,) = await outbox_payloads(client, "opportunity.created")
     assert event["type"] == "crm.opportunity.created" and event["source"] == "/crm/pipeline"
     assert event["subject"] == o["id"] and event["sequence"] == 1 and event["correlationid"] == "req-7"
     data = event["data"]
@@ -54,21 +55,19 @@ async def test_amount_defaults_to_zero_following_the_line_items(new_opportunity)
     assert o["amount"] == "0.00" and o["amountManual"] is False and o["currency"] == "USD"
 
 
-async def test_an_unknown_customer_is_a_422_and_nothing_is_written(
-    client, auth_headers, count_rows, outbox_events
-):
+async def test_an_unknown_customer_is_a_422_and_nothing_is_written(client, auth_headers):
     r = await client.post(
         "/api/v1/opportunities", json={"title": "X", "customerId": str(uuid.uuid4())}, headers=auth_headers()
     )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "UNKNOWN_CUSTOMER" and r.json()["errors"][0]["field"] == "customerId"
-    assert await count_rows(Opportunity) == 0
-    assert await outbox_events() == []
+    assert await count_rows(client, Opportunity) == 0
+    assert await outbox_payloads(client) == []
 
 
 async def test_owner_and_team_must_exist_and_be_active(
-    client, auth_headers, new_customer, new_user, new_team, count_rows
+    client, auth_headers, new_customer, new_user, new_team
 ):
     customer = str(await new_customer())
     headers = auth_headers("sales_manager")
@@ -83,7 +82,7 @@ async def test_owner_and_team_must_exist_and_be_active(
             headers=headers,
         )
         assert r.status_code == 422 and r.json()["code"] == code, r.text
-    assert await count_rows(Opportunity) == 0
+    assert await count_rows(client, Opportunity) == 0
     owner, team = await new_user("Olga Owner"), await new_team()
     r = await client.post(
         "/api/v1/opportunities",
@@ -115,22 +114,18 @@ BAD_CREATES = [
 ]
 
 
-async def test_bad_create_input_is_a_422_and_writes_nothing(
-    client, auth_headers, new_customer, count_rows, outbox_events
-):
+async def test_bad_create_input_is_a_422_and_writes_nothing(client, auth_headers, new_customer):
     for patch, field in BAD_CREATES:
         body = {"title": "Deal", "customerId": str(await new_customer()), **patch}
         r = await client.post("/api/v1/opportunities", json=body, headers=auth_headers())
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "VALIDATION_ERROR"
         assert field in {e["field"] for e in r.json()["errors"]}, r.json()["errors"]
-        assert await count_rows(Opportunity) == 0
-        assert await outbox_events("opportunity.created") == []
+        assert await count_rows(client, Opportunity) == 0
+        assert await outbox_payloads(client, "opportunity.created") == []
 
 
-async def test_patch_edits_fields_and_publishes_the_changes(
-    client, auth_headers, new_opportunity, outbox_events
-):
+async def test_patch_edits_fields_and_publishes_the_changes(client, auth_headers, new_opportunity):
     o = await new_opportunity(amount="100.00")
     url = f"/api/v1/opportunities/{o['id']}"
     headers = auth_headers("sales_rep")
@@ -149,7 +144,7 @@ async def test_patch_edits_fields_and_publishes_the_changes(
     assert body["title"] == "Renamed" and body["probability"] == 35 and body["version"] == 2
     assert body["expectedCloseDate"] == "2027-01-15" and body["customFields"] == {"a": 1}
     assert r.headers["etag"] == 'W/"2"'
-    (event,) = await outbox_events("opportunity.updated")
+    (event,) = await outbox_payloads(client, "opportunity.updated")
     assert event["sequence"] == 2
     assert event["data"]["changes"] == {
         "title": "Renamed",
@@ -162,10 +157,10 @@ async def test_patch_edits_fields_and_publishes_the_changes(
     # The same values again: nothing changes, no version bump, no event.
     same = await client.patch(url, json={"title": "Renamed", "version": 2}, headers=headers)
     assert same.status_code == 200 and same.json()["version"] == 2
-    assert len(await outbox_events("opportunity.updated")) == 1
+    assert len(await outbox_payloads(client, "opportunity.updated")) == 1
 
 
-async def test_patch_needs_a_current_version(client, auth_headers, new_opportunity, outbox_events):
+async def test_patch_needs_a_current_version(client, auth_headers, new_opportunity):
     o = await new_opportunity()
     url = f"/api/v1/opportunities/{o['id']}"
     r = await client.patch(url, json={"title": "A"}, headers=auth_headers())
@@ -189,9 +184,7 @@ BAD_PATCHES = [
 ]
 
 
-async def test_bad_patch_input_is_a_422_and_changes_nothing(
-    client, auth_headers, new_opportunity, outbox_events
-):
+async def test_bad_patch_input_is_a_422_and_changes_nothing(client, auth_headers, new_opportunity):
     o = await new_opportunity(amount="10.00")
     url = f"/api/v1/opportunities/{o['id']}"
     for patch, field in BAD_PATCHES:
@@ -199,7 +192,7 @@ async def test_bad_patch_input_is_a_422_and_changes_nothing(
         assert r.status_code == 422, r.text
         assert field in {e["field"] for e in r.json()["errors"]}, r.json()
     assert (await client.get(url, headers=auth_headers())).json() == o
-    assert await outbox_events("opportunity.updated") == []
+    assert await outbox_payloads(client, "opportunity.updated") == []
 
 
 async def test_unknown_opportunity_is_a_404(client, auth_headers):
@@ -256,16 +249,14 @@ async def test_list_filters_sorts_and_pages(client, auth_headers, new_customer, 
     assert bad.status_code == 422 and bad.json()["code"] == "INVALID_SORT"
 
 
-async def test_a_retried_create_with_an_idempotency_key_happens_once(
-    client, auth_headers, new_customer, count_rows, outbox_events
-):
+async def test_a_retried_create_with_an_idempotency_key_happens_once(client, auth_headers, new_customer):
     body = {"title": "Retry me", "customerId": str(await new_customer())}
     headers = {**auth_headers("sales_rep", user_id=uuid.uuid4()), "Idempotency-Key": "create-1"}
     first = await client.post("/api/v1/opportunities", json=body, headers=headers)
     again = await client.post("/api/v1/opportunities", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
-    assert await count_rows(Opportunity) == 1
-    assert len(await outbox_events("opportunity.created")) == 1
+    assert await count_rows(client, Opportunity) == 1
+    assert len(await outbox_payloads(client, "opportunity.created")) == 1
     other = await client.post("/api/v1/opportunities", json={**body, "title": "Else"}, headers=headers)
     assert other.status_code == 422 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"

@@ -2,6 +2,7 @@
 
 import uuid
 
+from crm_common.testing.plugin import count_rows
 from pipeline_svc.models import Product
 
 
@@ -54,14 +55,14 @@ async def test_create_read_update_list_and_delete(client, auth_headers):
     assert r.status_code == 404 and r.json()["code"] == "PRODUCT_NOT_FOUND"
 
 
-async def test_codes_are_unique_case_insensitively(client, auth_headers, count_rows):
+async def test_codes_are_unique_case_insensitively(client, auth_headers):
     h = auth_headers()
     assert (
         await client.post("/api/v1/products", json={"name": "A", "code": "abc", "price": "1"}, headers=h)
     ).status_code == 201
     r = await client.post("/api/v1/products", json={"name": "B", "code": "ABC", "price": "1"}, headers=h)
     assert r.status_code == 409 and r.json()["code"] == "PRODUCT_CODE_EXISTS"
-    assert await count_rows(Product) == 1
+    assert await count_rows(client, Product) == 1
 
 
 BAD_PRODUCTS = [
@@ -75,11 +76,11 @@ BAD_PRODUCTS = [
 ]
 
 
-async def test_bad_products_are_422(client, auth_headers, count_rows):
+async def test_bad_products_are_422(client, auth_headers):
     for body, field in BAD_PRODUCTS:
         r = await client.post("/api/v1/products", json=body, headers=auth_headers())
         assert r.status_code == 422 and field in {e["field"] for e in r.json()["errors"]}
-        assert await count_rows(Product) == 0
+        assert await count_rows(client, Product) == 0
 
 
 async def test_unknown_product(client, auth_headers):

@@ -6,11 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 from crm_common.contracts.customer import CustomerAssigned, CustomerOwner
-from crm_common.contracts.identity import TeamCreated, UserCreated
 from crm_common.events.envelope import event_from
+from crm_common.testing.plugin import customer_created_event, publish, team_event, user_event
 from pipeline_svc.service.forecast import period_range
-
-from .conftest import customer_created_event, publish
 
 ROLES = {
     "a1": "sales_rep",
@@ -43,27 +41,15 @@ def headers(make_token, person, ids, **claims):
 async def world(client, make_token, new_customer):
     ids = {}
     for person, role in ROLES.items():
-        payload = UserCreated(
-            user_id=uuid.uuid4(),
-            email=f"{person}@example.com",
-            full_name=person,
-            roles=[role],
-            is_active=True,
-        )
-        await publish(client.bus, event_from(payload, service="gateway", subject=payload.user_id, sequence=1))
-        ids[person] = payload.user_id
+        ids[person] = uuid.uuid4()
+        await publish(client.bus, user_event(ids[person], name=person, roles=[role]))
     teams = {}
     for name, members, manager in (("A", ["a1", "a2"], "manager"), ("B", ["b1", "b2", "support"], None)):
-        payload = TeamCreated(
-            team_id=uuid.uuid4(),
-            name=name,
-            type="SALES",
-            manager_id=ids[manager] if manager else None,
-            member_ids=[ids[m] for m in members],
+        event = team_event(
+            name=name, manager_id=ids[manager] if manager else None, member_ids=[ids[m] for m in members]
         )
-        await publish(client.bus, event_from(payload, service="gateway", subject=payload.team_id, sequence=1))
-        teams[name] = payload.team_id
-        ids[f"team_{name}"] = payload.team_id
+        await publish(client.bus, event)
+        teams[name] = ids[f"team_{name}"] = uuid.UUID(event.data["teamId"])
     customer = str(await new_customer())
     close = period_range("quarter", datetime.now(UTC).date())[0].isoformat()
     admin = headers(make_token, "admin", ids)
@@ -241,8 +227,9 @@ async def test_an_invoice_without_opportunity_follows_its_customers_owner(client
     admin = headers(make_token, "admin", ids)
 
     async def customer(assigned_to=None, team=None, version=1, customer_id=None):
-        event = customer_created_event(customer_id, version=version)
-        event.data["owner"] = CustomerOwner(assigned_to_id=assigned_to, team_id=team).dump()
+        event = customer_created_event(
+            customer_id, sequence=version, owner=CustomerOwner(assigned_to_id=assigned_to, team_id=team)
+        )
         await publish(client.bus, event)
         return event.data["customerId"]
 

@@ -2,6 +2,7 @@
 
 import uuid
 
+from crm_common.testing.plugin import count_rows
 from pipeline_svc.models import OpportunityStage
 
 
@@ -71,12 +72,12 @@ async def test_create_get_update_and_delete_a_stage(client, auth_headers):
     assert gone.status_code == 404 and gone.json()["code"] == "STAGE_NOT_FOUND"
 
 
-async def test_stage_names_are_unique_case_insensitively(client, auth_headers, count_rows):
+async def test_stage_names_are_unique_case_insensitively(client, auth_headers):
     r = await client.post(
         "/api/v1/stages", json={"name": "proposal", "sortOrder": 99}, headers=auth_headers()
     )
     assert r.status_code == 409 and r.json()["code"] == "STAGE_NAME_EXISTS"
-    assert await count_rows(OpportunityStage) == 6
+    assert await count_rows(client, OpportunityStage) == 6
 
 
 async def test_only_admins_configure_the_pipeline(client, auth_headers):
@@ -104,13 +105,13 @@ BAD_STAGES = [
 ]
 
 
-async def test_bad_stage_input_is_a_422_and_writes_nothing(client, auth_headers, count_rows):
+async def test_bad_stage_input_is_a_422_and_writes_nothing(client, auth_headers):
     for body, field in BAD_STAGES:
         r = await client.post("/api/v1/stages", json=body, headers=auth_headers())
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "VALIDATION_ERROR"
         assert field in {e["field"] for e in r.json()["errors"]}
-        assert await count_rows(OpportunityStage) == 6
+        assert await count_rows(client, OpportunityStage) == 6
 
 
 async def test_a_stage_with_opportunities_cannot_be_deleted_only_deactivated(

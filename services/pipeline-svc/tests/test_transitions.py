@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_common.testing.plugin import count_rows, outbox_payloads
 from pipeline_svc.models import Invoice
 
 
@@ -37,7 +38,7 @@ def set_requirements(client, auth_headers, stages):
 
 
 async def test_moving_to_the_next_stage_takes_its_probability_and_publishes(
-    client, auth_headers, stages, move, new_opportunity, outbox_events
+    client, auth_headers, stages, move, new_opportunity
 ):
     o = await new_opportunity(amount="500.00")
     s = await stages()
@@ -46,7 +47,7 @@ async def test_moving_to_the_next_stage_takes_its_probability_and_publishes(
     moved = r.json()
     assert moved["stageId"] == s["Qualification"]["id"] and moved["stageName"] == "Qualification"
     assert moved["probability"] == 25 and moved["version"] == 2 and r.headers["etag"] == 'W/"2"'
-    (event,) = await outbox_events("opportunity.stage_changed")
+    (event,) = await outbox_payloads(client, "opportunity.stage_changed")
     assert event["sequence"] == 2
     data = event["data"]
     assert data["fromStageName"] == "Prospecting" and data["fromStageId"] == s["Prospecting"]["id"]
@@ -54,15 +55,15 @@ async def test_moving_to_the_next_stage_takes_its_probability_and_publishes(
     assert data["amount"] == "500.00" and data["status"] == "OPEN"
 
 
-async def test_moving_to_the_current_stage_changes_nothing(stages, move, new_opportunity, outbox_events):
+async def test_moving_to_the_current_stage_changes_nothing(client, stages, move, new_opportunity):
     o = await new_opportunity()
     r = await move(o, (await stages())["Prospecting"])
     assert r.status_code == 200 and r.json()["version"] == 1
-    assert await outbox_events("opportunity.stage_changed") == []
+    assert await outbox_payloads(client, "opportunity.stage_changed") == []
 
 
 async def test_leaving_a_stage_needs_its_requirements_met(
-    client, auth_headers, stages, move, set_requirements, new_opportunity, new_product, outbox_events
+    client, auth_headers, stages, move, set_requirements, new_opportunity, new_product
 ):
     await set_requirements(
         "Prospecting", ["amount", "expectedCloseDate", "customFields.decisionMaker", "products"]
@@ -109,7 +110,7 @@ async def test_leaving_a_stage_needs_its_requirements_met(
     assert r.status_code == 200, r.text
     r = await move(o, s["Qualification"])
     assert r.status_code == 200, r.text
-    assert len(await outbox_events("opportunity.stage_changed")) == 1
+    assert len(await outbox_payloads(client, "opportunity.stage_changed")) == 1
 
 
 async def test_skipping_a_stage_with_requirements_is_refused(stages, move, set_requirements, new_opportunity):
@@ -182,7 +183,7 @@ async def test_a_stale_version_on_an_action_is_a_412(stages, move, new_opportuni
 
 
 async def test_win_closes_and_creates_a_draft_invoice_from_the_amount(
-    client, auth_headers, stages, new_opportunity, outbox_events
+    client, auth_headers, stages, new_opportunity
 ):
     user = uuid.uuid4()
     o = await new_opportunity(amount="999.99", currency="GBP", title="Annual licence")
@@ -202,12 +203,12 @@ async def test_win_closes_and_creates_a_draft_invoice_from_the_amount(
     assert [
         (li["description"], li["quantity"], li["unitPrice"], li["lineTotal"]) for li in invoice["lines"]
     ] == [("Annual licence", "1.00", "999.99", "999.99")]
-    (event,) = await outbox_events("opportunity.won")
+    (event,) = await outbox_payloads(client, "opportunity.won")
     assert event["sequence"] == 2
     assert event["data"]["amount"] == "999.99" and event["data"]["currency"] == "GBP"
     assert event["data"]["customerId"] == o["customerId"] and event["data"]["closeDate"] == today.isoformat()
     assert event["data"]["status"] == "WON" and event["data"]["wonBy"] == str(user)
-    (created,) = await outbox_events("invoice.created")
+    (created,) = await outbox_payloads(client, "invoice.created")
     assert created["data"]["invoiceNumber"] == invoice["invoiceNumber"]
     assert created["data"]["total"] == "999.99" and created["data"]["status"] == "DRAFT"
     assert created["subject"] == invoice["id"]
@@ -237,7 +238,7 @@ async def test_win_invoices_the_line_items_and_an_adjustment_for_a_hand_set_amou
 
 
 async def test_only_open_opportunities_can_be_won_or_lost(
-    client, auth_headers, stages, move, new_opportunity, count_rows
+    client, auth_headers, stages, move, new_opportunity
 ):
     o = await new_opportunity(amount="10")
     h = auth_headers()
@@ -249,7 +250,7 @@ async def test_only_open_opportunities_can_be_won_or_lost(
     r = await move(o, (await stages())["Proposal"])
     assert r.status_code == 422 and r.json()["code"] == "INVALID_STAGE_TRANSITION"
     assert r.json()["errors"][0]["code"] == "not_open"
-    assert await count_rows(Invoice) == 1
+    assert await count_rows(client, Invoice) == 1
     # Money and probability of a closed opportunity are frozen; notes are not.
     r = await client.patch(f"/api/v1/opportunities/{o['id']}", json={"amount": "20", "version": 2}, headers=h)
     assert r.status_code == 409 and r.json()["code"] == "OPPORTUNITY_NOT_OPEN"
@@ -259,21 +260,17 @@ async def test_only_open_opportunities_can_be_won_or_lost(
     assert r.status_code == 200
 
 
-async def test_concurrent_wins_of_one_opportunity_exactly_one_succeeds(
-    client, auth_headers, new_opportunity, count_rows
-):
+async def test_concurrent_wins_of_one_opportunity_exactly_one_succeeds(client, auth_headers, new_opportunity):
     o = await new_opportunity(amount="10")
     h = auth_headers()
     responses = await asyncio.gather(
         *(client.post(f"/api/v1/opportunities/{o['id']}/win", headers=h) for _ in range(5))
     )
     assert sorted(r.status_code for r in responses) == [200, 409, 409, 409, 409]
-    assert await count_rows(Invoice) == 1
+    assert await count_rows(client, Invoice) == 1
 
 
-async def test_lose_needs_a_reason_and_goes_to_the_lost_stage(
-    client, auth_headers, new_opportunity, outbox_events
-):
+async def test_lose_needs_a_reason_and_goes_to_the_lost_stage(client, auth_headers, new_opportunity):
     o = await new_opportunity(amount="70")
     url = f"/api/v1/opportunities/{o['id']}/lose"
     h = auth_headers()
@@ -285,13 +282,13 @@ async def test_lose_needs_a_reason_and_goes_to_the_lost_stage(
     lost = r.json()
     assert lost["status"] == "LOST" and lost["stageName"] == "Closed Lost" and lost["probability"] == 0
     assert lost["lostReason"] == "Price too high" and lost["actualCloseDate"] is not None
-    (event,) = await outbox_events("opportunity.lost")
+    (event,) = await outbox_payloads(client, "opportunity.lost")
     assert event["data"]["reason"] == "Price too high" and event["data"]["status"] == "LOST"
     assert event["sequence"] == 2
-    assert await outbox_events("invoice.created") == []
+    assert await outbox_payloads(client, "invoice.created") == []
 
 
-async def test_without_a_won_stage_win_is_refused(client, auth_headers, stages, new_opportunity, count_rows):
+async def test_without_a_won_stage_win_is_refused(client, auth_headers, stages, new_opportunity):
     o = await new_opportunity()
     won = (await stages())["Closed Won"]
     await client.patch(
@@ -302,11 +299,11 @@ async def test_without_a_won_stage_win_is_refused(client, auth_headers, stages, 
     assert (await client.get(f"/api/v1/opportunities/{o['id']}", headers=auth_headers())).json()[
         "status"
     ] == "OPEN"
-    assert await count_rows(Invoice) == 0
+    assert await count_rows(client, Invoice) == 0
 
 
 async def test_a_retried_win_with_an_idempotency_key_creates_one_invoice(
-    client, auth_headers, new_opportunity, count_rows
+    client, auth_headers, new_opportunity
 ):
     o = await new_opportunity(amount="10")
     headers = {**auth_headers(), "Idempotency-Key": f"win-{o['id']}"}
@@ -314,4 +311,4 @@ async def test_a_retried_win_with_an_idempotency_key_creates_one_invoice(
     again = await client.post(f"/api/v1/opportunities/{o['id']}/win", headers=headers)
     assert first.status_code == again.status_code == 200
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
-    assert await count_rows(Invoice) == 1
+    assert await count_rows(client, Invoice) == 1
