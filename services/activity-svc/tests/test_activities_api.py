@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 
+from .conftest import add_user, count_rows, counts, outbox_payloads
+
 BASE = "/api/v1/activities"
 CALL = {
     "type": "CALL",
@@ -31,9 +33,9 @@ async def create(client, headers, **fields):
 # --- create -----------------------------------------------------------------------------------------
 
 
-async def test_create_fills_defaults_derives_duration_and_names_people(client, world, auth_headers):
-    me = await world.user("Mia Owner")
-    guest = await world.user("Gus Guest")
+async def test_create_fills_defaults_derives_duration_and_names_people(client, auth_headers):
+    me = await add_user(client, "Mia Owner")
+    guest = await add_user(client, "Gus Guest")
     customer = uuid.uuid4()
     r = await client.post(
         BASE,
@@ -79,29 +81,27 @@ async def test_a_duration_without_an_end_gives_the_end(client, auth_headers):
         ({"system": True}, 422, "VALIDATION_ERROR", "system"),
     ],
 )
-async def test_bad_input_is_a_problem_and_writes_nothing(
-    client, world, auth_headers, change, status, code, field
-):
+async def test_bad_input_is_a_problem_and_writes_nothing(client, auth_headers, change, status, code, field):
     r = await client.post(BASE, json={**CALL, **change}, headers=auth_headers())
     body = problem(r, status, code)
     assert field in [e["field"] for e in body["errors"]]
-    assert await world.counts() == (0, 0, 0)
+    assert await counts(client) == (0, 0, 0)
 
 
-async def test_an_inactive_participant_is_refused_and_each_unknown_one_is_named(client, world, auth_headers):
-    known = await world.user("Kim")
-    gone = await world.user("Gone")
-    await world.user("Gone", user_id=gone, active=False, version=2)
+async def test_an_inactive_participant_is_refused_and_each_unknown_one_is_named(client, auth_headers):
+    known = await add_user(client, "Kim")
+    gone = await add_user(client, "Gone")
+    await add_user(client, "Gone", user_id=gone, active=False, version=2)
     stranger = uuid.uuid4()
     r = await client.post(
         BASE, json={**CALL, "participantIds": [str(known), str(gone), str(stranger)]}, headers=auth_headers()
     )
     body = problem(r, 422, "UNKNOWN_USER")
     assert [e["field"] for e in body["errors"]] == ["participantIds.1", "participantIds.2"]
-    assert await world.counts() == (0, 0, 0)
+    assert await counts(client) == (0, 0, 0)
 
 
-async def test_creating_a_completed_activity_logs_it_and_publishes_completion(client, world, auth_headers):
+async def test_creating_a_completed_activity_logs_it_and_publishes_completion(client, auth_headers):
     me = uuid.uuid4()
     body = await create(
         client,
@@ -112,7 +112,7 @@ async def test_creating_a_completed_activity_logs_it_and_publishes_completion(cl
         nextSteps="Send the quote",
     )
     assert body["status"] == "COMPLETED" and body["completedAt"] is not None
-    (event,) = await world.outbox()
+    (event,) = await outbox_payloads(client)
     assert event["type"] == "crm.activity.completed"
     assert event["data"]["activityId"] == body["id"] and event["data"]["outcome"] == "Interested"
     follow = await client.get(BASE, params={"followUpOfId": body["id"]}, headers=auth_headers())
@@ -133,7 +133,7 @@ async def test_unknown_activity_is_404(client, auth_headers):
     problem(r, 404, "ACTIVITY_NOT_FOUND")
 
 
-async def test_update_needs_the_version_and_refuses_a_stale_one(client, world, auth_headers):
+async def test_update_needs_the_version_and_refuses_a_stale_one(client, auth_headers):
     a = await create(client, auth_headers())
     url = f"{BASE}/{a['id']}"
     problem(
@@ -173,8 +173,8 @@ async def test_update_reschedules_keeping_the_duration_and_validates_dates(clien
     assert after["version"] == 4 and after["endDate"] is None
 
 
-async def test_update_replaces_participants_and_checks_them(client, world, auth_headers):
-    a_user, b_user = await world.user("A"), await world.user("B")
+async def test_update_replaces_participants_and_checks_them(client, auth_headers):
+    a_user, b_user = await add_user(client, "A"), await add_user(client, "B")
     a = await create(client, auth_headers(), participantIds=[str(a_user)])
     url = f"{BASE}/{a['id']}"
     r = await client.patch(
@@ -193,7 +193,7 @@ async def test_update_replaces_participants_and_checks_them(client, world, auth_
 # --- transitions and completion ---------------------------------------------------------------------
 
 
-async def test_the_happy_path_planned_in_progress_completed(client, world, auth_headers):
+async def test_the_happy_path_planned_in_progress_completed(client, auth_headers):
     a = await create(client, auth_headers(), customerId=str(uuid.uuid4()))
     url = f"{BASE}/{a['id']}"
     started = await client.post(f"{url}/start", headers=auth_headers())
@@ -215,17 +215,17 @@ async def test_the_happy_path_planned_in_progress_completed(client, world, auth_
     assert task["type"] == "TASK" and task["status"] == "PLANNED"
     assert task["startDate"].startswith("2026-12-05T10:00:00") and task["followUpOfId"] == a["id"]
     assert task["customerId"] == a["customerId"] and task["ownerId"] == a["ownerId"]
-    (event,) = await world.outbox()
+    (event,) = await outbox_payloads(client)
     assert event["type"] == "crm.activity.completed" and event["subject"] == a["id"]
     assert event["sequence"] == body["activity"]["version"]
     assert event["data"]["customerId"] == a["customerId"] and event["data"]["type"] == "CALL"
 
 
-async def test_completing_without_a_follow_up_date_creates_no_task(client, world, auth_headers):
+async def test_completing_without_a_follow_up_date_creates_no_task(client, auth_headers):
     a = await create(client, auth_headers())
     done = await client.post(f"{BASE}/{a['id']}/complete", headers=auth_headers())
     assert done.status_code == 200 and done.json()["followUp"] is None
-    assert await world.count() == 1
+    assert await count_rows(client) == 1
 
 
 @pytest.mark.parametrize(
@@ -239,14 +239,14 @@ async def test_completing_without_a_follow_up_date_creates_no_task(client, world
         ("cancel", "cancel"),
     ],
 )
-async def test_final_states_stay_final(client, world, auth_headers, first, then):
+async def test_final_states_stay_final(client, auth_headers, first, then):
     a = await create(client, auth_headers())
     assert (await client.post(f"{BASE}/{a['id']}/{first}", headers=auth_headers())).status_code == 200
-    before = await world.counts()
+    before = await counts(client)
     r = await client.post(f"{BASE}/{a['id']}/{then}", json=None, headers=auth_headers())
     body = problem(r, 409, "INVALID_STATUS_TRANSITION")
     assert body["allowed"] == []
-    assert await world.counts() == before
+    assert await counts(client) == before
 
 
 async def test_in_progress_cannot_go_back_to_planned(client, auth_headers):
@@ -263,13 +263,13 @@ async def test_in_progress_cannot_go_back_to_planned(client, auth_headers):
     ] == "Discovery call"
 
 
-async def test_completing_through_patch_is_the_same_as_the_action(client, world, auth_headers):
+async def test_completing_through_patch_is_the_same_as_the_action(client, auth_headers):
     a = await create(client, auth_headers(), followUpDate="2026-12-09T08:00:00Z")
     r = await client.patch(
         f"{BASE}/{a['id']}", json={"status": "COMPLETED", "version": 1}, headers=auth_headers()
     )
     assert r.status_code == 200 and r.json()["status"] == "COMPLETED"
-    assert [e["type"] for e in await world.outbox()] == ["crm.activity.completed"]
+    assert [e["type"] for e in await outbox_payloads(client)] == ["crm.activity.completed"]
     tasks = (await client.get(BASE, params={"followUpOfId": a["id"]}, headers=auth_headers())).json()
     assert tasks["total"] == 1
 
@@ -296,8 +296,8 @@ async def test_cancel_keeps_the_reason_and_a_stale_if_match_is_refused(client, a
 # --- delete ------------------------------------------------------------------------------------------
 
 
-async def test_delete_removes_the_activity_and_its_participants(client, world, auth_headers):
-    guest = await world.user("G")
+async def test_delete_removes_the_activity_and_its_participants(client, auth_headers):
+    guest = await add_user(client, "G")
     a = await create(client, auth_headers(), participantIds=[str(guest)])
     url = f"{BASE}/{a['id']}"
     problem(
@@ -305,15 +305,15 @@ async def test_delete_removes_the_activity_and_its_participants(client, world, a
     )
     assert (await client.delete(url, headers=auth_headers())).status_code == 204
     problem(await client.get(url, headers=auth_headers()), 404, "ACTIVITY_NOT_FOUND")
-    assert await world.counts() == (0, 0, 0)
+    assert await counts(client) == (0, 0, 0)
     problem(await client.delete(url, headers=auth_headers()), 404, "ACTIVITY_NOT_FOUND")
 
 
 # --- lists -------------------------------------------------------------------------------------------
 
 
-async def test_list_filters_sorts_and_pages(client, world, auth_headers):
-    me, other, guest = uuid.uuid4(), await world.user("Olga"), await world.user("Gil")
+async def test_list_filters_sorts_and_pages(client, auth_headers):
+    me, other, guest = uuid.uuid4(), await add_user(client, "Olga"), await add_user(client, "Gil")
     cust = uuid.uuid4()
     h = auth_headers(user_id=me)
     call = await create(client, h, customerId=str(cust))
@@ -385,7 +385,7 @@ async def test_every_operation_needs_activity_access(client, auth_headers):
         assert r.status_code == 403, url
 
 
-async def test_a_retried_create_with_an_idempotency_key_happens_once(client, world, auth_headers):
+async def test_a_retried_create_with_an_idempotency_key_happens_once(client, auth_headers):
     me = uuid.uuid4()
     h = {**auth_headers(user_id=me), "Idempotency-Key": "create-call-1"}
     first = await client.post(BASE, json=CALL, headers=h)
@@ -393,10 +393,10 @@ async def test_a_retried_create_with_an_idempotency_key_happens_once(client, wor
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     assert again.headers["location"] == first.headers["location"]
-    assert await world.count() == 1
+    assert await count_rows(client) == 1
     other = await client.post(BASE, json={**CALL, "subject": "Another"}, headers=h)
     problem(other, 422, "IDEMPOTENCY_KEY_REUSED")
-    assert await world.count() == 1
+    assert await count_rows(client) == 1
 
 
 async def test_a_page_past_the_end_still_counts(client, auth_headers):

@@ -4,6 +4,8 @@ import uuid
 
 from activity_svc.models import Activity
 
+from .conftest import add_user, count_rows
+
 CALL = {"type": "CALL", "subject": "Call", "startDate": "2026-12-01T09:00:00Z"}
 
 
@@ -11,8 +13,8 @@ async def post(client, headers, path, body):
     return await client.post(f"/api/v1/activities/batch/{path}", json=body, headers=headers)
 
 
-async def test_batch_create_update_upsert_and_read(client, world, auth_headers):
-    me = await world.user("Mia Owner")
+async def test_batch_create_update_upsert_and_read(client, auth_headers):
+    me = await add_user(client, "Mia Owner")
     h = auth_headers(user_id=me)
     items = [
         {**CALL, "externalId": "cal-1"},
@@ -26,7 +28,7 @@ async def test_batch_create_update_upsert_and_read(client, world, auth_headers):
     assert body["results"][2]["problem"]["code"] == "ACTIVITY_EXTERNAL_ID_EXISTS"
     first = body["results"][0]["data"]
     assert first["externalId"] == "cal-1" and first["ownerName"] == "Mia Owner"
-    assert await world.count(Activity) == 1
+    assert await count_rows(client, Activity) == 1
 
     r = await post(
         client,

@@ -3,8 +3,9 @@ marketing and read_only: get, list (and totals), feed, timelines, update and the
 
 import uuid
 
-from crm_common.contracts.identity import TeamCreated
-from crm_common.events.envelope import new_event
+from crm_common.testing import plugin as shared
+
+from .conftest import add_user, deliver
 
 BASE = "/api/v1/activities"
 ROLES = {
@@ -29,19 +30,13 @@ VISIBLE = {
 }
 
 
-async def setup(client, world, make_token):
-    ids = {person: await world.user(person) for person in ROLES}
+async def setup(client, make_token):
+    ids = {person: await add_user(client, person) for person in ROLES}
     for name, members, manager in (("A", ["a1", "a2"], "manager"), ("B", ["b1", "b2", "support"], None)):
-        team = TeamCreated(
-            team_id=uuid.uuid4(),
-            name=name,
-            type="SALES",
-            manager_id=ids[manager] if manager else None,
-            member_ids=[ids[m] for m in members],
+        team = shared.team_event(
+            name=name, manager_id=ids[manager] if manager else None, member_ids=[ids[m] for m in members]
         )
-        await world.deliver(
-            new_event(team.event_type, service="gateway", subject=team.team_id, data=team.dump(), sequence=1)
-        )
+        await deliver(client, team)
     headers = {
         p: {"Authorization": f"Bearer {make_token([role], user_id=ids[p])}"} for p, role in ROLES.items()
     }
@@ -64,8 +59,8 @@ async def setup(client, world, make_token):
     return ids, headers, customer, activities
 
 
-async def test_each_caller_sees_only_their_scope(client, world, make_token):
-    _, headers, customer, activities = await setup(client, world, make_token)
+async def test_each_caller_sees_only_their_scope(client, make_token):
+    _, headers, customer, activities = await setup(client, make_token)
     by_id = {a["id"]: name for name, a in activities.items()}
     for person, expected in VISIBLE.items():
         h = headers[person]
@@ -80,8 +75,8 @@ async def test_each_caller_sees_only_their_scope(client, world, make_token):
             assert r.status_code == (200 if name in expected else 404), (person, name)
 
 
-async def test_writes_follow_the_read_and_write_scopes(client, world, make_token):
-    ids, headers, _, activities = await setup(client, world, make_token)
+async def test_writes_follow_the_read_and_write_scopes(client, make_token):
+    ids, headers, _, activities = await setup(client, make_token)
     a1, theirs, mate = headers["a1"], activities["b1"], activities["a2"]
     for method, path, body in (
         ("PATCH", "", {"subject": "x", "version": 1}),

@@ -13,11 +13,9 @@ from crm_common.contracts.campaign import CampaignMemberConverted, CampaignTarge
 from crm_common.contracts.customer import (
     CustomerAssigned,
     CustomerConverted,
-    CustomerCreated,
     CustomerMerged,
     CustomerUpdated,
 )
-from crm_common.contracts.identity import TeamCreated
 from crm_common.contracts.pipeline import (
     OpportunityCreated,
     OpportunityLost,
@@ -27,6 +25,9 @@ from crm_common.contracts.pipeline import (
 from crm_common.contracts.ticket import TicketClosed, TicketCreated, TicketEscalated, TicketResolved
 from crm_common.events import dead_letters
 from crm_common.events.envelope import event_from, new_event
+from crm_common.testing import plugin as shared
+
+from .conftest import add_user, deliver, outbox_payloads
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -37,16 +38,17 @@ def event(payload, subject, *, sequence=1, at=None):
 
 
 def customer_created(customer_id=None, creator=None, *, number="CUST-2026-000007", sequence=1, at=None, **o):
-    payload = CustomerCreated(
-        customer_id=customer_id or uuid.uuid4(),
-        customer_number=number,
+    e = shared.customer_created_event(
+        customer_id,
+        name=o.pop("full_name", "Acme Ltd"),
+        number=number,
         type=o.pop("type", "COMPANY"),
-        full_name=o.pop("full_name", "Acme Ltd"),
-        email="hq@acme.example",
         status="LEAD",
+        email="hq@acme.example",
+        sequence=sequence,
         created_by=creator,
     )
-    return event(payload, payload.customer_id, sequence=sequence, at=at)
+    return e.model_copy(update={"time": at}) if at else e
 
 
 def opportunity(cls, customer_id, opportunity_id, *, sequence=1, at=None, **extra):
@@ -295,10 +297,10 @@ def _every_event():
 
 
 @pytest.mark.parametrize("case", range(len(_every_event())), ids=[c[1] for c in _every_event()])
-async def test_every_event_type_records_its_note_once(client, world, auth_headers, case):
+async def test_every_event_type_records_its_note_once(client, auth_headers, case):
     ev, subject, description, outcome, opp, tck = _every_event()[case]
-    await world.deliver(ev)
-    await world.deliver(ev)  # a duplicate
+    await deliver(client, ev)
+    await deliver(client, ev)  # a duplicate
     page = await notes(client, auth_headers(), CUST)
     assert page["total"] == 1
     (note,) = page["items"]
@@ -313,7 +315,7 @@ async def test_every_event_type_records_its_note_once(client, world, auth_header
         assert (await timeline(client, auth_headers(), "tickets", tck))["total"] == 1
 
 
-async def test_campaign_membership_notes_carry_no_actor(client, world, auth_headers):
+async def test_campaign_membership_notes_carry_no_actor(client, auth_headers):
     added = event(
         CampaignTargetAdded(campaign_id=CAMPAIGN, campaign_name="Spring Promo", customer_id=CUST), CAMPAIGN
     )
@@ -323,7 +325,7 @@ async def test_campaign_membership_notes_carry_no_actor(client, world, auth_head
         ),
         CAMPAIGN,
     )
-    await world.deliver(added, converted, added)
+    await deliver(client, added, converted, added)
     items = (await timeline(client, auth_headers(), "customers", CUST))["items"]
     assert sorted((n["subject"], n["description"]) for n in items) == [
         ("Added to campaign", "Customer added to campaign: Spring Promo"),
@@ -332,13 +334,10 @@ async def test_campaign_membership_notes_carry_no_actor(client, world, auth_head
     assert {(n["ownerId"], n["ownerName"]) for n in items} == {(str(uuid.UUID(int=0)), "System")}
 
 
-async def test_an_assignment_names_the_user_and_team_from_the_directory(client, world, auth_headers):
-    rep = await world.user("Rita Rep")
+async def test_an_assignment_names_the_user_and_team_from_the_directory(client, auth_headers):
+    rep = await add_user(client, "Rita Rep")
     team = uuid.uuid4()
-    payload = TeamCreated(team_id=team, name="EMEA Sales", type="SALES")
-    await world.deliver(
-        new_event("team.created", service="gateway", subject=team, data=payload.dump(), sequence=1)
-    )
+    await deliver(client, shared.team_event(team, name="EMEA Sales"))
     assigned = CustomerAssigned(
         customer_id=CUST,
         customer_number="CUST-2026-000101",
@@ -346,7 +345,7 @@ async def test_an_assignment_names_the_user_and_team_from_the_directory(client, 
         assigned_to_id=rep,
         team_id=team,
     )
-    await world.deliver(event(assigned, CUST, sequence=2))
+    await deliver(client, event(assigned, CUST, sequence=2))
     (note,) = (await notes(client, auth_headers(), CUST))["items"]
     assert note["description"] == "Customer Ada Lovelace assigned to Rita Rep (team EMEA Sales)"
 
@@ -354,7 +353,7 @@ async def test_an_assignment_names_the_user_and_team_from_the_directory(client, 
 # --- order ------------------------------------------------------------------------------------------
 
 
-async def test_out_of_order_delivery_gives_the_same_timeline(client, world, auth_headers):
+async def test_out_of_order_delivery_gives_the_same_timeline(client, auth_headers):
     customer, opp = uuid.uuid4(), uuid.uuid4()
     created = opportunity(OpportunityCreated, customer, opp, at=T0)
     moved = opportunity(
@@ -376,10 +375,10 @@ async def test_out_of_order_delivery_gives_the_same_timeline(client, world, auth
         status="WON",
         close_date=date(2026, 11, 2),
     )
-    await world.deliver(won)
-    await world.deliver(moved)
-    await world.deliver(created)
-    await world.deliver(moved)
+    await deliver(client, won)
+    await deliver(client, moved)
+    await deliver(client, created)
+    await deliver(client, moved)
     page = await timeline(client, auth_headers(), "opportunities", opp)
     assert [n["subject"] for n in page["items"]] == [
         "Opportunity won",
@@ -390,7 +389,7 @@ async def test_out_of_order_delivery_gives_the_same_timeline(client, world, auth
     assert (await timeline(client, auth_headers(), "customers", customer))["total"] == 3
 
 
-async def test_customer_names_follow_the_newest_event_in_any_order(client, world, auth_headers):
+async def test_customer_names_follow_the_newest_event_in_any_order(client, auth_headers):
     cid = uuid.uuid4()
     renamed = CustomerUpdated(
         customer_id=cid,
@@ -399,8 +398,8 @@ async def test_customer_names_follow_the_newest_event_in_any_order(client, world
         status="LEAD",
         changes={"companyName": "Acme Group"},
     )
-    await world.deliver(event(renamed, cid, sequence=2))
-    await world.deliver(customer_created(cid, full_name="Acme Ltd", sequence=1))
+    await deliver(client, event(renamed, cid, sequence=2))
+    await deliver(client, customer_created(cid, full_name="Acme Ltd", sequence=1))
     (note,) = (await notes(client, auth_headers(), cid))["items"]
     assert note["description"] == "New company customer created: Acme Ltd"  # what happened then
     assert note["customerName"] == "Acme Group"  # what it is called now
@@ -409,9 +408,10 @@ async def test_customer_names_follow_the_newest_event_in_any_order(client, world
 # --- merges -----------------------------------------------------------------------------------------
 
 
-async def test_a_merge_re_points_every_activity_of_the_secondary(client, world, auth_headers):
+async def test_a_merge_re_points_every_activity_of_the_secondary(client, auth_headers):
     primary, secondary, merger = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await world.deliver(
+    await deliver(
+        client,
         customer_created(primary, number="CUST-2026-000001"),
         customer_created(secondary, number="CUST-2026-000002", full_name="Acme Limited"),
         ticket(TicketCreated, secondary, uuid.uuid4(), type="QUESTION"),
@@ -427,7 +427,7 @@ async def test_a_merge_re_points_every_activity_of_the_secondary(client, world, 
         headers=auth_headers(),
     )
     assert call.status_code == 201
-    await world.deliver(merged(primary, secondary, by=merger))
+    await deliver(client, merged(primary, secondary, by=merger))
 
     assert (await timeline(client, auth_headers(), "customers", secondary))["total"] == 0
     items = (await timeline(client, auth_headers(), "customers", primary))["items"]
@@ -446,7 +446,7 @@ async def test_a_merge_re_points_every_activity_of_the_secondary(client, world, 
     moved = next(n for n in items if n["subject"] == "Call")
     assert moved["version"] == 2 and moved["customerName"] == "Acme Ltd"
     # Each activity moved (the call and the secondary's two notes) is published as activity.repointed.
-    repointed = [e for e in await world.outbox() if e["type"] == "crm.activity.repointed"]
+    repointed = [e for e in await outbox_payloads(client) if e["type"] == "crm.activity.repointed"]
     by_id = {n["id"]: n for n in items}
     assert sorted(by_id[e["subject"]]["subject"] for e in repointed) == [
         "Call",
@@ -458,7 +458,7 @@ async def test_a_merge_re_points_every_activity_of_the_secondary(client, world, 
     }
 
     # Late news about the secondary, and new activities for it, land on the primary too.
-    await world.deliver(ticket(TicketClosed, secondary, uuid.uuid4(), status="CLOSED", closed_at=T0))
+    await deliver(client, ticket(TicketClosed, secondary, uuid.uuid4(), status="CLOSED", closed_at=T0))
     again = await client.post(
         "/api/v1/activities",
         json={
@@ -474,30 +474,30 @@ async def test_a_merge_re_points_every_activity_of_the_secondary(client, world, 
     assert (await timeline(client, auth_headers(), "customers", secondary))["total"] == 0
 
 
-async def test_a_merge_before_the_secondary_was_known_still_moves_its_notes(client, world, auth_headers):
+async def test_a_merge_before_the_secondary_was_known_still_moves_its_notes(client, auth_headers):
     primary, secondary = uuid.uuid4(), uuid.uuid4()
-    await world.deliver(merged(primary, secondary))
-    await world.deliver(customer_created(secondary, full_name="Acme Limited"))
+    await deliver(client, merged(primary, secondary))
+    await deliver(client, customer_created(secondary, full_name="Acme Limited"))
     assert (await timeline(client, auth_headers(), "customers", secondary))["total"] == 0
     subjects = [n["subject"] for n in (await timeline(client, auth_headers(), "customers", primary))["items"]]
     assert sorted(subjects) == ["Customer created", "Customer merge completed"]
 
 
 @pytest.mark.parametrize("order", ["in order", "reversed"])
-async def test_chained_merges_end_on_the_last_primary(client, world, auth_headers, order):
+async def test_chained_merges_end_on_the_last_primary(client, auth_headers, order):
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await world.deliver(customer_created(c, full_name="C"), customer_created(b, full_name="B"))
+    await deliver(client, customer_created(c, full_name="C"), customer_created(b, full_name="B"))
     merges = [merged(b, c, names=("B", "C")), merged(a, b, names=("A", "B"))]
     for m in merges if order == "in order" else reversed(merges):
-        await world.deliver(m)
+        await deliver(client, m)
     for gone in (b, c):
         assert (await timeline(client, auth_headers(), "customers", gone))["total"] == 0
     assert (await timeline(client, auth_headers(), "customers", a))["total"] == 4
 
 
-async def test_system_notes_cannot_be_changed_or_deleted(client, world, auth_headers):
+async def test_system_notes_cannot_be_changed_or_deleted(client, auth_headers):
     ev = customer_created()
-    await world.deliver(ev)
+    await deliver(client, ev)
     (note,) = (await notes(client, auth_headers(), ev.data["customerId"]))["items"]
     url = f"/api/v1/activities/{note['id']}"
     for method, path, body in (
@@ -514,13 +514,13 @@ async def test_system_notes_cannot_be_changed_or_deleted(client, world, auth_hea
 
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)  # SQLite writers are serial: no race
 @pytest.mark.parametrize("first", ["note", "merge"])
-async def test_a_note_racing_a_merge_still_ends_on_the_primary(client, world, auth_headers, database, first):
+async def test_a_note_racing_a_merge_still_ends_on_the_primary(client, auth_headers, database, first):
     db = client.app.state.runtime.db
     primary, secondary = uuid.uuid4(), uuid.uuid4()
     merge_event = merged(primary, secondary)
     late_ticket = ticket(TicketCreated, secondary, uuid.uuid4(), type="QUESTION")
     # Both known already, so no insert of theirs serializes the two transactions by chance.
-    await world.deliver(customer_created(primary), customer_created(secondary))
+    await deliver(client, customer_created(primary), customer_created(secondary))
     async with db.transaction() as session:
         # One side runs in a transaction held open here; the other is delivered meanwhile.
         if first == "note":
@@ -533,10 +533,10 @@ async def test_a_note_racing_a_merge_still_ends_on_the_primary(client, world, au
                 owner_id=ACTOR,
                 customer_id=secondary,
             )
-            other = asyncio.create_task(world.deliver(merge_event))
+            other = asyncio.create_task(deliver(client, merge_event))
         else:
             await reactions.on_customer_merged(session, merge_event)
-            other = asyncio.create_task(world.deliver(late_ticket))
+            other = asyncio.create_task(deliver(client, late_ticket))
         await asyncio.sleep(0.3)
         assert not other.done()  # it waits for the lock this transaction holds
     await other

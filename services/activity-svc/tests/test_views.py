@@ -3,8 +3,9 @@
 import uuid
 
 import pytest
-from crm_common.contracts.customer import CustomerCreated
-from crm_common.events.envelope import event_from
+from crm_common.testing import plugin as shared
+
+from .conftest import add_user, deliver
 
 BASE = "/api/v1/activities"
 
@@ -19,20 +20,17 @@ async def create(client, headers, **fields):
 # --- timelines --------------------------------------------------------------------------------------
 
 
-async def test_a_customer_timeline_mixes_activities_and_notes_newest_first_and_pages(
-    client, world, auth_headers
-):
+async def test_a_customer_timeline_mixes_activities_and_notes_newest_first_and_pages(client, auth_headers):
     cid = uuid.uuid4()
-    created = CustomerCreated(
-        customer_id=cid,
-        customer_number="CUST-2026-000001",
+    ev = shared.customer_created_event(
+        cid,
+        name="Ada Lovelace",
+        number="CUST-2026-000001",
         type="INDIVIDUAL",
-        full_name="Ada Lovelace",
-        email="ada@example.com",
         status="LEAD",
+        email="ada@example.com",
     )
-    ev = event_from(created, service="customer", subject=cid, sequence=1)
-    await world.deliver(ev.model_copy(update={"time": ev.time.replace(year=2026, month=11, day=20)}))
+    await deliver(client, ev.model_copy(update={"time": ev.time.replace(year=2026, month=11, day=20)}))
     h = auth_headers()
     early = await create(
         client, h, type="CALL", subject="Intro", customerId=str(cid), startDate="2026-11-10T09:00:00Z"
@@ -89,7 +87,7 @@ async def agenda(client, headers, **params):
 
 
 @pytest.fixture
-async def my_week(client, world, auth_headers):
+async def my_week(client, auth_headers):
     me = uuid.uuid4()
     h = auth_headers("sales_rep", user_id=me)
     for subject, start, extra in [
@@ -153,15 +151,15 @@ async def test_the_agenda_limits_items_but_counts_all_and_takes_types(client, my
     assert got["dueToday"] == ["07:00Z"] and body["dueToday"]["total"] == 3
 
 
-async def test_the_agenda_uses_the_callers_directory_zone_by_default(client, world, my_week, auth_headers):
+async def test_the_agenda_uses_the_callers_directory_zone_by_default(client, my_week, auth_headers):
     me, h = my_week
-    await world.user("Me", user_id=me, time_zone="Pacific/Auckland")
+    await add_user(client, "Me", user_id=me, time_zone="Pacific/Auckland")
     body, got = await agenda(client, h)
     assert body["timeZone"] == "Pacific/Auckland" and "11:30Z" in got["upcoming"]
 
 
-async def test_a_participant_sees_the_meeting_in_their_agenda(client, world, auth_headers):
-    guest = await world.user("Guest")
+async def test_a_participant_sees_the_meeting_in_their_agenda(client, auth_headers):
+    guest = await add_user(client, "Guest")
     await create(
         client,
         auth_headers(),
@@ -208,19 +206,18 @@ async def test_bad_agenda_parameters_are_422(client, auth_headers, params, code)
 # --- feed -------------------------------------------------------------------------------------------
 
 
-async def test_the_feed_shows_the_latest_with_names_and_groups_by_local_date(client, world, auth_headers):
-    owner = await world.user("Olive Owner")
+async def test_the_feed_shows_the_latest_with_names_and_groups_by_local_date(client, auth_headers):
+    owner = await add_user(client, "Olive Owner")
     cid = uuid.uuid4()
-    created = CustomerCreated(
-        customer_id=cid,
-        customer_number="CUST-2026-000003",
-        type="COMPANY",
-        full_name="Globex",
-        email="info@globex.example",
+    created = shared.customer_created_event(
+        cid,
+        name="Globex",
+        number="CUST-2026-000003",
         status="LEAD",
+        email="info@globex.example",
         created_by=owner,
     )
-    await world.deliver(event_from(created, service="customer", subject=cid, sequence=1))
+    await deliver(client, created)
     h = auth_headers(user_id=owner)
     first = await create(
         client, h, type="CALL", subject="Call Globex", customerId=str(cid), startDate="2026-11-25T09:00:00Z"

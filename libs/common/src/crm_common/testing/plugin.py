@@ -270,9 +270,10 @@ def user_event(
     roles: Sequence[str] = ("sales_rep",),
     active: bool = True,
     version: int = 1,
+    **extra: Any,
 ) -> Any:
     """The gateway's `user.created` (version 1) or `user.updated` event for a user, as every
-    service's directory hears it."""
+    service's directory hears it; `extra` sets the contract's other fields (`time_zone=...`)."""
     from crm_common.contracts.identity import UserCreated, UserUpdated
     from crm_common.events.envelope import event_from
 
@@ -283,6 +284,7 @@ def user_event(
         full_name=name,
         roles=list(roles),
         is_active=active,
+        **extra,
     )
     return event_from(payload, service="gateway", subject=user_id, sequence=version)
 
