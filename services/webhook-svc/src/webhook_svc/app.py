@@ -5,10 +5,9 @@ from crm_common.events.bus import Bus
 from crm_common.idempotency import IdempotencyMiddleware
 from fastapi import FastAPI
 
-from webhook_svc.api import router
-from webhook_svc.api_internal import router as internal_router
+from webhook_svc.api import ROUTERS
 from webhook_svc.delivery.worker import DeliveryWorker
-from webhook_svc.handlers import handlers, wanted
+from webhook_svc.events.handlers import handlers, wanted
 from webhook_svc.service.targets import Guard
 from webhook_svc.settings import Settings
 
@@ -29,7 +28,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         settings,
         title="CRM webhook service",
         description="Signed HTTP deliveries (Standard Webhooks) of the platform's events to subscribed endpoints.",
-        routers=[router, internal_router],
+        routers=ROUTERS,
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers(worker),
         event_wanted=wanted,

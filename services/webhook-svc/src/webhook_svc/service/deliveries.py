@@ -5,17 +5,18 @@ the retry schedule. Every attempt is logged."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from crm_common import erasure
 from crm_common.db import Database, after_commit, insert_for
 from crm_common.errors import ProblemError, not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.models import UtcDateTime
 from crm_common.pagination import PageParams, paginate
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webhook_svc import events
 from webhook_svc.delivery.sender import Outcome
+from webhook_svc.events import publish as events
 from webhook_svc.models import Attempt, Delivery, DeliveryState, Subscription
 from webhook_svc.service import patterns, record_scopes
 from webhook_svc.service.subscriptions import FAILURE_STREAK
@@ -99,6 +100,13 @@ async def fan_out(session: AsyncSession, event: CloudEvent, *, wake=None) -> int
     if wake is not None:
         after_commit(session, wake)
     return len(rows)
+
+
+async def forget_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """customer.erased: the delivery log forgets every event about the customer (delivered or not:
+    what was not sent yet is not sent), attempts with it, and so does the event store."""
+    await session.execute(delete(Delivery).where(erasure.mentions(Delivery.payload, {str(customer_id)})))
+    await erasure.scrub_event_store(session, customer_id=customer_id, values=set())
 
 
 async def record(

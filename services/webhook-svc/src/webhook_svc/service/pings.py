@@ -10,7 +10,7 @@ from crm_common.events.envelope import new_event
 
 from webhook_svc.delivery.sender import Outcome, Sender
 from webhook_svc.delivery.worker import Job, send
-from webhook_svc.events import SERVICE
+from webhook_svc.events.publish import SERVICE
 from webhook_svc.models import Attempt, Delivery, DeliveryState
 from webhook_svc.service import subscriptions
 from webhook_svc.service.deliveries import event_document

@@ -3,8 +3,7 @@
 queues the deliveries the event owes; the user and team events also keep crm_common's directory (and
 what each user may read, for record scopes)."""
 
-import sqlalchemy as sa
-from crm_common import directory, erasure
+from crm_common import directory
 from crm_common.contracts.catalogue import by_routing_key
 from crm_common.contracts.customer import CustomerErased
 from crm_common.db import Database
@@ -13,7 +12,6 @@ from crm_common.events.envelope import CloudEvent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.delivery.worker import DeliveryWorker
-from webhook_svc.models import Delivery
 from webhook_svc.service import deliveries, record_scopes
 
 _contracts = by_routing_key()
@@ -58,15 +56,10 @@ def handlers(worker: DeliveryWorker) -> dict:
         return handle
 
     async def erase_then_forward(session: AsyncSession, event: CloudEvent) -> None:
-        """customer.erased: the delivery log forgets every event about the customer (delivered or
-        not: what was not sent yet is not sent), attempts with it; then the event itself goes out, so
-        subscribers erase on their side too."""
+        """customer.erased: the delivery log forgets the customer (deliveries.forget_customer); then
+        the event itself goes out, so subscribers erase on their side too."""
         check_contract(event)
-        customer_id = CustomerErased.model_validate(event.data).customer_id
-        await session.execute(
-            sa.delete(Delivery).where(erasure.mentions(Delivery.payload, {str(customer_id)}))
-        )
-        await erasure.scrub_event_store(session, customer_id=customer_id, values=set())
+        await deliveries.forget_customer(session, CustomerErased.model_validate(event.data).customer_id)
         await forward(session, event)
 
     table = {key: forward for key in SUBSCRIPTIONS["webhook"]}

@@ -1,0 +1,1 @@
+"""webhook-svc's events: what it publishes (publish.py) and how it takes in everyone's (handlers.py)."""
