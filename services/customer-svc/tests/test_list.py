@@ -173,4 +173,38 @@ async def test_paging_defaults_to_25(client, auth_headers):
     page = (await client.get("/api/v1/customers", headers=h)).json()
     assert page["pageSize"] == 25 and len(page["items"]) == 25 and page["total"] == 27
     last = (await client.get("/api/v1/customers", params={"page": 2}, headers=h)).json()
-    assert len(last["items"]) == 2
+    assert len(last["items"]) == 2 and last["total"] == 27
+    # A page past the last one is empty and still says how many there are.
+    past = (await client.get("/api/v1/customers", params={"page": 3, "q": "p"}, headers=h)).json()
+    assert past == {"items": [], "total": 27, "page": 3, "pageSize": 25}
+    searched = (await client.get("/api/v1/customers", params={"q": "p1", "pageSize": 4}, headers=h)).json()
+    assert [c["lastName"] for c in searched["items"]] == ["P19", "P18", "P17", "P16"]
+    assert searched["total"] == 10
+
+
+async def test_a_list_row_is_the_customer_as_get_answers_it(client, people):
+    h = people["headers"]
+    made = await create(
+        client,
+        h,
+        firstName="Row",
+        lastName="Check",
+        companyName="Row Check Ltd",
+        phone="+1 555 0100",
+        tags=["vip"],
+        customFields={"tier": "gold", "seats": 3},
+        addresses=[
+            {"type": "BILLING", "street": "1 Main St", "city": "Springfield", "isPrimary": True},
+            {"type": "SHIPPING", "city": "Shelbyville", "country": "US"},
+        ],
+    )
+    await client.post(
+        f"/api/v1/customers/{made['id']}/assign", json={"assignedToId": str(people["zoe"])}, headers=h
+    )
+    one = (await client.get(f"/api/v1/customers/{made['id']}", headers=h)).json()
+    page = (await client.get("/api/v1/customers", params={"q": "row check"}, headers=h)).json()
+    assert page["total"] == 1
+    (row,) = page["items"]
+    # The order of a customer's addresses is not part of the answer.
+    assert sorted(row.pop("addresses"), key=str) == sorted(one.pop("addresses"), key=str)
+    assert row == one and row["assignedToName"] == "Zoe Zimmer" and row["customFields"]["seats"] == 3

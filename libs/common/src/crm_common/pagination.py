@@ -26,7 +26,7 @@ from fastapi import FastAPI, Query
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Row, Select, Subquery, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -341,6 +341,58 @@ async def paginate(session: AsyncSession, query: Select, params: PageParams) -> 
     ).scalar_one()
     found = await session.execute(query.limit(params.page_size).offset((params.page - 1) * params.page_size))
     return list(found.scalars().all()), total
+
+
+# The label of the total `paginate_rows` adds to a page's rows.
+PAGE_TOTAL = "page_total_"
+
+
+async def paginate_rows(
+    session: AsyncSession,
+    query: Select,
+    params: PageParams,
+    entity: Any,
+    rows_of: Callable[[Subquery], Select],
+) -> tuple[list[Row], int]:
+    """`paginate` in one statement, for a page read as Core rows: `query` finds and orders the
+    records (`entity`), `rows_of(page)` selects what a row holds for the records of `page` (a
+    subquery of their `id`s, to join on). Each row carries the total as `PAGE_TOTAL`.
+
+    One scan of the matches instead of two: `count(*) OVER ()` is computed over every record the
+    query matches, before LIMIT and OFFSET, so it is the count `paginate` reads separately. The
+    window runs over the ids alone (with the whole rows it spilled to disk at 100k matches); the
+    rows are then read by primary key and put in the query's order again, which must be total (the
+    sorts here all end with the id). A page past the last has no row to carry the total: only then
+    is it read on its own."""
+    if params.updated_after is not None or params.created_after is not None:
+        query = sync_filters(query, params, entity)
+    if params.cursor_mode:
+        query = await cursor_window(session, query, params, entity)
+        limit, offset = params.page_size + 1, 0
+    else:
+        limit, offset = params.page_size, (params.page - 1) * params.page_size
+    _, _, ident = sync_columns(entity)
+    page = (
+        query.with_only_columns(ident.label("id"), func.count().over().label(PAGE_TOTAL))
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+    # The query's own ORDER BY (SQLAlchemy has no public accessor for it).
+    order = query._order_by_clauses
+    statement = rows_of(page).add_columns(page.c[PAGE_TOTAL]).order_by(*order)
+    rows = list((await session.execute(statement)).all())
+    if rows:
+        total = rows[0]._mapping[PAGE_TOTAL]
+    elif offset == 0:
+        total = 0
+    else:
+        total = (
+            await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+        ).scalar_one()
+    if params.cursor_mode:
+        rows = next_cursor(rows, params, entity)
+    return rows, total
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -122,11 +122,9 @@ async def list_customers(
     archived: ArchivedParam = "exclude",
 ) -> CustomerPage:
     q, f = filters
-    items, total = await customers.list_customers(
-        session, caller=user, params=params, q=q, f=f, archived=archived
-    )
+    items, total = await customers.list_page(session, caller=user, params=params, q=q, f=f, archived=archived)
     return CustomerPage(
-        items=await customers.to_read(session, items),
+        items=items,
         total=total,
         page=params.page,
         pageSize=params.page_size,
