@@ -4,13 +4,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_common.contracts.customer import CustomerCreated
-from crm_common.contracts.identity import TeamCreated, UserCreated
-from crm_common.events.envelope import new_event
 from crm_common.events.memory_bus import MemoryBus
-from crm_common.events.tables import outbox
-from crm_common.testing.plugin import running
-from sqlalchemy import delete, func, select
+from crm_common.testing.plugin import (
+    count_rows,
+    customer_created_event,
+    outbox_payloads,
+    publish,
+    running,
+    team_event,
+    user_event,
+)
+from sqlalchemy import delete
 from ticket_svc.app import create_app
 from ticket_svc.models import SlaPolicy, SlaRevision
 from ticket_svc.settings import Settings
@@ -98,43 +102,15 @@ async def fresh_install(settings, bus, clock):
         yield client
 
 
-# --- feeding the local read models ---------------------------------------------------------------
-
-
-async def publish(bus: MemoryBus, *events) -> None:
-    """Deliver events to ticket-svc's handlers; returns once they are handled."""
-    assert await bus.publish(list(events), timeout=10) == [None] * len(events)
-
-
-def customer_created_event(
-    customer_id=None, *, name="Acme Ltd", number="CUST-2026-000001", sequence=1, **extra
-):
-    payload = CustomerCreated(
-        customer_id=customer_id or uuid.uuid4(),
-        customer_number=number,
-        type="COMPANY",
-        full_name=name,
-        email="hq@acme.example",
-        status="CUSTOMER",
-        **extra,
-    )
-    return new_event(
-        "customer.created",
-        service="customer",
-        subject=payload.customer_id,
-        data=payload.dump(),
-        sequence=sequence,
-    )
+# --- feeding the local read models: the other contexts' events, through the bus --------------------
 
 
 @pytest.fixture
 def add_customer(bus):
     async def add(name="Acme Ltd", number=None, **extra) -> uuid.UUID:
-        event = customer_created_event(
-            name=name, number=number or f"CUST-2026-{uuid.uuid4().int % 10**6:06d}", **extra
-        )
+        event = customer_created_event(name=name, number=number, **extra)
         await publish(bus, event)
-        return uuid.UUID(event.data["customerId"])
+        return uuid.UUID(event.subject)
 
     return add
 
@@ -142,19 +118,9 @@ def add_customer(bus):
 @pytest.fixture
 def add_user(bus):
     async def add(name="Sam Agent", *, active=True) -> uuid.UUID:
-        user_id = uuid.uuid4()
-        payload = UserCreated(
-            user_id=user_id,
-            email=f"{user_id.hex[:8]}@example.com",
-            full_name=name,
-            roles=["support_agent"],
-            is_active=active,
-        )
-        await publish(
-            bus,
-            new_event("user.created", service="gateway", subject=user_id, data=payload.dump(), sequence=1),
-        )
-        return user_id
+        event = user_event(name=name, roles=["support_agent"], active=active)
+        await publish(bus, event)
+        return uuid.UUID(event.subject)
 
     return add
 
@@ -162,13 +128,9 @@ def add_user(bus):
 @pytest.fixture
 def add_team(bus):
     async def add(name="Support EMEA") -> uuid.UUID:
-        team_id = uuid.uuid4()
-        payload = TeamCreated(team_id=team_id, name=name, type="SUPPORT")
-        await publish(
-            bus,
-            new_event("team.created", service="gateway", subject=team_id, data=payload.dump(), sequence=1),
-        )
-        return team_id
+        event = team_event(name=name, type="SUPPORT")
+        await publish(bus, event)
+        return uuid.UUID(event.subject)
 
     return add
 
@@ -263,15 +225,10 @@ class Api:
         return r.json()
 
     async def events(self, routing_key: str | None = None) -> list[dict]:
-        async with self.client.db.transaction() as s:
-            query = select(outbox).order_by(outbox.c.position)
-            if routing_key:
-                query = query.where(outbox.c.routing_key == routing_key)
-            return [r.payload for r in (await s.execute(query)).all()]
+        return await outbox_payloads(self.client, routing_key)
 
     async def count(self, table) -> int:
-        async with self.client.db.transaction() as s:
-            return (await s.execute(select(func.count()).select_from(table))).scalar_one()
+        return await count_rows(self.client, table)
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ import uuid
 
 from crm_common.contracts.customer import CustomerMerged, CustomerUpdated
 from crm_common.events.envelope import new_event
-
-from .conftest import customer_created_event, publish
+from crm_common.testing.plugin import customer_created_event, publish
 
 
 def updated_event(customer_id, *, name, sequence, changes=None):

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from crm_common.contracts.customer import CustomerErased
 from crm_common.events.envelope import new_event
+from crm_common.testing.plugin import publish
 from ticket_svc.models import Ticket
 from ticket_svc.service import metrics
 from ticket_svc.service.metric_totals import fold
 
-from .conftest import publish
 from .test_customer_events import merged_event
 from .test_metrics import scenario  # noqa: F401 (fixture)
 

@@ -3,10 +3,7 @@ read_only reads all; get, list (and totals), metrics, communications and the act
 
 import uuid
 
-from crm_common.contracts.identity import TeamCreated, UserCreated
-from crm_common.events.envelope import new_event
-
-from .conftest import publish
+from crm_common.testing.plugin import publish, team_event, user_event
 
 ROLES = {
     "a1": "sales_rep",
@@ -36,28 +33,11 @@ def bearer(make_token, role, user_id, **claims):
 async def setup(client, bus, make_token, add_customer):
     ids = {}
     for person, role in ROLES.items():
-        user = UserCreated(
-            user_id=uuid.uuid4(),
-            email=f"{person}@example.com",
-            full_name=person,
-            roles=[role],
-            is_active=True,
-        )
-        await publish(
-            bus, new_event("user.created", service="gateway", subject=user.user_id, data=user.dump())
-        )
-        ids[person] = user.user_id
+        ids[person] = uuid.uuid4()
+        await publish(bus, user_event(ids[person], name=person, roles=[role]))
     for name, members, manager in (("A", ["a1", "a2"], "manager"), ("B", ["b1", "b2", "support"], None)):
-        team = TeamCreated(
-            team_id=uuid.uuid4(),
-            name=name,
-            type="SALES",
-            manager_id=ids[manager] if manager else None,
-            member_ids=[ids[m] for m in members],
-        )
-        await publish(
-            bus, new_event("team.created", service="gateway", subject=team.team_id, data=team.dump())
-        )
+        manager_id = ids[manager] if manager else None
+        await publish(bus, team_event(name=name, manager_id=manager_id, member_ids=[ids[m] for m in members]))
     headers = {p: bearer(make_token, role, ids[p]) for p, role in ROLES.items()}
     customer = str(await add_customer())
     tickets = {}
