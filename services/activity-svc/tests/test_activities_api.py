@@ -173,6 +173,23 @@ async def test_update_reschedules_keeping_the_duration_and_validates_dates(clien
     assert after["version"] == 4 and after["endDate"] is None
 
 
+async def test_a_patch_changes_only_what_is_sent_and_refuses_null_for_a_required_field(client, auth_headers):
+    a = await create(
+        client, auth_headers(), description="Agenda", priority="HIGH", links=["https://x.example"]
+    )
+    url = f"{BASE}/{a['id']}"
+    for field in ("isAllDay", "status", "priority", "ownerId", "attachments", "links", "customFields"):
+        refused = await client.patch(url, json={field: None, "version": 1}, headers=auth_headers())
+        problem(refused, 422, "VALIDATION_ERROR")
+    renamed = await client.patch(url, json={"subject": "Renamed", "version": 1}, headers=auth_headers())
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["description"], renamed.json()["priority"]) == ("Agenda", "HIGH")
+    assert renamed.json()["links"] == ["https://x.example"] and renamed.json()["version"] == 2
+    cleared = await client.patch(url, json={"description": None, "version": 2}, headers=auth_headers())
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["description"], cleared.json()["subject"]) == (None, "Renamed")
+
+
 async def test_update_replaces_participants_and_checks_them(client, auth_headers):
     a_user, b_user = await add_user(client, "A"), await add_user(client, "B")
     a = await create(client, auth_headers(), participantIds=[str(a_user)])

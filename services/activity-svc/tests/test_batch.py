@@ -51,3 +51,30 @@ async def test_batch_create_update_upsert_and_read(client, auth_headers):
     r = await post(client, h, "read", {"ids": [str(uuid.uuid4()), first["id"]]})
     assert [x["status"] for x in r.json()["results"]] == [404, 200]
     assert r.json()["results"][1]["data"]["subject"] == "Moved"
+
+
+async def test_batch_update_and_upsert_change_only_what_is_sent_and_refuse_null(client, auth_headers):
+    me = await add_user(client, "Mia Owner")
+    h = auth_headers(user_id=me)
+    item = {**CALL, "externalId": "cal-9", "priority": "HIGH", "description": "Agenda"}
+    (created,) = (await post(client, h, "create", {"items": [item]})).json()["results"]
+    one = {"id": created["id"], "version": 1}
+    for nulled in ({"subject": None}, {"priority": None}, {"status": None}):
+        r = await post(client, h, "update", {"items": [{**one, **nulled}]})
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR")
+    r = await post(client, h, "upsert", {"items": [{**CALL, "externalId": "cal-9", "priority": None}]})
+    assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR")
+
+    (moved,) = (
+        await post(client, h, "upsert", {"items": [{**CALL, "externalId": "cal-9", "subject": "Moved"}]})
+    ).json()["results"]
+    assert moved["status"] == 200 and moved["data"]["version"] == 2
+    assert (moved["data"]["priority"], moved["data"]["description"]) == ("HIGH", "Agenda")
+    r = await post(client, h, "update", {"items": [{"id": created["id"], "version": 2, "description": None}]})
+    (cleared,) = r.json()["results"]
+    assert cleared["status"] == 200
+    assert (cleared["data"]["description"], cleared["data"]["subject"], cleared["data"]["priority"]) == (
+        None,
+        "Moved",
+        "HIGH",
+    )

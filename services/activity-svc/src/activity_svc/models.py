@@ -77,7 +77,7 @@ class Activity(Base, table=True):
     __mapper_args__ = {"version_id_col": _version_column}
 
     id: uuid.UUID = id_field()
-    type: str = Field(sa_type=sa.String(16), nullable=False, index=True)
+    type: ActivityType = Field(sa_type=sa.String(16), nullable=False, index=True)
     external_id: str | None = Field(default=None, sa_type=sa.String(255))
     subject: str = Field(sa_type=sa.String(300), nullable=False)
     description: str | None = Field(default=None, sa_type=sa.Text())
@@ -88,8 +88,10 @@ class Activity(Base, table=True):
     end_date: datetime | None = timestamp_field(nullable=True)
     duration: int | None = None
     is_all_day: bool = Field(default=False, nullable=False)
-    status: str = Field(default=ActivityStatus.PLANNED, sa_type=sa.String(16), nullable=False, index=True)
-    priority: str = Field(default=ActivityPriority.NORMAL, sa_type=sa.String(16), nullable=False)
+    status: ActivityStatus = Field(
+        default=ActivityStatus.PLANNED, sa_type=sa.String(16), nullable=False, index=True
+    )
+    priority: ActivityPriority = Field(default=ActivityPriority.NORMAL, sa_type=sa.String(16), nullable=False)
     owner_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False)
     outcome: str | None = Field(default=None, sa_type=sa.String(500))
     next_steps: str | None = Field(default=None, sa_type=sa.Text())
