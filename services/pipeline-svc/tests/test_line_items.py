@@ -148,3 +148,21 @@ async def test_a_product_on_a_line_item_cannot_be_deleted(
     await add(o, product)
     r = await client.delete(f"/api/v1/products/{product['id']}", headers=auth_headers())
     assert r.status_code == 409 and r.json()["code"] == "PRODUCT_IN_USE"
+
+
+async def test_a_line_item_patch_changes_only_what_it_sends_and_refuses_null_for_its_numbers(
+    client, auth_headers, add, new_opportunity, new_product
+):
+    o, product = await new_opportunity(), await new_product(price="10")
+    r = await add(o, product, quantity="2", discount="5", description="Two seats")
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/opportunities/{o['id']}/products/{product['id']}"
+    (item,) = r.json()["lineItems"]
+    for field in ("quantity", "unitPrice", "discount"):
+        r = await client.patch(url, json={field: None}, headers=auth_headers())
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+    got = await client.get(f"/api/v1/opportunities/{o['id']}", headers=auth_headers())
+    assert got.json()["lineItems"] == [item]
+    r = await client.patch(url, json={"description": None}, headers=auth_headers())
+    assert r.status_code == 200, r.text
+    assert r.json()["lineItems"] == [{**item, "description": None}]

@@ -260,3 +260,32 @@ async def test_a_retried_create_with_an_idempotency_key_happens_once(client, aut
     assert len(await outbox_payloads(client, "opportunity.created")) == 1
     other = await client.post("/api/v1/opportunities", json={**body, "title": "Else"}, headers=headers)
     assert other.status_code == 422 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_a_patch_changes_only_what_it_sends_and_null_empties_only_what_may_be_empty(
+    client, auth_headers, new_opportunity
+):
+    o = await new_opportunity(description="Renewal", expectedCloseDate="2027-01-15", competitors=["Globex"])
+    url = f"/api/v1/opportunities/{o['id']}"
+    before = (await client.get(url, headers=auth_headers())).json()
+    for field in ("title", "currency", "probability", "ownerId", "competitors", "customFields"):
+        r = await client.patch(url, json={field: None, "version": 1}, headers=auth_headers())
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+        r = await client.post(
+            "/api/v1/opportunities/batch/update",
+            json={"items": [{"id": o["id"], field: None, "version": 1}]},
+            headers=auth_headers(),
+        )
+        assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR", field
+    assert (await client.get(url, headers=auth_headers())).json() == before
+    r = await client.patch(
+        url, json={"description": None, "expectedCloseDate": None, "version": 1}, headers=auth_headers()
+    )
+    assert r.status_code == 200, r.text
+    changed = {
+        "description": None,
+        "expectedCloseDate": None,
+        "version": 2,
+        "updatedAt": r.json()["updatedAt"],
+    }
+    assert r.json() == {**before, **changed}

@@ -86,3 +86,20 @@ async def test_bad_products_are_422(client, auth_headers):
 async def test_unknown_product(client, auth_headers):
     r = await client.patch(f"/api/v1/products/{uuid.uuid4()}", json={"version": 1}, headers=auth_headers())
     assert r.status_code == 404
+
+
+async def test_a_patch_changes_only_what_it_sends_and_null_empties_only_what_may_be_empty(
+    client, auth_headers
+):
+    h = auth_headers("sales_rep")
+    body = {"name": "Support plan", "code": "SUP-1", "price": "99.90", "cost": "20", "category": "services"}
+    product = (await client.post("/api/v1/products", json=body, headers=h)).json()
+    url = f"/api/v1/products/{product['id']}"
+    for field in ("name", "code", "price", "currency", "status", "customFields"):
+        r = await client.patch(url, json={field: None, "version": 1}, headers=h)
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+    assert (await client.get(url, headers=h)).json() == product
+    r = await client.patch(url, json={"cost": None, "category": None, "version": 1}, headers=h)
+    assert r.status_code == 200, r.text
+    changed = {"cost": None, "category": None, "version": 2, "updatedAt": r.json()["updatedAt"]}
+    assert r.json() == {**product, **changed}

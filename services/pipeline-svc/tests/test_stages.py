@@ -154,3 +154,25 @@ async def test_list_filters_active_and_unknown_sort_is_refused(client, auth_head
     assert "Closed Lost" not in [s["name"] for s in active["items"]] and active["total"] == 5
     r = await client.get("/api/v1/stages", params={"sort": "colour"}, headers=admin)
     assert r.status_code == 422 and r.json()["code"] == "INVALID_SORT"
+
+
+async def test_a_patch_changes_only_what_it_sends_and_null_empties_only_what_may_be_empty(
+    client, auth_headers
+):
+    admin = auth_headers("admin")
+    body = {
+        "name": "Discovery",
+        "description": "First call",
+        "probability": 15,
+        "sortOrder": 15,
+        "color": "#123",
+    }
+    stage = (await client.post("/api/v1/stages", json=body, headers=admin)).json()
+    url = f"/api/v1/stages/{stage['id']}"
+    for field in ("name", "probability", "sortOrder", "isActive", "isWon", "isLost", "requirements"):
+        r = await client.patch(url, json={field: None, "version": 1}, headers=admin)
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+    assert (await client.get(url, headers=admin)).json() == stage
+    r = await client.patch(url, json={"description": None, "version": 1}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json() == {**stage, "description": None, "version": 2, "updatedAt": r.json()["updatedAt"]}

@@ -165,7 +165,7 @@ class Opportunity(Base, table=True):
     expected_close_date: date | None = Field(default=None, sa_type=sa.Date())
     actual_close_date: date | None = Field(default=None, sa_type=sa.Date())
     stage_id: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="opportunity_stages.id", nullable=False)
-    status: str = Field(default=OpportunityStatus.OPEN, sa_type=sa.String(16), nullable=False)
+    status: OpportunityStatus = Field(default=OpportunityStatus.OPEN, sa_type=sa.String(16), nullable=False)
     lost_reason: str | None = Field(default=None, sa_type=sa.String(500))
     owner_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False)
     team_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
@@ -203,7 +203,9 @@ class Product(Base, table=True):
     price: Decimal = money_field(nullable=False)
     cost: Decimal | None = money_field()
     currency: str = Field(default="USD", sa_type=sa.String(3), nullable=False)
-    status: str = Field(default=ProductStatus.ACTIVE, sa_type=sa.String(16), nullable=False, index=True)
+    status: ProductStatus = Field(
+        default=ProductStatus.ACTIVE, sa_type=sa.String(16), nullable=False, index=True
+    )
     custom_fields: dict = json_field(dict)
     created_at: datetime = timestamp_field()
     updated_at: datetime = updated_at_field()
@@ -249,7 +251,9 @@ class Invoice(Base, table=True):
     opportunity_id: uuid.UUID | None = Field(
         default=None, sa_type=sa.Uuid(), foreign_key="opportunities.id", index=True
     )
-    status: str = Field(default=InvoiceStatus.DRAFT, sa_type=sa.String(16), nullable=False, index=True)
+    status: InvoiceStatus = Field(
+        default=InvoiceStatus.DRAFT, sa_type=sa.String(16), nullable=False, index=True
+    )
     currency: str = Field(sa_type=sa.String(3), nullable=False)
     total: Decimal = money_field(nullable=False)
     issue_date: date | None = Field(default=None, sa_type=sa.Date())

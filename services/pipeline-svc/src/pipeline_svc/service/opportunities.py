@@ -109,6 +109,13 @@ async def stage_name(session: AsyncSession, stage_id: uuid.UUID) -> str:
     return (await stage_names(session, {stage_id})).get(stage_id, "")
 
 
+def _columns(opportunity: Opportunity) -> dict:
+    """The opportunity's columns for its view. `status` is passed as it is: loaded from its VARCHAR
+    column it is the plain string, which serialising as the enum would warn about; the view
+    validates it into OpportunityStatus."""
+    return {**opportunity.model_dump(exclude={"status"}), "status": opportunity.status}
+
+
 def _line_item_view(item: OpportunityProduct, currency: str) -> OpportunityLineItemRead:
     return OpportunityLineItemRead(
         id=item.id,
@@ -131,7 +138,7 @@ async def views(session: AsyncSession, opportunities: Sequence[Opportunity]) -> 
     return [
         OpportunityRead.model_validate(
             {
-                **o.model_dump(),
+                **_columns(o),
                 "stage_name": stages.get(o.stage_id, ""),
                 "customer_name": customers.get(o.customer_id),
                 "owner_name": owners.get(o.owner_id),
@@ -164,7 +171,7 @@ async def view(session: AsyncSession, opportunity: Opportunity) -> OpportunityRe
     ).one()
     return OpportunityRead.model_validate(
         {
-            **opportunity.model_dump(),
+            **_columns(opportunity),
             "stage_name": names.stage or "",
             "customer_name": names.customer,
             "owner_name": names.owner,
