@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from crm_common import erasure
 from crm_common.db import Database, after_commit, insert_for
-from crm_common.errors import ProblemError, not_found
+from crm_common.errors import not_found
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.models import UtcDateTime
@@ -19,6 +19,7 @@ from webhook_svc.delivery.sender import Outcome
 from webhook_svc.events import publish as events
 from webhook_svc.models import Attempt, Delivery, DeliveryState, Subscription
 from webhook_svc.service import patterns, record_scopes
+from webhook_svc.service.errors import DeliveryPending, DeliverySkipped, InvalidRange, WebhookInactive
 from webhook_svc.service.subscriptions import FAILURE_STREAK
 
 
@@ -289,13 +290,9 @@ async def replay_one(
     _require_active(subscription)
     delivery = await get(session, subscription.id, delivery_id)
     if delivery.state == DeliveryState.PENDING:
-        raise ProblemError(
-            409, "DELIVERY_PENDING", "This delivery is still queued; it is sent again without a replay."
-        )
+        raise DeliveryPending("This delivery is still queued; it is sent again without a replay.")
     if delivery.state == DeliveryState.SKIPPED:
-        raise ProblemError(
-            409,
-            "DELIVERY_SKIPPED",
+        raise DeliverySkipped(
             f"This delivery was never sent ({delivery.skip_reason}): the webhook's creator may not read "
             "the record it is about.",
         )
@@ -319,10 +316,10 @@ async def replay_range(
     now = datetime.now(UTC)
     until = until or now
     if until <= since:
-        raise ProblemError(422, "INVALID_RANGE", "`until` must be after `since`.")
+        raise InvalidRange("`until` must be after `since`.")
     wanted = [s.value for s in states if s not in (DeliveryState.PENDING, DeliveryState.SKIPPED)]
     if not wanted:
-        raise ProblemError(422, "INVALID_RANGE", "Replay DELIVERED and/or FAILED deliveries.")
+        raise InvalidRange("Replay DELIVERED and/or FAILED deliveries.")
     table = Delivery.__table__
     result = await session.execute(
         update(table)
@@ -342,8 +339,4 @@ async def replay_range(
 
 def _require_active(subscription: Subscription) -> None:
     if not subscription.active:
-        raise ProblemError(
-            409,
-            "WEBHOOK_INACTIVE",
-            "The webhook is not active; activate it (PATCH active: true) before replaying.",
-        )
+        raise WebhookInactive("The webhook is not active; activate it (PATCH active: true) before replaying.")

@@ -10,8 +10,10 @@ import re
 from typing import Any
 
 from crm_common.contracts.registry import EVENT_TYPES
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from crm_common.events.bus import topic_matches
+
+from webhook_svc.service.errors import InvalidFilter, UnknownEventType
 
 _WORD = re.compile(r"^([a-z][a-z0-9_]*|\*|#)$")
 MAX_FILTER_ENTRIES = 20
@@ -42,7 +44,7 @@ def check_event_types(patterns: list[str], *, field: str = "eventTypes") -> list
                 )
             )
     if errors:
-        raise ProblemError(422, "UNKNOWN_EVENT_TYPE", "Some event types are not known.", errors=errors)
+        raise UnknownEventType("Some event types are not known.", errors=errors)
     return list(dict.fromkeys(patterns))
 
 
@@ -70,7 +72,7 @@ def check_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
                 )
             )
     if errors:
-        raise ProblemError(422, "INVALID_FILTER", "The filter is not valid.", errors=errors)
+        raise InvalidFilter("The filter is not valid.", errors=errors)
     return value
 
 

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
+
+from webhook_svc.service.errors import InvalidWebhookUrl, WebhookTargetForbidden
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -110,9 +112,7 @@ async def check_target(guard: Guard, url: str, *, field: str = "url") -> str:
     try:
         _, host, port = split_target(url)
     except ValueError as exc:
-        raise ProblemError(
-            422,
-            "INVALID_WEBHOOK_URL",
+        raise InvalidWebhookUrl(
             f"{url} is not a webhook target: {exc}.",
             errors=[FieldError(field=field, message=str(exc), code="invalid_url")],
         ) from None
@@ -123,10 +123,8 @@ async def check_target(guard: Guard, url: str, *, field: str = "url") -> str:
     return url
 
 
-def forbidden(reason: str, *, field: str = "url") -> ProblemError:
-    return ProblemError(
-        422,
-        "WEBHOOK_TARGET_FORBIDDEN",
+def forbidden(reason: str, *, field: str = "url") -> WebhookTargetForbidden:
+    return WebhookTargetForbidden(
         f"Webhooks are not sent there: {reason}. Only public addresses are allowed, unless the operator "
         "lists the network in CRM_WEBHOOK_ALLOWED_NETWORKS.",
         errors=[FieldError(field=field, message=reason, code="target_forbidden")],
