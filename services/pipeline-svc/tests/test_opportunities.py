@@ -289,3 +289,20 @@ async def test_a_patch_changes_only_what_it_sends_and_null_empties_only_what_may
         "updatedAt": r.json()["updatedAt"],
     }
     assert r.json() == {**before, **changed}
+
+
+async def test_without_an_active_open_stage_no_opportunity_can_start(
+    client, auth_headers, stages, new_customer
+):
+    for stage in (await stages()).values():
+        if stage["isActive"] and not (stage["isWon"] or stage["isLost"]):
+            r = await client.patch(
+                f"/api/v1/stages/{stage['id']}",
+                json={"isActive": False, "version": stage["version"]},
+                headers=auth_headers("admin"),
+            )
+            assert r.status_code == 200, r.text
+    body = {"title": "Deal", "customerId": str(await new_customer())}
+    r = await client.post("/api/v1/opportunities", json=body, headers=auth_headers())
+    assert (r.status_code, r.json()["code"]) == (409, "NO_ACTIVE_STAGE")
+    assert await count_rows(client, Opportunity) == 0

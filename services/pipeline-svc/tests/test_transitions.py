@@ -302,6 +302,20 @@ async def test_without_a_won_stage_win_is_refused(client, auth_headers, stages, 
     assert await count_rows(client, Invoice) == 0
 
 
+async def test_without_a_lost_stage_lose_is_refused(client, auth_headers, stages, new_opportunity):
+    o = await new_opportunity()
+    lost = (await stages())["Closed Lost"]
+    await client.patch(
+        f"/api/v1/stages/{lost['id']}", json={"isActive": False, "version": 1}, headers=auth_headers()
+    )
+    r = await client.post(
+        f"/api/v1/opportunities/{o['id']}/lose", json={"lostReason": "price"}, headers=auth_headers()
+    )
+    assert r.status_code == 409 and r.json()["code"] == "NO_LOST_STAGE"
+    got = (await client.get(f"/api/v1/opportunities/{o['id']}", headers=auth_headers())).json()
+    assert (got["status"], got["lostReason"], got["version"]) == ("OPEN", None, 1)
+
+
 async def test_a_retried_win_with_an_idempotency_key_creates_one_invoice(
     client, auth_headers, new_opportunity
 ):
