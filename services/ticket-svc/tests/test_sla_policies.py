@@ -243,3 +243,22 @@ async def test_a_priority_change_takes_the_new_priority_targets(client, agent, n
 async def test_unknown_policy_is_404(client, admin):
     r = await client.get(f"/api/v1/sla-policies/{uuid.uuid4()}", headers=admin)
     assert (r.status_code, r.json()["code"]) == (404, "SLA_POLICY_NOT_FOUND")
+
+
+async def test_policy_patch_tells_a_field_not_sent_from_null(client, admin, new_policy):
+    """Not sent: the field keeps its value. null: the scope and description are cleared; a field
+    every policy has is a 422 that changes nothing."""
+    policy = await new_policy(description="Office hours", customerPriority="HIGH")
+    url = f"/api/v1/sla-policies/{policy['id']}"
+    fields = ("name", "isActive", "targets", "timeZone", "businessHours", "holidays", "pauseStatuses")
+    for field in fields:
+        r = await client.patch(url, json={field: None, "version": 1}, headers=admin)
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+    assert (await client.get(url, headers=admin)).json() == policy
+
+    r = await client.patch(
+        url, json={"description": None, "customerPriority": None, "version": 1}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["description"], r.json()["customerPriority"]) == (None, None)
+    assert {k: r.json()[k] for k in fields} == {k: policy[k] for k in fields}

@@ -287,3 +287,25 @@ async def test_a_retried_create_with_an_idempotency_key_creates_one_ticket(clien
     assert (other.status_code, other.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
     assert await api.count(Ticket) == 1
     assert len(await api.events("ticket.created")) == 1
+
+
+async def test_patch_tells_a_field_not_sent_from_null(client, agent, new_ticket, add_user):
+    """Not sent: the field keeps its value. null: a field a ticket may lack is cleared; one every
+    ticket has is a 422 that changes nothing, in a PATCH and in a batch update alike."""
+    sam = await add_user("Sam")
+    ticket = await new_ticket(category="Hardware", assignedToId=str(sam), tags=["printer"])
+    url = f"/api/v1/tickets/{ticket['id']}"
+    for field in ("subject", "description", "type", "priority", "relatedTickets", "tags", "customFields"):
+        r = await client.patch(url, json={field: None, "version": 1}, headers=agent)
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+        item = {"id": ticket["id"], field: None, "version": 1}
+        r = await client.post("/api/v1/tickets/batch/update", json={"items": [item]}, headers=agent)
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), field
+    assert (await client.get(url, headers=agent)).json()["version"] == 1
+
+    r = await client.patch(url, json={"category": None, "assignedToId": None, "version": 1}, headers=agent)
+    assert r.status_code == 200, r.text
+    after = r.json()
+    assert (after["category"], after["assignedToId"], after["assignedToName"]) == (None, None, None)
+    kept = ("subject", "description", "type", "priority", "tags", "customFields", "customerId")
+    assert {k: after[k] for k in kept} == {k: ticket[k] for k in kept}

@@ -132,9 +132,11 @@ class Ticket(Base, table=True):
     customer_id: uuid.UUID = Field(sa_type=sa.Uuid(), nullable=False, index=True)
     category: str | None = Field(default=None, sa_type=sa.String(100))
     subcategory: str | None = Field(default=None, sa_type=sa.String(100))
-    type: str = Field(sa_type=sa.String(16), nullable=False)
-    priority: str = Field(default=TicketPriority.NORMAL, sa_type=sa.String(16), nullable=False, index=True)
-    status: str = Field(default=TicketStatus.NEW, sa_type=sa.String(16), nullable=False, index=True)
+    type: TicketType = Field(sa_type=sa.String(16), nullable=False)
+    priority: TicketPriority = Field(
+        default=TicketPriority.NORMAL, sa_type=sa.String(16), nullable=False, index=True
+    )
+    status: TicketStatus = Field(default=TicketStatus.NEW, sa_type=sa.String(16), nullable=False, index=True)
     resolution: str | None = Field(default=None, sa_type=sa.Text())
     assigned_to_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
     team_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
@@ -175,8 +177,8 @@ class TicketCommunication(Base, table=True):
 
     id: uuid.UUID = id_field()
     ticket_id: uuid.UUID = Field(sa_type=sa.Uuid(), foreign_key="tickets.id", ondelete="CASCADE")
-    direction: str = Field(sa_type=sa.String(16), nullable=False)
-    channel: str = Field(sa_type=sa.String(16), nullable=False)
+    direction: CommunicationDirection = Field(sa_type=sa.String(16), nullable=False)
+    channel: CommunicationChannel = Field(sa_type=sa.String(16), nullable=False)
     internal: bool = Field(default=False, nullable=False)
     # OUTBOUND and notes: the user who wrote it. INBOUND: the customer.
     author_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
@@ -212,7 +214,7 @@ class SlaPolicy(Base, table=True):
     is_active: bool = Field(default=True, nullable=False)
     # Scope: a policy applies to tickets of this team / for customers of this priority (None = any).
     team_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
-    customer_priority: str | None = Field(default=None, sa_type=sa.String(16))
+    customer_priority: CustomerPriority | None = Field(default=None, sa_type=sa.String(16))
     # [{"priority", "firstResponseMinutes", "resolutionMinutes"}]
     targets: list = json_field(list)
     time_zone: str = Field(sa_type=sa.String(64), nullable=False)
@@ -249,7 +251,7 @@ class SlaBreach(Base, table=True):
     ticket_id: uuid.UUID = Field(
         sa_type=sa.Uuid(), foreign_key="tickets.id", ondelete="CASCADE", primary_key=True
     )
-    kind: str = Field(sa_type=sa.String(16), primary_key=True)
+    kind: BreachKind = Field(sa_type=sa.String(16), primary_key=True)
     due_at: datetime = timestamp_field()
     detected_at: datetime = timestamp_field()
     escalated: bool = Field(default=False, nullable=False)
