@@ -3,8 +3,8 @@ import uuid
 import pytest
 from crm_common.events.envelope import CloudEvent, new_event
 from crm_common.events.memory_bus import MemoryBus
+from crm_common.testing import plugin as shared
 from crm_common.testing.plugin import running
-from sqlalchemy import func, select
 from webhook_svc.app import create_app
 from webhook_svc.models import Attempt, Delivery, Subscription
 from webhook_svc.receiver import Receiver
@@ -89,7 +89,7 @@ class World:
         self.admin = auth_headers("admin")
 
     async def publish(self, *events: CloudEvent) -> None:
-        assert await self.bus.publish(list(events), timeout=10) == [None] * len(events)
+        await shared.publish(self.bus, *events)
 
     async def subscribe(self, url: str, event_types=("customer.*", "opportunity.won"), **extra) -> dict:
         r = await self.client.post(
@@ -101,8 +101,7 @@ class World:
         return r.json()
 
     async def count(self, table=Delivery) -> int:
-        async with self.client.app.state.runtime.db.transaction(read_only=True) as s:
-            return (await s.execute(select(func.count()).select_from(table))).scalar_one()
+        return await shared.count_rows(self.client, table)
 
     async def counts(self) -> tuple[int, int, int]:
         return (await self.count(Subscription), await self.count(Delivery), await self.count(Attempt))
@@ -113,23 +112,9 @@ def world(client, bus, auth_headers):
     return World(client, bus, auth_headers)
 
 
-def customer_created(name="Ann Smith", customer_id=None, **data) -> CloudEvent:
-    customer_id = customer_id or uuid.uuid4()
-    return new_event(
-        "customer.created",
-        service="customer",
-        subject=customer_id,
-        data={
-            "customerId": str(customer_id),
-            "customerNumber": "CUST-2026-000001",
-            "type": "INDIVIDUAL",
-            "fullName": name,
-            "email": "ann@example.com",
-            "status": "LEAD",
-            **data,
-        },
-        sequence=1,
-    )
+def customer_created(name="Ann Smith", customer_id=None, *, status="LEAD", **data) -> CloudEvent:
+    """customer.created for a person (a LEAD unless told otherwise); `data` sets other contract fields."""
+    return shared.customer_created_event(customer_id, name=name, type="INDIVIDUAL", status=status, **data)
 
 
 def opportunity_event(key="opportunity.won", opportunity_id=None) -> CloudEvent:

@@ -6,8 +6,9 @@ import asyncio
 import json
 import uuid
 
-from crm_common.contracts.identity import TeamCreated, UserCreated, UserUpdated
+from crm_common.contracts.identity import UserCreated, UserUpdated
 from crm_common.events.envelope import event_from, new_event
+from crm_common.testing.plugin import team_event
 
 from .conftest import World, customer_created
 
@@ -59,11 +60,8 @@ async def setup(world: World, make_token):
         user_event(ids["admin"], "admin", read_scopes=dict.fromkeys(TEAM_SCOPES, "all")),
     )
     for name, members in (("A", ["a1", "a2"]), ("B", ["b1"])):
-        team = TeamCreated(
-            team_id=uuid.uuid4(), name=name, type="SALES", member_ids=[ids[m] for m in members]
-        )
-        await world.publish(event_from(team, service="gateway", subject=team.team_id, sequence=1))
-        ids[f"team {name}"] = team.team_id
+        ids[f"team {name}"] = uuid.uuid4()
+        await world.publish(team_event(ids[f"team {name}"], name=name, member_ids=[ids[m] for m in members]))
     return ids
 
 
@@ -113,8 +111,8 @@ async def test_a_reps_webhook_gets_its_teams_customers_and_an_admins_gets_all(
 
         of_a2, of_b1 = uuid.uuid4(), uuid.uuid4()
         await world.publish(
-            customer_created("Team A Customer", customer_id=of_a2, assignedToId=str(ids["a2"])),
-            customer_created("Team B Customer", customer_id=of_b1, assignedToId=str(ids["b1"])),
+            customer_created("Team A Customer", customer_id=of_a2, assigned_to_id=ids["a2"]),
+            customer_created("Team B Customer", customer_id=of_b1, assigned_to_id=ids["b1"]),
             customer_created("Nobody's Customer"),
         )
         # Events without the owner use the one an earlier event told.
@@ -165,8 +163,8 @@ async def test_a_demoted_or_deactivated_creator_stops_receiving(world: World, ma
     hook = await subscribe_as(world, rep_headers(make_token, ids["a1"]), receiver.url)
     of_a1, of_a2 = uuid.uuid4(), uuid.uuid4()
     await world.publish(
-        customer_created("Mine", customer_id=of_a1, assignedToId=str(ids["a1"])),
-        customer_created("Teammate's", customer_id=of_a2, assignedToId=str(ids["a2"])),
+        customer_created("Mine", customer_id=of_a1, assigned_to_id=ids["a1"]),
+        customer_created("Teammate's", customer_id=of_a2, assigned_to_id=ids["a2"]),
     )
     await receiver.wait_for(2)
 
