@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from crm_common import sqlite_connection
+
 AFTER_COMMIT = "crm_after_commit"
 # Execution option marking a transaction that only reads.
 READ_ONLY = "crm_read_only"
@@ -109,6 +111,11 @@ def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "do_connect")
+    def _loop_side_connection(_dialect, _record, _cargs, cparams):
+        # aiosqlite's connection with the calls that cannot wait kept on the loop's thread.
+        cparams["async_creator_fn"] = sqlite_connection.connect
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):
