@@ -127,3 +127,52 @@ async def test_the_retention_task_purges_at_start_and_then_every_interval(db):
 
 async def _gone(db, event_id) -> bool:
     return event_id not in await _kept(db)
+
+
+async def test_a_batch_applies_each_event_once_in_one_transaction(db, effects):
+    async def record(session, e):
+        await session.execute(insert(effects).values(event_id=e.id))
+
+    dispatch = idempotent_dispatcher(db, "tester", {"customer.created": record})
+    seen = event()
+    await dispatch(seen)
+    fresh = [event(), event()]
+    ignored = new_event("ticket.created", service="test", subject=uuid.uuid4(), data={})
+    outcomes = await dispatch.apply_batch([fresh[0], seen, ignored, fresh[1]])
+    assert outcomes == ["applied", "duplicate", "ignored", "applied"]
+    assert await count(db, effects) == 3
+    # Each was recorded in the inbox, so delivering any of them again changes nothing.
+    assert await dispatch.apply_batch(fresh) == ["duplicate", "duplicate"]
+    assert await count(db, effects) == 3
+
+
+async def test_a_failing_event_leaves_nothing_of_its_batch_and_each_then_goes_alone(db, effects):
+    poison = event()
+
+    async def record(session, e):
+        await session.execute(insert(effects).values(event_id=e.id))
+        if e.id == poison.id:
+            raise RuntimeError("cannot handle")
+
+    dispatch = idempotent_dispatcher(db, "tester", {"customer.created": record})
+    others = [event(), event()]
+    with pytest.raises(RuntimeError):
+        await dispatch.apply_batch([others[0], poison, others[1]])
+    assert await count(db, effects) == 0
+    assert [await dispatch(e) for e in others] == ["applied", "applied"]
+    with pytest.raises(RuntimeError):
+        await dispatch(poison)
+    assert await count(db, effects) == 2
+
+
+async def test_an_event_a_batch_handler_wrote_is_read_afresh_by_the_next(db, effects):
+    """In a batch, each handler sees what the ones before it wrote, as in transactions of their own."""
+    seen = []
+
+    async def record(session, e):
+        seen.append((await session.execute(select(func.count()).select_from(effects))).scalar_one())
+        await session.execute(insert(effects).values(event_id=e.id))
+
+    dispatch = idempotent_dispatcher(db, "tester", {"customer.created": record})
+    await dispatch.apply_batch([event(), event(), event()])
+    assert seen == [0, 1, 2]

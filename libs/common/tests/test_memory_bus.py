@@ -206,3 +206,55 @@ async def test_a_lone_service_without_a_broker_hosts_only_its_own_queue():
     (result,) = await bus.publish([event()], timeout=0.5)
     # Not a publish hanging on activity-svc's queue: nobody here consumes it, and the relay says so.
     assert isinstance(result, UnroutableError)
+
+
+class Batching:
+    """A handler that also takes batches (as crm_common.events.inbox's dispatcher does)."""
+
+    def __init__(self, poison=None):
+        self.poison = poison
+        self.batches: list[list[uuid.UUID]] = []
+        self.alone: list[uuid.UUID] = []
+
+    async def __call__(self, e):
+        if e.id == self.poison:
+            raise ValueError("cannot handle")
+        self.alone.append(e.id)
+
+    async def apply_batch(self, events):
+        ids = [e.id for e in events]
+        if self.poison in ids:
+            raise ValueError("cannot handle")
+        self.batches.append(ids)
+        return ["applied"] * len(events)
+
+
+async def test_waiting_events_go_to_a_batch_handler_together():
+    bus = MemoryBus(workers=1, batch_size=4)
+    handler = Batching()
+    events = [event() for _ in range(6)]
+    # Declared first: the queue holds the events until its consumer starts.
+    await bus.declare("svc", ["customer.*"])
+    published = asyncio.create_task(bus.publish(events, timeout=5))
+    await asyncio.sleep(0.01)
+    await bus.consume("svc", ["customer.*"], handler)
+    assert await published == [None] * 6
+    assert handler.batches == [[e.id for e in events[:4]], [e.id for e in events[4:]]]
+    assert handler.alone == []
+    await bus.close()
+
+
+async def test_a_failed_batch_is_delivered_event_by_event_and_only_the_poison_is_dead_lettered():
+    bus = MemoryBus(workers=1, delivery_limit=2, retry_delay=0.001)
+    sink = Sink()
+    events = [event() for _ in range(3)]
+    handler = Batching(poison=events[1].id)
+    await bus.declare("svc", ["customer.*"])
+    published = asyncio.create_task(bus.publish(events, timeout=5))
+    await asyncio.sleep(0.01)
+    await bus.consume("svc", ["customer.*"], handler, dead_letter=sink)
+    assert await published == [None] * 3
+    assert handler.batches == []
+    assert handler.alone == [events[0].id, events[2].id]
+    assert sink.letters == [(events[1].id, "ValueError", 2)]
+    await bus.close()

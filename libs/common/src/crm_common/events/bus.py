@@ -8,7 +8,8 @@ from crm_common.events.envelope import CloudEvent
 
 __all__ = ["Bus", "DeadLetterSink", "Handler", "PermanentEventError", "UnroutableError", "topic_matches"]
 
-Handler = Callable[[CloudEvent], Awaitable[None]]
+# What it answers is not used (the inbox dispatcher says "applied", "duplicate" or "ignored").
+Handler = Callable[[CloudEvent], Awaitable[object]]
 
 
 class UnroutableError(Exception):

@@ -4,7 +4,7 @@ redelivered event changes nothing."""
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Histogram
@@ -73,7 +73,7 @@ async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
 
 def idempotent_dispatcher(
     db: Database, consumer: str, handlers: Mapping[str, EventHandler], wanted: EventWanted | None = None
-):
+) -> "IdempotentDispatcher":
     """One bus handler for a service: routes by routing key, exactly-once effects via the inbox.
 
     An exception rolls everything back (inbox row included) and propagates, so the bus retries; a
@@ -84,39 +84,42 @@ def idempotent_dispatcher(
 
     `wanted`, when given, is asked first: an event it says can have no effect here is only recorded
     in the inbox (one statement, no handler transaction), so redelivery and consistency tokens see it
-    exactly as if the handler had run and done nothing."""
+    exactly as if the handler had run and done nothing.
 
-    async def _handle(event: CloudEvent, handler: EventHandler) -> bool:
-        async with db.transaction() as session:
-            applied = await claim(session, consumer, event)
-            if applied:
-                try:
-                    await handler(session, event)
-                except ValidationError as exc:
-                    raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
-        return applied
+    A bus with several events waiting may hand them over together (`apply_batch`): one transaction
+    applies them all, each exactly as alone; if any of them fails, none is kept, and the bus delivers
+    each of them alone (retries and dead letters per event, as ever)."""
+    return IdempotentDispatcher(db, consumer, handlers, wanted)
 
-    async def _wanted(event: CloudEvent, wanted: EventWanted) -> bool:
-        try:
-            return await wanted(event)
-        except ValidationError as exc:
-            raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
 
-    async def dispatch(event: CloudEvent) -> str:
-        handler = handlers.get(event.routing_key)
+class IdempotentDispatcher:
+    def __init__(
+        self,
+        db: Database,
+        consumer: str,
+        handlers: Mapping[str, EventHandler],
+        wanted: EventWanted | None = None,
+    ):
+        self.db = db
+        self.consumer = consumer
+        self.handlers = handlers
+        self.wanted = wanted
+
+    async def __call__(self, event: CloudEvent) -> str:
+        consumer = self.consumer
+        handler = self.handlers.get(event.routing_key)
         if handler is None:
-            IGNORED.labels(consumer).inc()
-            log.info("%s: no handler for %s %s; ignored", consumer, event.type, event.id)
-            return "ignored"
+            return self._ignored(event)
         check_event(event)
         token = set_request_id(event.correlationid)
         started, outcome = time.perf_counter(), "failed"
         try:
             with consumer_span(consumer, event.type, str(event.id), event.traceparent):
-                if wanted is not None and not await _wanted(event, wanted):
-                    applied = await claim_alone(db, consumer, event)
+                if not await self._is_wanted(event):
+                    applied = await claim_alone(self.db, consumer, event)
                 else:
-                    applied = await _handle(event, handler)
+                    async with self.db.transaction() as session:
+                        applied = await self._apply(session, event, handler)
             # Only here is it committed: requests waiting for it (consistency tokens) may go on.
             consistency.notify_applied(consumer)
             outcome = "applied" if applied else "duplicate"
@@ -127,7 +130,73 @@ def idempotent_dispatcher(
             reset_request_id(token)
         return outcome
 
-    return dispatch
+    async def apply_batch(self, events: Sequence[CloudEvent]) -> list[str]:
+        """Apply `events` in one transaction (one BEGIN and COMMIT, one writer's turn on SQLite)
+        and return each one's outcome as `__call__` would. Raises if any of them failed: then
+        nothing of the batch is kept, and the caller delivers each event alone."""
+        consumer = self.consumer
+        started = time.perf_counter()
+        outcomes: list[str] = []
+        # What needs no transaction, and the cheap looks before one (as `__call__` takes them).
+        todo: list[tuple[CloudEvent, EventHandler | None]] = []
+        for event in events:
+            handler = self.handlers.get(event.routing_key)
+            if handler is None:
+                outcomes.append(self._ignored(event))
+                continue
+            check_event(event)
+            outcomes.append("")
+            todo.append((event, handler if await self._is_wanted(event) else None))
+        if todo:
+            applied = []
+            async with self.db.transaction() as session:
+                for event, handler in todo:
+                    token = set_request_id(event.correlationid)
+                    try:
+                        with consumer_span(consumer, event.type, str(event.id), event.traceparent):
+                            if handler is None:
+                                applied.append(await claim(session, consumer, event))
+                            else:
+                                applied.append(await self._apply(session, event, handler))
+                            # The next event's handler reads afresh, as in a session of its own.
+                            await session.flush()
+                            session.expunge_all()
+                    finally:
+                        reset_request_id(token)
+            consistency.notify_applied(consumer)
+            elapsed, now = time.perf_counter() - started, datetime.now(UTC)
+            results = iter(applied)
+            for i, outcome in enumerate(outcomes):
+                if outcome:
+                    continue
+                event = events[i]
+                outcomes[i] = "applied" if next(results) else "duplicate"
+                HANDLED.labels(consumer, event.type, outcomes[i]).observe(elapsed)
+                if outcomes[i] == "applied":
+                    LAG.labels(consumer).observe(max(0.0, (now - event.time).total_seconds()))
+        return outcomes
+
+    def _ignored(self, event: CloudEvent) -> str:
+        IGNORED.labels(self.consumer).inc()
+        log.info("%s: no handler for %s %s; ignored", self.consumer, event.type, event.id)
+        return "ignored"
+
+    async def _is_wanted(self, event: CloudEvent) -> bool:
+        if self.wanted is None:
+            return True
+        try:
+            return await self.wanted(event)
+        except ValidationError as exc:
+            raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
+
+    async def _apply(self, session: AsyncSession, event: CloudEvent, handler: EventHandler) -> bool:
+        applied = await claim(session, self.consumer, event)
+        if applied:
+            try:
+                await handler(session, event)
+            except ValidationError as exc:
+                raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
+        return applied
 
 
 # --- retention --------------------------------------------------------------------------------------

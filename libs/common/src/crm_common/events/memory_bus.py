@@ -45,13 +45,16 @@ class MemoryBus:
         workers: int = 4,
         retry_delay: float = 0.1,
         consumers: set[str] | None = None,
+        batch_size: int = 16,
     ):
         """`consumers`: the services this process runs (None: all). Queues of the others are not
-        declared: in process, a queue nobody will consume would hold every publish to its timeout."""
+        declared: in process, a queue nobody will consume would hold every publish to its timeout.
+        `batch_size`: at most this many waiting events go to a handler that takes batches at once."""
         self.consumers = consumers
         self.delivery_limit = max(1, delivery_limit)
         self.worker_count = workers
         self.retry_delay = retry_delay
+        self.batch_size = max(1, batch_size)
         self._subscribers: dict[str, _Subscriber] = {}
 
     async def start(self) -> None:
@@ -121,23 +124,59 @@ class MemoryBus:
     # Workers start with the first handler; until then a declared queue just holds its events.
     async def _work(self, sub: _Subscriber) -> None:
         while True:
-            event, future = await sub.queue.get()
+            taken: list[tuple[CloudEvent, asyncio.Future]] = [await sub.queue.get()]
+            while len(taken) < self.batch_size and not sub.queue.empty():
+                taken.append(sub.queue.get_nowait())
             try:
-                await self._deliver(sub, event)
+                alone = await self._deliver_batch(sub, taken) if len(taken) > 1 else taken
+                for event, future in alone:
+                    await self._deliver_alone(sub, event, future)
             except asyncio.CancelledError:
-                sub.pending.pop(event.id, None)
-                if not future.done():
-                    future.set_exception(ConnectionError("bus closed while delivering"))
+                for event, future in taken:
+                    if sub.pending.get(event.id) is future:
+                        del sub.pending[event.id]
+                    if not future.done():
+                        future.set_exception(ConnectionError("bus closed while delivering"))
                 raise
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(None)
-            finally:
-                if sub.pending.get(event.id) is future:
-                    del sub.pending[event.id]
+
+    async def _deliver_batch(
+        self, sub: _Subscriber, taken: list[tuple[CloudEvent, asyncio.Future]]
+    ) -> list[tuple[CloudEvent, asyncio.Future]]:
+        """Several waiting events in one go, when the handler takes batches (one transaction for
+        all: crm_common.events.inbox). Returns what is left to deliver alone: nothing, or, if the
+        batch failed (nothing of it kept), all of it, so a failing event is retried and
+        dead-lettered on its own and does not hold the others back."""
+        apply_batch = getattr(sub.handler, "apply_batch", None)
+        if apply_batch is None:
+            return taken
+        try:
+            await apply_batch([event for event, _ in taken])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.info("%s: a batch of %d events failed; delivering each alone", sub.consumer, len(taken))
+            return taken
+        for event, future in taken:
+            if not future.done():
+                future.set_result(None)
+            if sub.pending.get(event.id) is future:
+                del sub.pending[event.id]
+        return []
+
+    async def _deliver_alone(self, sub: _Subscriber, event: CloudEvent, future: asyncio.Future) -> None:
+        try:
+            await self._deliver(sub, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(None)
+        finally:
+            if sub.pending.get(event.id) is future:
+                del sub.pending[event.id]
 
     async def _deliver(self, sub: _Subscriber, event: CloudEvent) -> None:
         """Applied, or recorded as a dead letter; raises if neither happened."""
