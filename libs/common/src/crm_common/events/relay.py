@@ -156,7 +156,8 @@ class OutboxRelay:
         if not await self.bus.is_ready():
             raise BusUnavailable("broker connection is down")
         if self.db.is_sqlite:
-            async with self.db.transaction() as session:
+            # Only a read: no writer's turn and no write lock, so creates do not queue behind it.
+            async with self.db.transaction(read_only=True) as session:
                 rows = await self._claim(session, lock=False)
             if not rows:
                 return 0
