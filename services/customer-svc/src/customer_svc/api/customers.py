@@ -10,7 +10,7 @@ from crm_common.archive import RESTORE_DESCRIPTION, ArchivedParam, archive_descr
 from crm_common.batch import BatchReadRequest
 from crm_common.changes import ChangesParams, changes_params
 from crm_common.concurrency import IfMatch, etag
-from crm_common.errors import FieldError, ProblemError, problem_doc
+from crm_common.errors import problem_doc
 from crm_common.pagination import (
     MAX_FILTER_IDS,
     PageParams,
@@ -61,6 +61,7 @@ from customer_svc.service import (
     ranking,
     segments,
 )
+from customer_svc.service.errors import UnsupportedImportFormat
 from customer_svc.service.query import sort_clauses
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
@@ -292,23 +293,12 @@ async def import_customers(
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     fmt = format or _CONTENT_TYPES.get(content_type)
     if fmt is None:
-        raise ProblemError(
-            415,
-            "UNSUPPORTED_MEDIA_TYPE",
+        raise UnsupportedImportFormat(
             f"Send text/csv or application/x-ndjson (or ?format=csv|jsonl), not {content_type or 'nothing'}.",
         )
-    try:
-        report = await importer.run_import(
-            request.app.state.runtime.db, request.stream(), fmt=fmt, dry_run=dry_run, caller=user
-        )
-    except importer.BadHeader as exc:
-        raise ProblemError(
-            422,
-            exc.code,
-            exc.message,
-            errors=[FieldError(field="header", message=exc.message, code=exc.code.lower())],
-            extra={"columns": exc.columns} if exc.columns else None,
-        ) from None
+    report = await importer.run_import(
+        request.app.state.runtime.db, request.stream(), fmt=fmt, dry_run=dry_run, caller=user
+    )
     return report.result()
 
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from crm_common import directory
 from crm_common.concurrency import check_optional_version
 from crm_common.contracts.customer import OpportunityDraft
-from crm_common.errors import ProblemError
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +14,7 @@ from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerStatus
 from customer_svc.schemas import CustomerAssignRequest, CustomerConvertRequest
 from customer_svc.service.customers import get_customer, merged_error
+from customer_svc.service.errors import CustomerNotConvertible
 
 CONVERTIBLE = (CustomerStatus.LEAD, CustomerStatus.PROSPECT)
 
@@ -36,9 +36,7 @@ async def convert_customer(
     if customer.merged_into_id is not None:
         raise merged_error(customer)
     if customer.status not in CONVERTIBLE:
-        raise ProblemError(
-            409,
-            "CUSTOMER_NOT_CONVERTIBLE",
+        raise CustomerNotConvertible(
             f"Only a LEAD or PROSPECT converts to a customer; {customer.customer_number} is {customer.status}.",
             extra={"currentStatus": customer.status},
         )

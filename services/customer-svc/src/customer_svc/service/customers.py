@@ -25,6 +25,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress, CustomerNumberCounter, CustomerType
 from customer_svc.schemas import CustomerCreateRequest, CustomerRead, CustomerUpdateRequest, SegmentFilter
+from customer_svc.service.errors import CustomerEmailExists, CustomerMerged, InvalidCustomer
 from customer_svc.service.query import customer_rows, customer_select, in_scope
 
 
@@ -62,10 +63,8 @@ async def email_taken(session: AsyncSession, email: str, *, other_than: uuid.UUI
     return (await session.execute(query.limit(1))).first() is not None
 
 
-def email_exists(email: str) -> ProblemError:
-    return ProblemError(
-        409,
-        "CUSTOMER_EMAIL_EXISTS",
+def email_exists(email: str) -> CustomerEmailExists:
+    return CustomerEmailExists(
         f"A customer with the email {email} already exists.",
         errors=[FieldError(field="email", message="already used by another customer", code="unique")],
     )
@@ -93,10 +92,8 @@ def unique_conflict(exc: IntegrityError, customer: Customer) -> ProblemError | N
     return None
 
 
-def merged_error(customer: Customer) -> ProblemError:
-    return ProblemError(
-        409,
-        "CUSTOMER_MERGED",
+def merged_error(customer: Customer) -> CustomerMerged:
+    return CustomerMerged(
         f"Customer {customer.customer_number} was merged into {customer.merged_into_id}; change that one.",
         extra={"mergedIntoId": str(customer.merged_into_id)},
     )
@@ -221,7 +218,7 @@ async def update_customer(
 
     names = [sent.get(n, getattr(customer, n)) for n in ("type", "first_name", "last_name", "company_name")]
     if errors := name_errors(*names):
-        raise ProblemError(422, "VALIDATION_ERROR", errors[0].message, errors=errors)
+        raise InvalidCustomer(errors[0].message, errors=errors)
     if "email" in sent and sent["email"].lower() != customer.email.lower():
         if await email_taken(session, sent["email"], other_than=customer.id):
             raise email_exists(sent["email"])

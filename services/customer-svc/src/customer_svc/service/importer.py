@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from crm_common import directory
 from crm_common import input_guard as bounded_json
 from crm_common.db import Database, dialect_name, insert_for
+from crm_common.errors import FieldError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
@@ -36,6 +37,7 @@ from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress, CustomerStatus, CustomerType, Priority
 from customer_svc.schemas import CustomerImportRow, ImportedRecord, ImportResult, ImportRowError
 from customer_svc.service.customers import full_name_of, jsonable, name_errors, next_customer_numbers
+from customer_svc.service.errors import ImportEmpty, ImportInvalidHeader
 
 BATCH_SIZE = 500
 MAX_RECORD_CHARS = 1_000_000
@@ -78,10 +80,16 @@ class ImportAborted(Exception):
         self.line, self.code, self.message = line, code, message
 
 
-class BadHeader(Exception):
-    def __init__(self, code: str, message: str, columns: list[str]):
-        super().__init__(message)
-        self.code, self.message, self.columns = code, message, columns
+def bad_header(
+    kind: type[ImportInvalidHeader | ImportEmpty], message: str, columns: list[str]
+) -> ImportInvalidHeader | ImportEmpty:
+    """The refusal of a whole file, before anything is written: the header is the field at fault,
+    and `columns` lists the columns in question when there are any."""
+    return kind(
+        message,
+        errors=[FieldError(field="header", message=message, code=kind.code.lower())],
+        extra={"columns": columns} if columns else None,
+    )
 
 
 @dataclass
@@ -203,23 +211,21 @@ async def csv_records(lines: AsyncIterator[tuple[int, str]]) -> AsyncIterator[tu
 
 
 def check_header(cells: list[str]) -> tuple[list[str], list[str]]:
-    """The columns (in order) and the ignored ones; a wrong header is a BadHeader."""
+    """The columns (in order) and the ignored ones; a wrong header is refused (ImportInvalidHeader)."""
     columns = [c.strip() for c in cells]
     unknown = [c for c in columns if c not in IMPORT_COLUMNS and c not in IGNORED_COLUMNS]
     if unknown:
-        raise BadHeader(
-            "IMPORT_INVALID_HEADER",
+        raise bad_header(
+            ImportInvalidHeader,
             f"Unknown column(s) {', '.join(repr(c) for c in unknown)}; importable: {', '.join(IMPORT_COLUMNS)}.",
             unknown,
         )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
-        raise BadHeader(
-            "IMPORT_INVALID_HEADER", f"Duplicated column(s): {', '.join(duplicated)}.", duplicated
-        )
+        raise bad_header(ImportInvalidHeader, f"Duplicated column(s): {', '.join(duplicated)}.", duplicated)
     if "email" not in columns:
-        raise BadHeader(
-            "IMPORT_INVALID_HEADER", "The header needs an `email` column (rows match by email).", ["email"]
+        raise bad_header(
+            ImportInvalidHeader, "The header needs an `email` column (rows match by email).", ["email"]
         )
     return columns, [c for c in columns if c in IGNORED_COLUMNS]
 
@@ -550,7 +556,7 @@ async def _rows(
         async for line, cells in records:
             if header is None:
                 if isinstance(cells, str):
-                    raise BadHeader("IMPORT_INVALID_HEADER", f"The header line is not valid CSV: {cells}", [])
+                    raise bad_header(ImportInvalidHeader, f"The header line is not valid CSV: {cells}", [])
                 header, report.ignored_columns = check_header(cells)
                 continue
             if isinstance(cells, str):
@@ -561,7 +567,7 @@ async def _rows(
             except ValueError as exc:
                 yield line, str(exc)
         if header is None:
-            raise BadHeader("IMPORT_EMPTY", "The file is empty: a CSV import needs a header line.", [])
+            raise bad_header(ImportEmpty, "The file is empty: a CSV import needs a header line.", [])
         return
     async for line, text in lines:
         if not text.strip():
@@ -580,7 +586,8 @@ async def _rows(
 async def run_import(
     db: Database, chunks: AsyncIterator[bytes], *, fmt: str, dry_run: bool, caller: ScopedCaller
 ) -> Report:
-    """Raises BadHeader before anything is written; everything else is in the report."""
+    """Refuses a bad header or an empty file (ImportInvalidHeader, ImportEmpty) before anything is
+    written; everything else is in the report."""
     report = Report(dry_run=dry_run, format=fmt)
     importer = Importer(db, caller=caller, dry_run=dry_run, report=report)
     batch: list[tuple[int, CustomerImportRow]] = []
@@ -611,6 +618,6 @@ async def run_import(
     if batch:
         await importer.apply(batch)
     if fmt == "jsonl" and report.rows == 0 and report.completed:
-        raise BadHeader("IMPORT_EMPTY", "The file has no rows.", [])
+        raise bad_header(ImportEmpty, "The file has no rows.", [])
     report.records.sort(key=lambda r: r.line)  # a batch writes its creations before its updates
     return report

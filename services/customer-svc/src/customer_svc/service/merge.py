@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from crm_common import changes as sync_changes
 from crm_common.archive import check_not_archived
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import ScopedCaller
 from pydantic.alias_generators import to_camel, to_snake
@@ -18,6 +18,12 @@ from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress, CustomerOpportunity, CustomerStatus
 from customer_svc.schemas import CustomerMergeRequest, MergeField, MergeRule
 from customer_svc.service.customers import full_name_of, get_customer, jsonable, name_errors
+from customer_svc.service.errors import (
+    CustomerAlreadyMerged,
+    CustomerNotFound,
+    MergeInvalidResult,
+    MergeSameCustomer,
+)
 from customer_svc.service.query import in_scope
 from customer_svc.service.reactions import recompute_totals
 
@@ -53,10 +59,8 @@ def merge_note(primary: Customer, at: datetime) -> str:
     return f"Merged into customer {primary.customer_number} on {stamp}"
 
 
-def _not_found(field: str, customer_id: uuid.UUID) -> ProblemError:
-    return ProblemError(
-        404,
-        "CUSTOMER_NOT_FOUND",
+def _not_found(field: str, customer_id: uuid.UUID) -> CustomerNotFound:
+    return CustomerNotFound(
         f"Customer {customer_id} does not exist.",
         errors=[FieldError(field=field, message="no such customer", code="not_found")],
     )
@@ -70,9 +74,7 @@ async def merge_customers(
     actor_id = caller.id
     p_id, s_id = data.primary_customer_id, data.secondary_customer_id
     if p_id == s_id:
-        raise ProblemError(
-            422,
-            "MERGE_SAME_CUSTOMER",
+        raise MergeSameCustomer(
             "A customer cannot be merged into itself.",
             errors=[
                 FieldError(field="secondaryCustomerId", message="same as primaryCustomerId", code="same")
@@ -100,9 +102,7 @@ async def merge_customers(
         check_not_archived(customer, "customer")
     for field, customer in (("primaryCustomerId", primary), ("secondaryCustomerId", secondary)):
         if customer.merged_into_id is not None:
-            raise ProblemError(
-                409,
-                "CUSTOMER_ALREADY_MERGED",
+            raise CustomerAlreadyMerged(
                 f"Customer {customer.customer_number} was already merged into {customer.merged_into_id}.",
                 errors=[FieldError(field=field, message="already merged", code="already_merged")],
             )
@@ -165,9 +165,7 @@ async def merge_customers(
         set_field("last_contact_date", their_last_contact)
     errors = name_errors(primary.type, primary.first_name, primary.last_name, primary.company_name)
     if errors:
-        raise ProblemError(
-            422,
-            "MERGE_INVALID_RESULT",
+        raise MergeInvalidResult(
             f"The merge rules leave the primary without a name: {errors[0].message}.",
             errors=[FieldError(field="mergeRules", message=errors[0].message, code="invalid_result")],
         )

@@ -7,13 +7,14 @@ from functools import cache
 import sqlalchemy as sa
 from crm_common import directory
 from crm_common.archive import ArchivedMode, archived_clause
-from crm_common.errors import FieldError, ProblemError
+from crm_common.errors import FieldError
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customer_svc.models import Customer
 from customer_svc.schemas import SegmentFilter
+from customer_svc.service.errors import InvalidSort
 
 
 def _escape_like(text: str) -> str:
@@ -167,9 +168,7 @@ def sort_clauses(sort: str | None) -> tuple[list, bool]:
         column = SORTABLE.get(name)
         if column is None:
             allowed = ", ".join(k for k in SORTABLE if k != "assignedTo.name")
-            raise ProblemError(
-                422,
-                "INVALID_SORT",
+            raise InvalidSort(
                 f"Cannot sort by `{name}`; allowed: {allowed}.",
                 errors=[FieldError(field="sort", message=f"unknown sort field {name}", code="invalid_sort")],
             )

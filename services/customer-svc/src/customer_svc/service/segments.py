@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crm_common.concurrency import check_optional_version, check_version
-from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
+from crm_common.errors import FieldError, not_found, unique_violation
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import ScopedCaller
 from sqlalchemy import func, select
@@ -14,16 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from customer_svc.models import Customer, Segment
 from customer_svc.schemas import SegmentCreateRequest, SegmentFilter, SegmentUpdateRequest
 from customer_svc.service.customers import list_customers
+from customer_svc.service.errors import SegmentNameExists
 
 
 def _stored(f: SegmentFilter) -> dict:
     return f.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
-def _name_taken(name: str) -> ProblemError:
-    return ProblemError(
-        409,
-        "SEGMENT_NAME_EXISTS",
+def _name_taken(name: str) -> SegmentNameExists:
+    return SegmentNameExists(
         f"A segment named {name!r} already exists.",
         errors=[FieldError(field="name", message="already used by another segment", code="unique")],
     )
