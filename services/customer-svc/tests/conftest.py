@@ -3,7 +3,9 @@ import os
 import uuid
 
 import pytest
+from crm_common.contracts.activity import ActivityCompleted
 from crm_common.db import async_url
+from crm_common.events.envelope import event_from, new_event
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.testing import plugin as shared
 from crm_common.testing.plugin import DEFAULT_PG, running
@@ -108,6 +110,19 @@ async def create(client, headers, **body) -> dict:
     return r.json()
 
 
+def contact(customer_id, at):
+    """An activity.completed event for a call with the customer at `at` (its lastContactDate)."""
+    payload = ActivityCompleted(
+        activity_id=uuid.uuid4(),
+        type="CALL",
+        subject="Call",
+        owner_id=uuid.uuid4(),
+        completed_at=at,
+        customer_id=customer_id,
+    )
+    return event_from(payload, service="activity", subject=payload.activity_id, sequence=2)
+
+
 def opportunity_event(
     customer_id,
     *,
@@ -120,8 +135,6 @@ def opportunity_event(
 ):
     """An opportunity.* event as pipeline-svc publishes it: the opportunity's whole current state,
     its version as `sequence`."""
-    from crm_common.events.envelope import new_event
-
     opportunity_id = opportunity_id or uuid.uuid4()
     data = {
         "opportunityId": str(opportunity_id),

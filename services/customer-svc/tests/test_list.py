@@ -1,30 +1,14 @@
 """The customer-list view: search, filters (incl. tags), every column sortable, assignee names."""
 
-import uuid
-
 import pytest
-from crm_common.contracts.activity import ActivityCompleted
-from crm_common.events.envelope import event_from
 
-from .conftest import add_team, add_user, create, deliver, opportunity_event
+from .conftest import add_team, add_user, contact, create, deliver, opportunity_event
 
 
 async def names(client, headers, **params) -> list[str]:
     r = await client.get("/api/v1/customers", params=params, headers=headers)
     assert r.status_code == 200, r.text
     return [c["fullName"] for c in r.json()["items"]]
-
-
-def contact(customer_id, at):
-    payload = ActivityCompleted(
-        activity_id=uuid.uuid4(),
-        type="CALL",
-        subject="Call",
-        owner_id=uuid.uuid4(),
-        completed_at=at,
-        customer_id=customer_id,
-    )
-    return event_from(payload, service="activity", subject=payload.activity_id, sequence=2)
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_common.contracts.activity import ActivityCompleted
 from crm_common.contracts.ticket import TicketCommunicationAdded
 from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import event_from
 from pydantic import ValidationError
 
-from .conftest import create, deliver, opportunity_event, outbox_payloads
+from .conftest import contact, create, deliver, opportunity_event, outbox_payloads
 
 
 async def get(client, headers, customer_id):
@@ -207,18 +206,6 @@ async def test_a_malformed_event_fails_and_changes_nothing(client, auth_headers)
         await deliver(client, broken)
     assert isinstance(failed.value.__cause__, ValidationError)
     assert (await get(client, h, c["id"]))["totalValue"] == "0.00"
-
-
-def contact(customer_id, at):
-    payload = ActivityCompleted(
-        activity_id=uuid.uuid4(),
-        type="CALL",
-        subject="Call",
-        owner_id=uuid.uuid4(),
-        completed_at=at,
-        customer_id=customer_id,
-    )
-    return event_from(payload, service="activity", subject=payload.activity_id, sequence=2)
 
 
 def message(customer_id, at, *, internal=False):

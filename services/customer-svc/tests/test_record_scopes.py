@@ -8,8 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from crm_common.contracts.identity import TeamCreated
-from crm_common.events.envelope import event_from
+from crm_common.testing.plugin import team_event
 
 from .conftest import add_user, create, deliver
 
@@ -23,8 +22,7 @@ class World:
 
 async def add_team_of(client, name: str, members: list[uuid.UUID], manager: uuid.UUID | None = None):
     team_id = uuid.uuid4()
-    payload = TeamCreated(team_id=team_id, name=name, type="SALES", manager_id=manager, member_ids=members)
-    await deliver(client, event_from(payload, service="gateway", subject=team_id, sequence=1))
+    await deliver(client, team_event(team_id, name=name, manager_id=manager, member_ids=members))
     return team_id
 
 
@@ -194,11 +192,8 @@ async def test_team_membership_follows_the_directory(client, world):
     """A rep who joins team B (a team.updated event) sees team B's customers from then on."""
     h = world.headers["marketer"]
     assert (await client.get("/api/v1/customers", headers=h)).json()["total"] == 0
-    team_id = uuid.uuid4()
-    payload = TeamCreated(
-        team_id=team_id, name="M", type="MARKETING", member_ids=[world.ids["marketer"], world.ids["b1"]]
-    )
-    await deliver(client, event_from(payload, service="gateway", subject=team_id, sequence=1))
+    members = [world.ids["marketer"], world.ids["b1"]]
+    await deliver(client, team_event(name="M", type="MARKETING", member_ids=members))
     page = (await client.get("/api/v1/customers", headers=h)).json()
     assert page["total"] == 1 and page["items"][0]["id"] == world.customers["b1"]["id"]
 

@@ -3,22 +3,8 @@
 import uuid
 
 import pytest
-from crm_common.contracts.activity import ActivityCompleted
-from crm_common.events.envelope import event_from
 
-from .conftest import add_team, add_user, create, deliver, opportunity_event
-
-
-def contact(customer_id, at):
-    payload = ActivityCompleted(
-        activity_id=uuid.uuid4(),
-        type="CALL",
-        subject="C",
-        owner_id=uuid.uuid4(),
-        completed_at=at,
-        customer_id=customer_id,
-    )
-    return event_from(payload, service="activity", subject=payload.activity_id, sequence=2)
+from .conftest import add_team, add_user, contact, create, deliver, opportunity_event
 
 
 async def preview(client, headers, filter_, **params):
