@@ -53,6 +53,22 @@ async def test_batch_limits_and_bad_bodies_write_nothing(client, auth_headers):
     assert await count_rows(client) == 0
 
 
+async def test_batch_update_refuses_a_null_for_a_field_that_cannot_be_empty(client, auth_headers):
+    """As in PATCH: a field not sent stays, `null` clears an optional one, and `null` for a field
+    that cannot be empty (email, status, tags...) is a 422 for the whole body, which writes nothing."""
+    headers = auth_headers()
+    a, b = await create(client, headers, phone="+1 555"), await create(client, headers, phone="+1 556")
+    for field in ("email", "status", "priority", "type", "tags", "customFields", "addresses"):
+        items = [{"id": a["id"], "phone": None}, {"id": b["id"], field: None}]
+        r = await post(client, headers, "update", {"items": items})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == f"items.1.{field}", r.text
+    assert await outbox_payloads(client, "customer.updated") == []
+    r = await post(client, headers, "update", {"items": [{"id": a["id"], "phone": None, "version": 1}]})
+    assert r.status_code == 200 and r.json()["results"][0]["data"]["phone"] is None, r.text
+    after = (await client.get(f"/api/v1/customers/{b['id']}", headers=headers)).json()
+    assert after == b
+
+
 async def test_batch_update_with_versions_and_unknown_ids(client, auth_headers):
     headers = auth_headers()
     a, b = await create(client, headers), await create(client, headers)

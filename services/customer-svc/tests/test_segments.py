@@ -200,6 +200,26 @@ BAD_FILTERS = [
 ]
 
 
+async def test_a_null_name_or_filter_is_refused_and_a_null_description_clears(client, auth_headers):
+    h = auth_headers()
+    body = {"name": "VIPs", "description": "the best", "filter": {"tags": ["vip"]}}
+    segment = (await client.post("/api/v1/segments", json=body, headers=h)).json()
+    url = f"/api/v1/segments/{segment['id']}"
+    for field in ("name", "filter"):
+        r = await client.patch(url, json={field: None, "version": 1}, headers=h)
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR"), r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+        assert (await client.get(url, headers=h)).json() == segment
+    cleared = await client.patch(url, json={"description": None, "version": 1}, headers=h)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json() == {
+        **segment,
+        "description": None,
+        "version": 2,
+        "updatedAt": cleared.json()["updatedAt"],
+    }
+
+
 async def test_bad_filters_are_422(client, auth_headers):
     for filter_, field in BAD_FILTERS:
         h = auth_headers()

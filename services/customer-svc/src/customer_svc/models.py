@@ -97,7 +97,7 @@ class Customer(Base, table=True):
 
     id: uuid.UUID = id_field()
     customer_number: str = Field(sa_type=sa.String(32), unique=True, nullable=False)
-    type: str = Field(default=CustomerType.INDIVIDUAL, sa_type=sa.String(16), nullable=False)
+    type: CustomerType = Field(default=CustomerType.INDIVIDUAL, sa_type=sa.String(16), nullable=False)
     first_name: str | None = Field(default=None, sa_type=sa.String(100))
     last_name: str | None = Field(default=None, sa_type=sa.String(100))
     full_name: str = Field(sa_type=sa.String(300), nullable=False)
@@ -111,8 +111,8 @@ class Customer(Base, table=True):
     phone: str | None = Field(default=None, sa_type=sa.String(50))
     mobile: str | None = Field(default=None, sa_type=sa.String(50))
     website: str | None = Field(default=None, sa_type=sa.String(500))
-    status: str = Field(default=CustomerStatus.LEAD, sa_type=sa.String(16), nullable=False)
-    priority: str = Field(default=Priority.MEDIUM, sa_type=sa.String(16), nullable=False)
+    status: CustomerStatus = Field(default=CustomerStatus.LEAD, sa_type=sa.String(16), nullable=False)
+    priority: Priority = Field(default=Priority.MEDIUM, sa_type=sa.String(16), nullable=False)
     source: str | None = Field(default=None, sa_type=sa.String(100))
     source_campaign_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid(), index=True)
     tags: list[str] = json_field(list)
@@ -149,7 +149,7 @@ class CustomerAddress(Base, table=True):
     customer_id: uuid.UUID = Field(
         sa_type=sa.Uuid(), foreign_key="customers.id", ondelete="CASCADE", index=True
     )
-    type: str = Field(default=AddressType.OTHER, sa_type=sa.String(16), nullable=False)
+    type: AddressType = Field(default=AddressType.OTHER, sa_type=sa.String(16), nullable=False)
     street: str | None = Field(default=None, sa_type=sa.String(300))
     city: str | None = Field(default=None, sa_type=sa.String(100))
     state: str | None = Field(default=None, sa_type=sa.String(100))
