@@ -105,48 +105,12 @@ class AddressRead(ApiModel):
     is_primary: bool
 
 
-class CustomerCreateRequest(_RejectsReadOnly):
-    type: CustomerType = CustomerType.INDIVIDUAL
-    external_id: ExternalId | None = None
-    first_name: Name | None = None
-    last_name: Name | None = None
-    title: Text100 | None = None
-    company_name: ShortText | None = None
-    industry: Text100 | None = None
-    employee_count: Annotated[int, Field(ge=0)] | None = None
-    annual_revenue: Money | None = None
-    email: EmailStr
-    phone: Phone | None = None
-    mobile: Phone | None = None
-    website: Website | None = None
-    status: CustomerStatus = CustomerStatus.LEAD
-    priority: Priority = Priority.MEDIUM
-    source: Text100 | None = None
-    source_campaign_id: uuid.UUID | None = None
-    tags: Tags = []
-    assigned_to_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller.")
-    team_id: uuid.UUID | None = None
-    next_contact_date: AwareDatetime | None = None
-    custom_fields: CustomFields = {}
-    notes: Notes | None = None
-    addresses: Addresses = []
-    version: _read_only("a new customer has no version yet") = _ro()
+class _CustomerColumns(_RejectsReadOnly):
+    """The customer's columns a client writes, typed once, in the order the API documents them. A
+    column that cannot be empty defaults to None here, meaning "not sent": an explicit null for it
+    is refused. The create gives those their defaults (a subclass's override keeps the field's
+    place, so the document's order stays as it is)."""
 
-    @model_validator(mode="after")
-    def _names(self):
-        if self.type == CustomerType.INDIVIDUAL and not (self.first_name or self.last_name):
-            raise ValueError("an individual needs firstName or lastName")
-        if self.type == CustomerType.COMPANY and not self.company_name:
-            raise ValueError("a company needs companyName")
-        _one_primary(self.addresses)
-        if self.status == CustomerStatus.INACTIVE:
-            raise ValueError("a new customer cannot start INACTIVE")
-        return self
-
-
-# Fields of a PATCH body. `None` as a default means "not sent"; a field that cannot be empty
-# (type, email, status, priority, tags, customFields) refuses an explicit null.
-class CustomerUpdateRequest(_RejectsReadOnly):
     type: CustomerType = Field(default=None)
     external_id: ExternalId | None = None
     first_name: Name | None = None
@@ -165,13 +129,45 @@ class CustomerUpdateRequest(_RejectsReadOnly):
     source: Text100 | None = None
     source_campaign_id: uuid.UUID | None = None
     tags: Tags = Field(default=None)
+    assigned_to_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
     next_contact_date: AwareDatetime | None = None
-    custom_fields: CustomFields = Field(default=None, description="Replaces the whole object.")
+    custom_fields: CustomFields = Field(default=None)
     notes: Notes | None = None
-    addresses: Addresses = Field(default=None, description="Replaces all the customer's addresses.")
-    version: int | None = Field(default=None, description="The version you read (or send If-Match).")
+    addresses: Addresses = Field(default=None)
+
+
+class CustomerCreateRequest(_CustomerColumns):
+    type: CustomerType = CustomerType.INDIVIDUAL
+    email: EmailStr
+    status: CustomerStatus = CustomerStatus.LEAD
+    priority: Priority = Priority.MEDIUM
+    tags: Tags = []
+    assigned_to_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller.")
+    custom_fields: CustomFields = {}
+    addresses: Addresses = []
+    version: _read_only("a new customer has no version yet") = _ro()
+
+    @model_validator(mode="after")
+    def _names(self):
+        if self.type == CustomerType.INDIVIDUAL and not (self.first_name or self.last_name):
+            raise ValueError("an individual needs firstName or lastName")
+        if self.type == CustomerType.COMPANY and not self.company_name:
+            raise ValueError("a company needs companyName")
+        _one_primary(self.addresses)
+        if self.status == CustomerStatus.INACTIVE:
+            raise ValueError("a new customer cannot start INACTIVE")
+        return self
+
+
+# A PATCH body: the fields sent change (`model_fields_set`); a field that cannot be empty (type,
+# email, status, priority, tags, customFields, addresses) refuses an explicit null.
+class CustomerUpdateRequest(_CustomerColumns):
     assigned_to_id: _read_only("assign with POST /customers/{id}/assign") = _ro()
     team_id: _read_only("assign with POST /customers/{id}/assign") = _ro()
+    custom_fields: CustomFields = Field(default=None, description="Replaces the whole object.")
+    addresses: Addresses = Field(default=None, description="Replaces all the customer's addresses.")
+    version: int | None = Field(default=None, description="The version you read (or send If-Match).")
 
     @field_validator("addresses")
     @classmethod
