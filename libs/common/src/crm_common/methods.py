@@ -10,9 +10,12 @@ matches. A method outside the set is a 405 problem naming them all; OPTIONS answ
 
 from re import Pattern
 
+# Where Starlette defines it (starlette.routing uses it without re-exporting it): the path a route
+# matches, the root path of a mounted app taken off.
+from starlette._utils import get_route_path
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_common.errors import problem_response
@@ -21,14 +24,14 @@ from crm_common.routes import served_routes
 SCOPE_KEY = "crm.allowed_methods"
 
 
-def _table(app) -> list[tuple[Pattern, int, frozenset[str]]]:
-    by_path: dict[str, tuple[Pattern, int, set[str]]] = {}
+def _table(app: Starlette) -> list[tuple[Pattern[str], int, frozenset[str]]]:
+    by_path: dict[str, tuple[Pattern[str], int, set[str]]] = {}
     for served in served_routes(app):
         by_path.setdefault(served.path, (served.regex, served.params, set()))[2].update(served.methods)
     return [(regex, params, frozenset(methods)) for regex, params, methods in by_path.values()]
 
 
-def allowed_methods(app, path: str) -> frozenset[str] | None:
+def allowed_methods(app: Starlette, path: str) -> frozenset[str] | None:
     """The methods of the most specific path declared in `app` that matches, or None."""
     table = getattr(app.state, "allowed_methods_table", None)
     if table is None:

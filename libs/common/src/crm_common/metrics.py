@@ -6,12 +6,17 @@ are states, cheapest to read on demand: one indexed query on the outbox per scra
 """
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import Gauge
 from sqlalchemy import exists, func, select
+from sqlalchemy.pool import QueuePool
 
 from crm_common.events.dead_letters import dead_letters
 from crm_common.events.tables import inbox, outbox
+
+if TYPE_CHECKING:  # crm_common.app imports this module
+    from crm_common.app import Runtime
 
 OUTBOX_PENDING = Gauge("crm_outbox_pending", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
@@ -28,7 +33,7 @@ POOL_SIZE = Gauge("crm_db_pool_size", "Database connections the pool keeps open"
 POOL_OVERFLOW = Gauge("crm_db_pool_overflow", "Connections open beyond the pool size", ["service"])
 
 
-async def runtime_metrics(runtime, service: str, *, consumer: bool = False) -> None:
+async def runtime_metrics(runtime: "Runtime", service: str, *, consumer: bool = False) -> None:
     """`consumer`: the service handles events, so it has a dead-letter table to count."""
     async with runtime.db.transaction(read_only=True) as session:
         row = (
@@ -50,7 +55,7 @@ async def runtime_metrics(runtime, service: str, *, consumer: bool = False) -> N
         oldest = oldest.replace(tzinfo=UTC)
     OUTBOX_OLDEST_AGE.labels(service).set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
     pool = runtime.db.engine.pool
-    if hasattr(pool, "checkedout"):
+    if isinstance(pool, QueuePool):  # the pools that count their connections (async ones included)
         POOL_IN_USE.labels(service).set(pool.checkedout())
         POOL_SIZE.labels(service).set(pool.size())
         POOL_OVERFLOW.labels(service).set(max(0, pool.overflow()))

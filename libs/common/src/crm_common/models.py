@@ -1,6 +1,7 @@
 """Column helpers that keep one model portable across SQLite and Postgres."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,21 +15,21 @@ from sqlmodel import Field, SQLModel
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
-class UtcDateTime(sa.TypeDecorator):
+class UtcDateTime(sa.TypeDecorator[datetime]):
     """Timestamps are stored and returned in UTC, time-zone aware, on both dialects (SQLite keeps
     no offset, so without this it would hand back naive datetimes)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: timestamps must carry a time zone")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -70,7 +71,7 @@ def money_field(default: Decimal | None = None, *, nullable: bool = True) -> Any
     return Field(default=default, sa_type=sa.Numeric(18, 2), nullable=nullable)
 
 
-def json_field(factory=dict) -> Any:
+def json_field(factory: Callable[[], Any] = dict) -> Any:
     return Field(default_factory=factory, sa_type=JSONType, nullable=False)
 
 

@@ -7,19 +7,20 @@ from dataclasses import dataclass
 from re import Pattern
 
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.applications import Starlette
 from starlette.routing import Route, compile_path
 
 
 @dataclass(frozen=True)
 class ServedRoute:
     path: str
-    regex: Pattern
+    regex: Pattern[str]
     params: int
     methods: frozenset[str]
     route: Route  # as declared: an APIRoute has the dependant (parameters, body)
 
 
-def served_routes(app) -> Iterator[ServedRoute]:
+def served_routes(app: Starlette) -> Iterator[ServedRoute]:
     for context in iter_route_contexts(app.routes):
         route, path, methods = context.original_route, context.path, context.methods
         if not isinstance(route, Route) or not path or not methods:
@@ -28,7 +29,7 @@ def served_routes(app) -> Iterator[ServedRoute]:
         yield ServedRoute(path, regex, len(convertors), frozenset(methods), route)
 
 
-def api_routes(app) -> Iterator[tuple[ServedRoute, APIRoute]]:
+def api_routes(app: Starlette) -> Iterator[tuple[ServedRoute, APIRoute]]:
     for served in served_routes(app):
         if isinstance(served.route, APIRoute):
             yield served, served.route

@@ -11,7 +11,7 @@ request carries it as the CloudEvent extension `traceparent`; a consumer handles
 CONSUMER span whose parent is that `traceparent`, whichever bus delivered it.
 """
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,7 +50,7 @@ def disable() -> None:
     _tracer = trace.NoOpTracer()
 
 
-def _headers_dict(scope_headers) -> dict[str, str]:
+def _headers_dict(scope_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return {
         k.decode("latin-1"): v.decode("latin-1")
         for k, v in scope_headers

@@ -1,5 +1,7 @@
 """The event catalogue: every event the platform publishes, as JSON Schema and as AsyncAPI 3.0."""
 
+from typing import Any
+
 from crm_common.contracts.base import EventData
 from crm_common.contracts.registry import EVENTS
 from crm_common.events.catalogue import SUBSCRIPTIONS
@@ -35,14 +37,14 @@ def by_routing_key() -> dict[str, type[EventData]]:
     return {e.event_type: e for e in EVENTS}
 
 
-def json_schema(event: type[EventData]) -> dict:
+def json_schema(event: type[EventData]) -> dict[str, Any]:
     schema = event.model_json_schema(by_alias=True)
     schema["$id"] = f"urn:crm:events:{event.event_type}:v{event.version}"
     schema["title"] = f"{event.event_type} v{event.version}"
     return schema
 
 
-def _envelope_schema(event: type[EventData]) -> dict:
+def _envelope_schema(event: type[EventData]) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["specversion", "id", "source", "type", "time", "data"],
@@ -67,8 +69,10 @@ def _publisher(event: type[EventData]) -> str:
     return "the gateway" if context == "identity" else f"{context}-svc"
 
 
-def asyncapi_document() -> dict:
-    channels, operations, messages = {}, {}, {}
+def asyncapi_document() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, dict[str, Any]] = {}
     for event in EVENTS:
         key = event.event_type
         name = key.replace(".", "_")

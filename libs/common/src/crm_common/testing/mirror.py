@@ -1,18 +1,28 @@
 """Mirror clients for incremental-sync tests (docs/sync.md): what an integrator's code does, kept here
 once for the tests of every run mode and database."""
 
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+# A record as the API returns it (JSON).
+Record = dict[str, Any]
+
 
 class ListMirror:
     """Records from `GET <path>?updatedAfter=...&cursor=...`: every page of the cursor, then the last
     item's `updatedAt` to resume from next time (docs/sync.md)."""
 
-    def __init__(self, client, headers, path="/customers"):
-        self.client, self.headers, self.path, self.rows, self.since = client, headers, path, {}, None
+    def __init__(self, client: httpx.AsyncClient, headers: Mapping[str, str], path: str = "/customers"):
+        self.client, self.headers, self.path = client, headers, path
+        self.rows: dict[str, Record] = {}
+        self.since: str | None = None
 
     async def sync(self) -> None:
-        cursor = ""
+        cursor: str | None = ""
         while cursor is not None:
-            params = {"cursor": cursor, "pageSize": 50}
+            params: dict[str, str | int] = {"cursor": cursor, "pageSize": 50}
             if self.since:
                 params["updatedAfter"] = self.since
             r = await self.client.get(f"/api/v1{self.path}", params=params, headers=self.headers)
@@ -28,8 +38,9 @@ class ListMirror:
 class FeedMirror:
     """Records from `GET /<resource>/changes`: upsert records, drop tombstones, keep `next`."""
 
-    def __init__(self, client, headers, path):
-        self.client, self.headers, self.path, self.rows, self.cursor = client, headers, path, {}, ""
+    def __init__(self, client: httpx.AsyncClient, headers: Mapping[str, str], path: str):
+        self.client, self.headers, self.path, self.cursor = client, headers, path, ""
+        self.rows: dict[str, Record] = {}
         self.merged_into: dict[str, str] = {}
 
     async def sync(self) -> None:
@@ -52,9 +63,10 @@ class FeedMirror:
             self.cursor, more = body["next"], body["hasMore"]
 
 
-async def server_state(client, headers, path) -> dict[str, dict]:
+async def server_state(client: httpx.AsyncClient, headers: Mapping[str, str], path: str) -> dict[str, Record]:
     """Every record of a list as the server holds it now (page mode)."""
-    rows, page = {}, 1
+    rows: dict[str, Record] = {}
+    page = 1
     while True:
         r = await client.get(f"/api/v1{path}", params={"page": page, "pageSize": 200}, headers=headers)
         assert r.status_code == 200, r.text
