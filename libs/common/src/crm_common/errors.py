@@ -6,6 +6,7 @@ own 422 shape and Starlette's plain-text errors never reach a client.
 
 import logging
 import re
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -120,6 +121,19 @@ class DomainError(ProblemError):
 
 def not_found(what: str, ident: object) -> ProblemError:
     return ProblemError(404, f"{what.upper()}_NOT_FOUND", f"{what.capitalize()} {ident} does not exist.")
+
+
+def null_errors(body: BaseModel, fields: Iterable[str]) -> list[FieldError]:
+    """A PATCH body's `fields` that were sent as null, one error each (its wire name, code `null`).
+
+    In a PATCH a field not sent is left alone and null empties a field that may be empty; for a
+    field every record has (these), null is refused rather than ignored."""
+    declared = type(body).model_fields
+    return [
+        FieldError(field=declared[name].alias or name, message="may not be null", code="null")
+        for name in fields
+        if name in body.model_fields_set and getattr(body, name) is None
+    ]
 
 
 # SQLite names a violated unique index over expressions, and lists the columns of one over columns.

@@ -7,7 +7,7 @@ from crm_common import changes, directory
 from crm_common.archive import ArchivedMode, archived_clause, check_not_archived
 from crm_common.changes import Changes, ChangesParams
 from crm_common.concurrency import check_optional_version, check_version
-from crm_common.errors import FieldError, not_found
+from crm_common.errors import FieldError, not_found, null_errors
 from crm_common.events.outbox import add_events
 from crm_common.pagination import PageParams, order_by, paginate
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
@@ -42,6 +42,17 @@ TRANSITIONS: dict[str, tuple[set[str], str]] = {
         CampaignStatus.CANCELLED,
     ),
 }
+# What every campaign has: a PATCH may leave these out but not empty them.
+NOT_NULL = (
+    "name",
+    "type",
+    "currency",
+    "actual_cost",
+    "creative_assets",
+    "channels",
+    "owner_id",
+    "custom_fields",
+)
 SORTS = {
     "name": Campaign.name,
     "createdAt": Campaign.created_at,
@@ -161,21 +172,7 @@ async def update_campaign(
     campaign = await get_campaign(session, campaign_id, for_update=True, caller=caller, write=True)
     check_version(campaign.version, if_match=if_match, body_version=data.version)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
-    not_null = {
-        "name",
-        "type",
-        "currency",
-        "actual_cost",
-        "creative_assets",
-        "channels",
-        "owner_id",
-        "custom_fields",
-    }
-    errors = [
-        FieldError(field=_camel(k), message="may not be null", code="null")
-        for k in changes
-        if k in not_null and changes[k] is None
-    ]
+    errors = null_errors(data, NOT_NULL)
     if campaign.status in FINAL and set(changes) - {"description", "actual_cost", "custom_fields", "message"}:
         raise CampaignClosed(
             f"Campaign is {campaign.status}: only description, message, actualCost and customFields may change."
@@ -195,11 +192,6 @@ async def update_campaign(
         campaign.updated_at = datetime.now(UTC)
         await session.flush()
     return campaign
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.capitalize() for p in rest)
 
 
 async def delete_campaign(
