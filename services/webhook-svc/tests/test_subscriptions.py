@@ -151,6 +151,39 @@ async def test_update_needs_the_version_and_checks_the_target(world: World, rece
     assert r.json()["active"] is True and r.json()["disabledReason"] is None
 
 
+async def test_patch_tells_null_from_not_sent(world: World, receiver):
+    """A field left out of a PATCH stays as it is; null clears the description and the filter and
+    is a 422 (`null`) for a field every subscription has, with nothing changed (it was ignored)."""
+    created = await world.subscribe(receiver.url, description="CRM feed", filter={"data.status": "LEAD"})
+    path = f"{API}/{created['id']}"
+    sent = {"url": None, "eventTypes": None, "active": None, "orderedByAggregate": None, "version": 1}
+    r = await world.client.patch(path, json=sent, headers=world.admin)
+    assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_ERROR")
+    assert sorted((e["field"], e["code"]) for e in r.json()["errors"]) == [
+        ("active", "null"),
+        ("eventTypes", "null"),
+        ("orderedByAggregate", "null"),
+        ("url", "null"),
+    ]
+    assert (await world.client.get(path, headers=world.admin)).json() == created_without_secret(created)
+    r = await world.client.patch(
+        path, json={"description": None, "filter": None, "version": 1}, headers=world.admin
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["description"], body["filter"], body["url"], body["eventTypes"], body["active"]) == (
+        None,
+        None,
+        receiver.url,
+        created["eventTypes"],
+        True,
+    )
+
+
+def created_without_secret(created: dict) -> dict:
+    return {k: v for k, v in created.items() if k != "secret"}
+
+
 async def test_delete(world: World, receiver):
     created = await world.subscribe(receiver.url)
     r = await world.client.delete(f"{API}/{created['id']}", headers=world.admin)

@@ -97,7 +97,7 @@ class Delivery(Base, table=True):
     payload: dict = json_field()
     # When the event happened (its producer's commit), for commit-to-delivery latency.
     event_time: datetime = timestamp_field()
-    state: str = Field(default=DeliveryState.PENDING, max_length=16)
+    state: DeliveryState = Field(default=DeliveryState.PENDING, sa_type=sa.String(16))
     # Attempts made in the current schedule (a replay starts a new one) and in all.
     attempts: int = 0
     total_attempts: int = 0

@@ -4,6 +4,12 @@ api-guide.md and webhooks.md document (the problem handler every app installs an
 from crm_common.errors import DomainError
 
 
+class InvalidWebhook(DomainError):
+    """A field a PATCH may not empty, sent as null (each listed in `errors`)."""
+
+    status, code = 422, "VALIDATION_ERROR"
+
+
 class UnknownEventType(DomainError):
     """An event type pattern that matches no type of the catalogue (each listed in `errors`)."""
 

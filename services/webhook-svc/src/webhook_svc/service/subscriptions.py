@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from crm_common.auth import Principal
 from crm_common.concurrency import check_version
-from crm_common.errors import not_found
+from crm_common.errors import not_found, null_errors
 from crm_common.pagination import PageParams, order_by, paginate
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webhook_svc.models import Subscription
 from webhook_svc.schemas import WebhookCreateRequest, WebhookUpdateRequest
 from webhook_svc.service import patterns, record_scopes, signing
+from webhook_svc.service.errors import InvalidWebhook
 from webhook_svc.service.targets import Guard, check_target
 
 DISABLED_BY_USER = "DISABLED_BY_USER"
 FAILURE_STREAK = "FAILURE_STREAK"
+# What every subscription has: a PATCH may leave these out but not empty them.
+NOT_NULL = ("url", "event_types", "active", "ordered_by_aggregate")
 
 
 async def create(
@@ -85,6 +88,9 @@ async def update(
 ) -> Subscription:
     subscription = await get(session, subscription_id)
     check_version(subscription.version, if_match=if_match, body_version=data.version)
+    errors = null_errors(data, NOT_NULL)
+    if errors:
+        raise InvalidWebhook("The webhook is not valid.", errors=errors)
     fields = data.model_fields_set
     now = datetime.now(UTC)
     if "url" in fields and data.url is not None:
