@@ -67,7 +67,7 @@ from customer_svc.service.query import sort_clauses
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=problem_doc(401, 403))
 
 
-def list_filter(
+async def list_filter(
     q: Annotated[
         str | None, Query(max_length=200, description="Substring of number, name, email or company.")
     ] = None,
@@ -78,7 +78,8 @@ def list_filter(
     team_id: Annotated[list[uuid.UUID], any_of(alias="teamId", max_items=MAX_FILTER_IDS)] = [],
     tags: Annotated[list[Tag], any_of("Customers with any of these tags.", max_items=100)] = [],
 ) -> tuple[str | None, SegmentFilter]:
-    """The list view's search and filters (also used by the export)."""
+    """The list view's search and filters (also used by the export). `async` though it awaits
+    nothing: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request."""
     return q, query_model(
         SegmentFilter,
         status=status,
