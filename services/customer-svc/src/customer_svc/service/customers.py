@@ -281,29 +281,14 @@ async def list_page(
     f: SegmentFilter | None = None,
     archived: ArchivedMode = "exclude",
 ) -> tuple[list[CustomerRead], int]:
-    """The list view's page as API rows, and the total: the rows, their assignees' names and the
-    total in one statement, the page's addresses in a second (Core rows: the ORM's identity map and
-    instance state cost more than the page itself, and the API rows are built from plain values)."""
+    """The list view's page as API rows, and the total: the rows, their assignees' names, their
+    addresses and the total in one statement, as Core rows (the ORM's identity map and instance
+    state cost more than the page itself; the API rows are validated from plain values)."""
     query = customer_select(session, caller=caller, q=q, f=f, sort=params.sort, archived=archived)
-    rows, total = await paginate_rows(session, query, params, Customer, customer_rows)
-    addresses = await _addresses_of(session, [row.id for row in rows])
-    items = []
-    for row in rows:
-        values = dict(row._mapping)
-        values["addresses"] = addresses.get(row.id, [])
-        items.append(CustomerRead.model_validate(values))
-    return items, total
-
-
-async def _addresses_of(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict]]:
-    """Each customer's addresses, in the order the database returns them (as `selectinload` read them)."""
-    if not ids:
-        return {}
-    table = CustomerAddress.__table__
-    found: dict[uuid.UUID, list[dict]] = {}
-    for row in await session.execute(sa.select(table).where(table.c.customer_id.in_(ids))):
-        found.setdefault(row.customer_id, []).append(dict(row._mapping))
-    return found
+    rows, total = await paginate_rows(
+        session, query, params, Customer, lambda page: customer_rows(session, page)
+    )
+    return [CustomerRead.model_validate(dict(row._mapping)) for row in rows], total
 
 
 async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
