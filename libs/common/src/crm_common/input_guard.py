@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError, PydanticKnownError
 from pydantic_core.core_schema import ErrorType
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_JSON_DEPTH = 32
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -158,10 +159,10 @@ class RefuseNulInQuery:
     a body. Postgres refuses NUL in any text it is sent, so a search for one failed in the database
     (a 500) where SQLite quietly found nothing."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
             for name, value in QueryParams(scope["query_string"]).multi_items():
                 if "\x00" in name or "\x00" in value:
@@ -191,17 +192,18 @@ class RefuseNullBody:
     object) was taken as if nothing had been sent. Only tiny bodies are looked at: `null` with
     whitespace around it fits in `_NULL_BODY_MAX` bytes, and anything longer passes untouched."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is None or not length.isdigit() or int(length) > _NULL_BODY_MAX:
             return await self.app(scope, receive, send)
         # At most _NULL_BODY_MAX bytes: read it whole (a server may send it in several messages).
-        body, message = b"", {"type": "http.request", "more_body": True}
+        body = b""
+        message: Message = {"type": "http.request", "more_body": True}
         while message["type"] == "http.request" and message.get("more_body"):
             message = await receive()
             body += message.get("body", b"")
@@ -226,7 +228,7 @@ class RefuseNullBody:
         first = whole if message["type"] == "http.request" else message
         replayed = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True

@@ -7,10 +7,12 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from typing import Any, TextIO
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common import tracing
 
@@ -22,11 +24,11 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def set_request_id(value: str | None):
+def set_request_id(value: str | None) -> Token[str | None]:
     return _request_id.set(value)
 
 
-def reset_request_id(token) -> None:
+def reset_request_id(token: Token[str | None]) -> None:
     _request_id.reset(token)
 
 
@@ -43,14 +45,14 @@ class RequestContextMiddleware:
     """Pure ASGI (cheaper than BaseHTTPMiddleware): takes or makes the request id, echoes it on
     the response, and counts the request."""
 
-    def __init__(self, app, service: str):
+    def __init__(self, app: ASGIApp, service: str):
         self.app = app
         self.service = service
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        incoming = None
+        incoming: str | None = None
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")[:128]
@@ -60,7 +62,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
@@ -106,7 +108,7 @@ class JsonFormatter(logging.Formatter):
 class ConsoleFormatter(logging.Formatter):
     """One readable line per record for a person at a terminal, with the request id when there is one."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
@@ -115,7 +117,7 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line} [{request_id}]" if request_id else line
 
 
-def json_logs_wanted(setting: str | None, stream=None) -> bool:
+def json_logs_wanted(setting: str | None, stream: TextIO | None = None) -> bool:
     """JSON unless a person is watching: `CRM_LOG_JSON` decides when set; otherwise JSON when
     stderr is not a terminal (a file, a pipe, a container's log collector)."""
     if setting is not None and setting.strip():
@@ -159,11 +161,11 @@ def health_router(
 
     # Operational endpoints: not part of the public API document.
     @router.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
     @router.get("/readyz", include_in_schema=False)
-    async def readyz(response: Response) -> dict:
+    async def readyz(response: Response) -> dict[str, Any]:
         checks = await ready_checks()
         for name, passed in checks.items():
             READY_CHECK.labels(service, name).set(1 if passed else 0)

@@ -16,16 +16,19 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from types import UnionType
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from annotated_types import MaxLen
 from fastapi import FastAPI, Query
+
+# The type of a route's declared parameters (FastAPI's own name for it, not re-exported elsewhere).
+from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Row, Select, Subquery, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -35,6 +38,7 @@ from crm_common.models import utcnow
 from crm_common.routes import api_routes
 
 T = TypeVar("T")
+R = TypeVar("R")  # a result row of a page, as the caller reads it
 MAX_PAGE_SIZE = 200
 # 200 million rows in at most 200 per page: deeper than any list here, far below a 64-bit OFFSET.
 MAX_PAGE = 1_000_000
@@ -190,22 +194,19 @@ class Page(BaseModel, Generic[T]):
         None,
         description="Cursor mode only: the cursor of the following page; absent on the last page "
         "(resume later with `updatedAfter` set to the last item's `updatedAt` and an empty `cursor`).",
+        # Page/pageSize clients keep the exact shape they had: `next` only appears when there is one.
+        # (Not a model serializer: its return annotation would replace the documented response schema.)
+        exclude_if=lambda value: value is None,
     )
 
-    @model_serializer(mode="wrap")
-    def _omit_empty_next(self, handler):
-        # Page/pageSize clients keep the exact shape they had: `next` only appears when there is one.
-        data = handler(self)
-        if data.get("next") is None:
-            data.pop("next", None)
-        return data
 
-
-def order_by(sort: str | None, columns: Mapping[str, ColumnElement], default: list[ColumnElement]) -> list:
+def order_by(
+    sort: str | None, columns: Mapping[str, ColumnElement[Any]], default: list[ColumnElement[Any]]
+) -> list[ColumnElement[Any]]:
     """Translate `?sort=` into ORDER BY clauses; unknown fields are a 422 naming the allowed ones."""
     if not sort:
         return default
-    clauses = []
+    clauses: list[ColumnElement[Any]] = []
     for part in (p.strip() for p in sort.split(",")):
         if not part:
             continue
@@ -222,7 +223,9 @@ def order_by(sort: str | None, columns: Mapping[str, ColumnElement], default: li
     return clauses + default
 
 
-def sync_columns(entity: Any) -> tuple[QueryableAttribute, QueryableAttribute, QueryableAttribute]:
+def sync_columns(
+    entity: Any,
+) -> tuple[QueryableAttribute[datetime], QueryableAttribute[datetime], QueryableAttribute[uuid.UUID]]:
     """(changed, created, id) columns of a record type: `updated_at`, else `created_at` for records
     never changed after they are written; `created_at`, else `added_at` (campaign members)."""
     created = getattr(entity, "created_at", None) or entity.added_at
@@ -230,7 +233,7 @@ def sync_columns(entity: Any) -> tuple[QueryableAttribute, QueryableAttribute, Q
     return changed, created, entity.id
 
 
-def _entity(query: Select) -> Any:
+def _entity(query: Select[Any]) -> Any:
     return query.column_descriptions[0]["entity"]
 
 
@@ -267,7 +270,7 @@ async def sync_frontier(session: AsyncSession) -> datetime | None:
     return frontier
 
 
-def sync_filters(query: Select, params: PageParams, entity: Any = None) -> Select:
+def sync_filters(query: Select[Any], params: PageParams, entity: Any = None) -> Select[Any]:
     """`updatedAfter` / `createdAfter` on a record query."""
     changed, created, _ = sync_columns(entity if entity is not None else _entity(query))
     if params.updated_after is not None:
@@ -277,7 +280,7 @@ def sync_filters(query: Select, params: PageParams, entity: Any = None) -> Selec
     return query
 
 
-def sync_order(entity: Any) -> list:
+def sync_order(entity: Any) -> list[ColumnElement[Any]]:
     changed, _, ident = sync_columns(entity)
     return [changed.asc(), ident.asc()]
 
@@ -287,12 +290,12 @@ _FRONTIER_OF_NOW = object()
 
 async def cursor_window(
     session: AsyncSession,
-    query: Select,
+    query: Select[Any],
     params: PageParams,
     entity: Any = None,
     *,
     frontier: Any = _FRONTIER_OF_NOW,
-) -> Select:
+) -> Select[Any]:
     """A record query in cursor mode: after the cursor's position, up to the frontier (`sync_frontier`
     unless given), in sync order."""
     entity = entity if entity is not None else _entity(query)
@@ -308,8 +311,8 @@ async def cursor_window(
 
 
 def next_cursor(
-    rows: list, params: PageParams, entity: Any, record: Callable[[Any], Any] = lambda r: r
-) -> list:
+    rows: list[R], params: PageParams, entity: Any, record: Callable[[R], Any] = lambda r: r
+) -> list[R]:
     """Cut the look-ahead row of a cursor page (fetched with `page_size + 1`) and set `params.next`
     when there is a following page. `record` picks the record out of a result row."""
     if len(rows) <= params.page_size:
@@ -322,7 +325,7 @@ def next_cursor(
     return rows
 
 
-async def paginate(session: AsyncSession, query: Select, params: PageParams) -> tuple[list, int]:
+async def paginate(session: AsyncSession, query: Select[Any], params: PageParams) -> tuple[list[Any], int]:
     """Rows of one page and the total count of the unpaged query. With the sync parameters
     (`sync_page_params`), filtered by `updatedAfter`/`createdAfter`; in cursor mode, the page after
     the cursor in sync order, `params.next` set for the following one."""
@@ -349,11 +352,11 @@ PAGE_TOTAL = "page_total_"
 
 async def paginate_rows(
     session: AsyncSession,
-    query: Select,
+    query: Select[Any],
     params: PageParams,
     entity: Any,
-    rows_of: Callable[[Subquery], Select],
-) -> tuple[list[Row], int]:
+    rows_of: Callable[[Subquery], Select[Any]],
+) -> tuple[list[Row[Any]], int]:
     """`paginate` in one statement, for a page read as Core rows: `query` finds and orders the
     records (`entity`), `rows_of(page)` selects what a row holds for the records of `page` (a
     subquery of their `id`s, to join on). Each row carries the total as `PAGE_TOTAL`.
@@ -412,7 +415,7 @@ def query_model(model: type[M], **values: Any) -> M:
 def unbounded_list_queries(app: FastAPI) -> list[str]:
     """`METHOD path: parameter` for each repeatable query parameter without a bound on its values
     (declare it with `any_of`)."""
-    found = []
+    found: list[str] = []
     for served, route in api_routes(app):
         for field in _query_params(route.dependant):
             info = field.field_info
@@ -421,7 +424,7 @@ def unbounded_list_queries(app: FastAPI) -> list[str]:
     return found
 
 
-def _query_params(dependant: Dependant):
+def _query_params(dependant: Dependant) -> Iterator[ModelField]:
     yield from dependant.query_params
     for sub in dependant.dependencies:
         yield from _query_params(sub)
