@@ -183,7 +183,7 @@ def verify(src: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BackupError(f"{src} is not a CRM backup (no {MANIFEST})")
     try:
-        manifest = json.loads(path.read_text())
+        manifest: dict[str, Any] = json.loads(path.read_text())
     except ValueError as exc:
         raise BackupError(f"{path} is not valid JSON: {exc}") from None
     if manifest.get("format") != FORMAT:

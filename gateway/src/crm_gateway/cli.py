@@ -21,6 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import uvicorn
 from crm_common import tracing
@@ -28,12 +29,12 @@ from crm_common.app import settle_heap
 from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
 from crm_common.observability import configure_logging, json_logs_wanted
-from crm_common.settings import PlatformSettings
+from crm_common.settings import PlatformSettings, ServiceSettings
 
 NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign", "webhook")
 
 
-def _modules(name: str):
+def _modules(name: str) -> tuple[ModuleType, type[ServiceSettings], str]:
     if name == "gateway":
         from crm_gateway.settings import GatewaySettings
 
@@ -47,7 +48,7 @@ def _migrations_dir(package: str) -> Path:
     return Path(str(importlib.resources.files(package) / "migrations"))
 
 
-def _database(settings) -> Database:
+def _database(settings: ServiceSettings) -> Database:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Database(settings.resolved_database_url(), schema=settings.schema_name)
 
@@ -133,7 +134,7 @@ async def _reset_password(email: str, *, generate: bool) -> None:
     print(f"Password of {email} changed." + (f" New password: {password}" if generate else ""))
 
 
-def _backup_or_restore(args, platform: PlatformSettings) -> None:
+def _backup_or_restore(args: argparse.Namespace, platform: PlatformSettings) -> None:
     from crm_gateway import backup
 
     if platform.database_url:

@@ -42,6 +42,6 @@ def client_address(scope: Scope, trusted: tuple[Network, ...]) -> str:
         except ValueError:
             break  # garbage: stop at the last hop we could read
         if not _trusted(hop, trusted):
-            return hop
+            return str(hop)
         peer = hop
     return peer

@@ -97,7 +97,8 @@ async def _login(base_url: str, email: str, password: str) -> str:
             raise DemoError(f"no CRM answers at {base_url} ({exc}); start it with `make up`") from None
     if r.status_code != 200:
         raise DemoError(f"signing in as {email} failed ({r.status_code}); pass the admin's password")
-    return r.json()["access_token"]
+    token: str = r.json()["access_token"]
+    return token
 
 
 async def load(base_url: str, admin_email: str, admin_password: str) -> Loaded:
@@ -229,7 +230,13 @@ async def _load(api: Api, rng: random.Random, sizes: dict[str, int]) -> Loaded:
     return loaded
 
 
-async def _customer(api: Api, rng: random.Random, i: int, reps, campaign: dict[str, Any]) -> dict[str, Any]:
+async def _customer(
+    api: Api,
+    rng: random.Random,
+    i: int,
+    reps: list[tuple[dict[str, Any], dict[str, Any]]],
+    campaign: dict[str, Any],
+) -> dict[str, Any]:
     # Draw everything before the first await: the seeded generator then gives the same data
     # whatever order the concurrent requests finish in.
     first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]
@@ -265,7 +272,15 @@ async def _customer(api: Api, rng: random.Random, i: int, reps, campaign: dict[s
     return await api.call("POST", "/customers", json=body)
 
 
-async def _opportunity(api: Api, rng: random.Random, i: int, customers, stages, products, now) -> str:
+async def _opportunity(
+    api: Api,
+    rng: random.Random,
+    i: int,
+    customers: list[dict[str, Any]],
+    stages: list[dict[str, Any]],
+    products: dict[str, list[dict[str, Any]]],
+    now: datetime,
+) -> str:
     customer = customers[(i * 5 + 1) % len(customers)]
     currency = CURRENCIES[(i // len(stages)) % len(CURRENCIES)]  # every stage in every currency
     lines = rng.sample(products[currency], k=rng.randint(1, 3))
@@ -301,7 +316,9 @@ async def _opportunity(api: Api, rng: random.Random, i: int, customers, stages, 
     return "open"
 
 
-async def _activity(api: Api, rng: random.Random, i: int, customers, now) -> None:
+async def _activity(
+    api: Api, rng: random.Random, i: int, customers: list[dict[str, Any]], now: datetime
+) -> None:
     customer = customers[(i * 3) % len(customers)]
     kind = ("CALL", "MEETING", "TASK", "EMAIL", "DEMO")[i % 5]
     past = i % 2 == 0
@@ -327,7 +344,9 @@ async def _activity(api: Api, rng: random.Random, i: int, customers, now) -> Non
         )
 
 
-async def _ticket(api: Api, rng: random.Random, i: int, customers, agents) -> str:
+async def _ticket(
+    api: Api, rng: random.Random, i: int, customers: list[dict[str, Any]], agents: list[dict[str, Any]]
+) -> str:
     customer = customers[(i * 11) % len(customers)]
     target = ("NEW", "OPEN", "PENDING", "ESCALATED", "RESOLVED", "CLOSED")[i % 6]
     rating = rng.randint(3, 5)

@@ -23,7 +23,7 @@ from crm_gateway.settings import SERVICES
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except Exception:
         return False
 
@@ -94,7 +94,7 @@ def run_distributed(
     )
     log_dir = log_dir or data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    processes: dict[str, subprocess.Popen] = {}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     logs: list[IO[bytes]] = []
     try:
         # The gateway first: it writes the token key pair the services verify with.

@@ -15,9 +15,11 @@ replay (a note, events of its own in the outbox) are committed to the service's 
 running CRM's relay publishes those events at its next poll (or at the next start).
 """
 
+import argparse
 import importlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,14 @@ from crm_common.events import dead_letters as dl
 from crm_common.events import operations as ops
 from crm_common.events.acceptance import UnreadableMessage, read_message
 from crm_common.events.catalogue import SUBSCRIPTIONS
+from crm_common.events.inbox import EventHandler as Handler
 from crm_common.events.inbox import idempotent_dispatcher
 from crm_common.settings import ServiceSettings
 
 CONSUMERS = tuple(SUBSCRIPTIONS)
+
+# What idempotent_dispatcher returns: hand it one event, it applies it through the inbox.
+Dispatcher = Callable[..., Awaitable[Any]]
 
 
 class DlqError(Exception):
@@ -75,7 +81,8 @@ def _settings(name: str) -> ServiceSettings:
         from crm_gateway.settings import GatewaySettings
 
         return GatewaySettings()
-    return importlib.import_module(f"{name}_svc.settings").Settings()
+    settings: ServiceSettings = importlib.import_module(f"{name}_svc.settings").Settings()
+    return settings
 
 
 class Service:
@@ -112,10 +119,11 @@ class Service:
         if self._db is not None:
             await self._db.dispose()
 
-    def handlers(self):
+    def handlers(self) -> dict[str, Handler]:
         """The service's event handlers, as its app wires them (the user directory's included)."""
         app = importlib.import_module(f"{self.name}_svc.app").create_app(self.settings)
-        return app.state.event_handlers
+        handlers: dict[str, Handler] = app.state.event_handlers
+        return handlers
 
 
 def _services(service: str | None) -> list[Service]:
@@ -124,7 +132,7 @@ def _services(service: str | None) -> list[Service]:
     return [Service(name) for name in ((service,) if service else CONSUMERS)]
 
 
-def _letter(service: str, row) -> Letter:
+def _letter(service: str, row: sa.Row[Any]) -> Letter:
     return Letter(
         id=f"{service}/{row.id}",
         service=service,
@@ -155,13 +163,15 @@ def _parse_id(ident: str) -> tuple[str | None, int | None, uuid.UUID | None]:
         ) from None
 
 
-async def _rows(svc: Service, number: int | None = None, event_id: uuid.UUID | None = None):
+async def _rows(
+    svc: Service, number: int | None = None, event_id: uuid.UUID | None = None
+) -> list[sa.Row[Any]]:
     return await ops.dead_letter_rows(svc.db, number=number, event_id=event_id)
 
 
-async def _each(service: str | None):
+async def _each(service: str | None) -> list[Service]:
     """The services that have a dead-letter table, opened; closed afterwards by the caller."""
-    found = []
+    found: list[Service] = []
     for svc in _services(service):
         if await svc.has_table():
             found.append(svc)
@@ -216,7 +226,7 @@ async def replay(service: str | None = None, ident: str | None = None) -> list[O
     return outcomes
 
 
-async def _replay_row(svc: Service, dispatch, row) -> Outcome:
+async def _replay_row(svc: Service, dispatch: Dispatcher, row: sa.Row[Any]) -> Outcome:
     result = await ops.replay_dead_letter(svc.db, dispatch, row)
     return Outcome(f"{svc.name}/{row.id}", row.event_type, result)
 
@@ -251,7 +261,7 @@ def _broker() -> tuple[str, Any] | None:
     return settings.amqp_url, RabbitBus(settings.amqp_url, namespace=settings.events_namespace)
 
 
-async def _broker_queue(channel, name: str):
+async def _broker_queue(channel: Any, name: str) -> Any:
     """The queue, or None if it was never declared (declaring passively closes the channel then)."""
     import aio_pika.exceptions
 
@@ -310,7 +320,7 @@ async def _replay_broker(service: str | None) -> list[Outcome]:
     return outcomes
 
 
-async def _replay_message(svc: Service, dispatch, message, queue: str) -> Outcome:
+async def _replay_message(svc: Service, dispatch: Dispatcher, message: Any, queue: str) -> Outcome:
     ident = f"{queue}#{message.message_id or '?'}"
     try:
         event = read_message(message.body)
@@ -360,7 +370,9 @@ async def _purge_broker(service: str | None) -> int:
 # --- the command ----------------------------------------------------------------------------------
 
 
-def add_commands(events_parser):
+def add_commands(
+    events_parser: argparse.ArgumentParser,
+) -> "argparse._SubParsersAction[argparse.ArgumentParser]":
     """`crm events dlq list|show|replay|purge`, under the `crm events` parser; returns the group of
     `crm events` commands (crm_gateway.outbox adds its own)."""
     groups = events_parser.add_subparsers(dest="events_command", required=True)
@@ -386,7 +398,7 @@ def add_commands(events_parser):
     return groups
 
 
-async def run(args) -> int:
+async def run(args: argparse.Namespace) -> int:
     """Carry out a parsed `crm events dlq ...`; prints its outcome, returns the exit status."""
     command = args.dlq_command
     if command == "list":

@@ -10,11 +10,13 @@ import math
 import time
 import uuid
 from collections import OrderedDict
+from typing import Any
 
 import jwt
 from crm_common.errors import ProblemError, problem_response
 from prometheus_client import Counter
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_gateway.clientaddr import client_address
@@ -35,12 +37,12 @@ class BodyTooLarge(Exception):
     pass
 
 
-class _Lru(OrderedDict):
+class _Lru(OrderedDict[str, Any]):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key, value) -> None:
+    def put(self, key: str, value: Any) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.size:
@@ -52,7 +54,7 @@ class FrontDoor:
         self,
         app: ASGIApp,
         *,
-        gateway,  # the gateway FastAPI app: state.runtime, state.token_issuer, state.token_verifier
+        gateway: Any,  # the gateway FastAPI app: state.runtime, state.token_issuer, state.token_verifier
         dispatcher: ASGIApp | None = None,
         max_body_bytes: int,
         max_bulk_body_bytes: int,
@@ -95,7 +97,8 @@ class FrontDoor:
         limit = self.max_bulk_body_bytes if scope["path"] in BULK_PATHS else self.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _too_large(request, limit)(scope, receive, send)
+            await _too_large(request, limit)(scope, receive, send)
+            return
 
         try:
             scope, credential = await self._credential(scope, request)
@@ -252,7 +255,7 @@ def _bad_key() -> ProblemError:
     )
 
 
-def _too_large(request: Request, limit: int):
+def _too_large(request: Request, limit: int) -> JSONResponse:
     return problem_response(
         request, 413, "PAYLOAD_TOO_LARGE", f"Request bodies to this path are limited to {limit} bytes."
     )

@@ -94,7 +94,7 @@ class ServiceClient:
         return await self.request(service, "GET", path, **kwargs)
 
 
-def _aiohttp_params(params):
+def _aiohttp_params(params: Any) -> list[tuple[str, str]] | None:
     if params is None:
         return None
     items = params.items() if isinstance(params, Mapping) else params

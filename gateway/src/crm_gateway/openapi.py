@@ -8,7 +8,7 @@ import copy
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from crm_common.errors import PROBLEM_JSON
@@ -137,7 +137,7 @@ def _distinct_titles(schemas: dict[str, Any]) -> None:
                 schemas[name]["title"] = re.sub(r"[^0-9A-Za-z]", "", name)
 
 
-def _refs(node: object):
+def _refs(node: object) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "$ref" and isinstance(value, str):

@@ -12,12 +12,15 @@ applied is skipped, so replaying too much is harmless. PUBLISHED rows are kept f
 CRM_OUTBOX_RETENTION_HOURS (7 days), so that is how far back a replay can reach.
 """
 
+import argparse
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from crm_common.events import operations as ops
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.tables import outbox
@@ -49,7 +52,7 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _row(row) -> dict[str, Any]:
+def _row(row: sa.Row[Any]) -> dict[str, Any]:
     return {
         "position": row.position,
         "eventId": str(row.event_id),
@@ -75,7 +78,11 @@ async def _open(service: str) -> Service:
 
 
 async def list_rows(
-    service: str, *, states=ops.UNSENT, event_type: str | None = None, older_than: timedelta | None = None
+    service: str,
+    *,
+    states: Sequence[str] = ops.UNSENT,
+    event_type: str | None = None,
+    older_than: timedelta | None = None,
 ) -> list[dict[str, Any]]:
     svc = await _open(service)
     try:
@@ -92,7 +99,7 @@ async def replay(
     since: datetime | None = None,
     until: datetime | None = None,
     event_type: str | None = None,
-    states=None,
+    states: Sequence[str] | None = None,
 ) -> int:
     svc = await _open(service)
     try:
@@ -103,7 +110,7 @@ async def replay(
         await svc.close()
 
 
-def add_commands(groups) -> None:
+def add_commands(groups: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """`crm events outbox list|replay`, in the group of `crm events` commands."""
     box = groups.add_parser("outbox", help="events a service has not sent yet, and sending events again")
     sub = box.add_subparsers(dest="outbox_command", required=True)
@@ -136,7 +143,7 @@ def add_commands(groups) -> None:
     rp.add_argument("--state", action="append", choices=ops.OUTBOX_STATES, help="only rows in this state")
 
 
-async def run(args) -> int:
+async def run(args: argparse.Namespace) -> int:
     """Carry out a parsed `crm events outbox ...`; prints its outcome, returns the exit status."""
     if args.outbox_command == "list":
         older = parse_duration(args.older_than) if args.older_than else None

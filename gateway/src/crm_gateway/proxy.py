@@ -18,6 +18,7 @@ when the request arrived). Otherwise the refusal goes straight to the client wit
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ import aiohttp
 from crm_common import tracing
 from crm_common.errors import problem_response
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from crm_gateway.circuit import Circuit
@@ -96,7 +98,7 @@ UPSTREAM_KEEPALIVE_SECONDS = 4.0
 BULK_PATHS = ("/api/v1/customers/import", "/api/v1/customers/export")
 
 
-async def stream_body(receive: Receive, limit: int):
+async def stream_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
     """The request body as it arrives, refusing to pass more than `limit` bytes on."""
     size = 0
     while True:
@@ -155,7 +157,8 @@ class HttpUpstream:
         assert self._session is not None
         async with self._session.get(self.base_url + path, timeout=self.timeout) as resp:
             resp.raise_for_status()
-            return await resp.json()
+            body: dict[str, Any] = await resp.json()
+            return body
 
     def _overload_wait(self, retry_after: str | None, body: bytes, arrived: float) -> float | None:
         """The pause before sending a refused request again, or None when the refusal is for the client:
@@ -188,9 +191,11 @@ class HttpUpstream:
         )
         declared = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
         if declared is not None and declared > limit:
-            return await _failure(request, BodyTooLarge(), limit)(scope, receive, send)
+            await _failure(request, BodyTooLarge(), limit)(scope, receive, send)
+            return
         if not self.circuit.allow():
-            return await _circuit_open(request, self.circuit)(scope, receive, send)
+            await _circuit_open(request, self.circuit)(scope, receive, send)
+            return
         started = False
         arrived = time.monotonic()
         repeatable = not bulk and _safe_to_repeat(scope["method"], headers)
@@ -247,7 +252,7 @@ class HttpUpstream:
             await _failure(request, exc, limit)(scope, receive, send)
 
 
-def _circuit_open(request: Request, circuit: Circuit):
+def _circuit_open(request: Request, circuit: Circuit) -> JSONResponse:
     return problem_response(
         request,
         503,
@@ -257,7 +262,7 @@ def _circuit_open(request: Request, circuit: Circuit):
     )
 
 
-def _failure(request: Request, exc: Exception, limit: int):
+def _failure(request: Request, exc: Exception, limit: int) -> JSONResponse:
     if isinstance(exc, BodyTooLarge):
         return problem_response(
             request, 413, "PAYLOAD_TOO_LARGE", f"Request bodies to this path are limited to {limit} bytes."

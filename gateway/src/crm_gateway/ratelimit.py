@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from crm_gateway.settings import GatewaySettings
+
 log = logging.getLogger("crm.gateway.ratelimit")
 
 # INCR the window's counter, starting its expiry on the first hit; answer the count and the time left.
@@ -111,7 +113,7 @@ class RedisRateLimiter:
         await self._redis.aclose()
 
 
-def make_rate_limiter(settings) -> MemoryRateLimiter | RedisRateLimiter | None:
+def make_rate_limiter(settings: GatewaySettings) -> MemoryRateLimiter | RedisRateLimiter | None:
     if not settings.rate_limit_enabled:
         return None
     if settings.redis_url:

@@ -76,7 +76,8 @@ class GatewaySettings(ServiceSettings):
     dashboard_widget_timeout_seconds: float = 2.0
 
     def upstream_url(self, service: str) -> str | None:
-        return getattr(self, f"{service}_url")
+        url: str | None = getattr(self, f"{service}_url")
+        return url
 
     def private_key_path(self) -> Path:
         return self.jwt_private_key_file or self.data_dir / "jwt-private.pem"

@@ -11,6 +11,7 @@ validate() errors, 404, 409, 412...), always with the ActionResult body. `error.
 (`CUSTOMER_ACTION_ERROR`, `PIPELINE_ACTION_ERROR`); `error.reason` the service's stable problem code.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from crm_common.auth import Principal, require_access
@@ -82,8 +83,17 @@ def _checked(r: ServiceResponse, *, not_found: str | None = None) -> Any:
     )
 
 
-def _result(code: str, run):
-    async def respond(request: Request, body: ActionRunRequest, principal: Principal):
+# An action's work: (client, the caller's Authorization, the request, the caller) -> (data, events).
+Run = Callable[
+    [ServiceClient, str | None, "ActionRunRequest", Principal],
+    Awaitable[tuple[dict[str, Any], list[dict[str, Any]]]],
+]
+
+
+def _result(
+    code: str, run: Run
+) -> Callable[[Request, "ActionRunRequest", Principal], Awaitable[JSONResponse]]:
+    async def respond(request: Request, body: ActionRunRequest, principal: Principal) -> JSONResponse:
         client: ServiceClient = request.app.state.service_client
         auth = request.headers.get("authorization")
         try:
@@ -134,7 +144,9 @@ def validate_customer(i: ActionRunRequest) -> list[str]:
     return errors
 
 
-async def run_customer(client: ServiceClient, auth, i: ActionRunRequest, user: Principal):
+async def run_customer(
+    client: ServiceClient, auth: str | None, i: ActionRunRequest, user: Principal
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     _invalid(validate_customer(i))
     data, options = dict(i.data or {}), i.options or {}
     cid = i.customer_id
@@ -265,7 +277,9 @@ def validate_pipeline(i: ActionRunRequest) -> list[str]:
     return errors
 
 
-async def run_pipeline(client: ServiceClient, auth, i: ActionRunRequest, user: Principal):
+async def run_pipeline(
+    client: ServiceClient, auth: str | None, i: ActionRunRequest, user: Principal
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     _invalid(validate_pipeline(i))
     data, options = dict(i.data or {}), i.options or {}
     path = f"/api/v1/opportunities/{i.opportunity_id}"
@@ -377,7 +391,7 @@ async def customer_manager(
     request: Request,
     body: ActionRunRequest,
     user: Annotated[Principal, Depends(require_access("customers", "read"))],
-):
+) -> JSONResponse:
     return await _customer(request, body, user)
 
 
@@ -392,5 +406,5 @@ async def sales_pipeline(
     request: Request,
     body: ActionRunRequest,
     user: Annotated[Principal, Depends(require_access("sales", "read"))],
-):
+) -> JSONResponse:
     return await _pipeline(request, body, user)

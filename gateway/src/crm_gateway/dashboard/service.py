@@ -117,7 +117,7 @@ def _sales_from_board(board: dict[str, Any]) -> dict[str, Any]:
 
 async def build(client: ServiceClient, *, authorization: str | None, budget: float) -> dict[str, Any]:
     auth = {"authorization": authorization}
-    board_task: asyncio.Task | None = None
+    board_task: asyncio.Task[ServiceResponse] | None = None
 
     def board() -> Awaitable[ServiceResponse]:
         nonlocal board_task
@@ -133,7 +133,8 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
                 "customer", "/api/v1/customers", params={"status": status, "pageSize": 1}, **auth
             )
         )
-        return r["total"]
+        total: int = r["total"]
+        return total
 
     async def conversion() -> dict[str, Any]:
         leads, prospects, customers = await asyncio.gather(
@@ -228,11 +229,12 @@ async def build(client: ServiceClient, *, authorization: str | None, budget: flo
     return {"generatedAt": datetime.now(UTC).isoformat(), "widgets": widgets}
 
 
-def _consume(task: asyncio.Task) -> None:
+def _consume(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
 
 
 async def _board_json(pending: Awaitable[ServiceResponse]) -> dict[str, Any]:
     # shield: the shared board call outlives one waiter's timeout so the other can still use it
-    return _ok(await asyncio.shield(pending))
+    board: dict[str, Any] = _ok(await asyncio.shield(pending))
+    return board

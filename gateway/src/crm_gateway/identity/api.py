@@ -68,7 +68,7 @@ def _answer(body: TokenResponse) -> JSONResponse:
     response_model=TokenResponse,
     response_model_exclude_none=True,
 )
-async def issue_token(request: Request, form: Annotated[TokenRequest, Depends()]):
+async def issue_token(request: Request, form: Annotated[TokenRequest, Depends()]) -> JSONResponse:
     if form.grant_type == "client_credentials":
         return _answer(await grants.client_credentials(request, form))
     if form.grant_type == "refresh_token":
@@ -131,7 +131,7 @@ async def logout(request: Request, body: AuthLogoutRequest) -> Response:
 )
 async def change_password(
     request: Request, body: PasswordChangeRequest, principal: Annotated[Principal, Depends(current_principal)]
-):
+) -> JSONResponse:
     state = request.app.state
     throttle: LoginThrottle | RedisLoginThrottle = state.login_throttle
     attempt = await throttle.start(principal.email, client_address(request.scope, state.trusted_proxies))

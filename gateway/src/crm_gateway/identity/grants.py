@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 from crm_common.auth import PERMISSIONS, expand_permissions
 from crm_common.errors import ProblemError
 from fastapi import Request
+from starlette.datastructures import State
 
 from crm_gateway.identity import clients, refresh, roles
 from crm_gateway.identity.oauth_schemas import TokenRequest, TokenResponse
@@ -159,11 +160,11 @@ async def refresh_token(request: Request, form: TokenRequest) -> TokenResponse:
     )
 
 
-async def _access_token(state, user: SignIn) -> str:
+async def _access_token(state: State, user: SignIn) -> str:
     """A person's token: what their roles grant now, permissions and record scopes (roles.py says why
     the scopes travel in the token)."""
     book = await roles.load_book(state.runtime.db)
-    return state.token_issuer.issue(
+    token: str = state.token_issuer.issue(
         user_id=user.id,
         email=user.email,
         name=user.full_name,
@@ -172,3 +173,4 @@ async def _access_token(state, user: SignIn) -> str:
         permissions=book.permissions_for(user.roles),
         scopes=book.scope_claim(user.roles),
     )
+    return token

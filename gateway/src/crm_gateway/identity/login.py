@@ -30,6 +30,8 @@ from crm_common.errors import ProblemError
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from crm_gateway.settings import GatewaySettings
+
 log = logging.getLogger("crm.gateway.login")
 T = TypeVar("T")
 FORGET_AFTER_SECONDS = 3600.0
@@ -70,12 +72,12 @@ class _Account:
 
 @dataclass
 class _Address:
-    failures: deque = field(default_factory=deque)
+    failures: deque[float] = field(default_factory=deque)
     in_flight: int = 0
 
 
-class _Lru(OrderedDict):
-    def get_or_new(self, key, factory):
+class _Lru(OrderedDict[str, T]):
+    def get_or_new(self, key: str, factory: Callable[[], T]) -> T:
         value = self.get(key)
         if value is None:
             value = self[key] = factory()
@@ -122,8 +124,8 @@ class LoginThrottle:
         self.address_failures = address_failures
         self.address_window_seconds = address_window_seconds
         self.clock = clock
-        self._accounts = _Lru()
-        self._addresses = _Lru()
+        self._accounts: _Lru[_Account] = _Lru()
+        self._addresses: _Lru[_Address] = _Lru()
 
     def _account_wait(self, a: _Account, now: float) -> float:
         if a.failures and now - a.last_failure > FORGET_AFTER_SECONDS:
@@ -132,7 +134,7 @@ class LoginThrottle:
             lock = min(self.lock_max_seconds, self.lock_seconds * 2 ** (a.failures - self.account_failures))
             remaining = a.last_failure + lock - now
             if remaining > 0:
-                return remaining
+                return float(remaining)
             return 1.0 if a.in_flight else 0.0  # once unlocked, one guess at a time
         return 1.0 if a.failures + a.in_flight >= self.account_failures else 0.0
 
@@ -259,7 +261,7 @@ class RedisLoginThrottle:
         prefix: str = "crm:login:",
         retry_after_failure: float = 5.0,
         clock: Callable[[], float] = time.time,
-        **rules,
+        **rules: Any,
     ) -> None:
         self.prefix = prefix
         self.retry_after_failure = retry_after_failure
@@ -335,8 +337,8 @@ class RedisLoginThrottle:
         await self._redis.aclose()
 
 
-def make_login_throttle(settings) -> LoginThrottle | RedisLoginThrottle:
-    rules = dict(
+def make_login_throttle(settings: GatewaySettings) -> LoginThrottle | RedisLoginThrottle:
+    rules: dict[str, Any] = dict(
         account_failures=settings.login_account_failures,
         lock_seconds=settings.login_lock_seconds,
         lock_max_seconds=settings.login_lock_max_seconds,

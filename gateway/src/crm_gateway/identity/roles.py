@@ -10,6 +10,7 @@ replicated table whose lag would need its own guarantee and no lookup per reques
 """
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from crm_common.auth import (
     scopes_for,
 )
 from crm_common.concurrency import check_version
+from crm_common.db import Database
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
 from crm_common.models import utcnow
@@ -43,16 +45,16 @@ class RoleBook:
     permissions: dict[str, frozenset[str]]
     scopes: dict[str, Scopes]
 
-    def permissions_for(self, roles) -> frozenset[str]:
+    def permissions_for(self, roles: Iterable[str]) -> frozenset[str]:
         out: set[str] = set()
         for role in roles:
             out |= self.permissions.get(role, frozenset())
         return frozenset(PERMISSIONS) if "admin" in out else frozenset(out)
 
-    def scopes_for(self, roles) -> Scopes:
+    def scopes_for(self, roles: Iterable[str]) -> Scopes:
         return scopes_for(self.scopes[r] for r in roles if r in self.scopes)
 
-    def read_scopes(self, roles) -> dict[str, str]:
+    def read_scopes(self, roles: Iterable[str]) -> dict[str, str]:
         """Per data context the read scope, `none` where the roles grant no read permission (in
         `user.*` events, for webhook-svc)."""
         permissions, scopes = self.permissions_for(roles), self.scopes_for(roles)
@@ -60,7 +62,7 @@ class RoleBook:
             return dict.fromkeys(DATA_CONTEXTS, "all")
         return {c: scopes[c][0] if f"{c}:read" in permissions else "none" for c in DATA_CONTEXTS}
 
-    def scope_claim(self, roles) -> dict[str, list[str]]:
+    def scope_claim(self, roles: Iterable[str]) -> dict[str, list[str]]:
         return {c: list(pair) for c, pair in self.scopes_for(roles).items()}
 
 
@@ -80,7 +82,7 @@ async def role_book(session: AsyncSession) -> RoleBook:
     return RoleBook(permissions, scopes)
 
 
-async def load_book(db) -> RoleBook:
+async def load_book(db: Database) -> RoleBook:
     async with db.transaction(read_only=True) as session:
         return await role_book(session)
 
@@ -112,7 +114,9 @@ def _invalid(field: str, message: str, code: str) -> ProblemError:
     )
 
 
-async def update_role(session: AsyncSession, *, name: str, data: RoleUpdateRequest, if_match: str | None):
+async def update_role(
+    session: AsyncSession, *, name: str, data: RoleUpdateRequest, if_match: str | None
+) -> RoleDefinition:
     """Replaces the role's permissions and scopes, and signs its holders out (their token version
     goes up, published in `user.updated`), so every service applies the new definition within 5 s."""
     row = await get_role(session, name)

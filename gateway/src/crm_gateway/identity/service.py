@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from crm_common.db import Database
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.outbox import add_events
 from crm_common.models import utcnow
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from crm_gateway.identity.events import user_event
 from crm_gateway.identity.login import PasswordWork
@@ -119,7 +121,7 @@ async def reset_password(session: AsyncSession, email: str, password: str) -> bo
     return True
 
 
-async def session_state(state, user_id: uuid.UUID) -> tuple[int, bool] | None:
+async def session_state(state: State, user_id: uuid.UUID) -> tuple[int, bool] | None:
     """(token version, active) of a user, for the gateway's own SessionGuard."""
     async with state.runtime.db.reads() as session:
         row = (
@@ -141,7 +143,9 @@ class SignIn:
     password_hash: str | None
 
 
-async def _sign_in(db, *, email: str | None = None, user_id: uuid.UUID | None = None) -> SignIn | None:
+async def _sign_in(
+    db: Database, *, email: str | None = None, user_id: uuid.UUID | None = None
+) -> SignIn | None:
     query = select(
         User.id,
         User.email,
@@ -170,7 +174,7 @@ async def _verify(work: PasswordWork, stored: str | None, password: str) -> bool
     return stored is not None
 
 
-async def authenticate(db, work: PasswordWork, *, email: str, password: str) -> SignIn | None:
+async def authenticate(db: Database, work: PasswordWork, *, email: str, password: str) -> SignIn | None:
     """The user if the password is right and they are active. No transaction is open while the hash
     is checked (on SQLite a write transaction would hold the one writer lock for ~50 ms per guess)."""
     user = await _sign_in(db, email=email)
@@ -180,7 +184,9 @@ async def authenticate(db, work: PasswordWork, *, email: str, password: str) -> 
     return user
 
 
-async def change_password(db, work: PasswordWork, *, user_id: uuid.UUID, current: str, new: str) -> SignIn:
+async def change_password(
+    db: Database, work: PasswordWork, *, user_id: uuid.UUID, current: str, new: str
+) -> SignIn:
     """The caller's own password: the current one must be right; the new one follows the rule. Raises
     the token version, so every token issued before (any device) stops working."""
     user = await _sign_in(db, user_id=user_id)

@@ -331,7 +331,9 @@ async def list_teams(
     return await team_reads(session, teams), total
 
 
-async def _save_team(session: AsyncSession, team: Team, member_ids: list[uuid.UUID] | None, *, created: bool):
+async def _save_team(
+    session: AsyncSession, team: Team, member_ids: list[uuid.UUID] | None, *, created: bool
+) -> None:
     try:
         async with session.begin_nested():
             session.add(team)

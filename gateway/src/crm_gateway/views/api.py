@@ -116,6 +116,7 @@ def _passthrough(status: int, body: Any) -> JSONResponse:
     "and per-currency summaries (count, totalAmount, avgAmount). `crm-dashboard`: the dashboard's widgets.",
     # Documented only: the body is built as plain JSON and sent as it is.
     responses={200: {"model": ViewData}, **problem_doc(401, 403, 404, 422, 503)},
+    response_model=None,
 )
 async def view_data(
     view_id: str,
@@ -132,7 +133,7 @@ async def view_data(
     team_id: Annotated[str | None, Query(alias="teamId")] = None,
     customer_id: Annotated[str | None, Query(alias="customerId")] = None,
     cards_per_column: Annotated[int, Query(alias="cardsPerColumn", ge=1, le=200)] = 50,
-):
+) -> dict[str, Any] | Response:
     view = _view(view_id)
     client: ServiceClient = request.app.state.service_client
     auth = request.headers.get("authorization")

@@ -44,15 +44,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm_common import idempotency_store as store
 from crm_common.db import Database
 from crm_common.errors import ProblemError, overloaded, problem_response
-from crm_common.idempotency_store import (  # noqa: F401  (re-exported for the services' migrations)
-    LEASE,
-    Outcome,
-    create_idempotency_table_v1,
-    drop_idempotency_table_v1,
-    keys,
-    metadata,
-    release_abandoned,
-)
+
+# Re-exported: the app factory, the migration runner and the services' migrations reach the store
+# through this module.
+from crm_common.idempotency_store import create_idempotency_table_v1 as create_idempotency_table_v1
+from crm_common.idempotency_store import drop_idempotency_table_v1 as drop_idempotency_table_v1
+from crm_common.idempotency_store import keys as keys
+from crm_common.idempotency_store import metadata as metadata
+from crm_common.idempotency_store import release_abandoned as release_abandoned
 
 log = logging.getLogger("crm.idempotency")
 HEADER = b"idempotency-key"
