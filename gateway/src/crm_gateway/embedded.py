@@ -5,12 +5,14 @@ import asyncio
 import importlib
 import logging
 import secrets
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from crm_common.app import DRAIN_SECONDS
 from crm_common.customer_lookup import CustomerLookup
 from crm_common.events.memory_bus import MemoryBus
+from crm_common.settings import ServiceSettings
 from fastapi import FastAPI
 
 from crm_gateway import runfile
@@ -28,11 +30,13 @@ EMBEDDED_TARGET_WAIT_SECONDS = 0.1
 _TARGET_WAIT = "admission_target_wait_seconds"
 
 
-def _service_factory(name: str):
+def _service_factory(name: str) -> tuple[Callable[..., FastAPI], type[ServiceSettings]]:
     """Imported on use, so a process (or a test) running some services needs only those."""
     app_module = importlib.import_module(f"{name}_svc.app")
     settings_module = importlib.import_module(f"{name}_svc.settings")
-    return app_module.create_app, settings_module.Settings
+    create: Callable[..., FastAPI] = app_module.create_app
+    settings: type[ServiceSettings] = settings_module.Settings
+    return create, settings
 
 
 def create_embedded_app(
@@ -64,7 +68,7 @@ def create_embedded_app(
     gateway_lifespan = gateway.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(bus.close)
             await stack.enter_async_context(gateway_lifespan(app))
@@ -82,7 +86,7 @@ def create_embedded_app(
     return gateway
 
 
-async def drain_outboxes(apps, timeout: float = DRAIN_SECONDS) -> None:
+async def drain_outboxes(apps: Iterable[FastAPI], timeout: float = DRAIN_SECONDS) -> None:
     """A graceful stop sends what every outbox holds, for at most `timeout` seconds in all, while every
     consumer still runs; rounds repeat while handlers write new events (a reaction to an event)."""
     runtimes = [app.state.runtime for app in apps if getattr(app.state, "runtime", None) is not None]
@@ -109,4 +113,5 @@ def _build(name: str, settings: GatewaySettings, bus: MemoryBus, service_token: 
     )
     if _TARGET_WAIT not in service_settings.model_fields_set:
         service_settings = service_settings.model_copy(update={_TARGET_WAIT: getattr(settings, _TARGET_WAIT)})
-    return create(service_settings, bus=bus)
+    app: FastAPI = create(service_settings, bus=bus)
+    return app
