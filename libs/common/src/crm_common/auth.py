@@ -7,9 +7,9 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -82,12 +82,12 @@ ROLE_SCOPES: dict[str, Scopes] = {
 }
 
 
-def widest(levels) -> str:
+def widest(levels: Iterable[str]) -> str:
     """The widest of the given scope levels (`own` when there are none)."""
     return max(levels, key=SCOPE_LEVELS.index, default="own")
 
 
-def scopes_for(definitions) -> Scopes:
+def scopes_for(definitions: Iterable[Scopes]) -> Scopes:
     """What several roles' scopes give together: per context and access the widest."""
     definitions = list(definitions)
     out: Scopes = {}
@@ -98,7 +98,7 @@ def scopes_for(definitions) -> Scopes:
     return out
 
 
-def expand_permissions(names) -> frozenset[str]:
+def expand_permissions(names: Iterable[str]) -> frozenset[str]:
     """The permissions `names` stand for: legacy names become read and write of their context."""
     out: set[str] = set()
     for name in names:
@@ -229,7 +229,7 @@ class TokenVerifier:
             raise _unauthorized("The access token is not valid.") from None
 
 
-def _scope_claim(claims: dict) -> Scopes:
+def _scope_claim(claims: dict[str, Any]) -> Scopes:
     """`scp` as the gateway signs it ({context: [read, write]}); a token issued before scopes existed
     has none and gets the default scopes of the roles it names."""
     raw = claims.get("scp")
@@ -259,7 +259,7 @@ class SessionGuard:
         self._lookup = lookup
         self.ttl = ttl
         self._cache: OrderedDict[uuid.UUID, tuple[float, SessionState | None]] = OrderedDict()
-        self._pending: dict[uuid.UUID, asyncio.Future] = {}
+        self._pending: dict[uuid.UUID, asyncio.Future[SessionState | None]] = {}
 
     def forget(self, user_id: uuid.UUID) -> None:
         self._cache.pop(user_id, None)
@@ -324,7 +324,12 @@ def _forbidden(permission: str) -> ProblemError:
     return ProblemError(403, "FORBIDDEN", f"This operation needs the `{permission}` permission.")
 
 
-def require(permission: str):
+# What `require` and `require_access` give: a dependency that answers the caller (FastAPI reads its
+# parameters from its signature).
+PrincipalDependency = Callable[..., Awaitable[Principal]]
+
+
+def require(permission: str) -> PrincipalDependency:
     """Dependency: the caller, who must hold `permission` (admins hold all)."""
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
@@ -338,7 +343,7 @@ def require(permission: str):
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def require_access(context: str, access: Literal["read", "write"] | None = None):
+def require_access(context: str, access: Literal["read", "write"] | None = None) -> PrincipalDependency:
     """Dependency: the caller, who must hold `<context>:read` for GET and HEAD and `<context>:write`
     for any other method, unless `access` names one (a POST that only reads, like a preview)."""
     if context not in CONTEXTS:

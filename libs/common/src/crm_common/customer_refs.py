@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import customer_lookup
@@ -47,6 +48,7 @@ from crm_common.contracts.customer import (
 from crm_common.db import dialect_name, insert_for
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
+from crm_common.events.inbox import EventHandler
 from crm_common.models import UtcDateTime
 
 if TYPE_CHECKING:
@@ -116,7 +118,7 @@ def create_customer_refs_v1(*, carry_from: str | None = None, columns: Mapping[s
 def drop_customer_refs_v1(
     *,
     restore: str | None = None,
-    columns: Sequence[sa.Column] = (),
+    columns: Sequence[sa.Column[Any]] = (),
     copy: Mapping[str, str] = {},
     index: str | None = None,
 ) -> None:
@@ -167,7 +169,7 @@ def drop_customer_refs_v2() -> None:
 # --- applying events -----------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession):
+def _insert(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
     return insert_for(session, refs)
 
 
@@ -368,7 +370,7 @@ async def _affected(session: AsyncSession, secondary: uuid.UUID) -> dict[uuid.UU
     return {customer: await resolve(session, customer) for customer in found}
 
 
-def merged_handler(repoint: Repoint | None = None):
+def merged_handler(repoint: Repoint | None = None) -> EventHandler:
     """The `customer.merged` handler of a service: records the merge, then lets the service move its
     own rows (`repoint(session, {old customer: survivor}, event)`)."""
 
@@ -391,7 +393,7 @@ async def on_customer_purged(session: AsyncSession, event: CloudEvent) -> None:
     )
 
 
-def handlers(repoint: Repoint | None = None) -> dict:
+def handlers(repoint: Repoint | None = None) -> dict[str, EventHandler]:
     return {
         "customer.created": on_customer_created,
         "customer.updated": on_customer_updated,
@@ -426,7 +428,7 @@ async def resolve(session: AsyncSession, customer_id: uuid.UUID, *, lock: bool =
     return current
 
 
-async def get(session: AsyncSession, customer_id: uuid.UUID):
+async def get(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row[Any] | None:
     """The stored row (or None), as a Row with the table's columns."""
     return (await session.execute(sa.select(refs).where(refs.c.id == customer_id))).first()
 
@@ -440,7 +442,7 @@ def unknown_customer(customer_id: uuid.UUID, *, field: str) -> ProblemError:
     )
 
 
-async def require(session: AsyncSession, customer_id: uuid.UUID, *, field: str):
+async def require(session: AsyncSession, customer_id: uuid.UUID, *, field: str) -> sa.Row[Any]:
     """The customer a write names, redirected to its survivor when it was merged: the survivor's row.
     A customer not heard of yet is looked up at customer-svc (crm_common.customer_lookup) and
     recorded at the version read: 422 UNKNOWN_CUSTOMER only when customer-svc says it does not
@@ -453,6 +455,7 @@ async def require(session: AsyncSession, customer_id: uuid.UUID, *, field: str):
     if row is None:  # a merge named a primary not heard of yet: customer-svc knows it
         await learn(session, survivor, field=field)
         row = await get(session, survivor)
+    assert row is not None, "learn() records the customer or raises"
     return row
 
 
@@ -539,7 +542,7 @@ async def names(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict[
     return {row.id: row.full_name for row in rows if row.full_name is not None}
 
 
-async def rows_by_id(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict:
+async def rows_by_id(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, sa.Row[Any]]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}

@@ -32,7 +32,7 @@ renews its lease, so it is never taken over while it runs.
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 
@@ -135,7 +135,8 @@ def claim_for(db: Database) -> Claim | None:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -205,7 +206,9 @@ class IdempotencyMiddleware:
             return await self._streamed(scope, receive, send, db, principal, key)
         return await self._transactional(scope, receive, send, db, principal, key)
 
-    async def _transactional(self, scope, receive, send, db: Database, principal: str, key: str) -> None:
+    async def _transactional(
+        self, scope: Scope, receive: Receive, send: Send, db: Database, principal: str, key: str
+    ) -> None:
         body = await _read_body(receive)
         try:
             claimed = await store.claim(db, principal, key, _hash(_request_line(scope), body))
@@ -258,7 +261,9 @@ class IdempotencyMiddleware:
         for message in held.messages:
             await send(message)
 
-    async def _streamed(self, scope, receive, send, db: Database, principal: str, key: str) -> None:
+    async def _streamed(
+        self, scope: Scope, receive: Receive, send: Send, db: Database, principal: str, key: str
+    ) -> None:
         line = _request_line(scope)
         try:
             # The body is not known yet: the claim names the request line; the whole body's digest is
@@ -343,7 +348,7 @@ async def _keep_claim(db: Database, held: store.Held, stop: asyncio.Event) -> No
             log.exception("could not renew the claim on idempotency key %r", held.key)
 
 
-async def _quietly(write, key: str) -> None:
+async def _quietly(write: Awaitable[object], key: str) -> None:
     try:
         await write
     except Exception:

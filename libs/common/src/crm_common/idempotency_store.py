@@ -73,7 +73,7 @@ class Held:
     key: str
     token: datetime
 
-    def mine(self):
+    def mine(self) -> sa.ColumnElement[bool]:
         return (
             (keys.c.principal == self.principal)
             & (keys.c.key == self.key)
@@ -153,7 +153,7 @@ async def release_abandoned(db: Database) -> int:
     """At start of a process that is the only one using its database (SQLite): every claim still in
     flight belonged to a process that died, and its transaction never committed. Free them all."""
 
-    def has_table(conn) -> bool:
+    def has_table(conn: sa.Connection) -> bool:
         return sa.inspect(conn).has_table("idempotency_keys")
 
     async with db.transaction() as session:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import Connection, MetaData, text
 
 from crm_common import changes, customer_refs, directory, idempotency
 from crm_common.db import Database, ensure_schema
@@ -51,7 +51,7 @@ def run_env(
         context.run_migrations()
 
 
-def _config(connection, script_location: Path, schema: str) -> Config:
+def _config(connection: Connection, script_location: Path, schema: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["connection"] = connection
@@ -59,7 +59,7 @@ def _config(connection, script_location: Path, schema: str) -> Config:
     return config
 
 
-def _upgrade(connection, script_location: Path, schema: str, revision: str) -> None:
+def _upgrade(connection: Connection, script_location: Path, schema: str, revision: str) -> None:
     command.upgrade(_config(connection, script_location, schema), revision)
 
 
@@ -73,7 +73,7 @@ async def migrate(db: Database, script_location: Path, revision: str = "head") -
         await conn.run_sync(_upgrade, script_location, db.schema, revision)
 
 
-def _downgrade(connection, script_location: Path, schema: str, revision: str) -> None:
+def _downgrade(connection: Connection, script_location: Path, schema: str, revision: str) -> None:
     command.downgrade(_config(connection, script_location, schema), revision)
 
 
@@ -83,7 +83,7 @@ async def downgrade(db: Database, script_location: Path, revision: str) -> None:
         await conn.run_sync(_downgrade, script_location, db.schema, revision)
 
 
-def _revision(connection, script_location: Path, schema: str, message: str) -> None:
+def _revision(connection: Connection, script_location: Path, schema: str, message: str) -> None:
     command.revision(_config(connection, script_location, schema), message=message, autogenerate=True)
 
 

@@ -12,7 +12,7 @@ readable (else 404) and inside the write scope (else 403 `OUT_OF_SCOPE`).
 """
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -26,6 +26,8 @@ from crm_common.auth import DATA_CONTEXTS, Principal, require_access
 from crm_common.errors import ProblemError
 
 Access = Literal["read", "write"]
+# Who owns a record: one user id, several (assignee and creator), or none.
+Owners = uuid.UUID | Iterable[uuid.UUID | None] | None
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,21 @@ class RecordScope:
     team_ids: frozenset[uuid.UUID] = frozenset()
     member_ids: frozenset[uuid.UUID] = frozenset()
 
-    def allows(self, owners: uuid.UUID | Iterable[uuid.UUID | None] | None, team_id: uuid.UUID | None = None):
+    def allows(self, owners: Owners, team_id: uuid.UUID | None = None) -> bool:
         """The same rule as `clause`, for a record already loaded (owners: one id or several)."""
         if self.level == "all":
             return True
-        ids = {owners} if owners is None or isinstance(owners, uuid.UUID) else set(owners)
+        ids: set[uuid.UUID | None] = (
+            {owners} if owners is None or isinstance(owners, uuid.UUID) else set(owners)
+        )
         ids.discard(None)
         if self.level == "own":
             return self.user_id in ids
         return bool(ids & self.member_ids) or (team_id is not None and team_id in self.team_ids)
 
-    def clause(self, owner_columns: Sequence[sa.ColumnElement], team_column=None) -> sa.ColumnElement[bool]:
+    def clause(
+        self, owner_columns: Sequence[sa.ColumnElement[Any]], team_column: sa.ColumnElement[Any] | None = None
+    ) -> sa.ColumnElement[bool]:
         if self.level == "all":
             return sa.true()
         if self.level == "own":
@@ -78,10 +84,10 @@ class ScopedCaller:
         everything = RecordScope("all", user_id)
         return cls(principal, context, everything, everything)
 
-    def can_write(self, owners, team_id: uuid.UUID | None = None) -> bool:
+    def can_write(self, owners: Owners, team_id: uuid.UUID | None = None) -> bool:
         return self.write.allows(owners, team_id)
 
-    def check_write(self, owners, team_id: uuid.UUID | None = None) -> None:
+    def check_write(self, owners: Owners, team_id: uuid.UUID | None = None) -> None:
         """403 when a record the caller can read is outside their write scope."""
         if not self.write.allows(owners, team_id):
             raise ProblemError(
@@ -95,8 +101,8 @@ class ScopedCaller:
 
 def scope_clause(
     caller: ScopedCaller | RecordScope,
-    owner_column: sa.ColumnElement | Sequence[sa.ColumnElement],
-    team_column: sa.ColumnElement | None = None,
+    owner_column: sa.ColumnElement[Any] | Sequence[sa.ColumnElement[Any]],
+    team_column: sa.ColumnElement[Any] | None = None,
     *,
     access: Access = "read",
 ) -> sa.ColumnElement[bool]:
@@ -108,14 +114,17 @@ def scope_clause(
     return scope.clause(columns, team_column)
 
 
-async def teams_of(session: AsyncSession, user_id: uuid.UUID) -> tuple[frozenset, frozenset]:
+async def teams_of(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]:
     """(team ids, member ids) of the active teams `user_id` is a member or the manager of. Teams are
     few and `member_ids` is a JSON list, so they are read whole and matched here (the same on SQLite
     and Postgres)."""
     t = directory.teams
     rows = await session.execute(sa.select(t.c.id, t.c.manager_id, t.c.member_ids).where(t.c.is_active))
     me = str(user_id)
-    team_ids, member_ids = set(), {user_id}
+    team_ids: set[uuid.UUID] = set()
+    member_ids = {user_id}
     for team_id, manager_id, members in rows:
         members = [str(m) for m in members or ()]
         if me in members or manager_id == user_id:
@@ -144,7 +153,9 @@ async def resolve(session: AsyncSession | None, principal: Principal, context: s
     )
 
 
-def scoped(context: str, access: Access | None = None, *, own_transaction: bool = False):
+def scoped(
+    context: str, access: Access | None = None, *, own_transaction: bool = False
+) -> Callable[..., Awaitable[ScopedCaller]]:
     """Dependency: the caller with their scopes in `context`, after the permission check of
     crm_common.auth.require_access (read for GET/HEAD, write otherwise, unless `access` says).
 
