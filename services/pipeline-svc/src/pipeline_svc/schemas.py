@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
 from crm_common.currencies import ISO_4217
+from crm_common.errors import refuse_nulls
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, CustomFields, Money, StrictApiModel, decimal_string
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
@@ -77,14 +78,6 @@ def _unique(values: list[str]) -> list[str]:
 Requirements = Annotated[list[Requirement], Field(max_length=20), AfterValidator(_unique)]
 
 
-def _no_nulls(model, fields: tuple[str, ...]):
-    """PATCH bodies: an omitted field is left alone; null is refused where the field cannot be empty."""
-    for name in fields:
-        if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{name} cannot be null")
-    return model
-
-
 # --- stages ---------------------------------------------------------------------------------------
 
 
@@ -120,9 +113,10 @@ class OpportunityStageUpdateRequest(StrictApiModel):
 
     @model_validator(mode="after")
     def _nulls(self):
-        return _no_nulls(
+        refuse_nulls(
             self, ("name", "probability", "sort_order", "is_active", "is_won", "is_lost", "requirements")
         )
+        return self
 
 
 class OpportunityStageRead(ApiModel):
@@ -174,7 +168,8 @@ class ProductUpdateRequest(StrictApiModel):
 
     @model_validator(mode="after")
     def _nulls(self):
-        return _no_nulls(self, ("name", "code", "price", "currency", "status", "custom_fields"))
+        refuse_nulls(self, ("name", "code", "price", "currency", "status", "custom_fields"))
+        return self
 
 
 class ProductRead(ApiModel):
@@ -238,9 +233,8 @@ class OpportunityUpdateRequest(StrictApiModel):
 
     @model_validator(mode="after")
     def _nulls(self):
-        return _no_nulls(
-            self, ("title", "currency", "probability", "owner_id", "competitors", "custom_fields")
-        )
+        refuse_nulls(self, ("title", "currency", "probability", "owner_id", "competitors", "custom_fields"))
+        return self
 
 
 class OpportunityStageChangeRequest(StrictApiModel):
@@ -275,7 +269,8 @@ class OpportunityLineItemUpdateRequest(StrictApiModel):
 
     @model_validator(mode="after")
     def _nulls(self):
-        return _no_nulls(self, ("quantity", "unit_price", "discount"))
+        refuse_nulls(self, ("quantity", "unit_price", "discount"))
+        return self
 
 
 class OpportunityLineItemRead(ApiModel):

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from crm_common.batch import BatchInput, BatchResult, ExternalId
 from crm_common.changes import Changes
+from crm_common.errors import refuse_nulls
 from crm_common.pagination import Page
 from crm_common.schemas import ApiModel, CustomFields, StrictApiModel
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
@@ -26,12 +27,6 @@ Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 Version = Annotated[int, Field(ge=1, description="The version you read (alternative to If-Match).")]
-
-
-def _no_nulls(model: ApiModel, fields: tuple[str, ...]) -> None:
-    for name in fields:
-        if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{name} cannot be null")
 
 
 # --- tickets --------------------------------------------------------------------------------------
@@ -79,7 +74,7 @@ class TicketUpdateRequest(StrictApiModel):
 
     @model_validator(mode="after")
     def _required_stay_set(self):
-        _no_nulls(
+        refuse_nulls(
             self,
             ("subject", "description", "type", "priority", "related_tickets", "tags", "custom_fields"),
         )
@@ -266,7 +261,7 @@ class SlaPolicyUpdateRequest(StrictApiModel):
 
     @model_validator(mode="after")
     def _required_stay_set(self):
-        _no_nulls(
+        refuse_nulls(
             self,
             ("name", "is_active", "targets", "time_zone", "business_hours", "holidays", "pause_statuses"),
         )
