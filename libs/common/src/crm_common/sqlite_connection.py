@@ -25,7 +25,7 @@ the thread the loop serves other requests meanwhile, as SQLite releases the GIL 
 """
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -35,6 +35,10 @@ _ITER_CHUNK_SIZE = 64  # aiosqlite.connect's default
 
 
 _FETCHES = frozenset({"execute", "executemany", "fetchone", "fetchmany", "fetchall"})
+
+# aiosqlite's own `_execute` (the call handed to the connection's worker thread), which it leaves
+# unannotated: this is its signature. Calls go through here rather than `super()._execute`.
+_on_thread: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
 
 
 class LoopSideConnection(aiosqlite.Connection):
@@ -49,7 +53,7 @@ class LoopSideConnection(aiosqlite.Connection):
         # commits on the thread, like any writer.
         self._changes_at_begin = 0
 
-    async def _execute(self, fn, *args, **kwargs):
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or self._connection is None:
             raise ValueError("Connection closed")
         connection: sqlite3.Connection = self._connection
@@ -66,7 +70,7 @@ class LoopSideConnection(aiosqlite.Connection):
                     self._changes_at_begin = connection.total_changes
                     return fn(*args, **kwargs)
                 if statement == "BEGIN IMMEDIATE":
-                    result = await super()._execute(fn, *args, **kwargs)
+                    result = await _on_thread(self, fn, *args, **kwargs)
                     self._writing = True
                     return result
         elif owner is connection:
@@ -78,10 +82,10 @@ class LoopSideConnection(aiosqlite.Connection):
                 ):
                     return fn(*args, **kwargs)  # a read transaction's end, or nothing to end
                 try:
-                    return await super()._execute(fn, *args, **kwargs)
+                    return await _on_thread(self, fn, *args, **kwargs)
                 finally:
                     self._writing = connection.in_transaction
-        return await super()._execute(fn, *args, **kwargs)
+        return await _on_thread(self, fn, *args, **kwargs)
 
 
 def connect(database: str, **kwargs: Any) -> LoopSideConnection:
