@@ -6,6 +6,7 @@ import asyncio
 import functools
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp
 
 from crm_common import archive, consistency, customer_lookup, directory, idempotency
 from crm_common.admission import AdmissionMiddleware, install_admission
-from crm_common.auth import SessionGuard, TokenVerifier
+from crm_common.auth import SessionGuard, SessionState, TokenVerifier
 from crm_common.db import Database
 from crm_common.errors import install_problem_handlers
 from crm_common.events import admin_api as event_admin_api
@@ -51,8 +53,8 @@ class Runtime:
     bus: Bus
     relay: OutboxRelay
     bus_connected: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task] = field(default_factory=list)
-    relay_task: asyncio.Task | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    relay_task: asyncio.Task[None] | None = None
 
     async def drain_outbox(self, timeout: float = DRAIN_SECONDS) -> int:
         """At a graceful stop: stop the relay's loop, then publish what is due for at most `timeout`
@@ -129,7 +131,7 @@ def _request_context_and_method_check_first(app: FastAPI, *, admission_first: bo
     body is read, or the request is authenticated."""
     build = app.build_middleware_stack
 
-    def build_in_order():
+    def build_in_order() -> ASGIApp:
         first: tuple[Any, ...] = (RequestContextMiddleware, MethodCheck, RefuseNulInQuery, RefuseNullBody)
         if admission_first:
             every_response = tuple(
@@ -195,14 +197,14 @@ def create_service_app(
     migrations: Path,
     handlers: Mapping[str, EventHandler] | None = None,
     bus: Bus | None = None,
-    openapi_tags: list[dict] | None = None,
+    openapi_tags: list[dict[str, Any]] | None = None,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
     event_wanted: EventFilter | None = None,
     document_event_admin: bool = False,
     admission_upstream_of: Callable[[str], str | None] | None = None,
     purge_archived: Callable[[Database, timedelta], Awaitable[int]] | None = None,
-    **fastapi_options,
+    **fastapi_options: Any,
 ) -> FastAPI:
     """`bus` is passed in when several services share one in-process bus (the embedded default).
     `on_startup` runs once the database is migrated, before the app takes requests. `event_wanted`
@@ -219,7 +221,7 @@ def create_service_app(
         handlers = {**directory.HANDLERS, **handlers}
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(
             settings.resolved_database_url(),
             schema=settings.schema_name,
@@ -309,7 +311,7 @@ def create_service_app(
     )
     if settings.service_name in SUBSCRIPTIONS:
         # Tokens of users deactivated, demoted or re-passworded since are refused, from the directory.
-        async def session_state(user_id):
+        async def session_state(user_id: uuid.UUID) -> SessionState | None:
             try:
                 async with app.state.runtime.db.reads() as session:
                     return await directory.session_state(session, user_id)

@@ -96,12 +96,14 @@ def drop_archived_at_v1(table: str) -> None:
 
 
 def archived_clause(column: Any, mode: ArchivedMode = "exclude") -> sa.ColumnElement[bool]:
-    """The WHERE condition for `?archived=`."""
+    """The WHERE condition for `?archived=` on the model's `archived_at` (a column; SQLModel types the
+    class attribute as its row value, hence Any)."""
+    archived_at: sa.ColumnElement[datetime | None] = column
     if mode == "include":
         return sa.true()
     if mode == "only":
-        return column.is_not(None)
-    return column.is_(None)
+        return archived_at.is_not(None)
+    return archived_at.is_(None)
 
 
 def archived_error(resource: str, record_id: uuid.UUID) -> ProblemError:

@@ -70,7 +70,7 @@ async def run_batch(
     items: Sequence[Any],
     handle: Handler,
     present: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]],
-) -> BatchResult:
+) -> BatchResult[Any]:
     """`handle(session, item)` each item inside its own savepoint; it answers (status, record) or
     raises a ProblemError, which undoes that item alone. `present` turns the records into what the
     API answers for them, all at once at the end."""

@@ -161,11 +161,11 @@ async def changes_params(
 
 async def changes_page(
     session: AsyncSession,
-    query: sa.Select,
+    query: sa.Select[Any],
     resource: str,
     params: ChangesParams,
     present: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]],
-) -> Changes:
+) -> Changes[Any]:
     """One page of the feed of `resource`: the records of `query` (live ones only) and the tombstones,
     merged in sync order. `present` turns records into what the API answers for them."""
     entity = query.column_descriptions[0]["entity"]
@@ -196,7 +196,7 @@ async def changes_page(
     return Changes(items=items, next=next_cursor, has_more=has_more)
 
 
-def _tombstone_window(resource: str, paging: PageParams, frontier: datetime | None) -> sa.Select:
+def _tombstone_window(resource: str, paging: PageParams, frontier: datetime | None) -> sa.Select[Any]:
     t = tombstones.c
     query = sa.select(tombstones).where(t.resource == resource)
     if frontier is not None:

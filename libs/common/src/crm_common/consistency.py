@@ -18,15 +18,21 @@ import time
 import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
+from typing import Protocol
 
 import sqlalchemy as sa
+from fastapi import FastAPI
+
+# Where Starlette defines it (starlette.routing uses it without re-exporting it).
+from starlette._utils import get_route_path
 from starlette.requests import Request
-from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common import methods
+from crm_common.db import Database
 from crm_common.errors import problem_response
 from crm_common.events.tables import inbox
+from crm_common.settings import ServiceSettings
 
 TOKEN_HEADER = "CRM-Consistency-Token"
 STALE_HEADER = "CRM-Consistency"
@@ -38,7 +44,17 @@ _written: ContextVar[list[tuple[str, uuid.UUID]] | None] = ContextVar("crm_event
 _incoming: ContextVar[tuple[str, ...]] = ContextVar("crm_consistency_incoming", default=())
 
 
-def note_written(events: Iterable) -> None:
+class Written(Protocol):
+    """An event a request produced (a CloudEvent, or one another service's token named)."""
+
+    @property
+    def routing_key(self) -> str: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def note_written(events: Iterable[Written]) -> None:
     """Called by `add_events`: the current request's transaction produced these events."""
     bucket = _written.get()
     if bucket is not None:
@@ -105,7 +121,7 @@ def notify_applied(consumer: str) -> None:
         event.set()
 
 
-async def wait_applied(db, consumer: str, event_ids: set[uuid.UUID], timeout: float) -> bool:
+async def wait_applied(db: Database, consumer: str, event_ids: set[uuid.UUID], timeout: float) -> bool:
     """Whether every event is in the consumer's inbox within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     pending = set(event_ids)
@@ -131,7 +147,9 @@ class ConsistencyMiddleware:
     """Waits for the events a request's tokens name (those this service consumes) before serving it,
     and gives a successful write that produced events its token."""
 
-    def __init__(self, app: ASGIApp, owner, consumer: str, consumes: frozenset[str], wait_seconds: float):
+    def __init__(
+        self, app: ASGIApp, owner: FastAPI, consumer: str, consumes: frozenset[str], wait_seconds: float
+    ):
         self.app = app
         self.owner = owner
         self.consumer = consumer
@@ -187,7 +205,7 @@ class ConsistencyMiddleware:
             _written.reset(reset)
 
 
-def install(app, settings, consumes: Iterable[str]) -> None:
+def install(app: FastAPI, settings: ServiceSettings, consumes: Iterable[str]) -> None:
     app.add_middleware(
         ConsistencyMiddleware,
         owner=app,

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_common.contracts.customer import CustomerOwner
 from crm_common.errors import ProblemError
+from crm_common.settings import ServiceSettings
 
 log = logging.getLogger("crm.customer_lookup")
 
@@ -76,7 +77,7 @@ class CustomerLookup:
         self._token = token
         self._timeout = timeout
         self._slots = asyncio.Semaphore(CONCURRENCY)
-        self._inflight: dict[uuid.UUID, asyncio.Future] = {}
+        self._inflight: dict[uuid.UUID, asyncio.Future[CustomerRefData | None]] = {}
         self._missing: dict[uuid.UUID, float] = {}
         self.calls = 0  # calls made to customer-svc (tests and metrics read it)
 
@@ -174,7 +175,7 @@ class _RequestScope:
             _current.reset(token)
 
 
-def install(app: FastAPI, settings) -> None:
+def install(app: FastAPI, settings: ServiceSettings) -> None:
     """For services that reference customers: a lookup to `settings.customer_url` when set (the
     embedded default replaces it with an in-process one)."""
     app.state.customer_lookup = (

@@ -9,6 +9,7 @@ ignored, so delivery order does not matter.
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -99,7 +100,7 @@ def drop_directory_token_version_v2() -> None:
         batch.drop_column("token_version")
 
 
-async def _upsert_newer(session: AsyncSession, table: sa.Table, values: dict) -> None:
+async def _upsert_newer(session: AsyncSession, table: sa.Table, values: dict[str, Any]) -> None:
     stmt = insert_for(session, table).values(**values)
     update = {k: stmt.excluded[k] for k in values if k != "id"}
     await session.execute(

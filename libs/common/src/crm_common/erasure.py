@@ -50,7 +50,7 @@ MIN_VALUE_LENGTH = 3
 Scrub = Callable[[AsyncSession, uuid.UUID], Awaitable[set[str]]]
 
 
-def rows_as_json(rows: Iterable[Any]) -> list[dict]:
+def rows_as_json(rows: Iterable[Any]) -> list[dict[str, Any]]:
     """Table rows (SQLModel objects) as camelCase JSON objects, every column, for an export."""
     from fastapi.encoders import jsonable_encoder
     from pydantic.alias_generators import to_camel
