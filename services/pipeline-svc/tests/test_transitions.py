@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_common.testing.plugin import count_rows, outbox_payloads
+from crm_common.testing.plugin import admitted, count_rows, outbox_payloads
 from pipeline_svc.models import Invoice
 
 
@@ -263,10 +263,12 @@ async def test_only_open_opportunities_can_be_won_or_lost(
 async def test_concurrent_wins_of_one_opportunity_exactly_one_succeeds(client, auth_headers, new_opportunity):
     o = await new_opportunity(amount="10")
     h = auth_headers()
+    # Each a client honouring 503 OVERLOADED's Retry-After: exactly one of the final answers wins.
     responses = await asyncio.gather(
-        *(client.post(f"/api/v1/opportunities/{o['id']}/win", headers=h) for _ in range(5))
+        *(admitted(lambda: client.post(f"/api/v1/opportunities/{o['id']}/win", headers=h)) for _ in range(5))
     )
     assert sorted(r.status_code for r in responses) == [200, 409, 409, 409, 409]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"OPPORTUNITY_NOT_OPEN"}
     assert await count_rows(client, Invoice) == 1
 
 

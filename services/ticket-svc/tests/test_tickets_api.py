@@ -198,10 +198,14 @@ async def test_patch_needs_the_version_and_refuses_a_stale_one(client, agent, ne
 async def test_concurrent_patches_one_wins_the_other_is_412(client, agent, new_ticket):
     ticket = await new_ticket()
     url = f"/api/v1/tickets/{ticket['id']}"
-    responses = await asyncio.gather(
-        *(client.patch(url, json={"subject": f"S{i}", "version": 1}, headers=agent) for i in range(4))
-    )
+
+    def patch(i: int):
+        return lambda: client.patch(url, json={"subject": f"S{i}", "version": 1}, headers=agent)
+
+    # Each a client honouring 503 OVERLOADED's Retry-After: exactly one of the final answers wins.
+    responses = await asyncio.gather(*(admitted(patch(i)) for i in range(4)))
     assert sorted(r.status_code for r in responses) == [200, 412, 412, 412]
+    assert {r.json()["code"] for r in responses if r.status_code == 412} == {"VERSION_CONFLICT"}
 
 
 async def test_list_filters_sorts_searches_and_pages(
