@@ -14,12 +14,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
+from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_common.errors import problem_response
+from crm_common.settings import ServiceSettings
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -70,8 +73,9 @@ class Budget:
     target_wait: float | None = None
     in_flight: int = 0
     service_time: float = 0.0
-    _waiters: deque[asyncio.Future] = field(default_factory=deque)
-    _since: dict[asyncio.Future, float] = field(default_factory=dict)
+    # A waiter's future is resolved (with None) when release() hands it the slot.
+    _waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    _since: dict[asyncio.Future[None], float] = field(default_factory=dict)
 
     def expected_wait(self) -> float:
         """How long a request arriving now would wait for its turn, from the running mean."""
@@ -89,7 +93,7 @@ class Budget:
         if self.target_wait is not None and self._waiters:
             if started - self._since.get(self._waiters[0], started) > self.target_wait:
                 self._refuse("sustained_overload")
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._since[waiter] = started
         QUEUED.labels(self.service, self.name).set(len(self._waiters))
@@ -127,7 +131,7 @@ class Budget:
         self.in_flight += 1
         IN_FLIGHT.labels(self.service, self.name).set(self.in_flight)
 
-    def _refuse(self, reason: str):
+    def _refuse(self, reason: str) -> NoReturn:
         REFUSED.labels(self.service, self.name, reason).inc()
         raise Overloaded(reason)
 
@@ -201,7 +205,9 @@ class AdmissionMiddleware:
             budget.release(time.perf_counter() - started)
 
 
-def install_admission(app, settings, upstream_of: Callable[[str], str | None] | None = None) -> None:
+def install_admission(
+    app: FastAPI, settings: ServiceSettings, upstream_of: Callable[[str], str | None] | None = None
+) -> None:
     """Inside the request-id middleware (installed after this), so refusals carry the request id.
     `upstream_of`: the gateway's routing (see AdmissionMiddleware), with the settings'
     `admission_upstream_read_limit` / `admission_upstream_write_limit`."""
