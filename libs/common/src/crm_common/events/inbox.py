@@ -2,6 +2,7 @@
 redelivered event changes nothing."""
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -13,7 +14,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency
-from crm_common.db import Bind, Database, affected, insert_for
+from crm_common.db import Database, affected, dialect_name, insert_for
 from crm_common.events.acceptance import check_event
 from crm_common.events.dead_letters import PermanentEventError
 from crm_common.events.envelope import CloudEvent
@@ -50,24 +51,31 @@ LAG = Histogram(
 EventWanted = Callable[[CloudEvent], Awaitable[bool]]
 
 
-def _claim_statement(bind: Bind, consumer: str, event: CloudEvent):
-    return (
-        insert_for(bind, inbox)
-        .values(consumer=consumer, event_id=event.id, event_type=event.type, processed_at=datetime.now(UTC))
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-    )
+@functools.cache
+def _claim_statement(dialect: str):
+    """Built once per dialect (every event of every consumer runs it); the row is bound at execution."""
+    return insert_for(dialect, inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+
+
+def _claim_row(consumer: str, event: CloudEvent) -> dict:
+    return {
+        "consumer": consumer,
+        "event_id": event.id,
+        "event_type": event.type,
+        "processed_at": datetime.now(UTC),
+    }
 
 
 async def claim(session: AsyncSession, consumer: str, event: CloudEvent) -> bool:
     """Record the event as processed by `consumer`; False if it already was."""
-    result = await session.execute(_claim_statement(session, consumer, event))
+    result = await session.execute(_claim_statement(dialect_name(session)), _claim_row(consumer, event))
     return affected(result) == 1
 
 
 async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
     """`claim` as a statement of its own, for an event that has nothing else to do here."""
     async with db.single_statements() as conn:
-        result = await conn.execute(_claim_statement(conn, consumer, event))
+        result = await conn.execute(_claim_statement(dialect_name(conn)), _claim_row(consumer, event))
     return affected(result) == 1
 
 
