@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from types import UnionType
-from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, Self, TypeVar, Union, get_args, get_origin
 
 from annotated_types import MaxLen
 from fastapi import FastAPI, Query
@@ -198,6 +198,12 @@ class Page(BaseModel, Generic[T]):
         # (Not a model serializer: its return annotation would replace the documented response schema.)
         exclude_if=lambda value: value is None,
     )
+
+    @classmethod
+    def of(cls, items: list[Any], total: int, params: PageParams) -> Self:
+        """The page a list route answers: `items` and `total` as the query found them, the page,
+        its size and (cursor mode) the next cursor from `params` (`paginate` sets `next`)."""
+        return cls(items=items, total=total, page=params.page, page_size=params.page_size, next=params.next)
 
 
 def order_by(

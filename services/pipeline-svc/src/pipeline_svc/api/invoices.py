@@ -48,13 +48,7 @@ async def list_invoices(
         opportunity_id=opportunity_id,
         status=status,
     )
-    return InvoicePage(
-        items=[InvoiceRead.model_validate(i) for i in items],
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-        next=params.next,
-    )
+    return InvoicePage.of([InvoiceRead.model_validate(i) for i in items], total, params)
 
 
 @router.get(

@@ -93,13 +93,7 @@ async def list_opportunities(
         close_to=close_to,
         archived=archived,
     )
-    return OpportunityPage(
-        items=await service.views(session, items),
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-        next=params.next,
-    )
+    return OpportunityPage.of(await service.views(session, items), total, params)
 
 
 @router.get(

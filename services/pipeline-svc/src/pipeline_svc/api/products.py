@@ -41,12 +41,7 @@ async def list_products(
     category: Annotated[str | None, Query(max_length=100)] = None,
 ) -> ProductPage:
     items, total = await service.list_products(session, params=params, q=q, status=status, category=category)
-    return ProductPage(
-        items=[ProductRead.model_validate(p) for p in items],
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-    )
+    return ProductPage.of([ProductRead.model_validate(p) for p in items], total, params)
 
 
 @router.get("/{product_id}", operation_id="products_get", summary="Get a product", responses=problem_doc(404))

@@ -44,11 +44,8 @@ async def list_stages(
     is_active: Annotated[bool | None, Query(alias="isActive")] = None,
 ) -> Page[OpportunityStageRead]:
     items, total = await service.list_stages(session, params=params, is_active=is_active)
-    return Page[OpportunityStageRead](
-        items=[OpportunityStageRead.model_validate(s) for s in items],
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
+    return Page[OpportunityStageRead].of(
+        [OpportunityStageRead.model_validate(s) for s in items], total, params
     )
 
 

@@ -79,10 +79,6 @@ async def list_communications(
     items, total = await communications.list_communications(
         session, ticket_id=ticket_id, params=params, internal=internal, direction=direction, caller=user
     )
-    return TicketCommunicationPage(
-        items=[TicketCommunicationRead.model_validate(c) for c in items],
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-        next=params.next,
+    return TicketCommunicationPage.of(
+        [TicketCommunicationRead.model_validate(c) for c in items], total, params
     )

@@ -41,12 +41,7 @@ async def list_policies(
     team_id: Annotated[uuid.UUID | None, Query(alias="teamId")] = None,
 ) -> SlaPolicyPage:
     items, total = await policies.list_policies(session, params=params, is_active=is_active, team_id=team_id)
-    return SlaPolicyPage(
-        items=[SlaPolicyRead.model_validate(p) for p in items],
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-    )
+    return SlaPolicyPage.of([SlaPolicyRead.model_validate(p) for p in items], total, params)
 
 
 @router.get(

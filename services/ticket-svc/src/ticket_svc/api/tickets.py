@@ -93,13 +93,7 @@ async def list_tickets(
         created_to=created_to,
         archived=archived,
     )
-    return TicketPage(
-        items=await tickets.read_models(session, items, now),
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-        next=params.next,
-    )
+    return TicketPage.of(await tickets.read_models(session, items, now), total, params)
 
 
 @router.get(
