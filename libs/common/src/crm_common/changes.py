@@ -33,6 +33,7 @@ from crm_common.pagination import (
     sync_frontier,
 )
 from crm_common.schemas import ApiModel
+from crm_common.sql_types import AnySelect
 
 metadata = sa.MetaData()
 
@@ -161,7 +162,7 @@ async def changes_params(
 
 async def changes_page(
     session: AsyncSession,
-    query: sa.Select[Any],
+    query: AnySelect,
     resource: str,
     params: ChangesParams,
     present: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]],
@@ -196,7 +197,7 @@ async def changes_page(
     return Changes(items=items, next=next_cursor, has_more=has_more)
 
 
-def _tombstone_window(resource: str, paging: PageParams, frontier: datetime | None) -> sa.Select[Any]:
+def _tombstone_window(resource: str, paging: PageParams, frontier: datetime | None) -> AnySelect:
     t = tombstones.c
     query = sa.select(tombstones).where(t.resource == resource)
     if frontier is not None:

@@ -50,6 +50,7 @@ from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.inbox import EventHandler
 from crm_common.models import UtcDateTime
+from crm_common.sql_types import AnyRow
 
 if TYPE_CHECKING:
     from crm_common.record_scope import RecordScope
@@ -428,7 +429,7 @@ async def resolve(session: AsyncSession, customer_id: uuid.UUID, *, lock: bool =
     return current
 
 
-async def get(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row[Any] | None:
+async def get(session: AsyncSession, customer_id: uuid.UUID) -> AnyRow | None:
     """The stored row (or None), as a Row with the table's columns."""
     return (await session.execute(sa.select(refs).where(refs.c.id == customer_id))).first()
 
@@ -442,7 +443,7 @@ def unknown_customer(customer_id: uuid.UUID, *, field: str) -> ProblemError:
     )
 
 
-async def require(session: AsyncSession, customer_id: uuid.UUID, *, field: str) -> sa.Row[Any]:
+async def require(session: AsyncSession, customer_id: uuid.UUID, *, field: str) -> AnyRow:
     """The customer a write names, redirected to its survivor when it was merged: the survivor's row.
     A customer not heard of yet is looked up at customer-svc (crm_common.customer_lookup) and
     recorded at the version read: 422 UNKNOWN_CUSTOMER only when customer-svc says it does not
@@ -542,7 +543,7 @@ async def names(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict[
     return {row.id: row.full_name for row in rows if row.full_name is not None}
 
 
-async def rows_by_id(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, sa.Row[Any]]:
+async def rows_by_id(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, AnyRow]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}

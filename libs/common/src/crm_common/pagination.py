@@ -29,13 +29,14 @@ from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, Row, Select, Subquery, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from crm_common.errors import FieldError, ProblemError
 from crm_common.models import utcnow
 from crm_common.routes import api_routes
+from crm_common.sql_types import AnyRow, AnySelect
 
 T = TypeVar("T")
 R = TypeVar("R")  # a result row of a page, as the caller reads it
@@ -239,7 +240,7 @@ def sync_columns(
     return changed, created, entity.id
 
 
-def _entity(query: Select[Any]) -> Any:
+def _entity(query: AnySelect) -> Any:
     return query.column_descriptions[0]["entity"]
 
 
@@ -276,7 +277,7 @@ async def sync_frontier(session: AsyncSession) -> datetime | None:
     return frontier
 
 
-def sync_filters(query: Select[Any], params: PageParams, entity: Any = None) -> Select[Any]:
+def sync_filters(query: AnySelect, params: PageParams, entity: Any = None) -> AnySelect:
     """`updatedAfter` / `createdAfter` on a record query."""
     changed, created, _ = sync_columns(entity if entity is not None else _entity(query))
     if params.updated_after is not None:
@@ -296,12 +297,12 @@ _FRONTIER_OF_NOW = object()
 
 async def cursor_window(
     session: AsyncSession,
-    query: Select[Any],
+    query: AnySelect,
     params: PageParams,
     entity: Any = None,
     *,
     frontier: Any = _FRONTIER_OF_NOW,
-) -> Select[Any]:
+) -> AnySelect:
     """A record query in cursor mode: after the cursor's position, up to the frontier (`sync_frontier`
     unless given), in sync order."""
     entity = entity if entity is not None else _entity(query)
@@ -331,7 +332,7 @@ def next_cursor(
     return rows
 
 
-async def paginate(session: AsyncSession, query: Select[Any], params: PageParams) -> tuple[list[Any], int]:
+async def paginate(session: AsyncSession, query: AnySelect, params: PageParams) -> tuple[list[Any], int]:
     """Rows of one page and the total count of the unpaged query. With the sync parameters
     (`sync_page_params`), filtered by `updatedAfter`/`createdAfter`; in cursor mode, the page after
     the cursor in sync order, `params.next` set for the following one."""
@@ -358,11 +359,11 @@ PAGE_TOTAL = "page_total_"
 
 async def paginate_rows(
     session: AsyncSession,
-    query: Select[Any],
+    query: AnySelect,
     params: PageParams,
     entity: Any,
-    rows_of: Callable[[Subquery], Select[Any]],
-) -> tuple[list[Row[Any]], int]:
+    rows_of: Callable[[Subquery], AnySelect],
+) -> tuple[list[AnyRow], int]:
     """`paginate` in one statement, for a page read as Core rows: `query` finds and orders the
     records (`entity`), `rows_of(page)` selects what a row holds for the records of `page` (a
     subquery of their `id`s, to join on). Each row carries the total as `PAGE_TOTAL`.
