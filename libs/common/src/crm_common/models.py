@@ -67,6 +67,13 @@ def updated_at_field() -> Any:
     )
 
 
+def version_column() -> sa.Column[int]:
+    """A record's `version`, to map as SQLAlchemy's `version_id_col` (`__mapper_args__`) and as the
+    `version` field's `sa_column`: every UPDATE carries `WHERE version = :seen` and bumps it, so a
+    write racing past the If-Match check still fails (StaleDataError -> 412). A new column per table."""
+    return sa.Column("version", sa.Integer(), nullable=False)
+
+
 def money_field(default: Decimal | None = None, *, nullable: bool = True) -> Any:
     return Field(default=default, sa_type=sa.Numeric(18, 2), nullable=nullable)
 
@@ -85,4 +92,5 @@ __all__ = [
     "timestamp_field",
     "updated_at_field",
     "utcnow",
+    "version_column",
 ]

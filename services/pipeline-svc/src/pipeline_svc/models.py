@@ -20,6 +20,7 @@ from crm_common.models import (
     new_registry,
     timestamp_field,
     updated_at_field,
+    version_column,
 )
 from sqlmodel import Relationship
 
@@ -31,12 +32,6 @@ class Base(SQLModel, registry=registry):
 
 
 metadata = Base.metadata
-
-
-def _version_column() -> sa.Column:
-    """Mapped as the SQLAlchemy `version_id_col`: every UPDATE carries `WHERE version = :seen` and
-    bumps it, so a write racing past the If-Match check still fails (StaleDataError -> 412)."""
-    return sa.Column("version", sa.Integer(), nullable=False)
 
 
 class OpportunityStatus(StrEnum):
@@ -59,7 +54,7 @@ class InvoiceStatus(StrEnum):
     VOID = "VOID"
 
 
-_stage_version = _version_column()
+_stage_version = version_column()
 
 
 class OpportunityStage(Base, table=True):
@@ -103,7 +98,7 @@ class StageTotal(Base, table=True):
     amount_cents: int = Field(sa_type=sa.BigInteger(), nullable=False)
 
 
-_opportunity_version = _version_column()
+_opportunity_version = version_column()
 
 
 class Opportunity(Base, table=True):
@@ -187,7 +182,7 @@ class Opportunity(Base, table=True):
     )
 
 
-_product_version = _version_column()
+_product_version = version_column()
 
 
 class Product(Base, table=True):
@@ -237,7 +232,7 @@ class OpportunityProduct(Base, table=True):
     product: Product = Relationship(sa_relationship_kwargs={"lazy": "raise"})
 
 
-_invoice_version = _version_column()
+_invoice_version = version_column()
 
 
 class Invoice(Base, table=True):

@@ -17,6 +17,7 @@ from crm_common.models import (
     new_registry,
     timestamp_field,
     updated_at_field,
+    version_column,
 )
 
 registry = new_registry()
@@ -104,7 +105,7 @@ def _pending_breach_index(name: str, column: str, condition: str) -> sa.Index:
     return sa.Index(name, column, sqlite_where=where, postgresql_where=where)
 
 
-_ticket_version = sa.Column("version", sa.Integer(), nullable=False)
+_ticket_version = version_column()
 
 
 class Ticket(Base, table=True):
@@ -198,7 +199,7 @@ class TicketNumberCounter(Base, table=True):
     last_value: int = Field(default=0, nullable=False)
 
 
-_policy_version = sa.Column("version", sa.Integer(), nullable=False)
+_policy_version = version_column()
 
 
 class SlaPolicy(Base, table=True):
