@@ -8,12 +8,13 @@ Postgres: the service's own schema first on the search_path, so models carry no 
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, Dialect, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from crm_common import sqlite_connection
 
@@ -113,12 +115,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "do_connect")
-    def _loop_side_connection(_dialect, _record, _cargs, cparams):
+    def _loop_side_connection(
+        _dialect: Dialect, _record: ConnectionPoolEntry, _cargs: list[Any], cparams: dict[str, Any]
+    ) -> None:
         # aiosqlite's connection with the calls that cannot wait kept on the loop's thread.
         cparams["async_creator_fn"] = sqlite_connection.connect
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see the "begin" hook).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -129,7 +133,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn):
+    def _on_begin(conn: Connection) -> None:
         # Writers take the write lock up front (no deadlock on lock upgrade); readers do not, so
         # WAL lets them run beside a writer.
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
@@ -238,7 +242,7 @@ class Database:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
-    def _write_turn(self, read_only: bool):
+    def _write_turn(self, read_only: bool) -> AbstractAsyncContextManager[None]:
         if read_only or self._sqlite_writer is None:
             return nullcontext()
         return _acquired(self._sqlite_writer, SQLITE_WRITE_WAIT_SECONDS)
@@ -255,7 +259,14 @@ class Database:
         await self.engine.dispose()
 
 
-def _refuse_writes_outside_transaction(conn, _cursor, statement, _parameters, _context, _executemany):
+def _refuse_writes_outside_transaction(
+    conn: Connection,
+    _cursor: DBAPICursor,
+    statement: str,
+    _parameters: Any,
+    _context: ExecutionContext | None,
+    _executemany: bool,
+) -> None:
     if conn.get_execution_options().get(STATEMENT_READS) and not statement.lstrip().upper().startswith(
         _READ_STATEMENTS
     ):

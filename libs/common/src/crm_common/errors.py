@@ -250,7 +250,7 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_path(loc: tuple) -> str:
+def _field_path(loc: tuple[int | str, ...]) -> str:
     # Drop the "body"/"query"/... prefix FastAPI adds; keep the path a client recognises.
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
@@ -287,7 +287,7 @@ _STATUS_CODES = {
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError):
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(
             request,
             exc.status,
@@ -300,7 +300,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(
             request,
             422,
@@ -310,7 +310,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
             # FastAPI's body parser recursed out of stack on a body nested thousands deep; shallower
             # ones reach the request models, which refuse more than MAX_JSON_DEPTH levels the same way.
@@ -332,7 +332,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(StaleDataError)
-    async def _stale(request: Request, exc: StaleDataError):
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
         # A concurrent write won the race on the version column.
         return problem_response(
             request,
@@ -344,7 +344,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(LockWaitTimeout)
     @app.exception_handler(DBAPIError)
-    async def _overloaded(request: Request, exc: Exception):
+    async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
         # Overload, not a fault (see `overloaded`); any other database error goes on to the
         # unexpected-error handler below.
         problem = overloaded(exc)
@@ -357,7 +357,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return await _problem(request, problem)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(request, 500, "INTERNAL_ERROR", "An unexpected error occurred.")
 
