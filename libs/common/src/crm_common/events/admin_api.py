@@ -10,7 +10,7 @@ sets rows back to PENDING for the service's relay; consumers skip what they alre
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field, model_validator
@@ -22,6 +22,10 @@ from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.inbox import idempotent_dispatcher
 from crm_common.pagination import PageNumber, PageSize
 from crm_common.schemas import ApiModel, StrictApiModel
+from crm_common.sql_types import AnyRow
+
+if TYPE_CHECKING:  # crm_common.app includes this router
+    from crm_common.app import Runtime
 
 PRODUCERS = ("gateway", *SUBSCRIPTIONS)
 ServiceName = Literal[PRODUCERS]  # type: ignore[valid-type]
@@ -99,7 +103,7 @@ class OutboxReplayRequest(StrictApiModel):
     )
 
     @model_validator(mode="after")
-    def _one_selection(self):
+    def _one_selection(self) -> Self:
         if bool(self.event_ids) == (self.since is not None):
             raise ValueError("give eventIds or since (not both)")
         if self.until is not None and self.since is None:
@@ -111,14 +115,15 @@ class OutboxReplayed(ApiModel):
     replayed: int = Field(description="Rows set back to PENDING; the relay publishes them at its next poll.")
 
 
-def _runtime(request: Request, service: ServiceName):
+def _runtime(request: Request, service: ServiceName) -> "Runtime":
     """This process's runtime, if `service` is the one it runs."""
     if service != request.app.state.settings.service_name:
         raise ProblemError(404, "NOT_FOUND", f"{service} is not served here.")
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-def _consumer(request: Request, service: ServiceName):
+def _consumer(request: Request, service: ServiceName) -> "Runtime":
     runtime = _runtime(request, service)
     if service not in SUBSCRIPTIONS:
         raise ProblemError(404, "NOT_FOUND", f"{service} consumes no events, so it keeps no dead letters.")
@@ -129,7 +134,7 @@ def _letter_not_found(service: str, number: int) -> ProblemError:
     return ProblemError(404, "DEAD_LETTER_NOT_FOUND", f"{service} has no dead letter {number}.")
 
 
-def _summary(row) -> dict:
+def _summary(row: AnyRow) -> dict[str, Any]:
     return {
         **row._mapping,
         "summary": row.error.splitlines()[0] if row.error else "",
@@ -137,7 +142,7 @@ def _summary(row) -> dict:
     }
 
 
-def _outbox_row(row) -> dict:
+def _outbox_row(row: AnyRow) -> dict[str, Any]:
     return {
         **row._mapping,
         "type": f"crm.{row.routing_key}",

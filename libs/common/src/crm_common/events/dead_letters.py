@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql
 from crm_common.db import Database, insert_for
 from crm_common.events.envelope import CloudEvent
 from crm_common.models import JSONType, UtcDateTime
+from crm_common.sql_types import AnyRow
 
 metadata = sa.MetaData()
 
@@ -208,7 +209,7 @@ def recorder(db: Database, consumer: str) -> Recorder:
     return Recorder(db, consumer)
 
 
-async def stored(db: Database, *, consumer: str | None = None) -> list[sa.Row]:
+async def stored(db: Database, *, consumer: str | None = None) -> list[AnyRow]:
     """The dead letters in `db`, oldest first."""
     query = sa.select(dead_letters).order_by(dead_letters.c.id)
     if consumer is not None:

@@ -7,10 +7,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import consistency
@@ -52,12 +54,12 @@ EventWanted = Callable[[CloudEvent], Awaitable[bool]]
 
 
 @functools.cache
-def _claim_statement(dialect: str):
+def _claim_statement(dialect: str) -> postgresql.Insert | sqlite.Insert:
     """Built once per dialect (every event of every consumer runs it); the row is bound at execution."""
     return insert_for(dialect, inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
 
 
-def _claim_row(consumer: str, event: CloudEvent) -> dict:
+def _claim_row(consumer: str, event: CloudEvent) -> dict[str, Any]:
     return {
         "consumer": consumer,
         "event_id": event.id,

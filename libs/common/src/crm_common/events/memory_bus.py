@@ -30,11 +30,12 @@ class _Subscriber:
     routing_keys: tuple[str, ...]
     handler: Handler | None = None
     dead_letter: DeadLetterSink | None = None
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    workers: list[asyncio.Task] = field(default_factory=list)
+    # Each event with the future its publisher waits on (resolved once it was handled).
+    queue: asyncio.Queue[tuple[CloudEvent, asyncio.Future[None]]] = field(default_factory=asyncio.Queue)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
     # Events queued or being handled, so a redelivery (the relay retrying after a timeout) waits for
     # the delivery under way instead of queueing the same event again.
-    pending: dict[uuid.UUID, asyncio.Future] = field(default_factory=dict)
+    pending: dict[uuid.UUID, asyncio.Future[None]] = field(default_factory=dict)
 
 
 class MemoryBus:
@@ -124,7 +125,7 @@ class MemoryBus:
     # Workers start with the first handler; until then a declared queue just holds its events.
     async def _work(self, sub: _Subscriber) -> None:
         while True:
-            taken: list[tuple[CloudEvent, asyncio.Future]] = [await sub.queue.get()]
+            taken: list[tuple[CloudEvent, asyncio.Future[None]]] = [await sub.queue.get()]
             while len(taken) < self.batch_size and not sub.queue.empty():
                 taken.append(sub.queue.get_nowait())
             try:
@@ -140,8 +141,8 @@ class MemoryBus:
                 raise
 
     async def _deliver_batch(
-        self, sub: _Subscriber, taken: list[tuple[CloudEvent, asyncio.Future]]
-    ) -> list[tuple[CloudEvent, asyncio.Future]]:
+        self, sub: _Subscriber, taken: list[tuple[CloudEvent, asyncio.Future[None]]]
+    ) -> list[tuple[CloudEvent, asyncio.Future[None]]]:
         """Several waiting events in one go, when the handler takes batches (one transaction for
         all: crm_common.events.inbox). Returns what is left to deliver alone: nothing, or, if the
         batch failed (nothing of it kept), all of it, so a failing event is retried and
@@ -163,7 +164,7 @@ class MemoryBus:
                 del sub.pending[event.id]
         return []
 
-    async def _deliver_alone(self, sub: _Subscriber, event: CloudEvent, future: asyncio.Future) -> None:
+    async def _deliver_alone(self, sub: _Subscriber, event: CloudEvent, future: asyncio.Future[None]) -> None:
         try:
             await self._deliver(sub, event)
         except asyncio.CancelledError:
@@ -221,6 +222,6 @@ class MemoryBus:
         )
 
 
-def _consume_outcome(future: asyncio.Future) -> None:
+def _consume_outcome(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()

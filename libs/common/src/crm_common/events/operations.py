@@ -7,7 +7,9 @@ the consumer, so a replayed event that was already applied changes nothing.
 """
 
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -15,6 +17,12 @@ from crm_common.db import Database, affected
 from crm_common.events import dead_letters as dl
 from crm_common.events.envelope import TYPE_PREFIX, CloudEvent
 from crm_common.events.tables import inbox, outbox
+from crm_common.sql_types import AnyRow, AnySelect
+
+# The service's inbox dispatcher (crm_common.events.inbox.idempotent_dispatcher): what it did.
+Dispatch = Callable[[CloudEvent], Awaitable[str]]
+# The outbox statements the filters apply to: reads (rows, a count) and the replay's update.
+Statement = TypeVar("Statement", AnySelect, sa.Update)
 
 # --- dead letters -----------------------------------------------------------------------------------
 
@@ -26,7 +34,7 @@ async def dead_letter_rows(
     event_id: uuid.UUID | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[sa.Row]:
+) -> list[AnyRow]:
     """Dead letters oldest first, each with `applied`: the consumer's inbox has the event (a later
     delivery applied it after the dead letter was written; a replay only removes it)."""
     table = dl.dead_letters
@@ -50,7 +58,7 @@ async def count_dead_letters(db: Database) -> int:
         return (await session.execute(sa.select(sa.func.count()).select_from(dl.dead_letters))).scalar_one()
 
 
-async def replay_dead_letter(db: Database, dispatch, row) -> str:
+async def replay_dead_letter(db: Database, dispatch: Dispatch, row: AnyRow) -> str:
     """Run one dead letter through `dispatch` (the service's inbox dispatcher). Removes it once that
     succeeded; one that fails again is kept with the new error and one more attempt. Returns
     "applied", "already applied", or a line starting with "failed"."""
@@ -104,15 +112,15 @@ def routing_key(event_type: str) -> str:
 
 
 def _outbox_filter(
-    query,
+    query: Statement,
     *,
-    states=None,
+    states: Iterable[str] | None = None,
     event_type: str | None = None,
     older_than: timedelta | None = None,
-    event_ids=None,
+    event_ids: Iterable[uuid.UUID] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-):
+) -> Statement:
     if states:
         query = query.where(outbox.c.state.in_(list(states)))
     if event_type:
@@ -131,17 +139,22 @@ def _outbox_filter(
 async def outbox_rows(
     db: Database,
     *,
-    states=UNSENT,
+    states: Iterable[str] | None = UNSENT,
     event_type: str | None = None,
     older_than: timedelta | None = None,
-    event_ids=None,
+    event_ids: Iterable[uuid.UUID] | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> tuple[list[sa.Row], int]:
+) -> tuple[list[AnyRow], int]:
     """Outbox rows oldest first, and how many match in all."""
-    filters = {"states": states, "event_type": event_type, "older_than": older_than, "event_ids": event_ids}
-    rows_query = _outbox_filter(sa.select(outbox), **filters).order_by(outbox.c.position)
-    count_query = _outbox_filter(sa.select(sa.func.count()).select_from(outbox), **filters)
+
+    def filtered(query: AnySelect) -> AnySelect:
+        return _outbox_filter(
+            query, states=states, event_type=event_type, older_than=older_than, event_ids=event_ids
+        )
+
+    rows_query = filtered(sa.select(outbox)).order_by(outbox.c.position)
+    count_query = filtered(sa.select(sa.func.count()).select_from(outbox))
     async with db.transaction(read_only=True) as session:
         total = (await session.execute(count_query)).scalar_one()
         rows = (await session.execute(rows_query.offset(offset).limit(limit))).all()
@@ -151,11 +164,11 @@ async def outbox_rows(
 async def replay_outbox(
     db: Database,
     *,
-    event_ids=None,
+    event_ids: Iterable[uuid.UUID] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     event_type: str | None = None,
-    states=None,
+    states: Iterable[str] | None = None,
 ) -> int:
     """Set the selected rows (whatever their state, unless `states` says) back to PENDING, due now,
     so the service's relay publishes them again at its next poll (or at the next start); returns

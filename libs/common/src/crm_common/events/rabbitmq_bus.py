@@ -22,8 +22,10 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
@@ -128,7 +130,9 @@ class RabbitBus:
         finally:
             await channel.close()
 
-    async def _declare_on(self, channel, consumer: str, routing_keys: Sequence[str]):
+    async def _declare_on(
+        self, channel: AbstractChannel, consumer: str, routing_keys: Sequence[str]
+    ) -> AbstractQueue:
         exchange = await channel.declare_exchange(
             self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )

@@ -8,6 +8,7 @@ default) has one process per file, so it reads, publishes and records in separat
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from crm_common.db import Database, affected, not_writing_records
 from crm_common.events.bus import Bus, UnroutableError
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.tables import outbox
+from crm_common.sql_types import AnyRow
 
 log = logging.getLogger("crm.events.relay")
 RELAYED = Counter("crm_outbox_relayed_total", "Outbox rows handled by the relay", ["service", "outcome"])
@@ -36,7 +38,7 @@ class InvalidOutboxRow(Exception):
 
 
 def backoff(attempts: int, cap: float = 60.0) -> float:
-    return min(cap, 0.5 * 2 ** max(attempts - 1, 0))
+    return min(cap, 0.5 * 2.0 ** max(attempts - 1, 0))
 
 
 class OutboxRelay:
@@ -171,7 +173,7 @@ class OutboxRelay:
                 await self._record(session, rows, await self._publish(rows))
             return len(rows)
 
-    async def _claim(self, session: AsyncSession, *, lock: bool):
+    async def _claim(self, session: AsyncSession, *, lock: bool) -> Sequence[AnyRow]:
         now = datetime.now(UTC)
         query = (
             select(outbox.c.position, outbox.c.payload, outbox.c.attempts)
@@ -185,9 +187,10 @@ class OutboxRelay:
             await not_writing_records(session)
         return (await session.execute(query)).all()
 
-    async def _publish(self, rows) -> list[BaseException | None]:
+    async def _publish(self, rows: Sequence[AnyRow]) -> list[BaseException | None]:
         results: list[BaseException | None] = [None] * len(rows)
-        events, positions = [], []
+        events: list[CloudEvent] = []
+        positions: list[int] = []
         for i, row in enumerate(rows):
             try:
                 events.append(CloudEvent.model_validate(row.payload))
@@ -209,7 +212,9 @@ class OutboxRelay:
             raise BusUnavailable("broker connection lost while publishing")
         return results
 
-    async def _record(self, session: AsyncSession, rows, results) -> None:
+    async def _record(
+        self, session: AsyncSession, rows: Sequence[AnyRow], results: Sequence[BaseException | None]
+    ) -> None:
         now = datetime.now(UTC)
         sent = [row.position for row, error in zip(rows, results, strict=True) if error is None]
         if sent:
