@@ -9,21 +9,25 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlparse
 
 import httpx
 import jwt
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_common.auth import ALGORITHM, DATA_CONTEXTS, new_keypair, permissions_for
 from crm_common.db import async_url
+
+T = TypeVar("T")
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -103,7 +107,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-async def pg_schema(postgres_url) -> AsyncIterator[str]:
+async def pg_schema(postgres_url: str) -> AsyncIterator[str]:
     """A fresh, uniquely named schema, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield name
@@ -114,7 +118,7 @@ async def pg_schema(postgres_url) -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path) -> tuple[str, str]:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     """(database_url, schema) for each backend: tests using it run on SQLite and on Postgres."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}", "main"
@@ -136,10 +140,16 @@ def signing_key() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def make_token(signing_key) -> Callable[..., str]:
+def make_token(signing_key: tuple[str, str]) -> Callable[..., str]:
     """make_token(roles=["admin"], user_id=..., expires_in=900, **claims) -> bearer token."""
 
-    def make(roles=("admin",), *, user_id: uuid.UUID | None = None, expires_in: int = 900, **claims) -> str:
+    def make(
+        roles: Sequence[str] = ("admin",),
+        *,
+        user_id: uuid.UUID | None = None,
+        expires_in: int = 900,
+        **claims: Any,
+    ) -> str:
         now = datetime.now(UTC)
         body = {
             "sub": str(user_id or uuid.uuid4()),
@@ -163,12 +173,12 @@ ALL_RECORDS = {context: ["all", "all"] for context in DATA_CONTEXTS}
 
 
 @pytest.fixture(scope="session")
-def auth_headers(make_token) -> Callable[..., dict[str, str]]:
+def auth_headers(make_token: Callable[..., str]) -> Callable[..., dict[str, str]]:
     """auth_headers(*roles, user_id=..., **claims): a bearer header with the roles' permissions and,
     unless `scp` is given, every record in scope (tests of what an operation does). Record scope
     tests sign with the roles' own scopes: make_token without `scp`, or `scp=` here."""
 
-    def headers(*roles: str, **kwargs) -> dict[str, str]:
+    def headers(*roles: str, **kwargs: Any) -> dict[str, str]:
         kwargs.setdefault("scp", ALL_RECORDS)
         return {"Authorization": f"Bearer {make_token(roles or ('admin',), **kwargs)}"}
 
@@ -179,7 +189,7 @@ def auth_headers(make_token) -> Callable[..., dict[str, str]]:
 
 
 @asynccontextmanager
-async def running(app) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan (migrations, relay, consumers) and give an HTTP client to it."""
     async with app.router.lifespan_context(app):
         runtime = getattr(app.state, "runtime", None)
@@ -190,7 +200,7 @@ async def running(app) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def admitted(send: Callable, *, attempts: int = 30):
+async def admitted(send: Callable[[], Awaitable[httpx.Response]], *, attempts: int = 30) -> httpx.Response:
     """`await send()` again while the answer is 503 OVERLOADED, after its Retry-After, as a client
     honouring the header does: tests of bursts assert what such a client ends up with, whatever the
     load on the machine running them."""
@@ -202,7 +212,9 @@ async def admitted(send: Callable, *, attempts: int = 30):
     return await send()
 
 
-async def eventually(check: Callable, *, timeout: float = 10.0, interval: float = 0.05):
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05
+) -> T:
     """Await `check()` until it returns a truthy value; the last value (or error) if time runs out."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -226,10 +238,11 @@ async def eventually(check: Callable, *, timeout: float = 10.0, interval: float 
 async def count_rows(client: httpx.AsyncClient, table: Any) -> int:
     """Rows in one of the service's tables (a model or `sa.Table`)."""
     async with _runtime(client).db.transaction(read_only=True) as s:
-        return (await s.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
+        count: int = (await s.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
+        return count
 
 
-async def outbox_payloads(client: httpx.AsyncClient, routing_key: str | None = None) -> list[dict]:
+async def outbox_payloads(client: httpx.AsyncClient, routing_key: str | None = None) -> list[dict[str, Any]]:
     """The events the service has written to its outbox (envelopes), oldest first; of one routing
     key when given."""
     from crm_common.events.tables import outbox
