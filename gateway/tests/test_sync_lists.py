@@ -5,7 +5,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_common.testing.plugin import running
+from crm_common.testing.plugin import eventually, running
 from crm_gateway.embedded import create_embedded_app
 
 from .conftest import login
@@ -48,6 +48,14 @@ async def world(tmp_path):
         )
         campaign = await post("/campaigns", {"name": "Spring", "type": "EMAIL"})
         await post(f"/campaigns/{campaign['id']}/targets", {"customerIds": [customer["id"]]})
+
+        async def reactions_landed():
+            # The opportunity's totals and the communication's lastContactDate reach the customer by
+            # events; each is a change of the customer (updatedAt moves), so the feeds are read after.
+            r = await gw.get(f"/api/v1/customers/{customer['id']}", headers=admin)
+            return r.json()["totalValue"] == "10.00" and r.json()["lastContactDate"] is not None
+
+        assert await eventually(reactions_landed)
         lists = {
             "/customers": customer["id"],
             "/opportunities": opportunity["id"],
