@@ -134,8 +134,17 @@ async def test_past_capacity_requests_get_503_overloaded_at_once_and_health_is_n
         assert refused.status_code == 503
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.headers["retry-after"] == "1"
-        body = refused.json()
-        assert (body["code"], body["status"], body["requestId"]) == ("OVERLOADED", 503, "r-overload")
+        # The pre-encoded refusal is the problem document every other error path builds.
+        assert refused.json() == {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "The service is at capacity; retry after the time given.",
+            "instance": "/things",
+            "code": "OVERLOADED",
+            "requestId": "r-overload",
+        }
+        assert int(refused.headers["content-length"]) == len(refused.content)
         # Writes have their own budget, and health checks are never refused.
         assert (await client.post("/things")).status_code == 200
         assert (await client.get("/healthz")).status_code == 200

@@ -10,6 +10,7 @@ Health and metrics endpoints are never refused. 429 stays the per-credential rat
 
 import asyncio
 import functools
+import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from typing import NoReturn
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from crm_common.errors import problem_response
+from crm_common.errors import PROBLEM_JSON, Problem
+from crm_common.observability import current_request_id
 from crm_common.settings import ServiceSettings
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
@@ -136,6 +137,49 @@ class Budget:
         raise Overloaded(reason)
 
 
+def _refusal_parts() -> tuple[bytes, bytes, bytes]:
+    """The refusal's problem document split around its two per-request members (`instance`,
+    `requestId`): the same document `problem_response` builds, encoded once rather than per refusal.
+    Under overload refusals are most of what a process answers, and each one's CPU is taken from the
+    requests it serves (bench/overload.py)."""
+    template = Problem(
+        title="Service Unavailable",
+        status=503,
+        detail="The service is at capacity; retry after the time given.",
+        instance="\x00instance\x00",
+        code="OVERLOADED",
+        requestId="\x00request\x00",
+    ).model_dump(exclude_none=True)
+    encoded = json.dumps(template, separators=(",", ":")).encode()
+    head, rest = encoded.split(b'"\\u0000instance\\u0000"')
+    middle, tail = rest.split(b'"\\u0000request\\u0000"')
+    return head, middle, tail
+
+
+_REFUSAL_HEAD, _REFUSAL_MIDDLE, _REFUSAL_TAIL = _refusal_parts()
+
+
+async def refuse(scope: Scope, send: Send, retry_after: bytes) -> None:
+    """503 OVERLOADED with Retry-After, sent without building a Request or a Response."""
+    request_id = current_request_id()  # set by the request-id middleware, which runs first
+    body = b"".join(
+        (
+            _REFUSAL_HEAD,
+            json.dumps(scope["path"], ensure_ascii=False).encode(),
+            _REFUSAL_MIDDLE,
+            json.dumps(request_id).encode() if request_id is not None else b"null",
+            _REFUSAL_TAIL,
+        )
+    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", retry_after),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class AdmissionMiddleware:
     """Budgets `read` and `write` for what this process serves itself. `upstream_of` (the gateway's):
     the name of the service a path is passed on to, or None; those requests are admitted by budgets
@@ -160,7 +204,7 @@ class AdmissionMiddleware:
         upstream_write_limit: int = 0,
     ):
         self.app = app
-        self.retry_after = retry_after
+        self.retry_after = str(retry_after).encode()
         self.budgets = {
             "read": Budget("read", service, read_limit, queue, max_wait, target_wait),
             "write": Budget("write", service, write_limit, queue, max_wait, target_wait),
@@ -190,14 +234,7 @@ class AdmissionMiddleware:
         try:
             await budget.acquire()
         except Overloaded:
-            response = problem_response(
-                Request(scope),
-                503,
-                "OVERLOADED",
-                "The service is at capacity; retry after the time given.",
-                headers={"Retry-After": str(self.retry_after)},
-            )
-            return await response(scope, receive, send)
+            return await refuse(scope, send, self.retry_after)
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send)

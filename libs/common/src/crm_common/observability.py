@@ -48,6 +48,19 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str):
         self.app = app
         self.service = service
+        # The labelled series, looked up once each: `labels()` costs more than the increment.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def _observe(self, method: str, status: int, seconds: float) -> None:
+        counted = self._counted.get((method, status))
+        if counted is None:
+            counted = self._counted[method, status] = HTTP_REQUESTS.labels(self.service, method, str(status))
+        timed = self._timed.get(method)
+        if timed is None:
+            timed = self._timed[method] = HTTP_LATENCY.labels(self.service, method)
+        counted.inc()
+        timed.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,9 +90,7 @@ class RequestContextMiddleware:
                 finally:
                     tracing.mark_response(span, scope, status_holder["status"])
         finally:
-            method = scope.get("method", "")
-            HTTP_REQUESTS.labels(self.service, method, str(status_holder["status"])).inc()
-            HTTP_LATENCY.labels(self.service, method).observe(time.perf_counter() - started)
+            self._observe(scope.get("method", ""), status_holder["status"], time.perf_counter() - started)
             _request_id.reset(token)
 
 

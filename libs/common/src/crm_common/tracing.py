@@ -63,7 +63,12 @@ def server_span(scope: MutableMapping[str, Any], service: str) -> Iterator[trace
     """The span of one HTTP request: a child of the span already current when the request is served in
     process (the embedded gateway calling a service), else of the caller's `traceparent`."""
     in_process = trace.get_current_span().get_span_context().is_valid
-    parent = None if in_process else propagate.extract(_headers_dict(scope.get("headers", ())))
+    carried = _headers_dict(scope.get("headers", ())) if not in_process else {}
+    if not in_process and not carried and isinstance(_tracer, trace.NoOpTracer):
+        # Off, and nothing to carry on: the span would be an invalid one anyway; skip making it.
+        yield trace.INVALID_SPAN
+        return
+    parent = None if in_process else propagate.extract(carried)
     name = f"{scope.get('method', '')} {scope.get('path', '')}"
     with _tracer.start_as_current_span(
         name, context=parent, kind=SpanKind.SERVER, attributes={"crm.service": service}
