@@ -5,6 +5,7 @@ import re
 import uuid
 
 import pytest
+from crm_common.consistency import decode
 from crm_common.testing.plugin import admitted
 from ticket_svc.models import Ticket
 
@@ -58,6 +59,10 @@ async def test_create_returns_the_ticket_and_writes_ticket_created(
         "assignedToId": None,
         "createdBy": str(agent_id),
     }
+    # Its consistency token names the event, so a read elsewhere can wait for it.
+    assert uuid.UUID(event["id"]) in [
+        event_id for _, event_id in decode([r.headers["crm-consistency-token"]])
+    ]
 
 
 async def test_unknown_customer_is_a_422_and_nothing_is_written(client, api, agent):

@@ -9,10 +9,10 @@ runs again. That UPDATE holds the row's lock (Postgres) or runs under the single
 - a transaction that rolls back gives its numbers back (its increment rolls back with it), so the
   numbers committed are gap-free: 1, 2, 3, … within a year, in commit order;
 - the price: a year's creates queue on that row from the increment to their commit, so take the
-  number as late in the transaction as you can. Ensuring the row is apart for that reason: it can
-  run early and the increment last (ticket-svc, on Postgres, ensures the row before it
-  inserts the ticket and inlines the increment into the one statement that numbers the ticket and
-  writes its event, right before the commit).
+  number as late in the transaction as you can. `insert_numbered` does that for a record created
+  with an event (customers, tickets): on Postgres the record is inserted under a placeholder number
+  first, then one statement increments the counter, numbers the record and writes its event to the
+  outbox, and only the commit follows while the row is held.
 
 A create waits for the row no longer than the service's `numbering_lock_timeout_seconds` (on
 Postgres, `lock_timeout` set for the statements that take the row, `bounded_wait`): past it the
@@ -25,14 +25,28 @@ answered 503 OVERLOADED).
 The number is `<PREFIX>-<year>-<value>`, the value zero-padded to six digits (more when it grows).
 """
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from crm_common.db import NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS, dialect_name, insert_for
+from crm_common import consistency
+from crm_common.db import (
+    NUMBERING_LOCK_TIMEOUT,
+    NUMBERING_LOCK_TIMEOUT_SECONDS,
+    OUTBOX_WRITTEN,
+    after_commit,
+    dialect_name,
+    insert_for,
+)
+from crm_common.events.envelope import CloudEvent
+from crm_common.events.outbox import add_events
+from crm_common.events.tables import outbox
+from crm_common.models import utcnow
 
 _SET_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :timeout, true)")
 _RESET_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout TO DEFAULT")
@@ -96,3 +110,87 @@ async def next_numbers(
 
 async def next_number(session: AsyncSession, counter: Any, prefix: str, year: int) -> str:
     return (await next_numbers(session, counter, prefix, year))[0]
+
+
+# Increments the year's counter, numbers the record and writes its event (the number set in its
+# payload), in one round trip; no row when the year's counter row does not exist yet. Identifiers
+# come from the models (quoted by the dialect), values are bound.
+_NUMBER_AND_PUBLISH = """
+WITH n AS (
+    UPDATE {counter} SET last_value = last_value + 1 WHERE year = :year RETURNING last_value
+), r AS (
+    UPDATE {table} SET {column} = :prefix || lpad(n.last_value::text, greatest(6, length(n.last_value::text)), '0')
+    FROM n WHERE {table}.id = :record_id
+    RETURNING {table}.{column} AS number
+), o AS (
+    INSERT INTO {outbox} (event_id, routing_key, payload, created_at, state, attempts)
+    SELECT :event_id, :routing_key, jsonb_set(CAST(:payload AS jsonb), :member, to_jsonb(r.number))::json,
+           :created_at, 'PENDING', 0
+    FROM r
+)
+SELECT number FROM r
+"""
+
+
+async def insert_numbered(
+    session: AsyncSession,
+    record: Any,
+    *,
+    counter: Any,
+    prefix: str,
+    year: int,
+    column: str,
+    member: str,
+    created: Callable[[Any], CloudEvent],
+) -> None:
+    """Insert `record` (an ORM instance with a uuid `id`) numbered `<prefix>-<year>-N` in `column`,
+    and its event `created(record)`, whose `data.<member>` is the number. The counter row is held
+    only for the last statement and the commit (see the module's note). The record is flushed here:
+    a unique violation of its own columns is raised before any number is taken."""
+    if dialect_name(session) != "postgresql":
+        # One writer at a time on SQLite anyway: the number first, as everywhere else.
+        setattr(record, column, await next_number(session, counter, prefix, year))
+        session.add(record)
+        await session.flush()
+        await add_events(session, created(record))
+        return
+    setattr(record, column, record.id.hex)  # a unique placeholder, 32 characters
+    session.add(record)
+    await session.flush()
+    event = created(record)
+    preparer = session.get_bind().dialect.identifier_preparer
+    statement = sa.text(
+        _NUMBER_AND_PUBLISH.format(
+            counter=preparer.format_table(getattr(counter, "__table__", counter)),
+            table=preparer.format_table(type(record).__table__),
+            column=preparer.quote(column),
+            outbox=preparer.format_table(outbox),
+        )
+    ).bindparams(
+        sa.bindparam("year", type_=sa.Integer()),
+        sa.bindparam("record_id", type_=sa.Uuid()),
+        sa.bindparam("event_id", type_=sa.Uuid()),
+        sa.bindparam("created_at", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("member", type_=sa.ARRAY(sa.Text())),
+    )
+    values = {
+        "year": year,
+        "prefix": f"{prefix}-{year}-",
+        "record_id": record.id,
+        "event_id": event.id,
+        "routing_key": event.routing_key,
+        "payload": json.dumps(event.model_dump(mode="json", exclude_none=True)),
+        "member": ["data", member],
+        "created_at": utcnow(),
+    }
+    async with bounded_wait(session):
+        # The year's row exists for all but its first number (see `take`).
+        number = (await session.execute(statement, values)).scalar_one_or_none()
+        if number is None:
+            await ensure_year(session, counter, year)
+            number = (await session.execute(statement, values)).scalar_one()
+    set_committed_value(record, column, number)
+    consistency.note_written([event])
+    notify = session.info.get(OUTBOX_WRITTEN)
+    if notify:
+        after_commit(session, notify)

@@ -28,14 +28,12 @@ from customer_svc.schemas import CustomerCreateRequest, CustomerRead, CustomerUp
 from customer_svc.service.errors import CustomerEmailExists, CustomerMerged, InvalidCustomer
 from customer_svc.service.query import customer_rows, customer_select, in_scope
 
+CUSTOMER_PREFIX = "CUST"
+
 
 async def next_customer_numbers(session: AsyncSession, year: int, count: int = 1) -> list[str]:
     """`count` consecutive CUST-YYYY-NNNNNN numbers, gap-free (crm_common.numbering)."""
-    return await numbering.next_numbers(session, CustomerNumberCounter, "CUST", year, count)
-
-
-async def next_customer_number(session: AsyncSession, year: int) -> str:
-    return (await next_customer_numbers(session, year, 1))[0]
+    return await numbering.next_numbers(session, CustomerNumberCounter, CUSTOMER_PREFIX, year, count)
 
 
 def full_name_of(type_: str, first: str | None, last: str | None, company: str | None) -> str:
@@ -118,7 +116,6 @@ async def create_customer(
     fields = data.model_dump(exclude={"addresses"})
     customer = Customer(
         **fields,
-        customer_number=await next_customer_number(session, now.year),
         full_name=full_name_of(data.type, data.first_name, data.last_name, data.company_name),
         created_by_id=actor_id,
         created_at=now,
@@ -126,17 +123,24 @@ async def create_customer(
     )
     if customer.assigned_to_id is None:
         customer.assigned_to_id = actor_id
-    # Built whole in memory (addresses included), so nothing is read back while the number counter's
-    # row lock is held: it is held until commit, and every other create waits for it.
+    # Built whole in memory (addresses included), so nothing is read back once numbered: the number
+    # counter's row lock is held from then to commit, and every other create waits for it.
     customer.addresses = [CustomerAddress(customer_id=customer.id, **a.model_dump()) for a in data.addresses]
-    session.add(customer)
     try:
-        await session.flush()
+        await numbering.insert_numbered(
+            session,
+            customer,
+            counter=CustomerNumberCounter,
+            prefix=CUSTOMER_PREFIX,
+            year=now.year,
+            column="customer_number",
+            member="customerNumber",
+            created=publish.customer_created,
+        )
     except IntegrityError as exc:
         if problem := unique_conflict(exc, customer):
             raise problem from None
         raise
-    await add_events(session, publish.customer_created(customer))
     return customer
 
 
