@@ -74,8 +74,14 @@ async def test_a_failing_aggregate_holds_only_its_own_later_events(settings_for,
         x_order = [n for n in got if n.startswith("X")]
         # Every X1 attempt (the failed ones and the success) before X2, X2 before X3, each once.
         assert x_order[-2:] == ["X2", "X3"] and set(x_order[:-2]) == {"X1"}
-        r = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=world.admin)
-        assert {d["state"] for d in r.json()["items"]} == {"DELIVERED"}
+
+        # A delivery is recorded DELIVERED once its answer is back, a moment after the receiver
+        # has the request.
+        async def all_delivered():
+            r = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=world.admin)
+            return {d["state"] for d in r.json()["items"]} == {"DELIVERED"}
+
+        assert await eventually(all_delivered)
 
 
 async def test_the_flag_is_off_by_default_and_can_be_switched(world: World, receiver):
