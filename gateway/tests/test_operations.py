@@ -47,6 +47,9 @@ async def test_a_graceful_stop_sends_what_the_outbox_still_holds(tmp_path, clean
     # A relay that is never woken and polls once an hour: the event is still PENDING at the stop.
     monkeypatch.setenv("CRM_RELAY_POLL_INTERVAL", "3600")
     monkeypatch.setattr(OutboxRelay, "wake", lambda self: None)
+    # The stop's budget is the product's to choose; here it only has to outlast a busy disk (a CI
+    # run saw the default 5 s pass before two events had gone out). A stop that never drains fails.
+    monkeypatch.setenv("CRM_OUTBOX_DRAIN_SECONDS", "60")
     app = embedded(tmp_path)
     async with running(app) as client:
         client.headers.update(await login(client))

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-from crm_common.app import DRAIN_SECONDS
 from crm_common.customer_lookup import CustomerLookup
 from crm_common.events.memory_bus import MemoryBus
 from crm_common.settings import ServiceSettings
@@ -76,7 +75,7 @@ def create_embedded_app(
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
             runfile.write(settings.data_dir)
             yield
-            await drain_outboxes([gateway, *services.values()])
+            await drain_outboxes([gateway, *services.values()], settings.outbox_drain_seconds)
         runfile.remove_if_ours(settings.data_dir)
         # Said here rather than after uvicorn returns: uvicorn re-raises the stopping signal.
         log.info("CRM stopped: every service closed its database and the event bus")
@@ -86,7 +85,7 @@ def create_embedded_app(
     return gateway
 
 
-async def drain_outboxes(apps: Iterable[FastAPI], timeout: float = DRAIN_SECONDS) -> None:
+async def drain_outboxes(apps: Iterable[FastAPI], timeout: float) -> None:
     """A graceful stop sends what every outbox holds, for at most `timeout` seconds in all, while every
     consumer still runs; rounds repeat while handlers write new events (a reaction to an event)."""
     runtimes = [app.state.runtime for app in apps if getattr(app.state, "runtime", None) is not None]

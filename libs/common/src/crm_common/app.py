@@ -42,8 +42,6 @@ from crm_common.settings import ServiceSettings
 log = logging.getLogger("crm.app")
 # Whether an event can have any effect in this service (crm_common.events.inbox: `wanted`).
 EventFilter = Callable[[Database, CloudEvent], Awaitable[bool]]
-# How long a graceful stop keeps publishing the outbox before closing.
-DRAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -56,14 +54,15 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     relay_task: asyncio.Task[None] | None = None
 
-    async def drain_outbox(self, timeout: float = DRAIN_SECONDS) -> int:
+    async def drain_outbox(self, timeout: float | None = None) -> int:
         """At a graceful stop: stop the relay's loop, then publish what is due for at most `timeout`
-        seconds (0 if the bus never connected: nothing could be sent)."""
+        seconds (the settings' `outbox_drain_seconds` when not given); 0 if the bus never connected:
+        nothing could be sent."""
         if self.relay_task is None or not self.bus_connected.is_set():
             return 0
         self.relay_task.cancel()
         await asyncio.gather(self.relay_task, return_exceptions=True)
-        return await self.relay.drain(timeout)
+        return await self.relay.drain(self.settings.outbox_drain_seconds if timeout is None else timeout)
 
 
 def make_bus(settings: ServiceSettings) -> Bus:

@@ -68,6 +68,9 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 200
     relay_poll_interval: float = 1.0
     relay_publish_timeout: float = 5.0
+    # How long a graceful stop keeps publishing what the outbox holds before closing (the rest goes
+    # out at the next start).
+    outbox_drain_seconds: float = Field(default=5.0, ge=0)
     # Published outbox rows are kept this long (for audit and replay), then purged.
     outbox_retention_hours: int = 168
     # Processed-event inbox rows are kept this long, then purged (crm_common.events.inbox explains the
