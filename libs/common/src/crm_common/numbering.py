@@ -34,17 +34,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from crm_common import consistency
-from crm_common.db import (
-    NUMBERING_LOCK_TIMEOUT,
-    NUMBERING_LOCK_TIMEOUT_SECONDS,
-    OUTBOX_WRITTEN,
-    after_commit,
-    dialect_name,
-    insert_for,
-)
+from crm_common.db import NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS, dialect_name, insert_for
 from crm_common.events.envelope import CloudEvent
-from crm_common.events.outbox import add_events
+from crm_common.events.outbox import add_events, events_written
 from crm_common.events.tables import outbox
 from crm_common.models import utcnow
 
@@ -113,8 +105,7 @@ async def next_number(session: AsyncSession, counter: Any, prefix: str, year: in
 
 
 # Increments the year's counter, numbers the record and writes its event (the number set in its
-# payload), in one round trip; no row when the year's counter row does not exist yet. Identifiers
-# come from the models (quoted by the dialect), values are bound.
+# payload), in one round trip; no row when the year's counter row does not exist yet.
 _NUMBER_AND_PUBLISH = """
 WITH n AS (
     UPDATE {counter} SET last_value = last_value + 1 WHERE year = :year RETURNING last_value
@@ -130,6 +121,35 @@ WITH n AS (
 )
 SELECT number FROM r
 """
+
+
+_STATEMENTS: dict[tuple[sa.Table, sa.Table, str], sa.TextClause] = {}
+
+
+def _number_and_publish(
+    session: AsyncSession, counter: sa.Table, table: sa.Table, column: str
+) -> sa.TextClause:
+    """The statement for one kind of record, built once. Identifiers come from the models (quoted
+    by the dialect), values are bound."""
+    key = (counter, table, column)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        preparer = session.get_bind().dialect.identifier_preparer
+        statement = _STATEMENTS[key] = sa.text(
+            _NUMBER_AND_PUBLISH.format(
+                counter=preparer.format_table(counter),
+                table=preparer.format_table(table),
+                column=preparer.quote(column),
+                outbox=preparer.format_table(outbox),
+            )
+        ).bindparams(
+            sa.bindparam("year", type_=sa.Integer()),
+            sa.bindparam("record_id", type_=sa.Uuid()),
+            sa.bindparam("event_id", type_=sa.Uuid()),
+            sa.bindparam("created_at", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("member", type_=sa.ARRAY(sa.Text())),
+        )
+    return statement
 
 
 async def insert_numbered(
@@ -158,20 +178,8 @@ async def insert_numbered(
     session.add(record)
     await session.flush()
     event = created(record)
-    preparer = session.get_bind().dialect.identifier_preparer
-    statement = sa.text(
-        _NUMBER_AND_PUBLISH.format(
-            counter=preparer.format_table(getattr(counter, "__table__", counter)),
-            table=preparer.format_table(type(record).__table__),
-            column=preparer.quote(column),
-            outbox=preparer.format_table(outbox),
-        )
-    ).bindparams(
-        sa.bindparam("year", type_=sa.Integer()),
-        sa.bindparam("record_id", type_=sa.Uuid()),
-        sa.bindparam("event_id", type_=sa.Uuid()),
-        sa.bindparam("created_at", type_=sa.DateTime(timezone=True)),
-        sa.bindparam("member", type_=sa.ARRAY(sa.Text())),
+    statement = _number_and_publish(
+        session, getattr(counter, "__table__", counter), type(record).__table__, column
     )
     values = {
         "year": year,
@@ -190,7 +198,4 @@ async def insert_numbered(
             await ensure_year(session, counter, year)
             number = (await session.execute(statement, values)).scalar_one()
     set_committed_value(record, column, number)
-    consistency.note_written([event])
-    notify = session.info.get(OUTBOX_WRITTEN)
-    if notify:
-        after_commit(session, notify)
+    events_written(session, [event])

@@ -1,5 +1,6 @@
 """The outbox writer: events are rows written in the same transaction as the state change."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import insert
@@ -29,6 +30,12 @@ async def add_events(session: AsyncSession, *events: CloudEvent) -> None:
             for e in events
         ],
     )
+    events_written(session, events)
+
+
+def events_written(session: AsyncSession, events: Iterable[CloudEvent]) -> None:
+    """What follows writing events to the outbox, however they were written (`add_events`, or a
+    statement of its own: crm_common.numbering.insert_numbered)."""
     # The request's response names them (CRM-Consistency-Token), so its client can wait for them.
     consistency.note_written(events)
     # Wake the relay as soon as this commits rather than at its next poll.
