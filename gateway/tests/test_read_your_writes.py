@@ -16,7 +16,11 @@ TOKEN = "CRM-Consistency-Token"
 
 
 @pytest.fixture
-async def platform(tmp_path):
+async def platform(tmp_path, monkeypatch):
+    # Reads wait for their token up to this long: the product's 5 s is ample on an idle machine, but
+    # CI's neighbouring load once kept a merge's four reactions out past it. A read that never
+    # catches up is still answered stale, and fails its test.
+    monkeypatch.setenv("CRM_CONSISTENCY_WAIT_SECONDS", "30")
     app = create_embedded_app(settings_for(tmp_path), only=SERVICES)
     async with running(app) as client:
         # Events go out only at each relay's next poll (up to a second later), not at once on commit:
