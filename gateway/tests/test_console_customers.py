@@ -162,3 +162,31 @@ async def test_an_edit_of_other_fields_leaves_multi_line_notes_alone(gw):
     assert saved.status_code == 303
     now = (await gw.get(f"/api/v1/customers/{customer['id']}", headers=admin)).json()
     assert (now["phone"], now["notes"]) == ("999", "line one\nline two")
+
+
+async def test_a_search_past_its_count_limit_shows_at_least_and_lets_you_page_on(gw, monkeypatch):
+    from customer_svc.service import customers
+
+    # 10,000 in the product; 2 here, so a console page of 25 goes past it.
+    monkeypatch.setattr(customers, "SEARCH_COUNT_LIMIT", 2)
+    admin = await login(gw)
+    items = [{"lastName": f"Plenty{i:02d}", "email": f"plenty{i}@example.com"} for i in range(27)]
+    made = await gw.post("/api/v1/customers/batch/create", json={"items": items}, headers=admin)
+    assert made.status_code == 200 and all(r["status"] == 201 for r in made.json()["results"]), made.text
+
+    data = (await gw.get("/api/v1/views/customer-list/data", params={"q": "plenty"}, headers=admin)).json()
+    assert len(data["items"]) == 25 and data["total"] == 25 and data["totalExact"] is False
+    await sign_in(gw)
+    first = await gw.get("/app/customers", params={"q": "plenty"})
+    assert first.status_code == 200
+    assert re.search(r"<caption>25\+ ", first.text) and "Page 1 of 1+" in first.text
+    assert "page=2" in first.text  # "Next", though 25 of "at least 25" would be the last page
+    # The last page knows where the list ends: exact again.
+    last = await gw.get("/app/customers", params={"q": "plenty", "page": 2})
+    assert (
+        re.search(r"<caption>27 ", last.text)
+        and "Page 2 of 2" in last.text
+        and "Page 2 of 2+" not in last.text
+    )
+    exact = (await gw.get("/api/v1/views/customer-list/data", params={"q": "plenty01"}, headers=admin)).json()
+    assert exact["total"] == 1 and "totalExact" not in exact

@@ -7,6 +7,7 @@ from crm_common.contracts.activity import ActivityCompleted
 from crm_common.db import async_url
 from crm_common.events.envelope import event_from, new_event
 from crm_common.events.memory_bus import MemoryBus
+from crm_common.pagination import SYNC_SETTLE
 from crm_common.testing import plugin as shared
 from crm_common.testing.plugin import DEFAULT_PG, running
 from customer_svc.app import create_app
@@ -155,3 +156,9 @@ def opportunity_event(
     if routing_key == "opportunity.stage_changed":
         data["fromStageId"], data["fromStageName"] = str(uuid.uuid4()), "Qualification"
     return new_event(routing_key, service="pipeline", subject=opportunity_id, data=data, sequence=sequence)
+
+
+async def settled(client) -> None:
+    """Cursor pages on Postgres stop SYNC_SETTLE short of now (see crm_common.pagination)."""
+    if client.is_postgres:
+        await asyncio.sleep(SYNC_SETTLE.total_seconds() + 0.2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import add_team, add_user, contact, create, deliver, opportunity_event
+from .conftest import add_team, add_user, contact, create, deliver, opportunity_event, settled
 
 
 async def names(client, headers, **params) -> list[str]:
@@ -164,6 +164,49 @@ async def test_paging_defaults_to_25(client, auth_headers):
     searched = (await client.get("/api/v1/customers", params={"q": "p1", "pageSize": 4}, headers=h)).json()
     assert [c["lastName"] for c in searched["items"]] == ["P19", "P18", "P17", "P16"]
     assert searched["total"] == 10
+
+
+async def test_a_search_counts_to_its_limit_and_then_says_at_least(client, auth_headers, monkeypatch):
+    from customer_svc.service import customers
+
+    # The limit is 10,000 in the product; 3 here, so six customers go past it.
+    monkeypatch.setattr(customers, "SEARCH_COUNT_LIMIT", 3)
+    h = auth_headers()
+    for i in range(6):
+        await create(client, h, lastName=f"Many{i}")
+    await create(client, h, lastName="Fewer")
+
+    async def page(**params):
+        r = await client.get("/api/v1/customers", params={"q": "many", "pageSize": 2, **params}, headers=h)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return [c["lastName"] for c in body["items"]], body["total"], body.get("totalExact", True)
+
+    # More than the limit match: the total is a lower bound, and says so.
+    assert await page() == (["Many5", "Many4"], 3, False)
+    # Every row up to this page's last exists: the bound is at least that.
+    assert await page(page=2) == (["Many3", "Many2"], 4, False)
+    # The last page ends the count: exact again.
+    assert await page(page=2, pageSize=4) == (["Many1", "Many0"], 6, True)
+    # A full page cannot tell it is the last: at least its rows.
+    assert await page(page=3) == (["Many1", "Many0"], 6, False)
+    # Past the last page nothing says where it ended: the bound alone.
+    assert await page(page=9) == ([], 3, False)
+    # Under the limit, and without a search term, the total is exact and the page keeps its shape.
+    few = (await client.get("/api/v1/customers", params={"q": "fewer"}, headers=h)).json()
+    assert few["total"] == 1 and "totalExact" not in few
+    everyone = (await client.get("/api/v1/customers", params={"pageSize": 2}, headers=h)).json()
+    assert everyone["total"] == 7 and "totalExact" not in everyone
+    # Cursor mode counts from the page on, to the same limit.
+    await settled(client)
+    params = {"q": "many", "cursor": "", "pageSize": 2}
+    synced = (await client.get("/api/v1/customers", params=params, headers=h)).json()
+    assert len(synced["items"]) == 2 and synced["total"] == 3 and synced["totalExact"] is False
+    params["cursor"] = synced["next"]
+    synced = (await client.get("/api/v1/customers", params=params, headers=h)).json()
+    assert len(synced["items"]) == 2 and synced["total"] == 3 and synced["totalExact"] is False  # 4 left
+    whole = (await client.get("/api/v1/customers", params={"q": "many", "cursor": ""}, headers=h)).json()
+    assert len(whole["items"]) == 6 and whole["total"] == 6 and "totalExact" not in whole
 
 
 async def test_a_list_row_is_the_customer_as_get_answers_it(client, people):

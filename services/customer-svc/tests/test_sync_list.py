@@ -4,15 +4,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_common.pagination import SYNC_SETTLE
 
-from .conftest import create, deliver, opportunity_event
-
-
-async def settled(client) -> None:
-    """Cursor pages on Postgres stop SYNC_SETTLE short of now (see crm_common.pagination)."""
-    if client.is_postgres:
-        await asyncio.sleep(SYNC_SETTLE.total_seconds() + 0.2)
+from .conftest import create, deliver, opportunity_event, settled
 
 
 async def cursor_pages(client, headers, **params) -> list[list[dict]]:

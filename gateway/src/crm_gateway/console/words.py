@@ -37,6 +37,7 @@ ZH: dict[str, str] = {
     "Previous": "上一页",
     "Next": "下一页",
     "Page {page} of {pages}": "第 {page} 页，共 {pages} 页",
+    "Page {page} of {pages}+": "第 {page} 页，共 {pages}+ 页",
     "No customers match.": "没有匹配的客户。",
     "Export CSV": "导出 CSV",
     # Customer

@@ -111,7 +111,8 @@ def _passthrough(status: int, body: Any) -> JSONResponse:
     operation_id="views_data",
     summary="The rows, cards or widgets of a view",
     description="`customer-list`: `page`, `pageSize`, `sort` (default `-createdAt`), `q`, `status`, `type`, "
-    "`assignedTo` (repeatable) -> `{items, total, page, pageSize}` with one entry per column. "
+    "`assignedTo` (repeatable) -> `{items, total, page, pageSize}` with one entry per column (and "
+    "`totalExact: false` when a search matched more than 10,000: `total` is then a lower bound). "
     "`sales-pipeline`: `ownerId`, `teamId`, `customerId`, `cardsPerColumn` -> columns per stage with cards "
     "and per-currency summaries (count, totalAmount, avgAmount). `crm-dashboard`: the dashboard's widgets.",
     # Documented only: the body is built as plain JSON and sent as it is.
@@ -173,6 +174,8 @@ async def view_data(
                     "view": view_id,
                     "items": rows,
                     "total": r.body["total"],
+                    # Only when a search's count stopped at its limit, as the customer list says it.
+                    **({"totalExact": False} if r.body.get("totalExact") is False else {}),
                     "page": r.body["page"],
                     "pageSize": r.body["pageSize"],
                 }

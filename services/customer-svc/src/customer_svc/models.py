@@ -87,6 +87,8 @@ class Customer(Base, table=True):
         sa.Index("ix_customers_total_value", "total_value"),
         sa.Index("ix_customers_last_contact_date", "last_contact_date"),
         sa.Index("ix_customers_status_created_at", "status", "created_at"),
+        # The default order (created_at, id), walked backwards: see the list's count limit.
+        sa.Index("ix_customers_created_at_id", "created_at", "id"),
         sa.Index("ix_customers_team_id", "team_id"),
         sa.Index("ix_customers_merged_into_id", "merged_into_id"),
         external_id_index("customers", live_only=True),
@@ -133,7 +135,7 @@ class Customer(Base, table=True):
     # When the person's data was erased (GDPR art. 17); null for everyone else.
     erased_at: datetime | None = timestamp_field(nullable=True)
     created_by_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid())
-    created_at: datetime = timestamp_field(index=True)
+    created_at: datetime = timestamp_field()
     updated_at: datetime = updated_at_field()
     version: int = Field(default=None, sa_column=_customer_version)
 

@@ -124,14 +124,10 @@ async def list_customers(
     archived: ArchivedParam = "exclude",
 ) -> CustomerPage:
     q, f = filters
-    items, total = await customers.list_page(session, caller=user, params=params, q=q, f=f, archived=archived)
-    return CustomerPage(
-        items=items,
-        total=total,
-        page=params.page,
-        pageSize=params.page_size,
-        next=params.next,
+    items, total, exact = await customers.list_page(
+        session, caller=user, params=params, q=q, f=f, archived=archived
     )
+    return CustomerPage.of(items, total, params, exact=exact)
 
 
 @router.get(

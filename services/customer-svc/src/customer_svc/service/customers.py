@@ -13,7 +13,7 @@ from crm_common.changes import Changes, ChangesParams, changes_page
 from crm_common.concurrency import check_version
 from crm_common.errors import FieldError, ProblemError, not_found, unique_violation
 from crm_common.events.outbox import add_events
-from crm_common.pagination import PageParams, paginate, paginate_rows
+from crm_common.pagination import SEARCH_COUNT_LIMIT, PageParams, paginate, paginate_rows
 from crm_common.record_scope import ScopedCaller
 from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
@@ -284,15 +284,22 @@ async def list_page(
     q: str | None = None,
     f: SegmentFilter | None = None,
     archived: ArchivedMode = "exclude",
-) -> tuple[list[CustomerRead], int]:
-    """The list view's page as API rows, and the total: the rows, their assignees' names, their
-    addresses and the total in one statement, as Core rows (the ORM's identity map and instance
-    state cost more than the page itself; the API rows are validated from plain values)."""
+) -> tuple[list[CustomerRead], int, bool]:
+    """The list view's page as API rows, the total and whether it is exact: the rows, their
+    assignees' names, their addresses and the total in one statement, as Core rows (the ORM's
+    identity map and instance state cost more than the page itself; the API rows are validated
+    from plain values). A search's total counts to SEARCH_COUNT_LIMIT."""
     query = customer_select(session, caller=caller, q=q, f=f, sort=params.sort, archived=archived)
-    rows, total = await paginate_rows(
-        session, query, params, Customer, lambda page: customer_rows(session, page)
+    searching = bool(q and q.strip())
+    rows, total, exact = await paginate_rows(
+        session,
+        query,
+        params,
+        Customer,
+        lambda page: customer_rows(session, page),
+        count_limit=SEARCH_COUNT_LIMIT if searching else None,
     )
-    return [CustomerRead.model_validate(dict(row._mapping)) for row in rows], total
+    return [CustomerRead.model_validate(dict(row._mapping)) for row in rows], total, exact
 
 
 async def changes_feed(session: AsyncSession, params: ChangesParams, *, caller: ScopedCaller) -> Changes:
