@@ -167,7 +167,7 @@ async def test_an_edit_of_other_fields_leaves_multi_line_notes_alone(gw):
 async def test_a_search_past_its_count_limit_shows_at_least_and_lets_you_page_on(gw, monkeypatch):
     from customer_svc.service import customers
 
-    # 10,000 in the product; 2 here, so a console page of 25 goes past it.
+    # 1,000 in the product; 2 here, so a console page of 25 goes past it.
     monkeypatch.setattr(customers, "SEARCH_COUNT_LIMIT", 2)
     admin = await login(gw)
     items = [{"lastName": f"Plenty{i:02d}", "email": f"plenty{i}@example.com"} for i in range(27)]

@@ -169,7 +169,7 @@ async def test_paging_defaults_to_25(client, auth_headers):
 async def test_a_search_counts_to_its_limit_and_then_says_at_least(client, auth_headers, monkeypatch):
     from customer_svc.service import customers
 
-    # The limit is 10,000 in the product; 3 here, so six customers go past it.
+    # The limit is 1,000 in the product; 3 here, so six customers go past it.
     monkeypatch.setattr(customers, "SEARCH_COUNT_LIMIT", 3)
     h = auth_headers()
     for i in range(6):

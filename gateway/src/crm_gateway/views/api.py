@@ -112,7 +112,7 @@ def _passthrough(status: int, body: Any) -> JSONResponse:
     summary="The rows, cards or widgets of a view",
     description="`customer-list`: `page`, `pageSize`, `sort` (default `-createdAt`), `q`, `status`, `type`, "
     "`assignedTo` (repeatable) -> `{items, total, page, pageSize}` with one entry per column (and "
-    "`totalExact: false` when a search matched more than 10,000: `total` is then a lower bound). "
+    "`totalExact: false` when a search matched more than 1,000: `total` is then a lower bound). "
     "`sales-pipeline`: `ownerId`, `teamId`, `customerId`, `cardsPerColumn` -> columns per stage with cards "
     "and per-currency summaries (count, totalAmount, avgAmount). `crm-dashboard`: the dashboard's widgets.",
     # Documented only: the body is built as plain JSON and sent as it is.
