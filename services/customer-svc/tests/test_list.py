@@ -235,3 +235,45 @@ async def test_a_list_row_is_the_customer_as_get_answers_it(client, people):
     # The order of a customer's addresses is not part of the answer.
     assert sorted(row.pop("addresses"), key=str) == sorted(one.pop("addresses"), key=str)
     assert row == one and row["assignedToName"] == "Zoe Zimmer" and row["customFields"]["seats"] == 3
+
+
+async def test_sqlite_gets_planner_statistics_so_a_page_walks_the_lists_order(
+    database, signing_key, tmp_path, bus, auth_headers
+):
+    """The embedded default analyzes its file while it runs (crm_common.planner_statistics): the
+    list's page walks the (created_at, id) index instead of sorting every live customer."""
+    from crm_common.testing.plugin import eventually, running
+    from customer_svc.app import create_app
+    from customer_svc.settings import Settings
+    from sqlalchemy import text
+
+    url, schema = database
+    settings = Settings(
+        database_url=url,
+        db_schema=schema,
+        jwt_public_key=signing_key[1],
+        data_dir=tmp_path,
+        sqlite_analyze_interval_seconds=0.2,
+    )
+    app = create_app(settings, bus=bus)
+    async with running(app) as client:
+        h = auth_headers()
+        items = [{"lastName": f"Stat{i}", "email": f"stat{i}@example.com"} for i in range(30)]
+        made = await client.post("/api/v1/customers/batch/create", json={"items": items}, headers=h)
+        assert made.status_code == 200, made.text
+        db = app.state.runtime.db
+        page = "SELECT id FROM customers WHERE archived_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 25"
+
+        async def analyzed() -> bool:
+            async with db.reads() as session:
+                tables = (await session.execute(text("SELECT tbl FROM sqlite_stat1"))).scalars()
+                return "customers" in set(tables)
+
+        if url.startswith("sqlite"):
+            # Started empty: the first round found nothing to record, a later one has the rows.
+            assert await eventually(analyzed)
+            async with db.reads() as session:
+                plan = " ".join(str(r[-1]) for r in await session.execute(text("EXPLAIN QUERY PLAN " + page)))
+            assert "ix_customers_created_at_id" in plan and "TEMP B-TREE" not in plan, plan
+        listed = (await client.get("/api/v1/customers", params={"pageSize": 25}, headers=h)).json()
+        assert [c["lastName"] for c in listed["items"]][:2] == ["Stat29", "Stat28"] and listed["total"] == 30

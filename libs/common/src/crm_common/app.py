@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
-from crm_common import archive, consistency, customer_lookup, directory, idempotency
+from crm_common import archive, consistency, customer_lookup, directory, idempotency, planner_statistics
 from crm_common.admission import AdmissionMiddleware, install_admission
 from crm_common.auth import SessionGuard, SessionState, TokenVerifier
 from crm_common.db import Database
@@ -269,6 +269,14 @@ def create_service_app(
                         settings.service_name,
                         functools.partial(purge_archived, db, retention),
                         settings.archive_purge_interval_seconds,
+                    )
+                )
+            )
+        if db.is_sqlite:
+            runtime.tasks.append(
+                asyncio.create_task(
+                    planner_statistics.keep_fresh(
+                        settings.service_name, db, settings.sqlite_analyze_interval_seconds
                     )
                 )
             )

@@ -82,6 +82,9 @@ class ServiceSettings(BaseSettings):
     # this often.
     archive_retention_days: int = Field(default=30, ge=1)
     archive_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    # SQLite only (the embedded default): how often the planner's statistics are refreshed (ANALYZE,
+    # crm_common.planner_statistics). Postgres keeps its own.
+    sqlite_analyze_interval_seconds: float = Field(default=600.0, gt=0)
     migrate_on_start: bool = True
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.
