@@ -390,22 +390,23 @@ async def paginate_rows(
     *,
     count_limit: int | None = None,
 ) -> tuple[list[AnyRow], int, bool]:
-    """`paginate` in one statement, for a page read as Core rows: `query` finds and orders the
-    records (`entity`), `rows_of(page)` selects what a row holds for the records of `page` (a
-    subquery of their `id`s, to join on). Each row carries the total as `PAGE_TOTAL`. Answers the
-    rows, the total and whether it is exact.
+    """`paginate` for a page read as Core rows: `query` finds and orders the records (`entity`),
+    `rows_of(page)` selects what a row holds for the records of `page` (a subquery of their `id`s,
+    to join on). Answers the rows, the total and whether it is exact.
 
-    Without `count_limit`, one scan of the matches instead of two: `count(*) OVER ()` is computed
-    over every record the query matches, before LIMIT and OFFSET, so it is the count `paginate`
-    reads separately. The window runs over the ids alone (with the whole rows it spilled to disk at
-    100k matches); the rows are then read by primary key and put in the query's order again, which
-    must be total (the sorts here all end with the id). A page past the last has no row to carry
-    the total: only then is it read on its own.
+    Without `count_limit`, in one statement, one scan of the matches instead of two: `count(*)
+    OVER ()` is computed over every record the query matches, before LIMIT and OFFSET, so it is the
+    count `paginate` reads separately; each row carries it as `PAGE_TOTAL`. The window runs over
+    the ids alone (with the whole rows it spilled to disk at 100k matches); the rows are then read
+    by primary key and put in the query's order again, which must be total (the sorts here all end
+    with the id). A page past the last has no row to carry the total: only then is it read on its
+    own.
 
-    With `count_limit` (searches, `SEARCH_COUNT_LIMIT`), no window: the page's ids are found on
-    their own, which an index in the query's order does without reading every match, and the total
-    is a count that stops after `count_limit` matches, in the same statement. Past the limit the
-    total is a lower bound (exact False)."""
+    With `count_limit` (searches, `SEARCH_COUNT_LIMIT`), on Postgres no window, which needs every
+    match: the page's ids are found on their own, which an index in the query's order does by
+    reading little more than the page, and the total is counted only when the page is full, no
+    further than the limit. Past the limit the total is a lower bound (exact False), in both run
+    modes."""
     if params.updated_after is not None or params.created_after is not None:
         query = sync_filters(query, params, entity)
     if params.cursor_mode:
@@ -414,48 +415,47 @@ async def paginate_rows(
     else:
         limit, offset = params.page_size, (params.page - 1) * params.page_size
     _, _, ident = sync_columns(entity)
-    counted: ColumnElement[int]
-    if count_limit is None:
-        counted = func.count().over()
-        ids: AnySelect = query.with_only_columns(ident.label("id"), counted.label(PAGE_TOTAL))
-    else:
-        counted = _count_upto(query, ident, count_limit)
-        ids = query.with_only_columns(ident.label("id"))
-    page = ids.limit(limit).offset(offset).subquery("page")
     # The query's own ORDER BY (SQLAlchemy has no public accessor for it).
     order = query._order_by_clauses
-    total_column = page.c[PAGE_TOTAL] if count_limit is None else counted.label(PAGE_TOTAL)
-    statement = rows_of(page).add_columns(total_column).order_by(*order)
-    rows = list((await session.execute(statement)).all())
-    if rows:
-        total = rows[0]._mapping[PAGE_TOTAL]
-    elif offset == 0:
-        total = 0
-    elif count_limit is None:
-        total = (
-            await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
-        ).scalar_one()
+    if count_limit is not None and session.get_bind().dialect.name != "sqlite":
+        page = query.with_only_columns(ident.label("id")).limit(limit).offset(offset).subquery("page")
+        rows = list((await session.execute(rows_of(page).order_by(*order))).all())
+        if 0 < len(rows) < limit or (not rows and offset == 0):
+            total = offset + len(rows)  # the last page (or none): where it ends is the total
+        else:
+            matches = query.order_by(None).with_only_columns(ident).limit(count_limit + 1).subquery()
+            total = (await session.execute(select(func.count()).select_from(matches))).scalar_one()
     else:
-        total = (await session.execute(select(counted))).scalar_one()
-    exact = count_limit is None or total <= count_limit
-    if not exact:
-        assert count_limit is not None
-        # At least the limit match, and at least every row up to this page's last (a page past the
-        # last has none, and says nothing more).
-        total = max(count_limit, offset + min(len(rows), params.page_size)) if rows else count_limit
-        if 0 < len(rows) < limit:
-            # The last page: its end is the exact total.
-            total, exact = offset + len(rows), True
+        # SQLite has no index for a substring search (Postgres has trigram indexes): every row is
+        # read whatever the plan, and one pass that counts every match is the cheapest. Walking the
+        # list's order instead read the whole table in index order, slower than a scan, whenever a
+        # term matched fewer rows than a page (most searches).
+        page = (
+            query.with_only_columns(ident.label("id"), func.count().over().label(PAGE_TOTAL))
+            .limit(limit)
+            .offset(offset)
+            .subquery("page")
+        )
+        statement = rows_of(page).add_columns(page.c[PAGE_TOTAL]).order_by(*order)
+        rows = list((await session.execute(statement)).all())
+        if rows:
+            total = rows[0]._mapping[PAGE_TOTAL]
+        elif offset == 0:
+            total = 0
+        else:
+            total = (
+                await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+            ).scalar_one()
+    exact = True
+    if count_limit is not None and total > count_limit and not 0 < len(rows) < limit:
+        # More than the limit match, as far as it counts (SQLite counted further; both run modes
+        # answer alike): at least the limit, and every row up to this page's end (a cursor page's
+        # look-ahead row is not on it).
+        page_end = offset + min(len(rows), params.page_size) if rows else 0
+        total, exact = max(count_limit, page_end), False
     if params.cursor_mode:
         rows = next_cursor(rows, params, entity)
     return rows, total, exact
-
-
-def _count_upto(query: AnySelect, ident: Any, limit: int) -> ColumnElement[int]:
-    """The number of records `query` matches, counted no further than `limit` + 1, as a scalar
-    subquery (evaluated once per statement)."""
-    matches = query.order_by(None).with_only_columns(ident).limit(limit + 1).subquery("matches")
-    return select(func.count()).select_from(matches).scalar_subquery()
 
 
 M = TypeVar("M", bound=BaseModel)
