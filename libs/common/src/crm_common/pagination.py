@@ -404,8 +404,8 @@ async def paginate_rows(
 
     With `count_limit` (searches, `SEARCH_COUNT_LIMIT`), on Postgres no window, which needs every
     match: the page's ids are found on their own, which an index in the query's order does by
-    reading little more than the page, and the total is counted only when the page is full, no
-    further than the limit. Past the limit the total is a lower bound (exact False), in both run
+    reading little more than the page, and the total is a count that stops after the limit, in
+    the same statement. Past the limit the total is a lower bound (exact False), in both run
     modes."""
     if params.updated_after is not None or params.created_after is not None:
         query = sync_filters(query, params, entity)
@@ -418,13 +418,18 @@ async def paginate_rows(
     # The query's own ORDER BY (SQLAlchemy has no public accessor for it).
     order = query._order_by_clauses
     if count_limit is not None and session.get_bind().dialect.name != "sqlite":
+        # One statement still: the page's ids, and the count as a scalar subquery (run once).
+        matches = query.order_by(None).with_only_columns(ident).limit(count_limit + 1).subquery("matches")
+        counted = select(func.count()).select_from(matches).scalar_subquery()
         page = query.with_only_columns(ident.label("id")).limit(limit).offset(offset).subquery("page")
-        rows = list((await session.execute(rows_of(page).order_by(*order))).all())
-        if 0 < len(rows) < limit or (not rows and offset == 0):
-            total = offset + len(rows)  # the last page (or none): where it ends is the total
+        statement = rows_of(page).add_columns(counted.label(PAGE_TOTAL)).order_by(*order)
+        rows = list((await session.execute(statement)).all())
+        if rows:
+            total = rows[0]._mapping[PAGE_TOTAL]
+        elif offset == 0:
+            total = 0
         else:
-            matches = query.order_by(None).with_only_columns(ident).limit(count_limit + 1).subquery()
-            total = (await session.execute(select(func.count()).select_from(matches))).scalar_one()
+            total = (await session.execute(select(counted))).scalar_one()
     else:
         # SQLite has no index for a substring search (Postgres has trigram indexes): every row is
         # read whatever the plan, and one pass that counts every match is the cheapest. Walking the
@@ -447,12 +452,15 @@ async def paginate_rows(
                 await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
             ).scalar_one()
     exact = True
-    if count_limit is not None and total > count_limit and not 0 < len(rows) < limit:
-        # More than the limit match, as far as it counts (SQLite counted further; both run modes
-        # answer alike): at least the limit, and every row up to this page's end (a cursor page's
-        # look-ahead row is not on it).
-        page_end = offset + min(len(rows), params.page_size) if rows else 0
-        total, exact = max(count_limit, page_end), False
+    if count_limit is not None and total > count_limit:
+        if 0 < len(rows) < limit:
+            total = offset + len(rows)  # the last page: where it ends is the total
+        else:
+            # More than the limit match, as far as it counts (SQLite counted further; both run
+            # modes answer alike): at least the limit, and every row up to this page's end (a
+            # cursor page's look-ahead row is not on it).
+            page_end = offset + min(len(rows), params.page_size) if rows else 0
+            total, exact = max(count_limit, page_end), False
     if params.cursor_mode:
         rows = next_cursor(rows, params, entity)
     return rows, total, exact
