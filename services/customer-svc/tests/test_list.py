@@ -1,6 +1,7 @@
 """The customer-list view: search, filters (incl. tags), every column sortable, assignee names."""
 
 import pytest
+from sqlalchemy import text
 
 from .conftest import add_team, add_user, contact, create, deliver, opportunity_event, settled
 
@@ -128,6 +129,46 @@ async def test_search_is_a_case_insensitive_substring_of_number_name_email_compa
     assert await names(client, h, q="%") == []
     assert await names(client, h, q="_") == []
     assert await names(client, h, q="  ") == ["Dee", "Cy", "Acme", "Bob"]  # blank: no search
+
+
+EMILE = "\u00c9mile Zola"
+
+
+async def test_search_follows_every_change_and_keeps_like_semantics(client, auth_headers):
+    """On SQLite the search asks a trigram index kept by triggers, then applies the LIKE: what it
+    finds must follow creates, updates and deletes, and match exactly what the LIKE alone would."""
+    h = auth_headers()
+    ada = await create(client, h, firstName="Ada", lastName="Lovelace", email="ada@example.com")
+    await create(client, h, companyName='Quote "Q" & 100% Co_op', type="COMPANY", email="q@example.com")
+    await create(client, h, firstName=EMILE.split()[0], lastName="Zola", email="emile@example.com")
+    assert await names(client, h, q="LOVELACE") == ["Ada Lovelace"]
+    assert await names(client, h, q="a lov") == ["Ada Lovelace"]  # across the space
+    assert await names(client, h, q="ov") == ["Ada Lovelace"]  # shorter than a trigram
+    assert await names(client, h, q='"q"') == ['Quote "Q" & 100% Co_op']
+    assert await names(client, h, q="100% co_op") == ['Quote "Q" & 100% Co_op']
+    assert await names(client, h, q="0%c") == []  # % is a character, not a wildcard
+    # Non-ASCII letters: the same as the LIKE alone finds (the index only proposes candidates).
+    assert await names(client, h, q="mile z") == [EMILE]
+    renamed = await client.patch(
+        f"/api/v1/customers/{ada['id']}",
+        json={"lastName": "Byron", "email": "augusta@example.com"},
+        headers={**h, "If-Match": f'W/"{ada["version"]}"'},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await names(client, h, q="lovelace") == []
+    assert await names(client, h, q="byron") == ["Ada Byron"]
+    assert await names(client, h, q="augusta@") == ["Ada Byron"]
+    if not client.is_postgres:
+        db = client.app.state.runtime.db
+        async with db.reads() as session:
+            indexed = (await session.execute(text("SELECT count(*) FROM customer_search"))).scalar_one()
+        assert indexed == 3  # one row per customer, kept by the triggers
+        # The index is what a search of 3 or more characters asks first: emptied, it finds nothing
+        # (a shorter term is not looked up there).
+        async with db.transaction() as session:
+            await session.execute(text("DELETE FROM customer_search"))
+        assert await names(client, h, q="byron") == []
+        assert await names(client, h, q="by") == ["Ada Byron"]
 
 
 async def test_bad_list_parameters_are_422(client, auth_headers):

@@ -7,6 +7,8 @@ Postgres: the service's own schema first on the search_path, so models carry no 
 """
 
 import asyncio
+import functools
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, cast
@@ -58,6 +60,20 @@ def async_url(url: str) -> str:
 class LockWaitTimeout(TimeoutError):
     """A writer waited longer than its bound for its SQLite write turn: the transaction never began,
     nothing was written (answered 503 OVERLOADED, crm_common.errors)."""
+
+
+@functools.cache
+def sqlite_has_trigram_search() -> bool:
+    """Whether this Python's SQLite has FTS5 with the trigram tokenizer (SQLite 3.34 and later, built
+    with FTS5, as the usual builds are): what substring-search indexes need on SQLite."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(text, tokenize='trigram')")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        probe.close()
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from customer_svc.events import publish
 from customer_svc.models import Customer, CustomerAddress
 from customer_svc.service.customers import get_customer, merged_error
+from customer_svc.service.query import compact_search_index
 
 ERASED_EMAIL_DOMAIN = erasure.ERASED_EMAIL_DOMAIN
 # Nullable personal fields, emptied.
@@ -56,6 +57,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID, actor
     await add_events(session, *(publish.customer_erased(r, actor_id=actor_id, at=now) for r in records))
     for record in records:
         await erasure.scrub_event_store(session, customer_id=record.id, values=removed)
+    await compact_search_index(session)
     return await get_customer(session, customer.id)
 
 

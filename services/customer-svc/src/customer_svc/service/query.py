@@ -7,6 +7,7 @@ from functools import cache
 import sqlalchemy as sa
 from crm_common import directory
 from crm_common.archive import ArchivedMode, archived_clause
+from crm_common.db import sqlite_has_trigram_search
 from crm_common.errors import FieldError
 from crm_common.record_scope import Access, ScopedCaller, scope_clause
 from sqlalchemy.dialects import postgresql
@@ -40,10 +41,33 @@ def _search_text(dialect: str) -> sa.ColumnElement[str]:
     )
 
 
+# SQLite's trigram index of the same text (migration c2f4a8e1b9d7), where FTS5 has the tokenizer.
+_SEARCH_INDEX = sa.table("customer_search", sa.column("rowid"), sa.column("customer_search"))
+_CUSTOMER_ROWID = sa.literal_column("customers.rowid")
+
+
 def search_condition(session: AsyncSession, q: str) -> sa.ColumnElement[bool]:
-    """`q`: a case-insensitive substring of the number, name, email or company."""
-    pattern = f"%{_escape_like(q.strip().lower())}%"
-    return search_text(session).like(pattern, escape="\\")
+    """`q`: a case-insensitive substring of the number, name, email or company.
+
+    On SQLite a term of 3 or more characters first asks the trigram index for candidates (a phrase
+    of trigrams: the term as a substring, folded as FTS5 folds case, which takes in every row the
+    LIKE below matches, and perhaps a few more with non-ASCII letters), then the LIKE decides, so
+    the answer is the same with or without the index. Postgres' trigram index serves the LIKE
+    itself."""
+    term = q.strip().lower()
+    matches = search_text(session).like(f"%{_escape_like(term)}%", escape="\\")
+    if len(term) < 3 or session.bind.dialect.name != "sqlite" or not sqlite_has_trigram_search():
+        return matches
+    phrase = '"' + term.replace('"', '""') + '"'
+    candidates = sa.select(_SEARCH_INDEX.c.rowid).where(_SEARCH_INDEX.c.customer_search.op("MATCH")(phrase))
+    return sa.and_(_CUSTOMER_ROWID.in_(candidates), matches)
+
+
+async def compact_search_index(session: AsyncSession) -> None:
+    """After an erasure (SQLite): FTS5 keeps a changed row's old trigrams in its index until its
+    segments are merged; merging them all now leaves nothing of the erased text behind."""
+    if session.bind.dialect.name == "sqlite" and sqlite_has_trigram_search():
+        await session.execute(sa.text("INSERT INTO customer_search (customer_search) VALUES ('optimize')"))
 
 
 def _is_postgres(session: AsyncSession) -> bool:
