@@ -64,14 +64,26 @@ async def bus():
 
 
 @pytest.fixture
-async def client(database, signing_key, tmp_path, bus):
+def settings_with(database, signing_key, tmp_path):
+    """customer-svc's settings for this test's database, with overrides, for a test that runs an
+    app of its own (a short interval, a bound, a token)."""
     url, schema = database
-    settings = Settings(database_url=url, db_schema=schema, jwt_public_key=signing_key[1], data_dir=tmp_path)
-    app = create_app(settings, bus=bus)
+
+    def make(**overrides) -> Settings:
+        return Settings(
+            database_url=url, db_schema=schema, jwt_public_key=signing_key[1], data_dir=tmp_path, **overrides
+        )
+
+    return make
+
+
+@pytest.fixture
+async def client(database, settings_with, bus):
+    app = create_app(settings_with(), bus=bus)
     async with running(app) as client:
         client.app = app
         client.bus = bus
-        client.is_postgres = not url.startswith("sqlite")
+        client.is_postgres = not database[0].startswith("sqlite")
         yield client
 
 

@@ -11,7 +11,6 @@ from crm_common.testing.plugin import eventually, running
 from customer_svc.app import create_app
 from customer_svc.models import Customer, CustomerAddress
 from customer_svc.service import archiving
-from customer_svc.settings import Settings
 
 from .conftest import count_rows, create, deliver, opportunity_event, outbox_payloads
 from .test_sync_list import settled
@@ -151,18 +150,10 @@ async def test_a_purged_opportunity_leaves_the_customers_totals(client, auth_hea
     assert got["totalValue"] == "0.00" and got["valueTotals"] == []
 
 
-async def test_the_service_purges_on_its_own(database, signing_key, tmp_path, bus, auth_headers):
+async def test_the_service_purges_on_its_own(settings_with, bus, auth_headers):
     """The periodic task create_service_app starts: with a short interval, a customer archived longer
     than the retention ago goes without anyone calling the purge."""
-    url, schema = database
-    settings = Settings(
-        database_url=url,
-        db_schema=schema,
-        jwt_public_key=signing_key[1],
-        data_dir=tmp_path,
-        archive_retention_days=2,
-        archive_purge_interval_seconds=0.1,
-    )
+    settings = settings_with(archive_retention_days=2, archive_purge_interval_seconds=0.1)
     headers = auth_headers()
     app = create_app(settings, bus=bus)
     async with running(app) as client:

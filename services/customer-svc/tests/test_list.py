@@ -279,23 +279,15 @@ async def test_a_list_row_is_the_customer_as_get_answers_it(client, people):
 
 
 async def test_sqlite_gets_planner_statistics_so_a_page_walks_the_lists_order(
-    database, signing_key, tmp_path, bus, auth_headers
+    database, settings_with, bus, auth_headers
 ):
     """The embedded default analyzes its file while it runs (crm_common.planner_statistics): the
     list's page walks the (created_at, id) index instead of sorting every live customer."""
     from crm_common.testing.plugin import eventually, running
     from customer_svc.app import create_app
-    from customer_svc.settings import Settings
-    from sqlalchemy import text
 
-    url, schema = database
-    settings = Settings(
-        database_url=url,
-        db_schema=schema,
-        jwt_public_key=signing_key[1],
-        data_dir=tmp_path,
-        sqlite_analyze_interval_seconds=0.2,
-    )
+    url, _ = database
+    settings = settings_with(sqlite_analyze_interval_seconds=0.2)
     app = create_app(settings, bus=bus)
     async with running(app) as client:
         h = auth_headers()

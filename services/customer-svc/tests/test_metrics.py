@@ -6,7 +6,6 @@ import re
 import pytest
 from crm_common.testing.plugin import running
 from customer_svc.app import create_app
-from customer_svc.settings import Settings
 
 from .conftest import add_user
 
@@ -49,16 +48,8 @@ async def test_metrics_show_the_backlog_the_pool_and_event_handling(client, auth
 
 
 @pytest.fixture
-async def private_metrics(database, signing_key, tmp_path, bus):
-    url, schema = database
-    settings = Settings(
-        database_url=url,
-        db_schema=schema,
-        jwt_public_key=signing_key[1],
-        data_dir=tmp_path,
-        metrics_token="s3cret",
-    )
-    async with running(create_app(settings, bus=bus)) as client:
+async def private_metrics(settings_with, bus):
+    async with running(create_app(settings_with(metrics_token="s3cret"), bus=bus)) as client:
         yield client
 
 

@@ -12,7 +12,6 @@ from crm_common import db as db_module
 from crm_common.testing.plugin import running
 from customer_svc.app import create_app
 from customer_svc.models import Customer, CustomerNumberCounter
-from customer_svc.settings import Settings
 
 from .conftest import count_rows, outbox_payloads
 
@@ -20,16 +19,8 @@ BOUND = 0.2
 
 
 @pytest.fixture
-async def client(database, signing_key, tmp_path, bus):
-    url, schema = database
-    settings = Settings(
-        database_url=url,
-        db_schema=schema,
-        jwt_public_key=signing_key[1],
-        data_dir=tmp_path,
-        numbering_lock_timeout_seconds=BOUND,
-    )
-    app = create_app(settings, bus=bus)
+async def client(settings_with, bus):
+    app = create_app(settings_with(numbering_lock_timeout_seconds=BOUND), bus=bus)
     async with running(app) as client:
         client.app = app
         yield client

@@ -417,24 +417,19 @@ async def paginate_rows(
     _, _, ident = sync_columns(entity)
     # The query's own ORDER BY (SQLAlchemy has no public accessor for it).
     order = query._order_by_clauses
+    count_alone: AnySelect
     if count_limit is not None and session.get_bind().dialect.name != "sqlite":
         # One statement still: the page's ids, and the count as a scalar subquery (run once).
         matches = query.order_by(None).with_only_columns(ident).limit(count_limit + 1).subquery("matches")
         counted = select(func.count()).select_from(matches).scalar_subquery()
         page = query.with_only_columns(ident.label("id")).limit(limit).offset(offset).subquery("page")
         statement = rows_of(page).add_columns(counted.label(PAGE_TOTAL)).order_by(*order)
-        rows = list((await session.execute(statement)).all())
-        if rows:
-            total = rows[0]._mapping[PAGE_TOTAL]
-        elif offset == 0:
-            total = 0
-        else:
-            total = (await session.execute(select(counted))).scalar_one()
+        count_alone = select(counted)
     else:
-        # SQLite has no index for a substring search (Postgres has trigram indexes): every row is
-        # read whatever the plan, and one pass that counts every match is the cheapest. Walking the
-        # list's order instead read the whole table in index order, slower than a scan, whenever a
-        # term matched fewer rows than a page (most searches).
+        # SQLite keeps the window, also for a search: its trigram index (where FTS5 has one) leaves
+        # few rows to count, and without it every row is read whatever the plan, and walking the
+        # list's order read the whole table in index order, slower than a scan, whenever a term
+        # matched fewer rows than a page.
         page = (
             query.with_only_columns(ident.label("id"), func.count().over().label(PAGE_TOTAL))
             .limit(limit)
@@ -442,15 +437,14 @@ async def paginate_rows(
             .subquery("page")
         )
         statement = rows_of(page).add_columns(page.c[PAGE_TOTAL]).order_by(*order)
-        rows = list((await session.execute(statement)).all())
-        if rows:
-            total = rows[0]._mapping[PAGE_TOTAL]
-        elif offset == 0:
-            total = 0
-        else:
-            total = (
-                await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
-            ).scalar_one()
+        count_alone = select(func.count()).select_from(query.order_by(None).subquery())
+    rows = list((await session.execute(statement)).all())
+    if rows:
+        total = rows[0]._mapping[PAGE_TOTAL]
+    elif offset == 0:
+        total = 0
+    else:
+        total = (await session.execute(count_alone)).scalar_one()
     exact = True
     if count_limit is not None and total > count_limit:
         if 0 < len(rows) < limit:
