@@ -188,5 +188,8 @@ async def test_a_search_past_its_count_limit_shows_at_least_and_lets_you_page_on
         and "Page 2 of 2" in last.text
         and "Page 2 of 2+" not in last.text
     )
+    # Past the end: nothing more to page to, though the count still says "at least".
+    past = await gw.get("/app/customers", params={"q": "plenty", "page": 3})
+    assert past.status_code == 200 and "page=4" not in past.text and "page=2" in past.text
     exact = (await gw.get("/api/v1/views/customer-list/data", params={"q": "plenty01"}, headers=admin)).json()
     assert exact["total"] == 1 and "totalExact" not in exact

@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from crm_common.db import dialect_name
 from crm_common.errors import FieldError, ProblemError
 from crm_common.models import utcnow
 from crm_common.routes import api_routes
@@ -418,7 +419,7 @@ async def paginate_rows(
     # The query's own ORDER BY (SQLAlchemy has no public accessor for it).
     order = query._order_by_clauses
     count_alone: AnySelect
-    if count_limit is not None and session.get_bind().dialect.name != "sqlite":
+    if count_limit is not None and dialect_name(session) != "sqlite":
         # One statement still: the page's ids, and the count as a scalar subquery (run once).
         matches = query.order_by(None).with_only_columns(ident).limit(count_limit + 1).subquery("matches")
         counted = select(func.count()).select_from(matches).scalar_subquery()
