@@ -5,8 +5,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from crm_common.events.envelope import new_event
-from crm_common.events.inbox import idempotent_dispatcher, keep_retention, purge_processed
+from crm_common.events.inbox import (
+    Upsert,
+    UpsertHandler,
+    idempotent_dispatcher,
+    keep_retention,
+    purge_processed,
+)
 from crm_common.events.tables import inbox
 from crm_common.testing.plugin import eventually
 from sqlalchemy import func, insert, select
@@ -176,3 +183,119 @@ async def test_an_event_a_batch_handler_wrote_is_read_afresh_by_the_next(db, eff
     dispatch = idempotent_dispatcher(db, "tester", {"customer.created": record})
     await dispatch.apply_batch([event(), event(), event()])
     assert seen == [0, 1, 2]
+
+
+# --- one-row handlers (UpsertHandler): on Postgres the claim and the upsert are one statement ----------
+
+
+one_row_metadata = sa.MetaData()
+names = sa.Table(
+    "names",
+    one_row_metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+def _newer_only(stmt, columns):
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={c: stmt.excluded[c] for c in columns if c != "id"},
+        where=names.c.version < stmt.excluded.version,
+    )
+
+
+def named(record_id, name, version):
+    return new_event(
+        "customer.updated", service="test", subject=record_id, data={"name": name}, sequence=version
+    )
+
+
+async def _name_row(e):
+    if e.data["name"] is None:
+        return None  # not one row's upsert: the `otherwise` handler's
+    return Upsert(
+        names, {"id": uuid.UUID(e.subject), "name": e.data["name"], "version": e.sequence}, _newer_only
+    )
+
+
+@pytest.fixture
+async def names_db(db):
+    async with db.engine.begin() as conn:
+        await conn.run_sync(one_row_metadata.create_all)
+    return db
+
+
+async def _names(db):
+    async with db.transaction(read_only=True) as s:
+        return {row.id: (row.name, row.version) for row in await s.execute(select(names))}
+
+
+async def _claimed(db, consumer):
+    async with db.transaction(read_only=True) as s:
+        return set((await s.execute(select(inbox.c.event_id).where(inbox.c.consumer == consumer))).scalars())
+
+
+async def test_a_one_row_handler_applies_an_event_once_and_records_it(names_db):
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": UpsertHandler(_name_row)})
+    rid = uuid.uuid4()
+    first, second = named(rid, "Ada", 1), named(rid, "Grace", 2)
+    assert await dispatch(first) == "applied"
+    assert await dispatch(second) == "applied"
+    assert await _names(names_db) == {rid: ("Grace", 2)}
+    assert await _claimed(names_db, "namer") == {first.id, second.id}
+    # A redelivery of either is a duplicate; another consumer's inbox is its own.
+    assert await dispatch(first) == "duplicate"
+    assert (
+        await idempotent_dispatcher(names_db, "other", {"customer.updated": UpsertHandler(_name_row)})(first)
+        == "applied"
+    )
+    assert await _names(names_db) == {rid: ("Grace", 2)}  # the row's own version rule still holds
+
+
+async def test_a_one_row_handler_does_nothing_for_a_duplicate_even_when_the_row_is_gone(names_db):
+    """The row is written only when the claim is: a redelivered event does not bring back a row that
+    was deleted since (a forgotten customer stays forgotten)."""
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": UpsertHandler(_name_row)})
+    rid = uuid.uuid4()
+    e = named(rid, "Ada", 1)
+    await dispatch(e)
+    async with names_db.transaction() as s:
+        await s.execute(sa.delete(names))
+    assert await dispatch(e) == "duplicate"
+    assert await _names(names_db) == {}
+
+
+async def test_a_failing_one_row_upsert_leaves_no_claim_so_the_retry_counts(names_db):
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": UpsertHandler(_name_row)})
+    rid = uuid.uuid4()
+    broken = new_event("customer.updated", service="test", subject=rid, data={"name": "x"}, sequence=None)
+    with pytest.raises(Exception, match=r"(?i)null"):  # version NOT NULL
+        await dispatch(broken)
+    assert await _claimed(names_db, "namer") == set()
+    assert await _names(names_db) == {}
+
+
+async def test_an_event_that_is_not_one_row_goes_to_the_otherwise_handler(names_db, effects):
+    async def record(session, e):
+        await session.execute(insert(effects).values(event_id=e.id))
+
+    handler = UpsertHandler(_name_row, otherwise=record)
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": handler})
+    rid = uuid.uuid4()
+    e = named(rid, None, 1)
+    assert await dispatch(e) == "applied"
+    assert await dispatch(e) == "duplicate"
+    assert await count(names_db, effects) == 1
+    assert await _names(names_db) == {}
+
+
+async def test_one_row_handlers_in_a_batch_apply_as_alone(names_db):
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": UpsertHandler(_name_row)})
+    a, b = uuid.uuid4(), uuid.uuid4()
+    seen = named(a, "Ada", 1)
+    await dispatch(seen)
+    outcomes = await dispatch.apply_batch([named(a, "Grace", 2), seen, named(b, "Hopper", 1)])
+    assert outcomes == ["applied", "duplicate", "applied"]
+    assert await _names(names_db) == {a: ("Grace", 2), b: ("Hopper", 1)}

@@ -220,3 +220,39 @@ async def test_the_owner_and_team_carried_by_customer_events_decide(world: World
         ("customer.updated", False),
         ("customer.updated", True),
     ]
+
+
+def customer_archived(customer_id) -> object:
+    data = {
+        "customerId": str(customer_id),
+        "customerNumber": "CUST-2026-000002",
+        "archivedAt": "2026-12-07T03:00:00Z",
+    }
+    return new_event("customer.archived", service="customer", subject=customer_id, data=data, sequence=3)
+
+
+async def test_an_owner_told_before_any_webhook_existed_decides_for_a_later_one(
+    world: World, make_token, receiver
+):
+    """Nobody wanted the events that told the owners, so they were kept alone (one row each, with the
+    inbox's claim); a webhook made afterwards is judged by them: its creator's team's record goes
+    out, the other team's is withheld as out of scope, not as of an unknown owner."""
+    ids = await setup(world, make_token)
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    told = [
+        customer_updated(ours, "Ours", owner={"teamId": str(ids["team A"])}),
+        customer_updated(theirs, "Theirs", owner={"teamId": str(ids["team B"])}),
+    ]
+    await world.publish(*told)
+    hook = await subscribe_as(world, rep_headers(make_token, ids["a1"]), receiver.url)
+    await world.publish(customer_archived(ours), customer_archived(theirs))
+    (got,) = await receiver.wait_for(1)
+    assert json.loads(got.body)["data"]["customerId"] == str(ours)
+    log = await log_of(world, hook)
+    assert sorted((d["subject"] == str(ours), d["skipReason"]) for d in log) == [
+        (False, "OUT_OF_SCOPE"),
+        (True, None),
+    ]
+    # Delivered again, the events that told the owners are duplicates: the webhook gets nothing.
+    await world.publish(*told)
+    assert len(await log_of(world, hook)) == 2

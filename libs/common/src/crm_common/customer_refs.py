@@ -25,7 +25,6 @@ customer whose survivor the merge changed to its new survivor, and the hook move
 """
 
 import asyncio
-import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -45,10 +44,10 @@ from crm_common.contracts.customer import (
     CustomerOwner,
     CustomerUpdated,
 )
-from crm_common.db import dialect_name, insert_for
+from crm_common.db import insert_for
 from crm_common.errors import FieldError, ProblemError
 from crm_common.events.envelope import CloudEvent
-from crm_common.events.inbox import EventHandler
+from crm_common.events.inbox import EventHandler, Upsert, UpsertHandler
 from crm_common.models import UtcDateTime
 from crm_common.sql_types import AnyRow
 
@@ -174,23 +173,25 @@ def _insert(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
     return insert_for(session, refs)
 
 
-async def apply_state(session: AsyncSession, customer_id: uuid.UUID, *, version: int, **data: Any) -> None:
+def state_upsert(customer_id: uuid.UUID, *, version: int, **data: Any) -> Upsert:
     """The customer as of `version`: inserted, or applied over what is stored when strictly newer.
     Only the fields given change (an update that does not mention the priority keeps it)."""
     data = {k: v for k, v in data.items() if k in DATA_FIELDS or k in OWNER_FIELDS}
-    values = {"id": customer_id, **data, "version": version, "updated_at": datetime.now(UTC)}
-    statement = _upsert(dialect_name(session), tuple(values), bool(data.get("owner_known")))
-    await session.execute(statement, values)
+    return Upsert(
+        refs, {"id": customer_id, **data, "version": version, "updated_at": datetime.now(UTC)}, _newer_only
+    )
 
 
-@functools.lru_cache(maxsize=64)
-def _upsert(dialect: str, columns: tuple[str, ...], owner_known: bool) -> Any:
-    """`apply_state`'s upsert for these columns, built once: every event of every consumer runs it,
-    and building `excluded` (an alias of the table, a proxy per column) cost more than the rest of
-    the statement's execution. The values are bound at execution."""
-    stmt = insert_for(dialect, refs)
+async def apply_state(session: AsyncSession, customer_id: uuid.UUID, *, version: int, **data: Any) -> None:
+    await state_upsert(customer_id, version=version, **data).execute(session)
+
+
+def _newer_only(
+    stmt: postgresql.Insert | sqlite.Insert, columns: tuple[str, ...]
+) -> postgresql.Insert | sqlite.Insert:
+    """The upsert's conflict rule: the given columns change only from a strictly newer version."""
     newer = refs.c.version < stmt.excluded.version
-    if owner_known:
+    if "owner_known" in columns:
         # A row whose owner was never carried takes it from the same version too (a lookup of a
         # customer last heard of by an event older than the owner field).
         newer = sa.or_(newer, sa.and_(refs.c.version == stmt.excluded.version, sa.not_(refs.c.owner_known)))
@@ -229,10 +230,9 @@ def _owner(owner: CustomerOwner | None) -> dict[str, Any]:
     return {"assigned_to_id": owner.assigned_to_id, "team_id": owner.team_id, "owner_known": True}
 
 
-async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
+async def created_upsert(event: CloudEvent) -> Upsert:
     data = CustomerCreated.model_validate(event.data)
-    await apply_state(
-        session,
+    return state_upsert(
         data.customer_id,
         version=_version(event),
         customer_number=data.customer_number,
@@ -256,10 +256,9 @@ def _from_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
+async def _updated(event: CloudEvent) -> Upsert:
     data = CustomerUpdated.model_validate(event.data)
-    await apply_state(
-        session,
+    return state_upsert(
         data.customer_id,
         version=_version(event),
         **{
@@ -272,10 +271,9 @@ async def on_customer_updated(session: AsyncSession, event: CloudEvent) -> None:
     )
 
 
-async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> None:
+async def _converted(event: CloudEvent) -> Upsert:
     data = CustomerConverted.model_validate(event.data)
-    await apply_state(
-        session,
+    return state_upsert(
         data.customer_id,
         version=_version(event),
         customer_number=data.customer_number,
@@ -285,16 +283,22 @@ async def on_customer_converted(session: AsyncSession, event: CloudEvent) -> Non
     )
 
 
-async def on_customer_assigned(session: AsyncSession, event: CloudEvent) -> None:
+async def _assigned(event: CloudEvent) -> Upsert:
     data = CustomerAssigned.model_validate(event.data)
-    await apply_state(
-        session,
+    return state_upsert(
         data.customer_id,
         version=_version(event),
         customer_number=data.customer_number,
         full_name=data.full_name,
         **_owner(CustomerOwner(assigned_to_id=data.assigned_to_id, team_id=data.team_id)),
     )
+
+
+# Each of these changes one customer_refs row: the inbox runs it with its claim (UpsertHandler).
+on_customer_created = UpsertHandler(created_upsert)
+on_customer_updated = UpsertHandler(_updated)
+on_customer_converted = UpsertHandler(_converted)
+on_customer_assigned = UpsertHandler(_assigned)
 
 
 Moves = dict[uuid.UUID, uuid.UUID]

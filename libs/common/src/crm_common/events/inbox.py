@@ -6,9 +6,11 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Optional
 
+import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import delete
@@ -49,8 +51,12 @@ LAG = Histogram(
 )
 
 
-# A consumer's cheap look before its handler's transaction: whether the event can have any effect.
-EventWanted = Callable[[CloudEvent], Awaitable[bool]]
+# A consumer's cheap look before its handler's transaction: whether the event can have any effect
+# (False: none but the inbox's record of it), or the one row it changes (an Upsert, as UpsertHandler's).
+EventWanted = Callable[[CloudEvent], Awaitable["bool | Upsert"]]
+
+# What an event does in a consumer: nothing but its claim (None), one row's upsert, or a handler's work.
+Effect = Optional["Upsert | EventHandler"]
 
 
 @functools.cache
@@ -81,6 +87,106 @@ async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
     return affected(result) == 1
 
 
+# --- one-row handlers --------------------------------------------------------------------------------
+#
+# Most events a context consumes change one row of its read model (a customer's name, owner, status)
+# under the row's own version rule. Run as a transaction, such an event costs a session, BEGIN, the
+# claim, the upsert and COMMIT: four round trips, for every consumer of every event. On Postgres the
+# claim and the upsert go together instead, as one statement on its own: the claim is a
+# data-modifying CTE and the row is inserted only if the claim was, so the effect and the record that
+# it happened still commit together, and a redelivery still changes nothing.
+
+# Adds the ON CONFLICT clause to an INSERT of these columns (the module-level function of a table:
+# it is part of the key the statements are built and kept under).
+Conflict = Callable[[postgresql.Insert | sqlite.Insert, tuple[str, ...]], postgresql.Insert | sqlite.Insert]
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """One row's INSERT ... ON CONFLICT: `row` maps column names to values."""
+
+    table: sa.Table
+    row: dict[str, Any]
+    conflict: Conflict
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.row)
+
+    async def execute(self, session: AsyncSession) -> None:
+        """In a transaction of the caller's."""
+        statement = _plain_upsert(dialect_name(session), self.table, self.columns, self.conflict)
+        await session.execute(statement, self.row)
+
+
+class UpsertHandler:
+    """A handler whose effect on an event is `await upsert(event)`, one row's upsert; for an event
+    where that is None, `otherwise` handles it as any handler does (in the inbox transaction).
+    `upsert` may read (outside any transaction) to decide, but not write.
+
+    Called as a handler (in a transaction: SQLite, a batch, a service's own handler calling it) it
+    executes the upsert in that transaction; the dispatcher runs it with the claim (Postgres)."""
+
+    def __init__(
+        self, upsert: Callable[[CloudEvent], Awaitable[Upsert | None]], otherwise: EventHandler | None = None
+    ):
+        self.upsert = upsert
+        self.otherwise = otherwise
+
+    async def __call__(self, session: AsyncSession, event: CloudEvent) -> None:
+        upsert = await self.upsert(event)
+        if upsert is None:
+            if self.otherwise is not None:
+                await self.otherwise(session, event)
+            return
+        await upsert.execute(session)
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_upsert(dialect: str, table: sa.Table, columns: tuple[str, ...], conflict: Conflict) -> Any:
+    # Built once per shape: building `excluded` (an alias of the table, a proxy per column) costs more
+    # than the statement's execution.
+    return conflict(insert_for(dialect, table), columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _claimed_upsert(table: sa.Table, columns: tuple[str, ...], conflict: Conflict) -> Any:
+    """WITH claimed AS (INSERT INTO event_inbox ... ON CONFLICT DO NOTHING RETURNING event_id),
+    applied AS (INSERT INTO table (columns) SELECT <the row> WHERE EXISTS (SELECT FROM claimed)
+    ON CONFLICT ...) SELECT count(*) FROM claimed: 1 when the event was claimed (and applied), 0
+    when the inbox already had it. Postgres runs every data-modifying CTE to completion whether or
+    not the final SELECT reads it."""
+    claimed = (
+        postgresql.insert(inbox)
+        .values(
+            consumer=sa.bindparam("inbox_consumer"),
+            event_id=sa.bindparam("inbox_event_id"),
+            event_type=sa.bindparam("inbox_event_type"),
+            processed_at=sa.bindparam("inbox_processed_at"),
+        )
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox.c.event_id)
+        .cte("claimed")
+    )
+    # Typed parameters (asyncpg renders `$1::UUID`): in INSERT ... SELECT they take no type from the
+    # target columns. No CAST to the column's type: a cast to VARCHAR(n) would cut a value that the
+    # plain upsert refuses.
+    row = sa.select(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
+    row = row.where(sa.exists(sa.select(claimed.c.event_id)))
+    applied = conflict(postgresql.insert(table).from_select(list(columns), row), columns).cte("applied")
+    return sa.select(sa.select(sa.func.count()).select_from(claimed).scalar_subquery()).add_cte(applied)
+
+
+async def claim_and_upsert(db: Database, consumer: str, event: CloudEvent, upsert: Upsert) -> bool:
+    """Postgres: `claim` and the upsert as one statement on its own (no transaction around it);
+    False, with nothing changed, when the inbox already had the event."""
+    statement = _claimed_upsert(upsert.table, upsert.columns, upsert.conflict)
+    params = {f"inbox_{k}": v for k, v in _claim_row(consumer, event).items()}
+    async with db.single_statements() as conn:
+        claimed: int = (await conn.execute(statement, {**params, **upsert.row})).scalar_one()
+    return claimed == 1
+
+
 def idempotent_dispatcher(
     db: Database, consumer: str, handlers: Mapping[str, EventHandler], wanted: EventWanted | None = None
 ) -> "IdempotentDispatcher":
@@ -94,7 +200,8 @@ def idempotent_dispatcher(
 
     `wanted`, when given, is asked first: an event it says can have no effect here is only recorded
     in the inbox (one statement, no handler transaction), so redelivery and consistency tokens see it
-    exactly as if the handler had run and done nothing.
+    exactly as if the handler had run and done nothing; when it answers with one row's Upsert, that
+    is all the event does (as an UpsertHandler's).
 
     A bus with several events waiting may hand them over together (`apply_batch`): one transaction
     applies them all, each exactly as alone; if any of them fails, none is kept, and the bus delivers
@@ -125,11 +232,14 @@ class IdempotentDispatcher:
         started, outcome = time.perf_counter(), "failed"
         try:
             with consumer_span(consumer, event.type, str(event.id), event.traceparent):
-                if not await self._is_wanted(event):
+                effect = await self._effect(event, handler)
+                if effect is None:
                     applied = await claim_alone(self.db, consumer, event)
+                elif isinstance(effect, Upsert) and not self.db.is_sqlite:
+                    applied = await claim_and_upsert(self.db, consumer, event, effect)
                 else:
                     async with self.db.transaction() as session:
-                        applied = await self._apply(session, event, handler)
+                        applied = await self._apply(session, event, effect)
             # Only here is it committed: requests waiting for it (consistency tokens) may go on.
             consistency.notify_applied(consumer)
             outcome = "applied" if applied else "duplicate"
@@ -148,7 +258,7 @@ class IdempotentDispatcher:
         started = time.perf_counter()
         outcomes: list[str] = []
         # What needs no transaction, and the cheap looks before one (as `__call__` takes them).
-        todo: list[tuple[CloudEvent, EventHandler | None]] = []
+        todo: list[tuple[CloudEvent, Effect]] = []
         for event in events:
             handler = self.handlers.get(event.routing_key)
             if handler is None:
@@ -156,18 +266,18 @@ class IdempotentDispatcher:
                 continue
             check_event(event)
             outcomes.append("")
-            todo.append((event, handler if await self._is_wanted(event) else None))
+            todo.append((event, await self._effect(event, handler)))
         if todo:
             applied = []
             async with self.db.transaction() as session:
-                for event, handler in todo:
+                for event, effect in todo:
                     token = set_request_id(event.correlationid)
                     try:
                         with consumer_span(consumer, event.type, str(event.id), event.traceparent):
-                            if handler is None:
+                            if effect is None:
                                 applied.append(await claim(session, consumer, event))
                             else:
-                                applied.append(await self._apply(session, event, handler))
+                                applied.append(await self._apply(session, event, effect))
                             # The next event's handler reads afresh, as in a session of its own.
                             await session.flush()
                             session.expunge_all()
@@ -191,19 +301,32 @@ class IdempotentDispatcher:
         log.info("%s: no handler for %s %s; ignored", self.consumer, event.type, event.id)
         return "ignored"
 
-    async def _is_wanted(self, event: CloudEvent) -> bool:
-        if self.wanted is None:
-            return True
+    async def _effect(self, event: CloudEvent, handler: EventHandler) -> Effect:
+        """What the event does here, from the cheap looks before any transaction: `wanted`'s, then
+        an UpsertHandler's. One row's upsert runs with the claim as one statement on Postgres
+        (claim_and_upsert); SQLite has no data-modifying CTE, and its statements cost no round
+        trip, so there it runs in the inbox transaction like any handler."""
         try:
-            return await self.wanted(event)
+            look = True if self.wanted is None else await self.wanted(event)
+            if look is False:
+                return None
+            if isinstance(look, Upsert):
+                return look
+            if isinstance(handler, UpsertHandler):
+                upsert = await handler.upsert(event)
+                return upsert if upsert is not None else handler.otherwise
+            return handler
         except ValidationError as exc:
             raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
 
-    async def _apply(self, session: AsyncSession, event: CloudEvent, handler: EventHandler) -> bool:
+    async def _apply(self, session: AsyncSession, event: CloudEvent, effect: "Upsert | EventHandler") -> bool:
         applied = await claim(session, self.consumer, event)
         if applied:
             try:
-                await handler(session, event)
+                if isinstance(effect, Upsert):
+                    await effect.execute(session)
+                else:
+                    await effect(session, event)
             except ValidationError as exc:
                 raise PermanentEventError(f"{event.type} {event.id} breaks its contract: {exc}") from exc
         return applied

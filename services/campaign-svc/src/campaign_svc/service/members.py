@@ -9,6 +9,7 @@ from crm_common import customer_refs
 from crm_common.contracts.customer import CustomerCreated, CustomerUpdated
 from crm_common.db import insert_for
 from crm_common.events.envelope import CloudEvent
+from crm_common.events.inbox import Upsert
 from crm_common.events.outbox import add_events
 from crm_common.record_scope import RecordScope
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +53,13 @@ async def add_lead(
         .values(id=uuid.uuid4(), campaign_id=campaign_id, customer_id=customer_id, created_at=at)
         .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id"])
     )
+
+
+async def created_without_lead(event: CloudEvent) -> Upsert | None:
+    """customer.created's whole effect when the customer came from no campaign; None otherwise."""
+    if CustomerCreated.model_validate(event.data).source_campaign_id is not None:
+        return None
+    return await customer_refs.created_upsert(event)
 
 
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:

@@ -9,6 +9,7 @@ from crm_common.contracts.customer import CustomerErased
 from crm_common.db import Database
 from crm_common.events.catalogue import SUBSCRIPTIONS
 from crm_common.events.envelope import CloudEvent
+from crm_common.events.inbox import Upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webhook_svc.delivery.worker import DeliveryWorker
@@ -23,16 +24,22 @@ def check_contract(event: CloudEvent) -> None:
     _contracts[event.routing_key].model_validate(event.data)
 
 
-async def wanted(db: Database, event: CloudEvent) -> bool:
+async def wanted(db: Database, event: CloudEvent) -> bool | Upsert:
     """Whether an event can have an effect here: the directory's and `customer.erased` (which scrubs
     the delivery log) always, the others when an active subscription wants them
-    (deliveries.wanted_by_any). An event breaking its contract is refused whether or not anyone
-    wants it, as the handler would."""
+    (deliveries.wanted_by_any). An event nobody wants that tells a record's owner is still kept for
+    that: a subscription made later needs the owner of a record created earlier
+    (record_scopes.RecordOwner); when the owner is all it changes, the answer is that one row's
+    upsert, which the inbox runs with its claim. An event breaking its contract is refused whether or
+    not anyone wants it, as the handler would."""
     check_contract(event)
-    always = event.routing_key in directory.HANDLERS or event.routing_key == "customer.erased"
-    # An event telling a record's owner is kept whoever wants it: a subscription made later needs the
-    # owner of a record created earlier (record_scopes.RecordOwner).
-    return always or record_scopes.carries_owner(event) or await deliveries.wanted_by_any(db, event)
+    if event.routing_key in directory.HANDLERS or event.routing_key == "customer.erased":
+        return True
+    if await deliveries.wanted_by_any(db, event):
+        return True
+    if not record_scopes.carries_owner(event):
+        return False
+    return record_scopes.owner_upsert(event) or True  # an owner through another record: the handler
 
 
 def _keep_user(keep_directory):

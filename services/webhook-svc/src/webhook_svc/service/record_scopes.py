@@ -19,12 +19,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from crm_common.auth import DATA_CONTEXTS, SCOPE_LEVELS, Principal
 from crm_common.contracts.catalogue import by_routing_key
 from crm_common.contracts.identity import UserData
-from crm_common.db import insert_for
 from crm_common.events.envelope import CloudEvent
+from crm_common.events.inbox import Upsert
 from crm_common.record_scope import RecordScope, teams_of
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,15 +127,45 @@ def carries_owner(event: CloudEvent) -> bool:
     return record is not None and (record.owners is not None or record.via is not None)
 
 
-async def _upsert(session: AsyncSession, table: sa.Table, key: list[str], values: dict) -> None:
-    stmt = insert_for(session, table).values(**values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=key,
-            set_={k: stmt.excluded[k] for k in values if k not in key},
-            where=table.c.version <= stmt.excluded.version,
-        )
+def _newest_owner(stmt, columns: tuple[str, ...]):
+    return _keep_newest(stmt, columns, ["kind", "record_id"])
+
+
+def _newest_access(stmt, columns: tuple[str, ...]):
+    return _keep_newest(stmt, columns, ["user_id"])
+
+
+def _keep_newest(stmt, columns: tuple[str, ...], key: list[str]):
+    """The conflict rule of both tables: a row changes only from the same or a newer version."""
+    return stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={k: stmt.excluded[k] for k in columns if k not in key},
+        where=stmt.table.c.version <= stmt.excluded.version,
     )
+
+
+def _owner_upsert(record: Record, event: CloudEvent) -> Upsert:
+    return Upsert(
+        RecordOwner.__table__,
+        {
+            "kind": record.kind,
+            "record_id": record.record_id,
+            "owner_ids": [str(o) for o in record.owners or ()],
+            "team_id": record.team_id,
+            "version": event.sequence or 0,
+            "updated_at": datetime.now(UTC),
+        },
+        _newest_owner,
+    )
+
+
+def owner_upsert(event: CloudEvent) -> Upsert | None:
+    """Keeping the owner an event carries, as one row's upsert (None: the event carries none, or
+    only through another record, which takes a read)."""
+    record = record_of(event)
+    if record is None or record.record_id is None or record.owners is None:
+        return None
+    return _owner_upsert(record, event)
 
 
 async def _stored(session: AsyncSession, kind: str, record_id: uuid.UUID) -> RecordOwner | None:
@@ -155,19 +184,7 @@ async def resolve_owners(session: AsyncSession, event: CloudEvent) -> Record | N
             owners = tuple(uuid.UUID(o) for o in source.owner_ids)
             record = Record(record.kind, record.record_id, owners, source.team_id)
     if record.owners is not None:
-        await _upsert(
-            session,
-            RecordOwner.__table__,
-            ["kind", "record_id"],
-            {
-                "kind": record.kind,
-                "record_id": record.record_id,
-                "owner_ids": [str(o) for o in record.owners],
-                "team_id": record.team_id,
-                "version": event.sequence or 0,
-                "updated_at": datetime.now(UTC),
-            },
-        )
+        await _owner_upsert(record, event).execute(session)
         return record
     stored = await _stored(session, record.kind, record.record_id)
     if stored is None:
@@ -180,18 +197,14 @@ async def resolve_owners(session: AsyncSession, event: CloudEvent) -> Record | N
 async def on_user_event(session: AsyncSession, event: CloudEvent) -> None:
     """Keep what each user may read now (for their subscriptions), from `user.*` events."""
     user = UserData.model_validate(event.data)
-    await _upsert(
-        session,
-        UserAccess.__table__,
-        ["user_id"],
-        {
-            "user_id": user.user_id,
-            "read_scopes": user.read_scopes,
-            "is_active": user.is_active,
-            "version": event.sequence or 0,
-            "updated_at": datetime.now(UTC),
-        },
-    )
+    row = {
+        "user_id": user.user_id,
+        "read_scopes": user.read_scopes,
+        "is_active": user.is_active,
+        "version": event.sequence or 0,
+        "updated_at": datetime.now(UTC),
+    }
+    await Upsert(UserAccess.__table__, row, _newest_access).execute(session)
 
 
 class Audience:
