@@ -90,6 +90,7 @@ RATIOS = {
     "ticket POST": "bare INSERT",
 }
 CUSTOMER_CASES = ("bare GET", "direct GET", "gateway GET", "gateway list q", "bare INSERT", "gateway POST")
+CASE_SETS = {"customer": CUSTOMER_CASES, "create": ("bare INSERT", "gateway POST")}
 # Seeded through the API (batch create) before the run: what the GET cases read, and open
 # opportunities for the win case (each opportunity POST adds one more).
 SEEDED_OPPORTUNITIES = 800
@@ -381,7 +382,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     cases = [
         c
         for c in RATIOS
-        if (c != "direct GET" or target.direct) and (args.cases == "all" or c in CUSTOMER_CASES)
+        if (c != "direct GET" or target.direct) and (args.cases == "all" or c in CASE_SETS[args.cases])
     ]
     # Idle connections dropped before the servers' uvicorn drops them (5 s; phases leave them idle).
     connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=4)
@@ -656,7 +657,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds per case before the rounds")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
-        "--cases", choices=("all", "customer"), default="all", help="customer: the customer rows only"
+        "--cases",
+        choices=("all", *CASE_SETS),
+        default="all",
+        help="customer: the customer rows only; create: the bare INSERT and the customer POST",
     )
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--database-url", default=DEFAULT_PG)

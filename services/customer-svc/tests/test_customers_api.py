@@ -73,7 +73,8 @@ async def test_create_writes_customer_created_to_the_outbox(client, auth_headers
 
 
 async def test_email_is_unique_case_insensitively_and_nothing_is_half_written(client, auth_headers):
-    assert (await client.post("/api/v1/customers", json=ADA, headers=auth_headers())).status_code == 201
+    first = await client.post("/api/v1/customers", json=ADA, headers=auth_headers())
+    assert first.status_code == 201
     again = {**ADA, "email": "ADA@Example.COM", "firstName": "Other"}
     r = await client.post("/api/v1/customers", json=again, headers=auth_headers())
     assert r.status_code == 409
@@ -82,6 +83,12 @@ async def test_email_is_unique_case_insensitively_and_nothing_is_half_written(cl
     assert r.json()["errors"][0]["field"] == "email"
     assert await count_rows(client) == 1
     assert len(await outbox_payloads(client)) == 1
+    # The refused create took no number: the next one is the next.
+    other = await client.post(
+        "/api/v1/customers", json={**ADA, "email": "other@example.com"}, headers=auth_headers()
+    )
+    number = first.json()["customerNumber"]
+    assert other.json()["customerNumber"] == f"{number[:-6]}{int(number[-6:]) + 1:06d}"
 
 
 async def test_concurrent_creates_with_one_email_exactly_one_wins(client, auth_headers):

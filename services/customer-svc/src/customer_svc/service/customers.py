@@ -107,9 +107,9 @@ async def create_customer(
     actor_id = caller.id
     # A new customer is the caller's unless they give it away: to someone inside their write scope.
     caller.check_write(data.assigned_to_id or actor_id, data.team_id)
-    # A fast, friendly answer for the common case; the unique index below settles races.
-    if await email_taken(session, data.email):
-        raise email_exists(data.email)
+    # A taken email is refused by its unique index when the customer is inserted, before a number is
+    # taken (unique_conflict below): the same 409 a look first would give, and one round trip fewer
+    # for every create that succeeds.
     if data.external_id is not None and await external_id_taken(session, data.external_id):
         raise external_id_exists("customer", data.external_id)
     now = datetime.now(UTC)
