@@ -4,14 +4,18 @@ are 1..n with no gap. On Postgres a writer waits for the year's row a bounded ti
 (503 OVERLOADED) with nothing written."""
 
 import asyncio
+import uuid
 from contextlib import asynccontextmanager
 
 import pytest
 import sqlalchemy as sa
 from crm_common.db import Database, ensure_schema
 from crm_common.errors import overloaded
-from crm_common.numbering import format_number, next_number, next_numbers
+from crm_common.events import tables
+from crm_common.events.envelope import new_event
+from crm_common.numbering import format_number, insert_numbered, next_number, next_numbers
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 metadata = sa.MetaData()
 counters = sa.Table(
@@ -25,6 +29,18 @@ records = sa.Table(
     metadata,
     sa.Column("number", sa.String(40), primary_key=True),
 )
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Ticketish(Base):
+    """A record numbered as it is inserted, with its event (as customers and tickets are)."""
+
+    __tablename__ = "numbered_with_events"
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    number: Mapped[str] = mapped_column(sa.String(40), unique=True)
 
 
 class RolledBack(Exception):
@@ -118,5 +134,61 @@ async def test_a_writer_waits_for_the_counter_row_a_bounded_time_then_is_overloa
         async with db.transaction(read_only=True) as session:
             committed = sorted((await session.execute(sa.select(records.c.number))).scalars())
         assert committed == ["REC-2026-000001", "REC-2026-000002"]
+    finally:
+        await db.dispose()
+
+
+def _created(record: Ticketish):
+    return new_event("ticket.created", service="test", subject=record.id, data={"number": None})
+
+
+async def _insert_numbered(session, year: int) -> Ticketish:
+    record = Ticketish(id=uuid.uuid4())
+    await insert_numbered(
+        session,
+        record,
+        counter=counters,
+        prefix="REC",
+        year=year,
+        column="number",
+        member="number",
+        created=_created,
+    )
+    return record
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_numbered_insert_bounds_its_own_wait_only(database):
+    """insert_numbered bounds the wait for the counter row within its one statement: the rest of the
+    transaction waits as before, on the year's first number (the counter row is made) as on the next."""
+    url, schema = database
+    db = Database(url, schema=schema, numbering_lock_timeout=0.2)
+    await ensure_schema(db.engine, schema)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.run_sync(tables.metadata.create_all)
+    show = sa.text("SHOW lock_timeout")
+    try:
+        async with db.transaction() as session:
+            first = await _insert_numbered(session, 2031)
+            assert (await session.execute(show)).scalar_one() == "0"
+            second = await _insert_numbered(session, 2031)
+            assert (await session.execute(show)).scalar_one() == "0"
+        assert (first.number, second.number) == ("REC-2031-000001", "REC-2031-000002")
+        async with db.transaction(read_only=True) as session:
+            payloads = (await session.execute(sa.select(tables.outbox.c.payload))).scalars().all()
+        assert sorted(p["data"]["number"] for p in payloads) == ["REC-2031-000001", "REC-2031-000002"]
+
+        async with counter_row_held(db, 2031):
+            with pytest.raises(DBAPIError) as refused:
+                async with asyncio.timeout(30):  # a ceiling for a loaded machine, not a measure
+                    async with db.transaction() as session:
+                        await _insert_numbered(session, 2031)
+        problem = overloaded(refused.value)
+        assert problem is not None and (problem.status, problem.code) == (503, "OVERLOADED")
+        async with db.transaction(read_only=True) as session:
+            assert (
+                await session.execute(sa.select(sa.func.count()).select_from(Ticketish))
+            ).scalar_one() == 2
     finally:
         await db.dispose()

@@ -57,10 +57,14 @@ async def bounded_wait(session: AsyncSession) -> AsyncIterator[None]:
     if dialect_name(session) != "postgresql":
         yield
         return
-    timeout = session.info.get(NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS)
-    await session.execute(_SET_LOCK_TIMEOUT, {"timeout": f"{max(1, round(timeout * 1000))}ms"})
+    await session.execute(_SET_LOCK_TIMEOUT, {"timeout": _lock_timeout(session)})
     yield
     await session.execute(_RESET_LOCK_TIMEOUT)
+
+
+def _lock_timeout(session: AsyncSession) -> str:
+    timeout = session.info.get(NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS)
+    return f"{max(1, round(timeout * 1000))}ms"
 
 
 async def ensure_year(session: AsyncSession, counter: Any, year: int) -> None:
@@ -105,10 +109,19 @@ async def next_number(session: AsyncSession, counter: Any, prefix: str, year: in
 
 
 # Increments the year's counter, numbers the record and writes its event (the number set in its
-# payload), in one round trip; no row when the year's counter row does not exist yet.
+# payload), in one round trip; no row when the year's counter row does not exist yet. It also bounds
+# its own wait for the counter row, as `bounded_wait` does with two statements more: `bound` sets the
+# lock timeout before the UPDATE can wait (the UPDATE's condition reads it, so it is evaluated first),
+# and the final SELECT, which runs once the row is held, puts back the value from before.
 _NUMBER_AND_PUBLISH = """
-WITH n AS (
-    UPDATE {counter} SET last_value = last_value + 1 WHERE year = :year RETURNING last_value
+WITH before AS (
+    SELECT current_setting('lock_timeout') AS lock_timeout
+), bound AS (
+    SELECT set_config('lock_timeout', :lock_timeout, true) AS lock_timeout FROM before
+), n AS (
+    UPDATE {counter} SET last_value = last_value + 1
+    WHERE year = :year AND (SELECT lock_timeout FROM bound) IS NOT NULL
+    RETURNING last_value
 ), r AS (
     UPDATE {table} SET {column} = :prefix || lpad(n.last_value::text, greatest(6, length(n.last_value::text)), '0')
     FROM n WHERE {table}.id = :record_id
@@ -119,9 +132,8 @@ WITH n AS (
            :created_at, 'PENDING', 0
     FROM r
 )
-SELECT number FROM r
+SELECT r.number, set_config('lock_timeout', before.lock_timeout, true) AS lock_timeout FROM r, before
 """
-
 
 _STATEMENTS: dict[tuple[sa.Table, sa.Table, str], sa.TextClause] = {}
 
@@ -148,6 +160,7 @@ def _number_and_publish(
             sa.bindparam("event_id", type_=sa.Uuid()),
             sa.bindparam("created_at", type_=sa.DateTime(timezone=True)),
             sa.bindparam("member", type_=sa.ARRAY(sa.Text())),
+            sa.bindparam("lock_timeout", type_=sa.Text()),
         )
     return statement
 
@@ -190,12 +203,16 @@ async def insert_numbered(
         "payload": json.dumps(event.model_dump(mode="json", exclude_none=True)),
         "member": ["data", member],
         "created_at": utcnow(),
+        "lock_timeout": _lock_timeout(session),
     }
-    async with bounded_wait(session):
-        # The year's row exists for all but its first number (see `take`).
-        number = (await session.execute(statement, values)).scalar_one_or_none()
-        if number is None:
-            await ensure_year(session, counter, year)
-            number = (await session.execute(statement, values)).scalar_one()
+    # The year's row exists for all but its first number (see `take`).
+    number = (await session.execute(statement, values)).scalar_one_or_none()
+    if number is None:
+        # No row: the statement bounded the wait and did not put it back. The insert waits bounded
+        # too (for a transaction creating the same row); then the bound is undone before the statement
+        # runs again, so that it puts back the value from before.
+        await ensure_year(session, counter, year)
+        await session.execute(_RESET_LOCK_TIMEOUT)
+        number = (await session.execute(statement, values)).scalar_one()
     set_committed_value(record, column, number)
     events_written(session, [event])

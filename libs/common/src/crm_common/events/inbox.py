@@ -94,7 +94,8 @@ async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
 # claim, the upsert and COMMIT: four round trips, for every consumer of every event. On Postgres the
 # claim and the upsert go together instead, as one statement on its own: the claim is a
 # data-modifying CTE and the row is inserted only if the claim was, so the effect and the record that
-# it happened still commit together, and a redelivery still changes nothing.
+# it happened still commit together, and a redelivery still changes nothing. (On SQLite, where a
+# statement costs no round trip, the two run in a transaction without an ORM session.)
 
 # Adds the ON CONFLICT clause to an INSERT of these columns (the module-level function of a table:
 # it is part of the key the statements are built and kept under).
@@ -124,8 +125,8 @@ class UpsertHandler:
     where that is None, `otherwise` handles it as any handler does (in the inbox transaction).
     `upsert` may read (outside any transaction) to decide, but not write.
 
-    Called as a handler (in a transaction: SQLite, a batch, a service's own handler calling it) it
-    executes the upsert in that transaction; the dispatcher runs it with the claim (Postgres)."""
+    Called as a handler (in a transaction: a batch, a service's own handler calling it) it executes
+    the upsert in that transaction; the dispatcher runs it with the claim (claim_and_upsert)."""
 
     def __init__(
         self, upsert: Callable[[CloudEvent], Awaitable[Upsert | None]], otherwise: EventHandler | None = None
@@ -178,8 +179,18 @@ def _claimed_upsert(table: sa.Table, columns: tuple[str, ...], conflict: Conflic
 
 
 async def claim_and_upsert(db: Database, consumer: str, event: CloudEvent, upsert: Upsert) -> bool:
-    """Postgres: `claim` and the upsert as one statement on its own (no transaction around it);
-    False, with nothing changed, when the inbox already had the event."""
+    """`claim` and the upsert together; False, with nothing changed, when the inbox already had the
+    event. Postgres: one statement on its own (no transaction around it). SQLite has no
+    data-modifying CTE, and no round trips to save: the two statements in one transaction, on a
+    plain connection rather than an ORM session."""
+    if db.is_sqlite:
+        async with db.single_statements() as conn:
+            if affected(await conn.execute(_claim_statement("sqlite"), _claim_row(consumer, event))) != 1:
+                return False
+            await conn.execute(
+                _plain_upsert("sqlite", upsert.table, upsert.columns, upsert.conflict), upsert.row
+            )
+        return True
     statement = _claimed_upsert(upsert.table, upsert.columns, upsert.conflict)
     params = {f"inbox_{k}": v for k, v in _claim_row(consumer, event).items()}
     async with db.single_statements() as conn:
@@ -235,7 +246,7 @@ class IdempotentDispatcher:
                 effect = await self._effect(event, handler)
                 if effect is None:
                     applied = await claim_alone(self.db, consumer, event)
-                elif isinstance(effect, Upsert) and not self.db.is_sqlite:
+                elif isinstance(effect, Upsert):
                     applied = await claim_and_upsert(self.db, consumer, event, effect)
                 else:
                     async with self.db.transaction() as session:
@@ -303,9 +314,8 @@ class IdempotentDispatcher:
 
     async def _effect(self, event: CloudEvent, handler: EventHandler) -> Effect:
         """What the event does here, from the cheap looks before any transaction: `wanted`'s, then
-        an UpsertHandler's. One row's upsert runs with the claim as one statement on Postgres
-        (claim_and_upsert); SQLite has no data-modifying CTE, and its statements cost no round
-        trip, so there it runs in the inbox transaction like any handler."""
+        an UpsertHandler's. One row's upsert runs with the claim, without a session
+        (claim_and_upsert)."""
         try:
             look = True if self.wanted is None else await self.wanted(event)
             if look is False:
