@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_common.events.bus import UnroutableError
@@ -11,7 +11,8 @@ from crm_common.events.memory_bus import MemoryBus
 from crm_common.events.outbox import add_events
 from crm_common.events.relay import BusUnavailable, OutboxRelay
 from crm_common.events.tables import outbox
-from sqlalchemy import select
+from crm_common.pagination import sync_frontier
+from sqlalchemy import select, text
 
 
 def event(n: int = 0, key: str = "customer.created"):
@@ -153,6 +154,41 @@ async def test_two_relays_never_publish_the_same_row(db):
     await asyncio.gather(*(drain(r) for r in relays))
     assert len(bus.published) == 300
     assert len(set(bus.published)) == 300
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_relay_publishing_does_not_hold_back_the_sync_frontier(db):
+    """The relay holds its transaction open while the broker confirms; it writes no records, so the
+    cursor feeds' frontier (crm_common.pagination.sync_frontier) does not wait for it."""
+    async with db.transaction() as s:
+        await add_events(s, event())
+    bus = RecordingBus(delay=3.0)
+    publishing = asyncio.create_task(OutboxRelay(db, bus, service="test").publish_batch())
+    try:
+        async with asyncio.timeout(30):  # a ceiling for a loaded machine, not a measure
+            while True:
+                await asyncio.sleep(0.05)
+                async with db.reads() as s:
+                    held = (
+                        (
+                            await s.execute(
+                                text(
+                                    "SELECT application_name FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                                    "AND datname = current_database() AND application_name LIKE '%-aside'"
+                                )
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+                if held:
+                    break
+        await asyncio.sleep(1.5)  # the relay's transaction is older than the frontier's margin now
+        async with db.reads() as s:
+            frontier = await sync_frontier(s)
+        assert frontier is not None and frontier > datetime.now(UTC) - timedelta(seconds=2)
+    finally:
+        assert await publishing == 1
 
 
 async def test_add_events_with_nothing_writes_nothing(db):

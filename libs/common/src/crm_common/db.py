@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -302,16 +303,16 @@ async def _acquired(lock: asyncio.Lock, timeout: float) -> AsyncIterator[None]:
         lock.release()
 
 
-async def not_writing_records(session: AsyncSession) -> None:
-    """Mark a long Postgres transaction that writes no listed records (the outbox relay's, held open
-    while it publishes) so incremental sync does not hold its cursor back for it: the sync frontier
-    (crm_common.pagination) waits only for transactions under the service's own application name."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text(
-                "SELECT set_config('application_name', current_setting('application_name') || '-aside', true)"
-            )
-        )
+def not_writing_records() -> sa.ColumnElement[bool]:
+    """A condition that marks the Postgres transaction reading with it as one that writes no listed
+    records (the outbox relay's, held open while it publishes), so incremental sync does not hold its
+    cursor back for it: the sync frontier (crm_common.pagination) waits only for transactions under
+    the service's own application name. An uncorrelated subquery, so Postgres evaluates it once,
+    before the statement returns a row: the mark costs no statement of its own."""
+    renamed = sa.func.set_config(
+        "application_name", sa.func.current_setting("application_name").concat("-aside"), True
+    )
+    return sa.select(renamed).scalar_subquery().is_not(None)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

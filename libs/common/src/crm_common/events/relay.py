@@ -183,8 +183,7 @@ class OutboxRelay:
             .limit(self.batch_size)
         )
         if lock:
-            query = query.with_for_update(skip_locked=True)
-            await not_writing_records(session)
+            query = query.where(not_writing_records()).with_for_update(skip_locked=True)
         return (await session.execute(query)).all()
 
     async def _publish(self, rows: Sequence[AnyRow]) -> list[BaseException | None]:
