@@ -189,3 +189,20 @@ async def test_a_write_naming_a_merged_customer_goes_to_the_survivor(refs_db):
             await customer_refs.require(s, unknown, field="customerId")
     assert refused.value.status == 422 and refused.value.code == "UNKNOWN_CUSTOMER"
     assert refused.value.errors[0].field == "customerId"
+
+
+async def test_apply_created_tells_whether_the_customer_stands_for_itself(refs_db):
+    """True only when it wrote the row and the customer is merged into nobody: a caller may then file
+    a record under the customer without resolving it (activity-svc's "Customer created" note)."""
+    fresh, merged_first, primary = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with refs_db.transaction() as s:
+        assert await customer_refs.apply_created(s, created(fresh)) is True
+    # A merge heard of before the creation: the customer stands for its primary.
+    await apply(refs_db, merged(primary, merged_first, 3))
+    async with refs_db.transaction() as s:
+        assert await customer_refs.apply_created(s, created(merged_first)) is False
+    # Older than what is stored: nothing written, nothing known from it.
+    await apply(refs_db, updated(fresh, 2, name="Renamed"))
+    async with refs_db.transaction() as s:
+        assert await customer_refs.apply_created(s, created(fresh)) is False
+        assert (await customer_refs.get(s, fresh)).full_name == "Renamed"

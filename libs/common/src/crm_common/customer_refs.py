@@ -186,9 +186,7 @@ async def apply_state(session: AsyncSession, customer_id: uuid.UUID, *, version:
     await state_upsert(customer_id, version=version, **data).execute(session)
 
 
-def _newer_only(
-    stmt: postgresql.Insert | sqlite.Insert, columns: tuple[str, ...]
-) -> postgresql.Insert | sqlite.Insert:
+def _newer_only(stmt: postgresql.Insert | sqlite.Insert, columns: tuple[str, ...]) -> sa.Insert:
     """The upsert's conflict rule: the given columns change only from a strictly newer version."""
     newer = refs.c.version < stmt.excluded.version
     if "owner_known" in columns:
@@ -231,7 +229,27 @@ def _owner(owner: CustomerOwner | None) -> dict[str, Any]:
 
 
 async def created_upsert(event: CloudEvent) -> Upsert:
+    return _created_upsert(event, CustomerCreated.model_validate(event.data))
+
+
+async def apply_created(session: AsyncSession, event: CloudEvent) -> bool:
+    """customer.created, applied in a transaction of the caller's. True when this wrote the
+    customer's row and it is merged into nobody: the customer then stands for itself, and its row
+    stays locked to the end of the transaction (a merge of it waits), so the caller needs no
+    `resolve` to know where a record about it belongs."""
     data = CustomerCreated.model_validate(event.data)
+    upsert = _created_upsert(event, data)
+    upsert = Upsert(upsert.table, upsert.row, _newer_only_telling_merge)
+    written = (await upsert.execute(session)).first()
+    return written is not None and written.merged_into_id is None
+
+
+def _newer_only_telling_merge(stmt: postgresql.Insert | sqlite.Insert, columns: tuple[str, ...]) -> sa.Insert:
+    """`_newer_only`, returning the merge edge of the row it wrote (no row when it wrote none)."""
+    return _newer_only(stmt, columns).returning(refs.c.merged_into_id)
+
+
+def _created_upsert(event: CloudEvent, data: CustomerCreated) -> Upsert:
     return state_upsert(
         data.customer_id,
         version=_version(event),

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy import delete
+from sqlalchemy import Result, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,7 +99,7 @@ async def claim_alone(db: Database, consumer: str, event: CloudEvent) -> bool:
 
 # Adds the ON CONFLICT clause to an INSERT of these columns (the module-level function of a table:
 # it is part of the key the statements are built and kept under).
-Conflict = Callable[[postgresql.Insert | sqlite.Insert, tuple[str, ...]], postgresql.Insert | sqlite.Insert]
+Conflict = Callable[[postgresql.Insert | sqlite.Insert, tuple[str, ...]], sa.Insert]
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,12 @@ class Upsert:
     def columns(self) -> tuple[str, ...]:
         return tuple(self.row)
 
-    async def execute(self, session: AsyncSession) -> None:
-        """In a transaction of the caller's."""
+    async def execute(self, session: AsyncSession) -> Result[Any]:
+        """In a transaction of the caller's; the result holds what the statement returns, if anything
+        (a `conflict` may add RETURNING)."""
         statement = _plain_upsert(dialect_name(session), self.table, self.columns, self.conflict)
-        await session.execute(statement, self.row)
+        result: Result[Any] = await session.execute(statement, self.row)
+        return result
 
 
 class UpsertHandler:

@@ -24,9 +24,11 @@ async def record_system_note(
     opportunity_id: uuid.UUID | None = None,
     ticket_id: uuid.UUID | None = None,
     outcome: str | None = None,
+    customer_resolved: bool = False,
 ) -> bool:
     """The system record of a business event: a completed NOTE, keyed by the event it came from.
-    A note about a customer that has since been merged lands on the primary. False when this event
+    A note about a customer that has since been merged lands on the primary (unless the caller
+    knows `customer_id` is where it belongs: `customer_resolved`). False when this event
     already has its note (the inbox makes that rare; the unique key makes a second one impossible).
 
     One prepared Core INSERT (no ORM unit of work): this is the hot path of event ingestion."""
@@ -36,7 +38,7 @@ async def record_system_note(
         "type": ActivityType.NOTE.value,
         "subject": subject[:300],
         "description": description,
-        "customer_id": await resolve_customer(session, customer_id),
+        "customer_id": customer_id if customer_resolved else await resolve_customer(session, customer_id),
         "opportunity_id": opportunity_id,
         "ticket_id": ticket_id,
         "start_date": at,

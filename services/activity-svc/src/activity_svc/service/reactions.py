@@ -39,7 +39,7 @@ from activity_svc.service import notes
 
 
 async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
-    await customer_refs.on_customer_created(session, event)
+    stands_alone = await customer_refs.apply_created(session, event)
     data = CustomerCreated.model_validate(event.data)
     await notes.record_system_note(
         session,
@@ -49,6 +49,8 @@ async def on_customer_created(session: AsyncSession, event: CloudEvent) -> None:
         at=event.time,
         owner_id=data.created_by or SYSTEM_USER_ID,
         customer_id=data.customer_id,
+        # Nearly always: the survivor is the customer itself, with no lookup (crm_common.customer_refs).
+        customer_resolved=stands_alone,
     )
 
 
