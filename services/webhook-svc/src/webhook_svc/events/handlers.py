@@ -37,9 +37,7 @@ async def wanted(db: Database, event: CloudEvent) -> bool | Upsert:
         return True
     if await deliveries.wanted_by_any(db, event):
         return True
-    if not record_scopes.carries_owner(event):
-        return False
-    return record_scopes.owner_upsert(event) or True  # an owner through another record: the handler
+    return record_scopes.keeping_owner(event)
 
 
 def _keep_user(keep_directory):

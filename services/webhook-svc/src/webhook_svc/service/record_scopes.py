@@ -121,12 +121,6 @@ def _ids(*ids: uuid.UUID | None) -> tuple[uuid.UUID, ...]:
     return tuple(i for i in ids if i is not None)
 
 
-def carries_owner(event: CloudEvent) -> bool:
-    """Whether the event tells a record's owner (then it is kept even if no subscription wants it)."""
-    record = record_of(event)
-    return record is not None and (record.owners is not None or record.via is not None)
-
-
 def _newest_owner(stmt, columns: tuple[str, ...]):
     return _keep_newest(stmt, columns, ["kind", "record_id"])
 
@@ -159,13 +153,17 @@ def _owner_upsert(record: Record, event: CloudEvent) -> Upsert:
     )
 
 
-def owner_upsert(event: CloudEvent) -> Upsert | None:
-    """Keeping the owner an event carries, as one row's upsert (None: the event carries none, or
-    only through another record, which takes a read)."""
+def keeping_owner(event: CloudEvent) -> Upsert | bool:
+    """What an event still does here when no subscription wants it: keep the record owner it tells
+    (a subscription made later needs the owner of a record created earlier). One row's upsert when
+    it tells the owner itself; True when only through another record (the handler reads that one);
+    False when it tells none."""
     record = record_of(event)
-    if record is None or record.record_id is None or record.owners is None:
-        return None
-    return _owner_upsert(record, event)
+    if record is None or record.record_id is None:
+        return False
+    if record.owners is not None:
+        return _owner_upsert(record, event)
+    return record.via is not None
 
 
 async def _stored(session: AsyncSession, kind: str, record_id: uuid.UUID) -> RecordOwner | None:
