@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Mapper, RelationshipDirection
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from crm_common import sqlite_connection
@@ -301,6 +303,50 @@ async def _acquired(lock: asyncio.Lock, timeout: float) -> AsyncIterator[None]:
         yield
     finally:
         lock.release()
+
+
+async def insert_new(session: AsyncSession, record: Any) -> None:
+    """INSERT a new ORM instance, and the one-to-many children it holds (a customer's addresses),
+    with Core statements: a create's hot path without the unit of work, whose flush cost more than
+    the INSERT itself (0.3-0.5 ms a customer). The rows are what the ORM would write: the columns as
+    set on the instance, a None left out where the column has a default of its own, a version
+    counter starting at 1. The instances stay out of the session: read them as built, and a query
+    loads them afresh."""
+    await _insert_rows(session, type(record), [record])
+    for relationship in sa.inspect(type(record)).relationships:
+        children = record.__dict__.get(relationship.key)
+        if relationship.direction is RelationshipDirection.ONETOMANY and children:
+            await _insert_rows(session, relationship.mapper.class_, list(children))
+
+
+async def _insert_rows(session: AsyncSession, model: type, records: list[Any]) -> None:
+    insert, columns, version = _insert_shape(model)
+    rows = []
+    for record in records:
+        if version is not None and getattr(record, version) is None:
+            set_committed_value(record, version, 1)
+        row = {}
+        for key, attribute, has_default in columns:
+            value = getattr(record, attribute)
+            if value is not None or not has_default:
+                row[key] = value
+        rows.append(row)
+    for row in rows:  # rows may leave out different columns: one statement each
+        await session.execute(insert, row)
+
+
+@functools.cache
+def _insert_shape(model: type) -> tuple[sa.Insert, list[tuple[str, str, bool]], str | None]:
+    """(INSERT, [(column key, attribute, whether the column has a default)], version attribute)."""
+    mapper: Mapper[Any] = sa.inspect(model)
+    table = cast(sa.Table, mapper.local_table)
+    columns = [
+        (column.key, mapper.get_property_by_column(column).key, bool(column.default or column.server_default))
+        for column in table.columns
+    ]
+    version_column = mapper.version_id_col
+    version = None if version_column is None else mapper.get_property_by_column(version_column).key
+    return sa.insert(table), columns, version
 
 
 def not_writing_records() -> sa.ColumnElement[bool]:

@@ -34,7 +34,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from crm_common.db import NUMBERING_LOCK_TIMEOUT, NUMBERING_LOCK_TIMEOUT_SECONDS, dialect_name, insert_for
+from crm_common.db import (
+    NUMBERING_LOCK_TIMEOUT,
+    NUMBERING_LOCK_TIMEOUT_SECONDS,
+    dialect_name,
+    insert_for,
+    insert_new,
+)
 from crm_common.events.envelope import CloudEvent
 from crm_common.events.outbox import add_events, events_written
 from crm_common.events.tables import outbox
@@ -178,18 +184,17 @@ async def insert_numbered(
 ) -> None:
     """Insert `record` (an ORM instance with a uuid `id`) numbered `<prefix>-<year>-N` in `column`,
     and its event `created(record)`, whose `data.<member>` is the number. The counter row is held
-    only for the last statement and the commit (see the module's note). The record is flushed here:
-    a unique violation of its own columns is raised before any number is taken."""
+    only for the last statement and the commit (see the module's note). The record (and the children
+    it holds) is inserted here, with Core (crm_common.db.insert_new: it stays out of the session): a
+    unique violation of its own columns is raised before any number is taken."""
     if dialect_name(session) != "postgresql":
         # One writer at a time on SQLite anyway: the number first, as everywhere else.
         setattr(record, column, await next_number(session, counter, prefix, year))
-        session.add(record)
-        await session.flush()
+        await insert_new(session, record)
         await add_events(session, created(record))
         return
     setattr(record, column, record.id.hex)  # a unique placeholder, 32 characters
-    session.add(record)
-    await session.flush()
+    await insert_new(session, record)
     event = created(record)
     statement = _number_and_publish(
         session, getattr(counter, "__table__", counter), type(record).__table__, column
