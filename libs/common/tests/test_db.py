@@ -5,7 +5,8 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from crm_common import db as db_module
-from crm_common.db import Database, LockWaitTimeout
+from crm_common.db import Database, LockWaitTimeout, insert_new
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 @pytest.fixture
@@ -157,3 +158,47 @@ async def test_insert_for_upserts_on_the_sessions_dialect(sqlite_db):
     assert type(db_module.insert_for("postgresql", counters)).__module__.startswith(
         "sqlalchemy.dialects.postgresql"
     )
+
+
+# --- insert_new: a new ORM instance's rows with Core ---------------------------------------------------
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Parent(_Base):
+    __tablename__ = "insert_new_parents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(20))
+    status: Mapped[str | None] = mapped_column(sa.String(10), server_default="NEW")
+    version: Mapped[int] = mapped_column(nullable=False)
+    children: Mapped[list["_Child"]] = relationship()
+    __mapper_args__ = {"version_id_col": version}
+
+
+class _Child(_Base):
+    __tablename__ = "insert_new_children"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int] = mapped_column(sa.ForeignKey("insert_new_parents.id"))
+    label: Mapped[str] = mapped_column(sa.String(20))
+
+
+async def test_insert_new_writes_what_a_flush_would(both_db):
+    """The row as set (a None left to the column's own default), the version counter at 1, the
+    children held; the instance stays out of the session, and a failed insert raises as a flush."""
+    async with both_db.engine.begin() as conn:
+        await conn.run_sync(_Base.metadata.create_all)
+    parent = _Parent(id=1, name=None, status=None, children=[_Child(id=1, parent_id=1, label="a")])
+    async with both_db.transaction() as s:
+        await insert_new(s, parent)
+        assert parent not in s
+    assert parent.version == 1
+    async with both_db.transaction(read_only=True) as s:
+        row = (await s.execute(sa.select(_Parent.__table__))).one()
+        labels = (await s.execute(sa.select(_Child.label))).scalars().all()
+    assert (row.name, row.status, row.version) == (None, "NEW", 1)
+    assert labels == ["a"]
+    with pytest.raises(sa.exc.IntegrityError):
+        async with both_db.transaction() as s:
+            await insert_new(s, _Parent(id=1, name="again"))
