@@ -27,6 +27,7 @@ customer whose survivor the merge changed to its new survivor, and the hook move
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -237,9 +238,9 @@ async def apply_created(session: AsyncSession, event: CloudEvent) -> bool:
     customer's row and it is merged into nobody: the customer then stands for itself, and its row
     stays locked to the end of the transaction (a merge of it waits), so the caller needs no
     `resolve` to know where a record about it belongs."""
-    data = CustomerCreated.model_validate(event.data)
-    upsert = _created_upsert(event, data)
-    upsert = Upsert(upsert.table, upsert.row, _newer_only_telling_merge)
+    upsert = replace(
+        _created_upsert(event, CustomerCreated.model_validate(event.data)), conflict=_newer_only_telling_merge
+    )
     written = (await upsert.execute(session)).first()
     return written is not None and written.merged_into_id is None
 

@@ -321,18 +321,15 @@ async def insert_new(session: AsyncSession, record: Any) -> None:
 
 async def _insert_rows(session: AsyncSession, model: type, records: list[Any]) -> None:
     insert, columns, version = _insert_shape(model)
-    rows = []
     for record in records:
         if version is not None and getattr(record, version) is None:
             set_committed_value(record, version, 1)
-        row = {}
-        for key, attribute, has_default in columns:
-            value = getattr(record, attribute)
-            if value is not None or not has_default:
-                row[key] = value
-        rows.append(row)
-    for row in rows:  # rows may leave out different columns: one statement each
-        await session.execute(insert, row)
+        row = {
+            key: value
+            for key, attribute, has_default in columns
+            if (value := getattr(record, attribute)) is not None or not has_default
+        }
+        await session.execute(insert, row)  # rows may leave out different columns: one statement each
 
 
 @functools.cache
