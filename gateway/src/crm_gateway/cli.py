@@ -1,6 +1,6 @@
 """`crm`: run the platform.
 
-crm up                      the whole CRM in one process (embedded default)
+crm up [--workers N]        the whole CRM in one process (embedded default), or N on N cores
 crm down                    stop the `crm up` running from CRM_DATA_DIR
 crm serve <service>         one service (or the gateway) as its own process (distributed mode)
 crm migrate <service>|all   bring databases to the latest schema
@@ -19,9 +19,11 @@ import importlib
 import importlib.resources
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import uvicorn
 from crm_common import tracing
@@ -161,6 +163,24 @@ def _backup_or_restore(args: argparse.Namespace, platform: PlatformSettings) -> 
         sys.exit(f"crm {args.command}: {exc}")
 
 
+# proxy_headers=False: X-Forwarded-For is the gateway's to judge (CRM_GATEWAY_TRUSTED_PROXIES);
+# uvicorn's default believes it from 127.0.0.1, so any local client could pick its address.
+UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "proxy_headers": False}
+
+
+def _serve_only(serving: str) -> None:
+    """A serving-only worker of `crm up --workers N` (crm_gateway.workers), on the first worker's
+    listening socket: `serving` is the first worker's process id, that socket and the wake-up pipe."""
+    from crm_gateway.embedded import create_embedded_app
+    from crm_gateway.workers import RelayWakeups
+
+    first_worker, listening_fd, wake_fd = (int(part) for part in serving.split(","))
+    app = create_embedded_app(wakeups=RelayWakeups(first_worker, wake_fd))
+    settle_heap()
+    listening = socket.socket(fileno=listening_fd)
+    uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[listening])
+
+
 def main(argv: list[str] | None = None) -> None:
     platform = PlatformSettings()
     parser = argparse.ArgumentParser(prog="crm", description="Run the CRM platform.")
@@ -168,6 +188,15 @@ def main(argv: list[str] | None = None) -> None:
     up = sub.add_parser("up", help="run every service and the gateway in one process (embedded default)")
     up.add_argument("--host", default=platform.host)
     up.add_argument("--port", type=int, default=platform.port)
+    up.add_argument(
+        "--workers",
+        type=int,
+        default=platform.workers,
+        help="processes serving requests, one per core at most (default: CRM_WORKERS, else 1); "
+        "the first also relays and consumes the events (docs/operations.md, Scaling)",
+    )
+    # Internal: how the first worker starts the others (its pid, the listening socket, the wake-up pipe).
+    up.add_argument("--serving", help=argparse.SUPPRESS)
     sub.add_parser("down", help="stop the CRM that `crm up` runs from CRM_DATA_DIR")
     serve = sub.add_parser("serve", help="run one service or the gateway (distributed mode)")
     serve.add_argument("service", choices=NAMES)
@@ -266,6 +295,11 @@ def main(argv: list[str] | None = None) -> None:
         from crm_gateway import runfile
         from crm_gateway.embedded import create_embedded_app
 
+        if args.serving:
+            _serve_only(args.serving)
+            return
+        if args.workers < 1:
+            sys.exit("crm up: --workers must be at least 1")
         data_dir = platform.data_dir
         if (pid := runfile.running_pid(data_dir)) is not None:
             # Two processes on one set of SQLite files would each relay and consume the same events.
@@ -277,26 +311,34 @@ def main(argv: list[str] | None = None) -> None:
             check_databases(data_dir)
         except BackupError as exc:
             sys.exit(f"crm up: {exc}")
-        app = create_embedded_app()
+        if args.workers == 1:
+            app = create_embedded_app()
+            settle_heap()
+            print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
+            uvicorn.run(app, host=args.host, port=args.port, **UVICORN_OPTIONS)
+            return
+        from crm_gateway.workers import ServingWorkers
+
+        # Every worker reads it: in-memory limits are shared out between them (crm_gateway.ratelimit).
+        os.environ["CRM_WORKERS"] = str(args.workers)
+        try:
+            listening = socket.create_server((args.host, args.port), backlog=2048)
+        except OSError as exc:
+            sys.exit(f"crm up: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+        listening.set_inheritable(True)
+        app = create_embedded_app(workers=ServingWorkers(args.workers - 1, listening.fileno()))
         settle_heap()
-        print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
-        # proxy_headers=False: X-Forwarded-For is the gateway's to judge (CRM_GATEWAY_TRUSTED_PROXIES);
-        # uvicorn's default believes it from 127.0.0.1, so any local client could pick its address.
-        uvicorn.run(
-            app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=False
+        print(
+            f"CRM is starting on http://{args.host}:{args.port} with {args.workers} workers "
+            "(API docs at /docs)",
+            flush=True,
         )
+        uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[listening])
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
         app = module.create_app()
         settle_heap()
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-        )
+        uvicorn.run(app, host=args.host, port=args.port, **UVICORN_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from crm_gateway import runfile
 from crm_gateway.app import create_app as gateway_app
 from crm_gateway.settings import SERVICES, GatewaySettings
+from crm_gateway.workers import RelayWakeups, ServingWorkers
 
 log = logging.getLogger("crm.embedded")
 
@@ -27,6 +28,8 @@ log = logging.getLogger("crm.embedded")
 # served/s still 107% of 1x and refusals under 20 ms.
 EMBEDDED_TARGET_WAIT_SECONDS = 0.1
 _TARGET_WAIT = "admission_target_wait_seconds"
+# A serving-only worker's settings: the first worker migrated and does the background work.
+_SERVING_ONLY = {"background_work": False, "migrate_on_start": False}
 
 
 def _service_factory(name: str) -> tuple[Callable[..., FastAPI], type[ServiceSettings]]:
@@ -39,18 +42,28 @@ def _service_factory(name: str) -> tuple[Callable[..., FastAPI], type[ServiceSet
 
 
 def create_embedded_app(
-    settings: GatewaySettings | None = None, *, only: tuple[str, ...] | None = None
+    settings: GatewaySettings | None = None,
+    *,
+    only: tuple[str, ...] | None = None,
+    workers: ServingWorkers | None = None,
+    wakeups: RelayWakeups | None = None,
 ) -> FastAPI:
-    """`only`: run just these services in the process (tests); the others answer 404."""
+    """`only`: run just these services in the process (tests); the others answer 404. `workers`: this
+    is the first of `crm up --workers N`, which starts them once it has started. `wakeups`: this is
+    one of those serving-only workers (crm_gateway.workers)."""
     settings = settings or GatewaySettings()
     if _TARGET_WAIT not in settings.model_fields_set:
         settings = settings.model_copy(update={_TARGET_WAIT: EMBEDDED_TARGET_WAIT_SECONDS})
+    if wakeups is not None:
+        settings = settings.model_copy(update=_SERVING_ONLY)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = MemoryBus(delivery_limit=settings.event_delivery_limit, consumers=set(only) if only else None)
     # The services' credential for each other's internal endpoints: in process, a fresh one per start.
     service_token = settings.service_token or secrets.token_urlsafe(32)
     services = {
-        name: _build(name, settings, bus, service_token) for name in SERVICES if only is None or name in only
+        name: _build(name, settings, bus, service_token, wakeups)
+        for name in SERVICES
+        if only is None or name in only
     }
     if "customer" in services:
         # A context meeting a customer it has not heard of asks customer-svc, in process.
@@ -62,6 +75,8 @@ def create_embedded_app(
         # a port this process may not be listening on (in-process tests, a CRM_PORT set elsewhere).
         services["campaign"].state.customer_transport = httpx.ASGITransport(app=services["customer"])
     gateway = gateway_app(settings, local_services=services, bus=bus)
+    if wakeups is not None:
+        gateway.state.wake_relay = wakeups.waker("gateway")
 
     # Mounted apps get no lifespan of their own: the gateway's runs theirs, and closes the bus last.
     gateway_lifespan = gateway.router.lifespan_context
@@ -73,8 +88,18 @@ def create_embedded_app(
             await stack.enter_async_context(gateway_lifespan(app))
             for service_app in services.values():
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
+            if wakeups is not None:
+                watch = asyncio.create_task(wakeups.watch_first_worker())
+                stack.callback(watch.cancel)
+                yield
+                return
             runfile.write(settings.data_dir)
+            if workers is not None:
+                apps = {"gateway": gateway, **services}
+                await workers.start({name: a.state.runtime.db.outbox_grew for name, a in apps.items()})
             yield
+            if workers is not None:
+                await workers.stop()
             await drain_outboxes([gateway, *services.values()], settings.outbox_drain_seconds)
         runfile.remove_if_ours(settings.data_dir)
         # Said here rather than after uvicorn returns: uvicorn re-raises the stopping signal.
@@ -101,7 +126,9 @@ async def drain_outboxes(apps: Iterable[FastAPI], timeout: float) -> None:
         log.info("outbox drained at stop: %d event(s) sent", sent)
 
 
-def _build(name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str) -> FastAPI:
+def _build(
+    name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str, wakeups: RelayWakeups | None
+) -> FastAPI:
     create, settings_cls = _service_factory(name)
     service_settings = settings_cls(
         data_dir=settings.data_dir,
@@ -112,5 +139,9 @@ def _build(name: str, settings: GatewaySettings, bus: MemoryBus, service_token: 
     )
     if _TARGET_WAIT not in service_settings.model_fields_set:
         service_settings = service_settings.model_copy(update={_TARGET_WAIT: getattr(settings, _TARGET_WAIT)})
+    if wakeups is not None:
+        service_settings = service_settings.model_copy(update=_SERVING_ONLY)
     app: FastAPI = create(service_settings, bus=bus)
+    if wakeups is not None:
+        app.state.wake_relay = wakeups.waker(name)
     return app

@@ -1,6 +1,7 @@
 """Rate limits per credential: a fixed window of `limit` requests per `window` seconds.
 
-In memory by default, which counts per gateway process (N replicas allow N times the limit). With
+In memory by default, which counts per gateway process (N replicas allow N times the limit; the N
+workers of `crm up --workers N` each allow 1/N of it). With
 `CRM_REDIS_URL` set, every gateway counts in Redis, so the limit holds across replicas. Should Redis
 stop answering, a gateway falls back to its own memory for a few seconds at a time (and logs it)
 rather than refusing or failing requests: a rate limiter must never be what takes the API down.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_gateway.settings import GatewaySettings
+from crm_gateway.settings import GatewaySettings, workers_share
 
 log = logging.getLogger("crm.gateway.ratelimit")
 
@@ -123,4 +124,6 @@ def make_rate_limiter(settings: GatewaySettings) -> MemoryRateLimiter | RedisRat
             settings.rate_limit_window_seconds,
             prefix=f"{settings.events_namespace}crm:ratelimit:",
         )
-    return MemoryRateLimiter(settings.rate_limit_requests, settings.rate_limit_window_seconds)
+    return MemoryRateLimiter(
+        workers_share(settings.rate_limit_requests, settings.workers), settings.rate_limit_window_seconds
+    )

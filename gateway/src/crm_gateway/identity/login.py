@@ -30,7 +30,7 @@ from crm_common.errors import ProblemError
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_gateway.settings import GatewaySettings
+from crm_gateway.settings import GatewaySettings, workers_share
 
 log = logging.getLogger("crm.gateway.login")
 T = TypeVar("T")
@@ -349,4 +349,7 @@ def make_login_throttle(settings: GatewaySettings) -> LoginThrottle | RedisLogin
         return RedisLoginThrottle(
             settings.redis_url, prefix=f"{settings.events_namespace}crm:login:", **rules
         )
+    # `crm up --workers N` without Redis: each worker counts its share (GatewaySettings.workers).
+    for count in ("account_failures", "address_failures"):
+        rules[count] = workers_share(rules[count], settings.workers)
     return LoginThrottle(**rules)

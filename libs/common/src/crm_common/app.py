@@ -49,7 +49,8 @@ class Runtime:
     settings: ServiceSettings
     db: Database
     bus: Bus
-    relay: OutboxRelay
+    # None in a serving-only worker (`settings.background_work` off): another process relays.
+    relay: OutboxRelay | None
     bus_connected: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     relay_task: asyncio.Task[None] | None = None
@@ -58,7 +59,7 @@ class Runtime:
         """At a graceful stop: stop the relay's loop, then publish what is due for at most `timeout`
         seconds (the settings' `outbox_drain_seconds` when not given); 0 if the bus never connected:
         nothing could be sent."""
-        if self.relay_task is None or not self.bus_connected.is_set():
+        if self.relay is None or self.relay_task is None or not self.bus_connected.is_set():
             return 0
         self.relay_task.cancel()
         await asyncio.gather(self.relay_task, return_exceptions=True)
@@ -80,7 +81,11 @@ def make_bus(settings: ServiceSettings) -> Bus:
 
 
 async def _connect_bus(
-    runtime: Runtime, handlers: Mapping[str, EventHandler], owned: bool, event_wanted: EventFilter | None
+    runtime: Runtime,
+    relay: OutboxRelay,
+    handlers: Mapping[str, EventHandler],
+    owned: bool,
+    event_wanted: EventFilter | None,
 ) -> None:
     """Start the bus, declare the platform's queues and start consuming; retried while the broker is
     away, so a service starts (and takes writes into its outbox) without it."""
@@ -105,7 +110,7 @@ async def _connect_bus(
                 await bus.consume(settings.service_name, keys, dispatch, dead_letter=sink)
             runtime.bus_connected.set()
             # The relay starts once there is a broker to publish to.
-            runtime.relay_task = asyncio.create_task(runtime.relay.run())
+            runtime.relay_task = asyncio.create_task(relay.run())
             runtime.tasks.append(runtime.relay_task)
             return
         except asyncio.CancelledError:
@@ -187,6 +192,12 @@ async def db_read_transaction(request: Request) -> AsyncIterator[AsyncSession]:
 ReadTransactionDep = Annotated[AsyncSession, Depends(db_read_transaction, scope="function")]
 
 
+async def _close(app: FastAPI, db: Database) -> None:
+    if getattr(app.state, "customer_lookup", None) is not None:
+        await app.state.customer_lookup.close()
+    await db.dispose()
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -199,6 +210,7 @@ def create_service_app(
     openapi_tags: list[dict[str, Any]] | None = None,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None,
+    background: Callable[[Runtime], Awaitable[None]] | None = None,
     event_wanted: EventFilter | None = None,
     document_event_admin: bool = False,
     admission_upstream_of: Callable[[str], str | None] | None = None,
@@ -206,7 +218,9 @@ def create_service_app(
     **fastapi_options: Any,
 ) -> FastAPI:
     """`bus` is passed in when several services share one in-process bus (the embedded default).
-    `on_startup` runs once the database is migrated, before the app takes requests. `event_wanted`
+    `on_startup` runs once the database is migrated, before the app takes requests; `background` then
+    starts the service's own periodic work, only in a process that does background work
+    (`settings.background_work`: not in `crm up --workers N`'s serving-only workers). `event_wanted`
     lets a consumer skip the handler's transaction for events that can have no effect here. Services (not the
     gateway, which is its source) keep the user and team directory from the gateway's events.
     `document_event_admin`: list the admin endpoints over dead letters and the outbox
@@ -229,6 +243,23 @@ def create_service_app(
         )
         if settings.migrate_on_start:
             await migrate(db, migrations)
+        if not settings.background_work:
+            # A serving-only worker: the first worker of `crm up` migrated, relays this outbox, consumes
+            # and runs the periodic jobs; this one serves requests and tells it when the outbox grew.
+            runtime = Runtime(settings=settings, db=db, bus=bus or make_bus(settings), relay=None)
+            runtime.bus_connected.set()
+            if (wake := getattr(app.state, "wake_relay", None)) is not None:
+                db.outbox_listeners.append(wake)
+            app.state.runtime = runtime
+            try:
+                if on_startup is not None:
+                    await on_startup(runtime)
+                yield
+            finally:
+                if on_shutdown is not None:
+                    await on_shutdown(runtime)
+                await _close(app, db)
+            return
         if db.is_sqlite:
             # The embedded default: this process is the only one on the file, so a key still in
             # flight was left by one that died, whose transaction never committed.
@@ -249,7 +280,7 @@ def create_service_app(
         runtime = Runtime(settings=settings, db=db, bus=the_bus, relay=relay)
         db.outbox_listeners.append(relay.wake)
         app.state.runtime = runtime
-        runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, handlers, owned, event_wanted)))
+        runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, relay, handlers, owned, event_wanted)))
         if handlers:
             runtime.tasks.append(
                 asyncio.create_task(
@@ -283,6 +314,8 @@ def create_service_app(
         try:
             if on_startup is not None:
                 await on_startup(runtime)
+            if background is not None:
+                await background(runtime)
             yield
         finally:
             if owned:
@@ -298,9 +331,7 @@ def create_service_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
                 await the_bus.close()
-            if getattr(app.state, "customer_lookup", None) is not None:
-                await app.state.customer_lookup.close()
-            await db.dispose()
+            await _close(app, db)
 
     app = FastAPI(
         title=title,

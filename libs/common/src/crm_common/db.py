@@ -190,7 +190,7 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine,
             expire_on_commit=False,
-            info={OUTBOX_WRITTEN: self._outbox_committed, NUMBERING_LOCK_TIMEOUT: numbering_lock_timeout},
+            info={OUTBOX_WRITTEN: self.outbox_grew, NUMBERING_LOCK_TIMEOUT: numbering_lock_timeout},
         )
         # Read-only sessions are bound to the same engine (same pool) with the read-only option, so
         # they take a connection at their first query, not when opened: a request's session then
@@ -213,7 +213,8 @@ class Database:
         # late writer overtake one that has waited for seconds.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
 
-    def _outbox_committed(self) -> None:
+    def outbox_grew(self) -> None:
+        """Wakes whatever relays this outbox: called after a commit that wrote to it."""
         for listener in self.outbox_listeners:
             listener()
 

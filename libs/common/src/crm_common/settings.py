@@ -25,6 +25,8 @@ class PlatformSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("data")
+    # `crm up`'s processes serving requests (crm_gateway.workers); 1: the one process does it all.
+    workers: int = 1
     # Set: the distributed mode's Postgres (no SQLite files to check, back up or restore here).
     database_url: str | None = None
     log_level: str = "INFO"
@@ -86,6 +88,10 @@ class ServiceSettings(BaseSettings):
     # crm_common.planner_statistics). Postgres keeps its own.
     sqlite_analyze_interval_seconds: float = Field(default=600.0, gt=0)
     migrate_on_start: bool = True
+    # Off in the serving-only workers of `crm up --workers N` (crm_gateway.workers): such a process
+    # serves requests and writes its outbox; the first worker relays it, consumes the events and runs
+    # the periodic jobs (retention, archive purge, escalations, webhook deliveries).
+    background_work: bool = True
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.
     jwt_public_key: str | None = None

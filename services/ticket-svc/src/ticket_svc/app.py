@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         migrations=Path(__file__).parent / "migrations",
         handlers=HANDLERS,
         bus=bus,
-        on_startup=start_scheduler,
+        background=start_scheduler,
         purge_archived=archiving.purge,
         openapi_tags=[
             {"name": "tickets", "description": "Support tickets, their communications and metrics."},

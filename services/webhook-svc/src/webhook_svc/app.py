@@ -17,9 +17,12 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
     guard = Guard(allowed_networks=tuple(settings.allowed_networks))
     worker = DeliveryWorker(settings, guard)
 
+    async def open_worker(runtime: Runtime) -> None:
+        worker.open(runtime.db)
+
     async def start_worker(runtime: Runtime) -> None:
         # Beside the outbox relay: deliveries left pending by a previous run go out at once.
-        runtime.tasks.append(worker.start(runtime.db))
+        runtime.tasks.append(worker.start())
 
     async def stop_worker(runtime: Runtime) -> None:
         await worker.close()
@@ -33,7 +36,8 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
         handlers=handlers(worker),
         event_wanted=wanted,
         bus=bus,
-        on_startup=start_worker,
+        on_startup=open_worker,
+        background=start_worker,
         on_shutdown=stop_worker,
     )
     app.state.webhook_settings = settings

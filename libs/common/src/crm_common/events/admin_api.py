@@ -301,7 +301,7 @@ def router() -> APIRouter:
             states=body.states or None,
         )
         if count:
-            runtime.relay.wake()
+            runtime.db.outbox_grew()
         return OutboxReplayed(replayed=count)
 
     return api

@@ -62,13 +62,16 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def start(self, db: Database) -> asyncio.Task:
+    def open(self, db: Database) -> None:
+        """Ready to send (a test ping from the API) in every process; `start` then delivers."""
         self.db = db
         self.sender = Sender(
             self.guard,
             timeout=self.settings.timeout_seconds,
             max_connections=max(2 * self.settings.delivery_concurrency, 10),
         )
+
+    def start(self) -> asyncio.Task:
         return asyncio.create_task(self.run())
 
     async def close(self) -> None:
