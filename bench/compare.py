@@ -305,7 +305,18 @@ def rss_mb(port: int) -> float | None:
 
 def server_pids(port: int) -> list[Path]:
     """/proc entries of the server process listening on `port` (found by its command line, which
-    names the port)."""
+    names the port) and of its children (`crm up --workers N`'s serving workers)."""
+    found = _named_port(port)
+    for entry in list(found):
+        try:
+            children = (entry / "task" / entry.name / "children").read_text().split()
+        except OSError:
+            continue
+        found.extend(Path("/proc") / pid for pid in children if Path("/proc") / pid not in found)
+    return found
+
+
+def _named_port(port: int) -> list[Path]:
     wanted = ["--port", str(port)]
     found = []
     for entry in Path("/proc").iterdir():

@@ -9,7 +9,7 @@ import pytest
 from crm_common.errors import ProblemError
 from crm_common.testing.plugin import running
 from crm_gateway.embedded import create_embedded_app
-from crm_gateway.identity.login import RedisLoginThrottle
+from crm_gateway.identity.login import LoginThrottle, RedisLoginThrottle, make_login_throttle
 from crm_gateway.settings import GatewaySettings
 
 from .conftest import ADMIN, PASSWORD
@@ -126,3 +126,19 @@ async def test_two_gateways_on_one_redis_share_the_account_lock(redis_url, tmp_p
             r = await gw.post("/api/v1/auth/token", data={"username": ADMIN, "password": PASSWORD})
             assert r.status_code == 429 and r.json()["code"] == "LOGIN_THROTTLED", r.text
             assert 1 <= int(r.headers["retry-after"]) <= 15
+
+
+async def test_workers_without_redis_each_count_their_share_of_the_limits(tmp_path):
+    """`crm up --workers 2` without Redis: each worker locks an account after its share of the
+    failures (3 of 5, rounded up), so guesses spread over the workers get no more than the limit."""
+    throttles = [
+        make_login_throttle(GatewaySettings(data_dir=tmp_path, workers=2, redis_url=None)) for _ in range(2)
+    ]
+    for throttle in throttles:
+        assert isinstance(throttle, LoginThrottle)
+        for _ in range(3):
+            attempt = await throttle.start("ann@example.com", "10.0.0.1")
+            await throttle.finish(attempt, ok=False)
+        assert await refused(throttle, "ann@example.com", "10.0.0.2") == 15
+    assert throttles[0].address_failures == 10  # of 20
+    assert make_login_throttle(GatewaySettings(data_dir=tmp_path, redis_url=None)).account_failures == 5

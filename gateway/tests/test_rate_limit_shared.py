@@ -40,3 +40,23 @@ async def test_an_unreachable_redis_falls_back_to_counting_in_process():
     finally:
         await limiter.close()
     assert [allowed for allowed, _, _ in results] == [True, True, True, False]
+
+
+async def test_workers_without_redis_hold_the_limit_in_total(tmp_path):
+    """`crm up --workers 2` without Redis: each worker allows its share (3 of 6), so a client whose
+    requests land on both gets the limit in all, not twice it."""
+
+    def worker(name: str):
+        settings = GatewaySettings(
+            data_dir=tmp_path / name,
+            admin_password="Limits-pass-123",
+            workers=2,
+            rate_limit_requests=6,
+            rate_limit_window_seconds=60,
+        )
+        return create_embedded_app(settings, only=())
+
+    async with running(worker("one")) as one, running(worker("two")) as two:
+        answers = [await (one if i % 2 == 0 else two).get("/api/v1/me") for i in range(8)]
+    assert [r.status_code for r in answers] == [401] * 6 + [429] * 2
+    assert [r.headers["ratelimit-limit"] for r in answers[:2]] == ["3", "3"]

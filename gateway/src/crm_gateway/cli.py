@@ -19,7 +19,6 @@ import importlib
 import importlib.resources
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -168,17 +167,17 @@ def _backup_or_restore(args: argparse.Namespace, platform: PlatformSettings) -> 
 UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "proxy_headers": False}
 
 
-def _serve_only(serving: str) -> None:
-    """A serving-only worker of `crm up --workers N` (crm_gateway.workers), on the first worker's
-    listening socket: `serving` is the first worker's process id, that socket and the wake-up pipe."""
+def _serve_only(serving: str, host: str, port: int) -> None:
+    """A serving worker of `crm up --workers N` (crm_gateway.workers): `serving` is the main process's
+    id and the wake-up pipe."""
+    from crm_gateway import workers
     from crm_gateway.embedded import create_embedded_app
-    from crm_gateway.workers import RelayWakeups
 
-    first_worker, listening_fd, wake_fd = (int(part) for part in serving.split(","))
-    app = create_embedded_app(wakeups=RelayWakeups(first_worker, wake_fd))
+    main_process, wake_fd = (int(part) for part in serving.split(","))
+    app = create_embedded_app(wakeups=workers.RelayWakeups(main_process, wake_fd))
     settle_heap()
-    listening = socket.socket(fileno=listening_fd)
-    uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[listening])
+    sock = workers.listening(host, port)
+    uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,10 +191,10 @@ def main(argv: list[str] | None = None) -> None:
         "--workers",
         type=int,
         default=platform.workers,
-        help="processes serving requests, one per core at most (default: CRM_WORKERS, else 1); "
-        "the first also relays and consumes the events (docs/operations.md, Scaling)",
+        help="processes serving requests (default: CRM_WORKERS, else 1); above 1, the main process "
+        "relays and consumes the events beside them (docs/operations.md, Scaling)",
     )
-    # Internal: how the first worker starts the others (its pid, the listening socket, the wake-up pipe).
+    # Internal: how the main process starts a serving worker (its process id, the wake-up pipe).
     up.add_argument("--serving", help=argparse.SUPPRESS)
     sub.add_parser("down", help="stop the CRM that `crm up` runs from CRM_DATA_DIR")
     serve = sub.add_parser("serve", help="run one service or the gateway (distributed mode)")
@@ -296,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         from crm_gateway.embedded import create_embedded_app
 
         if args.serving:
-            _serve_only(args.serving)
+            _serve_only(args.serving, args.host, args.port)
             return
         if args.workers < 1:
             sys.exit("crm up: --workers must be at least 1")
@@ -322,18 +321,18 @@ def main(argv: list[str] | None = None) -> None:
         # Every worker reads it: in-memory limits are shared out between them (crm_gateway.ratelimit).
         os.environ["CRM_WORKERS"] = str(args.workers)
         try:
-            listening = socket.create_server((args.host, args.port), backlog=2048)
+            serving = ServingWorkers(args.workers, args.host, args.port)
         except OSError as exc:
-            sys.exit(f"crm up: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-        listening.set_inheritable(True)
-        app = create_embedded_app(workers=ServingWorkers(args.workers - 1, listening.fileno()))
+            sys.exit(f"crm up: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        app = create_embedded_app(workers=serving)
         settle_heap()
         print(
             f"CRM is starting on http://{args.host}:{args.port} with {args.workers} workers "
             "(API docs at /docs)",
             flush=True,
         )
-        uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[listening])
+        # This process serves no request: its uvicorn runs the lifespan, the workers listen.
+        uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[])
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
         app = module.create_app()

@@ -28,7 +28,7 @@ log = logging.getLogger("crm.embedded")
 # served/s still 107% of 1x and refusals under 20 ms.
 EMBEDDED_TARGET_WAIT_SECONDS = 0.1
 _TARGET_WAIT = "admission_target_wait_seconds"
-# A serving-only worker's settings: the first worker migrated and does the background work.
+# A serving worker's settings: the main process migrated and does the background work.
 _SERVING_ONLY = {"background_work": False, "migrate_on_start": False}
 
 
@@ -49,8 +49,8 @@ def create_embedded_app(
     wakeups: RelayWakeups | None = None,
 ) -> FastAPI:
     """`only`: run just these services in the process (tests); the others answer 404. `workers`: this
-    is the first of `crm up --workers N`, which starts them once it has started. `wakeups`: this is
-    one of those serving-only workers (crm_gateway.workers)."""
+    is the main process of `crm up --workers N`, which starts them once it has started. `wakeups`:
+    this is one of those serving workers (crm_gateway.workers)."""
     settings = settings or GatewaySettings()
     if _TARGET_WAIT not in settings.model_fields_set:
         settings = settings.model_copy(update={_TARGET_WAIT: EMBEDDED_TARGET_WAIT_SECONDS})
@@ -89,7 +89,7 @@ def create_embedded_app(
             for service_app in services.values():
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
             if wakeups is not None:
-                watch = asyncio.create_task(wakeups.watch_first_worker())
+                watch = asyncio.create_task(wakeups.watch_main_process())
                 stack.callback(watch.cancel)
                 yield
                 return

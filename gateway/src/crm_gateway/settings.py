@@ -48,11 +48,11 @@ class GatewaySettings(ServiceSettings):
     rate_limit_enabled: bool = True
     rate_limit_requests: int = 1200
     rate_limit_window_seconds: int = 60
+    # `crm up --workers N` (`workers`, crm_gateway.workers): without Redis each worker counts the rate
+    # limit and the sign-in failures in its own memory, so each enforces 1/N of them (rounded up): a
+    # client never gets more than the limit in all, and may be refused sooner when its requests land
+    # on one worker.
     redis_url: str | None = None
-    # `crm up --workers N` (crm_gateway.workers): without Redis each worker counts the rate limit and
-    # the sign-in failures in its own memory, so each enforces 1/N of them (rounded up): a client
-    # never gets more than the limit in all, and may be refused sooner when its requests land on one.
-    workers: int = 1
     # How long one gateway process trusts an API key lookup (revocation elsewhere takes this long).
     api_key_cache_seconds: float = 5.0
     # Addresses or networks (comma-separated) of proxies whose X-Forwarded-For is believed; empty: none.

@@ -1,16 +1,17 @@
 """`crm up --workers N`: the embedded default on more than one core.
 
-The process `crm up` starts is the first worker and does what a lone `crm up` does: it migrates,
-serves, relays every outbox, consumes the events and runs the periodic jobs. Once started, it runs
-N-1 serving-only workers (`ServingWorkers`) on the same listening socket, where the kernel hands
-each connection to one of the processes. A serving-only worker (`settings.background_work` off)
-serves requests and writes its outboxes; after each commit that wrote one it tells the first worker
-which service's outbox grew (`RelayWakeups`, one byte on a pipe), so its events leave as soon as
-they would from a lone process. SQLite serialises the writers of all processes (WAL).
+The process `crm up` starts (the main process) migrates, then starts N serving workers
+(`ServingWorkers`), each listening on the port with SO_REUSEPORT, so the kernel spreads the
+connections over them (on Linux; elsewhere one worker may take most); it serves no request itself. A serving worker (`settings.background_work` off) serves requests and
+writes its outboxes; after each commit that wrote one it tells the main process which outbox grew
+(`RelayWakeups`, one byte on a pipe). The main process relays every outbox, consumes the events and
+runs the periodic jobs, as a lone `crm up` does: beside the requests, on a core of its own. SQLite
+serialises the writers of all processes (WAL).
 
-The first worker starts a serving worker again when one dies; a serving worker whose first worker
+The main process starts a serving worker again when one dies; a serving worker whose main process
 has gone stops by itself. A graceful stop (SIGTERM, `crm down`, Ctrl+C) stops the serving workers
-first, then the first worker sends what the outboxes hold, as a lone process does.
+before anything else (each finishes its requests in flight), then the main process sends what the
+outboxes hold, as a lone process does.
 """
 
 import asyncio
@@ -18,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -33,11 +35,13 @@ STOP_SECONDS = 20.0
 
 
 class ServingWorkers:
-    """The first worker's side: starts, watches and stops the serving-only workers."""
+    """The main process's side: starts, watches and stops the serving workers."""
 
-    def __init__(self, count: int, listening_fd: int) -> None:
+    def __init__(self, count: int, host: str, port: int) -> None:
         self.count = count
-        self.listening_fd = listening_fd
+        self.host, self.port = host, port
+        # Held until the workers have stopped: no other program takes the port meanwhile.
+        self.reserved = bound(host, port)
         self.processes: list[subprocess.Popen[bytes]] = []
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -54,11 +58,14 @@ class ServingWorkers:
         log.info("started %d serving worker(s): %s", self.count, [p.pid for p in self.processes])
 
     def _spawn(self) -> "subprocess.Popen[bytes]":
-        fds = (self.listening_fd, self._wake_write)
         return subprocess.Popen(
-            [sys.executable, "-m", "crm_gateway.cli", "up", "--serving", f"{os.getpid()},{fds[0]},{fds[1]}"],
-            pass_fds=fds,
-            # Its own process group: a terminal's Ctrl+C reaches this process, which stops it once.
+            [
+                *(sys.executable, "-m", "crm_gateway.cli", "up"),
+                *("--host", self.host, "--port", str(self.port)),
+                *("--serving", f"{os.getpid()},{self._wake_write}"),
+            ],
+            pass_fds=(self._wake_write,),
+            # Its own process group: a terminal's Ctrl+C reaches the main process, which stops it once.
             start_new_session=True,
         )
 
@@ -104,14 +111,39 @@ class ServingWorkers:
         self._woken()
         os.close(self._wake_read)
         os.close(self._wake_write)
+        self.reserved.close()
+
+
+def bound(host: str, port: int) -> socket.socket:
+    """A socket bound to the port with SO_REUSEPORT. Not listening, it is handed no connection, and
+    it keeps the port from any program that does not share it (only our workers do)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """A serving worker's own listening socket on the shared port."""
+    sock = bound(host, port)
+    sock.listen(2048)
+    return sock
 
 
 class RelayWakeups:
-    """A serving-only worker's side: tells the first worker whose outbox grew, and stops this process
-    when the first worker is gone."""
+    """A serving worker's side: tells the main process whose outbox grew, and stops this process when
+    the main process is gone."""
 
-    def __init__(self, first_worker: int, wake_fd: int) -> None:
-        self.first_worker = first_worker
+    def __init__(self, main_process: int, wake_fd: int) -> None:
+        self.main_process = main_process
         self.fd = wake_fd
         os.set_blocking(wake_fd, False)
 
@@ -119,18 +151,18 @@ class RelayWakeups:
         byte = bytes([OUTBOXES.index(name)])
 
         def wake() -> None:
-            # A full pipe already holds wake-ups for the first worker to read; a closed one means it
-            # has gone, which `watch_first_worker` acts on. Either way the row waits in the outbox.
+            # A full pipe already holds wake-ups for the main process to read; a closed one means it
+            # has gone, which `watch_main_process` acts on. Either way the row waits in the outbox.
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
                 os.write(self.fd, byte)
 
         return wake
 
-    async def watch_first_worker(self) -> None:
+    async def watch_main_process(self) -> None:
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            if os.getppid() != self.first_worker:
+            if os.getppid() != self.main_process:
                 break
-        log.warning("the first worker (process %d) has gone; stopping", self.first_worker)
+        log.warning("the main process (%d) has gone; stopping", self.main_process)
         # uvicorn's own handler: the requests in flight finish, then the lifespan closes.
         signal.raise_signal(signal.SIGTERM)

@@ -1,6 +1,8 @@
 """Database.transaction on SQLite: writers take turns in arrival order, readers do not wait."""
 
 import asyncio
+import fcntl
+import os
 
 import pytest
 import sqlalchemy as sa
@@ -68,6 +70,73 @@ async def test_a_writer_that_waits_too_long_fails_instead_of_hanging(sqlite_db, 
     await holder
     async with sqlite_db.transaction() as s:  # the turn was given back
         await s.execute(sa.text("INSERT INTO log VALUES (1)"))
+
+
+@pytest.fixture
+async def two_processes(tmp_path):
+    """Two Database objects on one file as two `crm up --workers` processes have them: each with its
+    own descriptor of the lock file, on which flock makes them exclude each other as processes do."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = (Database(url, schema="shared", writers_elsewhere=True) for _ in range(2))
+    async with first.engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE log (n INTEGER)"))
+    yield first, second
+    await first.dispose()
+    await second.dispose()
+
+
+def lock_file_taken(path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+async def test_writers_in_other_processes_take_turns_on_a_lock_file(two_processes, tmp_path, monkeypatch):
+    first, second = two_processes
+    lock_file = tmp_path / "shared.db-writer"
+    holds, release = asyncio.Event(), asyncio.Event()
+
+    async def hold():
+        async with first.transaction() as s:
+            await s.execute(sa.text("INSERT INTO log VALUES (1)"))
+            holds.set()
+            await release.wait()
+
+    async def write(n: int):
+        async with second.transaction() as s:
+            await s.execute(sa.text("INSERT INTO log VALUES (:n)"), {"n": n})
+
+    holder = asyncio.create_task(hold())
+    await holds.wait()
+    assert lock_file_taken(lock_file)
+    waiting = asyncio.create_task(write(2))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    release.set()
+    async with asyncio.timeout(2):
+        await asyncio.gather(holder, waiting)
+    assert not lock_file_taken(lock_file)  # given back after each transaction
+    async with second.transaction(read_only=True) as s:
+        assert (await s.execute(sa.text("SELECT n FROM log ORDER BY rowid"))).scalars().all() == [1, 2]
+
+    # Waiting too long for the other process is the same 503 as within one, and gives the turn back.
+    monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    holds.clear()
+    release.clear()
+    holder = asyncio.create_task(hold())
+    await holds.wait()
+    with pytest.raises(LockWaitTimeout):
+        await write(3)
+    release.set()
+    await holder
+    await write(4)
+    async with second.transaction(read_only=True) as s:
+        assert (await s.execute(sa.text("SELECT n FROM log ORDER BY rowid"))).scalars().all() == [1, 2, 1, 4]
 
 
 async def test_a_reading_transaction_takes_no_connection_until_it_queries(sqlite_db):

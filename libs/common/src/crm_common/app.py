@@ -49,7 +49,7 @@ class Runtime:
     settings: ServiceSettings
     db: Database
     bus: Bus
-    # None in a serving-only worker (`settings.background_work` off): another process relays.
+    # None in a serving worker (`settings.background_work` off): another process relays.
     relay: OutboxRelay | None
     bus_connected: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -220,7 +220,7 @@ def create_service_app(
     """`bus` is passed in when several services share one in-process bus (the embedded default).
     `on_startup` runs once the database is migrated, before the app takes requests; `background` then
     starts the service's own periodic work, only in a process that does background work
-    (`settings.background_work`: not in `crm up --workers N`'s serving-only workers). `event_wanted`
+    (`settings.background_work`: not in `crm up --workers N`'s serving workers). `event_wanted`
     lets a consumer skip the handler's transaction for events that can have no effect here. Services (not the
     gateway, which is its source) keep the user and team directory from the gateway's events.
     `document_event_admin`: list the admin endpoints over dead letters and the outbox
@@ -240,11 +240,12 @@ def create_service_app(
             schema=settings.schema_name,
             pool_size=settings.db_pool_size,
             numbering_lock_timeout=settings.numbering_lock_timeout_seconds,
+            writers_elsewhere=settings.workers > 1,
         )
         if settings.migrate_on_start:
             await migrate(db, migrations)
         if not settings.background_work:
-            # A serving-only worker: the first worker of `crm up` migrated, relays this outbox, consumes
+            # A serving worker: the main process of `crm up` migrated, relays this outbox, consumes
             # and runs the periodic jobs; this one serves requests and tells it when the outbox grew.
             runtime = Runtime(settings=settings, db=db, bus=bus or make_bus(settings), relay=None)
             runtime.bus_connected.set()

@@ -7,7 +7,9 @@ Postgres: the service's own schema first on the search_path, so models carry no 
 """
 
 import asyncio
+import fcntl
 import functools
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -183,7 +185,9 @@ class Database:
         schema: str,
         pool_size: int = 10,
         numbering_lock_timeout: float = NUMBERING_LOCK_TIMEOUT_SECONDS,
+        writers_elsewhere: bool = False,
     ):
+        """`writers_elsewhere`: other processes write to this SQLite file too (`crm up --workers N`)."""
         self.schema = schema
         self.engine = create_engine(url, schema=schema, pool_size=pool_size)
         self.outbox_listeners: list[Callable[[], None]] = []
@@ -212,6 +216,12 @@ class Database:
         # served, instead of in SQLite's busy handler, which polls with growing sleeps and lets a
         # late writer overtake one that has waited for seconds.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+        # Writers of other processes, in turn: a lock file beside the database (`_file_locked`).
+        self._writer_file = (
+            os.open(f"{make_url(url).database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+            if self.is_sqlite and writers_elsewhere
+            else None
+        )
 
     def outbox_grew(self) -> None:
         """Wakes whatever relays this outbox: called after a commit that wrote to it."""
@@ -265,7 +275,7 @@ class Database:
     def _write_turn(self, read_only: bool) -> AbstractAsyncContextManager[None]:
         if read_only or self._sqlite_writer is None:
             return nullcontext()
-        return _acquired(self._sqlite_writer, SQLITE_WRITE_WAIT_SECONDS)
+        return _acquired(self._sqlite_writer, SQLITE_WRITE_WAIT_SECONDS, self._writer_file)
 
     async def ping(self) -> bool:
         try:
@@ -277,6 +287,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writer_file is not None:
+            os.close(self._writer_file)
+            self._writer_file = None
 
 
 def _refuse_writes_outside_transaction(
@@ -294,16 +307,36 @@ def _refuse_writes_outside_transaction(
 
 
 @asynccontextmanager
-async def _acquired(lock: asyncio.Lock, timeout: float) -> AsyncIterator[None]:
+async def _acquired(lock: asyncio.Lock, timeout: float, file: int | None) -> AsyncIterator[None]:
     try:
         async with asyncio.timeout(timeout):
             await lock.acquire()
+            try:
+                if file is not None:
+                    await _file_locked(file)
+            except BaseException:
+                lock.release()
+                raise
     except TimeoutError:
         raise LockWaitTimeout(f"no SQLite write turn within {timeout:g} s") from None
     try:
         yield
     finally:
+        if file is not None:
+            fcntl.flock(file, fcntl.LOCK_UN)
         lock.release()
+
+
+async def _file_locked(file: int) -> None:
+    """This process's writer takes its turn among other processes' (one each, behind their own
+    `_sqlite_writer`) on a lock file, tried every millisecond: SQLite's busy handler would wait for the
+    write lock with sleeps growing to 100 ms, a tail of its own under steady writes."""
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
 
 
 async def insert_new(session: AsyncSession, record: Any) -> None:

@@ -88,10 +88,14 @@ class ServiceSettings(BaseSettings):
     # crm_common.planner_statistics). Postgres keeps its own.
     sqlite_analyze_interval_seconds: float = Field(default=600.0, gt=0)
     migrate_on_start: bool = True
-    # Off in the serving-only workers of `crm up --workers N` (crm_gateway.workers): such a process
-    # serves requests and writes its outbox; the first worker relays it, consumes the events and runs
-    # the periodic jobs (retention, archive purge, escalations, webhook deliveries).
+    # Off in the serving workers of `crm up --workers N` (crm_gateway.workers): such a process serves
+    # requests and writes its outbox; the main process relays it, consumes the events and runs the
+    # periodic jobs (retention, archive purge, escalations, webhook deliveries).
     background_work: bool = True
+    # `crm up --workers N`'s N (it sets CRM_WORKERS for every process): above 1, the SQLite files have
+    # writers in several processes, who take turns on a lock file (crm_common.db), and the gateway's
+    # in-memory limits are shared out between the workers (crm_gateway.settings).
+    workers: int = 1
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.
     jwt_public_key: str | None = None
