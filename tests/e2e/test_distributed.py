@@ -4,12 +4,18 @@ queues, all removed again afterwards."""
 
 import asyncio
 import json
+import os
 import random
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 import asyncpg
@@ -492,3 +498,57 @@ async def test_erasure_reaches_every_postgres_schema(platform: Platform, pg_data
         assert await leftovers() == set()
         resp = await client.get(f"/api/v1/opportunities/{opportunity['id']}")
         assert resp.json()["amount"] == "900.00"
+
+
+def test_a_service_served_by_two_workers(pg_database, amqp_url, broker_namespace, tmp_path):
+    """`crm serve customer --workers 2`: two processes of customer-svc on one port, each a replica
+    that started (migrations behind their advisory lock) and is ready, stopped together by SIGTERM.
+    On SQLite it is refused."""
+    port = free_port_block(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env |= {"CRM_DATA_DIR": str(tmp_path / "data"), "CRM_EVENTS_NAMESPACE": broker_namespace}
+    command = [
+        sys.executable,
+        "-m",
+        "crm_gateway.cli",
+        "serve",
+        "customer",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--workers needs Postgres" in refused.stderr
+
+    env |= {"CRM_DATABASE_URL": pg_database, "CRM_AMQP_URL": amqp_url}
+    log = tmp_path / "serve.err"
+    with open(log, "wb") as err:
+        supervisor = subprocess.Popen(command, env=env, stderr=err, start_new_session=True)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert supervisor.poll() is None, log.read_text()[-3000:]
+            said = log.read_text()
+            workers = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", said)]
+            if len(workers) == 2 and said.count("Application startup complete") == 2:
+                break
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        # Ready (the broker connects after start) ten times in a row, whichever worker answers.
+        in_a_row = 0
+        while in_a_row < 10:
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            both = ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+            in_a_row = in_a_row + 1 if both else 0
+            assert time.monotonic() < deadline + 30, ready.text
+            time.sleep(0.05)
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            raise
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers)

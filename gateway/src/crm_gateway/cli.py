@@ -2,7 +2,7 @@
 
 crm up [--workers N]        the whole CRM in one process (embedded default), or N on N cores
 crm down                    stop the `crm up` running from CRM_DATA_DIR
-crm serve <service>         one service (or the gateway) as its own process (distributed mode)
+crm serve <service> [--workers N]   one service (or the gateway) as its own process(es) (distributed mode)
 crm migrate <service>|all   bring databases to the latest schema
 crm makemigrations <service> -m MESSAGE   autogenerate a migration (developers)
 crm demo [--url URL]        load a sample company into a running CRM through its API
@@ -167,6 +167,25 @@ def _backup_or_restore(args: argparse.Namespace, platform: PlatformSettings) -> 
 UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "proxy_headers": False}
 
 
+def _observe(platform: PlatformSettings, name: str) -> None:
+    configure_logging(platform.log_level, json_logs=json_logs_wanted(platform.log_json))
+    # Off unless an OTLP collector is named (crm_common.tracing).
+    tracing.configure(name, endpoint=platform.otlp_endpoint or None)
+
+
+# `crm serve --workers N`: the service each worker process runs (uvicorn starts them afresh).
+SERVE_SERVICE = "CRM_SERVE_WORKERS_SERVICE"
+
+
+def serve_worker_app() -> Any:
+    """The app factory of `crm serve --workers N`'s worker processes: logging and tracing as the
+    command sets them, then the service's app."""
+    service = os.environ[SERVE_SERVICE]
+    _observe(PlatformSettings(), f"crm-{service}")
+    module, _, _ = _modules(service)
+    return module.create_app()
+
+
 def _serve_only(serving: str, host: str, port: int) -> None:
     """A serving worker of `crm up --workers N` (crm_gateway.workers): `serving` is the main process's
     id and the wake-up pipe."""
@@ -201,6 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("service", choices=NAMES)
     serve.add_argument("--host", default=platform.host)
     serve.add_argument("--port", type=int, default=platform.port)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=platform.workers,
+        help="processes of this service on the port, each a full replica (Postgres only; default: "
+        "CRM_WORKERS, else 1)",
+    )
     mig = sub.add_parser("migrate", help="migrate databases to the latest schema")
     mig.add_argument("service", choices=(*NAMES, "all"))
     mk = sub.add_parser("makemigrations", help="autogenerate a migration from model changes")
@@ -269,12 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         _backup_or_restore(args, platform)
         return
 
-    configure_logging(platform.log_level, json_logs=json_logs_wanted(platform.log_json))
-    # Off unless an OTLP collector is named (crm_common.tracing).
-    tracing.configure(
-        "crm" if args.command == "up" else f"crm-{getattr(args, 'service', 'cli')}",
-        endpoint=platform.otlp_endpoint or None,
-    )
+    _observe(platform, "crm" if args.command == "up" else f"crm-{getattr(args, 'service', 'cli')}")
 
     if args.command == "admin":
         asyncio.run(_reset_password(args.user, generate=args.generate))
@@ -335,6 +356,26 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[])
     elif args.command == "serve":
         module, _, _ = _modules(args.service)
+        if args.workers < 1:
+            sys.exit("crm serve: --workers must be at least 1")
+        if args.workers > 1:
+            if not platform.database_url:
+                sys.exit(
+                    "crm serve: --workers needs Postgres (CRM_DATABASE_URL); on SQLite, `crm up --workers`"
+                )
+            # Replicas in one place: each worker relays, consumes and runs the jobs, safely beside
+            # the others (docs/operations.md, Scaling); the gateway shares its in-memory limits out.
+            os.environ["CRM_WORKERS"] = str(args.workers)
+            os.environ[SERVE_SERVICE] = args.service
+            uvicorn.run(
+                "crm_gateway.cli:serve_worker_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                **UVICORN_OPTIONS,
+            )
+            return
         app = module.create_app()
         settle_heap()
         uvicorn.run(app, host=args.host, port=args.port, **UVICORN_OPTIONS)

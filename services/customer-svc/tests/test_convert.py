@@ -118,10 +118,12 @@ async def test_unknown_customer_stale_version_and_permissions(client, auth_heade
 async def test_concurrent_conversions_convert_once(client, auth_headers):
     headers = auth_headers()
     lead = await create(client, headers)
+    # As many as the service writes at once (admission_write_limit): none waits in the admission
+    # queue, where a loaded machine's estimate of the wait could refuse one (503) instead.
     responses = await asyncio.gather(
-        *(convert(client, lead["id"], headers, {"opportunity": {"title": f"O{i}"}}) for i in range(6))
+        *(convert(client, lead["id"], headers, {"opportunity": {"title": f"O{i}"}}) for i in range(4))
     )
-    assert sorted(r.status_code for r in responses) == [200] + [409] * 5, [r.text for r in responses]
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 3, [r.text for r in responses]
     assert len(await outbox_payloads(client, "customer.converted")) == 1
 
 
