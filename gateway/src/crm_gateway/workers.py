@@ -24,6 +24,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 
+from crm_common.events.relay import backoff
+
 from crm_gateway.settings import SERVICES
 
 log = logging.getLogger("crm.workers")
@@ -31,6 +33,7 @@ log = logging.getLogger("crm.workers")
 # The apps that write an outbox, numbered for the one-byte wake-up.
 OUTBOXES = ("gateway", *SERVICES)
 CHECK_SECONDS = 1.0
+YOUNG_SECONDS = 30.0
 STOP_SECONDS = 20.0
 
 
@@ -79,14 +82,25 @@ class ServingWorkers:
                 wake()
 
     async def _keep_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = [loop.time()] * len(self.processes)
+        # Workers in a row that died young (a port taken, a broken install): wait longer each time
+        # rather than start one every second.
+        young_deaths = 0
         while True:
             await asyncio.sleep(CHECK_SECONDS)
             for i, process in enumerate(self.processes):
-                if process.poll() is not None and not self._stopping:
-                    log.warning(
-                        "serving worker %d exited with %s; starting another", process.pid, process.returncode
-                    )
-                    self.processes[i] = self._spawn()
+                if process.poll() is None or self._stopping:
+                    continue
+                young_deaths = young_deaths + 1 if loop.time() - started[i] < YOUNG_SECONDS else 0
+                wait = backoff(young_deaths, cap=60) if young_deaths > 1 else 0.0
+                log.warning(
+                    "serving worker %d exited with %s; starting another in %.0f s",
+                    *(process.pid, process.returncode, wait),
+                )
+                await asyncio.sleep(wait)
+                self.processes[i] = self._spawn()
+                started[i] = loop.time()
 
     async def stop(self, timeout: float = STOP_SECONDS) -> None:
         """SIGTERM to each (they finish the requests in flight), then wait; killed past `timeout`."""

@@ -262,8 +262,9 @@ def create_service_app(
                 await _close(app, db)
             return
         if db.is_sqlite:
-            # The embedded default: this process is the only one on the file, so a key still in
-            # flight was left by one that died, whose transaction never committed.
+            # The embedded default: this process is the only one on the file (`crm up --workers`
+            # starts its serving workers after this), so a key still in flight was left by one that
+            # died, whose transaction never committed.
             released = await idempotency.release_abandoned(db)
             if released:
                 log.info("%s: released %d idempotency keys left in flight", settings.service_name, released)
