@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from crm_gateway import runfile
 from crm_gateway.app import create_app as gateway_app
 from crm_gateway.settings import SERVICES, GatewaySettings
-from crm_gateway.workers import RelayWakeups, ServingWorkers
+from crm_gateway.workers import DELIVERIES, RelayWakeups, ServingWorkers
 
 log = logging.getLogger("crm.embedded")
 
@@ -96,7 +96,10 @@ def create_embedded_app(
             runfile.write(settings.data_dir)
             if workers is not None:
                 apps = {"gateway": gateway, **services}
-                await workers.start({name: a.state.runtime.db.outbox_grew for name, a in apps.items()})
+                wakers = {name: a.state.runtime.db.outbox_grew for name, a in apps.items()}
+                if "webhook" in services:
+                    wakers[DELIVERIES] = services["webhook"].state.webhook_worker.wake
+                await workers.start(wakers)
             yield
             if workers is not None:
                 await workers.stop()
@@ -144,4 +147,6 @@ def _build(
     app: FastAPI = create(service_settings, bus=bus)
     if wakeups is not None:
         app.state.wake_relay = wakeups.waker(name)
+        if name == "webhook":
+            app.state.wake_deliveries = wakeups.waker(DELIVERIES)
     return app

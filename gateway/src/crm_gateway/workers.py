@@ -2,11 +2,13 @@
 
 The process `crm up` starts (the main process) migrates, then starts N serving workers
 (`ServingWorkers`), each listening on the port with SO_REUSEPORT, so the kernel spreads the
-connections over them (on Linux; elsewhere one worker may take most); it serves no request itself. A serving worker (`settings.background_work` off) serves requests and
-writes its outboxes; after each commit that wrote one it tells the main process which outbox grew
-(`RelayWakeups`, one byte on a pipe). The main process relays every outbox, consumes the events and
-runs the periodic jobs, as a lone `crm up` does: beside the requests, on a core of its own. SQLite
-serialises the writers of all processes (WAL).
+connections over them (on Linux; elsewhere one worker may take most); it serves no request itself.
+A serving worker (`settings.background_work` off) serves requests and writes its outboxes; after
+each commit that wrote one it tells the main process which outbox grew (`RelayWakeups`, one byte on
+a pipe), and likewise when its API queued a webhook delivery. The main process relays every outbox,
+consumes the events, delivers webhooks and runs the periodic jobs, as a lone `crm up` does: beside
+the requests, on a core of its own. The writers of all processes take turns on each SQLite file
+(crm_common.db: a lock file beside it).
 
 The main process starts a serving worker again when one dies; a serving worker whose main process
 has gone stops by itself. A graceful stop (SIGTERM, `crm down`, Ctrl+C) stops the serving workers
@@ -30,8 +32,10 @@ from crm_gateway.settings import SERVICES
 
 log = logging.getLogger("crm.workers")
 
-# The apps that write an outbox, numbered for the one-byte wake-up.
-OUTBOXES = ("gateway", *SERVICES)
+# What a serving worker wakes in the main process, numbered for the one-byte wake-up: the relay of
+# each app's outbox, and webhook-svc's delivery loop (a redelivery asked through the API).
+DELIVERIES = "webhook-deliveries"
+WAKEABLE = ("gateway", *SERVICES, DELIVERIES)
 CHECK_SECONDS = 1.0
 YOUNG_SECONDS = 30.0
 STOP_SECONDS = 20.0
@@ -48,13 +52,13 @@ class ServingWorkers:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
-        self._relays: Mapping[str, Callable[[], None]] = {}
+        self._wakers: Mapping[str, Callable[[], None]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
 
-    async def start(self, relays: Mapping[str, Callable[[], None]]) -> None:
-        """`relays[name]()` wakes the relay of that app's outbox in this process."""
-        self._relays = relays
+    async def start(self, wakers: Mapping[str, Callable[[], None]]) -> None:
+        """`wakers[name]()` wakes, in this process, what `name` in WAKEABLE names."""
+        self._wakers = wakers
         asyncio.get_running_loop().add_reader(self._wake_read, self._woken)
         self.processes = [self._spawn() for _ in range(self.count)]
         self._watch = asyncio.create_task(self._keep_running(), name="crm-serving-workers")
@@ -78,7 +82,7 @@ class ServingWorkers:
         except BlockingIOError:
             return
         for index in set(data):
-            if index < len(OUTBOXES) and (wake := self._relays.get(OUTBOXES[index])) is not None:
+            if index < len(WAKEABLE) and (wake := self._wakers.get(WAKEABLE[index])) is not None:
                 wake()
 
     async def _keep_running(self) -> None:
@@ -162,7 +166,7 @@ class RelayWakeups:
         os.set_blocking(wake_fd, False)
 
     def waker(self, name: str) -> Callable[[], None]:
-        byte = bytes([OUTBOXES.index(name)])
+        byte = bytes([WAKEABLE.index(name)])
 
         def wake() -> None:
             # A full pipe already holds wake-ups for the main process to read; a closed one means it

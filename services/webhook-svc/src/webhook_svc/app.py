@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None) -> F
     app.state.webhook_settings = settings
     app.state.webhook_guard = guard
     app.state.webhook_worker = worker
+    # What the API calls when it queued a delivery: this process's loop, or (a serving worker of `crm
+    # up --workers`) the main process's, which sets its own.
+    app.state.wake_deliveries = worker.wake
     # `Idempotency-Key` on POST/PATCH/DELETE: a retried write happens once.
     app.add_middleware(IdempotencyMiddleware)
     return app

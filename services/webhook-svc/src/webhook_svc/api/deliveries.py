@@ -86,9 +86,7 @@ async def replay_delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, user: WebhookAccess, request: Request
 ) -> DeliveryDetail:
     sub = await subscriptions.get(session, webhook_id)
-    delivery = await deliveries.replay_one(
-        session, sub, delivery_id, wake=request.app.state.webhook_worker.wake
-    )
+    delivery = await deliveries.replay_one(session, sub, delivery_id, wake=request.app.state.wake_deliveries)
     return await _detail(session, delivery)
 
 
@@ -116,6 +114,6 @@ async def replay_range(
         since=body.since,
         until=body.until,
         states=body.states,
-        wake=request.app.state.webhook_worker.wake,
+        wake=request.app.state.wake_deliveries,
     )
     return ReplayResult(queued=queued)

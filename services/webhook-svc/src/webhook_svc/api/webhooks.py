@@ -136,7 +136,7 @@ async def update_webhook(
         session, webhook_id, data=body, guard=request.app.state.webhook_guard, if_match=if_match
     )
     if sub.active:
-        request.app.state.webhook_worker.wake()
+        request.app.state.wake_deliveries()
     response.headers["ETag"] = etag(sub.version)
     return read(sub)
 
