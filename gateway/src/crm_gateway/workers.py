@@ -157,8 +157,8 @@ def listening(host: str, port: int) -> socket.socket:
 
 
 class RelayWakeups:
-    """A serving worker's side: tells the main process whose outbox grew, and stops this process when
-    the main process is gone."""
+    """A serving worker's side: tells the main process what to wake (whose outbox grew, a queued
+    webhook delivery), and stops this process when the main process is gone."""
 
     def __init__(self, main_process: int, wake_fd: int) -> None:
         self.main_process = main_process

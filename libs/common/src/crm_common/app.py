@@ -192,12 +192,6 @@ async def db_read_transaction(request: Request) -> AsyncIterator[AsyncSession]:
 ReadTransactionDep = Annotated[AsyncSession, Depends(db_read_transaction, scope="function")]
 
 
-async def _close(app: FastAPI, db: Database) -> None:
-    if getattr(app.state, "customer_lookup", None) is not None:
-        await app.state.customer_lookup.close()
-    await db.dispose()
-
-
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -233,34 +227,9 @@ def create_service_app(
     if settings.service_name in SUBSCRIPTIONS:
         handlers = {**directory.HANDLERS, **handlers}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(
-            settings.resolved_database_url(),
-            schema=settings.schema_name,
-            pool_size=settings.db_pool_size,
-            numbering_lock_timeout=settings.numbering_lock_timeout_seconds,
-            writers_elsewhere=settings.workers > 1,
-        )
-        if settings.migrate_on_start:
-            await migrate(db, migrations)
-        if not settings.background_work:
-            # A serving worker: the main process of `crm up` migrated, relays this outbox, consumes
-            # and runs the periodic jobs; this one serves requests and tells it when the outbox grew.
-            runtime = Runtime(settings=settings, db=db, bus=bus or make_bus(settings), relay=None)
-            runtime.bus_connected.set()
-            if (wake := getattr(app.state, "wake_relay", None)) is not None:
-                db.outbox_listeners.append(wake)
-            app.state.runtime = runtime
-            try:
-                if on_startup is not None:
-                    await on_startup(runtime)
-                yield
-            finally:
-                if on_shutdown is not None:
-                    await on_shutdown(runtime)
-                await _close(app, db)
-            return
+    async def working(db: Database, the_bus: Bus, owned: bool) -> Runtime:
+        """The runtime of a process that does the service's background work: the relay of its
+        outbox, its consumer and its periodic jobs."""
         if db.is_sqlite:
             # The embedded default: this process is the only one on the file (`crm up --workers`
             # starts its serving workers after this), so a key still in flight was left by one that
@@ -268,8 +237,6 @@ def create_service_app(
             released = await idempotency.release_abandoned(db)
             if released:
                 log.info("%s: released %d idempotency keys left in flight", settings.service_name, released)
-        owned = bus is None
-        the_bus = bus if bus is not None else make_bus(settings)
         relay = OutboxRelay(
             db,
             the_bus,
@@ -281,7 +248,6 @@ def create_service_app(
         )
         runtime = Runtime(settings=settings, db=db, bus=the_bus, relay=relay)
         db.outbox_listeners.append(relay.wake)
-        app.state.runtime = runtime
         runtime.tasks.append(asyncio.create_task(_connect_bus(runtime, relay, handlers, owned, event_wanted)))
         if handlers:
             runtime.tasks.append(
@@ -313,10 +279,40 @@ def create_service_app(
                     )
                 )
             )
+        return runtime
+
+    def serving(app: FastAPI, db: Database, the_bus: Bus) -> Runtime:
+        """A serving worker of `crm up --workers N`: the main process migrated, relays this outbox,
+        consumes and runs the periodic jobs; this one serves requests and tells it when the outbox
+        grew (`app.state.wake_relay`)."""
+        runtime = Runtime(settings=settings, db=db, bus=the_bus, relay=None)
+        runtime.bus_connected.set()
+        if (wake := getattr(app.state, "wake_relay", None)) is not None:
+            db.outbox_listeners.append(wake)
+        return runtime
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(
+            settings.resolved_database_url(),
+            schema=settings.schema_name,
+            pool_size=settings.db_pool_size,
+            numbering_lock_timeout=settings.numbering_lock_timeout_seconds,
+            writers_elsewhere=settings.workers > 1,
+        )
+        if settings.migrate_on_start:
+            await migrate(db, migrations)
+        owned = bus is None
+        the_bus = bus if bus is not None else make_bus(settings)
+        if settings.background_work:
+            runtime = await working(db, the_bus, owned)
+        else:
+            runtime = serving(app, db, the_bus)
+        app.state.runtime = runtime
         try:
             if on_startup is not None:
                 await on_startup(runtime)
-            if background is not None:
+            if background is not None and settings.background_work:
                 await background(runtime)
             yield
         finally:
@@ -333,7 +329,9 @@ def create_service_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
                 await the_bus.close()
-            await _close(app, db)
+            if getattr(app.state, "customer_lookup", None) is not None:
+                await app.state.customer_lookup.close()
+            await db.dispose()
 
     app = FastAPI(
         title=title,
