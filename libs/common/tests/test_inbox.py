@@ -299,3 +299,31 @@ async def test_one_row_handlers_in_a_batch_apply_as_alone(names_db):
     outcomes = await dispatch.apply_batch([named(a, "Grace", 2), seen, named(b, "Hopper", 1)])
     assert outcomes == ["applied", "duplicate", "applied"]
     assert await _names(names_db) == {a: ("Grace", 2), b: ("Hopper", 1)}
+
+
+async def test_a_batch_applies_one_rows_upserts_in_order_and_an_event_twice_once(names_db):
+    """A batch's same-shape upserts go to the database together: a row written twice ends as the
+    events in order leave it (the older version does not win for coming last), and the second copy
+    of an event delivered twice in the batch is a duplicate."""
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": UpsertHandler(_name_row)})
+    a, b = uuid.uuid4(), uuid.uuid4()
+    newer, older, again = named(a, "Grace", 3), named(a, "Ada", 2), named(b, "Hopper", 1)
+    outcomes = await dispatch.apply_batch([named(a, "Ada", 1), newer, older, again, again])
+    assert outcomes == ["applied", "applied", "applied", "applied", "duplicate"]
+    assert await _names(names_db) == {a: ("Grace", 3), b: ("Hopper", 1)}
+    assert await dispatch.apply_batch([newer, again]) == ["duplicate", "duplicate"]
+
+
+async def test_a_handler_in_a_batch_sees_the_upserts_before_it_and_not_those_after(names_db):
+    seen = []
+
+    async def look(session, e):
+        seen.append({row.id: row.name for row in await session.execute(select(names.c.id, names.c.name))})
+
+    handler = UpsertHandler(_name_row, otherwise=look)
+    dispatch = idempotent_dispatcher(names_db, "namer", {"customer.updated": handler})
+    a, b = uuid.uuid4(), uuid.uuid4()
+    batch = [named(a, "Ada", 1), named(uuid.uuid4(), None, 1), named(b, "Hopper", 1)]
+    assert await dispatch.apply_batch(batch) == ["applied"] * 3
+    assert seen == [{a: "Ada"}]
+    assert await _names(names_db) == {a: ("Ada", 1), b: ("Hopper", 1)}
