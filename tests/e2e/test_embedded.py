@@ -4,6 +4,7 @@ fresh data folder, driven over HTTP through the gateway, stopped with SIGTERM an
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from crm_gateway.cli import default_workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -269,6 +271,8 @@ def test_crm_down_stops_it_gracefully_and_a_second_up_is_refused(crm_up, tmp_pat
     data_dir, port = tmp_path / "data", free_port()
     crm = crm_up(data_dir, port, CRM_ADMIN_PASSWORD=ADMIN_PASSWORD)
     assert (data_dir / "crm.pid").read_text().strip() == str(crm.process.pid)
+    # The default: a serving worker beside the main process where there are two cores, else none.
+    workers = serving_workers(crm, default_workers())
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     env = {**clean, "CRM_DATA_DIR": str(data_dir), "CRM_PORT": str(free_port())}
 
@@ -284,6 +288,7 @@ def test_crm_down_stops_it_gracefully_and_a_second_up_is_refused(crm_up, tmp_pat
     assert down.returncode == 0, down.stderr
     assert f"CRM stopped (process {crm.process.pid}" in down.stdout
     crm.process.wait(timeout=5)
+    assert all(gone(pid, 5) for pid in workers), "a serving worker outlived `crm down`"
     assert "CRM stopped: every service closed" in crm.stderr_path.read_text(), crm.logs()
     assert not (data_dir / "crm.pid").exists()
 
@@ -354,13 +359,14 @@ def cpu_ticks(pid: int) -> int:
 
 
 def test_workers_serve_one_port_and_their_events_leave_at_once(crm_up, tmp_path):
-    """`crm up --workers 2`: two processes serve, the main process relays what they write as soon as
-    they commit it (woken, not left to a 30 s poll), and every event is applied once."""
+    """`crm up --workers 2`: two processes serve the connections the main process hands them, the
+    main process relays what they write as soon as they commit it (woken, not left to a 30 s poll),
+    and every event is applied once."""
     data_dir, port = tmp_path / "data", free_port()
     crm = crm_up(
         data_dir, port, CRM_ADMIN_PASSWORD=ADMIN_PASSWORD, CRM_WORKERS="2", CRM_RELAY_POLL_INTERVAL="30"
     )
-    assert "with 2 workers" in crm.stdout()
+    assert "2 serving workers beside the events' process" in crm.stdout()
     workers = serving_workers(crm, 2)
     assert (data_dir / "crm.pid").read_text().strip() == str(crm.process.pid)
     with httpx.Client(base_url=crm.base_url, timeout=10) as anonymous:
@@ -368,7 +374,7 @@ def test_workers_serve_one_port_and_their_events_leave_at_once(crm_up, tmp_path)
 
     before = {pid: cpu_ticks(pid) for pid in workers}
     started = time.monotonic()
-    # A new connection for each: the kernel hands them to either worker.
+    # A new connection for each, closed before the next: the main process hands them out in turn.
     created = [
         httpx.post(
             f"{crm.base_url}/api/v1/customers",
@@ -388,6 +394,14 @@ def test_workers_serve_one_port_and_their_events_leave_at_once(crm_up, tmp_path)
             assert len(customer_notes(client, r.json()["id"])) == 1
         numbers = {r.json()["customerNumber"] for r in created}
         assert len(numbers) == 20
+        # Any process's /metrics adds up all of theirs: the events the main process consumed are there.
+        metrics = client.get("/metrics").text
+        lag = re.search(r'^crm_event_lag_seconds_count\{consumer="activity"\} (\S+)$', metrics, re.M)
+        assert lag is not None and float(lag.group(1)) >= 20, metrics[:2000]
+        served = re.findall(
+            r'^crm_http_requests_total\{method="POST",service="customer",status="201"\} (\S+)$', metrics, re.M
+        )
+        assert [float(n) for n in served] == [20.0], served
     assert all(cpu_ticks(pid) > before[pid] for pid in workers), "a worker served nothing"
 
     down = subprocess.run(
@@ -406,8 +420,8 @@ def test_workers_serve_one_port_and_their_events_leave_at_once(crm_up, tmp_path)
 
 def test_a_dead_serving_worker_is_replaced_and_one_outliving_the_main_process_stops(crm_up, tmp_path):
     data_dir, port = tmp_path / "data", free_port()
-    crm = crm_up(data_dir, port, CRM_ADMIN_PASSWORD=ADMIN_PASSWORD, CRM_WORKERS="1")
-    # One worker: the lone process of the embedded default, no serving workers beside it.
+    crm = crm_up(data_dir, port, CRM_ADMIN_PASSWORD=ADMIN_PASSWORD, CRM_WORKERS="0")
+    # No serving worker: one process does it all, nothing beside it.
     assert Path(f"/proc/{crm.process.pid}/task/{crm.process.pid}/children").read_text().split() == []
     crm.stop()
 
@@ -430,15 +444,15 @@ def test_a_dead_serving_worker_is_replaced_and_one_outliving_the_main_process_st
     assert gone(other, 15) and gone(replaced[0], 15), "a serving worker outlived the main process"
 
 
-def test_workers_must_be_at_least_one(tmp_path):
+def test_workers_must_be_zero_or_more(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     env |= {"CRM_DATA_DIR": str(tmp_path / "data"), "CRM_PORT": str(free_port())}
     refused = subprocess.run(
-        [sys.executable, "-m", "crm_gateway.cli", "up", "--workers", "0"],
+        [sys.executable, "-m", "crm_gateway.cli", "up", "--workers", "-1"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert refused.returncode != 0
-    assert "--workers must be at least 1" in refused.stderr and "Traceback" not in refused.stderr
+    assert "--workers must be 0 or more" in refused.stderr and "Traceback" not in refused.stderr

@@ -19,6 +19,7 @@ import importlib
 import importlib.resources
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +30,7 @@ from crm_common import tracing
 from crm_common.app import settle_heap
 from crm_common.db import Database
 from crm_common.migrations import make_revision, migrate
-from crm_common.observability import configure_logging, json_logs_wanted
+from crm_common.observability import MULTIPROCESS_DIR, configure_logging, json_logs_wanted
 from crm_common.settings import PlatformSettings, ServiceSettings
 
 NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign", "webhook")
@@ -186,17 +187,36 @@ def serve_worker_app() -> Any:
     return module.create_app()
 
 
-def _serve_only(serving: str, host: str, port: int) -> None:
+def _share_metrics(data_dir: Path, argv: list[str] | None) -> None:
+    """Start again with the processes' shared metrics folder set (crm_common.observability): it must
+    be set before the metrics exist, and they exist once this module is imported. The same process
+    id, a fresh interpreter; the folder is emptied of the last run's files first."""
+    metrics_dir = data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR] = str(metrics_dir.resolve())
+    args = sys.argv[1:] if argv is None else argv
+    os.execv(sys.executable, [sys.executable, "-m", "crm_gateway.cli", *args])
+
+
+def default_workers() -> int:
+    """`crm up`'s serving workers when CRM_WORKERS is unset: one beside the main process where there
+    are two cores to share (requests on one, events on the other), none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 1 if cores >= 2 else 0
+
+
+def _serve_only(serving: str) -> None:
     """A serving worker of `crm up --workers N` (crm_gateway.workers): `serving` is the main process's
-    id and the wake-up pipe."""
+    id and this worker's end of its socket pair."""
     from crm_gateway import workers
     from crm_gateway.embedded import create_embedded_app
 
-    main_process, wake_fd = (int(part) for part in serving.split(","))
-    app = create_embedded_app(wakeups=workers.RelayWakeups(main_process, wake_fd))
+    main_process, fd = (int(part) for part in serving.split(","))
+    link = workers.MainProcessLink(main_process, fd)
+    app = create_embedded_app(link=link)
     settle_heap()
-    sock = workers.listening(host, port)
-    uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sock])
+    workers.HandedServer(uvicorn.Config(app, **UVICORN_OPTIONS), link).run()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,10 +230,11 @@ def main(argv: list[str] | None = None) -> None:
         "--workers",
         type=int,
         default=platform.workers,
-        help="processes serving requests (default: CRM_WORKERS, else 1); above 1, the main process "
-        "relays and consumes the events beside them (docs/operations.md, Scaling)",
+        help="processes serving requests beside the main one, which relays and consumes the events; "
+        "0: one process does it all (default: CRM_WORKERS, else 1 with two cores or more, else 0; "
+        "docs/operations.md, Scaling)",
     )
-    # Internal: how the main process starts a serving worker (its process id, the wake-up pipe).
+    # Internal: how the main process starts a serving worker (its process id, its socket pair's end).
     up.add_argument("--serving", help=argparse.SUPPRESS)
     sub.add_parser("down", help="stop the CRM that `crm up` runs from CRM_DATA_DIR")
     serve = sub.add_parser("serve", help="run one service or the gateway (distributed mode)")
@@ -223,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument(
         "--workers",
         type=int,
-        default=platform.workers,
+        default=platform.workers or 1,
         help="processes of this service on the port, each a full replica (Postgres only; default: "
         "CRM_WORKERS, else 1)",
     )
@@ -316,10 +337,11 @@ def main(argv: list[str] | None = None) -> None:
         from crm_gateway.embedded import create_embedded_app
 
         if args.serving:
-            _serve_only(args.serving, args.host, args.port)
+            _serve_only(args.serving)
             return
-        if args.workers < 1:
-            sys.exit("crm up: --workers must be at least 1")
+        workers = default_workers() if args.workers is None else args.workers
+        if workers < 0:
+            sys.exit("crm up: --workers must be 0 or more")
         data_dir = platform.data_dir
         if (pid := runfile.running_pid(data_dir)) is not None:
             # Two processes on one set of SQLite files would each relay and consume the same events.
@@ -331,7 +353,12 @@ def main(argv: list[str] | None = None) -> None:
             check_databases(data_dir)
         except BackupError as exc:
             sys.exit(f"crm up: {exc}")
-        if args.workers == 1:
+        if workers > 0 and not os.environ.get(MULTIPROCESS_DIR):
+            _share_metrics(data_dir, argv)
+        # Every process reads it: above 0 the SQLite files have writers in several processes, and
+        # in-memory limits are shared out between the serving workers (crm_gateway.ratelimit).
+        os.environ["CRM_WORKERS"] = str(workers)
+        if workers == 0:
             app = create_embedded_app()
             settle_heap()
             print(f"CRM is starting on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
@@ -339,20 +366,18 @@ def main(argv: list[str] | None = None) -> None:
             return
         from crm_gateway.workers import ServingWorkers
 
-        # Every worker reads it: in-memory limits are shared out between them (crm_gateway.ratelimit).
-        os.environ["CRM_WORKERS"] = str(args.workers)
         try:
-            serving = ServingWorkers(args.workers, args.host, args.port)
+            serving = ServingWorkers(workers, args.host, args.port)
         except OSError as exc:
             sys.exit(f"crm up: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
         app = create_embedded_app(workers=serving)
         settle_heap()
         print(
-            f"CRM is starting on http://{args.host}:{args.port} with {args.workers} workers "
-            "(API docs at /docs)",
+            f"CRM is starting on http://{args.host}:{args.port}, {workers} serving worker"
+            f"{'s' if workers > 1 else ''} beside the events' process (API docs at /docs)",
             flush=True,
         )
-        # This process serves no request: its uvicorn runs the lifespan, the workers listen.
+        # This process serves no request: its uvicorn runs the lifespan, it hands the connections over.
         uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[])
     elif args.command == "serve":
         module, _, _ = _modules(args.service)

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from crm_gateway import runfile
 from crm_gateway.app import create_app as gateway_app
 from crm_gateway.settings import SERVICES, GatewaySettings
-from crm_gateway.workers import DELIVERIES, RelayWakeups, ServingWorkers
+from crm_gateway.workers import DELIVERIES, MainProcessLink, ServingWorkers
 
 log = logging.getLogger("crm.embedded")
 
@@ -46,22 +46,22 @@ def create_embedded_app(
     *,
     only: tuple[str, ...] | None = None,
     workers: ServingWorkers | None = None,
-    wakeups: RelayWakeups | None = None,
+    link: MainProcessLink | None = None,
 ) -> FastAPI:
     """`only`: run just these services in the process (tests); the others answer 404. `workers`: this
-    is the main process of `crm up --workers N`, which starts them once it has started. `wakeups`:
+    is the main process of `crm up --workers N`, which starts them once it has started. `link`:
     this is one of those serving workers (crm_gateway.workers)."""
     settings = settings or GatewaySettings()
     if _TARGET_WAIT not in settings.model_fields_set:
         settings = settings.model_copy(update={_TARGET_WAIT: EMBEDDED_TARGET_WAIT_SECONDS})
-    if wakeups is not None:
+    if link is not None:
         settings = settings.model_copy(update=_SERVING_ONLY)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = MemoryBus(delivery_limit=settings.event_delivery_limit, consumers=set(only) if only else None)
     # The services' credential for each other's internal endpoints: in process, a fresh one per start.
     service_token = settings.service_token or secrets.token_urlsafe(32)
     services = {
-        name: _build(name, settings, bus, service_token, wakeups)
+        name: _build(name, settings, bus, service_token, link)
         for name in SERVICES
         if only is None or name in only
     }
@@ -75,8 +75,8 @@ def create_embedded_app(
         # a port this process may not be listening on (in-process tests, a CRM_PORT set elsewhere).
         services["campaign"].state.customer_transport = httpx.ASGITransport(app=services["customer"])
     gateway = gateway_app(settings, local_services=services, bus=bus)
-    if wakeups is not None:
-        gateway.state.wake_relay = wakeups.waker("gateway")
+    if link is not None:
+        gateway.state.wake_relay = link.waker("gateway")
 
     # Mounted apps get no lifespan of their own: the gateway's runs theirs, and closes the bus last.
     gateway_lifespan = gateway.router.lifespan_context
@@ -88,9 +88,7 @@ def create_embedded_app(
             await stack.enter_async_context(gateway_lifespan(app))
             for service_app in services.values():
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
-            if wakeups is not None:
-                watch = asyncio.create_task(wakeups.watch_main_process())
-                stack.callback(watch.cancel)
+            if link is not None:
                 yield
                 return
             runfile.write(settings.data_dir)
@@ -130,7 +128,7 @@ async def drain_outboxes(apps: Iterable[FastAPI], timeout: float) -> None:
 
 
 def _build(
-    name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str, wakeups: RelayWakeups | None
+    name: str, settings: GatewaySettings, bus: MemoryBus, service_token: str, link: MainProcessLink | None
 ) -> FastAPI:
     create, settings_cls = _service_factory(name)
     service_settings = settings_cls(
@@ -142,11 +140,11 @@ def _build(
     )
     if _TARGET_WAIT not in service_settings.model_fields_set:
         service_settings = service_settings.model_copy(update={_TARGET_WAIT: getattr(settings, _TARGET_WAIT)})
-    if wakeups is not None:
+    if link is not None:
         service_settings = service_settings.model_copy(update=_SERVING_ONLY)
     app: FastAPI = create(service_settings, bus=bus)
-    if wakeups is not None:
-        app.state.wake_relay = wakeups.waker(name)
+    if link is not None:
+        app.state.wake_relay = link.waker(name)
         if name == "webhook":
-            app.state.wake_deliveries = wakeups.waker(DELIVERIES)
+            app.state.wake_deliveries = link.waker(DELIVERIES)
     return app

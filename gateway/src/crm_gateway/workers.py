@@ -1,23 +1,28 @@
 """`crm up --workers N`: the embedded default on more than one core.
 
 The process `crm up` starts (the main process) migrates, then starts N serving workers
-(`ServingWorkers`), each listening on the port with SO_REUSEPORT, so the kernel spreads the
-connections over them (on Linux; elsewhere one worker may take most); it serves no request itself.
-A serving worker (`settings.background_work` off) serves requests and writes its outboxes; after
-each commit that wrote one it tells the main process which outbox grew (`RelayWakeups`, one byte on
-a pipe), and likewise when its API queued a webhook delivery. The main process relays every outbox,
-consumes the events, delivers webhooks and runs the periodic jobs, as a lone `crm up` does: beside
-the requests, on a core of its own. The writers of all processes take turns on each SQLite file
-(crm_common.db: a lock file beside it).
+(`ServingWorkers`). It listens on the port itself and hands each connection it accepts to the worker
+that holds the fewest open ones (the socket's descriptor, sent over a Unix socket pair). The kernel's
+own spreading (SO_REUSEPORT) hashes connections: 16 keep-alive clients came out 11 and 5, and the
+busier worker set every client's tail latency. The main process serves no request itself: it relays
+every outbox, consumes the events, delivers webhooks and runs the periodic jobs, as a lone `crm up`
+does, on a core of its own beside the requests.
 
-The main process starts a serving worker again when one dies; a serving worker whose main process
-has gone stops by itself. A graceful stop (SIGTERM, `crm down`, Ctrl+C) stops the serving workers
-before anything else (each finishes its requests in flight), then the main process sends what the
-outboxes hold, as a lone process does.
+A serving worker (`settings.background_work` off) serves the connections it is handed
+(`HandedServer`) and writes its outboxes. Over the same socket pair (`MainProcessLink`) it tells the
+main process which outbox grew after each commit that wrote one (one byte; the main process wakes that
+relay), that its API queued a webhook delivery, and that a connection closed. The writers of all
+processes take turns on each SQLite file (crm_common.db: a lock file beside it).
+
+The main process starts a serving worker again when one dies; a serving worker whose main process has
+gone (its end of the pair closed) stops by itself. A graceful stop (SIGTERM, `crm down`, Ctrl+C)
+closes the port, stops the serving workers (each finishes its requests in flight), then the main
+process sends what the outboxes hold, as a lone process does.
 """
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -25,8 +30,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+import uvicorn
 from crm_common.events.relay import backoff
+from crm_common.observability import MULTIPROCESS_DIR
+from prometheus_client import multiprocess
 
 from crm_gateway.settings import SERVICES
 
@@ -36,151 +46,272 @@ log = logging.getLogger("crm.workers")
 # each app's outbox, and webhook-svc's delivery loop (a redelivery asked through the API).
 DELIVERIES = "webhook-deliveries"
 WAKEABLE = ("gateway", *SERVICES, DELIVERIES)
+# The byte a serving worker sends when a connection it was handed has closed.
+CLOSED = 255
 CHECK_SECONDS = 1.0
 YOUNG_SECONDS = 30.0
 STOP_SECONDS = 20.0
+ACCEPT_RETRY_SECONDS = 0.1
+
+
+@dataclass
+class _Worker:
+    process: "subprocess.Popen[bytes]"
+    channel: socket.socket  # the main process's end of the pair
+    open: int = 0  # connections handed over and not yet closed
 
 
 class ServingWorkers:
-    """The main process's side: starts, watches and stops the serving workers."""
+    """The main process's side: listens on the port, hands the connections over, and starts, watches
+    and stops the serving workers."""
 
     def __init__(self, count: int, host: str, port: int) -> None:
         self.count = count
-        self.host, self.port = host, port
-        # Held until the workers have stopped: no other program takes the port meanwhile.
-        self.reserved = bound(host, port)
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
+        # Bound and listening from here on: connections wait in its backlog until a worker is up.
+        self.listener = listening(host, port)
+        self.workers: list[_Worker] = []
         self._wakers: Mapping[str, Callable[[], None]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._turn = 0
 
     async def start(self, wakers: Mapping[str, Callable[[], None]]) -> None:
         """`wakers[name]()` wakes, in this process, what `name` in WAKEABLE names."""
         self._wakers = wakers
-        asyncio.get_running_loop().add_reader(self._wake_read, self._woken)
-        self.processes = [self._spawn() for _ in range(self.count)]
+        self.workers = [self._spawn() for _ in range(self.count)]
+        asyncio.get_running_loop().add_reader(self.listener, self._accept)
         self._watch = asyncio.create_task(self._keep_running(), name="crm-serving-workers")
-        log.info("started %d serving worker(s): %s", self.count, [p.pid for p in self.processes])
+        log.info("started %d serving worker(s): %s", self.count, [w.process.pid for w in self.workers])
 
-    def _spawn(self) -> "subprocess.Popen[bytes]":
-        return subprocess.Popen(
-            [
-                *(sys.executable, "-m", "crm_gateway.cli", "up"),
-                *("--host", self.host, "--port", str(self.port)),
-                *("--serving", f"{os.getpid()},{self._wake_write}"),
-            ],
-            pass_fds=(self._wake_write,),
-            # Its own process group: a terminal's Ctrl+C reaches the main process, which stops it once.
-            start_new_session=True,
-        )
+    def _spawn(self) -> _Worker:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with theirs:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "crm_gateway.cli", "up"),
+                    *("--serving", f"{os.getpid()},{theirs.fileno()}"),
+                ],
+                pass_fds=(theirs.fileno(),),
+                # Its own process group: a terminal's Ctrl+C reaches the main process, which stops it once.
+                start_new_session=True,
+            )
+        ours.setblocking(False)
+        worker = _Worker(process, ours)
+        asyncio.get_running_loop().add_reader(ours, functools.partial(self._heard, worker))
+        return worker
 
-    def _woken(self) -> None:
-        try:
-            data = os.read(self._wake_read, 4096)
-        except BlockingIOError:
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, say: try again in a moment, not at once
+                log.warning("accepting a connection failed: %s", exc)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self.listener)
+                loop.call_later(ACCEPT_RETRY_SECONDS, self._listen_again)
+                return
+            with connection:  # this process's copy: the worker holds its own once sent
+                self._hand_over(connection)
+
+    def _listen_again(self) -> None:
+        if not self._stopping:
+            asyncio.get_running_loop().add_reader(self.listener, self._accept)
+
+    def _hand_over(self, connection: socket.socket) -> None:
+        """To the worker with the fewest open connections; of those tied, the next in turn (clients
+        that close each connection before the next would otherwise all go to the first)."""
+        count = len(self.workers)
+        order = sorted(range(count), key=lambda i: (self.workers[i].open, (i - self._turn) % count))
+        for i in order:
+            worker = self.workers[i]
+            if worker.channel.fileno() == -1:  # gone, not yet replaced
+                continue
+            try:
+                socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
+            except OSError:  # its pair is full, or it has gone: the next one
+                continue
+            worker.open += 1
+            self._turn = (i + 1) % count
             return
+        log.warning("no serving worker could take a connection; it is closed")
+
+    def _heard(self, worker: _Worker) -> bool:
+        """What a worker sent: wake-ups, and the connections it closed. False when there was
+        nothing more to read."""
+        try:
+            data = worker.channel.recv(4096)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:  # it has gone; `_keep_running` starts another
+            asyncio.get_running_loop().remove_reader(worker.channel)
+            return False
+        worker.open = max(0, worker.open - data.count(CLOSED))
         for index in set(data):
             if index < len(WAKEABLE) and (wake := self._wakers.get(WAKEABLE[index])) is not None:
                 wake()
+        return True
 
     async def _keep_running(self) -> None:
         loop = asyncio.get_running_loop()
-        started = [loop.time()] * len(self.processes)
-        # Workers in a row that died young (a port taken, a broken install): wait longer each time
+        started = [loop.time()] * len(self.workers)
+        # Workers in a row that died young (a broken install, a full disk): wait longer each time
         # rather than start one every second.
         young_deaths = 0
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            for i, process in enumerate(self.processes):
-                if process.poll() is None or self._stopping:
+            for i, worker in enumerate(self.workers):
+                if worker.process.poll() is None or self._stopping:
                     continue
                 young_deaths = young_deaths + 1 if loop.time() - started[i] < YOUNG_SECONDS else 0
                 wait = backoff(young_deaths, cap=60) if young_deaths > 1 else 0.0
                 log.warning(
                     "serving worker %d exited with %s; starting another in %.0f s",
-                    *(process.pid, process.returncode, wait),
+                    *(worker.process.pid, worker.process.returncode, wait),
                 )
+                self._close(worker)
+                _forget_metrics(worker.process.pid)
                 await asyncio.sleep(wait)
-                self.processes[i] = self._spawn()
+                self.workers[i] = self._spawn()
                 started[i] = loop.time()
 
+    def _close(self, worker: _Worker) -> None:
+        # Wake-ups it wrote before it stopped are acted on: their rows are relayed.
+        while self._heard(worker):
+            pass
+        asyncio.get_running_loop().remove_reader(worker.channel)
+        worker.channel.close()
+
     async def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """SIGTERM to each (they finish the requests in flight), then wait; killed past `timeout`."""
+        """Closes the port, then SIGTERM to each worker (they finish the requests in flight) and
+        waits; killed past `timeout`."""
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.listener)
+        self.listener.close()
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
         deadline = loop.time() + timeout
-        for process in self.processes:
+        for worker in self.workers:
             try:
-                await asyncio.to_thread(process.wait, max(0.0, deadline - loop.time()))
+                await asyncio.to_thread(worker.process.wait, max(0.0, deadline - loop.time()))
             except subprocess.TimeoutExpired:
-                log.warning("serving worker %d did not stop within %.0f s; killed", process.pid, timeout)
-                process.kill()
-                await asyncio.to_thread(process.wait)
-        loop.remove_reader(self._wake_read)
-        # Wake-ups written before the workers stopped: their rows are relayed by the drain that follows.
-        self._woken()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
-        self.reserved.close()
+                log.warning(
+                    "serving worker %d did not stop within %.0f s; killed", worker.process.pid, timeout
+                )
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.wait)
+        for worker in self.workers:
+            if worker.channel.fileno() != -1:
+                self._close(worker)
+            _forget_metrics(worker.process.pid)
 
 
-def bound(host: str, port: int) -> socket.socket:
-    """A socket bound to the port with SO_REUSEPORT. Not listening, it is handed no connection, and
-    it keeps the port from any program that does not share it (only our workers do)."""
+def _forget_metrics(pid: int) -> None:
+    """A stopped worker's gauges leave the shared metrics (its counters stay: they counted)."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """The main process's listening socket (non-blocking: it accepts on readiness)."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise
+    sock.setblocking(False)
     return sock
 
 
-def listening(host: str, port: int) -> socket.socket:
-    """A serving worker's own listening socket on the shared port."""
-    sock = bound(host, port)
-    sock.listen(2048)
-    return sock
+class MainProcessLink:
+    """A serving worker's end of its socket pair: connections come in (`HandedServer`), and it tells
+    the main process what to wake (whose outbox grew, a queued webhook delivery) and which
+    connections closed."""
 
-
-class RelayWakeups:
-    """A serving worker's side: tells the main process what to wake (whose outbox grew, a queued
-    webhook delivery), and stops this process when the main process is gone."""
-
-    def __init__(self, main_process: int, wake_fd: int) -> None:
+    def __init__(self, main_process: int, fd: int) -> None:
         self.main_process = main_process
-        self.fd = wake_fd
-        os.set_blocking(wake_fd, False)
+        self.channel = socket.socket(fileno=fd)
+        self.channel.setblocking(False)
+
+    def _send(self, byte: bytes) -> None:
+        # A full pair already holds wake-ups for the main process to read; a closed one means it has
+        # gone, which the reader of the pair acts on. Either way the row waits in the outbox.
+        with contextlib.suppress(OSError):
+            self.channel.send(byte)
 
     def waker(self, name: str) -> Callable[[], None]:
-        byte = bytes([WAKEABLE.index(name)])
+        return functools.partial(self._send, bytes([WAKEABLE.index(name)]))
 
-        def wake() -> None:
-            # A full pipe already holds wake-ups for the main process to read; a closed one means it
-            # has gone, which `watch_main_process` acts on. Either way the row waits in the outbox.
-            with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                os.write(self.fd, byte)
+    def closed(self) -> None:
+        self._send(bytes([CLOSED]))
 
-        return wake
 
-    async def watch_main_process(self) -> None:
+class HandedServer(uvicorn.Server):
+    """uvicorn serving the connections the main process hands over on `link`, on no port of its own.
+    When the main process has gone (its end closed), it stops as on SIGTERM: the requests in flight
+    finish, then the lifespan closes."""
+
+    def __init__(self, config: uvicorn.Config, link: MainProcessLink) -> None:
+        super().__init__(config)
+        self.link = link
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])
+        protocol_class: Any = self.config.http_protocol_class
+        closed = self.link.closed
+
+        class Counted(protocol_class):  # type: ignore[misc]
+            def connection_lost(self, exc: Exception | None) -> None:
+                super().connection_lost(exc)
+                closed()
+
+        self._protocol = functools.partial(
+            Counted, config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        asyncio.get_running_loop().add_reader(self.link.channel, self._take)
+
+    def _take(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(CHECK_SECONDS)
-            if os.getppid() != self.main_process:
-                break
-        log.warning("the main process (%d) has gone; stopping", self.main_process)
-        # uvicorn's own handler: the requests in flight finish, then the lifespan closes.
-        signal.raise_signal(signal.SIGTERM)
+            try:
+                data, fds, _, _ = socket.recv_fds(self.link.channel, 1, 1)
+            except BlockingIOError:
+                return
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                loop.remove_reader(self.link.channel)
+                log.warning("the main process (%d) has gone; stopping", self.link.main_process)
+                signal.raise_signal(signal.SIGTERM)
+                return
+            for fd in fds:
+                task = loop.create_task(self._connect(socket.socket(fileno=fd)))
+                self._connecting.add(task)
+                task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(self._protocol, sock)
+        except OSError as exc:  # the client went away meanwhile
+            log.info("a handed-over connection could not be served: %s", exc)
+            sock.close()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self.link.channel)
+        await super().shutdown(sockets=sockets)

@@ -28,8 +28,13 @@ from crm_common.settings import ServiceSettings
 EXEMPT = ("/healthz", "/readyz", "/metrics")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-IN_FLIGHT = Gauge("crm_admission_in_flight", "Requests being served", ["service", "budget"])
-QUEUED = Gauge("crm_admission_queued", "Requests waiting for a turn", ["service", "budget"])
+# Summed over the processes where several share the metrics (crm_common.observability).
+IN_FLIGHT = Gauge(
+    "crm_admission_in_flight", "Requests being served", ["service", "budget"], multiprocess_mode="livesum"
+)
+QUEUED = Gauge(
+    "crm_admission_queued", "Requests waiting for a turn", ["service", "budget"], multiprocess_mode="livesum"
+)
 REFUSED = Counter(
     "crm_admission_refused_total", "Requests refused as overload", ["service", "budget", "reason"]
 )

@@ -298,7 +298,7 @@ def create_service_app(
             schema=settings.schema_name,
             pool_size=settings.db_pool_size,
             numbering_lock_timeout=settings.numbering_lock_timeout_seconds,
-            writers_elsewhere=settings.workers > 1,
+            writers_elsewhere=settings.workers > 0,
         )
         if settings.migrate_on_start:
             await migrate(db, migrations)

@@ -18,19 +18,37 @@ from crm_common.events.tables import inbox, outbox
 if TYPE_CHECKING:  # crm_common.app imports this module
     from crm_common.app import Runtime
 
-OUTBOX_PENDING = Gauge("crm_outbox_pending", "Outbox rows not yet published", ["service"])
+# The multiprocess modes apply where several processes share the metrics (`crm up` with serving
+# workers, crm_common.observability): a state read at a scrape is the latest read; a process's own
+# pool is added to the others'.
+OUTBOX_PENDING = Gauge(
+    "crm_outbox_pending", "Outbox rows not yet published", ["service"], multiprocess_mode="livemostrecent"
+)
 OUTBOX_OLDEST_AGE = Gauge(
-    "crm_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row (0: none)", ["service"]
+    "crm_outbox_oldest_pending_age_seconds",
+    "Age of the oldest unpublished outbox row (0: none)",
+    ["service"],
+    multiprocess_mode="livemostrecent",
 )
 # crm_events_dead_lettered_total{consumer} (crm_common.events.dead_letters) counts them as they come.
 DEAD_LETTERS = Gauge(
     "crm_event_dead_letters",
     "Dead letters waiting for an operator in the consumer's event_dead_letters table (crm events dlq)",
     ["consumer"],
+    multiprocess_mode="livemostrecent",
 )
-POOL_IN_USE = Gauge("crm_db_pool_connections_in_use", "Database connections checked out", ["service"])
-POOL_SIZE = Gauge("crm_db_pool_size", "Database connections the pool keeps open", ["service"])
-POOL_OVERFLOW = Gauge("crm_db_pool_overflow", "Connections open beyond the pool size", ["service"])
+POOL_IN_USE = Gauge(
+    "crm_db_pool_connections_in_use",
+    "Database connections checked out",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+POOL_SIZE = Gauge(
+    "crm_db_pool_size", "Database connections the pool keeps open", ["service"], multiprocess_mode="livesum"
+)
+POOL_OVERFLOW = Gauge(
+    "crm_db_pool_overflow", "Connections open beyond the pool size", ["service"], multiprocess_mode="livesum"
+)
 
 
 async def runtime_metrics(runtime: "Runtime", service: str, *, consumer: bool = False) -> None:

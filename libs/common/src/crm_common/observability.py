@@ -1,8 +1,10 @@
 """Request ids, structured logs, Prometheus metrics and the health endpoints."""
 
+import functools
 import hmac
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -11,7 +13,16 @@ from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common import tracing
@@ -153,7 +164,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 
 
 READY_CHECK = Gauge(
-    "crm_ready_check", "1 when a readiness check passes, 0 when it fails", ["service", "check"]
+    "crm_ready_check",
+    "1 when a readiness check passes, 0 when it fails",
+    ["service", "check"],
+    multiprocess_mode="livemostrecent",
 )
 
 
@@ -205,9 +219,26 @@ def health_router(
                 await refresh_metrics()
             except Exception:  # a scrape must still answer with what it has
                 logging.getLogger("crm.metrics").warning("refreshing metrics failed", exc_info=True)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(shared_registry() or REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+# Where `crm up` runs serving workers beside its main process, every process writes its metrics to
+# files in this folder (prometheus_client's multiprocess mode; crm_gateway.cli sets it before the
+# metrics exist), and a scrape of any process adds them up: the requests a worker served, the events
+# the main process consumed.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@functools.cache
+def shared_registry() -> CollectorRegistry | None:
+    """The registry that reads every process's metrics, where processes share them; else None."""
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return None
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def install_observability(app: FastAPI, service: str) -> None:

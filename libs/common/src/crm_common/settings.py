@@ -25,8 +25,9 @@ class PlatformSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("data")
-    # `crm up`'s processes serving requests (crm_gateway.workers); 1: the one process does it all.
-    workers: int = 1
+    # `crm up`'s processes serving requests beside the main one (crm_gateway.workers); 0: the one
+    # process does it all; unset: 1 on a machine with two cores or more, else 0.
+    workers: int | None = None
     # Set: the distributed mode's Postgres (no SQLite files to check, back up or restore here).
     database_url: str | None = None
     log_level: str = "INFO"
@@ -92,10 +93,11 @@ class ServiceSettings(BaseSettings):
     # requests and writes its outbox; the main process relays it, consumes the events and runs the
     # periodic jobs (retention, archive purge, escalations, webhook deliveries).
     background_work: bool = True
-    # `crm up --workers N`'s N (it sets CRM_WORKERS for every process): above 1, the SQLite files have
+    # `crm up --workers N`'s N (it sets CRM_WORKERS for every process): from 1, the SQLite files have
     # writers in several processes, who take turns on a lock file (crm_common.db), and the gateway's
-    # in-memory limits are shared out between the workers (crm_gateway.settings).
-    workers: int = 1
+    # in-memory limits are shared out between the serving workers (crm_gateway.settings).
+    # `crm serve --workers N` sets it too: N replicas of one service.
+    workers: int = Field(default=0, ge=0)
 
     # PEM public key (or a file holding it) that verifies the gateway's access tokens.
     jwt_public_key: str | None = None
