@@ -56,7 +56,9 @@ async def seed(gw, admin):
         )
         return r if r.status_code == 201 else None
 
-    assert await eventually(lambda: opportunity("Big deal", "1000.00", "USD"), timeout=5)
+    # Longer than one lookup of the customer may take (5 s, crm_common.customer_lookup): on CI's
+    # busiest minutes the first lookup timed out, and the retry needs time of its own.
+    assert await eventually(lambda: opportunity("Big deal", "1000.00", "USD"), timeout=15)
     assert await opportunity("Euro deal", "500.00", "EUR")
     assert await opportunity("Second", "250.50", "USD")
     return customer
