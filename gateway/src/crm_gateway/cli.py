@@ -27,11 +27,11 @@ from typing import Any
 
 import uvicorn
 from crm_common import tracing
-from crm_common.app import settle_heap
 from crm_common.db import Database
-from crm_common.migrations import make_revision, migrate
-from crm_common.observability import MULTIPROCESS_DIR, configure_logging, json_logs_wanted
-from crm_common.settings import PlatformSettings, ServiceSettings
+from crm_common.settings import MULTIPROCESS_DIR, PlatformSettings, ServiceSettings
+
+# Not imported here: what imports prometheus_client (crm_common.app, .migrations, .observability,
+# the services), which `crm up` must not before it has chosen where the metrics go (`_share_metrics`).
 
 NAMES = ("gateway", "customer", "pipeline", "activity", "ticket", "campaign", "webhook")
 
@@ -56,6 +56,8 @@ def _database(settings: ServiceSettings) -> Database:
 
 
 async def _migrate(names: list[str]) -> None:
+    from crm_common.migrations import migrate
+
     for name in names:
         _, settings_cls, package = _modules(name)
         db = _database(settings_cls())
@@ -67,6 +69,8 @@ async def _migrate(names: list[str]) -> None:
 
 
 async def _makemigrations(name: str, message: str) -> None:
+    from crm_common.migrations import make_revision
+
     _, settings_cls, package = _modules(name)
     db = _database(settings_cls())
     try:
@@ -169,6 +173,8 @@ UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "pro
 
 
 def _observe(platform: PlatformSettings, name: str) -> None:
+    from crm_common.observability import configure_logging, json_logs_wanted
+
     configure_logging(platform.log_level, json_logs=json_logs_wanted(platform.log_json))
     # Off unless an OTLP collector is named (crm_common.tracing).
     tracing.configure(name, endpoint=platform.otlp_endpoint or None)
@@ -187,16 +193,39 @@ def serve_worker_app() -> Any:
     return module.create_app()
 
 
+def _ready_to_start(args: argparse.Namespace, platform: PlatformSettings, argv: list[str] | None) -> int:
+    """`crm up`'s checks before anything starts; returns how many serving workers to run."""
+    from crm_gateway import runfile
+    from crm_gateway.backup import BackupError, check_databases
+
+    workers: int = default_workers() if args.workers is None else args.workers
+    if workers < 0:
+        sys.exit("crm up: --workers must be 0 or more")
+    data_dir = platform.data_dir
+    if (pid := runfile.running_pid(data_dir)) is not None:
+        # Two processes on one set of SQLite files would each relay and consume the same events.
+        sys.exit(f"A CRM (process {pid}) is already running from {data_dir}; `crm down` stops it.")
+    try:
+        check_databases(data_dir)
+    except BackupError as exc:
+        sys.exit(f"crm up: {exc}")
+    if workers > 0 and not os.environ.get(MULTIPROCESS_DIR):
+        _share_metrics(data_dir, argv)
+    return workers
+
+
 def _share_metrics(data_dir: Path, argv: list[str] | None) -> None:
-    """Start again with the processes' shared metrics folder set (crm_common.observability): it must
-    be set before the metrics exist, and they exist once this module is imported. The same process
-    id, a fresh interpreter; the folder is emptied of the last run's files first."""
+    """Sets the processes' shared metrics folder (crm_common.observability), emptied of the last
+    run's files. It must be set before the metrics exist: where something has imported
+    prometheus_client already, this starts afresh with it set (the same process id, a new
+    interpreter)."""
     metrics_dir = data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ[MULTIPROCESS_DIR] = str(metrics_dir.resolve())
-    args = sys.argv[1:] if argv is None else argv
-    os.execv(sys.executable, [sys.executable, "-m", "crm_gateway.cli", *args])
+    if "prometheus_client" in sys.modules:
+        args = sys.argv[1:] if argv is None else argv
+        os.execv(sys.executable, [sys.executable, "-m", "crm_gateway.cli", *args])
 
 
 def default_workers() -> int:
@@ -209,11 +238,16 @@ def default_workers() -> int:
 def _serve_only(serving: str) -> None:
     """A serving worker of `crm up --workers N` (crm_gateway.workers): `serving` is the main process's
     id and this worker's end of its socket pair."""
+    from crm_common.app import settle_heap
+
     from crm_gateway import workers
     from crm_gateway.embedded import create_embedded_app
 
     main_process, fd = (int(part) for part in serving.split(","))
     link = workers.MainProcessLink(main_process, fd)
+    # Imported above while the main process starts; built once it has.
+    if not link.wait_for_start():
+        sys.exit(f"crm up: the main process ({main_process}) stopped before it started")
     app = create_embedded_app(link=link)
     settle_heap()
     workers.HandedServer(uvicorn.Config(app, **UVICORN_OPTIONS), link).run()
@@ -278,9 +312,12 @@ def main(argv: list[str] | None = None) -> None:
         "events",
         help="operate on events: dead letters (crm events dlq --help), outboxes (crm events outbox --help)",
     )
-    from crm_gateway import dlq, outbox
+    if (sys.argv[1:] if argv is None else argv)[:1] != ["up"]:
+        # Their parsers import the event machinery, which `crm up` must not before it has chosen
+        # where the metrics go (`_share_metrics`).
+        from crm_gateway import dlq, outbox
 
-    outbox.add_commands(dlq.add_commands(events))
+        outbox.add_commands(dlq.add_commands(events))
     args = parser.parse_args(argv)
     if args.command == "demo":
         from crm_gateway import demo as demo_data
@@ -316,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
         _backup_or_restore(args, platform)
         return
 
+    if args.command == "up" and not args.serving:
+        workers = _ready_to_start(args, platform, argv)
     _observe(platform, "crm" if args.command == "up" else f"crm-{getattr(args, 'service', 'cli')}")
 
     if args.command == "admin":
@@ -333,28 +372,13 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "makemigrations":
         asyncio.run(_makemigrations(args.service, args.message))
     elif args.command == "up":
-        from crm_gateway import runfile
+        from crm_common.app import settle_heap
+
         from crm_gateway.embedded import create_embedded_app
 
         if args.serving:
             _serve_only(args.serving)
             return
-        workers = default_workers() if args.workers is None else args.workers
-        if workers < 0:
-            sys.exit("crm up: --workers must be 0 or more")
-        data_dir = platform.data_dir
-        if (pid := runfile.running_pid(data_dir)) is not None:
-            # Two processes on one set of SQLite files would each relay and consume the same events.
-            sys.exit(f"A CRM (process {pid}) is already running from {data_dir}; `crm down` stops it.")
-
-        from crm_gateway.backup import BackupError, check_databases
-
-        try:
-            check_databases(data_dir)
-        except BackupError as exc:
-            sys.exit(f"crm up: {exc}")
-        if workers > 0 and not os.environ.get(MULTIPROCESS_DIR):
-            _share_metrics(data_dir, argv)
         # Every process reads it: above 0 the SQLite files have writers in several processes, and
         # in-memory limits are shared out between the serving workers (crm_gateway.ratelimit).
         os.environ["CRM_WORKERS"] = str(workers)
@@ -370,6 +394,7 @@ def main(argv: list[str] | None = None) -> None:
             serving = ServingWorkers(workers, args.host, args.port)
         except OSError as exc:
             sys.exit(f"crm up: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        serving.spawn()
         app = create_embedded_app(workers=serving)
         settle_heap()
         print(
@@ -380,6 +405,8 @@ def main(argv: list[str] | None = None) -> None:
         # This process serves no request: its uvicorn runs the lifespan, it hands the connections over.
         uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[])
     elif args.command == "serve":
+        from crm_common.app import settle_heap
+
         module, _, _ = _modules(args.service)
         if args.workers < 1:
             sys.exit("crm serve: --workers must be at least 1")

@@ -35,7 +35,7 @@ from typing import Any
 
 import uvicorn
 from crm_common.events.relay import backoff
-from crm_common.observability import MULTIPROCESS_DIR
+from crm_common.settings import MULTIPROCESS_DIR
 from prometheus_client import multiprocess
 
 from crm_gateway.settings import SERVICES
@@ -48,6 +48,8 @@ DELIVERIES = "webhook-deliveries"
 WAKEABLE = ("gateway", *SERVICES, DELIVERIES)
 # The byte a serving worker sends when a connection it was handed has closed.
 CLOSED = 255
+# The first byte the main process sends a serving worker: it has started, the worker may too.
+GO = b"g"
 CHECK_SECONDS = 1.0
 YOUNG_SECONDS = 30.0
 STOP_SECONDS = 20.0
@@ -75,10 +77,19 @@ class ServingWorkers:
         self._stopping = False
         self._turn = 0
 
+    def spawn(self) -> None:
+        """Starts the serving workers' processes early: each imports its code while this process
+        builds and starts its own, then waits for `start` before it builds its apps (after this
+        process has made what they share: the signing key, the migrated databases)."""
+        self.workers = [self._spawn() for _ in range(self.count)]
+
     async def start(self, wakers: Mapping[str, Callable[[], None]]) -> None:
         """`wakers[name]()` wakes, in this process, what `name` in WAKEABLE names."""
         self._wakers = wakers
-        self.workers = [self._spawn() for _ in range(self.count)]
+        if not self.workers:
+            self.spawn()
+        for worker in self.workers:
+            self._go(worker)
         asyncio.get_running_loop().add_reader(self.listener, self._accept)
         self._watch = asyncio.create_task(self._keep_running(), name="crm-serving-workers")
         log.info("started %d serving worker(s): %s", self.count, [w.process.pid for w in self.workers])
@@ -96,9 +107,13 @@ class ServingWorkers:
                 start_new_session=True,
             )
         ours.setblocking(False)
-        worker = _Worker(process, ours)
-        asyncio.get_running_loop().add_reader(ours, functools.partial(self._heard, worker))
-        return worker
+        return _Worker(process, ours)
+
+    def _go(self, worker: _Worker) -> None:
+        """Lets a spawned worker build its apps and serve, and listens to it."""
+        asyncio.get_running_loop().add_reader(worker.channel, functools.partial(self._heard, worker))
+        with contextlib.suppress(OSError):  # gone already: `_keep_running` starts another
+            worker.channel.send(GO)
 
     def _accept(self) -> None:
         while True:
@@ -176,6 +191,7 @@ class ServingWorkers:
                 _forget_metrics(worker.process.pid)
                 await asyncio.sleep(wait)
                 self.workers[i] = self._spawn()
+                self._go(self.workers[i])
                 started[i] = loop.time()
 
     def _close(self, worker: _Worker) -> None:
@@ -245,13 +261,22 @@ class MainProcessLink:
     def __init__(self, main_process: int, fd: int) -> None:
         self.main_process = main_process
         self.channel = socket.socket(fileno=fd)
-        self.channel.setblocking(False)
 
     def _send(self, byte: bytes) -> None:
         # A full pair already holds wake-ups for the main process to read; a closed one means it has
         # gone, which the reader of the pair acts on. Either way the row waits in the outbox.
         with contextlib.suppress(OSError):
             self.channel.send(byte)
+
+    def wait_for_start(self) -> bool:
+        """Blocks until the main process has started (False: it has gone instead)."""
+        self.channel.setblocking(True)
+        try:
+            started = self.channel.recv(1) == GO
+        except OSError:
+            started = False
+        self.channel.setblocking(False)
+        return started
 
     def waker(self, name: str) -> Callable[[], None]:
         return functools.partial(self._send, bytes([WAKEABLE.index(name)]))
@@ -271,6 +296,7 @@ class HandedServer(uvicorn.Server):
         self._connecting: set[asyncio.Task[None]] = set()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.link.channel.setblocking(False)
         await super().startup(sockets=[])
         protocol_class: Any = self.config.http_protocol_class
         closed = self.link.closed

@@ -26,6 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common import tracing
+from crm_common.settings import MULTIPROCESS_DIR
 
 REQUEST_ID_HEADER = "x-request-id"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -224,16 +225,10 @@ def health_router(
     return router
 
 
-# Where `crm up` runs serving workers beside its main process, every process writes its metrics to
-# files in this folder (prometheus_client's multiprocess mode; crm_gateway.cli sets it before the
-# metrics exist), and a scrape of any process adds them up: the requests a worker served, the events
-# the main process consumed.
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
-
-
 @functools.cache
 def shared_registry() -> CollectorRegistry | None:
-    """The registry that reads every process's metrics, where processes share them; else None."""
+    """The registry that reads every process's metrics, where processes share them (the requests a
+    serving worker served, the events the main process consumed); else None."""
     if not os.environ.get(MULTIPROCESS_DIR):
         return None
     registry = CollectorRegistry()

@@ -13,6 +13,11 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from crm_common.db import NUMBERING_LOCK_TIMEOUT_SECONDS
 
+# Where `crm up` runs serving workers beside its main process, every process writes its metrics to
+# files in this folder (prometheus_client's multiprocess mode; crm_common.observability adds them up
+# at a scrape, crm_gateway.cli sets it before the metrics exist).
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
 
 class PlatformSettings(BaseSettings):
     """The platform-wide `CRM_` values the `crm` command reads for its whole process (where it binds,
