@@ -69,7 +69,11 @@ def create_embedded_app(
         # A context meeting a customer it has not heard of asks customer-svc, in process.
         for app in services.values():
             if getattr(app.state, "customer_lookup", False) is None:
-                app.state.customer_lookup = CustomerLookup.local(services["customer"], token=service_token)
+                app.state.customer_lookup = CustomerLookup.local(
+                    services["customer"],
+                    token=service_token,
+                    timeout=settings.customer_lookup_timeout_seconds,
+                )
     if "campaign" in services and "customer" in services:
         # Segments are evaluated by customer-svc in this same process: called directly, not through
         # a port this process may not be listening on (in-process tests, a CRM_PORT set elsewhere).

@@ -82,13 +82,14 @@ class CustomerLookup:
         self.calls = 0  # calls made to customer-svc (tests and metrics read it)
 
     @classmethod
-    def local(cls, app: FastAPI, *, token: str | None) -> "CustomerLookup":
+    def local(cls, app: FastAPI, *, token: str | None, timeout: float = TIMEOUT) -> "CustomerLookup":
         transport = httpx.ASGITransport(app=app)
-        return cls(httpx.AsyncClient(transport=transport, base_url="http://customer"), token=token)
+        client = httpx.AsyncClient(transport=transport, base_url="http://customer")
+        return cls(client, token=token, timeout=timeout)
 
     @classmethod
-    def remote(cls, url: str, *, token: str | None) -> "CustomerLookup":
-        return cls(httpx.AsyncClient(base_url=url), token=token)
+    def remote(cls, url: str, *, token: str | None, timeout: float = TIMEOUT) -> "CustomerLookup":
+        return cls(httpx.AsyncClient(base_url=url), token=token, timeout=timeout)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -179,7 +180,11 @@ def install(app: FastAPI, settings: ServiceSettings) -> None:
     """For services that reference customers: a lookup to `settings.customer_url` when set (the
     embedded default replaces it with an in-process one)."""
     app.state.customer_lookup = (
-        CustomerLookup.remote(settings.customer_url, token=settings.service_token)
+        CustomerLookup.remote(
+            settings.customer_url,
+            token=settings.service_token,
+            timeout=settings.customer_lookup_timeout_seconds,
+        )
         if settings.customer_url
         else None
     )

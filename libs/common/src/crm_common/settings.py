@@ -138,6 +138,8 @@ class ServiceSettings(BaseSettings):
     # customer-svc's base URL, for contexts that look up a customer they have not heard of yet
     # (crm_common.customer_lookup); unset in the embedded default, which calls it in process.
     customer_url: str | None = None
+    # How long a reference waits for that lookup before it is refused (503, nothing written).
+    customer_lookup_timeout_seconds: float = Field(default=5.0, gt=0)
     # The credential services present to each other's internal endpoints (a shared secret); unset,
     # a lookup passes on the caller's access token instead.
     service_token: str | None = None
