@@ -23,7 +23,9 @@ def settings_for(tmp_path, **over) -> GatewaySettings:
 
 @pytest.fixture
 async def gateway(tmp_path):
-    app = create_embedded_app(settings_for(tmp_path, dashboard_widget_timeout_seconds=1.0), only=SERVICES)
+    # The product's budget is not what these tests are about (those below set their own): CI's
+    # busiest minute left a present widget without an answer within 1 s.
+    app = create_embedded_app(settings_for(tmp_path), only=SERVICES)
     async with running(app) as client:
         yield client
 
@@ -139,7 +141,7 @@ async def test_top_customers_are_ranked_per_currency(gateway):
         body = (await gw.get("/api/v1/dashboard", headers=admin)).json()
         return body if len(ranking(body)) == 3 and len(ranking(body)["USD"]) == 2 else None
 
-    body = await eventually(all_ranked, timeout=5)
+    body = await eventually(all_ranked, timeout=15)
     assert body, "the wins never reached customer-svc"
     # 90000 JPY is not "more" than 300 USD: each currency is its own ranking.
     assert ranking(body) == {
