@@ -57,7 +57,11 @@ def create_embedded_app(
     if link is not None:
         settings = settings.model_copy(update=_SERVING_ONLY)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    bus = MemoryBus(delivery_limit=settings.event_delivery_limit, consumers=set(only) if only else None)
+    bus = MemoryBus(
+        delivery_limit=settings.event_delivery_limit,
+        consumers=set(only) if only else None,
+        batch_size=settings.event_batch_size,
+    )
     # The services' credential for each other's internal endpoints: in process, a fresh one per start.
     service_token = settings.service_token or secrets.token_urlsafe(32)
     services = {

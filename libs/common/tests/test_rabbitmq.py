@@ -309,3 +309,96 @@ async def test_a_duplicate_delivery_has_no_second_effect(bus, pg_db, effects):
 
 async def _eq(awaitable, expected):
     return (await awaitable) == expected
+
+
+class CountingBatches:
+    """A dispatcher that records the size of each batch it is handed."""
+
+    def __init__(self, dispatch):
+        self.dispatch = dispatch
+        self.batches: list[int] = []
+
+    async def __call__(self, e):
+        return await self.dispatch(e)
+
+    async def apply_batch(self, events):
+        self.batches.append(len(events))
+        return await self.dispatch.apply_batch(events)
+
+
+@pytest.fixture
+async def batching_bus(amqp_url, events_namespace):
+    bus = RabbitBus(amqp_url, namespace=events_namespace, delivery_limit=2, prefetch=2, batch_size=8)
+    await bus.start()
+    yield bus
+    await bus.close()
+    await delete_topology(amqp_url, events_namespace)
+
+
+async def _effect_ids(db, effects) -> list[uuid.UUID]:
+    async with db.transaction() as s:
+        return list((await s.execute(select(effects.c.event_id))).scalars())
+
+
+async def _ready_messages(amqp_url, namespace, consumer="tester") -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{namespace}{consumer}.events", passive=True)
+        return queue.declaration_result.message_count
+
+
+async def test_a_backlog_is_applied_in_batches_each_event_once_and_all_acknowledged(
+    batching_bus, pg_db, effects, amqp_url, events_namespace
+):
+    async def record(session, e):
+        await session.execute(insert(effects).values(event_id=e.id))
+
+    handler = CountingBatches(idempotent_dispatcher(pg_db, "tester", {"customer.created": record}))
+    await batching_bus.declare("tester", ["customer.created"])
+    backlog = [event(i=i) for i in range(40)]
+    # One of them twice, as a relay that lost a confirm would publish it.
+    assert await batching_bus.publish([*backlog, backlog[7]], timeout=5) == [None] * 41
+    await batching_bus.consume("tester", ["customer.created"], handler)
+
+    await eventually(lambda: _eq(_effect_count(pg_db, effects), 40), timeout=10)
+    assert sorted(await _effect_ids(pg_db, effects)) == sorted(e.id for e in backlog)
+    assert max(handler.batches) > 1 and max(handler.batches) <= 8
+    # Every delivery was acknowledged: once the consumer is gone, nothing goes back to the queue.
+    await asyncio.sleep(0.3)
+    await batching_bus.close()
+    assert await _ready_messages(amqp_url, events_namespace) == 0
+    assert await _effect_count(pg_db, effects) == 40
+
+
+async def test_a_failing_event_in_a_batch_is_dead_lettered_alone_and_the_rest_applied(
+    batching_bus, pg_db, effects
+):
+    async with pg_db.engine.begin() as conn:
+        await conn.run_sync(dead_letters.metadata.create_all)
+    poison = event()
+    attempts = []
+
+    async def record(session, e):
+        if e.id == poison.id:
+            attempts.append(1)
+            raise ValueError("cannot handle this one")
+        await session.execute(insert(effects).values(event_id=e.id))
+
+    handler = CountingBatches(idempotent_dispatcher(pg_db, "tester", {"customer.created": record}))
+    await batching_bus.declare("tester", ["customer.created"])
+    others = [event(i=i) for i in range(20)]
+    assert await batching_bus.publish([*others[:10], poison, *others[10:]], timeout=5) == [None] * 21
+    await batching_bus.consume(
+        "tester", ["customer.created"], handler, dead_letter=dead_letters.recorder(pg_db, "tester")
+    )
+
+    rows = await eventually(lambda: dead_letters.stored(pg_db), timeout=20)
+    assert [r.event_id for r in rows] == [poison.id]
+    assert rows[0].attempts == 3  # delivery limit 2: the first delivery and two redeliveries
+    assert sorted(await _effect_ids(pg_db, effects)) == sorted(e.id for e in others)
+    assert max(handler.batches) > 1
+
+
+async def _effect_count(db, effects) -> int:
+    return len(await _effect_ids(db, effects))

@@ -73,11 +73,16 @@ def make_bus(settings: ServiceSettings) -> Bus:
             namespace=settings.events_namespace,
             delivery_limit=settings.event_delivery_limit,
             prefetch=settings.event_prefetch,
+            batch_size=settings.event_batch_size,
             connection_name=f"crm-{settings.service_name}",
         )
     # A lone service without a broker: only its own queue lives here. Declaring the other services'
     # queues would make every publish wait for consumers that are not in this process, forever.
-    return MemoryBus(delivery_limit=settings.event_delivery_limit, consumers={settings.service_name})
+    return MemoryBus(
+        delivery_limit=settings.event_delivery_limit,
+        consumers={settings.service_name},
+        batch_size=settings.event_batch_size,
+    )
 
 
 async def _connect_bus(

@@ -73,6 +73,9 @@ class ServiceSettings(BaseSettings):
     # budgets below, within the database pool (10 + 5 overflow) so nothing waits on (or churns)
     # connections.
     event_prefetch: int = 3
+    # Most events one handler transaction applies when a backlog is waiting (RabbitMQ: the broker
+    # hands each consumer up to event_prefetch x event_batch_size unacknowledged events).
+    event_batch_size: int = Field(default=16, ge=1)
     relay_batch_size: int = 200
     relay_poll_interval: float = 1.0
     relay_publish_timeout: float = 5.0

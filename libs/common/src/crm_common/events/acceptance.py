@@ -16,7 +16,7 @@ Largest event: 4 MiB. The CRM's own events are a few hundred bytes to a few KiB,
 event carries the fields it changed, and a request body may be up to 2 MiB
 (CRM_GATEWAY_MAX_BODY_BYTES): twice that leaves room for the envelope and JSON escaping, so no
 request the API accepts causes an event its consumers refuse, while what a consumer parses, holds
-(`event_prefetch` messages at once) and stores as a dead letter stays bounded.
+(`event_prefetch` x `event_batch_size` messages at once) and stores as a dead letter stays bounded.
 """
 
 from crm_common.contracts.registry import EVENTS

@@ -6,6 +6,10 @@ Topology: one durable topic exchange `crm.events`; per consuming service a durab
 confirmed, so an unroutable or refused message raises instead of vanishing. A robust connection
 re-creates channels, queues and consumers after the broker comes back.
 
+Backlogs: for a handler that takes batches, deliveries wait for one of `prefetch` workers, each
+taking what is waiting (up to `batch_size`) into one transaction and acknowledging it all after the
+commit; a lone delivery is handled alone, as it arrives.
+
 Dead letters: a failing handler is redelivered with a growing pause; on its last delivery (or its
 first, for a PermanentEventError) the event is recorded in the consumer's own `event_dead_letters`
 table (crm_common.events.dead_letters) and acknowledged, the same operator model as the embedded
@@ -17,7 +21,7 @@ CloudEvent) is recorded the same way at once, with the reason and the start of i
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -47,6 +51,7 @@ class RabbitBus:
         namespace: str = "",
         delivery_limit: int = 5,
         prefetch: int = 100,
+        batch_size: int = 1,
         connection_name: str = "crm",
         reconnect_interval: float = 1.0,
     ):
@@ -56,12 +61,14 @@ class RabbitBus:
         self.namespace = namespace
         self.delivery_limit = delivery_limit
         self.prefetch = prefetch
+        self.batch_size = max(1, batch_size)
         self.connection_name = connection_name
         self.reconnect_interval = reconnect_interval
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._declared: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
 
     def queue_name(self, consumer: str) -> str:
         return f"{self.namespace}{consumer}.events"
@@ -84,6 +91,10 @@ class RabbitBus:
         )
 
     async def close(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -163,45 +174,134 @@ class RabbitBus:
         *,
         dead_letter: DeadLetterSink | None = None,
     ) -> None:
+        """`prefetch` deliveries are handled at once. A handler that takes batches (`apply_batch`,
+        crm_common.events.inbox) gets up to `batch_size` waiting events in one transaction per
+        delivery instead: a backlog drains with one commit per batch, a trickle still goes one by one."""
         if self._connection is None:
             raise ConnectionError("bus not started")
+        apply_batch = getattr(handler, "apply_batch", None)
+        batch_size = self.batch_size if apply_batch is not None else 1
         channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self.prefetch)
+        await channel.set_qos(prefetch_count=self.prefetch * batch_size)
         queue = await self._declare_on(channel, consumer, routing_keys)
+        if apply_batch is None or batch_size == 1:
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
+            async def on_message(message: AbstractIncomingMessage) -> None:
+                await self._deliver(message, consumer, handler, dead_letter)
+
+            await queue.consume(on_message)
+            return
+        # Deliveries wait here for one of `prefetch` workers. After a reconnection the robust
+        # channel consumes anew; what is still queued from the old channel is applied (or found a
+        # duplicate) and its ack fails, and the broker delivers it again: nothing is lost.
+        waiting: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+        async def on_delivery(message: AbstractIncomingMessage) -> None:
+            waiting.put_nowait(message)
+
+        for _ in range(self.prefetch):
+            self._workers.append(
+                asyncio.create_task(self._work(waiting, consumer, handler, apply_batch, dead_letter))
+            )
+        await queue.consume(on_delivery)
+
+    async def _work(
+        self,
+        waiting: "asyncio.Queue[AbstractIncomingMessage]",
+        consumer: str,
+        handler: Handler,
+        apply_batch: Callable[[Sequence[CloudEvent]], Awaitable[object]],
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        while True:
+            taken = [await waiting.get()]
+            while len(taken) < self.batch_size and not waiting.empty():
+                taken.append(waiting.get_nowait())
             try:
-                event = read_message(message.body)
+                await self._deliver_batch(taken, consumer, handler, apply_batch, dead_letter)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # An ack on a channel that closed meanwhile: the broker delivers those again.
+                log.warning(
+                    "%s: a batch of %d deliveries was not settled", consumer, len(taken), exc_info=True
+                )
+
+    async def _deliver_batch(
+        self,
+        taken: list[AbstractIncomingMessage],
+        consumer: str,
+        handler: Handler,
+        apply_batch: Callable[[Sequence[CloudEvent]], Awaitable[object]],
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        """Several deliveries in one transaction. If the batch fails, nothing of it is kept and each
+        is delivered alone, so a failing event is retried and dead-lettered on its own."""
+        readable: list[tuple[AbstractIncomingMessage, CloudEvent]] = []
+        for message in taken:
+            try:
+                readable.append((message, read_message(message.body)))
             except UnreadableMessage as exc:
                 await self._unreadable(message, consumer, exc, dead_letter)
-                return
-            token = set_request_id(event.correlationid)
+        if len(readable) > 1:
             try:
-                await handler(event)
-            except Exception as exc:
-                deliveries = _delivery_count(message) + 1
-                permanent = isinstance(exc, PermanentEventError)
-                if permanent or deliveries > self.delivery_limit:
-                    await self._give_up(message, consumer, event, exc, deliveries, dead_letter)
-                    return
-                log.warning(
-                    "handler %s failed on %s %s (delivery %d of %d)",
-                    consumer,
-                    event.type,
-                    event.id,
-                    deliveries,
-                    self.delivery_limit + 1,
-                    exc_info=True,
-                )
-                # Back off before handing it back, so a passing fault gets time to pass.
-                await asyncio.sleep(min(0.1 * 2 ** (deliveries - 1), 5.0))
-                await message.nack(requeue=True)
+                await apply_batch([event for _, event in readable])
+            except Exception:
+                log.info("%s: a batch of %d events failed; delivering each alone", consumer, len(readable))
             else:
-                await message.ack()
-            finally:
-                reset_request_id(token)
+                for message, _ in readable:
+                    await message.ack()
+                return
+        for message, event in readable:
+            await self._handle(message, event, consumer, handler, dead_letter)
 
-        await queue.consume(on_message)
+    async def _deliver(
+        self,
+        message: AbstractIncomingMessage,
+        consumer: str,
+        handler: Handler,
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        try:
+            event = read_message(message.body)
+        except UnreadableMessage as exc:
+            await self._unreadable(message, consumer, exc, dead_letter)
+            return
+        await self._handle(message, event, consumer, handler, dead_letter)
+
+    async def _handle(
+        self,
+        message: AbstractIncomingMessage,
+        event: CloudEvent,
+        consumer: str,
+        handler: Handler,
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        token = set_request_id(event.correlationid)
+        try:
+            await handler(event)
+        except Exception as exc:
+            deliveries = _delivery_count(message) + 1
+            permanent = isinstance(exc, PermanentEventError)
+            if permanent or deliveries > self.delivery_limit:
+                await self._give_up(message, consumer, event, exc, deliveries, dead_letter)
+                return
+            log.warning(
+                "handler %s failed on %s %s (delivery %d of %d)",
+                consumer,
+                event.type,
+                event.id,
+                deliveries,
+                self.delivery_limit + 1,
+                exc_info=True,
+            )
+            # Back off before handing it back, so a passing fault gets time to pass.
+            await asyncio.sleep(min(0.1 * 2 ** (deliveries - 1), 5.0))
+            await message.nack(requeue=True)
+        else:
+            await message.ack()
+        finally:
+            reset_request_id(token)
 
     async def _unreadable(
         self,
