@@ -402,6 +402,9 @@ def test_workers_serve_one_port_and_their_events_leave_at_once(crm_up, tmp_path)
             r'^crm_http_requests_total\{method="POST",service="customer",status="201"\} (\S+)$', metrics, re.M
         )
         assert [float(n) for n in served] == [20.0], served
+        # Memory and CPU are each process's own, labelled with its pid.
+        resident = re.findall(r'^process_resident_memory_bytes\{pid="(\d+)"\} (\S+)$', metrics, re.M)
+        assert {int(pid) for pid, _ in resident} == {crm.process.pid, *workers}, resident
     assert all(cpu_ticks(pid) > before[pid] for pid in workers), "a worker served nothing"
 
     down = subprocess.run(

@@ -8,8 +8,9 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar, Token
+from pathlib import Path
 from typing import Any, TextIO
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -20,9 +21,12 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common import tracing
@@ -233,7 +237,38 @@ def shared_registry() -> CollectorRegistry | None:
         return None
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(SharingProcesses(os.environ[MULTIPROCESS_DIR]))
     return registry
+
+
+class SharingProcesses(Collector):
+    """The `process_*` metrics (CPU, memory, open files, start time) of each live process writing to
+    the shared metrics `folder`, labelled with its `pid`. The multiprocess collector cannot add these
+    up, and a scrape reaches one process only, so they are read from /proc for each (prometheus_client's
+    ProcessCollector; nothing is reported where /proc is missing)."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self._live_pids():
+            for family in ProcessCollector(pid=functools.partial(int, pid), registry=None).collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from families.values()
+
+    def _live_pids(self) -> list[int]:
+        # Each process's files are named <kind>_<pid>.db; a dead process's counters stay behind.
+        pids = {
+            int(pid)
+            for _, _, pid in (p.stem.rpartition("_") for p in Path(self.folder).glob("*.db"))
+            if pid.isdigit()
+        }
+        return sorted(pid for pid in pids if Path(f"/proc/{pid}/stat").exists())
 
 
 def install_observability(app: FastAPI, service: str) -> None:
