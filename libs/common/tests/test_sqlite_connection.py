@@ -8,6 +8,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 from crm_common.db import Database
+from crm_common.sqlite_connection import CHECKPOINT_ROWS
 
 items = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
 
@@ -72,3 +73,56 @@ async def test_a_failed_write_transaction_leaves_nothing_and_the_connection_serv
         async with sqlite_db.transaction() as s:
             await s.execute(sa.insert(items).values(id=n))
     assert await ids(sqlite_db) == [1, 2]
+
+
+async def statements_by_thread(db: Database) -> list[tuple[str, bool]]:
+    """Each SQL statement SQLite runs on `db`'s connections from now on, with whether it ran on this
+    (the loop's) thread."""
+    seen: list[tuple[str, bool]] = []
+    here = threading.get_ident()
+
+    @sa.event.listens_for(db.engine.sync_engine, "connect")
+    def trace(dbapi_connection, _record) -> None:
+        raw = dbapi_connection.driver_connection._connection
+        raw.set_trace_callback(lambda sql: seen.append((sql, threading.get_ident() == here)))
+
+    await db.engine.dispose()  # connections made before did not trace
+    return seen
+
+
+async def test_a_write_transaction_begins_and_commits_on_the_loop_when_no_one_else_writes(sqlite_db):
+    seen = await statements_by_thread(sqlite_db)
+    async with sqlite_db.transaction() as s:
+        await s.execute(sa.insert(items).values(id=1))
+    on_loop = {sql: loop for sql, loop in seen if sql in ("BEGIN IMMEDIATE", "COMMIT")}
+    assert on_loop == {"BEGIN IMMEDIATE": True, "COMMIT": True}
+    assert await ids(sqlite_db) == [1]
+
+
+def rows_in_the_database_file(path) -> int:
+    """Rows the database file itself holds, the write-ahead log left aside: what checkpoints moved."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM items").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def test_small_commits_checkpoint_the_log_off_the_loop_as_it_grows(sqlite_db, tmp_path):
+    seen = await statements_by_thread(sqlite_db)
+    for n in range(1, CHECKPOINT_ROWS * 3):
+        async with sqlite_db.transaction() as s:
+            await s.execute(sa.insert(items).values(id=n))
+    checkpoints = [loop for sql, loop in seen if sql == "PRAGMA wal_checkpoint(PASSIVE)"]
+    assert len(checkpoints) >= 2 and not any(checkpoints)
+    # SQLite's own checkpoint would have run in a commit, on the loop; it is off.
+    assert rows_in_the_database_file(tmp_path / "loop.db") >= CHECKPOINT_ROWS * 2
+    assert len(await ids(sqlite_db)) == CHECKPOINT_ROWS * 3 - 1
+
+
+async def test_a_large_transaction_commits_off_the_loop(sqlite_db):
+    seen = await statements_by_thread(sqlite_db)
+    async with sqlite_db.transaction() as s:
+        await s.execute(sa.insert(items), [{"id": n} for n in range(1, CHECKPOINT_ROWS + 2)])
+    assert [loop for sql, loop in seen if sql == "COMMIT"] == [False]
+    assert len(await ids(sqlite_db)) == CHECKPOINT_ROWS + 1
