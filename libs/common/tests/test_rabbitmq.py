@@ -147,12 +147,16 @@ async def test_a_poison_event_ends_in_the_dead_letter_queue_while_others_flow(
     assert len(attempts) == 3  # delivery limit 2: the first delivery and two redeliveries
 
 
-async def _dlq_messages(amqp_url, namespace, consumer="tester") -> int:
+async def _ready_messages(amqp_url, namespace, queue_name="tester.events") -> int:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        queue = await channel.declare_queue(f"{namespace}{consumer}.events.dlq", passive=True)
+        queue = await channel.declare_queue(f"{namespace}{queue_name}", passive=True)
         return queue.declaration_result.message_count
+
+
+async def _dlq_messages(amqp_url, namespace) -> int:
+    return await _ready_messages(amqp_url, namespace, "tester.events.dlq")
 
 
 async def test_a_poison_event_is_recorded_in_the_consumers_dead_letter_table_not_the_broker_dlq(
@@ -338,14 +342,6 @@ async def batching_bus(amqp_url, events_namespace):
 async def _effect_ids(db, effects) -> list[uuid.UUID]:
     async with db.transaction() as s:
         return list((await s.execute(select(effects.c.event_id))).scalars())
-
-
-async def _ready_messages(amqp_url, namespace, consumer="tester") -> int:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(f"{namespace}{consumer}.events", passive=True)
-        return queue.declaration_result.message_count
 
 
 async def test_a_backlog_is_applied_in_batches_each_event_once_and_all_acknowledged(
