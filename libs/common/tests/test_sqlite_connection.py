@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from crm_common import sqlite_connection
 from crm_common.db import Database
 from crm_common.sqlite_connection import CHECKPOINT_ROWS
 
@@ -126,3 +127,12 @@ async def test_a_large_transaction_commits_off_the_loop(sqlite_db):
         await s.execute(sa.insert(items), [{"id": n} for n in range(1, CHECKPOINT_ROWS + 2)])
     assert [loop for sql, loop in seen if sql == "COMMIT"] == [False]
     assert len(await ids(sqlite_db)) == CHECKPOINT_ROWS + 1
+
+
+async def test_a_checkpoint_that_fails_does_not_fail_the_commit_before_it(sqlite_db, monkeypatch, caplog):
+    monkeypatch.setattr(sqlite_connection, "CHECKPOINT", "SELECT * FROM no_such_table")
+    for n in range(1, CHECKPOINT_ROWS + 3):
+        async with sqlite_db.transaction() as s:
+            await s.execute(sa.insert(items).values(id=n))
+    assert len(await ids(sqlite_db)) == CHECKPOINT_ROWS + 2
+    assert "checkpointing" in caplog.text and "a later commit tries again" in caplog.text

@@ -43,7 +43,7 @@ STATEMENT_READS = "crm_statement_reads"
 _READ_STATEMENTS = ("SELECT", "WITH", "(", "SHOW", ";")
 # As long as SQLite's own busy timeout: a writer waiting longer fails instead of hanging
 # (LockWaitTimeout, answered 503 OVERLOADED like a Postgres lock timeout).
-SQLITE_WRITE_WAIT_SECONDS = 30
+SQLITE_WRITE_WAIT_SECONDS = sqlite_connection.BUSY_TIMEOUT_MS / 1000
 # How long a write waits for a year's counter row (crm_common.numbering) on Postgres, unless the
 # service's `numbering_lock_timeout_seconds` says otherwise; Session.info key carrying it.
 NUMBERING_LOCK_TIMEOUT_SECONDS = 2.0

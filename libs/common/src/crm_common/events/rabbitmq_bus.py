@@ -67,7 +67,6 @@ class RabbitBus:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
-        self._declared: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
 
     def queue_name(self, consumer: str) -> str:
